@@ -1,0 +1,85 @@
+"""Opening the database and applying every domain's migrations."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+# Domain modules, each exposing ``MIGRATIONS: Migrations``. Order matters only where a
+# later set references an earlier set's tables.
+DOMAIN_MODULES = (
+    "store.core",
+    "store.metrics",
+    "store.masks",
+    "store.jobs",
+    "store.generation",
+)
+
+_migration_lock = threading.Lock()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def from_json(text: str | None, default: Any = None) -> Any:
+    if text in (None, ""):
+        return default
+    return json.loads(text)
+
+
+def migration_sets() -> list[Migrations]:
+    sets: list[Migrations] = []
+    for module_name in DOMAIN_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # A domain module that does not exist yet simply has no tables.
+            if exc.name == module_name:
+                continue
+            raise
+        sets.append(module.MIGRATIONS)
+    return sets
+
+
+@dataclass
+class Store:
+    """A handle on one ft-hallu SQLite file. Cheap to create; one per thread is fine."""
+
+    path: Path
+    db: sqlite_utils.Database = field(repr=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_db(path: str | Path, *, migrate: bool = True) -> Store:
+    """Open (creating if needed) the store at ``path`` in WAL mode with migrations applied."""
+    db_path = Path(path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # check_same_thread=False: Textual/Gradio workers read through their own handle, but a
+    # handle may be created on one thread and used on another worker thread.
+    import sqlite3
+
+    conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=30000")
+    if migrate:
+        with _migration_lock:
+            for migration_set in migration_sets():
+                migration_set.apply(db)
+    return Store(path=db_path, db=db)
