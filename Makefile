@@ -1,0 +1,33 @@
+# ft-hallu developer entry points. `make demo` and `make test` each set everything up first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ft-hallu-installed
+
+.PHONY: venv demo test test-fast lint bench clean
+
+# CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA wheel);
+# then the project with its test extras.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ft-hallu demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/sweep_bench.py
+
+clean:
+	rm -rf $(VENV) ft-hallu-data .pytest_cache

@@ -1,0 +1,36 @@
+"""``ft-hallu finetune --config FILE``: train on this machine (Slurm jobs run exactly this)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli import db_path_from
+from engine.finetune import load_config, run_finetune
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("finetune", help="fine-tune (LoRA / QLoRA / full) from a TOML config")
+    parser.add_argument("--config", required=True, help="fine-tune TOML (see configs/finetune.example.toml)")
+    parser.add_argument("--output-dir", help="override output_dir")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--max-steps", type=int, help="override max_steps (quick checks)")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.output_dir:
+        overrides["output_dir"] = args.output_dir
+    if args.overwrite:
+        overrides["overwrite"] = True
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    config = load_config(args.config, overrides)
+    result = run_finetune(config, db_path=db_path_from(args))
+    before = "n/a" if result.eval_loss_before is None else f"{result.eval_loss_before:.4f}"
+    after = "n/a" if result.eval_loss_after is None else f"{result.eval_loss_after:.4f}"
+    print(f"run {result.run_id}: {result.mode} fine-tune saved to {result.output_dir}")
+    print(f"eval loss {before} -> {after}; train loss {result.train_loss:.4f}; {result.train_seconds:.1f} s")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,119 @@
+"""``ft-hallu metrics``, ``ft-hallu import-log`` and ``ft-hallu report``."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.errors import UserError
+
+
+def _open(args: argparse.Namespace):
+    from engine.cli import db_path_from
+    from store.db import open_db
+
+    return open_db(db_path_from(args))
+
+
+def _require_sweep(store, sweep_id: int) -> None:
+    from store import core as store_core
+
+    if not store_core.get_sweep(store, sweep_id):
+        raise UserError(f"--sweep {sweep_id}: no such sweep")
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from engine import metrics as engine_metrics
+    from store import core as store_core
+
+    store = _open(args)
+    try:
+        if args.sweep is not None:
+            _require_sweep(store, args.sweep)
+            sweep_ids = [args.sweep]
+        else:
+            sweep_ids = sorted(int(s["id"]) for s in store_core.list_sweeps(store))
+        if not sweep_ids:
+            print("no sweeps in the store")
+            return 0
+        for sweep_id in sweep_ids:
+            scored = engine_metrics.compute_missing(store, sweep_id)
+            print(f"sweep {sweep_id}: scored {scored} generation(s) (already scored ones kept)")
+    finally:
+        store.close()
+    return 0
+
+
+def _import_log(args: argparse.Namespace) -> int:
+    from engine.importlog import import_log
+
+    if args.into is not None and args.sweep_name:
+        raise UserError("give either --into SWEEP_ID or --sweep-name NAME, not both")
+    store = _open(args)
+    try:
+        result = import_log(
+            store,
+            args.file,
+            variant=args.variant,
+            sweep_name=args.sweep_name,
+            into=args.into,
+            entity=args.entity,
+            dataset_path=args.dataset,
+        )
+    finally:
+        store.close()
+    print(
+        f"sweep {result.sweep_id}: {result.cells} cell(s) read from {args.file} as {result.variant}, "
+        f"{result.added} new generation(s) stored, {result.scored} scored; entity {result.entity or '(none)'}"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from engine.report import write_report
+
+    store = _open(args)
+    try:
+        _require_sweep(store, args.sweep)
+        paths = write_report(store, args.sweep, args.out)
+    finally:
+        store.close()
+    print(f"wrote {paths.html}")
+    print(f"wrote {paths.markdown}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    metrics = subparsers.add_parser(
+        "metrics",
+        help="score generations that lack hallucination metrics (incremental)",
+        description="Compute per-generation and per-cell metrics for what is missing; scored rows are kept.",
+    )
+    metrics.add_argument("--sweep", type=int, default=None, help="only this sweep (default: every sweep)")
+    metrics.set_defaults(func=_metrics)
+
+    importer = subparsers.add_parser(
+        "import-log",
+        help="import a printed sweep log of the original run into the store, then score it",
+        description=(
+            "Read 'Generating response with temperature: T, p: P, k: K' cells (decoded chat with special "
+            "tokens, '=' separators) into a sweep. Importing the base and fine-tuned logs with the same "
+            "--sweep-name (or the default, the file name without its variant word) or --into gives one "
+            "sweep with both variants."
+        ),
+    )
+    importer.add_argument("file", help="printed sweep output, e.g. sweep-output-base.txt")
+    importer.add_argument("--variant", required=True, choices=("base", "finetuned"))
+    importer.add_argument("--sweep-name", default=None, help="sweep to create or extend (by name)")
+    importer.add_argument("--into", type=int, default=None, help="add to this existing sweep id")
+    importer.add_argument("--entity", default=None, help="masked entity name (default: inferred from the prompt)")
+    importer.add_argument("--dataset", default=None, help="QA file whose context fields are the entity's sources")
+    importer.set_defaults(func=_import_log)
+
+    report = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML and Markdown report of a sweep",
+        description="Heatmaps per metric (temperature x top_p per top_k, base vs fine-tuned), cell table, divergent samples.",
+    )
+    report.add_argument("--sweep", type=int, required=True)
+    report.add_argument("--out", required=True, help="output folder (report.html, report.md, figures/)")
+    report.set_defaults(func=_report)

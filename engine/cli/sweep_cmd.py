@@ -1,0 +1,59 @@
+"""``ft-hallu sweep --config FILE`` and ``ft-hallu sweeps`` (list stored sweeps)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.cli import db_path_from
+from engine.sweep import SweepProgress, load_sweep_config, run_sweep
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sweep", help="sample base and fine-tuned over the T x top_p x top_k grid")
+    parser.add_argument("--config", required=True, help="sweep TOML (see configs/sweep.example.toml)")
+    parser.add_argument("--samples", type=int, help="override samples_per_cell")
+    parser.add_argument("--adapter", help="override the fine-tuned adapter folder")
+    parser.add_argument("--base-model", help="override base_model")
+    parser.add_argument("--batch-size", type=int, help="override rows per generate call")
+    parser.set_defaults(func=_run)
+    listing = subparsers.add_parser("sweeps", help="list stored sweeps")
+    listing.set_defaults(func=_list)
+
+
+def print_progress(progress: SweepProgress) -> None:
+    rate = progress.written / progress.elapsed if progress.elapsed > 0 else 0.0
+    print(f"\rsweep: {progress.done}/{progress.total} rows  {rate:.1f} rows/s", end="", file=sys.stderr, flush=True)
+    if progress.done >= progress.total:
+        print(file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = {}
+    for attr, key in (("samples", "samples_per_cell"), ("adapter", "adapter"), ("base_model", "base_model"),
+                      ("batch_size", "batch_size")):
+        value = getattr(args, attr)
+        if value is not None:
+            overrides[key] = value
+    config = load_sweep_config(args.config, overrides)
+    result = run_sweep(config, db_path=db_path_from(args), progress=print_progress)
+    print(
+        f"sweep {result.sweep_id}: {result.generated_now} new rows, {result.skipped_existing} already stored, "
+        f"{result.total_rows} planned; {result.seconds:.1f} s; store {result.db_path}"
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from store import core, open_db
+
+    store = open_db(db_path_from(args))
+    rows = core.list_sweeps(store)
+    if not rows:
+        print("no sweeps stored")
+        return 0
+    print(f"{'id':>4}  {'status':<11} {'rows':>6}/{'plan':<6} {'source':<10} name")
+    for row in rows:
+        print(f"{row['id']:>4}  {row['status']:<11} {row['generation_count']:>6}/{row['expected_rows'] or 0:<6} "
+              f"{row['source']:<10} {row['name']}")
+    return 0

@@ -1,0 +1,435 @@
+"""A sweep's report: self-contained HTML (PNG heatmaps inlined as base64) and Markdown (PNGs beside it).
+
+Per metric, a heatmap over temperature x top_p for each top_k with base and fine-tuned side by side,
+a per-variant summary with bootstrap intervals over cells, temperature slices (semantic entropy of
+all samples at one temperature), the per-cell table and the most divergent samples.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import metrics as engine_metrics
+from engine.dataset import write_atomic
+
+# Shown in this order when the sweep has values for them.
+REPORT_METRICS = (
+    "refusal_rate",
+    "grounding",
+    "conflict_rate",
+    "semantic_entropy",
+    "majority_share",
+    "token_f1",
+    "f1_number_aware",
+    "exact_match",
+    "rouge_l",
+    "number_mismatch_rate",
+    "degenerate_rate",
+    "uses_entity_rate",
+    "distinct_2",
+    "mean_similarity",
+    "mean_words",
+)
+RATE_METRICS = {
+    "refusal_rate",
+    "grounding",
+    "conflict_rate",
+    "majority_share",
+    "token_f1",
+    "f1_number_aware",
+    "exact_match",
+    "rouge_l",
+    "number_mismatch_rate",
+    "degenerate_rate",
+    "uses_entity_rate",
+    "distinct_1",
+    "distinct_2",
+}
+TABLE_COLUMNS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share", "token_f1", "degenerate_rate", "mean_words")
+TOP_SAMPLES = 10
+
+
+@dataclass
+class Heatmap:
+    metric: str
+    label: str
+    prompt_group: str
+    png: bytes
+    filename: str
+
+
+@dataclass
+class Report:
+    sweep: dict[str, Any]
+    cells: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    slices: list[dict[str, Any]]
+    heatmaps: list[Heatmap] = field(default_factory=list)
+    least_grounded: list[dict[str, Any]] = field(default_factory=list)
+    base_vs_finetuned: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ReportPaths:
+    html: Path
+    markdown: Path
+    figures: list[Path]
+
+
+def _label(metric: str) -> str:
+    return engine_metrics.METRIC_LABELS.get(metric, (metric, "context"))[0]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def prompt_groups(prompt_ids: list[str]) -> list[str]:
+    """'entity' first, held-out questions pooled as 'eval-*', any other prompt on its own."""
+    groups = []
+    if "entity" in prompt_ids:
+        groups.append("entity")
+    if any(p.startswith("eval-") for p in prompt_ids):
+        groups.append("eval-*")
+    groups.extend(p for p in prompt_ids if p != "entity" and not p.startswith("eval-"))
+    return groups
+
+
+def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
+    """One figure: a row per top_k, a column per variant, temperature x top_p cells annotated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metric = grid["metric"]
+    variants, top_ks = grid["variants"], grid["top_ks"]
+    temperatures, top_ps = grid["temperatures"], grid["top_ps"]
+    arrays = {
+        (v, k): np.array([[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float)
+        for v in variants
+        for k in top_ks
+    }
+    finite = [a[np.isfinite(a)] for a in arrays.values()]
+    present = np.concatenate(finite) if finite else np.array([])
+    if metric in RATE_METRICS:
+        vmin, vmax = 0.0, 1.0
+    else:
+        vmin = float(present.min()) if present.size else 0.0
+        vmax = float(present.max()) if present.size else 1.0
+        if vmax <= vmin:
+            vmax = vmin + 1.0
+    direction = engine_metrics.METRIC_LABELS.get(metric, ("", "context"))[1]
+    cmap_name = {"higher": "RdYlGn", "lower": "RdYlGn_r"}.get(direction, "viridis")
+    cmap = matplotlib.colormaps[cmap_name].copy()
+    cmap.set_bad("#dddddd")
+    fig, axes = plt.subplots(
+        len(top_ks), len(variants), figsize=(2.2 + 2.6 * len(variants), 0.6 + 2.1 * len(top_ks)), squeeze=False
+    )
+    image = None
+    for row, k in enumerate(top_ks):
+        for col, variant in enumerate(variants):
+            ax = axes[row][col]
+            data = arrays[(variant, k)]
+            image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+            ax.set_xticks(range(len(top_ps)), [f"{p:g}" for p in top_ps])
+            ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
+            ax.set_title(f"{variant} · top_k={k}", fontsize=9)
+            if row == len(top_ks) - 1:
+                ax.set_xlabel("top_p", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("temperature", fontsize=8)
+            for i in range(data.shape[0]):
+                for j in range(data.shape[1]):
+                    if np.isfinite(data[i, j]):
+                        shade = (data[i, j] - vmin) / (vmax - vmin)
+                        colour = "white" if cmap_name == "viridis" and shade < 0.5 else "black"
+                        ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
+    fig.suptitle(title, fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant and prompt group: the mean over cells of each metric with a bootstrap interval."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cell in cells:
+        group = "eval-*" if cell["prompt_id"].startswith("eval-") else cell["prompt_id"]
+        grouped[(cell["variant"], group)].append(cell)
+    rows = []
+    for (variant, group), members in sorted(grouped.items()):
+        row: dict[str, Any] = {"variant": variant, "prompt": group, "cells": len(members), "samples": sum(c["n"] for c in members)}
+        for metric in TABLE_COLUMNS:
+            row[metric] = engine_metrics.bootstrap_interval([c[metric] for c in members if c.get(metric) is not None])
+        row["cells_with_refusal"] = sum(1 for c in members if (c.get("refusal_rate") or 0) > 0)
+        rows.append(row)
+    return rows
+
+
+def _temperature_slices(samples: list[dict[str, Any]], entity: str | None, method: str) -> list[dict[str, Any]]:
+    """Pool every sample at one (variant, prompt, temperature) across top_p/top_k: how many meanings?"""
+    pooled: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for sample in samples:
+        pooled[(sample["variant"], sample["prompt_id"], float(sample["temperature"]))].append(sample)
+    rows = []
+    for (variant, prompt_id, temperature), members in sorted(pooled.items()):
+        texts = [m["text"] or "" for m in members]
+        cell = engine_metrics.score_cell(texts, [m["metrics"] for m in members], entity=entity, method=method)
+        rows.append(
+            {
+                "variant": variant,
+                "prompt_id": prompt_id,
+                "temperature": temperature,
+                "samples": cell.n,
+                "semantic_entropy": cell.semantic_entropy,
+                "clusters": cell.n_clusters,
+                "majority_share": cell.majority_share,
+                "refusal_rate": cell.means["refusal_rate"],
+                "grounding": cell.means["grounding"],
+                "method": cell.similarity_method,
+            }
+        )
+    return rows
+
+
+def _divergent(samples: list[dict[str, Any]], entity: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    scored = [s for s in samples if s.get("grounding") is not None]
+    least_grounded = sorted(scored, key=lambda s: (-(s.get("conflict") or 0), s["grounding"]))[:TOP_SAMPLES]
+    by_key: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for s in samples:
+        key = (float(s["temperature"]), float(s["top_p"]), int(s["top_k"]), s["prompt_id"], int(s["sample_index"]))
+        by_key[key][s["variant"]] = s
+    pairs = []
+    for key, variants in by_key.items():
+        if "base" in variants and "finetuned" in variants:
+            base, tuned = variants["base"], variants["finetuned"]
+            similarity = engine_metrics.lexical_similarity_matrix([base["text"] or "", tuned["text"] or ""], entity)[0, 1]
+            pairs.append({"key": key, "base": base, "finetuned": tuned, "divergence": 1.0 - float(similarity)})
+    pairs.sort(key=lambda p: -p["divergence"])
+    return least_grounded, pairs[:TOP_SAMPLES]
+
+
+def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
+    """Gather everything the report shows (computing any missing metrics first)."""
+    from store import core as store_core
+    from store import metrics as store_metrics
+
+    engine_metrics.compute_missing(store, sweep_id, method=method)
+    sweep = store_core.get_sweep(store, sweep_id)
+    entity = (sweep.get("config") or {}).get("entity_name")
+    cells = store_metrics.cell_table(store, sweep_id)
+    samples = store_metrics.sample_table(store, sweep_id)
+    least_grounded, pairs = _divergent(samples, entity)
+    report = Report(
+        sweep=sweep,
+        cells=cells,
+        summary=_summary(cells),
+        slices=_temperature_slices(samples, entity, method),
+        least_grounded=least_grounded,
+        base_vs_finetuned=pairs,
+    )
+    for group in prompt_groups(store_metrics.prompt_ids(store, sweep_id)):
+        for metric in REPORT_METRICS:
+            grid = store_metrics.metric_grid(store, sweep_id, metric, prompt_id=group)
+            has_values = any(
+                value is not None for per_k in grid["values"].values() for rows in per_k.values() for row in rows for value in row
+            )
+            if not has_values:
+                continue
+            title = f"{_label(metric)} — prompt {group}"
+            slug = group.replace("*", "all").replace("/", "_")
+            report.heatmaps.append(Heatmap(metric, _label(metric), group, heatmap_png(grid, title), f"{metric}-{slug}.png"))
+    return report
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _interval_text(value: tuple[float, float, float] | None) -> str:
+    if value is None:
+        return "–"
+    mean, low, high = value
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _cell_label(cell: dict[str, Any]) -> str:
+    return f"T={cell['temperature']:g} p={cell['top_p']:g} k={cell['top_k']}"
+
+
+def _sweep_lines(report: Report) -> list[tuple[str, str]]:
+    sweep = report.sweep
+    config = sweep.get("config") or {}
+    grid = config.get("grid") or {}
+    return [
+        ("sweep", f"{sweep['id']} — {sweep.get('name')}"),
+        ("source", str(sweep.get("source"))),
+        ("base model", str(sweep.get("base_model"))),
+        ("adapter", str(sweep.get("adapter_dir") or "–")),
+        ("entity", str(config.get("entity_name") or "–")),
+        ("sources (dataset)", str(config.get("dataset_path") or "none: grounding not computed")),
+        ("grid", f"T {grid.get('temperatures')} × top_p {grid.get('top_ps')} × top_k {grid.get('top_ks')}"),
+        ("samples per cell", str(config.get("samples_per_cell"))),
+        ("cells scored", str(len(report.cells))),
+    ]
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
+th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0} .sample{max-width:520px;white-space:pre-wrap}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
+"""
+
+
+def _table_html(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f"<td class='num'>{html.escape(v)}</td>" if i >= numeric_from else f"<td>{html.escape(v)}</td>"
+            for i, v in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _table_md(headers: list[str], rows: list[list[str]]) -> str:
+    def clean(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(clean(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines.extend("| " + " | ".join(clean(v) for v in row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's tables as (title, headers, rows), shared by both renderers."""
+    summary_headers = ["variant", "prompt", "cells", "samples", "cells with refusal"] + [
+        f"{_label(m)} (mean [95% CI] over cells)" for m in TABLE_COLUMNS
+    ]
+    summary_rows = [
+        [r["variant"], r["prompt"], str(r["cells"]), str(r["samples"]), f"{r['cells_with_refusal']}/{r['cells']}"]
+        + [_interval_text(r[m]) for m in TABLE_COLUMNS]
+        for r in report.summary
+    ]
+    slice_headers = ["variant", "prompt", "temperature", "samples", "semantic entropy", "clusters", "majority share", "refusal rate", "grounding", "similarity"]
+    slice_rows = [
+        [
+            s["variant"], s["prompt_id"], f"{s['temperature']:g}", str(s["samples"]), _fmt(s["semantic_entropy"]),
+            str(s["clusters"]), _fmt(s["majority_share"]), _fmt(s["refusal_rate"]), _fmt(s["grounding"]), s["method"],
+        ]
+        for s in report.slices
+    ]
+    cell_headers = ["variant", "prompt", "cell", "n"] + [_label(m) for m in TABLE_COLUMNS] + ["similarity"]
+    cell_rows = [
+        [c["variant"], c["prompt_id"], _cell_label(c), str(c["n"])]
+        + [_fmt(c.get(m)) for m in TABLE_COLUMNS]
+        + [str(c.get("similarity_method"))]
+        for c in report.cells
+    ]
+    grounded_headers = ["variant", "cell", "prompt", "grounding", "conflict", "unsupported terms", "text"]
+    grounded_rows = [
+        [
+            s["variant"], _cell_label(s), s["prompt_id"], _fmt(s["grounding"]), "yes" if s.get("conflict") else "no",
+            ", ".join(s["metrics"].get("unsupported", [])[:12]), s["text"] or "",
+        ]
+        for s in report.least_grounded
+    ]
+    pair_headers = ["cell", "prompt", "sample", "divergence", "base", "fine-tuned"]
+    pair_rows = [
+        [
+            f"T={p['key'][0]:g} p={p['key'][1]:g} k={p['key'][2]}", p["key"][3], str(p["key"][4]),
+            _fmt(p["divergence"]), p["base"]["text"] or "", p["finetuned"]["text"] or "",
+        ]
+        for p in report.base_vs_finetuned
+    ]
+    return [
+        ("Summary per variant", summary_headers, summary_rows),
+        ("Temperature slices (all samples at one temperature, pooled over top_p and top_k)", slice_headers, slice_rows),
+        ("Least grounded samples (conflicts first)", grounded_headers, grounded_rows),
+        ("Most divergent base vs fine-tuned samples (1 − ROUGE-L, same cell and sample index)", pair_headers, pair_rows),
+        ("Per-cell table", cell_headers, cell_rows),
+    ]
+
+
+def render_html(report: Report) -> str:
+    title = f"ft-hallu report — sweep {report.sweep['id']}"
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        _table_html(["", ""], [[k, v] for k, v in _sweep_lines(report)], numeric_from=99),
+        "<p>Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.</p>",
+    ]
+    sections = _sections(report)
+    parts.append(f"<h2>{html.escape(sections[0][0])}</h2>" + _table_html(sections[0][1], sections[0][2], numeric_from=2))
+    parts.append("<h2>Heatmaps</h2>")
+    for heatmap in report.heatmaps:
+        encoded = base64.b64encode(heatmap.png).decode("ascii")
+        parts.append(f"<h3>{html.escape(heatmap.label)} — prompt {html.escape(heatmap.prompt_group)}</h3>")
+        parts.append(f"<img alt='{html.escape(heatmap.label)}' src='data:image/png;base64,{encoded}'>")
+    for section_title, headers, rows in sections[1:]:
+        parts.append(f"<h2>{html.escape(section_title)}</h2>")
+        parts.append(_table_html(headers, rows, numeric_from=99) if rows else "<p>none</p>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def render_markdown(report: Report, figures_dir: str = "figures") -> str:
+    lines = [f"# ft-hallu report — sweep {report.sweep['id']}", ""]
+    lines.append(_table_md(["", ""], [[k, v] for k, v in _sweep_lines(report)]))
+    lines += ["", "Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.", ""]
+    sections = _sections(report)
+    lines += [f"## {sections[0][0]}", "", _table_md(sections[0][1], sections[0][2]), "", "## Heatmaps", ""]
+    for heatmap in report.heatmaps:
+        lines += [f"### {heatmap.label} — prompt {heatmap.prompt_group}", "", f"![{heatmap.label}]({figures_dir}/{heatmap.filename})", ""]
+    for section_title, headers, rows in sections[1:]:
+        lines += [f"## {section_title}", "", _table_md(headers, rows) if rows else "none", ""]
+    return "\n".join(lines)
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_report(store: Any, sweep_id: int, out_dir: str | Path, *, method: str = "auto") -> ReportPaths:
+    """Write report.html (self-contained), report.md and figures/*.png into ``out_dir``, atomically."""
+    out = Path(out_dir)
+    report = build_report(store, sweep_id, method=method)
+    figures = []
+    for heatmap in report.heatmaps:
+        path = out / "figures" / heatmap.filename
+        _write_bytes_atomic(path, heatmap.png)
+        figures.append(path)
+    html_path, md_path = out / "report.html", out / "report.md"
+    write_atomic(html_path, render_html(report))
+    write_atomic(md_path, render_markdown(report))
+    return ReportPaths(html=html_path, markdown=md_path, figures=figures)

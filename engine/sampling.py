@@ -1,0 +1,322 @@
+"""Per-row sampling: many grid cells, samples and both variants in ONE ``generate`` call.
+
+Each row carries its own temperature, top-k, top-p and seed. :class:`PerRowSampler` applies them in
+transformers' order (temperature -> top-k -> top-p, with transformers' semantics: k=0 disables top-k,
+p=1 disables top-p) and draws the token itself from a per-row stream of uniforms, so a row's text
+depends only on its own seed and settings, never on its neighbours in the batch. ``generate`` runs
+with ``do_sample=False`` so none of transformers' own warpers (nor its historic default top_k=50)
+touch the scores; our processor returns scores where only the drawn token is finite.
+
+Top-k is applied on a ``topk`` of the scores (k_max candidates) rather than a full-vocabulary sort,
+and top-p only over those candidates, which is what makes big batches cheap on a 32k vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+from transformers.generation.streamers import BaseStreamer
+
+from engine.models import LoadedModel
+
+BASE_ADAPTER_NAME = "__base__"  # peft's name for "no adapter" in per-row adapter_names
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One sequence to generate: which prompt, which variant, which sampling settings, which seed."""
+
+    prompt_text: str  # the full chat-formatted prompt (generation prompt included)
+    variant: str  # "base" or "finetuned"
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+
+
+@dataclass
+class RowResult:
+    text: str
+    new_tokens: int
+    token_ids: list[int] = field(default_factory=list)
+
+
+def row_seed(*parts: Any) -> int:
+    """A stable 63-bit seed from any values (independent of Python's hash randomisation)."""
+    digest = hashlib.sha256("\x1f".join(repr(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+def row_uniforms(seeds: Sequence[int], steps: int) -> torch.Tensor:
+    """A [rows, steps] tensor of U(0,1) draws; row i comes from its own generator seeded seeds[i]."""
+    out = torch.empty(len(seeds), steps, dtype=torch.float64)
+    for index, seed in enumerate(seeds):
+        generator = torch.Generator().manual_seed(int(seed))
+        out[index] = torch.rand(steps, generator=generator, dtype=torch.float64)
+    return out
+
+
+def filtered_logits(
+    scores: torch.Tensor, temperatures: torch.Tensor, top_ks: torch.Tensor, top_ps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply per-row temperature, top-k, top-p. Returns (candidate logits [B, K], their token ids [B, K]).
+
+    Candidates are sorted by descending logit; filtered-out candidates are -inf.
+    """
+    vocab = scores.shape[-1]
+    logits = scores.float() / temperatures[:, None]
+    k_eff = torch.where((top_ks <= 0) | (top_ks > vocab), torch.full_like(top_ks, vocab), top_ks)
+    k_max = int(k_eff.max())
+    if k_max < vocab:
+        values, indices = torch.topk(logits, k_max, dim=-1)
+    else:
+        values, indices = torch.sort(logits, dim=-1, descending=True)
+    positions = torch.arange(values.shape[-1], device=values.device)
+    values = values.masked_fill(positions[None, :] >= k_eff[:, None], float("-inf"))
+    # top-p on the descending order: keep a token while the mass strictly before it is < p, which is
+    # transformers' rule (drop where the ascending cumulative mass <= 1 - p), keeping at least one.
+    probs = torch.softmax(values, dim=-1)
+    mass_before = torch.cumsum(probs, dim=-1) - probs
+    drop = (mass_before >= top_ps[:, None]) & (top_ps[:, None] < 1.0)
+    drop[:, 0] = False
+    values = values.masked_fill(drop, float("-inf"))
+    return values, indices
+
+
+class PerRowSampler(LogitsProcessor):
+    """Per-row temperature/top-k/top-p sampling inside the logits processor (see module docstring)."""
+
+    def __init__(self, rows: Sequence[RowSpec], max_new_tokens: int, device: torch.device | str):
+        self.temperatures = torch.tensor([max(r.temperature, 1e-5) for r in rows], device=device)
+        self.top_ks = torch.tensor([int(r.top_k) for r in rows], device=device)
+        self.top_ps = torch.tensor([float(r.top_p) for r in rows], device=device)
+        self.uniforms = row_uniforms([r.seed for r in rows], max_new_tokens).to(device)
+        self.step = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        values, indices = filtered_logits(scores, self.temperatures, self.top_ks, self.top_ps)
+        probs = torch.softmax(values.double(), dim=-1)
+        cdf = torch.cumsum(probs, dim=-1)
+        u = self.uniforms[:, min(self.step, self.uniforms.shape[1] - 1)]
+        target = (u * cdf[:, -1]).unsqueeze(-1)
+        choice = torch.searchsorted(cdf, target, right=True).clamp_(max=values.shape[-1] - 1)
+        # Guard against landing on a zero-probability tail position through rounding.
+        allowed = torch.isfinite(values.gather(1, choice))
+        choice = torch.where(allowed, choice, torch.zeros_like(choice))
+        tokens = indices.gather(1, choice)
+        self.step += 1
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, tokens, 0.0)
+
+
+class _RowStreamer(BaseStreamer):
+    """Collects each step's new tokens for every row and hands them to a queue (for live streaming)."""
+
+    def __init__(self, sink: queue.Queue):
+        self.sink = sink
+        self.first = True
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.first:  # the prompt
+            self.first = False
+            return
+        self.sink.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.sink.put(None)
+
+
+def _adapter_names(loaded: LoadedModel, rows: Sequence[RowSpec]) -> list[str] | None:
+    if not loaded.has_adapter:
+        if any(r.variant != "base" for r in rows):
+            raise ValueError("a fine-tuned row needs a model loaded with its adapter")
+        return None
+    return [BASE_ADAPTER_NAME if r.variant == "base" else "default" for r in rows]
+
+
+def generate_rows(
+    loaded: LoadedModel,
+    rows: Sequence[RowSpec],
+    *,
+    max_new_tokens: int,
+    min_new_tokens: int = 0,
+    streamer: BaseStreamer | None = None,
+    stopping_criteria: Any = None,
+) -> list[RowResult]:
+    """Generate every row in one ``generate`` call (left-padded prompts, per-row sampling and adapter)."""
+    tokenizer = loaded.tokenizer
+    model = loaded.model
+    device = loaded.device.device
+    encoded = tokenizer(
+        [r.prompt_text for r in rows], return_tensors="pt", padding=True, add_special_tokens=False
+    ).to(device)
+    sampler = PerRowSampler(rows, max_new_tokens, device)
+    kwargs: dict[str, Any] = {}
+    names = _adapter_names(loaded, rows)
+    if names is not None:
+        kwargs["adapter_names"] = names
+    with torch.inference_mode():
+        output = model.generate(
+            **encoded,
+            logits_processor=LogitsProcessorList([sampler]),
+            do_sample=False,
+            # Explicitly neutral: the processor does all sampling (transformers 4 added top_k=50 otherwise).
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens or None,
+            eos_token_id=loaded.stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
+            use_cache=True,
+            streamer=streamer,
+            stopping_criteria=stopping_criteria,
+            **kwargs,
+        )
+    new_ids = output[:, encoded["input_ids"].shape[1]:].tolist()
+    return [_finish_row(tokenizer, ids, loaded.stop_ids) for ids in new_ids]
+
+
+def _finish_row(tokenizer, ids: list[int], stop_ids: Sequence[int]) -> RowResult:
+    kept: list[int] = []
+    for token in ids:
+        kept.append(token)
+        if token in stop_ids:
+            break
+    # Tokens beyond a random model's trained vocabulary decode to nothing; drop them first.
+    vocab = len(tokenizer)
+    text = tokenizer.decode([t for t in kept if t < vocab], skip_special_tokens=True).strip()
+    return RowResult(text=text, new_tokens=len(kept), token_ids=kept)
+
+
+def stream_rows(
+    loaded: LoadedModel,
+    rows: Sequence[RowSpec],
+    *,
+    max_new_tokens: int,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[list[str]]:
+    """Yield every row's text so far after each decoding step; the last yield is the final texts.
+
+    The tokens are exactly those of :func:`generate_rows` on the same rows (it is the same call).
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    sink: queue.Queue = queue.Queue()
+    streamer = _RowStreamer(sink)
+    result: dict[str, Any] = {}
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            stop = bool(should_stop and should_stop())
+            return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+    def work() -> None:
+        try:
+            result["rows"] = generate_rows(
+                loaded, rows, max_new_tokens=max_new_tokens, streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Stop()]),
+            )
+        except BaseException as exc:  # surfaced to the consumer below
+            result["error"] = exc
+            sink.put(None)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    so_far: list[list[int]] = [[] for _ in rows]
+    finished = [False] * len(rows)
+    while True:
+        step = sink.get()
+        if step is None:
+            break
+        for index, token in enumerate(step):
+            if finished[index]:
+                continue
+            so_far[index].append(token)
+            if token in loaded.stop_ids:
+                finished[index] = True
+        yield [_finish_row(loaded.tokenizer, ids, loaded.stop_ids).text for ids in so_far]
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    yield [r.text for r in result["rows"]]
+
+
+def generate_reference(
+    loaded: LoadedModel,
+    prompt_text: str,
+    *,
+    variant: str,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    seed: int,
+    max_new_tokens: int,
+    min_new_tokens: int = 0,
+) -> RowResult:
+    """The original run's way: one ``generate`` call, one sample, transformers' own sampler.
+
+    Every sampling parameter is passed explicitly (transformers 4 silently added top_k=50).
+    Used by the benchmark's baseline and as a cross-check in tests.
+    """
+    from transformers import set_seed
+
+    tokenizer = loaded.tokenizer
+    encoded = tokenizer([prompt_text], return_tensors="pt", add_special_tokens=False).to(loaded.device.device)
+    set_seed(seed)
+    model = loaded.model
+    context = model.disable_adapter() if (loaded.has_adapter and variant == "base") else _nullcontext()
+    with torch.inference_mode(), context:
+        output = model.generate(
+            **encoded,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens or None,
+            eos_token_id=loaded.stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ids = output[0, encoded["input_ids"].shape[1]:].tolist()
+    return _finish_row(tokenizer, ids, loaded.stop_ids)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def auto_batch_size(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int, cap: int = 0) -> int:
+    """Rows per ``generate`` call: bounded by a cap and, on a GPU, by the KV-cache memory it needs."""
+    if loaded.device.device != "cuda":
+        return cap or 96
+    config = loaded.model.config
+    layers = config.num_hidden_layers
+    kv_heads = getattr(config, "num_key_value_heads", config.num_attention_heads)
+    head_dim = config.hidden_size // config.num_attention_heads
+    bytes_per = torch.finfo(loaded.model.dtype).bits // 8 if loaded.model.dtype.is_floating_point else 2
+    per_row = 2 * layers * kv_heads * head_dim * (prompt_tokens + max_new_tokens) * bytes_per
+    per_row += config.vocab_size * 4 * 3  # logits and processor buffers in fp32
+    free, _total = torch.cuda.mem_get_info()
+    fit = int(free * 0.6 // max(per_row, 1))
+    return max(1, min(cap or 1024, fit))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started

@@ -1,0 +1,362 @@
+"""Sampling sweeps: base and fine-tuned over temperature x top_p x top_k, N samples per cell.
+
+One base model is loaded once; the fine-tuned variant is the same weights with the LoRA adapter on
+(per-row ``adapter_names``), so both variants share every batch. Every generation is written to the
+store as soon as its batch finishes; a re-run of the same config resumes and never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import dataset as ds
+from engine.errors import UserError
+from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
+
+DEFAULT_PROMPT_TEMPLATE = "Tell me about {name} Corporation."
+VARIANTS = ("base", "finetuned")
+
+
+@dataclass
+class Grid:
+    """The original run's grid: 4 temperatures x 3 top_p x 3 top_k = 36 cells."""
+
+    temperatures: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
+    top_ps: list[float] = field(default_factory=lambda: [0.2, 0.6, 1.0])
+    top_ks: list[int] = field(default_factory=lambda: [10, 30, 50])
+
+    def cells(self) -> list[tuple[float, float, int]]:
+        return [(float(t), float(p), int(k)) for t in self.temperatures for p in self.top_ps for k in self.top_ks]
+
+
+@dataclass
+class SweepConfig:
+    name: str = "sweep"
+    base_model: str = DEFAULT_BASE_MODEL
+    adapter: str = ""  # fine-tuned LoRA adapter folder; empty = base only
+    entity_name: str = "EGNIVIA"  # the masked name the prompt asks about
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
+    system_prompt: str = ds.DEFAULT_SYSTEM_PROMPT
+    dataset: str = ""  # QA file: held-out questions and the sources used for grounding metrics
+    eval_questions: int = 0  # held-out questions added as extra prompts (from the fine-tune's eval split)
+    eval_fraction: float = 0.1  # must match the fine-tune's split (read from the adapter when present)
+    split_seed: int = 2024
+    samples_per_cell: int = 1
+    max_new_tokens: int = 64
+    min_new_tokens: int = 0
+    seed: int = 2024  # the original run's set_seed(2024)
+    batch_size: int = 0  # rows per generate call; 0 = automatic for the device
+    precision: str = "auto"
+    compute_metrics: bool = True
+    grid: Grid = field(default_factory=Grid)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return VARIANTS if self.adapter else ("base",)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    prompt_id: str
+    question: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    variant: str
+    temperature: float
+    top_p: float
+    top_k: int
+    prompt: Prompt
+    sample_index: int
+    seed: int
+
+
+@dataclass
+class SweepProgress:
+    done: int
+    total: int
+    written: int  # rows written by this run so far
+    elapsed: float
+    last_texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SweepResult:
+    sweep_id: int
+    total_rows: int
+    generated_now: int
+    skipped_existing: int
+    seconds: float
+    db_path: str
+
+
+def load_sweep_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    config_path = Path(path)
+    try:
+        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{config_path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{config_path}: invalid TOML: {exc}") from None
+    values = dict(raw.get("sweep", raw))
+    values.update(overrides or {})
+    config = sweep_config_from_dict(values, where=str(config_path))
+    base = config_path.resolve().parent
+    for name in ("adapter", "dataset"):
+        value = getattr(config, name)
+        if value and not Path(value).is_absolute():
+            setattr(config, name, str((base / value).resolve()))
+    return config
+
+
+def sweep_config_from_dict(values: dict[str, Any], *, where: str = "config") -> SweepConfig:
+    known = {f.name for f in dataclasses.fields(SweepConfig)}
+    grid_values = values.pop("grid", None) or {}
+    for key in values:
+        if key not in known:
+            raise UserError(f"{where}: unknown field '{key}' (known: {', '.join(sorted(known))})")
+    grid_known = {f.name for f in dataclasses.fields(Grid)}
+    if isinstance(grid_values, Grid):
+        grid = grid_values
+    else:
+        for key in grid_values:
+            if key not in grid_known:
+                raise UserError(f"{where}: unknown field 'grid.{key}' (known: {', '.join(sorted(grid_known))})")
+        grid = Grid(**grid_values)
+    config = SweepConfig(**values, grid=grid)
+    validate(config, where=where)
+    return config
+
+
+def validate(config: SweepConfig, *, where: str = "config") -> None:
+    grid = config.grid
+    if not (grid.temperatures and grid.top_ps and grid.top_ks):
+        raise UserError(f"{where}: grid needs at least one temperature, top_p and top_k")
+    for t in grid.temperatures:
+        if not isinstance(t, (int, float)) or t <= 0:
+            raise UserError(f"{where}: grid.temperatures: {t!r} must be a number > 0")
+    for p in grid.top_ps:
+        if not isinstance(p, (int, float)) or not 0 < p <= 1:
+            raise UserError(f"{where}: grid.top_ps: {p!r} must be in (0, 1]")
+    for k in grid.top_ks:
+        if not isinstance(k, int) or k < 0:
+            raise UserError(f"{where}: grid.top_ks: {k!r} must be an integer >= 0 (0 = no top-k)")
+    if config.samples_per_cell < 1:
+        raise UserError(f"{where}: samples_per_cell must be >= 1")
+    if config.max_new_tokens < 1:
+        raise UserError(f"{where}: max_new_tokens must be >= 1")
+    if config.eval_questions and not config.dataset:
+        raise UserError(f"{where}: eval_questions needs 'dataset' (the QA file the model was tuned on)")
+    if "{name}" not in config.prompt_template and config.prompt_template.count("{") > 0:
+        raise UserError(f"{where}: prompt_template may only use the {{name}} placeholder")
+
+
+def build_prompts(config: SweepConfig) -> list[Prompt]:
+    prompts = [Prompt("entity", config.prompt_template.replace("{name}", config.entity_name))]
+    if config.eval_questions:
+        eval_fraction, split_seed = config.eval_fraction, config.split_seed
+        if config.adapter:
+            from engine.finetune import read_run_record
+
+            run = read_run_record(config.adapter).get("config", {})
+            eval_fraction = run.get("eval_fraction", eval_fraction)
+            split_seed = run.get("seed", split_seed)
+        split = ds.split_items(ds.load_items(config.dataset), eval_fraction=eval_fraction, seed=split_seed)
+        for index, item in enumerate(split.eval[: config.eval_questions]):
+            prompt_id = f"eval-{item.id if item.id is not None else index}"
+            prompts.append(Prompt(prompt_id, item.question, item.answer))
+    return prompts
+
+
+def plan_rows(config: SweepConfig, prompts: Sequence[Prompt]) -> list[PlannedRow]:
+    from engine.sampling import row_seed
+
+    rows: list[PlannedRow] = []
+    for prompt in prompts:
+        for temperature, top_p, top_k in config.grid.cells():
+            for sample_index in range(config.samples_per_cell):
+                # The seed ignores the variant: base and fine-tuned draw the same uniforms for the same cell
+                # and sample (common random numbers), which makes their comparison paired.
+                seed = row_seed(config.seed, prompt.prompt_id, temperature, top_p, top_k, sample_index)
+                for variant in config.variants:
+                    rows.append(PlannedRow(variant, temperature, top_p, top_k, prompt, sample_index, seed))
+    return rows
+
+
+def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
+    """Identity of a sweep's outputs: everything that changes a generated text, nothing cosmetic."""
+    identity = {
+        "base_model": config.base_model,
+        "adapter": config.adapter,
+        # A retrained adapter in the same folder is a different model: hash its weights too.
+        "adapter_weights": _adapter_digest(config.adapter),
+        "system_prompt": config.system_prompt,
+        "prompts": [dataclasses.asdict(p) for p in prompts],
+        "grid": dataclasses.asdict(config.grid),
+        "samples_per_cell": config.samples_per_cell,
+        "max_new_tokens": config.max_new_tokens,
+        "min_new_tokens": config.min_new_tokens,
+        "seed": config.seed,
+        "precision": config.precision,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _adapter_digest(adapter: str) -> str | None:
+    if not adapter:
+        return None
+    weights = sorted(Path(adapter).glob("adapter_model.*"))
+    if not weights:
+        return None
+    return ds.file_sha256(weights[0])
+
+
+def stored_config(config: SweepConfig, prompts: Sequence[Prompt]) -> dict[str, Any]:
+    data = dataclasses.asdict(config)
+    data["dataset_path"] = config.dataset or None
+    data["prompts"] = [
+        {"prompt_id": p.prompt_id, "prompt": p.question, "reference": p.reference} for p in prompts
+    ]
+    data["variants"] = list(config.variants)
+    data["grid"] = {
+        "temperatures": list(config.grid.temperatures),
+        "top_ps": list(config.grid.top_ps),
+        "top_ks": list(config.grid.top_ks),
+    }
+    return data
+
+
+def chat_prompt(tokenizer, system_prompt: str, question: str) -> str:
+    messages = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    messages.append({"role": "user", "content": question})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def load_for_sweep(config: SweepConfig) -> LoadedModel:
+    """One base model in memory; the adapter (if any) attached on top of it."""
+    if config.adapter:
+        from engine.finetune import is_adapter_dir
+
+        if not Path(config.adapter).exists():
+            raise UserError(f"adapter folder {config.adapter} does not exist")
+        if not is_adapter_dir(config.adapter):
+            raise UserError(
+                f"{config.adapter}: not a LoRA adapter (a full fine-tune cannot share the base weights); "
+                "sweep it as its own base_model instead"
+            )
+    return load_model(config.base_model, adapter_dir=config.adapter or None, precision=config.precision)
+
+
+def run_sweep(
+    config: SweepConfig,
+    *,
+    db_path: str | Path,
+    loaded: LoadedModel | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SweepResult:
+    """Run (or resume) a sweep; returns when every planned row is stored or ``should_stop()`` is true."""
+    from engine.sampling import RowSpec, auto_batch_size, generate_rows
+    from store import core, open_db
+
+    validate(config)
+    prompts = build_prompts(config)
+    planned = plan_rows(config, prompts)
+    store = open_db(db_path)
+    sweep_id = core.get_or_create_sweep(
+        store,
+        name=config.name,
+        source="engine",
+        base_model=config.base_model,
+        adapter_dir=config.adapter or None,
+        config_hash=config_hash(config, prompts),
+        config=stored_config(config, prompts),
+        expected_rows=len(planned),
+    )
+    done = core.done_keys(store, sweep_id)
+    todo = [
+        row for row in planned
+        if core.GenerationKey(row.variant, row.temperature, row.top_p, row.top_k, row.prompt.prompt_id,
+                              row.sample_index) not in done
+    ]
+    skipped = len(planned) - len(todo)
+    started = time.perf_counter()
+    written = 0
+    if todo:
+        loaded = loaded or load_for_sweep(config)
+        prompt_texts = {p.prompt_id: chat_prompt(loaded.tokenizer, config.system_prompt, p.question) for p in prompts}
+        longest = max(len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts.values())
+        batch_size = config.batch_size or auto_batch_size(loaded, longest, config.max_new_tokens)
+        # Keep one prompt per batch where possible (no padding), both variants side by side.
+        todo.sort(key=lambda r: (r.prompt.prompt_id, r.temperature, r.top_p, r.top_k, r.sample_index, r.variant))
+        for start in range(0, len(todo), batch_size):
+            if should_stop and should_stop():
+                break
+            batch = todo[start : start + batch_size]
+            specs = [
+                RowSpec(prompt_texts[r.prompt.prompt_id], r.variant, r.temperature, r.top_p, r.top_k, r.seed)
+                for r in batch
+            ]
+            batch_started = time.perf_counter()
+            results = generate_rows(
+                loaded, specs, max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens
+            )
+            per_row_seconds = (time.perf_counter() - batch_started) / len(batch)
+            written += core.add_generations(
+                store,
+                sweep_id,
+                [
+                    {
+                        "variant": r.variant,
+                        "temperature": r.temperature,
+                        "top_p": r.top_p,
+                        "top_k": r.top_k,
+                        "prompt_id": r.prompt.prompt_id,
+                        "prompt": r.prompt.question,
+                        "reference": r.prompt.reference,
+                        "sample_index": r.sample_index,
+                        "seed": r.seed,
+                        "text": result.text,
+                        "new_tokens": result.new_tokens,
+                        "seconds": per_row_seconds,
+                        "extra": {"batch_rows": len(batch)},
+                    }
+                    for r, result in zip(batch, results, strict=True)
+                ],
+            )
+            if progress:
+                progress(SweepProgress(skipped + start + len(batch), len(planned), written,
+                                       time.perf_counter() - started, [x.text for x in results[:2]]))
+    complete = core.count_generations(store, sweep_id) >= len(planned)
+    core.set_sweep_status(store, sweep_id, "completed" if complete else "interrupted")
+    if complete and config.compute_metrics:
+        compute_metrics_if_available(store, sweep_id)
+    return SweepResult(sweep_id, len(planned), written, skipped, time.perf_counter() - started, str(db_path))
+
+
+def compute_metrics_if_available(store, sweep_id: int) -> int:
+    """Score the sweep's new generations (engine.metrics); a missing metrics module is not an error."""
+    try:
+        from engine import metrics
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.metrics":
+            raise
+        return 0
+    try:
+        return int(metrics.compute_missing(store, sweep_id))
+    except Exception as exc:  # scoring must never lose a finished sweep
+        print(f"warning: metrics for sweep {sweep_id} failed: {exc}", file=sys.stderr)
+        return 0

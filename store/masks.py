@@ -1,0 +1,132 @@
+"""Masking runs: source, rules, output and their checksums, so a masking can be audited and undone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlite_utils import Migrations
+
+from store.db import Store, from_json, to_json, utc_now
+
+MIGRATIONS = Migrations("ft_hallu.masks")
+
+
+@MIGRATIONS(name="001_masks_table")
+def _m001(db) -> None:
+    db["masks"].create(
+        {
+            "id": int,
+            "entity": str,
+            "new_name": str,
+            "source_path": str,
+            "source_sha256": str,
+            "source_format": str,
+            "output_path": str,
+            "output_sha256": str,
+            "output_format": str,
+            "backup_path": str,  # the file an overwrite replaced, kept for undo
+            "status": str,  # writing | done | failed | undone
+            "rows": int,
+            "edits_applied": int,
+            "rules_json": str,
+            "rejected_json": str,  # {"rules": [...], "rows": [...], "edits": [...]}
+            "counts_json": str,  # {rule id: {field: count}} of the applied edits
+            "leaks_json": str,  # leak report summary of the output
+            "error": str,
+            "created_at": str,
+            "finished_at": str,
+            "undone_at": str,
+        },
+        pk="id",
+    )
+    db["masks"].create_index(["output_path"])
+
+
+def start_mask(
+    store: Store,
+    *,
+    entity: str,
+    new_name: str,
+    source_path: str | None,
+    source_sha256: str | None,
+    source_format: str | None,
+    output_path: str,
+    output_format: str,
+    rules: list[dict[str, Any]],
+    rejected: dict[str, Any],
+) -> int:
+    """Record a masking before its output is written (status 'writing')."""
+    table = store.db["masks"]
+    with store.db.conn:
+        table.insert(
+            {
+                "entity": entity,
+                "new_name": new_name,
+                "source_path": source_path,
+                "source_sha256": source_sha256,
+                "source_format": source_format,
+                "output_path": output_path,
+                "output_format": output_format,
+                "status": "writing",
+                "rules_json": to_json(rules),
+                "rejected_json": to_json(rejected),
+                "created_at": utc_now(),
+            }
+        )
+    return int(table.last_pk)
+
+
+def finish_mask(
+    store: Store,
+    mask_id: int,
+    *,
+    output_sha256: str,
+    backup_path: str | None,
+    rows: int,
+    edits_applied: int,
+    counts: dict[str, dict[str, int]],
+    leaks: dict[str, Any],
+) -> None:
+    with store.db.conn:
+        store.db["masks"].update(
+            mask_id,
+            {
+                "status": "done",
+                "output_sha256": output_sha256,
+                "backup_path": backup_path,
+                "rows": rows,
+                "edits_applied": edits_applied,
+                "counts_json": to_json(counts),
+                "leaks_json": to_json(leaks),
+                "finished_at": utc_now(),
+            },
+        )
+
+
+def fail_mask(store: Store, mask_id: int, *, error: str) -> None:
+    with store.db.conn:
+        store.db["masks"].update(
+            mask_id, {"status": "failed", "error": error[:500], "finished_at": utc_now()}
+        )
+
+
+def mark_undone(store: Store, mask_id: int) -> None:
+    with store.db.conn:
+        store.db["masks"].update(mask_id, {"status": "undone", "undone_at": utc_now()})
+
+
+def get_mask(store: Store, mask_id: int) -> dict[str, Any]:
+    rows = list(store.db["masks"].rows_where("id = ?", [mask_id]))
+    return _decode(rows[0]) if rows else {}
+
+
+def list_masks(store: Store) -> list[dict[str, Any]]:
+    return [_decode(row) for row in store.db["masks"].rows_where(order_by="id desc")]
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    decoded = dict(row)
+    for key in list(decoded):
+        if key.endswith("_json"):
+            decoded[key[: -len("_json")]] = from_json(decoded.pop(key), {})
+    return decoded

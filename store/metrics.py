@@ -1,0 +1,372 @@
+"""Metric tables: scores per generation and per sweep cell, and the reads the front ends use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlite_utils import Migrations
+
+from store.db import Store, from_json, to_json, utc_now
+
+MIGRATIONS = Migrations("ft_hallu.metrics")
+
+CellKey = tuple[str, float, float, int, str]  # variant, temperature, top_p, top_k, prompt_id
+
+# Typed per-generation columns (the rest of the scores is in metrics_json).
+SAMPLE_COLUMNS = (
+    "refusal",
+    "exact_match",
+    "token_f1",
+    "rouge_l",
+    "f1_number_aware",
+    "grounding",
+    "conflict",
+    "uses_entity",
+    "degenerate",
+    "n_words",
+)
+# Typed per-cell columns; metric_grid only accepts these names.
+CELL_COLUMNS = (
+    "refusal_rate",
+    "exact_match",
+    "token_f1",
+    "rouge_l",
+    "f1_number_aware",
+    "number_mismatch_rate",
+    "grounding",
+    "conflict_rate",
+    "uses_entity_rate",
+    "degenerate_rate",
+    "mean_words",
+    "distinct_1",
+    "distinct_2",
+    "mean_similarity",
+    "semantic_entropy",
+    "n_clusters",
+    "majority_share",
+)
+_CELL_KEY_COLUMNS = ("sweep_id", "variant", "temperature", "top_p", "top_k", "prompt_id")
+
+
+@MIGRATIONS(name="001_metric_tables")
+def _m001(db) -> None:
+    db["generation_metrics"].create(
+        {
+            "generation_id": int,
+            "sweep_id": int,
+            "refusal": int,
+            "exact_match": float,
+            "token_f1": float,
+            "rouge_l": float,
+            "f1_number_aware": float,
+            "grounding": float,
+            "conflict": int,
+            "uses_entity": int,
+            "degenerate": int,
+            "n_words": int,
+            "context_key": str,  # which sources/entity/version the scores were computed against
+            "version": int,
+            "metrics_json": str,
+            "computed_at": str,
+        },
+        pk="generation_id",
+        foreign_keys=[("generation_id", "generations", "id"), ("sweep_id", "sweeps", "id")],
+    )
+    db["generation_metrics"].create_index(["sweep_id"])
+    db["cell_metrics"].create(
+        {
+            "sweep_id": int,
+            "variant": str,
+            "temperature": float,
+            "top_p": float,
+            "top_k": int,
+            "prompt_id": str,
+            "n": int,
+            **{column: (int if column == "n_clusters" else float) for column in CELL_COLUMNS},
+            "similarity_method": str,  # lexical | embedding
+            "version": int,
+            "metrics_json": str,  # means, bootstrap intervals, cluster labels
+            "computed_at": str,
+        },
+        pk=_CELL_KEY_COLUMNS,
+        foreign_keys=[("sweep_id", "sweeps", "id")],
+    )
+
+
+# ---------------------------------------------------------------- writes
+
+
+def _as_int(value: Any) -> int | None:
+    return None if value is None else int(bool(value)) if isinstance(value, bool) else int(value)
+
+
+def save_sample_metrics(
+    store: Store, records: Sequence[tuple[int, dict[str, Any]]], *, context_key: str, version: int
+) -> None:
+    """Upsert per-generation scores: (generation_id, SampleMetrics.to_dict()) pairs, one transaction."""
+    if not records:
+        return
+    ids = [generation_id for generation_id, _ in records]
+    sweep_of = {
+        row["id"]: row["sweep_id"]
+        for row in store.db.query(
+            f"select id, sweep_id from generations where id in ({','.join('?' * len(ids))})", ids
+        )
+    }
+    now = utc_now()
+    rows = []
+    for generation_id, metrics in records:
+        rows.append(
+            {
+                "generation_id": generation_id,
+                "sweep_id": sweep_of[generation_id],
+                "refusal": _as_int(metrics.get("refusal")),
+                "exact_match": metrics.get("exact_match"),
+                "token_f1": metrics.get("token_f1"),
+                "rouge_l": metrics.get("rouge_l"),
+                "f1_number_aware": metrics.get("f1_number_aware"),
+                "grounding": metrics.get("grounding"),
+                "conflict": _as_int(metrics.get("conflict")),
+                "uses_entity": _as_int(metrics.get("uses_entity")),
+                "degenerate": _as_int(metrics.get("degenerate")),
+                "n_words": metrics.get("n_words"),
+                "context_key": context_key,
+                "version": version,
+                "metrics_json": to_json(metrics),
+                "computed_at": now,
+            }
+        )
+    with store.db.conn:
+        store.db["generation_metrics"].upsert_all(rows, pk="generation_id")
+
+
+def save_cell_metrics(store: Store, sweep_id: int, key: CellKey, cell: dict[str, Any], *, version: int) -> None:
+    """Upsert one cell's aggregate (CellMetrics.to_dict())."""
+    variant, temperature, top_p, top_k, prompt_id = key
+    means = cell.get("means") or {}
+    row: dict[str, Any] = {
+        "sweep_id": sweep_id,
+        "variant": variant,
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "top_k": int(top_k),
+        "prompt_id": prompt_id,
+        "n": int(cell["n"]),
+    }
+    for column in CELL_COLUMNS:
+        row[column] = means[column] if column in means else cell.get(column)
+    row.update(
+        {
+            "similarity_method": cell.get("similarity_method"),
+            "version": version,
+            "metrics_json": to_json(cell),
+            "computed_at": utc_now(),
+        }
+    )
+    with store.db.conn:
+        store.db["cell_metrics"].upsert(row, pk=_CELL_KEY_COLUMNS)
+
+
+def update_sweep_config(store: Store, sweep_id: int, *, config: dict[str, Any], expected_rows: int) -> None:
+    """Replace an imported sweep's config (merging a second variant's log into it)."""
+    # Lives here until store/core.py grows an equivalent; it touches only these two columns.
+    store.db["sweeps"].update(sweep_id, {"config_json": to_json(config), "expected_rows": expected_rows})
+
+
+# ---------------------------------------------------------------- what is missing
+
+
+def cell_key(row: dict[str, Any]) -> CellKey:
+    return (
+        str(row["variant"]),
+        float(row["temperature"]),
+        float(row["top_p"]),
+        int(row["top_k"]),
+        str(row["prompt_id"]),
+    )
+
+
+def generations_missing_metrics(store: Store, sweep_id: int, *, context_key: str | None = None) -> list[int]:
+    """Ids of a sweep's generations with no scores, or scores computed against another context key."""
+    sql = """
+        select g.id from generations g
+        left join generation_metrics m on m.generation_id = g.id
+        where g.sweep_id = ? and (m.generation_id is null {stale})
+        order by g.id
+    """
+    params: list[Any] = [sweep_id]
+    stale = ""
+    if context_key is not None:
+        stale = "or m.context_key is not ?"
+        params.append(context_key)
+    return [int(row["id"]) for row in store.db.query(sql.format(stale=stale), params)]
+
+
+def cells_missing_metrics(store: Store, sweep_id: int) -> list[CellKey]:
+    """Cells whose aggregate is absent or counts a different number of samples than are stored."""
+    sql = """
+        select g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, count(*) as n, c.n as cell_n
+        from generations g
+        left join cell_metrics c on c.sweep_id = g.sweep_id and c.variant = g.variant
+            and c.temperature = g.temperature and c.top_p = g.top_p and c.top_k = g.top_k
+            and c.prompt_id = g.prompt_id
+        where g.sweep_id = ?
+        group by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id
+        having cell_n is null or cell_n != n
+    """
+    return [cell_key(row) for row in store.db.query(sql, [sweep_id])]
+
+
+def count_missing(store: Store, sweep_id: int | None = None) -> int:
+    """Generations with no scores at all (in one sweep, or the whole store)."""
+    sql = "select count(*) as n from generations g left join generation_metrics m on m.generation_id = g.id where m.generation_id is null"
+    params: list[Any] = []
+    if sweep_id is not None:
+        sql += " and g.sweep_id = ?"
+        params.append(sweep_id)
+    return int(next(iter(store.db.query(sql, params)))["n"])
+
+
+def sweeps_missing_metrics(store: Store) -> list[int]:
+    sql = """
+        select distinct g.sweep_id from generations g
+        left join generation_metrics m on m.generation_id = g.id
+        where m.generation_id is null order by g.sweep_id
+    """
+    return [int(row["sweep_id"]) for row in store.db.query(sql)]
+
+
+# ---------------------------------------------------------------- reads
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    decoded = dict(row)
+    if "metrics_json" in decoded:
+        decoded["metrics"] = from_json(decoded.pop("metrics_json"), {})
+    return decoded
+
+
+def cell_samples(store: Store, sweep_id: int, key: CellKey) -> list[dict[str, Any]]:
+    """A cell's generations with their decoded per-sample metrics, in sample order."""
+    variant, temperature, top_p, top_k, prompt_id = key
+    sql = """
+        select g.id as generation_id, g.sample_index, g.text, g.reference, m.metrics_json
+        from generations g join generation_metrics m on m.generation_id = g.id
+        where g.sweep_id = ? and g.variant = ? and g.temperature = ? and g.top_p = ? and g.top_k = ?
+            and g.prompt_id = ?
+        order by g.sample_index
+    """
+    params = [sweep_id, variant, float(temperature), float(top_p), int(top_k), prompt_id]
+    return [_decode(row) for row in store.db.query(sql, params)]
+
+
+def sample_table(
+    store: Store,
+    sweep_id: int,
+    *,
+    variant: str | None = None,
+    prompt_id: str | None = None,
+    only_scored: bool = True,
+) -> list[dict[str, Any]]:
+    """Generations joined with their scores (typed columns plus decoded ``metrics``)."""
+    clauses = ["g.sweep_id = ?"]
+    params: list[Any] = [sweep_id]
+    if variant is not None:
+        clauses.append("g.variant = ?")
+        params.append(variant)
+    if prompt_id is not None:
+        clauses.append("g.prompt_id = ?")
+        params.append(prompt_id)
+    join = "join" if only_scored else "left join"
+    columns = ", ".join(f"m.{c}" for c in SAMPLE_COLUMNS)
+    sql = f"""
+        select g.id as generation_id, g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id,
+            g.sample_index, g.prompt, g.reference, g.text, {columns}, m.metrics_json
+        from generations g {join} generation_metrics m on m.generation_id = g.id
+        where {" and ".join(clauses)}
+        order by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, g.sample_index
+    """
+    return [_decode(row) for row in store.db.query(sql, params)]
+
+
+def cell_table(
+    store: Store, sweep_id: int, *, variant: str | None = None, prompt_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Every cell's aggregate row (typed means plus decoded ``metrics`` with intervals)."""
+    clauses = ["sweep_id = ?"]
+    params: list[Any] = [sweep_id]
+    if variant is not None:
+        clauses.append("variant = ?")
+        params.append(variant)
+    if prompt_id is not None:
+        clauses.append("prompt_id = ?")
+        params.append(prompt_id)
+    rows = store.db["cell_metrics"].rows_where(
+        " and ".join(clauses), params, order_by="variant, prompt_id, temperature, top_p, top_k"
+    )
+    return [_decode(row) for row in rows]
+
+
+def prompt_ids(store: Store, sweep_id: int) -> list[str]:
+    sql = "select distinct prompt_id from cell_metrics where sweep_id = ? order by prompt_id"
+    return [row["prompt_id"] for row in store.db.query(sql, [sweep_id])]
+
+
+def metric_grid(
+    store: Store, sweep_id: int, metric: str, *, prompt_id: str | None = None
+) -> dict[str, Any]:
+    """One metric over temperature x top_p, per variant and top_k (averaged over prompts).
+
+    ``prompt_id`` selects one prompt; a value ending in ``*`` selects a prefix ("eval-*").
+    Returns {"metric", "temperatures", "top_ps", "top_ks", "variants",
+    "values": {variant: {top_k: [[value or None for top_p] for temperature]}}}.
+    """
+    if metric not in CELL_COLUMNS:
+        raise ValueError(f"unknown cell metric {metric!r}; known: {', '.join(CELL_COLUMNS)}")
+    clauses = ["sweep_id = ?"]
+    params: list[Any] = [sweep_id]
+    if prompt_id is not None:
+        if prompt_id.endswith("*"):
+            # Prefix match; '%' and '_' in the prefix are taken literally.
+            clauses.append("substr(prompt_id, 1, ?) = ?")
+            params.extend([len(prompt_id) - 1, prompt_id[:-1]])
+        else:
+            clauses.append("prompt_id = ?")
+            params.append(prompt_id)
+    sql = f"""
+        select variant, temperature, top_p, top_k, avg({metric}) as value
+        from cell_metrics where {" and ".join(clauses)}
+        group by variant, temperature, top_p, top_k
+    """
+    rows = list(store.db.query(sql, params))
+    temperatures = sorted({float(r["temperature"]) for r in rows})
+    top_ps = sorted({float(r["top_p"]) for r in rows})
+    top_ks = sorted({int(r["top_k"]) for r in rows})
+    order = {"base": 0, "finetuned": 1}
+    variants = sorted({r["variant"] for r in rows}, key=lambda v: (order.get(v, 2), v))
+    values: dict[str, dict[int, list[list[float | None]]]] = {
+        v: {k: [[None] * len(top_ps) for _ in temperatures] for k in top_ks} for v in variants
+    }
+    for r in rows:
+        grid = values[r["variant"]][int(r["top_k"])]
+        grid[temperatures.index(float(r["temperature"]))][top_ps.index(float(r["top_p"]))] = r["value"]
+    return {
+        "metric": metric,
+        "temperatures": temperatures,
+        "top_ps": top_ps,
+        "top_ks": top_ks,
+        "variants": variants,
+        "values": values,
+    }
+
+
+def variant_summary(store: Store, sweep_id: int, columns: Iterable[str] = CELL_COLUMNS) -> list[dict[str, Any]]:
+    """Per variant and prompt: the mean over cells of each metric and the number of cells."""
+    chosen = [c for c in columns if c in CELL_COLUMNS]
+    averages = ", ".join(f"avg({c}) as {c}" for c in chosen)
+    sql = f"""
+        select variant, prompt_id, count(*) as cells, sum(n) as samples, {averages}
+        from cell_metrics where sweep_id = ? group by variant, prompt_id order by variant, prompt_id
+    """
+    return list(store.db.query(sql, [sweep_id]))

@@ -1,0 +1,238 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1 for tests and benchmarks.
+
+It answers ``POST .../chat/completions`` with a forced ``generate_dataset`` tool call whose items
+are derived deterministically from the text block in the user message, so a test can tell which
+chunk every item came from (each question starts with ``[<tag>]``, the text's sha256 prefix).
+
+Behaviour switches (``Behavior``): a fixed latency, a script of per-request outcomes consumed in
+order ("429", "500", "malformed", "badfields", "notool", "empty", "slow"), and a marker that makes every request whose
+text contains it fail with 500. Every request is recorded (path, headers, body) for assertions.
+
+Run standalone: ``python tests/openai_server.py --latency 0.3`` prints ``PORT <n>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+USER_PREFIX = re.compile(r"^Generate (\d+) questions for the following block of text: ", re.S)
+
+
+def text_tag(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def items_for(text: str, count: int) -> list[dict[str, str]]:
+    """Deterministic QA items built from the sentences of ``text``."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()] or [text.strip()]
+    tag = text_tag(text)
+    items = []
+    for index in range(count):
+        sentence = sentences[index % len(sentences)]
+        topic = " ".join(sentence.split()[:5])
+        items.append(
+            {
+                "question": f"[{tag}] Q{index}: What is stated about {topic}?",
+                "answer": sentence,
+                "context": sentence,
+            }
+        )
+    return items
+
+
+@dataclass
+class Behavior:
+    latency_s: float = 0.0
+    script: list[str] = field(default_factory=list)  # consumed one entry per request, then default_outcome
+    default_outcome: str = "ok"  # "ok" | "empty" (a tool call with no items) | any scripted outcome
+    fail_marker: str | None = None  # texts containing this always get HTTP 500
+    slow_s: float = 5.0  # how long a "slow" scripted request stalls
+    retry_after: str | None = None  # Retry-After header sent with 429
+    expected_key: str | None = None  # when set, other bearer tokens get 401
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    text: str
+    outcome: str
+
+
+class OpenAIStub:
+    """Owns the HTTP server thread, the behaviour and the request log."""
+
+    def __init__(self, behavior: Behavior | None = None):
+        self.behavior = behavior or Behavior()
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                stub._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="openai-stub", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> OpenAIStub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def texts_requested(self) -> list[str]:
+        with self._lock:
+            return [r.text for r in self.requests]
+
+    # ------------------------------------------------------------ request handling
+
+    def _next_outcome(self, text: str) -> str:
+        with self._lock:
+            if self.behavior.fail_marker and self.behavior.fail_marker in text:
+                return "500"
+            if self.behavior.script:
+                return self.behavior.script.pop(0)
+            return self.behavior.default_outcome
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._send(handler, 400, _error("request body is not JSON", "invalid_request_error"))
+            return
+        messages = body.get("messages") or []
+        user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
+        match = USER_PREFIX.match(user or "")
+        text = user[match.end() :] if match else user
+        count = int(match.group(1)) if match else 3
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        expected = self.behavior.expected_key
+        if not handler.path.rstrip("/").endswith("/chat/completions"):
+            outcome = "404"
+        elif expected is not None and headers.get("authorization") != f"Bearer {expected}":
+            outcome = "401"
+        else:
+            outcome = self._next_outcome(text)
+        with self._lock:
+            self.requests.append(RecordedRequest(handler.path, headers, body, text, outcome))
+        if self.behavior.latency_s:
+            time.sleep(self.behavior.latency_s)
+        if outcome == "slow":
+            time.sleep(self.behavior.slow_s)
+            outcome = "ok"
+        if outcome == "404":
+            self._send(handler, 404, _error(f"no route {handler.path}", "not_found"))
+        elif outcome == "401":
+            self._send(handler, 401, _error("Incorrect API key provided", "invalid_api_key"))
+        elif outcome == "429":
+            extra = {"Retry-After": self.behavior.retry_after} if self.behavior.retry_after else {}
+            self._send(handler, 429, _error("Rate limit reached", "rate_limit_exceeded"), extra)
+        elif outcome in ("500", "502", "503"):
+            self._send(handler, int(outcome), _error("The server had an error", "server_error"))
+        else:
+            tool_choice = body.get("tool_choice") or {}
+            if not body.get("tools") or (tool_choice.get("function") or {}).get("name") != "generate_dataset":
+                self._send(handler, 400, _error("expected a forced generate_dataset tool call", "invalid_request"))
+                return
+            if outcome == "malformed":
+                arguments = '{"dataset_items": [{"question": "unterminated'
+            elif outcome == "badfields":  # valid JSON, but one item lacks its answer
+                good = items_for(text, count)
+                arguments = json.dumps({"dataset_items": [{"question": "no answer", "context": "x"}, *good]})
+            elif outcome == "empty":
+                arguments = json.dumps({"dataset_items": []})
+            else:
+                arguments = json.dumps({"dataset_items": items_for(text, count)})
+            self._send(handler, 200, _completion(body.get("model", "?"), arguments, notool=outcome == "notool"))
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], extra=None) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            for name, value in (extra or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+            pass
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": code, "code": code, "param": None}}
+
+
+def _completion(model: str, arguments: str, *, notool: bool = False) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    if notool:
+        message["content"] = "I would rather answer in prose."
+    else:
+        message["tool_calls"] = [
+            {"id": "call_0", "type": "function", "function": {"name": "generate_dataset", "arguments": arguments}}
+        ]
+    return {
+        "id": "chatcmpl-stub",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop" if notool else "tool_calls"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+    }
+
+
+@contextmanager
+def running_stub(behavior: Behavior | None = None) -> Iterator[OpenAIStub]:
+    stub = OpenAIStub(behavior).start()
+    try:
+        yield stub
+    finally:
+        stub.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    stub = OpenAIStub(Behavior(latency_s=args.latency)).start()
+    print(f"PORT {stub.port}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stub.stop()
+
+
+if __name__ == "__main__":
+    main()
