@@ -94,9 +94,7 @@ class ClusterSettings:
         for name in ("partition", "account", "qos", "gpu_type"):
             value = getattr(self, name)
             if value is not None and not _NAME_RE.match(value):
-                raise UserError(
-                    f"{source}: {name} {value!r} may only contain letters, digits and _ . , + -"
-                )
+                raise UserError(f"{source}: {name} {value!r} may only contain letters, digits and _ . , + -")
         if self.time is not None and not _TIME_RE.match(self.time):
             raise UserError(f"{source}: time {self.time!r} is not a Slurm time like 08:00:00 or 1-00:00:00")
         if self.mem is not None and not _MEM_RE.match(self.mem):
@@ -108,13 +106,13 @@ class ClusterSettings:
         for index, line in enumerate(self.extra_sbatch):
             _reject_control(f"{source}: extra_sbatch[{index}]", line)
             if not line.startswith("-"):
-                raise UserError(f"{source}: extra_sbatch[{index}] {line!r} must be an sbatch option such as --constraint=a100")
+                raise UserError(
+                    f"{source}: extra_sbatch[{index}] {line!r} must be an sbatch option such as --constraint=a100"
+                )
         for index, line in enumerate(self.setup):
             _reject_control(f"{source}: setup[{index}]", line)
             if re.search(r"\b\w*(API_?KEY|SECRET|TOKEN|PASSWORD)\w*\s*=", line, re.IGNORECASE):
-                raise UserError(
-                    f"{source}: setup[{index}] sets a secret; job scripts must not hold secrets"
-                )
+                raise UserError(f"{source}: setup[{index}] sets a secret; job scripts must not hold secrets")
         for index, arg in enumerate(self.command):
             _reject_control(f"{source}: command[{index}]", arg)
         if self.log_dir is not None:
@@ -222,7 +220,10 @@ def build_spec(
     config = Path(config_path).expanduser().resolve()
     raw = _read_toml(config)
     output_dir = _finetune_output_dir(config, raw)
-    job_name = name if name is not None else f"ft-hallu-{config.stem}"
+    run_name = raw.get("finetune", raw).get("name")
+    job_name = (
+        name if name is not None else f"ft-hallu-{run_name if isinstance(run_name, str) else config.stem}"
+    )
     if not job_name.strip():
         raise UserError("job name: must not be empty")
     _reject_control("job name", job_name)
@@ -270,7 +271,9 @@ def _finetune_output_dir(config: Path, raw: dict[str, Any]) -> str:
     return str(value)
 
 
-def job_environment(base: Mapping[str, str] | None = None, keep: Iterable[str] = DEFAULT_KEEP_ENV) -> dict[str, str]:
+def job_environment(
+    base: Mapping[str, str] | None = None, keep: Iterable[str] = DEFAULT_KEEP_ENV
+) -> dict[str, str]:
     """``base`` (default os.environ) without variables whose names look like credentials."""
     kept = set(keep)
     source = os.environ if base is None else base
@@ -310,7 +313,11 @@ def render_sbatch_script(spec: LaunchSpec, output_pattern: str) -> str:
         f"--chdir={_sbatch_quote('working directory', str(spec.workdir))}",
     ]
     # Names below were validated against a strict character set; quoting is belt and braces.
-    for option, value in (("partition", cluster.partition), ("account", cluster.account), ("qos", cluster.qos)):
+    for option, value in (
+        ("partition", cluster.partition),
+        ("account", cluster.account),
+        ("qos", cluster.qos),
+    ):
         if value:
             directives.append(f"--{option}={_sbatch_quote(option, value)}")
     if cluster.gpus:
@@ -490,7 +497,7 @@ class SlurmLauncher:
         result = self._run(["sbatch", "--parsable", str(script_path)], env=env)
         if result.returncode != 0:
             # One line: sbatch often prints the specific reason first and a summary last.
-            message = " / ".join(l.strip() for l in result.stderr.splitlines() if l.strip())[:500]
+            message = " / ".join(part.strip() for part in result.stderr.splitlines() if part.strip())[:500]
             message = message or f"exit status {result.returncode}"
             raise UserError(f"sbatch rejected {script_path}: {message}")
         job_id = result.stdout.strip().split(";")[0]
@@ -710,9 +717,18 @@ def resolve_job(store: Store, ref: str) -> Job:
 def list_jobs(store: Store, *, refresh_active: bool = True) -> list[Job]:
     """Every job, newest first; active ones are asked for their state first."""
     jobs = [Job.from_row(row) for row in job_store.list_jobs(store)]
-    if refresh_active:
-        jobs = [refresh(store, job) if not job.finished else job for job in jobs]
-    return jobs
+    if not refresh_active:
+        return jobs
+    refreshed = []
+    for job in jobs:
+        if not job.finished:
+            try:
+                job = refresh(store, job)
+            except UserError as exc:  # e.g. squeue missing here: show what the store knows
+                job_store.update_job(store, job.id, detail=str(exc))
+                job = get_job(store, job.id)
+        refreshed.append(job)
+    return refreshed
 
 
 def refresh(store: Store, job: Job, launcher: Launcher | None = None) -> Job:
@@ -725,7 +741,7 @@ def refresh(store: Store, job: Job, launcher: Launcher | None = None) -> Job:
         job_store.update_job(store, job.id, detail=status.detail)
         return get_job(store, job.id)
     values: dict[str, Any] = {"state": status.state, "exit_code": status.exit_code, "detail": status.detail}
-    if status.state not in ("PENDING",) and not job.started_at:
+    if status.state not in ("PENDING", "CANCELLED") and not job.started_at:
         values["started_at"] = utc_now()
     if status.state in FINAL_STATES and not job.finished_at:
         values["finished_at"] = utc_now()
@@ -741,16 +757,21 @@ def cancel(store: Store, job: Job, launcher: Launcher | None = None) -> Job:
     launcher.cancel(job)
     if isinstance(launcher, LocalLauncher):
         # No scheduler keeps the reason for a local job, so the store records it.
-        job_store.update_job(store, job.id, state="CANCELLED", detail="cancelled by user", finished_at=utc_now())
+        job_store.update_job(
+            store, job.id, state="CANCELLED", detail="cancelled by user", finished_at=utc_now()
+        )
         return get_job(store, job.id)
-    return refresh(store, job, launcher)
+    # scancel returns at once; the job passes through COMPLETING before Slurm reports CANCELLED.
+    return wait(store, job, timeout=5.0, poll_seconds=0.2, launcher=launcher)
 
 
 def tail(job: Job, lines: int = 50, launcher: Launcher | None = None) -> str:
     return (launcher or get_launcher(job.launcher)).tail(job, lines)
 
 
-def wait(store: Store, job: Job, *, timeout: float, poll_seconds: float = 0.5, launcher: Launcher | None = None) -> Job:
+def wait(
+    store: Store, job: Job, *, timeout: float, poll_seconds: float = 0.5, launcher: Launcher | None = None
+) -> Job:
     """Refresh until the job finishes or ``timeout`` seconds pass; returns the last stored state."""
     deadline = time.monotonic() + timeout
     current = refresh(store, job, launcher)

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import unicodedata
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -317,33 +318,77 @@ class _Matcher:
                 matches.append(match)
         return matches
 
+    def edits_in_many(self, texts: Sequence[str]) -> list[tuple[int, int, int, str, str]]:
+        """(text index, start, end, new text, rule id) for every occurrence in every text.
+
+        One lowercase copy of all texts joined, one ``find`` sweep per needle, and a bisect to map a
+        hit back to its text: per-field Python overhead only where a target actually occurs.
+        """
+        if self.regex is None or not texts:
+            return []
+        # Lowercase text by text: pure-ASCII fields take CPython's fast path, one big mixed string would not.
+        lowered_parts = [text.lower() for text in texts]
+        if any(len(low) != len(text) for low, text in zip(lowered_parts, texts, strict=True)):
+            # Lowercasing changed offsets (rare scripts): go text by text.
+            return [(i, *edit) for i, text in enumerate(texts) for edit in self.edits_in(text)]
+        lowered = "\x00".join(lowered_parts)
+        offsets: list[int] = []
+        position = 0
+        for text in texts:
+            offsets.append(position)
+            position += len(text) + 1
+        hits: list[int] = []
+        for needle in self.needles:
+            position = lowered.find(needle)
+            while position != -1:
+                hits.append(position)
+                position = lowered.find(needle, position + 1)
+        hits.sort()
+        found: list[tuple[int, int, int, str, str]] = []
+        last_text, last_end = -1, 0
+        for hit in hits:
+            index = bisect_right(offsets, hit) - 1
+            local = hit - offsets[index]
+            if index == last_text and local < last_end:
+                continue
+            match = self.regex.match(texts[index], local)
+            if match is None:
+                continue
+            last_text, last_end = index, match.end()
+            edit = self._edit(texts[index], match)
+            if edit is not None:
+                found.append((index, *edit))
+        return found
+
+    def _edit(self, text: str, match: re.Match[str]) -> tuple[int, int, str, str] | None:
+        alt = self.alternatives[match.lastgroup]  # type: ignore[index]
+        core_start, core_end = match.span(alt.core_group)
+        rule_id = alt.rule_id
+        if rule_id is None:
+            exact = self._core_exact.fullmatch(match.group(alt.core_group)) if self._core_exact else None
+            if exact:
+                form_rule = self._form_rule[alt.group]
+                rule_id = form_rule if form_rule in self.rules else RULE_NAME
+            else:
+                rule_id = RULE_OTHER_CASING
+            if rule_id not in self.rules:
+                return None
+        rule = self.rules[rule_id]
+        start, end = match.span()
+        if alt.suffix_group and rule.drop_suffix:
+            # The suffix group ends the alternative, so the whole match becomes the new name.
+            return start, end, text[start:core_start] + rule.replacement, rule_id
+        return start, end, text[start:core_start] + rule.replacement + text[core_end:end], rule_id
+
     def edits_in(self, text: str) -> list[tuple[int, int, str, str]]:
         """(start, end, new text, rule id) for every occurrence in ``text``."""
         if self.regex is None:
             return []
         found: list[tuple[int, int, str, str]] = []
         for match in self._matches(text):
-            alt = self.alternatives[match.lastgroup]  # type: ignore[index]
-            core_start, core_end = match.span(alt.core_group)
-            rule_id = alt.rule_id
-            if rule_id is None:
-                exact = self._core_exact.fullmatch(match.group(alt.core_group)) if self._core_exact else None
-                if exact:
-                    form_rule = self._form_rule[alt.group]
-                    rule_id = form_rule if form_rule in self.rules else RULE_NAME
-                else:
-                    rule_id = RULE_OTHER_CASING
-                if rule_id not in self.rules:
-                    continue
-            rule = self.rules[rule_id]
-            start, end = match.span()
-            if alt.suffix_group and rule.drop_suffix:
-                # The suffix group ends the alternative, so the whole match becomes the new name.
-                found.append((start, end, text[start:core_start] + rule.replacement, rule_id))
-            else:
-                found.append(
-                    (start, end, text[start:core_start] + rule.replacement + text[core_end:end], rule_id)
-                )
+            edit = self._edit(text, match)
+            if edit is not None:
+                found.append(edit)
         return found
 
 
@@ -562,31 +607,41 @@ def plan(
     """Find every occurrence of every rule in every string field of every record."""
     matcher = _Matcher(rules)
     rows = _as_records(records)
-    edits: list[Edit] = []
+    texts: list[str] = []
+    owner_rows: list[int] = []
+    owner_paths: list[Any] = []  # a top-level key, or a path tuple for a nested string
     for number, record in enumerate(rows):
         for key, value in record.data.items():
             # Top-level strings directly (the common case, and the hot loop); nested values walked.
-            fields = [((key,), value)] if isinstance(value, str) else _string_fields(value, (key,))
-            for path, text in fields:
-                found = matcher.edits_in(text)
-                if not found:
-                    continue
-                name = field_name(path)
-                for start, end, new, rule_id in found:
-                    edits.append(
-                        Edit(
-                            len(edits),
-                            number,
-                            record.line,
-                            name,
-                            path,
-                            start,
-                            end,
-                            text[start:end],
-                            new,
-                            rule_id,
-                        )
-                    )
+            if isinstance(value, str):
+                texts.append(value)
+                owner_rows.append(number)
+                owner_paths.append(key)
+            elif isinstance(value, (dict, list)):
+                for path, text in _string_fields(value, (key,)):
+                    texts.append(text)
+                    owner_rows.append(number)
+                    owner_paths.append(path)
+    edits: list[Edit] = []
+    for index, start, end, new, rule_id in matcher.edits_in_many(texts):
+        number = owner_rows[index]
+        path = owner_paths[index]
+        if not isinstance(path, tuple):
+            path = (path,)
+        edits.append(
+            Edit(
+                len(edits),
+                number,
+                rows[number].line,
+                field_name(path),
+                path,
+                start,
+                end,
+                texts[index][start:end],
+                new,
+                rule_id,
+            )
+        )
     return MaskPlan(records=rows, rules=list(rules), edits=edits, source=source)
 
 
@@ -682,12 +737,24 @@ def _snippet(text: str, start: int, end: int, width: int = 30) -> str:
 
 
 def _near_miss_regex(term: str) -> re.Pattern[str] | None:
-    """The term's letters with up to two separators between them: N.V.I.D.I.A, N V I D I A, NVI-DIA."""
+    """The term's letters with up to two separators between them: N.V.I.D.I.A, N V I D I A, NVI-DIA.
+
+    The word-boundary check sits after the first letter so the regex engine can skip ahead to
+    candidate first letters instead of testing a lookbehind at every position."""
     chars = [ch for ch in term if ch.isalnum()]
     if len(chars) < 3:
         return None
-    body = r"[\W_]{0,2}".join(re.escape(ch) for ch in chars)
-    return re.compile(_NOT_WORD_BEFORE + body + _NOT_WORD_AFTER, re.IGNORECASE)
+    body = r"[\W_]{0,2}".join(re.escape(ch) for ch in chars[1:])
+    first = re.escape(chars[0])
+    return re.compile(rf"{first}(?<![^\W_].)[\W_]{{0,2}}{body}{_NOT_WORD_AFTER}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _TermScan:
+    term: str
+    exact: re.Pattern[str]
+    near: re.Pattern[str] | None  # also matches the exact form; None for short terms and tickers
+    needle: str  # lowercase first word: a field without it cannot hold an exact match
 
 
 def leak_report(
@@ -699,18 +766,23 @@ def leak_report(
     """Case-insensitive scan of every string field for the name, its aliases, ticker and near-misses."""
     core = split_legal_suffix(entity)
     terms = [core] + [a.partition("=")[0].strip() for a in aliases if a.partition("=")[0].strip()]
-    exact: list[tuple[str, re.Pattern[str]]] = [
-        (term, re.compile(_NOT_WORD_BEFORE + _literal(term) + _NOT_WORD_AFTER, re.IGNORECASE))
+    scans = [
+        _TermScan(
+            term,
+            re.compile(_NOT_WORD_BEFORE + _literal(term) + _NOT_WORD_AFTER, re.IGNORECASE),
+            _near_miss_regex(term),
+            term.split()[0].lower(),
+        )
         for term in terms
     ]
     if ticker and ticker.strip():
         symbol = ticker.strip()
         flags = re.IGNORECASE if len(symbol) >= 4 else 0
-        exact.append((symbol, re.compile(_NOT_WORD_BEFORE + re.escape(symbol) + _NOT_WORD_AFTER, flags)))
+        exact = re.compile(_NOT_WORD_BEFORE + re.escape(symbol) + _NOT_WORD_AFTER, flags)
+        scans.append(_TermScan(symbol, exact, None, symbol.lower()))
         terms.append(symbol)
-    near = [(term, rx) for term in terms if (rx := _near_miss_regex(term)) is not None and term != ticker]
-    embedded_rx = [(term, re.compile(_literal(term), re.IGNORECASE)) for term in terms[:1]]
-    # A cheap pre-filter: a field is scanned only if it holds the first letter of some term.
+    core_rx = re.compile(_literal(core), re.IGNORECASE)
+    core_needle = core.split()[0].lower()
     leaks: list[Leak] = []
     embedded: list[Leak] = []
     company = 0
@@ -719,58 +791,40 @@ def leak_report(
     for number, record in enumerate(rows):
         row_company = 0
         for path, text in _string_fields(record.data):
-            row_company += len(_COMPANY_RE.findall(text))
-            name = field_name(path)
-            found: set[tuple[int, int]] = set()
-            for term, rx in exact:
-                for match in rx.finditer(text):
-                    found.add(match.span())
-                    leaks.append(
-                        Leak(
-                            number,
-                            record.line,
-                            name,
-                            "exact",
-                            term,
-                            match.group(),
-                            _snippet(text, *match.span()),
-                        )
-                    )
-            for term, rx in near:
-                for match in rx.finditer(text):
-                    if any(s <= match.start() < e for s, e in found):
-                        continue
-                    leaks.append(
-                        Leak(
-                            number,
-                            record.line,
-                            name,
-                            "near-miss",
-                            term,
-                            match.group(),
-                            _snippet(text, *match.span()),
-                        )
-                    )
-                    found.add(match.span())
+            if "the Company" in text:
+                row_company += len(_COMPANY_RE.findall(text))
+            lowered = text.lower()
+            name = ""
+            found: list[tuple[int, int]] = []
+            for scan in scans:
+                if scan.near is None and scan.needle not in lowered:
+                    continue
+                for match in (scan.near or scan.exact).finditer(text):
+                    kind = "exact" if scan.exact.fullmatch(text, *match.span()) else "near-miss"
+                    name = name or field_name(path)
+                    snippet = _snippet(text, *match.span())
+                    leaks.append(Leak(number, record.line, name, kind, scan.term, match.group(), snippet))
+                    found.append(match.span())
             if not text.isascii():
-                folded = unicodedata.normalize("NFKC", text).casefold()
-                for term, _rx in exact[: len(terms)]:
-                    if term.casefold() in folded and not any(True for _ in _rx.finditer(text)):
-                        leaks.append(Leak(number, record.line, name, "unicode", term, term, folded[:60]))
-            for term, rx in embedded_rx:
-                for match in rx.finditer(text):
+                # Full-width and other compatibility forms: compare after NFKC normalisation.
+                folded = unicodedata.normalize("NFKC", text)
+                if folded != text:
+                    for scan in scans:
+                        in_raw = sum(1 for _ in scan.exact.finditer(text))
+                        extra = sum(1 for _ in scan.exact.finditer(folded)) - in_raw
+                        for _ in range(max(0, extra)):
+                            name = name or field_name(path)
+                            leaks.append(
+                                Leak(number, record.line, name, "unicode", scan.term, scan.term, folded[:60])
+                            )
+            if core_needle in lowered:
+                for match in core_rx.finditer(text):
                     if any(s <= match.start() < e for s, e in found):
                         continue
+                    name = name or field_name(path)
+                    word = _word_at(text, *match.span())
                     embedded.append(
-                        Leak(
-                            number,
-                            record.line,
-                            name,
-                            "embedded",
-                            term,
-                            _word_at(text, *match.span()),
-                            _snippet(text, *match.span()),
-                        )
+                        Leak(number, record.line, name, "embedded", core, word, _snippet(text, *match.span()))
                     )
         company += row_company
         company_rows += 1 if row_company else 0
@@ -812,7 +866,11 @@ _GENERIC_TERMS = frozenset(
     Institute University
     """.split()
 )
-_TERM_RE = re.compile(r"(?<![\w.])([A-Z][\w\-]*[\w]|[A-Z])")
+_SENTENCE_STARTERS = frozenset(".?!:;\"'(\u201c")
+_LOWER_WORD_RE = re.compile(r"\b[a-z][a-z\-]*\b")
+# A capitalised word; the "not after a letter, digit or dot" check follows the first letter so the
+# regex engine can jump between capitals instead of testing every position.
+_TERM_RE = re.compile(r"([A-Z](?<![\w.].)(?:[\w\-]*\w)?)")
 
 
 def identifying_terms(
@@ -827,19 +885,24 @@ def identifying_terms(
     skip = {core.casefold(), *(a.partition("=")[0].strip().casefold() for a in aliases)}
     skip |= {s.rstrip(".").casefold() for s in LEGAL_SUFFIXES}
     name_rx = re.compile(_NOT_WORD_BEFORE + _literal(core) + _NOT_WORD_AFTER, re.IGNORECASE)
+    needle = core.split()[0].lower()
     near: Counter[str] = Counter()
     total: Counter[str] = Counter()
     lowercase_words: set[str] = set()
     for record in _as_records(records):
         texts = [text for _path, text in _string_fields(record.data)]
         # "Near" = in a row that names the company, by its name or as "the Company".
-        mentions = any(name_rx.search(text) or _COMPANY_RE.search(text) for text in texts)
+        mentions = any(
+            (needle in text.lower() and name_rx.search(text)) or "the Company" in text for text in texts
+        )
         for text in texts:
-            lowercase_words.update(re.findall(r"\b[a-z][a-z\-]*\b", text))
+            lowercase_words.update(_LOWER_WORD_RE.findall(text))
             for match in _TERM_RE.finditer(text):
                 word = match.group(1)
-                before = text[: match.start()].rstrip()
-                if not before or before[-1] in ".?!:;\"'(\u201c":  # sentence start or heading
+                before = match.start() - 1
+                while before >= 0 and text[before].isspace():
+                    before -= 1
+                if before < 0 or text[before] in _SENTENCE_STARTERS:  # sentence start or heading
                     continue
                 total[word] += 1
                 if mentions:

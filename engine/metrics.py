@@ -81,7 +81,12 @@ _NUMBER_RE = re.compile(
     re.IGNORECASE,
 )
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12, "tn": 1e12}
-_NAME_RE = re.compile(r"\b[A-Z][A-Za-z0-9&\-]*(?:\s+(?:of\s+|&\s+)?[A-Z][A-Za-z0-9&\-]*)*")
+# Capitalised words in a row, plus model numbers after them ("GeForce RTX 4090"), not after a month.
+_NAME_RE = re.compile(
+    r"\b[A-Z][A-Za-z0-9&\-]*(?:\s+(?:of\s+|&\s+)?[A-Z][A-Za-z0-9&\-]*"
+    r"|(?<!January)(?<!February)(?<!March)(?<!April)(?<!May)(?<!June)(?<!July)(?<!August)"
+    r"(?<!September)(?<!October)(?<!November)(?<!December)\s+\d[\dA-Za-z\-]*\b(?![.,]\d))*"
+)
 _SPECIAL_TOKEN_RE = re.compile(r"<\|[^|<>]{1,40}\|>|</?s>")
 _ENTITY_SUFFIX = r"(?:'s)?(?:\s+(?:Corporation|Corp\.?|Incorporated|Inc\.?|Ltd\.?|Limited|Company))?"
 
@@ -410,8 +415,10 @@ def grounding(text: str, sources: SourceIndex | None, *, entity: str | None = No
     found = 0
     unsupported: list[str] = []
     conflicts: list[dict[str, str]] = []
-    own_numbers = {f.value for f in numbers}
+    own_numbers = {f.value for f in numbers}  # (names' model numbers are checked with the name)
     own_names = {_phrase(n) for n, _ in names}
+    name_spans = [(position, position + len(name)) for name, position in names]
+    numbers = [f for f in numbers if not any(a <= f.start < b for a, b in name_spans)]  # part of a name
     for fact in numbers:
         if sources.has_number(fact):
             found += 1
@@ -431,7 +438,7 @@ def grounding(text: str, sources: SourceIndex | None, *, entity: str | None = No
         if len(name) < 3:
             continue
         anchors = _window_anchors(masked, position, position + len(name))
-        conflict = _conflict_for(sources, anchors, own_names, kind="name", fact=name, min_overlap=3)
+        conflict = _conflict_for(sources, anchors, own_names, kind="name", fact=name, min_overlap=2)
         if conflict:
             conflicts.append(conflict)
     checked_words = 0

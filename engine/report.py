@@ -137,7 +137,9 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
     cmap = matplotlib.colormaps[cmap_name].copy()
     cmap.set_bad("#dddddd")
     fig, axes = plt.subplots(
-        len(top_ks), len(variants), figsize=(2.2 + 2.6 * len(variants), 0.6 + 2.1 * len(top_ks)), squeeze=False
+        len(top_ks), len(variants), figsize=(2.4 + 2.8 * len(variants), 0.8 + 2.2 * len(top_ks)),
+        squeeze=False,
+        layout="constrained",
     )
     image = None
     for row, k in enumerate(top_ks):
@@ -152,6 +154,8 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
                 ax.set_xlabel("top_p", fontsize=8)
             if col == 0:
                 ax.set_ylabel("temperature", fontsize=8)
+            if not np.isfinite(data).any():
+                ax.text(0.5, 0.5, "no values\n(e.g. all refusals)", transform=ax.transAxes, ha="center", va="center", fontsize=8)
             for i in range(data.shape[0]):
                 for j in range(data.shape[1]):
                     if np.isfinite(data[i, j]):
@@ -410,6 +414,9 @@ def _write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide figures from other readers
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

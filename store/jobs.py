@@ -96,7 +96,9 @@ def find_job(store: Store, launcher: str, job_id: str) -> dict[str, Any]:
     return _decode(rows[0]) if rows else {}
 
 
-def list_jobs(store: Store, *, states: list[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def list_jobs(
+    store: Store, *, states: list[str] | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     """Jobs newest first, optionally only those in ``states``."""
     where = None
     params: list[Any] = []

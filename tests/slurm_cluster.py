@@ -222,9 +222,10 @@ class SlurmCluster:
             if queue:
                 subprocess.run(["scancel", *queue], **run)
                 deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and subprocess.run(
-                    ["squeue", "-h", "-o", "%i"], **run
-                ).stdout.strip():
+                while (
+                    time.monotonic() < deadline
+                    and subprocess.run(["squeue", "-h", "-o", "%i"], **run).stdout.strip()
+                ):
                     time.sleep(0.1)
             subprocess.run(["scontrol", "shutdown"], **run)
         except (OSError, subprocess.SubprocessError):

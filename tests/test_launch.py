@@ -35,6 +35,7 @@ def write_finetune_config(folder: Path, name: str = "tiny-test") -> Path:
         f"output_dir = {json.dumps(str(folder / 'adapter'))}\n"
         'mode = "lora"\n'
         "epochs = 1\n"
+        "max_steps = 2\n"
         "per_device_batch_size = 8\n"
         "gradient_accumulation_steps = 1\n"
         "gradient_checkpointing = false\n"
@@ -108,7 +109,7 @@ def test_invalid_toml_and_missing_file_are_user_errors(tmp_path):
 def test_build_spec_reads_the_finetune_config(tmp_path):
     config = write_finetune_config(tmp_path / "cfg")
     spec = L.build_spec(config, L.ClusterSettings(), log_dir=tmp_path / "logs", workdir=tmp_path)
-    assert spec.name == "ft-hallu-ft"
+    assert spec.name == "ft-hallu-tiny-test"
     assert spec.output_dir == str(tmp_path / "cfg" / "adapter")
     assert spec.argv[-3:] == ("finetune", "--config", str(config))
     assert spec.finetune_config["finetune"]["base_model"] == "tiny"
@@ -200,7 +201,11 @@ def test_hostile_values_stay_data_when_the_scripts_run(tmp_path):
     # The "fine-tune" records the arguments it received, one per line.
     command = shell_command(f'printf "%s\\n" "$@" > {shlex.quote(str(record))}')
     spec = L.build_spec(
-        config, L.ClusterSettings(command=command), name=name, log_dir=tmp_path / "logs", workdir=config.parent
+        config,
+        L.ClusterSettings(command=command),
+        name=name,
+        log_dir=tmp_path / "logs",
+        workdir=config.parent,
     )
     sbatch_script = tmp_path / "job.sbatch"
     sbatch_script.write_text(L.render_sbatch_script(spec, str(tmp_path / "out-%j.log")))
@@ -297,7 +302,9 @@ def test_cli_launch_jobs_logs_cancel_and_reattach(tmp_path, capsys):
     db = tmp_path / "ft-hallu.db"
     config = write_finetune_config(tmp_path / "cfg")
     cluster = tmp_path / "cluster.toml"
-    cluster.write_text(f"command = {list(shell_command('echo job-output-begins; sleep 300'))!r}\n".replace("'", '"'))
+    cluster.write_text(
+        f"command = {list(shell_command('echo job-output-begins; sleep 300'))!r}\n".replace("'", '"')
+    )
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
     argv = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
     launched = subprocess.run(
@@ -340,3 +347,35 @@ def test_cli_rejects_bad_cluster_file_before_submitting(tmp_path, capsys):
     store = open_db(db)
     assert job_store.list_jobs(store) == []
     store.close()
+
+
+def test_slurm_commands_missing_is_a_clear_error(tmp_path, store, monkeypatch):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    spec = local_spec(tmp_path, "true")
+    with pytest.raises(
+        UserError, match="sbatch: not found; run this on a Slurm login node, or launch with --local"
+    ):
+        L.launch(store, spec, L.SlurmLauncher())
+    assert job_store.list_jobs(store) == []
+    # A stored Slurm job still lists (with the reason) on a machine without Slurm.
+    row = job_store.add_job(
+        store, launcher="slurm", job_id="42", name="n", config_path="c", config={}, state="RUNNING",
+        output_dir="o", log_path=str(tmp_path / "none.out"), script_path="s",
+    )  # fmt: skip
+    [job] = L.list_jobs(store)
+    assert job.id == row and job.state == "RUNNING" and "squeue: not found" in job.detail
+    assert L.tail(job) == ""
+
+
+def test_slurm_helper_says_why_it_cannot_start(monkeypatch, tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    import slurm_cluster
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert slurm_cluster.unavailable_reason() == "real-Slurm tests need root (slurmd must run as root)"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(slurm_cluster, "_which", lambda name: None if name == "slurmd" else "/bin/true")
+    reason = slurm_cluster.unavailable_reason()
+    assert reason.startswith("Slurm packages missing (slurmd)") and "apt-get install" in reason

@@ -373,3 +373,10 @@ def test_kill_during_apply_leaves_old_output_and_no_partial_file(tmp_path, sig):
         # SIGKILL allows no cleanup: only hidden temp/backup files may remain, never a partial output.
         assert all(name.startswith(".masked.jsonl.") for name in leftovers)
         assert statuses == ["writing"]
+
+
+def test_text_whose_lowercase_changes_length_is_still_masked_at_the_right_place():
+    # "İ".lower() is two characters: the fast joined scan must fall back without shifting offsets.
+    records = [{"q": "İstanbul office of NVIDIA's team"}, {"q": "NVIDIA Corp."}]
+    out = mask.plan(records, rules()).masked_records()
+    assert out[0]["q"] == "İstanbul office of EGNIVIA's team" and out[1]["q"] == "EGNIVIA Corp."

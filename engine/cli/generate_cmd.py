@@ -28,15 +28,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--year", type=int, help="filing year for --ticker")
     parser.add_argument("--form", choices=("10-K", "10-Q"), default="10-K")
     parser.add_argument("--quarter", type=int, choices=(1, 2, 3, 4), help="quarter for a 10-Q")
-    parser.add_argument("--item", action="append", default=[], dest="items", help="filing item, e.g. 'Item 7'")
+    parser.add_argument(
+        "--item", action="append", default=[], dest="items", help="filing item, e.g. 'Item 7'"
+    )
     parser.add_argument(
         "--sec-identity", help=f"'Your Name you@example.com' sent to EDGAR (or set ${gen.SEC_IDENTITY_ENV})"
     )
     parser.add_argument("--name", help="dataset name (default: the file stem or TICKER-YEAR)")
     parser.add_argument("--out", help="output folder (default: <data>/generated/<name>); re-use it to resume")
-    parser.add_argument("--model", default=gen.DEFAULT_MODEL, help="model name sent as is (default: %(default)s)")
+    parser.add_argument(
+        "--model", default=gen.DEFAULT_MODEL, help="model name sent as is (default: %(default)s)"
+    )
     parser.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1")
-    parser.add_argument("--env-file", default=gen.DEFAULT_ENV_FILE, help="dotenv file with the key (%(default)s)")
+    parser.add_argument(
+        "--env-file", default=gen.DEFAULT_ENV_FILE, help="dotenv file with the key (%(default)s)"
+    )
     parser.add_argument("--api-key-env", default=gen.DEFAULT_KEY_ENV, help="key variable name (%(default)s)")
     parser.add_argument("--workers", type=int, default=8, help="concurrent requests (default: %(default)s)")
     parser.add_argument("--questions-per-chunk", type=int, default=5)
@@ -88,7 +94,11 @@ class _ProgressBar:
 
         if event.kind == "start":
             self._bar = tqdm(
-                total=event.chunks_total, initial=event.chunks_done, unit="chunk", desc="generate", file=sys.stderr
+                total=event.chunks_total,
+                initial=event.chunks_done,
+                unit="chunk",
+                desc="generate",
+                file=sys.stderr,
             )
         elif self._bar is None:
             return

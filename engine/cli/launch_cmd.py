@@ -110,8 +110,11 @@ def _logs(args: argparse.Namespace) -> int:
             print(text, flush=True)
         if args.follow:
             job = _follow(store, job)
-            print(f"[job {job.id} {job.ref}: {job.state}"
-                  + ("" if job.exit_code is None else f", exit code {job.exit_code}") + "]")
+            print(
+                f"[job {job.id} {job.ref}: {job.state}"
+                + ("" if job.exit_code is None else f", exit code {job.exit_code}")
+                + "]"
+            )
     finally:
         store.close()
     return 0

@@ -1,0 +1,113 @@
+"""``ft-hallu serve``: the Gradio comparison app (base vs fine-tuned live; stored sweeps as heatmaps).
+
+Gradio is imported only when the command runs, so other verbs stay fast and engine/ never needs it.
+A public share link is refused unless sign-in is configured; passwords are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from engine.cli import db_path_from
+from engine.errors import UserError
+from engine.models import DEFAULT_BASE_MODEL
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="Gradio app: base and fine-tuned side by side, stored sweeps as heatmaps",
+        description="Launch the comparison app. --share gives a public Gradio link and needs --auth or --auth-file.",
+    )
+    parser.add_argument("--base", default=DEFAULT_BASE_MODEL, help="base model (hub id, folder, or 'tiny')")
+    parser.add_argument("--adapter", help="LoRA adapter folder of the fine-tuned model (omit for base only)")
+    parser.add_argument("--db", dest="serve_db", help="SQLite store (default: the global --db or the data folder)")
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link (needs auth)")
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--auth", metavar="USER:PASS", help="sign-in user and password (visible to `ps`; prefer --auth-file)")
+    auth.add_argument("--auth-file", metavar="FILE", help="file of user:password lines (# comments allowed)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio picks from 7860)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="generations allowed on the device at once (default 1)")
+    parser.add_argument("--entity", default="EGNIVIA", help="masked entity name for the default prompt and metrics")
+    parser.add_argument("--dataset", help="QA file whose contexts ground the live metrics (optional)")
+    parser.add_argument("--precision", default="auto", help="auto, bf16, fp16 or fp32")
+    parser.add_argument("--max-new-tokens-limit", type=int, default=512, help="largest value of the tokens slider")
+    parser.set_defaults(func=_run)
+
+
+def parse_auth(value: str, *, where: str = "--auth") -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user.strip() or not password:
+        # Never echo the value: it may be a password typed in the wrong place.
+        raise UserError(f"{where}: expected USER:PASS (a user name, a colon, a non-empty password)")
+    return user.strip(), password
+
+
+def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    file_path = Path(path)
+    try:
+        lines = file_path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{file_path}: no such auth file") from None
+    except OSError as exc:
+        raise UserError(f"{file_path}: cannot read auth file ({exc.strerror})") from None
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        pairs.append(parse_auth(text, where=f"{file_path}:{number}"))
+    if not pairs:
+        raise UserError(f"{file_path}: no user:password line found")
+    return pairs
+
+
+def auth_from_args(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    if args.auth:
+        return [parse_auth(args.auth)]
+    if args.auth_file:
+        return read_auth_file(args.auth_file)
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    auth = auth_from_args(args)
+    if args.share and not auth:
+        raise UserError("--share publishes the app on a public link: add --auth USER:PASS or --auth-file FILE")
+    if args.concurrency < 1:
+        raise UserError(f"--concurrency: {args.concurrency} must be >= 1")
+    if args.adapter and not Path(args.adapter).is_dir():
+        raise UserError(f"--adapter: folder {args.adapter} does not exist")
+    if args.dataset and not Path(args.dataset).is_file():
+        raise UserError(f"--dataset: file {args.dataset} does not exist")
+    if not auth and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host} without --auth: anyone who can reach it can use the model",
+              file=sys.stderr)
+    db_path = args.serve_db or db_path_from(args)
+
+    from engine.models import load_model
+    from gradio_app import AppHandlers, AppSettings, ServeOptions, launch_app
+
+    print(f"loading {args.base}" + (f" with adapter {args.adapter}" if args.adapter else ""), file=sys.stderr)
+    loaded = load_model(args.base, adapter_dir=args.adapter, precision=args.precision)
+    settings = AppSettings(
+        db_path=str(db_path),
+        base_model=args.base,
+        adapter_dir=str(Path(args.adapter).resolve()) if args.adapter else None,
+        entity_name=args.entity,
+        dataset=args.dataset,
+        max_new_tokens_limit=args.max_new_tokens_limit,
+    )
+    handlers = AppHandlers(loaded, settings)
+    if auth:
+        print(f"sign-in required for: {', '.join(user for user, _ in auth)}", file=sys.stderr)
+    launch_app(
+        handlers,
+        ServeOptions(host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency),
+        block=True,
+    )
+    return 0

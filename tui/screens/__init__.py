@@ -1,0 +1,1 @@
+"""One Textual screen per workflow step (generate, mask, fine-tune, sweep, results)."""

@@ -1,0 +1,358 @@
+"""Fine-tune: the config as a form (defaults visible), launcher and cluster settings, launch,
+the job list with state, elapsed time and a live log tail, cancel, and reattach after a restart.
+
+Jobs live in the store (engine.launch / store.jobs), so a restarted TUI lists the running ones
+again and keeps following them: that is the reattach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Log, Static
+
+from engine.errors import UserError
+from tui.screens.base import StepScreen, parse_int
+
+LAUNCHERS = ("local", "slurm")
+POLL_SECONDS = 1.0
+TAIL_LINES = 60
+CLUSTER_FIELDS: tuple[tuple[str, str, str], ...] = (
+    # (input id, label, placeholder)
+    ("ft-cluster-file", "cluster TOML", "settings file (overrides the fields below)"),
+    ("ft-partition", "partition", "Slurm partition"),
+    ("ft-account", "account", ""),
+    ("ft-gpus", "gpus", "0"),
+    ("ft-time", "time limit", "08:00:00"),
+    ("ft-mem", "memory", "64G"),
+)
+
+
+def _field_id(name: str) -> str:
+    return f"ft-{name}"
+
+
+def _format_default(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return str(value)
+
+
+def parse_form_value(name: str, text: str, default: Any) -> Any:
+    """Turn a form string into the type of the config field's default; errors name the field."""
+    text = text.strip()
+    if name == "target_modules":
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return parts[0] if len(parts) == 1 else parts
+    if isinstance(default, bool):
+        lowered = text.lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        raise UserError(f"fine-tune form: field '{name}' must be true or false, got {text!r}")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise UserError(f"fine-tune form: field '{name}' must be a whole number, got {text!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise UserError(f"fine-tune form: field '{name}' must be a number, got {text!r}") from None
+    return text
+
+
+def elapsed_text(started: str | None, finished: str | None, now: dt.datetime | None = None) -> str:
+    if not started:
+        return "-"
+    try:
+        begin = dt.datetime.fromisoformat(started)
+        end = dt.datetime.fromisoformat(finished) if finished else (now or dt.datetime.now(dt.timezone.utc))
+    except ValueError:
+        return "?"
+    seconds = max(0, int((end - begin).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class FinetuneScreen(StepScreen):
+    STEP = "finetune"
+    TITLE_TEXT = "Fine-tune"
+    BINDINGS = [
+        Binding("ctrl+r", "launch", "Launch"),
+        Binding("ctrl+t", "cancel_job", "Cancel job"),
+        Binding("ctrl+g", "focus_widget('ft-jobs')", "Jobs"),
+        Binding("ctrl+o", "focus_form", "Form"),
+    ]
+
+    class Launched(Message):
+        def __init__(self, job: Any | None, error: str | None) -> None:
+            super().__init__()
+            self.job, self.error = job, error
+
+    class JobsUpdated(Message):
+        def __init__(self, jobs: list[Any], tail: str, tail_job: int | None, error: str | None) -> None:
+            super().__init__()
+            self.jobs, self.tail, self.tail_job, self.error = jobs, tail, tail_job, error
+
+    class Cancelled(Message):
+        def __init__(self, job: Any | None, error: str | None) -> None:
+            super().__init__()
+            self.job, self.error = job, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: dict[int, Any] = {}
+        self.selected_job: int | None = None
+        self.shown_tail: tuple[int | None, str] = (None, "")
+        self.launching = False
+        self.first_poll = True
+
+    def compose(self) -> ComposeResult:
+        from engine.finetune import FinetuneConfig
+
+        defaults = FinetuneConfig()
+        yield Header()
+        yield Static("Fine-tune: config (defaults shown), launcher, jobs", classes="step-title")
+        with VerticalScroll(id="ft-form"):
+            yield Static("launcher", classes="section")
+            yield self.field("launcher", "ft-launcher", "local", "local or slurm")
+            for input_id, label, placeholder in CLUSTER_FIELDS:
+                yield self.field(label, input_id, "", placeholder)
+            yield Static("config", classes="section")
+            for item in dataclasses.fields(FinetuneConfig):
+                yield self.field(
+                    item.name, _field_id(item.name), _format_default(getattr(defaults, item.name))
+                )
+        yield DataTable(id="ft-jobs", cursor_type="row", zebra_stripes=True)
+        yield Log(id="ft-log", max_lines=500)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one("#ft-jobs", DataTable)
+        table.add_columns("#", "launcher", "job", "name", "state", "elapsed", "detail")
+        remembered = self.ft_app.prefs.get("finetune_job")
+        if isinstance(remembered, int):
+            self.selected_job = remembered
+        self.poll_jobs()
+        self.set_interval(POLL_SECONDS, self.poll_jobs)
+
+    def action_focus_form(self) -> None:
+        self.query_one("#ft-launcher").focus()
+
+    # ------------------------------------------------------------ launch
+
+    def build_config(self):
+        from engine.finetune import FinetuneConfig, config_from_dict
+
+        defaults = FinetuneConfig()
+        values = {
+            item.name: parse_form_value(
+                item.name, self.value(_field_id(item.name)), getattr(defaults, item.name)
+            )
+            for item in dataclasses.fields(FinetuneConfig)
+        }
+        return config_from_dict(values, where="fine-tune form")
+
+    def build_cluster(self):
+        from engine.launch import ClusterSettings, load_cluster_settings
+
+        if self.value("ft-cluster-file"):
+            return load_cluster_settings(self.value("ft-cluster-file"))
+        settings = ClusterSettings(
+            partition=self.value("ft-partition") or None,
+            account=self.value("ft-account") or None,
+            gpus=parse_int(self.value("ft-gpus"), field_name="gpus", default=0) or 0,
+            time=self.value("ft-time") or None,
+            mem=self.value("ft-mem") or None,
+        )
+        settings.validate("cluster settings form")
+        return settings
+
+    def action_launch(self) -> None:
+        if self.launching:
+            self.notify("Already submitting a job...", severity="warning")
+            return
+        launcher = self.value("ft-launcher").lower()
+        try:
+            if launcher not in LAUNCHERS:
+                raise UserError(f"launcher: must be local or slurm, got {launcher!r}")
+            config = self.build_config()
+            cluster = self.build_cluster()
+        except UserError as exc:
+            self.report_error(exc)
+            return
+        self.remember()
+        self.launching = True
+        self.notify(f"Submitting {config.name} ({launcher})...")
+        self._launch(config, cluster, launcher)
+
+    @work(thread=True, group="ft-launch", exit_on_error=False)
+    def _launch(self, config, cluster, launcher_name: str) -> None:
+        try:
+            from engine import launch
+            from engine.dataset import write_atomic
+            from engine.finetune import config_to_toml
+            from engine.paths import data_dir
+
+            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
+            config_path = data_dir() / "configs" / f"{slug}.toml"
+            write_atomic(config_path, config_to_toml(config))
+            spec = launch.build_spec(config_path, cluster, db_path=self.ft_app.db_path)
+            store = self.ft_app.open_store()
+            try:
+                job = launch.launch(store, spec, launch.get_launcher(launcher_name))
+            finally:
+                store.close()
+        except Exception as exc:  # noqa: BLE001 - shown as a notification
+            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self.post_message(self.Launched(None, message))
+            return
+        self.post_message(self.Launched(job, None))
+
+    def on_finetune_screen_launched(self, message: Launched) -> None:
+        self.launching = False
+        if message.error:
+            self.notify(message.error, title="launch failed", severity="error", markup=False)
+            return
+        job = message.job
+        self.selected_job = job.id
+        self.ft_app.prefs["finetune_job"] = job.id
+        self.ft_app.write_prefs()
+        self.notify(f"Job {job.id} submitted ({job.ref}).")
+        self.poll_jobs()
+        self.query_one("#ft-jobs", DataTable).focus()
+
+    # ------------------------------------------------------------ job list and log tail
+
+    def poll_jobs(self) -> None:
+        self._poll(self.selected_job)
+
+    @work(thread=True, exclusive=True, group="ft-poll", exit_on_error=False)
+    def _poll(self, selected: int | None) -> None:
+        try:
+            from engine import launch
+
+            store = self.ft_app.open_store()
+            try:
+                jobs = launch.list_jobs(store)
+            finally:
+                store.close()
+            if selected is None or selected not in {job.id for job in jobs}:
+                active = [job for job in jobs if not job.finished]
+                selected = (active or jobs)[0].id if jobs else None
+            tail = ""
+            if selected is not None:
+                job = next(job for job in jobs if job.id == selected)
+                tail = launch.tail(job, TAIL_LINES)
+        except Exception as exc:  # noqa: BLE001 - e.g. the launch module missing or a broken store
+            self.post_message(self.JobsUpdated([], "", None, f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.JobsUpdated(jobs, tail, selected, None))
+
+    def on_finetune_screen_jobs_updated(self, message: JobsUpdated) -> None:
+        if message.error:
+            if self.first_poll:
+                self.notify(message.error, title="jobs", severity="error", markup=False)
+            self.first_poll = False
+            return
+        table = self.query_one("#ft-jobs", DataTable)
+        previous = dict(self.jobs)
+        self.jobs = {job.id: job for job in message.jobs}
+        rows = {
+            job.id: (
+                str(job.id),
+                job.launcher,
+                job.job_id,
+                Text(job.name),
+                job.state,
+                elapsed_text(job.started_at or job.submitted_at, job.finished_at),
+                Text((job.detail or "")[:60]),
+            )
+            for job in message.jobs
+        }
+        if list(previous) == list(self.jobs) and table.row_count == len(rows):
+            for job_id, values in rows.items():
+                for column, value in zip(table.columns, values, strict=False):
+                    table.update_cell(str(job_id), column, value)
+        else:
+            table.clear()
+            for job_id, values in rows.items():
+                table.add_row(*values, key=str(job_id))
+        if self.first_poll:
+            running = [job for job in message.jobs if not job.finished]
+            if running:
+                self.notify(f"Reattached to {len(running)} running job(s).")
+            self.first_poll = False
+        if message.tail_job is not None:
+            if self.selected_job != message.tail_job:
+                self.selected_job = message.tail_job
+            if str(message.tail_job) in table.rows and table.cursor_row != table.get_row_index(
+                str(message.tail_job)
+            ):
+                table.move_cursor(row=table.get_row_index(str(message.tail_job)))
+            if self.shown_tail != (message.tail_job, message.tail):
+                log = self.query_one("#ft-log", Log)
+                log.clear()
+                log.write(message.tail)
+                self.shown_tail = (message.tail_job, message.tail)
+
+    @on(DataTable.RowHighlighted, "#ft-jobs")
+    def _job_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            job_id = int(event.row_key.value)
+            if job_id != self.selected_job:
+                self.selected_job = job_id
+                self.ft_app.prefs["finetune_job"] = job_id
+                self.poll_jobs()
+
+    # ------------------------------------------------------------ cancel
+
+    def action_cancel_job(self) -> None:
+        job = self.jobs.get(self.selected_job) if self.selected_job is not None else None
+        if job is None:
+            self.notify("No job selected (ctrl+g focuses the job list).", severity="warning")
+            return
+        if job.finished:
+            self.notify(f"Job {job.id} already finished: {job.state}.", severity="warning")
+            return
+        self.notify(f"Cancelling job {job.id} ({job.ref})...")
+        self._cancel(job)
+
+    @work(thread=True, group="ft-cancel", exit_on_error=False)
+    def _cancel(self, job) -> None:
+        try:
+            from engine import launch
+
+            store = self.ft_app.open_store()
+            try:
+                updated = launch.cancel(store, job)
+            finally:
+                store.close()
+        except Exception as exc:  # noqa: BLE001
+            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self.post_message(self.Cancelled(None, message))
+            return
+        self.post_message(self.Cancelled(updated, None))
+
+    def on_finetune_screen_cancelled(self, message: Cancelled) -> None:
+        if message.error:
+            self.notify(message.error, title="cancel failed", severity="error", markup=False)
+        else:
+            self.notify(f"Job {message.job.id}: {message.job.state}.")
+        self.poll_jobs()

@@ -1,0 +1,312 @@
+"""Generate: a 10-K (ticker + year from EDGAR, or a local filing) -> QA items through any
+OpenAI-compatible endpoint, with live progress, items as they arrive, errors in place, and resume.
+
+The API key is read by the engine from the environment or ``apikey.env``; this screen only says
+whether one was found and never shows it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Header, Log, ProgressBar, Static
+
+from engine.errors import UserError
+from tui.screens.base import StepScreen, parse_int
+
+
+class _StopRequested(Exception):
+    """Raised from the progress callback to stop a run; chunks already finished stay on disk."""
+
+
+def _engine_defaults() -> dict[str, Any]:
+    from engine import generate as gen
+
+    config = gen.GenerateConfig(output_dir="")
+    return {
+        "model": config.endpoint.model,
+        "key_env": config.endpoint.api_key_env,
+        "env_file": config.endpoint.env_file or "",
+        "questions": config.questions_per_chunk,
+        "workers": config.workers,
+    }
+
+
+class GenerateScreen(StepScreen):
+    STEP = "generate"
+    TITLE_TEXT = "Generate"
+    BINDINGS = [
+        Binding("ctrl+r", "start", "Start/resume"),
+        Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+y", "check_key", "Check key"),
+    ]
+
+    class Event(Message):
+        def __init__(
+            self, kind: str, done: int, total: int, items: int, chunk_id: str | None, text: str
+        ) -> None:
+            super().__init__()
+            self.kind, self.done, self.total, self.items, self.chunk_id, self.text = (
+                kind,
+                done,
+                total,
+                items,
+                chunk_id,
+                text,
+            )
+
+    class Finished(Message):
+        def __init__(self, summary: str, error: str | None, stopped: bool) -> None:
+            super().__init__()
+            self.summary, self.error, self.stopped = summary, error, stopped
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self.running = False
+        self.engine_error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        try:
+            d = _engine_defaults()
+        except Exception as exc:  # noqa: BLE001 - engine.generate missing or broken: say so, stay up
+            self.engine_error = f"the generation engine is not available: {type(exc).__name__}: {exc}"
+            d = {
+                "model": "",
+                "key_env": "OPENAI_API_KEY",
+                "env_file": "apikey.env",
+                "questions": 5,
+                "workers": 8,
+            }
+        yield Header()
+        yield Static("Generate: 10-K -> question / answer / context items", classes="step-title")
+        with VerticalScroll(id="gen-form"):
+            yield Static("source: a ticker and year (EDGAR) or a local filing", classes="section")
+            yield self.field("ticker", "gen-ticker", "", "e.g. NVDA")
+            yield self.field("year", "gen-year", "", "e.g. 2024")
+            yield self.field("form", "gen-form-type", "10-K", "10-K or 10-Q")
+            yield self.field("quarter", "gen-quarter", "", "10-Q only: 1..4")
+            yield self.field("SEC identity", "gen-identity", "", "Your Name you@example.com (EDGAR asks)")
+            yield self.field("local filing", "gen-filing", "", "HTML/PDF/text file (instead of EDGAR)")
+            yield Static("endpoint", classes="section")
+            yield self.field("base URL", "gen-base-url", "", "empty = OpenAI; http://127.0.0.1:11434/v1")
+            yield self.field("model", "gen-model", d["model"])
+            yield self.field("key variable", "gen-key-env", d["key_env"], "name only; the key is never shown")
+            yield self.field("key file", "gen-env-file", d["env_file"], "dotenv file read if unset")
+            yield Static("output", classes="section")
+            yield self.field("questions/chunk", "gen-questions", d["questions"])
+            yield self.field("max items", "gen-max-items", "", "cap on the merged set (empty: all)")
+            yield self.field("workers", "gen-workers", d["workers"])
+            yield self.field("name", "gen-name", "", "default: TICKER-YEAR or the file name")
+            yield self.field("output folder", "gen-out", "", "same folder again = resume")
+        yield Static("", id="gen-key", classes="hint")
+        yield ProgressBar(id="gen-progress", show_eta=True)
+        yield Static(
+            "Idle. ctrl+r starts; running it again on the same folder resumes.",
+            id="gen-status",
+            classes="status",
+        )
+        yield Static("", id="gen-error", classes="error")
+        yield Log(id="gen-items", max_lines=300)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.engine_error:
+            self.query_one("#gen-error", Static).update(Text(self.engine_error))
+        else:
+            self.action_check_key()
+
+    def endpoint(self):
+        from engine import generate as gen
+
+        return gen.EndpointConfig(
+            model=self.value("gen-model") or gen.DEFAULT_MODEL,
+            base_url=self.value("gen-base-url") or None,
+            api_key_env=self.value("gen-key-env") or gen.DEFAULT_KEY_ENV,
+            env_file=self.value("gen-env-file") or None,
+        )
+
+    def action_check_key(self) -> None:
+        """Say whether a key is available (never what it is)."""
+        from engine import generate as gen
+
+        box = self.query_one("#gen-key", Static)
+        endpoint = self.endpoint()
+        try:
+            gen.resolve_api_key(endpoint)
+        except UserError:
+            box.update(
+                Text(
+                    f"API key: not found in ${endpoint.api_key_env} or {endpoint.env_file or '-'}",
+                    style="yellow",
+                )
+            )
+            return
+        box.update(
+            Text(
+                f"API key: found (${endpoint.api_key_env} / {endpoint.env_file or '-'}), hidden",
+                style="green",
+            )
+        )
+
+    def build_config(self) -> tuple[Any, dict[str, Any]]:
+        from engine import generate as gen
+
+        ticker, filing = self.value("gen-ticker"), self.value("gen-filing")
+        if bool(ticker) == bool(filing):
+            raise UserError("source: give either a ticker (with a year) or a local filing, not both")
+        request: dict[str, Any] = {"filing": filing, "ticker": ticker.upper()}
+        if ticker:
+            request["year"] = parse_int(self.value("gen-year"), field_name="year")
+            if request["year"] is None:
+                raise UserError("year: required with a ticker")
+            request["form"] = self.value("gen-form-type") or "10-K"
+            request["quarter"] = parse_int(self.value("gen-quarter"), field_name="quarter")
+            request["identity"] = self.value("gen-identity") or None
+            default_name = f"{ticker.upper()}-{request['year']}"
+        else:
+            default_name = Path(filing).stem
+        name = self.value("gen-name") or default_name
+        out = self.value("gen-out") or str(gen.output_dir_for(name))
+        config = gen.GenerateConfig(
+            output_dir=out,
+            name=name,
+            endpoint=self.endpoint(),
+            questions_per_chunk=parse_int(
+                self.value("gen-questions"), field_name="questions/chunk", default=5
+            )
+            or 5,
+            max_items=parse_int(self.value("gen-max-items"), field_name="max items"),
+            workers=parse_int(self.value("gen-workers"), field_name="workers", default=8) or 8,
+        )
+        config.validate()
+        return config, request
+
+    def action_start(self) -> None:
+        if self.engine_error:
+            self.report_error(UserError(self.engine_error))
+            return
+        if self.running:
+            self.notify("Generation is already running (ctrl+t stops it).", severity="warning")
+            return
+        try:
+            config, request = self.build_config()
+        except UserError as exc:
+            self.query_one("#gen-error", Static).update(Text(str(exc)))
+            self.report_error(exc)
+            return
+        self.remember()
+        self.set_value("gen-out", config.output_dir)
+        self._stop.clear()
+        self.running = True
+        self.query_one("#gen-error", Static).update("")
+        self.query_one("#gen-items", Log).clear()
+        self.query_one("#gen-status", Static).update(Text("Reading the filing..."))
+        self._run(config, request)
+
+    def action_stop(self) -> None:
+        if not self.running:
+            self.notify("Nothing is running.")
+            return
+        self._stop.set()
+        self.query_one("#gen-status", Static).update(Text("Stopping: finished chunks are kept for resume..."))
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def _run(self, config: Any, request: dict[str, Any]) -> None:
+        from engine import generate as gen
+        from engine.dataset import file_sha256
+
+        raw_path = Path(config.output_dir).resolve() / gen.RAW_ITEMS_FILE
+
+        def on_progress(event) -> None:
+            text = ""
+            if event.kind == "chunk_done" and event.chunk_id:
+                record = gen.read_raw_records(raw_path).get(event.chunk_id, {})
+                questions = [item.get("question", "") for item in record.get("items", [])]
+                text = "\n".join(questions)
+            else:
+                text = event.message
+            self.post_message(
+                self.Event(
+                    event.kind, event.chunks_done, event.chunks_total, event.items_total, event.chunk_id, text
+                )
+            )
+            if self._stop.is_set():
+                raise _StopRequested
+
+        try:
+            gen.resolve_api_key(config.endpoint)  # fail before fetching anything
+            if request["filing"]:
+                path = Path(request["filing"]).expanduser()
+                texts = gen.load_filing_texts(path)
+                source = {"kind": "filing", "path": str(path.resolve()), "sha256": file_sha256(path)}
+            else:
+                texts = gen.fetch_edgar_texts(
+                    request["ticker"],
+                    request["year"],
+                    sec_identity=request["identity"],
+                    form=request["form"],
+                    quarter=request["quarter"],
+                )
+                source = {
+                    "kind": "edgar",
+                    "ticker": request["ticker"],
+                    "year": request["year"],
+                    "form": request["form"],
+                }
+            chunks = gen.make_chunks(
+                texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars
+            )
+            store = self.ft_app.open_store()
+            try:
+                result = gen.generate(chunks, config, source=source, store=store, on_progress=on_progress)
+            finally:
+                store.close()
+        except _StopRequested:
+            self.post_message(self.Finished(f"stopped; finished chunks kept in {raw_path}", None, True))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in place; finished chunks stay for resume
+            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self.post_message(self.Finished("", message, False))
+            return
+        summary = (
+            f"{result.items} items from {result.chunks_total} chunks ({result.chunks_sent} sent now) "
+            f"-> {result.dataset_path}"
+        )
+        self.post_message(self.Finished(summary, None, False))
+
+    def on_generate_screen_event(self, message: Event) -> None:
+        bar = self.query_one("#gen-progress", ProgressBar)
+        bar.update(total=max(message.total, 1), progress=message.done)
+        self.query_one("#gen-status", Static).update(
+            Text(f"{message.done}/{message.total} chunks, {message.items} items")
+        )
+        log = self.query_one("#gen-items", Log)
+        if message.kind in ("retry", "chunk_failed"):
+            self.query_one("#gen-error", Static).update(Text(f"{message.chunk_id}: {message.text}"))
+            log.write_line(f"! {message.chunk_id}: {message.text}")
+        elif message.text:
+            for line in message.text.splitlines():
+                log.write_line(line)
+
+    def on_generate_screen_finished(self, message: Finished) -> None:
+        self.running = False
+        status = self.query_one("#gen-status", Static)
+        if message.error:
+            status.update(Text("Failed; ctrl+r resumes with the chunks already done.", style="bold red"))
+            self.query_one("#gen-error", Static).update(Text(message.error))
+            self.notify(message.error, title="generation failed", severity="error", markup=False)
+            return
+        style = "yellow" if message.stopped else "bold green"
+        status.update(Text(("Stopped: " if message.stopped else "Done: ") + message.summary, style=style))
+        if not message.stopped:
+            self.notify("Generation finished. F2 masks the new set.")

@@ -1,0 +1,291 @@
+"""Mask: entity, new name, ticker, aliases -> proposed rules with counts, a row-by-row diff preview
+with the changes highlighted, accept/reject per rule or row, apply to a NEW file, leak report.
+
+The step counts as done only when the leak report of the written file is empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+
+from engine.errors import UserError
+from tui.screens.base import StepScreen
+
+CONTEXT_CHARS = 40  # characters of text shown either side of a change
+
+
+class ToggleTable(DataTable):
+    """A row table whose highlighted row is accepted / rejected with space (or x)."""
+
+    BINDINGS = [Binding("space,x", "toggle", "Accept/reject")]
+
+    class Toggled(Message):
+        def __init__(self, table: ToggleTable, key: str) -> None:
+            super().__init__()
+            self.table, self.key = table, key
+
+        @property
+        def control(self) -> ToggleTable:
+            return self.table
+
+    def action_toggle(self) -> None:
+        if self.row_count:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+            if key is not None:
+                self.post_message(self.Toggled(self, key))
+
+
+def highlight_row(plan: Any, row: int) -> Text:
+    """The row's changed fields, each change shown as [old] -> [new] inside its surrounding text."""
+    diff = plan.row_diff(row)
+    text = Text()
+    where = f"{plan.source.path}:{diff.line}" if plan.source else f"row {row}"
+    text.append(f"row {row} ({where})\n", style="bold")
+    by_field: dict[str, list[tuple[Any, bool]]] = {}
+    for edit, accepted in zip(diff.edits, diff.accepted, strict=True):
+        by_field.setdefault(edit.field, []).append((edit, accepted))
+    for field, edits in by_field.items():
+        text.append(f"{field}: ", style="bold cyan")
+        original = _field_text(plan.records[row].data, edits[0][0].path)
+        position = 0
+        for edit, accepted in sorted(edits, key=lambda pair: pair[0].start):
+            gap = original[position : edit.start]
+            if position == 0 and len(gap) > CONTEXT_CHARS:
+                gap = "..." + gap[-CONTEXT_CHARS:]
+            elif len(gap) > 2 * CONTEXT_CHARS:
+                gap = gap[:CONTEXT_CHARS] + " ... " + gap[-CONTEXT_CHARS:]
+            text.append(gap.replace("\n", " "))
+            if accepted:
+                text.append(edit.old, style="bold red strike")
+                text.append(edit.new, style="bold black on green")
+            else:
+                text.append(edit.old, style="yellow underline")
+                text.append(f"[kept: {edit.rule_id}]", style="dim")
+            position = edit.end
+        tail = original[position:]
+        text.append((tail[:CONTEXT_CHARS] + ("..." if len(tail) > CONTEXT_CHARS else "")).replace("\n", " "))
+        text.append("\n")
+    return text
+
+
+def _field_text(data: Any, path: tuple[str | int, ...]) -> str:
+    for part in path:
+        data = data[part]
+    return data
+
+
+class MaskScreen(StepScreen):
+    STEP = "mask"
+    TITLE_TEXT = "Mask"
+    BINDINGS = [
+        Binding("ctrl+r", "preview", "Preview rules"),
+        Binding("ctrl+s", "apply", "Apply (new file)"),
+        Binding("ctrl+o", "focus_widget('mask-file')", "Form"),
+        Binding("ctrl+g", "focus_widget('mask-rules')", "Rules"),
+        Binding("ctrl+l", "focus_widget('mask-rows')", "Rows"),
+    ]
+
+    class Applied(Message):
+        def __init__(self, result: Any | None, error: str | None) -> None:
+            super().__init__()
+            self.result, self.error = result, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan: Any | None = None
+        self.form: dict[str, Any] = {}
+        self.done = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(
+            "Mask: replace the company's name; nothing is written until ctrl+s", classes="step-title"
+        )
+        with Vertical(classes="form"):
+            yield self.field("QA file", "mask-file", "", "JSON or JSONL with question/answer/context")
+            yield self.field("entity", "mask-entity", "", "the real name, e.g. NVIDIA")
+            yield self.field("new name", "mask-new", "", "the invented name, e.g. EGNIVIA")
+            yield self.field("ticker", "mask-ticker", "", "e.g. NVDA (optional)")
+            yield self.field("aliases", "mask-aliases", "", "comma separated; OLD=NEW sets a replacement")
+            yield self.field("output file", "mask-out", "", "a NEW file (default: <file>.masked.jsonl)")
+        with Horizontal(id="mask-review"):
+            with Vertical(id="mask-tables"):
+                yield ToggleTable(id="mask-rules", cursor_type="row")
+                yield ToggleTable(id="mask-rows", cursor_type="row")
+            with VerticalScroll(id="mask-diff-box"):
+                yield Static("ctrl+r proposes the rules and previews every change.", id="mask-diff")
+        yield Static("", id="mask-leaks")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#mask-rules", DataTable).add_columns("rule", "on", "hits", "replaces")
+        self.query_one("#mask-rows", DataTable).add_columns("row", "line", "edits", "on")
+
+    # ------------------------------------------------------------ preview
+
+    def action_preview(self) -> None:
+        from engine import mask
+
+        path = self.value("mask-file")
+        try:
+            if not path:
+                raise UserError("QA file: required")
+            aliases = [a.strip() for a in self.value("mask-aliases").split(",") if a.strip()]
+            rules = mask.propose_rules(
+                self.value("mask-entity"),
+                new_name=self.value("mask-new"),
+                ticker=self.value("mask-ticker") or None,
+                aliases=aliases,
+            )
+            self.plan = mask.plan_file(Path(path).expanduser(), rules)
+        except UserError as exc:
+            self.report_error(exc)
+            return
+        except Exception as exc:  # noqa: BLE001
+            self.report_error(exc, where="mask preview")
+            return
+        self.form = {"entity": self.value("mask-entity"), "new_name": self.value("mask-new")}
+        self.done = False
+        self.remember()
+        self.query_one("#mask-leaks", Static).update("")
+        self.refresh_rules()
+        self.refresh_rows()
+        rows = self.plan.rows_with_edits
+        if rows:
+            self.show_row(rows[0])
+        else:
+            self.query_one("#mask-diff", Static).update(Text("No occurrence found: nothing to replace."))
+        self.query_one("#mask-rules", DataTable).focus()
+        accepted = len(self.plan.accepted_edits)
+        self.notify(f"{len(self.plan.edits)} occurrence(s) in {len(rows)} row(s); {accepted} to replace.")
+
+    def refresh_rules(self) -> None:
+        assert self.plan is not None
+        table = self.query_one("#mask-rules", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        counts = self.plan.counts()
+        for rule in self.plan.rules:
+            on = "no" if rule.id in self.plan.rejected_rules else "yes"
+            hits = sum(counts[rule.id].values())
+            table.add_row(Text(rule.id), on, str(hits), Text(rule.replacement), key=rule.id)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def refresh_rows(self) -> None:
+        assert self.plan is not None
+        table = self.query_one("#mask-rows", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for row in self.plan.rows_with_edits:
+            diff_edits = [e for e in self.plan.edits if e.row == row]
+            accepted = sum(1 for e in diff_edits if self.plan.is_accepted(e))
+            on = "no" if row in self.plan.rejected_rows else "yes"
+            table.add_row(
+                str(row), str(diff_edits[0].line), f"{accepted}/{len(diff_edits)}", on, key=str(row)
+            )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def show_row(self, row: int) -> None:
+        if self.plan is not None:
+            self.query_one("#mask-diff", Static).update(highlight_row(self.plan, row))
+
+    @on(DataTable.RowHighlighted, "#mask-rows")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.show_row(int(event.row_key.value))
+
+    @on(ToggleTable.Toggled)
+    def _toggled(self, event: ToggleTable.Toggled) -> None:
+        if self.plan is None:
+            return
+        if event.table.id == "mask-rules":
+            if event.key in self.plan.rejected_rules:
+                self.plan.accept_rule(event.key)
+            else:
+                self.plan.reject_rule(event.key)
+        else:
+            row = int(event.key)
+            if row in self.plan.rejected_rows:
+                self.plan.accept_row(row)
+            else:
+                self.plan.reject_row(row)
+        self.done = False
+        self.refresh_rules()
+        self.refresh_rows()
+        rows_table = self.query_one("#mask-rows", DataTable)
+        if rows_table.row_count:
+            key = rows_table.coordinate_to_cell_key(rows_table.cursor_coordinate).row_key.value
+            if key is not None:
+                self.show_row(int(key))
+
+    # ------------------------------------------------------------ apply and leak report
+
+    def output_path(self) -> Path:
+        out = self.value("mask-out")
+        if out:
+            return Path(out).expanduser()
+        source = Path(self.value("mask-file")).expanduser()
+        return source.with_name(f"{source.stem}.masked.jsonl")
+
+    def action_apply(self) -> None:
+        if self.plan is None:
+            self.notify("Preview first (ctrl+r): nothing is applied unseen.", severity="warning")
+            return
+        out = self.output_path()
+        self.remember()
+        self.query_one("#mask-leaks", Static).update(Text(f"Writing {out}..."))
+        self._apply(self.plan, out, self.form.get("entity"), self.form.get("new_name"))
+
+    @work(thread=True, exclusive=True, group="mask-apply", exit_on_error=False)
+    def _apply(self, plan: Any, out: Path, entity: str | None, new_name: str | None) -> None:
+        try:
+            from engine import mask
+
+            store = self.ft_app.open_store()
+            try:
+                result = mask.apply(plan, out, store, entity=entity, new_name=new_name)
+            finally:
+                store.close()
+        except Exception as exc:  # noqa: BLE001 - shown in place, the input file is untouched
+            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self.post_message(self.Applied(None, message))
+            return
+        self.post_message(self.Applied(result, None))
+
+    def on_mask_screen_applied(self, message: Applied) -> None:
+        leaks_box = self.query_one("#mask-leaks", Static)
+        if message.error:
+            leaks_box.update(Text(f"Not written: {message.error}", style="bold red"))
+            self.notify(message.error, title="mask failed", severity="error", markup=False)
+            return
+        result = message.result
+        lines = result.leaks.lines(limit=2)
+        head = f"Wrote {result.output_path} ({result.rows} rows, {result.edits_applied} edits). "
+        if result.leaks.clean:
+            self.done = True
+            leaks_box.update(
+                Text(head + "Leak report empty: step done.\n" + "\n".join(lines[1:]), style="green")
+            )
+            self.notify("Masked file written; leak report is empty.")
+        else:
+            self.done = False
+            leaks_box.update(
+                Text(head + "LEAKS REMAIN (step not done):\n" + "\n".join(lines), style="bold red")
+            )
+            self.notify(
+                f"{len(result.leaks.leaks)} leak(s) remain in {result.output_path}.",
+                severity="warning",
+                markup=False,
+            )
