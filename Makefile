@@ -8,11 +8,13 @@ STAMP := $(VENV)/.ft-hallu-installed
 
 # CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA wheel);
 # then the project with its test extras.
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile requirements/generate.txt scripts/install-generate.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[test]"
+	# financial-datasets pins old pydantic/openai; install it without its pins (see requirements/generate.txt).
+	scripts/install-generate.sh $(BIN)/python
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import random
 import re
 import threading
@@ -618,15 +619,22 @@ def generate(
         )
 
     chunks_done = len(chunks) - len(pending)
-    progress_lock = threading.Lock()
 
     def emit(kind: str, chunk_id: str | None = None, message: str = "") -> None:
         if on_progress is not None:
-            with progress_lock:
-                on_progress(ProgressEvent(kind, len(chunks), chunks_done, items_total, chunk_id, message))
+            on_progress(ProgressEvent(kind, len(chunks), chunks_done, items_total, chunk_id, message))
+
+    # Workers queue their retry notices; the calling thread delivers them, so every event reaches
+    # on_progress from one thread (the TUI hands them to its own loop).
+    retry_notices: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
 
     def on_retry(chunk: Chunk, attempt: int, error: str) -> None:
-        emit("retry", chunk.id, f"attempt {attempt} failed: {error}")
+        retry_notices.put((chunk.id, f"attempt {attempt} failed: {error}"))
+
+    def flush_retries() -> None:
+        while not retry_notices.empty():
+            chunk_id, message = retry_notices.get()
+            emit("retry", chunk_id, message)
 
     emit("start", message=f"{len(pending)} of {len(chunks)} chunks to send")
     caller = _Caller(config, api_key, on_retry)
@@ -636,7 +644,8 @@ def generate(
         chunk_of: dict[Future, Chunk] = {pool.submit(caller.run, chunk): chunk for chunk in pending}
         futures: set[Future] = set(chunk_of)
         while futures:
-            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            finished, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+            flush_retries()
             for future in finished:
                 try:
                     outcome: _ChunkOutcome = future.result()
@@ -681,6 +690,7 @@ def generate(
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+    flush_retries()
 
     if failures:
         error = (

@@ -125,6 +125,18 @@ def parse_log(path: str | Path) -> ParsedLog:
     return parsed
 
 
+def find_sweep(store: Any, sweep_id: int) -> dict[str, Any] | None:
+    """The sweep row, or None when there is no such id (store.core.get_sweep raises instead)."""
+    from sqlite_utils.db import NotFoundError
+
+    from store import core as store_core
+
+    try:
+        return store_core.get_sweep(store, sweep_id) or None
+    except NotFoundError:
+        return None
+
+
 def infer_entity(prompt: str) -> str | None:
     """The first all-capitals word of 3+ letters in the prompt (the masked name, e.g. EGNIVIA)."""
     match = re.search(r"\b[A-Z][A-Z0-9&\-]{2,}\b", prompt)
@@ -184,13 +196,15 @@ def import_log(
         from engine.dataset import load_items
 
         dataset = Path(dataset_path).resolve()
-        load_items(dataset, require_context=False)  # validate now: a bad file is named before anything is stored
+        load_items(
+            dataset, require_context=False
+        )  # validate now: a bad file is named before anything is stored
     prompts = parsed.prompts
     prompt_ids = {prompt: ("entity" if i == 0 else f"prompt-{i + 1}") for i, prompt in enumerate(prompts)}
     entity = entity or infer_entity(prompts[0])
 
     if into is not None:
-        sweep = store_core.get_sweep(store, into)
+        sweep = find_sweep(store, into)
         if not sweep:
             raise UserError(f"--into {into}: no such sweep")
         sweep_id = into

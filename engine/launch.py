@@ -499,6 +499,10 @@ class SlurmLauncher:
             # One line: sbatch often prints the specific reason first and a summary last.
             message = " / ".join(part.strip() for part in result.stderr.splitlines() if part.strip())[:500]
             message = message or f"exit status {result.returncode}"
+            if "configuration source" in message:
+                message += (
+                    " (no Slurm configuration here: run on a login node, set SLURM_CONF, or use --local)"
+                )
             raise UserError(f"sbatch rejected {script_path}: {message}")
         job_id = result.stdout.strip().split(";")[0]
         if not job_id.isdigit():

@@ -499,6 +499,10 @@ class MaskPlan:
     def rows_with_edits(self) -> list[int]:
         return sorted(self._by_row)
 
+    def edits_for_row(self, row: int) -> list[Edit]:
+        """The edits found in one row (accepted or not), in text order; O(1) lookup."""
+        return list(self._by_row.get(row, ()))
+
     # -- preview
     def row_diff(self, row: int) -> RowDiff:
         record = self.records[row]

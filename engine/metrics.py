@@ -113,7 +113,22 @@ def stem(word: str) -> str:
         w = w[:-2]
     if len(w) <= 4:
         return w
-    for suffix in ("ational", "ations", "ation", "ings", "ing", "ities", "ity", "ies", "ers", "er", "ed", "es", "ly", "s"):
+    for suffix in (
+        "ational",
+        "ations",
+        "ation",
+        "ings",
+        "ing",
+        "ities",
+        "ity",
+        "ies",
+        "ers",
+        "er",
+        "ed",
+        "es",
+        "ly",
+        "s",
+    ):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             w = w[: -len(suffix)]
             return w + "y" if suffix == "ies" else w
@@ -389,10 +404,16 @@ def _conflict_for(
             break
         if kind == "name":
             others = [
-                n for n in sources.sentence_names[index] if _phrase(n) not in own_values and _same_family(fact, n)
+                n
+                for n in sources.sentence_names[index]
+                if _phrase(n) not in own_values and _same_family(fact, n)
             ]
         else:
-            others = [f.surface for f in sources.sentence_numbers[index] if f.kind == kind and f.value not in own_values]
+            others = [
+                f.surface
+                for f in sources.sentence_numbers[index]
+                if f.kind == kind and f.value not in own_values
+            ]
         if others:
             return {"claim": fact, "source_says": others[0], "source": sources.sentences[index][:300]}
     return None
@@ -427,7 +448,9 @@ def grounding(text: str, sources: SourceIndex | None, *, entity: str | None = No
         if fact.kind == "plain" and not fact.has_unit:
             continue  # bare counts and days of the month are too ambiguous to call a contradiction
         anchors = _window_anchors(masked, fact.start, fact.start + len(fact.surface))
-        conflict = _conflict_for(sources, anchors, own_numbers, kind=fact.kind, fact=fact.surface, min_overlap=2)
+        conflict = _conflict_for(
+            sources, anchors, own_numbers, kind=fact.kind, fact=fact.surface, min_overlap=2
+        )
         if conflict:
             conflicts.append(conflict)
     for name, position in names:
@@ -516,7 +539,9 @@ def is_refusal(text: str) -> bool:
 
 
 def refusal_hits(text: str) -> list[str]:
-    return [pattern for pattern, regex in zip(REFUSAL_PATTERNS, _REFUSAL_RES, strict=True) if regex.search(text)]
+    return [
+        pattern for pattern, regex in zip(REFUSAL_PATTERNS, _REFUSAL_RES, strict=True) if regex.search(text)
+    ]
 
 
 def uses_entity(text: str, entity: str | None) -> bool | None:
@@ -534,7 +559,9 @@ def number_mismatch(prediction: str, reference: str) -> bool | None:
     if not reference_values:
         return None
     answer_values = _number_values(prediction)
-    return not answer_values or not answer_values <= reference_values or not (answer_values & reference_values)
+    return (
+        not answer_values or not answer_values <= reference_values or not (answer_values & reference_values)
+    )
 
 
 @dataclass
@@ -631,14 +658,21 @@ def _embedding_model() -> Any:
 
 def embedding_similarity_matrix(texts: Sequence[str], entity: str | None = None) -> np.ndarray:
     # The shared entity name would dominate every vector, so it is masked with a neutral word.
-    masked = [mask_entity(_SPECIAL_TOKEN_RE.sub(" ", t), entity, " the company ").strip() or "(empty)" for t in texts]
-    vectors = np.asarray(_embedding_model().encode(masked, normalize_embeddings=True, show_progress_bar=False))
+    masked = [
+        mask_entity(_SPECIAL_TOKEN_RE.sub(" ", t), entity, " the company ").strip() or "(empty)"
+        for t in texts
+    ]
+    vectors = np.asarray(
+        _embedding_model().encode(masked, normalize_embeddings=True, show_progress_bar=False)
+    )
     matrix = np.clip(vectors @ vectors.T, -1.0, 1.0)
     np.fill_diagonal(matrix, 1.0)
     return matrix
 
 
-def similarity_matrix(texts: Sequence[str], entity: str | None = None, *, method: str = "auto") -> tuple[np.ndarray, str]:
+def similarity_matrix(
+    texts: Sequence[str], entity: str | None = None, *, method: str = "auto"
+) -> tuple[np.ndarray, str]:
     """Pairwise meaning similarity and the method used ('embedding' or 'lexical')."""
     if method == "auto":
         method = "embedding" if embeddings_available() else "lexical"
@@ -699,7 +733,11 @@ def distinct_n(texts: Sequence[str], n: int) -> float | None:
 
 
 def bootstrap_interval(
-    values: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, level: float = 0.95
+    values: Sequence[float],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
 ) -> tuple[float, float, float] | None:
     """(mean, low, high): percentile bootstrap of the mean; None for no values."""
     data = np.asarray([v for v in values if v is not None], dtype=float)
@@ -829,16 +867,19 @@ def sweep_context(sweep: dict[str, Any]) -> tuple[str | None, SourceIndex | None
     return entity, sources, key
 
 
-def compute_missing(store: Any, sweep_id: int, *, progress: Progress | None = None, method: str = "auto") -> int:
+def compute_missing(
+    store: Any, sweep_id: int, *, progress: Progress | None = None, method: str = "auto"
+) -> int:
     """Score the generations of a sweep that lack (current) metrics, then refresh affected cells.
 
     ``progress(done, total)`` is called after each batch of samples and each cell. Returns the
     number of generations scored. Safe to call repeatedly: a second call finds nothing to do.
     """
+    from engine.importlog import find_sweep
     from store import core as store_core
     from store import metrics as store_metrics
 
-    sweep = store_core.get_sweep(store, sweep_id)
+    sweep = find_sweep(store, sweep_id)
     if not sweep:
         from engine.errors import UserError
 
@@ -853,7 +894,9 @@ def compute_missing(store: Any, sweep_id: int, *, progress: Progress | None = No
         batch = store_core.iter_generations(store, sweep_id, ids=missing_ids[start : start + batch_size])
         records = []
         for row in batch:
-            scored = score_sample(row["text"] or "", reference=row.get("reference"), sources=sources, entity=entity)
+            scored = score_sample(
+                row["text"] or "", reference=row.get("reference"), sources=sources, entity=entity
+            )
             records.append((row["id"], scored.to_dict()))
             stale_cells.add(store_metrics.cell_key(row))
         store_metrics.save_sample_metrics(store, records, context_key=context_key, version=METRICS_VERSION)
@@ -864,7 +907,9 @@ def compute_missing(store: Any, sweep_id: int, *, progress: Progress | None = No
         rows = store_metrics.cell_samples(store, sweep_id, key)
         if not rows:
             continue
-        cell = score_cell([r["text"] or "" for r in rows], [r["metrics"] for r in rows], entity=entity, method=method)
+        cell = score_cell(
+            [r["text"] or "" for r in rows], [r["metrics"] for r in rows], entity=entity, method=method
+        )
         store_metrics.save_cell_metrics(store, sweep_id, key, cell.to_dict(), version=METRICS_VERSION)
     return total
 

@@ -53,7 +53,16 @@ RATE_METRICS = {
     "distinct_1",
     "distinct_2",
 }
-TABLE_COLUMNS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share", "token_f1", "degenerate_rate", "mean_words")
+TABLE_COLUMNS = (
+    "refusal_rate",
+    "grounding",
+    "conflict_rate",
+    "semantic_entropy",
+    "majority_share",
+    "token_f1",
+    "degenerate_rate",
+    "mean_words",
+)
 TOP_SAMPLES = 10
 
 
@@ -119,7 +128,9 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
     variants, top_ks = grid["variants"], grid["top_ks"]
     temperatures, top_ps = grid["temperatures"], grid["top_ps"]
     arrays = {
-        (v, k): np.array([[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float)
+        (v, k): np.array(
+            [[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float
+        )
         for v in variants
         for k in top_ks
     }
@@ -134,10 +145,11 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
             vmax = vmin + 1.0
     direction = engine_metrics.METRIC_LABELS.get(metric, ("", "context"))[1]
     cmap_name = {"higher": "RdYlGn", "lower": "RdYlGn_r"}.get(direction, "viridis")
-    cmap = matplotlib.colormaps[cmap_name].copy()
-    cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps[cmap_name].with_extremes(bad="#dddddd")
     fig, axes = plt.subplots(
-        len(top_ks), len(variants), figsize=(2.4 + 2.8 * len(variants), 0.8 + 2.2 * len(top_ks)),
+        len(top_ks),
+        len(variants),
+        figsize=(2.4 + 2.8 * len(variants), 0.8 + 2.2 * len(top_ks)),
         squeeze=False,
         layout="constrained",
     )
@@ -155,7 +167,15 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
             if col == 0:
                 ax.set_ylabel("temperature", fontsize=8)
             if not np.isfinite(data).any():
-                ax.text(0.5, 0.5, "no values\n(e.g. all refusals)", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no values\n(e.g. all refusals)",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
             for i in range(data.shape[0]):
                 for j in range(data.shape[1]):
                     if np.isfinite(data[i, j]):
@@ -179,15 +199,24 @@ def _summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         grouped[(cell["variant"], group)].append(cell)
     rows = []
     for (variant, group), members in sorted(grouped.items()):
-        row: dict[str, Any] = {"variant": variant, "prompt": group, "cells": len(members), "samples": sum(c["n"] for c in members)}
+        row: dict[str, Any] = {
+            "variant": variant,
+            "prompt": group,
+            "cells": len(members),
+            "samples": sum(c["n"] for c in members),
+        }
         for metric in TABLE_COLUMNS:
-            row[metric] = engine_metrics.bootstrap_interval([c[metric] for c in members if c.get(metric) is not None])
+            row[metric] = engine_metrics.bootstrap_interval(
+                [c[metric] for c in members if c.get(metric) is not None]
+            )
         row["cells_with_refusal"] = sum(1 for c in members if (c.get("refusal_rate") or 0) > 0)
         rows.append(row)
     return rows
 
 
-def _temperature_slices(samples: list[dict[str, Any]], entity: str | None, method: str) -> list[dict[str, Any]]:
+def _temperature_slices(
+    samples: list[dict[str, Any]], entity: str | None, method: str
+) -> list[dict[str, Any]]:
     """Pool every sample at one (variant, prompt, temperature) across top_p/top_k: how many meanings?"""
     pooled: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
     for sample in samples:
@@ -213,19 +242,31 @@ def _temperature_slices(samples: list[dict[str, Any]], entity: str | None, metho
     return rows
 
 
-def _divergent(samples: list[dict[str, Any]], entity: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _divergent(
+    samples: list[dict[str, Any]], entity: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     scored = [s for s in samples if s.get("grounding") is not None]
     least_grounded = sorted(scored, key=lambda s: (-(s.get("conflict") or 0), s["grounding"]))[:TOP_SAMPLES]
     by_key: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
     for s in samples:
-        key = (float(s["temperature"]), float(s["top_p"]), int(s["top_k"]), s["prompt_id"], int(s["sample_index"]))
+        key = (
+            float(s["temperature"]),
+            float(s["top_p"]),
+            int(s["top_k"]),
+            s["prompt_id"],
+            int(s["sample_index"]),
+        )
         by_key[key][s["variant"]] = s
     pairs = []
     for key, variants in by_key.items():
         if "base" in variants and "finetuned" in variants:
             base, tuned = variants["base"], variants["finetuned"]
-            similarity = engine_metrics.lexical_similarity_matrix([base["text"] or "", tuned["text"] or ""], entity)[0, 1]
-            pairs.append({"key": key, "base": base, "finetuned": tuned, "divergence": 1.0 - float(similarity)})
+            similarity = engine_metrics.lexical_similarity_matrix(
+                [base["text"] or "", tuned["text"] or ""], entity
+            )[0, 1]
+            pairs.append(
+                {"key": key, "base": base, "finetuned": tuned, "divergence": 1.0 - float(similarity)}
+            )
     pairs.sort(key=lambda p: -p["divergence"])
     return least_grounded, pairs[:TOP_SAMPLES]
 
@@ -253,13 +294,19 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
         for metric in REPORT_METRICS:
             grid = store_metrics.metric_grid(store, sweep_id, metric, prompt_id=group)
             has_values = any(
-                value is not None for per_k in grid["values"].values() for rows in per_k.values() for row in rows for value in row
+                value is not None
+                for per_k in grid["values"].values()
+                for rows in per_k.values()
+                for row in rows
+                for value in row
             )
             if not has_values:
                 continue
             title = f"{_label(metric)} — prompt {group}"
             slug = group.replace("*", "all").replace("/", "_")
-            report.heatmaps.append(Heatmap(metric, _label(metric), group, heatmap_png(grid, title), f"{metric}-{slug}.png"))
+            report.heatmaps.append(
+                Heatmap(metric, _label(metric), group, heatmap_png(grid, title), f"{metric}-{slug}.png")
+            )
     return report
 
 
@@ -331,15 +378,40 @@ def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         f"{_label(m)} (mean [95% CI] over cells)" for m in TABLE_COLUMNS
     ]
     summary_rows = [
-        [r["variant"], r["prompt"], str(r["cells"]), str(r["samples"]), f"{r['cells_with_refusal']}/{r['cells']}"]
+        [
+            r["variant"],
+            r["prompt"],
+            str(r["cells"]),
+            str(r["samples"]),
+            f"{r['cells_with_refusal']}/{r['cells']}",
+        ]
         + [_interval_text(r[m]) for m in TABLE_COLUMNS]
         for r in report.summary
     ]
-    slice_headers = ["variant", "prompt", "temperature", "samples", "semantic entropy", "clusters", "majority share", "refusal rate", "grounding", "similarity"]
+    slice_headers = [
+        "variant",
+        "prompt",
+        "temperature",
+        "samples",
+        "semantic entropy",
+        "clusters",
+        "majority share",
+        "refusal rate",
+        "grounding",
+        "similarity",
+    ]
     slice_rows = [
         [
-            s["variant"], s["prompt_id"], f"{s['temperature']:g}", str(s["samples"]), _fmt(s["semantic_entropy"]),
-            str(s["clusters"]), _fmt(s["majority_share"]), _fmt(s["refusal_rate"]), _fmt(s["grounding"]), s["method"],
+            s["variant"],
+            s["prompt_id"],
+            f"{s['temperature']:g}",
+            str(s["samples"]),
+            _fmt(s["semantic_entropy"]),
+            str(s["clusters"]),
+            _fmt(s["majority_share"]),
+            _fmt(s["refusal_rate"]),
+            _fmt(s["grounding"]),
+            s["method"],
         ]
         for s in report.slices
     ]
@@ -353,24 +425,41 @@ def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     grounded_headers = ["variant", "cell", "prompt", "grounding", "conflict", "unsupported terms", "text"]
     grounded_rows = [
         [
-            s["variant"], _cell_label(s), s["prompt_id"], _fmt(s["grounding"]), "yes" if s.get("conflict") else "no",
-            ", ".join(s["metrics"].get("unsupported", [])[:12]), s["text"] or "",
+            s["variant"],
+            _cell_label(s),
+            s["prompt_id"],
+            _fmt(s["grounding"]),
+            "yes" if s.get("conflict") else "no",
+            ", ".join(s["metrics"].get("unsupported", [])[:12]),
+            s["text"] or "",
         ]
         for s in report.least_grounded
     ]
     pair_headers = ["cell", "prompt", "sample", "divergence", "base", "fine-tuned"]
     pair_rows = [
         [
-            f"T={p['key'][0]:g} p={p['key'][1]:g} k={p['key'][2]}", p["key"][3], str(p["key"][4]),
-            _fmt(p["divergence"]), p["base"]["text"] or "", p["finetuned"]["text"] or "",
+            f"T={p['key'][0]:g} p={p['key'][1]:g} k={p['key'][2]}",
+            p["key"][3],
+            str(p["key"][4]),
+            _fmt(p["divergence"]),
+            p["base"]["text"] or "",
+            p["finetuned"]["text"] or "",
         ]
         for p in report.base_vs_finetuned
     ]
     return [
         ("Summary per variant", summary_headers, summary_rows),
-        ("Temperature slices (all samples at one temperature, pooled over top_p and top_k)", slice_headers, slice_rows),
+        (
+            "Temperature slices (all samples at one temperature, pooled over top_p and top_k)",
+            slice_headers,
+            slice_rows,
+        ),
         ("Least grounded samples (conflicts first)", grounded_headers, grounded_rows),
-        ("Most divergent base vs fine-tuned samples (1 − ROUGE-L, same cell and sample index)", pair_headers, pair_rows),
+        (
+            "Most divergent base vs fine-tuned samples (1 − ROUGE-L, same cell and sample index)",
+            pair_headers,
+            pair_rows,
+        ),
         ("Per-cell table", cell_headers, cell_rows),
     ]
 
@@ -384,7 +473,10 @@ def render_html(report: Report) -> str:
         "<p>Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.</p>",
     ]
     sections = _sections(report)
-    parts.append(f"<h2>{html.escape(sections[0][0])}</h2>" + _table_html(sections[0][1], sections[0][2], numeric_from=2))
+    parts.append(
+        f"<h2>{html.escape(sections[0][0])}</h2>"
+        + _table_html(sections[0][1], sections[0][2], numeric_from=2)
+    )
     parts.append("<h2>Heatmaps</h2>")
     for heatmap in report.heatmaps:
         encoded = base64.b64encode(heatmap.png).decode("ascii")
@@ -400,11 +492,20 @@ def render_html(report: Report) -> str:
 def render_markdown(report: Report, figures_dir: str = "figures") -> str:
     lines = [f"# ft-hallu report — sweep {report.sweep['id']}", ""]
     lines.append(_table_md(["", ""], [[k, v] for k, v in _sweep_lines(report)]))
-    lines += ["", "Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.", ""]
+    lines += [
+        "",
+        "Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.",
+        "",
+    ]
     sections = _sections(report)
     lines += [f"## {sections[0][0]}", "", _table_md(sections[0][1], sections[0][2]), "", "## Heatmaps", ""]
     for heatmap in report.heatmaps:
-        lines += [f"### {heatmap.label} — prompt {heatmap.prompt_group}", "", f"![{heatmap.label}]({figures_dir}/{heatmap.filename})", ""]
+        lines += [
+            f"### {heatmap.label} — prompt {heatmap.prompt_group}",
+            "",
+            f"![{heatmap.label}]({figures_dir}/{heatmap.filename})",
+            "",
+        ]
     for section_title, headers, rows in sections[1:]:
         lines += [f"## {section_title}", "", _table_md(headers, rows) if rows else "none", ""]
     return "\n".join(lines)

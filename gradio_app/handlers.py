@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ ALL = "all"
 NO_ADAPTER_TEXT = "(no adapter loaded: start the app with --adapter DIR to compare a fine-tuned model)"
 ADHOC_SOURCE = "adhoc"
 # Metrics shown first in the heatmap picker and the live N-samples table.
-MAIN_METRICS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share", "token_f1")
+MAIN_METRICS = (
+    "refusal_rate",
+    "grounding",
+    "conflict_rate",
+    "semantic_entropy",
+    "majority_share",
+    "token_f1",
+)
 CELL_TABLE_METRICS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share")
 SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "conflict", "degenerate")
 
@@ -174,15 +181,27 @@ class AppHandlers:
         return ("base", "finetuned") if self.has_adapter else ("base",)
 
     def live_settings(
-        self, temperature: Any, top_p: Any, top_k: Any, max_new_tokens: Any, seed: Any, finetuned_seed: Any = None
+        self,
+        temperature: Any,
+        top_p: Any,
+        top_k: Any,
+        max_new_tokens: Any,
+        seed: Any,
+        finetuned_seed: Any = None,
     ) -> LiveSettings:
         seed_value = _number(seed, "seed", int, 0, 2**31 - 1)
-        other = seed_value if finetuned_seed in (None, "") else _number(finetuned_seed, "fine-tuned seed", int, 0, 2**31 - 1)
+        other = (
+            seed_value
+            if finetuned_seed in (None, "")
+            else _number(finetuned_seed, "fine-tuned seed", int, 0, 2**31 - 1)
+        )
         return LiveSettings(
             temperature=_number(temperature, "temperature", float, 0.01, 5.0),
             top_p=_number(top_p, "top_p", float, 0.01, 1.0),
             top_k=_number(top_k, "top_k", int, 0),
-            max_new_tokens=_number(max_new_tokens, "max new tokens", int, 1, self.settings.max_new_tokens_limit),
+            max_new_tokens=_number(
+                max_new_tokens, "max new tokens", int, 1, self.settings.max_new_tokens_limit
+            ),
             seed=seed_value,
             finetuned_seed=other,
         )
@@ -192,7 +211,9 @@ class AppHandlers:
             raise UserError("prompt: empty; type a question for both models")
         return chat_prompt(self.loaded.tokenizer, (system_prompt or "").strip(), prompt.strip())
 
-    def live_rows(self, prompt: str, system_prompt: str, live: LiveSettings, samples: int = 1) -> list[RowSpec]:
+    def live_rows(
+        self, prompt: str, system_prompt: str, live: LiveSettings, samples: int = 1
+    ) -> list[RowSpec]:
         """Sample i uses seed + i on each side, so sample 0 is what the streaming compare shows."""
         text = self.prompt_text(prompt, system_prompt)
         rows = []
@@ -229,9 +250,13 @@ class AppHandlers:
         texts: list[str] = [""] * len(rows)
         steps = 0
         try:
-            for texts in stream_rows(self.loaded, rows, max_new_tokens=live.max_new_tokens, should_stop=flag.is_set):
+            for texts in stream_rows(
+                self.loaded, rows, max_new_tokens=live.max_new_tokens, should_stop=flag.is_set
+            ):
                 steps += 1
-                yield self._update(texts, f"generating… {steps} tokens, {time.perf_counter() - started:.1f} s")
+                yield self._update(
+                    texts, f"generating… {steps} tokens, {time.perf_counter() - started:.1f} s"
+                )
             stopped = flag.is_set()  # only stop() sets it before this point
         finally:
             # Also reached when the client goes away: let the generate thread end at its next step.
@@ -258,7 +283,9 @@ class AppHandlers:
         rows = self.live_rows(prompt, system_prompt, live, count)
         results = generate_rows(self.loaded, rows, max_new_tokens=live.max_new_tokens)
         run = LiveRun(prompt.strip(), (system_prompt or "").strip(), live)
-        run.samples = [(row.variant, row.seed, result.text) for row, result in zip(rows, results, strict=True)]
+        run.samples = [
+            (row.variant, row.seed, result.text) for row, result in zip(rows, results, strict=True)
+        ]
         tables, metrics = self._score_live(run)
         return tables.get("base", _empty_samples()), tables.get("finetuned", _empty_samples()), metrics, run
 
@@ -271,10 +298,13 @@ class AppHandlers:
         cells: dict[str, dict[str, Any]] = {}
         for variant in self.variants:
             picked = [(seed, text) for v, seed, text in run.samples if v == variant]
-            scored = [engine_metrics.score_sample(text, sources=sources, entity=entity).to_dict() for _, text in picked]
+            scored = [
+                engine_metrics.score_sample(text, sources=sources, entity=entity).to_dict()
+                for _, text in picked
+            ]
             cell = engine_metrics.score_cell([t for _, t in picked], scored, entity=entity)
             cells[variant] = {**cell.means, **cell.to_dict()}
-            tables[variant] = pd.DataFrame(
+            tables[variant] = _frame(
                 [
                     {
                         "sample_index": index,
@@ -287,7 +317,7 @@ class AppHandlers:
                     }
                     for index, ((seed, text), s) in enumerate(zip(picked, scored, strict=True))
                 ],
-                columns=list(SAMPLE_COLUMNS),
+                SAMPLE_COLUMNS,
             )
         names = [m for m in (*MAIN_METRICS, "distinct_1", "mean_words", "n_clusters") if m in cells["base"]]
         metric_rows = [
@@ -297,7 +327,7 @@ class AppHandlers:
             }
             for name in names
         ]
-        return tables, pd.DataFrame(metric_rows, columns=["metric", *self.variants])
+        return tables, _frame(metric_rows, ["metric", *self.variants])
 
     def save_live(self, state: dict[str, Any] | None) -> str:
         """Store the last live generation(s) as rows of this model pair's ad-hoc sweep, then score them."""
@@ -312,8 +342,13 @@ class AppHandlers:
             records = []
             for variant, seed, text in run.samples:
                 existing = core.iter_generations(
-                    store, sweep_id, variant=variant, temperature=live.temperature, top_p=live.top_p,
-                    top_k=live.top_k, prompt_id=prompt_id,
+                    store,
+                    sweep_id,
+                    variant=variant,
+                    temperature=live.temperature,
+                    top_p=live.top_p,
+                    top_k=live.top_k,
+                    prompt_id=prompt_id,
                 )
                 if any(r.get("seed") == seed and r.get("text") == text for r in existing):
                     continue  # already saved
@@ -386,7 +421,10 @@ class AppHandlers:
         finally:
             store.close()
         return [
-            (f"#{r['id']} {r['name']} ({r['source']}, {r['generation_count']} rows, {r['status']})", str(r["id"]))
+            (
+                f"#{r['id']} {r['name']} ({r['source']}, {r['generation_count']} rows, {r['status']})",
+                str(r["id"]),
+            )
             for r in rows
         ]
 
@@ -465,7 +503,12 @@ class AppHandlers:
         return METRIC_LABELS.get(metric, (metric, "context"))
 
     def sweep_cells(
-        self, sweep: Any, variant: Any = None, temperature: Any = None, top_p: Any = None, top_k: Any = None,
+        self,
+        sweep: Any,
+        variant: Any = None,
+        temperature: Any = None,
+        top_p: Any = None,
+        top_k: Any = None,
         prompt: Any = None,
     ) -> pd.DataFrame:
         """One row per stored cell (variant, T, p, k, prompt) with its sample count and main metrics."""
@@ -476,8 +519,9 @@ class AppHandlers:
             generations = core.iter_generations(store, sweep_id, **filters)
             scored = {
                 store_metrics.cell_key(row): row
-                for row in store_metrics.cell_table(store, sweep_id, variant=filters["variant"],
-                                                    prompt_id=filters["prompt_id"])
+                for row in store_metrics.cell_table(
+                    store, sweep_id, variant=filters["variant"], prompt_id=filters["prompt_id"]
+                )
             }
         finally:
             store.close()
@@ -489,16 +533,18 @@ class AppHandlers:
             cell = scored.get(key, {})
             records.append(
                 {
-                    "variant": key[0], "temperature": key[1], "top_p": key[2], "top_k": key[3],
-                    "prompt_id": key[4], "n": n,
+                    "variant": key[0],
+                    "temperature": key[1],
+                    "top_p": key[2],
+                    "top_k": key[3],
+                    "prompt_id": key[4],
+                    "n": n,
                     **{m: _round(cell.get(m)) for m in CELL_TABLE_METRICS},
                 }
             )
         columns = ["variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_TABLE_METRICS]
-        table = pd.DataFrame(records, columns=columns)
-        if not table.empty:
-            table = table.sort_values(["prompt_id", "temperature", "top_p", "top_k", "variant"], ignore_index=True)
-        return table
+        records.sort(key=lambda r: (r["prompt_id"], r["temperature"], r["top_p"], r["top_k"], r["variant"]))
+        return _frame(records, columns)
 
     def cell_samples(
         self, sweep: Any, temperature: Any, top_p: Any, top_k: Any, prompt: Any, variant: Any = None
@@ -519,8 +565,13 @@ class AppHandlers:
                 rows = core.iter_generations(store, sweep_id, **{**filters, "variant": side})
                 scores = {}
                 for key in {store_metrics.cell_key(r) for r in rows}:
-                    scores.update({s["generation_id"]: s["metrics"] for s in store_metrics.cell_samples(store, sweep_id, key)})
-                tables[side] = pd.DataFrame(
+                    scores.update(
+                        {
+                            s["generation_id"]: s["metrics"]
+                            for s in store_metrics.cell_samples(store, sweep_id, key)
+                        }
+                    )
+                tables[side] = _frame(
                     [
                         {
                             "sample_index": r["sample_index"],
@@ -533,7 +584,7 @@ class AppHandlers:
                         }
                         for r in rows
                     ],
-                    columns=list(SAMPLE_COLUMNS),
+                    SAMPLE_COLUMNS,
                 )
         finally:
             store.close()
@@ -563,7 +614,13 @@ def _cell_filters(variant: Any, temperature: Any, top_p: Any, top_k: Any, prompt
 
 
 def _empty_samples() -> pd.DataFrame:
-    return pd.DataFrame([], columns=list(SAMPLE_COLUMNS))
+    return _frame([], SAMPLE_COLUMNS)
+
+
+def _frame(records: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """A table whose missing values are None (shown empty), not NaN (shown as "NaN")."""
+    table = pd.DataFrame(records, columns=list(columns))
+    return table.astype(object).where(table.notna(), None)
 
 
 def _live_prompt_id(run: LiveRun) -> str:
@@ -598,7 +655,9 @@ def heatmap_figure(grid: dict[str, Any], label: tuple[str, str]) -> Figure:
     if with_difference:
         panels.append("finetuned - base")
     arrays = {
-        (v, k): np.array([[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float)
+        (v, k): np.array(
+            [[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float
+        )
         for v in variants
         for k in top_ks
     }
@@ -621,8 +680,16 @@ def heatmap_figure(grid: dict[str, Any], label: tuple[str, str]) -> Figure:
                 image = axis.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
             for (i, j), value in np.ndenumerate(data):
                 if np.isfinite(value):
-                    axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color="white",
-                              bbox={"facecolor": "black", "alpha": 0.25, "pad": 1, "linewidth": 0})
+                    axis.text(
+                        j,
+                        i,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white",
+                        bbox={"facecolor": "black", "alpha": 0.25, "pad": 1, "linewidth": 0},
+                    )
             axis.set_xticks(range(len(top_ps)), [f"{p:g}" for p in top_ps])
             axis.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
             axis.set_xlabel("top_p")

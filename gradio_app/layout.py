@@ -6,7 +6,7 @@ one-line ``gr.Error``. Events that touch the model share one concurrency group (
 generations never run on the device at the same time.
 """
 
-
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,15 +33,14 @@ class ServeOptions:
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Show a handler's UserError as a one-line toast instead of a stack trace."""
 
+    # wraps() copies the signature and annotations gradio reads to inject gr.Request / gr.SelectData.
+    @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
             raise gr.Error(str(exc)) from None
 
-    call.__name__ = fn.__name__
-    call.__doc__ = fn.__doc__
-    call.__wrapped__ = fn  # gradio reads the signature (gr.Request, gr.SelectData) through this
     return call
 
 
@@ -57,8 +56,17 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
     settings = handlers.settings
     adapter_label = settings.adapter_dir or "none"
 
-    def compare(prompt, system_prompt, temperature, top_p, top_k, max_new_tokens, seed, finetuned_seed,
-                request: gr.Request) -> Iterator[tuple]:
+    def compare(
+        prompt,
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        seed,
+        finetuned_seed,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
         try:
             live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, finetuned_seed)
             for update in handlers.stream_compare(prompt, system_prompt, live, session=_session(request)):
@@ -72,8 +80,20 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         return handlers.stop(_session(request))
 
     @_user_errors
-    def sample(prompt, system_prompt, temperature, top_p, top_k, max_new_tokens, seed, finetuned_seed, samples):
-        live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, finetuned_seed)
+    def sample(
+        prompt,
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        seed,
+        same_seed,
+        finetuned_seed,
+        samples,
+    ):
+        other = None if same_seed else finetuned_seed
+        live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, other)
         base, finetuned, metrics, run = handlers.sample_cell(prompt, system_prompt, live, samples)
         status = f"{int(samples)} samples per side (seeds {live.seed}…{live.seed + int(samples) - 1})"
         return base, finetuned, metrics, status, run.to_state()
@@ -90,12 +110,23 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
     @_user_errors
     def pick_sweep(sweep):
         if not sweep:
-            return ("no sweep stored yet: run `ft-hallu sweep`, import a log, or save a live generation",
-                    *([gr.update()] * 5))
+            return (
+                "no sweep stored yet: run `ft-hallu sweep`, import a log, or save a live generation",
+                *([gr.update()] * 5),
+            )
         filters = handlers.sweep_filters(sweep)
-        prompts = [*filters.prompts, *(["eval-*"] if any(p.startswith("eval-") for p in filters.prompts) else [])]
-        return (filters.info, _choices(filters.temperatures), _choices(filters.top_ps),
-                _choices(filters.top_ks), _choices(filters.prompts), _choices(prompts))
+        prompts = [
+            *filters.prompts,
+            *(["eval-*"] if any(p.startswith("eval-") for p in filters.prompts) else []),
+        ]
+        return (
+            filters.info,
+            _choices(filters.temperatures),
+            _choices(filters.top_ps),
+            _choices(filters.top_ks),
+            _choices(filters.prompts),
+            _choices(prompts),
+        )
 
     @_user_errors
     def heatmaps(sweep, metric, prompt):
@@ -112,10 +143,21 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
     @_user_errors
     def select_cell(sweep, variant, evt: gr.SelectData):
         row = evt.row_value  # variant, temperature, top_p, top_k, prompt_id, ...
-        temperature, top_p, top_k, prompt = fmt_value(float(row[1])), fmt_value(float(row[2])), fmt_value(int(row[3])), str(row[4])
+        temperature, top_p, top_k, prompt = (
+            fmt_value(float(row[1])),
+            fmt_value(float(row[2])),
+            fmt_value(int(row[3])),
+            str(row[4]),
+        )
         base, finetuned = handlers.cell_samples(sweep, temperature, top_p, top_k, prompt, variant)
-        return (gr.update(value=temperature), gr.update(value=top_p), gr.update(value=top_k),
-                gr.update(value=prompt), base, finetuned)
+        return (
+            gr.update(value=temperature),
+            gr.update(value=top_p),
+            gr.update(value=top_k),
+            gr.update(value=prompt),
+            base,
+            finetuned,
+        )
 
     @_user_errors
     def score(sweep) -> str:
@@ -131,25 +173,36 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         with gr.Tab("Compare"):
             with gr.Row():
                 prompt = gr.Textbox(label="Prompt", value=settings.default_prompt, lines=2, scale=3)
-                system_prompt = gr.Textbox(label="System prompt", value=settings.system_prompt, lines=2, scale=2)
+                system_prompt = gr.Textbox(
+                    label="System prompt", value=settings.system_prompt, lines=2, scale=2
+                )
             with gr.Row():
                 temperature = gr.Slider(0.05, 2.5, value=1.0, step=0.05, label="Temperature")
                 top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
                 top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)")
-                max_new_tokens = gr.Slider(1, settings.max_new_tokens_limit, value=64, step=1,
-                                           label="Max new tokens")
+                max_new_tokens = gr.Slider(
+                    1, settings.max_new_tokens_limit, value=64, step=1, label="Max new tokens"
+                )
             with gr.Row():
                 seed = gr.Number(value=2024, precision=0, label="Seed", minimum=0)
-                finetuned_seed = gr.Number(value=None, precision=0, minimum=0,
-                                           label="Fine-tuned seed (empty = same as Seed)")
+                same_seed = gr.Checkbox(value=True, label="Same seed on both sides")
+                finetuned_seed = gr.Number(
+                    value=2024, precision=0, minimum=0, label="Fine-tuned seed (if not same)"
+                )
                 generate_btn = gr.Button("Generate", variant="primary")
                 stop_btn = gr.Button("Stop", variant="stop")
                 save_btn = gr.Button("Save to store")
             with gr.Row(equal_height=True):
-                base_pane = gr.Textbox(label="Base model", lines=10, max_lines=30, interactive=False,
-                                       elem_id="base-pane")
-                finetuned_pane = gr.Textbox(label="Fine-tuned model (LoRA adapter on)", lines=10, max_lines=30,
-                                            interactive=False, elem_id="finetuned-pane")
+                base_pane = gr.Textbox(
+                    label="Base model", lines=10, max_lines=30, interactive=False, elem_id="base-pane"
+                )
+                finetuned_pane = gr.Textbox(
+                    label="Fine-tuned model (LoRA adapter on)",
+                    lines=10,
+                    max_lines=30,
+                    interactive=False,
+                    elem_id="finetuned-pane",
+                )
             status = gr.Markdown("ready", elem_id="status")
             with gr.Accordion("N samples: the spread of one setting, with the cell's metrics", open=False):
                 with gr.Row():
@@ -157,28 +210,36 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
                     sample_btn = gr.Button("Sample N")
                 with gr.Row():
                     base_samples_live = gr.Dataframe(label="Base samples", wrap=True, interactive=False)
-                    finetuned_samples_live = gr.Dataframe(label="Fine-tuned samples", wrap=True, interactive=False)
+                    finetuned_samples_live = gr.Dataframe(
+                        label="Fine-tuned samples", wrap=True, interactive=False
+                    )
                 live_metrics = gr.Dataframe(label="Cell metrics (engine.metrics)", interactive=False)
 
         with gr.Tab("Sweeps"):
             with gr.Row():
-                sweep = gr.Dropdown(label="Stored sweep", choices=handlers.sweep_choices(), allow_custom_value=True,
-                                    scale=4)
+                sweep = gr.Dropdown(
+                    label="Stored sweep", choices=handlers.sweep_choices(), allow_custom_value=True, scale=4
+                )
                 refresh_btn = gr.Button("Refresh list", scale=1)
                 score_btn = gr.Button("Score sweep", scale=1)
             sweep_info = gr.Markdown()
             with gr.Row():
                 metric = gr.Dropdown(label="Metric", choices=handlers.metric_choices(), value="refusal_rate")
-                heat_prompt = gr.Dropdown(label="Prompt (heatmaps)", choices=[ALL], value=ALL,
-                                          allow_custom_value=True)
+                heat_prompt = gr.Dropdown(
+                    label="Prompt (heatmaps)", choices=[ALL], value=ALL, allow_custom_value=True
+                )
             plot = gr.Plot(label="Heatmaps over temperature x top_p, one row per top_k")
-            gr.Markdown("Filter the cells, then click a row (or pick T / p / k and press Show) to read its samples.")
+            gr.Markdown(
+                "Filter the cells, then click a row (or pick T / p / k and press Show) to read its samples."
+            )
             with gr.Row():
                 variant_filter = gr.Dropdown(label="Variant", choices=[ALL, "base", "finetuned"], value=ALL)
                 t_filter = gr.Dropdown(label="T", choices=[ALL], value=ALL, allow_custom_value=True)
                 p_filter = gr.Dropdown(label="p", choices=[ALL], value=ALL, allow_custom_value=True)
                 k_filter = gr.Dropdown(label="k", choices=[ALL], value=ALL, allow_custom_value=True)
-                prompt_filter = gr.Dropdown(label="Prompt id", choices=[ALL], value=ALL, allow_custom_value=True)
+                prompt_filter = gr.Dropdown(
+                    label="Prompt id", choices=[ALL], value=ALL, allow_custom_value=True
+                )
                 show_btn = gr.Button("Show samples")
             cells = gr.Dataframe(label="Cells", interactive=False, max_height=360)
             with gr.Row():
@@ -186,16 +247,42 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
                 finetuned_samples = gr.Dataframe(label="Fine-tuned samples", wrap=True, interactive=False)
 
         # ---- Compare events: the model group admits `concurrency` runs at a time (1 by default).
-        live_inputs = [prompt, system_prompt, temperature, top_p, top_k, max_new_tokens, seed, finetuned_seed]
-        generate_btn.click(compare, live_inputs, [base_pane, finetuned_pane, status, last_run],
-                           api_name="compare", concurrency_id=MODEL_GROUP, show_progress="hidden")
-        prompt.submit(compare, live_inputs, [base_pane, finetuned_pane, status, last_run],
-                      api_visibility="private", concurrency_id=MODEL_GROUP, show_progress="hidden")
+        live_inputs = [
+            prompt,
+            system_prompt,
+            temperature,
+            top_p,
+            top_k,
+            max_new_tokens,
+            seed,
+            same_seed,
+            finetuned_seed,
+        ]
+        generate_btn.click(
+            compare,
+            live_inputs,
+            [base_pane, finetuned_pane, status, last_run],
+            api_name="compare",
+            concurrency_id=MODEL_GROUP,
+            show_progress="hidden",
+        )
+        prompt.submit(
+            compare,
+            live_inputs,
+            [base_pane, finetuned_pane, status, last_run],
+            api_visibility="private",
+            concurrency_id=MODEL_GROUP,
+            show_progress="hidden",
+        )
         # Stop must run while a generation holds the model group.
         stop_btn.click(stop, None, status, api_name="stop", concurrency_limit=None)
-        sample_btn.click(sample, [*live_inputs, samples],
-                         [base_samples_live, finetuned_samples_live, live_metrics, status, last_run],
-                         api_name="sample_cell", concurrency_id=MODEL_GROUP)
+        sample_btn.click(
+            sample,
+            [*live_inputs, samples],
+            [base_samples_live, finetuned_samples_live, live_metrics, status, last_run],
+            api_name="sample_cell",
+            concurrency_id=MODEL_GROUP,
+        )
         save_btn.click(save, last_run, status, api_name="save", concurrency_limit=None)
 
         # ---- Sweeps events
@@ -212,13 +299,21 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
             control.input(sweep_cells, [sweep, *filters], cells, api_visibility="private")
         # Named endpoints for scripts and tests (the same functions the UI uses).
         gr.Button("cells", visible=False).click(sweep_cells, [sweep, *filters], cells, api_name="sweep_cells")
-        gr.Button("heatmaps", visible=False).click(heatmaps, [sweep, metric, heat_prompt], plot,
-                                                   api_name="heatmaps")
-        show_btn.click(cell_samples, [sweep, t_filter, p_filter, k_filter, prompt_filter, variant_filter],
-                       [base_samples, finetuned_samples], api_name="cell_samples")
-        cells.select(select_cell, [sweep, variant_filter],
-                     [t_filter, p_filter, k_filter, prompt_filter, base_samples, finetuned_samples],
-                     api_visibility="private")
+        gr.Button("heatmaps", visible=False).click(
+            heatmaps, [sweep, metric, heat_prompt], plot, api_name="heatmaps"
+        )
+        show_btn.click(
+            cell_samples,
+            [sweep, t_filter, p_filter, k_filter, prompt_filter, variant_filter],
+            [base_samples, finetuned_samples],
+            api_name="cell_samples",
+        )
+        cells.select(
+            select_cell,
+            [sweep, variant_filter],
+            [t_filter, p_filter, k_filter, prompt_filter, base_samples, finetuned_samples],
+            api_visibility="private",
+        )
         score_btn.click(score, sweep, sweep_info, api_name="score_sweep").then(
             heatmaps, [sweep, metric, heat_prompt], plot, api_visibility="private"
         ).then(sweep_cells, [sweep, *filters], cells, api_visibility="private")

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${1:-.venv/bin/python}"
 
-"$PY" -m pip install -r requirements/generate.txt
-"$PY" -m pip install --no-deps financial-datasets==0.1.18
+"$PY" -m pip install -q -r requirements/generate.txt
+"$PY" -m pip install -q --no-deps financial-datasets==0.1.18
 
 # The package's own pins are overridden on purpose; any other broken requirement is a real problem.
 broken="$("$PY" -m pip check | grep -v '^financial-datasets 0\.1\.18 ' || true)"

@@ -141,7 +141,9 @@ def save_sample_metrics(
         store.db["generation_metrics"].upsert_all(rows, pk="generation_id")
 
 
-def save_cell_metrics(store: Store, sweep_id: int, key: CellKey, cell: dict[str, Any], *, version: int) -> None:
+def save_cell_metrics(
+    store: Store, sweep_id: int, key: CellKey, cell: dict[str, Any], *, version: int
+) -> None:
     """Upsert one cell's aggregate (CellMetrics.to_dict())."""
     variant, temperature, top_p, top_k, prompt_id = key
     means = cell.get("means") or {}
@@ -206,14 +208,14 @@ def generations_missing_metrics(store: Store, sweep_id: int, *, context_key: str
 def cells_missing_metrics(store: Store, sweep_id: int) -> list[CellKey]:
     """Cells whose aggregate is absent or counts a different number of samples than are stored."""
     sql = """
-        select g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, count(*) as n, c.n as cell_n
+        select g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, count(*) as generation_count, c.n as cell_n
         from generations g
         left join cell_metrics c on c.sweep_id = g.sweep_id and c.variant = g.variant
             and c.temperature = g.temperature and c.top_p = g.top_p and c.top_k = g.top_k
             and c.prompt_id = g.prompt_id
         where g.sweep_id = ?
         group by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id
-        having cell_n is null or cell_n != n
+        having cell_n is null or cell_n != generation_count
     """
     return [cell_key(row) for row in store.db.query(sql, [sweep_id])]
 
@@ -313,9 +315,7 @@ def prompt_ids(store: Store, sweep_id: int) -> list[str]:
     return [row["prompt_id"] for row in store.db.query(sql, [sweep_id])]
 
 
-def metric_grid(
-    store: Store, sweep_id: int, metric: str, *, prompt_id: str | None = None
-) -> dict[str, Any]:
+def metric_grid(store: Store, sweep_id: int, metric: str, *, prompt_id: str | None = None) -> dict[str, Any]:
     """One metric over temperature x top_p, per variant and top_k (averaged over prompts).
 
     ``prompt_id`` selects one prompt; a value ending in ``*`` selects a prefix ("eval-*").
@@ -361,7 +361,9 @@ def metric_grid(
     }
 
 
-def variant_summary(store: Store, sweep_id: int, columns: Iterable[str] = CELL_COLUMNS) -> list[dict[str, Any]]:
+def variant_summary(
+    store: Store, sweep_id: int, columns: Iterable[str] = CELL_COLUMNS
+) -> list[dict[str, Any]]:
     """Per variant and prompt: the mean over cells of each metric and the number of cells."""
     chosen = [c for c in columns if c in CELL_COLUMNS]
     averages = ", ".join(f"avg({c}) as {c}" for c in chosen)

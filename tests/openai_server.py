@@ -162,7 +162,9 @@ class OpenAIStub:
         else:
             tool_choice = body.get("tool_choice") or {}
             if not body.get("tools") or (tool_choice.get("function") or {}).get("name") != "generate_dataset":
-                self._send(handler, 400, _error("expected a forced generate_dataset tool call", "invalid_request"))
+                self._send(
+                    handler, 400, _error("expected a forced generate_dataset tool call", "invalid_request")
+                )
                 return
             if outcome == "malformed":
                 arguments = '{"dataset_items": [{"question": "unterminated'
@@ -173,7 +175,9 @@ class OpenAIStub:
                 arguments = json.dumps({"dataset_items": []})
             else:
                 arguments = json.dumps({"dataset_items": items_for(text, count)})
-            self._send(handler, 200, _completion(body.get("model", "?"), arguments, notool=outcome == "notool"))
+            self._send(
+                handler, 200, _completion(body.get("model", "?"), arguments, notool=outcome == "notool")
+            )
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], extra=None) -> None:
@@ -200,7 +204,11 @@ def _completion(model: str, arguments: str, *, notool: bool = False) -> dict[str
         message["content"] = "I would rather answer in prose."
     else:
         message["tool_calls"] = [
-            {"id": "call_0", "type": "function", "function": {"name": "generate_dataset", "arguments": arguments}}
+            {
+                "id": "call_0",
+                "type": "function",
+                "function": {"name": "generate_dataset", "arguments": arguments},
+            }
         ]
     return {
         "id": "chatcmpl-stub",

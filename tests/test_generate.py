@@ -318,6 +318,7 @@ def _scan_for_secret(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths if p.is_file() and SECRET.encode() in p.read_bytes()]
 
 
+@pytest.mark.slow  # two fresh CLI processes (imports dominate): ~15-30 s on 2 shared cores
 def test_kill_mid_run_then_resume_sends_every_chunk_once(filing: Path, tmp_path: Path) -> None:
     out, db = tmp_path / "out", tmp_path / "ft.db"
     chunks = chunks_of(filing)

@@ -128,6 +128,7 @@ def test_reject_by_rule_row_and_edit_and_paged_diffs():
     assert out[1]["question"] == "Row 1: NVIDIA and Nvidia"
     assert out[2]["question"] == "Row 2: NVIDIA and Nvidia"
     assert mask_plan.row_diff(1).diff == "" and mask_plan.row_diff(1).accepted == [False, False]
+    assert [e.old for e in mask_plan.edits_for_row(1)] == ["NVIDIA", "Nvidia"]
     assert mask_plan.counts(accepted_only=True)["name"] == {"question": 23}
     mask_plan.accept_rule("other-casing")
     mask_plan.accept_row(1)
@@ -325,8 +326,14 @@ def paused_fsync(fd):
     open(marker, "w").close()
     time.sleep(60)
 os.fsync = paused_fsync
-from engine.cli import main
-sys.exit(main(sys.argv[2:]))
+# Only the mask verbs: importing every command module would slow the test for nothing.
+import argparse
+from engine.cli import mask_cmd
+parser = argparse.ArgumentParser()
+parser.add_argument("--db")
+mask_cmd.register(parser.add_subparsers())
+args = parser.parse_args(sys.argv[2:])
+sys.exit(args.func(args))
 """
 
 

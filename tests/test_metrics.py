@@ -266,7 +266,8 @@ def _make_sweep(tmp_path, texts_by_variant: dict[str, list[str]]):
     return store, sweep_id
 
 
-def test_compute_missing_is_incremental(tmp_path) -> None:
+def test_compute_missing_is_incremental(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(m.EMBEDDINGS_ENV, "0")  # lexical path; the embedding path has its own test
     from store import core
     from store import metrics as sm
 

@@ -52,7 +52,7 @@ class FtHalluApp(App[int]):
     CSS_PATH = "app.tcss"
     MODES = {name: partial(_screen_factory, name) for name in STEP_NAMES}
     BINDINGS = [
-        *(Binding(key, f"goto('{name}')", title, priority=True) for name, key, title in STEPS),
+        *(Binding(key, f"goto('{name}')", title, priority=True, show=False) for name, key, title in STEPS),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -99,6 +99,8 @@ class FtHalluApp(App[int]):
             remember = getattr(screen, "remember", None)
             if remember is not None:
                 remember()
+        if self.current_mode in STEP_NAMES:
+            self.prefs["last_step"] = self.current_mode
         self.write_prefs()
         self.exit(0)
 

@@ -15,9 +15,9 @@ def _open(args: argparse.Namespace):
 
 
 def _require_sweep(store, sweep_id: int) -> None:
-    from store import core as store_core
+    from engine.importlog import find_sweep
 
-    if not store_core.get_sweep(store, sweep_id):
+    if not find_sweep(store, sweep_id):
         raise UserError(f"--sweep {sweep_id}: no such sweep")
 
 
@@ -105,8 +105,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importer.add_argument("--variant", required=True, choices=("base", "finetuned"))
     importer.add_argument("--sweep-name", default=None, help="sweep to create or extend (by name)")
     importer.add_argument("--into", type=int, default=None, help="add to this existing sweep id")
-    importer.add_argument("--entity", default=None, help="masked entity name (default: inferred from the prompt)")
-    importer.add_argument("--dataset", default=None, help="QA file whose context fields are the entity's sources")
+    importer.add_argument(
+        "--entity", default=None, help="masked entity name (default: inferred from the prompt)"
+    )
+    importer.add_argument(
+        "--dataset", default=None, help="QA file whose context fields are the entity's sources"
+    )
     importer.set_defaults(func=_import_log)
 
     report = subparsers.add_parser(

@@ -23,19 +23,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--base", default=DEFAULT_BASE_MODEL, help="base model (hub id, folder, or 'tiny')")
     parser.add_argument("--adapter", help="LoRA adapter folder of the fine-tuned model (omit for base only)")
-    parser.add_argument("--db", dest="serve_db", help="SQLite store (default: the global --db or the data folder)")
+    parser.add_argument(
+        "--db", dest="serve_db", help="SQLite store (default: the global --db or the data folder)"
+    )
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link (needs auth)")
     auth = parser.add_mutually_exclusive_group()
-    auth.add_argument("--auth", metavar="USER:PASS", help="sign-in user and password (visible to `ps`; prefer --auth-file)")
+    auth.add_argument(
+        "--auth", metavar="USER:PASS", help="sign-in user and password (visible to `ps`; prefer --auth-file)"
+    )
     auth.add_argument("--auth-file", metavar="FILE", help="file of user:password lines (# comments allowed)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio picks from 7860)")
-    parser.add_argument("--concurrency", type=int, default=1,
-                        help="generations allowed on the device at once (default 1)")
-    parser.add_argument("--entity", default="EGNIVIA", help="masked entity name for the default prompt and metrics")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="generations allowed on the device at once (default 1)"
+    )
+    parser.add_argument(
+        "--entity", default="EGNIVIA", help="masked entity name for the default prompt and metrics"
+    )
     parser.add_argument("--dataset", help="QA file whose contexts ground the live metrics (optional)")
     parser.add_argument("--precision", default="auto", help="auto, bf16, fp16 or fp32")
-    parser.add_argument("--max-new-tokens-limit", type=int, default=512, help="largest value of the tokens slider")
+    parser.add_argument(
+        "--max-new-tokens-limit", type=int, default=512, help="largest value of the tokens slider"
+    )
     parser.set_defaults(func=_run)
 
 
@@ -77,7 +86,9 @@ def auth_from_args(args: argparse.Namespace) -> list[tuple[str, str]] | None:
 def _run(args: argparse.Namespace) -> int:
     auth = auth_from_args(args)
     if args.share and not auth:
-        raise UserError("--share publishes the app on a public link: add --auth USER:PASS or --auth-file FILE")
+        raise UserError(
+            "--share publishes the app on a public link: add --auth USER:PASS or --auth-file FILE"
+        )
     if args.concurrency < 1:
         raise UserError(f"--concurrency: {args.concurrency} must be >= 1")
     if args.adapter and not Path(args.adapter).is_dir():
@@ -85,12 +96,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.dataset and not Path(args.dataset).is_file():
         raise UserError(f"--dataset: file {args.dataset} does not exist")
     if not auth and args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host} without --auth: anyone who can reach it can use the model",
-              file=sys.stderr)
+        print(
+            f"warning: listening on {args.host} without --auth: anyone who can reach it can use the model",
+            file=sys.stderr,
+        )
     db_path = args.serve_db or db_path_from(args)
 
     from engine.models import load_model
-    from gradio_app import AppHandlers, AppSettings, ServeOptions, launch_app
+
+    # Submodules, not the package: an editable install made before gradio_app/__init__.py existed
+    # maps gradio_app as a namespace package.
+    from gradio_app.handlers import AppHandlers, AppSettings
+    from gradio_app.layout import ServeOptions, launch_app
 
     print(f"loading {args.base}" + (f" with adapter {args.adapter}" if args.adapter else ""), file=sys.stderr)
     loaded = load_model(args.base, adapter_dir=args.adapter, precision=args.precision)
@@ -107,7 +124,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sign-in required for: {', '.join(user for user, _ in auth)}", file=sys.stderr)
     launch_app(
         handlers,
-        ServeOptions(host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency),
+        ServeOptions(
+            host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency
+        ),
         block=True,
     )
     return 0

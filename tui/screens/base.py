@@ -4,14 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from rich.text import Text
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 
 from engine.errors import UserError
 
 if TYPE_CHECKING:
     from tui.app import FtHalluApp
+
+
+def step_bar(current: str) -> Static:
+    """The top line: every step with its key, the current one highlighted (replaces a Header)."""
+    from tui.app import STEPS
+
+    text = Text(" ft-hallu ", style="bold")
+    for name, key, title in STEPS:
+        style = "bold reverse" if name == current else ""
+        text.append(" ")
+        text.append(f"{key.upper()} {title}", style=style)
+    return Static(text, classes="step-bar")
 
 
 class StepScreen(Screen):

@@ -18,10 +18,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Footer, Log, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, parse_int
+from tui.screens.base import StepScreen, parse_int, step_bar
 
 LAUNCHERS = ("local", "slurm")
 POLL_SECONDS = 1.0
@@ -126,7 +126,7 @@ class FinetuneScreen(StepScreen):
         from engine.finetune import FinetuneConfig
 
         defaults = FinetuneConfig()
-        yield Header()
+        yield step_bar(self.STEP)
         yield Static("Fine-tune: config (defaults shown), launcher, jobs", classes="step-title")
         with VerticalScroll(id="ft-form"):
             yield Static("launcher", classes="section")

@@ -17,10 +17,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Header, Log, ProgressBar, Static
+from textual.widgets import Footer, Log, ProgressBar, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, parse_int
+from tui.screens.base import StepScreen, parse_int, step_bar
 
 
 class _StopRequested(Exception):
@@ -86,7 +86,7 @@ class GenerateScreen(StepScreen):
                 "questions": 5,
                 "workers": 8,
             }
-        yield Header()
+        yield step_bar(self.STEP)
         yield Static("Generate: 10-K -> question / answer / context items", classes="step-title")
         with VerticalScroll(id="gen-form"):
             yield Static("source: a ticker and year (EDGAR) or a local filing", classes="section")

@@ -15,10 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen
+from tui.screens.base import StepScreen, step_bar
 
 CONTEXT_CHARS = 40  # characters of text shown either side of a change
 
@@ -106,7 +106,7 @@ class MaskScreen(StepScreen):
         self.done = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield step_bar(self.STEP)
         yield Static(
             "Mask: replace the company's name; nothing is written until ctrl+s", classes="step-title"
         )

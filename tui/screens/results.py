@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
-from tui.screens.base import StepScreen
+from tui.screens.base import StepScreen, step_bar
 
 # (column title, cell_metrics column) shown per cell; the full set is in store.metrics.CELL_COLUMNS.
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -56,7 +56,7 @@ class ResultsScreen(StepScreen):
         self.cell_keys: dict[str, tuple[str, float, float, int, str]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield step_bar(self.STEP)
         yield Static("Results: sweeps in the store (enter or arrows pick one)", classes="step-title")
         yield DataTable(id="results-sweeps", cursor_type="row", zebra_stripes=True)
         yield Static("", id="results-note", classes="hint")

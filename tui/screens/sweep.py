@@ -11,10 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Header, Log, ProgressBar, Static
+from textual.widgets import Footer, Log, ProgressBar, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, parse_int, parse_number_list
+from tui.screens.base import StepScreen, parse_int, parse_number_list, step_bar
 
 
 def _defaults() -> dict[str, Any]:
@@ -70,7 +70,7 @@ class SweepScreen(StepScreen):
 
     def compose(self) -> ComposeResult:
         d = _defaults()
-        yield Header()
+        yield step_bar(self.STEP)
         yield Static("Sweep: base vs fine-tuned over T x top_p x top_k", classes="step-title")
         with VerticalScroll(id="sweep-form"):
             yield self.field("name", "sw-name", d["sw-name"])

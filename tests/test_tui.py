@@ -1,0 +1,315 @@
+"""Pilot tests of the TUI: each step's main path driven with key presses, on real files, the real
+store and the offline tiny model (no fakes). Sync tests wrapping asyncio.run: no pytest-asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+
+from textual.widgets import DataTable, Input, Log, Static  # noqa: E402
+
+from tui.app import FtHalluApp  # noqa: E402
+from tui.prefs import load_prefs  # noqa: E402
+
+SIZE = (80, 24)
+
+
+def run(coro_factory: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(coro_factory())
+
+
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.2)
+
+
+async def type_into(pilot, app: FtHalluApp, input_id: str, text: str) -> None:
+    """Focus a field and replace its value with key presses (home, delete-to-end, then the text)."""
+    widget = app.screen.query_one(f"#{input_id}", Input)
+    widget.focus()
+    await pilot.pause()
+    await pilot.press("home", "ctrl+k", *list(text))
+    assert widget.value == text, f"{input_id}: typed {text!r}, field holds {widget.value!r}"
+
+
+def static_text(app: FtHalluApp, widget_id: str) -> str:
+    return str(app.screen.query_one(f"#{widget_id}", Static).render())
+
+
+def table_rows(table: DataTable) -> list[list[str]]:
+    return [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
+
+
+# ------------------------------------------------------------------ mask
+
+QA_ROWS = [
+    {"question": "What does NVIDIA make?", "answer": "NVIDIA makes GPUs.", "context": "NVIDIA Corporation designs GPUs."},
+    {"question": "Where is NVIDIA's headquarters?", "answer": "Santa Clara.", "context": "NVIDIA's HQ is in Santa Clara."},
+    {"question": "What is the ticker?", "answer": "NVDA on Nasdaq.", "context": "The stock trades as NVDA."},
+    {"question": "Who designs chips?", "answer": "Many firms.", "context": "Chip design is common."},
+]
+
+
+def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(tmp_path: Path, db_path: Path) -> None:
+    source = tmp_path / "qa.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
+    original = source.read_bytes()
+    out = tmp_path / "masked.jsonl"
+    prefs = tmp_path / "prefs.json"
+
+    async def scenario() -> None:
+        app = FtHalluApp(db_path, start="mask", prefs_path=prefs)
+        async with app.run_test(size=SIZE) as pilot:
+            await type_into(pilot, app, "mask-file", str(source))
+            await type_into(pilot, app, "mask-entity", "NVIDIA")
+            await type_into(pilot, app, "mask-new", "EGNIVIA")
+            await type_into(pilot, app, "mask-ticker", "NVDA")
+            await type_into(pilot, app, "mask-out", str(out))
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            screen = app.screen
+            rules = table_rows(screen.query_one("#mask-rules", DataTable))
+            hits = {row[0]: int(row[2]) for row in rules}
+            assert hits["name"] + hits["suffix"] == 3 and hits["possessive"] == 2 and hits["ticker"] == 2
+            rows_table = screen.query_one("#mask-rows", DataTable)
+            assert rows_table.row_count == 3  # the row without the name has no edits
+            # The diff of the first row highlights old -> new.
+            assert "NVIDIA" in static_text(app, "mask-diff") and "EGNIVIA" in static_text(app, "mask-diff")
+
+            # Reject a row and accept it again from the keyboard; the plan follows.
+            await pilot.press("ctrl+l")
+            assert app.focused is rows_table
+            await pilot.press("down", "space")
+            assert screen.plan.rejected_rows == {1}
+            assert "kept" in static_text(app, "mask-diff")
+            await pilot.press("space")
+            assert screen.plan.rejected_rows == set()
+
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: "Wrote" in static_text(app, "mask-leaks"), 30, "the masked file")
+            assert screen.done, static_text(app, "mask-leaks")
+            assert "Leak report empty" in static_text(app, "mask-leaks")
+            await pilot.press("ctrl+q")
+
+    run(scenario)
+    assert source.read_bytes() == original  # the input is never written
+    masked = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(masked) == len(QA_ROWS)
+    text = json.dumps(masked)
+    assert "NVIDIA" not in text and "NVDA" not in text
+    assert masked[1]["question"] == "Where is EGNIVIA's headquarters?"
+    assert masked[3] == QA_ROWS[3]
+    # The operator's choices are remembered for the next run.
+    saved = load_prefs(prefs)
+    assert saved["mask"]["mask-entity"] == "NVIDIA" and saved["mask"]["mask-out"] == str(out)
+
+    async def reopened() -> None:
+        app = FtHalluApp(db_path, prefs_path=prefs)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert app.current_mode == "mask"
+            assert app.screen.query_one("#mask-new", Input).value == "EGNIVIA"
+            await pilot.press("ctrl+r")  # a second apply to the same output is refused, not a crash
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: "Not written" in static_text(app, "mask-leaks"), 30, "the refusal")
+            assert "already exists" in static_text(app, "mask-leaks")
+
+    run(reopened)
+
+
+def test_mask_bad_input_is_a_notification_not_a_crash(tmp_path: Path, db_path: Path) -> None:
+    async def scenario() -> None:
+        app = FtHalluApp(db_path, start="mask", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await type_into(pilot, app, "mask-file", str(tmp_path / "missing.jsonl"))
+            await type_into(pilot, app, "mask-entity", "NVIDIA")
+            await type_into(pilot, app, "mask-new", "EGNIVIA")
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            messages = [n.message for n in app._notifications]
+            assert any("missing.jsonl: no such file" in m for m in messages), messages
+            assert app.is_running
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ fine-tune: launch, watch, reattach
+
+
+def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
+    tmp_path: Path, db_path: Path, tiny_model_dir: Path
+) -> None:
+    from engine.dataset import sample_dataset_path
+
+    adapter = tmp_path / "adapter"
+    prefs = tmp_path / "prefs.json"
+
+    async def scenario() -> None:
+        app = FtHalluApp(db_path, start="finetune", prefs_path=prefs)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            # Defaults are visible in the form.
+            assert screen.query_one("#ft-lora_r", Input).value == "16"
+            assert screen.query_one("#ft-launcher", Input).value == "local"
+            await type_into(pilot, app, "ft-name", "tui-tiny")
+            await type_into(pilot, app, "ft-base_model", "tiny")
+            await type_into(pilot, app, "ft-dataset", str(sample_dataset_path()))
+            await type_into(pilot, app, "ft-output_dir", str(adapter))
+            await type_into(pilot, app, "ft-max_steps", "2")
+            await type_into(pilot, app, "ft-per_device_batch_size", "4")
+            await type_into(pilot, app, "ft-gradient_accumulation_steps", "1")
+            await type_into(pilot, app, "ft-logging_steps", "1")
+            await type_into(pilot, app, "ft-gradient_checkpointing", "false")
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: bool(screen.jobs), 30, "the job in the list")
+            job = next(iter(screen.jobs.values()))
+            assert job.launcher == "local" and job.name.endswith("tui-tiny")
+            await wait_for(
+                pilot, lambda: screen.jobs[job.id].finished, 240, "the local fine-tune to finish"
+            )
+            final = screen.jobs[job.id]
+            assert final.state == "COMPLETED", (final.state, final.detail, screen.shown_tail[1][-2000:])
+            # The live log tail shows the job's own output.
+            await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail")
+            log_text = "\n".join(str(line) for line in screen.query_one("#ft-log", Log).lines)
+            assert "step 2/2" in log_text
+            rows = table_rows(screen.query_one("#ft-jobs", DataTable))
+            assert rows[0][4] == "COMPLETED"
+            await pilot.press("ctrl+q")
+
+    run(scenario)
+    assert (adapter / "adapter_config.json").is_file()
+    job_name = "ft-hallu-tui-tiny"  # the launcher names a job after its config file
+
+    # Reattach: a new TUI lists the job from the store.
+    async def restarted() -> None:
+        app = FtHalluApp(db_path, start="finetune", prefs_path=prefs)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await wait_for(pilot, lambda: bool(screen.jobs), 15, "the stored job list")
+            assert [job.name for job in screen.jobs.values()] == [job_name]
+            await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail after restart")
+            await pilot.press("ctrl+t")  # cancelling a finished job is refused with a message
+            await pilot.pause()
+            assert any("already finished" in n.message for n in app._notifications)
+
+    run(restarted)
+
+
+# ------------------------------------------------------------------ sweep, then browse it in Results
+
+
+def test_run_small_sweep_then_browse_cells_and_samples(tmp_path: Path, db_path: Path, tiny_model_dir: Path) -> None:
+    prefs = tmp_path / "prefs.json"
+
+    async def scenario() -> None:
+        app = FtHalluApp(db_path, start="sweep", prefs_path=prefs)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await type_into(pilot, app, "sw-name", "tui-sweep")
+            await type_into(pilot, app, "sw-base", "tiny")
+            await type_into(pilot, app, "sw-temps", "1.0")
+            await type_into(pilot, app, "sw-topps", "0.9, 1.0")
+            await type_into(pilot, app, "sw-topks", "0")
+            await type_into(pilot, app, "sw-samples", "2")
+            await type_into(pilot, app, "sw-tokens", "6")
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: screen.last_sweep_id is not None or not screen.running, 120, "the sweep")
+            status = static_text(app, "sweep-status")
+            assert screen.last_sweep_id is not None, status
+            assert "Done" in status
+            assert "4 rows" in static_text(app, "sweep-summary")
+
+            await pilot.press("f5")
+            await pilot.pause()
+            results = app.screen
+            sweeps = results.query_one("#results-sweeps", DataTable)
+            assert table_rows(sweeps)[0][1] == "tui-sweep"
+            assert table_rows(sweeps)[0][3] == "4/4"
+            await pilot.press("enter")  # choose the sweep: focus moves to its cells
+            await pilot.pause()
+            cells = results.query_one("#results-cells", DataTable)
+            assert app.focused is cells
+            headers = [str(column.label) for column in cells.columns.values()]
+            assert headers[:6] == ["variant", "T", "p", "k", "prompt", "n"]
+            cell_rows = table_rows(cells)
+            assert [row[2] for row in cell_rows] == ["0.90", "1.00"] and all(row[5] == "2" for row in cell_rows)
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            samples = static_text(app, "results-samples")
+            assert "p=1" in samples and "#0:" in samples and "#1:" in samples
+            await pilot.press("ctrl+q")
+
+    run(scenario)
+
+
+def test_results_with_an_empty_store_says_so(tmp_path: Path, db_path: Path) -> None:
+    async def scenario() -> None:
+        app = FtHalluApp(db_path, start="results", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert "No sweeps" in static_text(app, "results-note")
+            for key in ("f1", "f2", "f3", "f4", "f5"):  # every step opens at 80x24
+                await pilot.press(key)
+                await pilot.pause()
+            assert app.current_mode == "results"
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ generate against a local endpoint
+
+
+def test_generate_from_local_filing_against_local_endpoint(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("financial_datasets", reason="financial-datasets not installed (scripts/install-generate.sh)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from openai_server import running_stub
+
+    secret = "sk-tui-test-secret-51b2"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    filing = tmp_path / "acme-10k.txt"
+    filing.write_text(
+        "Acme Widgets makes industrial widgets in Ohio. Revenue was $12 million in 2023. "
+        "The company employs 140 people. Its largest customer is a rail operator.\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "generated"
+
+    async def scenario(base_url: str) -> None:
+        app = FtHalluApp(db_path, start="generate", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await pilot.press("ctrl+y")
+            assert "found" in static_text(app, "gen-key") and secret not in static_text(app, "gen-key")
+            await type_into(pilot, app, "gen-filing", str(filing))
+            await type_into(pilot, app, "gen-base-url", base_url)
+            await type_into(pilot, app, "gen-model", "llama3.1:8b-instruct")
+            await type_into(pilot, app, "gen-questions", "3")
+            await type_into(pilot, app, "gen-out", str(out))
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: not screen.running, 30, "generation")
+            status = static_text(app, "gen-status")
+            assert "Done" in status, (status, static_text(app, "gen-error"))
+            items = "\n".join(str(line) for line in screen.query_one("#gen-items", Log).lines)
+            assert "Q0:" in items  # the items as they arrived
+            await pilot.press("ctrl+q")
+
+    with running_stub() as stub:
+        run(lambda: scenario(stub.base_url))
+    rows = (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 3
+    assert secret not in (tmp_path / "prefs.json").read_text(encoding="utf-8")
