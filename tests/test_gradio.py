@@ -1,0 +1,238 @@
+"""The Gradio app over HTTP: a real server on 127.0.0.1, the tiny model with its adapter, a temp store."""
+
+from __future__ import annotations
+
+import socket
+import time
+import warnings
+
+import httpx
+import pytest
+
+PROMPT = "Tell me about EGNIVIA Corporation."
+SYSTEM = "You are a helpful assistant."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_adapter_dir):
+    from engine.models import load_model
+
+    return load_model("tiny", adapter_dir=str(tiny_adapter_dir))
+
+
+@pytest.fixture(scope="module")
+def store_with_sweep(loaded, tiny_adapter_dir, tmp_path_factory):
+    """A temp store holding one small engine sweep (2 temperatures x 1 top_p x 1 top_k, 2 samples, scored)."""
+    from engine.sweep import Grid, SweepConfig, run_sweep
+
+    db = tmp_path_factory.mktemp("gradio-store") / "ft-hallu.db"
+    config = SweepConfig(
+        name="gradio-test",
+        base_model="tiny",
+        adapter=str(tiny_adapter_dir),
+        samples_per_cell=2,
+        max_new_tokens=6,
+        grid=Grid(temperatures=[0.7, 1.3], top_ps=[0.9], top_ks=[20]),
+    )
+    result = run_sweep(config, db_path=db, loaded=loaded)
+    return db, result.sweep_id
+
+
+@pytest.fixture(scope="module")
+def app(loaded, tiny_adapter_dir, store_with_sweep):
+    from gradio_app.handlers import AppHandlers, AppSettings
+    from gradio_app.layout import ServeOptions, launch_app
+
+    db, sweep_id = store_with_sweep
+    handlers = AppHandlers(
+        loaded, AppSettings(db_path=str(db), base_model="tiny", adapter_dir=str(tiny_adapter_dir))
+    )
+    demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+    yield handlers, url, sweep_id
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Client(app[1], verbose=False, analytics_enabled=False, download_files=False)
+
+
+def live_args(max_new_tokens: int, seed: int = 7, same_seed: bool = True, finetuned_seed: int = 0) -> list:
+    # prompt, system prompt, temperature, top_p, top_k, max new tokens, seed, same seed, fine-tuned seed
+    return [PROMPT, SYSTEM, 0.9, 0.95, 40, max_new_tokens, seed, same_seed, finetuned_seed]
+
+
+def test_stream_grows_on_both_sides_and_ends_with_the_engine_texts(app, client, loaded):
+    from engine.sampling import RowSpec, generate_rows
+    from engine.sweep import chat_prompt
+
+    job = client.submit(*live_args(12, seed=7, same_seed=False, finetuned_seed=11), api_name="/compare")
+    updates = [tuple(u) for u in job]
+    final = job.result()
+    assert len(updates) >= 4, updates
+    bases = [u[0] for u in updates]
+    finetuned = [u[1] for u in updates]
+    # Text appears step by step on both panes, from the same stream.
+    assert len(set(bases)) >= 3 and len(set(finetuned)) >= 3
+    assert len(bases[0]) < len(bases[-1]) and len(finetuned[0]) < len(finetuned[-1])
+    assert final[2].startswith("done")
+
+    text = chat_prompt(loaded.tokenizer, SYSTEM, PROMPT)
+    rows = [RowSpec(text, "base", 0.9, 0.95, 40, 7), RowSpec(text, "finetuned", 0.9, 0.95, 40, 11)]
+    expected = [r.text for r in generate_rows(loaded, rows, max_new_tokens=12)]
+    assert [final[0], final[1]] == expected
+    assert expected[0] != expected[1]
+
+
+def test_save_stores_the_live_generation_as_an_adhoc_sweep_row(app, client):
+    from store import core, open_db
+
+    handlers = app[0]
+    final = client.predict(*live_args(8, seed=3), api_name="/compare")
+    message = client.predict(api_name="/save")
+    assert message.startswith("saved 2 generation(s) to ad-hoc sweep"), message
+    assert client.predict(api_name="/save").startswith("already saved")
+    store = open_db(handlers.settings.db_path)
+    adhoc = [s for s in core.list_sweeps(store) if s["source"] == "adhoc"]
+    assert len(adhoc) == 1
+    rows = core.iter_generations(store, adhoc[0]["id"], temperature=0.9, top_p=0.95, top_k=40)
+    assert {(r["variant"], r["seed"], r["text"]) for r in rows} == {
+        ("base", 3, final[0]),
+        ("finetuned", 3, final[1]),
+    }
+    assert all(r["extra"]["max_new_tokens"] == 8 for r in rows)
+
+
+def test_stop_ends_the_stream_early(app, client):
+    job = client.submit(*live_args(400, seed=5), api_name="/compare")
+    deadline = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.predict(api_name="/stop") == "stopping"
+    final = job.result(timeout=60)
+    assert final[2].startswith("stopped"), final[2]
+    steps = int(final[2].split(":")[1].split()[0])
+    assert steps < 400
+
+
+def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep):
+    from store import core, open_db
+    from store import metrics as store_metrics
+
+    _handlers, _url, sweep_id = app
+    store = open_db(store_with_sweep[0])
+    choices = client.predict(api_name="/list_sweeps")
+    assert str(sweep_id) in str(choices)
+
+    table = client.predict(str(sweep_id), "all", "all", "all", "all", "all", api_name="/sweep_cells")
+    headers, data = table["headers"], table["data"]
+    assert headers[:6] == ["variant", "temperature", "top_p", "top_k", "prompt_id", "n"]
+    got = {tuple(row[:6]) for row in data}
+    generations = core.iter_generations(store, sweep_id)
+    expected: dict[tuple, int] = {}
+    for g in generations:
+        key = (g["variant"], g["temperature"], g["top_p"], g["top_k"], g["prompt_id"])
+        expected[key] = expected.get(key, 0) + 1
+    assert got == {(*key, n) for key, n in expected.items()}
+    assert len(got) == 4  # 2 temperatures x 2 variants, 2 samples each
+
+    # Metric columns are the stored cell aggregates.
+    stored = {store_metrics.cell_key(c): c for c in store_metrics.cell_table(store, sweep_id)}
+    for row in data:
+        record = dict(zip(headers, row))
+        key = (
+            record["variant"],
+            record["temperature"],
+            record["top_p"],
+            record["top_k"],
+            record["prompt_id"],
+        )
+        assert record["refusal_rate"] == pytest.approx(stored[key]["refusal_rate"], abs=1e-3)
+
+    # Filtering by variant and T narrows the table to one cell; its samples come back side by side.
+    one = client.predict(str(sweep_id), "finetuned", "1.3", "all", "all", "all", api_name="/sweep_cells")
+    assert [row[:2] for row in one["data"]] == [["finetuned", 1.3]]
+    base, finetuned = client.predict(
+        str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples"
+    )
+    texts = {r["variant"]: [] for r in generations}
+    for g in generations:
+        if g["temperature"] == 0.7:
+            texts[g["variant"]].append(g["text"])
+    text_col = base["headers"].index("text")
+    assert [r[text_col] for r in base["data"]] == texts["base"]
+    assert [r[text_col] for r in finetuned["data"]] == texts["finetuned"]
+
+
+def test_heatmaps_cover_every_top_k_and_both_variants(app):
+    handlers, _url, sweep_id = app
+    figure = handlers.heatmaps(str(sweep_id), "mean_words")
+    titles = {axis.get_title() for axis in figure.axes if axis.get_title()}
+    assert titles == {"base · top_k=20", "finetuned · top_k=20", "finetuned - base · top_k=20"}
+
+
+def test_bad_input_is_a_one_line_error(app, client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="prompt: empty"):
+        client.predict("  ", SYSTEM, 0.9, 0.95, 40, 8, 1, True, 0, api_name="/compare")
+
+
+def test_auth_refuses_unauthenticated_requests(app):
+    from gradio_client import Client
+
+    from gradio_app.layout import ServeOptions, launch_app
+
+    handlers = app[0]
+    demo, url = launch_app(
+        handlers, ServeOptions(port=free_port(), auth=[("alice", "s3cret-pw")]), block=False
+    )
+    try:
+        assert httpx.get(url + "config", timeout=10).status_code == 401
+        join = httpx.post(url + "gradio_api/queue/join", json={"fn_index": 0, "data": []}, timeout=10)
+        assert join.status_code == 401
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(Exception):  # noqa: B017 - gradio_client raises a plain ValueError here
+                Client(url, verbose=False, analytics_enabled=False, auth=("alice", "wrong"))
+            signed_in = Client(
+                url, verbose=False, analytics_enabled=False, auth=("alice", "s3cret-pw"), download_files=False
+            )
+        assert signed_in.predict(api_name="/list_sweeps")
+    finally:
+        demo.close()
+
+
+def test_serve_refuses_share_without_auth_and_bad_auth_files(tmp_path, capsys):
+    from engine.cli import main
+
+    assert main(["serve", "--base", "tiny", "--share"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--share" in err and "--auth" in err
+
+    auth_file = tmp_path / "auth.txt"
+    auth_file.write_text("# users\nbob:hunter2\nno-colon-here\n", encoding="utf-8")
+    assert main(["serve", "--base", "tiny", "--share", "--auth-file", str(auth_file)]) == 2
+    err = capsys.readouterr().err
+    assert f"{auth_file}:3" in err and "hunter2" not in err and "no-colon-here" not in err
+
+    assert main(["serve", "--base", "tiny", "--auth", "justaname"]) == 2
+    assert "USER:PASS" in capsys.readouterr().err
+
+
+def test_auth_file_parsing(tmp_path):
+    from engine.cli.serve_cmd import read_auth_file
+
+    auth_file = tmp_path / "auth.txt"
+    auth_file.write_text("alice:pa:ss\n\n# comment\n bob : x \n", encoding="utf-8")
+    assert read_auth_file(auth_file) == [("alice", "pa:ss"), ("bob", " x")]
