@@ -21,7 +21,13 @@ from typing import Any
 
 from engine import dataset as ds
 from engine.errors import UserError
-from engine.models import DeviceInfo, device_info, load_tokenizer, resolve_attn_implementation, resolve_model_path
+from engine.models import (
+    DeviceInfo,
+    device_info,
+    load_tokenizer,
+    resolve_attn_implementation,
+    resolve_model_path,
+)
 
 MODES = ("lora", "qlora", "full")
 

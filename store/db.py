@@ -27,7 +27,7 @@ _migration_lock = threading.Lock()
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 def to_json(value: Any) -> str:
