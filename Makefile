@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile requirements/generate.txt scripts/install-gene
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,embeddings]"
 	# financial-datasets pins old pydantic/openai; install it without its pins (see requirements/generate.txt).
 	scripts/install-generate.sh $(BIN)/python
 	touch $(STAMP)

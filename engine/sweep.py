@@ -224,7 +224,7 @@ def _adapter_digest(adapter: str) -> str | None:
 
 def stored_config(config: SweepConfig, prompts: Sequence[Prompt]) -> dict[str, Any]:
     data = dataclasses.asdict(config)
-    data["dataset_path"] = config.dataset or None
+    data["dataset_path"] = str(Path(config.dataset).resolve()) if config.dataset else None
     data["prompts"] = [
         {"prompt_id": p.prompt_id, "prompt": p.question, "reference": p.reference} for p in prompts
     ]

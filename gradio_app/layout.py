@@ -64,11 +64,13 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         top_k,
         max_new_tokens,
         seed,
+        same_seed,
         finetuned_seed,
         request: gr.Request,
     ) -> Iterator[tuple]:
         try:
-            live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, finetuned_seed)
+            other = None if same_seed else finetuned_seed
+            live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, other)
             for update in handlers.stream_compare(prompt, system_prompt, live, session=_session(request)):
                 state = update.run.to_state() if update.run else gr.skip()
                 yield update.base_text, update.finetuned_text, update.status, state

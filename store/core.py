@@ -250,7 +250,9 @@ def set_sweep_status(store: Store, sweep_id: int, status: str) -> None:
 
 
 def get_sweep(store: Store, sweep_id: int) -> dict[str, Any]:
-    return _decode(store.db["sweeps"].get(sweep_id))
+    """The sweep row (config decoded), or {} when there is no such sweep."""
+    rows = list(store.db["sweeps"].rows_where("id = ?", [sweep_id]))
+    return _decode(rows[0]) if rows else {}
 
 
 def list_sweeps(store: Store) -> list[dict[str, Any]]:

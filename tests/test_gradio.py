@@ -149,7 +149,7 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     # Metric columns are the stored cell aggregates.
     stored = {store_metrics.cell_key(c): c for c in store_metrics.cell_table(store, sweep_id)}
     for row in data:
-        record = dict(zip(headers, row))
+        record = dict(zip(headers, row, strict=True))
         key = (
             record["variant"],
             record["temperature"],

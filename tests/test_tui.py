@@ -54,14 +54,25 @@ def table_rows(table: DataTable) -> list[list[str]]:
 # ------------------------------------------------------------------ mask
 
 QA_ROWS = [
-    {"question": "What does NVIDIA make?", "answer": "NVIDIA makes GPUs.", "context": "NVIDIA Corporation designs GPUs."},
-    {"question": "Where is NVIDIA's headquarters?", "answer": "Santa Clara.", "context": "NVIDIA's HQ is in Santa Clara."},
+    {
+        "question": "What does NVIDIA make?",
+        "answer": "NVIDIA makes GPUs.",
+        "context": "NVIDIA Corporation designs GPUs.",
+    },
+    {
+        "question": "Where is NVIDIA's headquarters?",
+        "answer": "Santa Clara.",
+        "context": "NVIDIA's HQ is in Santa Clara.",
+    },
     {"question": "What is the ticker?", "answer": "NVDA on Nasdaq.", "context": "The stock trades as NVDA."},
     {"question": "Who designs chips?", "answer": "Many firms.", "context": "Chip design is common."},
 ]
 
 
-def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(tmp_path: Path, db_path: Path) -> None:
+def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # short relative paths to type
     source = tmp_path / "qa.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
     original = source.read_bytes()
@@ -71,11 +82,11 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(tmp_path: Path
     async def scenario() -> None:
         app = FtHalluApp(db_path, start="mask", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
-            await type_into(pilot, app, "mask-file", str(source))
+            await type_into(pilot, app, "mask-file", source.name)
             await type_into(pilot, app, "mask-entity", "NVIDIA")
             await type_into(pilot, app, "mask-new", "EGNIVIA")
             await type_into(pilot, app, "mask-ticker", "NVDA")
-            await type_into(pilot, app, "mask-out", str(out))
+            await type_into(pilot, app, "mask-out", out.name)
             await pilot.press("ctrl+r")
             await pilot.pause()
             screen = app.screen
@@ -112,7 +123,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(tmp_path: Path
     assert masked[3] == QA_ROWS[3]
     # The operator's choices are remembered for the next run.
     saved = load_prefs(prefs)
-    assert saved["mask"]["mask-entity"] == "NVIDIA" and saved["mask"]["mask-out"] == str(out)
+    assert saved["mask"]["mask-entity"] == "NVIDIA" and saved["mask"]["mask-out"] == out.name
 
     async def reopened() -> None:
         app = FtHalluApp(db_path, prefs_path=prefs)
@@ -132,7 +143,7 @@ def test_mask_bad_input_is_a_notification_not_a_crash(tmp_path: Path, db_path: P
     async def scenario() -> None:
         app = FtHalluApp(db_path, start="mask", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
-            await type_into(pilot, app, "mask-file", str(tmp_path / "missing.jsonl"))
+            await type_into(pilot, app, "mask-file", "/nonexistent/missing.jsonl")
             await type_into(pilot, app, "mask-entity", "NVIDIA")
             await type_into(pilot, app, "mask-new", "EGNIVIA")
             await pilot.press("ctrl+r")
@@ -147,11 +158,16 @@ def test_mask_bad_input_is_a_notification_not_a_crash(tmp_path: Path, db_path: P
 # ------------------------------------------------------------------ fine-tune: launch, watch, reattach
 
 
+@pytest.mark.slow  # a real detached job: a fresh interpreter imports torch + trl (30-80 s on 2 busy cores)
 def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
-    tmp_path: Path, db_path: Path, tiny_model_dir: Path
+    tmp_path: Path, db_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import shutil
+
     from engine.dataset import sample_dataset_path
 
+    monkeypatch.chdir(tmp_path)  # relative paths in the form are resolved against this folder
+    shutil.copy(sample_dataset_path(), tmp_path / "qa.jsonl")
     adapter = tmp_path / "adapter"
     prefs = tmp_path / "prefs.json"
 
@@ -164,8 +180,8 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             assert screen.query_one("#ft-launcher", Input).value == "local"
             await type_into(pilot, app, "ft-name", "tui-tiny")
             await type_into(pilot, app, "ft-base_model", "tiny")
-            await type_into(pilot, app, "ft-dataset", str(sample_dataset_path()))
-            await type_into(pilot, app, "ft-output_dir", str(adapter))
+            await type_into(pilot, app, "ft-dataset", "qa.jsonl")
+            await type_into(pilot, app, "ft-output_dir", "adapter")
             await type_into(pilot, app, "ft-max_steps", "2")
             await type_into(pilot, app, "ft-per_device_batch_size", "4")
             await type_into(pilot, app, "ft-gradient_accumulation_steps", "1")
@@ -175,9 +191,7 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             await wait_for(pilot, lambda: bool(screen.jobs), 30, "the job in the list")
             job = next(iter(screen.jobs.values()))
             assert job.launcher == "local" and job.name.endswith("tui-tiny")
-            await wait_for(
-                pilot, lambda: screen.jobs[job.id].finished, 240, "the local fine-tune to finish"
-            )
+            await wait_for(pilot, lambda: screen.jobs[job.id].finished, 240, "the local fine-tune to finish")
             final = screen.jobs[job.id]
             assert final.state == "COMPLETED", (final.state, final.detail, screen.shown_tail[1][-2000:])
             # The live log tail shows the job's own output.
@@ -199,7 +213,9 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             screen = app.screen
             await wait_for(pilot, lambda: bool(screen.jobs), 15, "the stored job list")
             assert [job.name for job in screen.jobs.values()] == [job_name]
-            await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail after restart")
+            await wait_for(
+                pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail after restart"
+            )
             await pilot.press("ctrl+t")  # cancelling a finished job is refused with a message
             await pilot.pause()
             assert any("already finished" in n.message for n in app._notifications)
@@ -210,7 +226,9 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
 # ------------------------------------------------------------------ sweep, then browse it in Results
 
 
-def test_run_small_sweep_then_browse_cells_and_samples(tmp_path: Path, db_path: Path, tiny_model_dir: Path) -> None:
+def test_run_small_sweep_then_browse_cells_and_samples(
+    tmp_path: Path, db_path: Path, tiny_model_dir: Path
+) -> None:
     prefs = tmp_path / "prefs.json"
 
     async def scenario() -> None:
@@ -225,7 +243,9 @@ def test_run_small_sweep_then_browse_cells_and_samples(tmp_path: Path, db_path: 
             await type_into(pilot, app, "sw-samples", "2")
             await type_into(pilot, app, "sw-tokens", "6")
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: screen.last_sweep_id is not None or not screen.running, 120, "the sweep")
+            await wait_for(
+                pilot, lambda: screen.last_sweep_id is not None or not screen.running, 120, "the sweep"
+            )
             status = static_text(app, "sweep-status")
             assert screen.last_sweep_id is not None, status
             assert "Done" in status
@@ -244,7 +264,9 @@ def test_run_small_sweep_then_browse_cells_and_samples(tmp_path: Path, db_path: 
             headers = [str(column.label) for column in cells.columns.values()]
             assert headers[:6] == ["variant", "T", "p", "k", "prompt", "n"]
             cell_rows = table_rows(cells)
-            assert [row[2] for row in cell_rows] == ["0.90", "1.00"] and all(row[5] == "2" for row in cell_rows)
+            assert [row[2] for row in cell_rows] == ["0.90", "1.00"] and all(
+                row[5] == "2" for row in cell_rows
+            )
             await pilot.press("down", "enter")
             await pilot.pause()
             samples = static_text(app, "results-samples")
@@ -274,7 +296,9 @@ def test_results_with_an_empty_store_says_so(tmp_path: Path, db_path: Path) -> N
 def test_generate_from_local_filing_against_local_endpoint(
     tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("financial_datasets", reason="financial-datasets not installed (scripts/install-generate.sh)")
+    pytest.importorskip(
+        "financial_datasets", reason="financial-datasets not installed (scripts/install-generate.sh)"
+    )
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from openai_server import running_stub
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -80,7 +81,7 @@ def elapsed_text(started: str | None, finished: str | None, now: dt.datetime | N
         return "-"
     try:
         begin = dt.datetime.fromisoformat(started)
-        end = dt.datetime.fromisoformat(finished) if finished else (now or dt.datetime.now(dt.timezone.utc))
+        end = dt.datetime.fromisoformat(finished) if finished else (now or dt.datetime.now(dt.UTC))
     except ValueError:
         return "?"
     seconds = max(0, int((end - begin).total_seconds()))
@@ -167,7 +168,16 @@ class FinetuneScreen(StepScreen):
             )
             for item in dataclasses.fields(FinetuneConfig)
         }
-        return config_from_dict(values, where="fine-tune form")
+        config = config_from_dict(values, where="fine-tune form")
+        # The config file is written under the data folder and the job may start elsewhere:
+        # paths typed relative to where the TUI runs are made absolute now.
+        for name in ("dataset", "output_dir"):
+            value = getattr(config, name)
+            if value and not Path(value).expanduser().is_absolute():
+                setattr(config, name, str(Path(value).expanduser().resolve()))
+        if config.base_model.startswith(".") and Path(config.base_model).exists():
+            config.base_model = str(Path(config.base_model).resolve())
+        return config
 
     def build_cluster(self):
         from engine.launch import ClusterSettings, load_cluster_settings
