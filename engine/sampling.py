@@ -72,13 +72,15 @@ def filtered_logits(
     Candidates are sorted by descending logit; filtered-out candidates are -inf.
     """
     vocab = scores.shape[-1]
-    logits = scores.float() / temperatures[:, None]
     k_eff = torch.where((top_ks <= 0) | (top_ks > vocab), torch.full_like(top_ks, vocab), top_ks)
     k_max = int(k_eff.max())
+    # A positive temperature keeps the order, so select first and divide only the k_max candidates
+    # (the same values transformers gets by dividing the whole vocabulary first).
     if k_max < vocab:
-        values, indices = torch.topk(logits, k_max, dim=-1)
+        values, indices = torch.topk(scores, k_max, dim=-1)
     else:
-        values, indices = torch.sort(logits, dim=-1, descending=True)
+        values, indices = torch.sort(scores, dim=-1, descending=True)
+    values = values.float() / temperatures[:, None].float()
     positions = torch.arange(values.shape[-1], device=values.device)
     values = values.masked_fill(positions[None, :] >= k_eff[:, None], float("-inf"))
     # top-p on the descending order: keep a token while the mass strictly before it is < p, which is
@@ -113,8 +115,8 @@ class PerRowSampler(LogitsProcessor):
         choice = torch.where(allowed, choice, torch.zeros_like(choice))
         tokens = indices.gather(1, choice)
         self.step += 1
-        out = torch.full_like(scores, float("-inf"))
-        return out.scatter_(1, tokens, 0.0)
+        # In place: ``scores`` is generate's private float32 copy of this step's logits.
+        return scores.fill_(float("-inf")).scatter_(1, tokens, 0.0)
 
 
 class _RowStreamer(BaseStreamer):
@@ -272,7 +274,7 @@ def generate_reference(
 
     tokenizer = loaded.tokenizer
     encoded = tokenizer([prompt_text], return_tensors="pt", add_special_tokens=False).to(loaded.device.device)
-    set_seed(seed)
+    set_seed(seed % 2**32)  # numpy (seeded by set_seed) takes 32-bit seeds; row seeds are 63-bit
     model = loaded.model
     context = model.disable_adapter() if (loaded.has_adapter and variant == "base") else _nullcontext()
     with torch.inference_mode(), context:

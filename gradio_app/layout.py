@@ -293,17 +293,13 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         refresh_btn.click(list_sweeps, None, sweep, api_name="list_sweeps")
         demo.load(list_sweeps, None, sweep, api_visibility="private")
         picked = sweep.change(pick_sweep, sweep, pick_outputs, api_name="sweep_filters")
-        picked.then(heatmaps, [sweep, metric, heat_prompt], plot, api_visibility="private")
-        picked.then(sweep_cells, [sweep, *filters], cells, api_visibility="private")
+        # These two are also the named API endpoints for scripts and tests.
+        picked.then(heatmaps, [sweep, metric, heat_prompt], plot, api_name="heatmaps")
+        picked.then(sweep_cells, [sweep, *filters], cells, api_name="sweep_cells")
         for control in (metric, heat_prompt):
             control.input(heatmaps, [sweep, metric, heat_prompt], plot, api_visibility="private")
         for control in filters:
             control.input(sweep_cells, [sweep, *filters], cells, api_visibility="private")
-        # Named endpoints for scripts and tests (the same functions the UI uses).
-        gr.Button("cells", visible=False).click(sweep_cells, [sweep, *filters], cells, api_name="sweep_cells")
-        gr.Button("heatmaps", visible=False).click(
-            heatmaps, [sweep, metric, heat_prompt], plot, api_name="heatmaps"
-        )
         show_btn.click(
             cell_samples,
             [sweep, t_filter, p_filter, k_filter, prompt_filter, variant_filter],

@@ -19,6 +19,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def lexical_metrics():
+    """Score with the lexical similarity: loading the optional embedding model would dominate the run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FT_HALLU_EMBEDDINGS", "0")
+        yield
+
+
 @pytest.fixture(scope="module")
 def loaded(tiny_adapter_dir):
     from engine.models import load_model
@@ -113,6 +121,23 @@ def test_save_stores_the_live_generation_as_an_adhoc_sweep_row(app, client):
     assert all(r["extra"]["max_new_tokens"] == 8 for r in rows)
 
 
+def test_n_samples_mode_shows_the_spread_and_the_cell_metrics(app, client):
+    final = client.predict(*live_args(8, seed=21), api_name="/compare")
+    base, finetuned, metrics, status = client.predict(*live_args(8, seed=21), 3, api_name="/sample_cell")
+    text_col = base["headers"].index("text")
+    seed_col = base["headers"].index("seed")
+    assert [r[seed_col] for r in base["data"]] == [21, 22, 23]
+    # Sample 0 uses the same seed and settings as the streaming compare, so it is the same text.
+    assert base["data"][0][text_col] == final[0]
+    assert finetuned["data"][0][text_col] == final[1]
+    by_metric = {row[0]: row[1:] for row in metrics["data"]}
+    assert metrics["headers"] == ["metric", "base", "finetuned"]
+    assert by_metric["majority-answer share"][0] in (1 / 3, 2 / 3, 1.0) or by_metric["majority-answer share"][
+        0
+    ] == (pytest.approx(1 / 3, abs=1e-3))
+    assert "3 samples per side" in status
+
+
 def test_stop_ends_the_stream_early(app, client):
     job = client.submit(*live_args(400, seed=5), api_name="/compare")
     deadline = time.monotonic() + 60
@@ -133,6 +158,8 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     store = open_db(store_with_sweep[0])
     choices = client.predict(api_name="/list_sweeps")
     assert str(sweep_id) in str(choices)
+    info, *_filters = client.predict(str(sweep_id), api_name="/sweep_filters")
+    assert "gradio-test" in info and "8 generations in 4 cells" in info
 
     table = client.predict(str(sweep_id), "all", "all", "all", "all", "all", api_name="/sweep_cells")
     headers, data = table["headers"], table["data"]

@@ -319,11 +319,11 @@ def test_generate_from_local_filing_against_local_endpoint(
             screen = app.screen
             await pilot.press("ctrl+y")
             assert "found" in static_text(app, "gen-key") and secret not in static_text(app, "gen-key")
-            await type_into(pilot, app, "gen-filing", str(filing))
+            await type_into(pilot, app, "gen-filing", filing.name)
             await type_into(pilot, app, "gen-base-url", base_url)
             await type_into(pilot, app, "gen-model", "llama3.1:8b-instruct")
             await type_into(pilot, app, "gen-questions", "3")
-            await type_into(pilot, app, "gen-out", str(out))
+            await type_into(pilot, app, "gen-out", out.name)
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not screen.running, 30, "generation")
             status = static_text(app, "gen-status")

@@ -1,0 +1,289 @@
+"""Sweep speed: the original one-sample-per-call loop against the engine's batched per-row sweep.
+
+In ONE run, on the same model, prompt and number of new tokens (min_new_tokens = max_new_tokens):
+
+(a) the original style: the base model loaded on its own, a loop over the 36 grid cells calling
+    ``generate`` once per sample (transformers' own sampler); then a separately loaded fine-tuned
+    model (base + LoRA adapter), the same loop;
+(b) the engine: ``run_sweep`` over every row of both variants with one loaded model (per-row
+    sampling, base and adapter rows side by side in each batch, rows written to SQLite per batch).
+
+Prints samples/s for each and the ratio (b)/(a).  ``--baseline-cells N`` times the baseline on N
+evenly spread cells and scales to all 36 (a call's cost does not depend on its cell: it always makes
+the same number of tokens).
+
+    .venv/bin/python bench/sweep_bench.py                      # medium on CPU, 8 samples per cell
+    .venv/bin/python bench/sweep_bench.py --baseline-cells 4   # quicker baseline, scaled
+    .venv/bin/python bench/sweep_bench.py --device cuda --model phi3.5-mini-random --samples 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+H100_BANDWIDTH = 3.35e12  # bytes/s, H100 SXM HBM3
+
+
+@dataclass
+class Phase:
+    name: str
+    samples: int  # samples this phase stands for (after scaling)
+    seconds: float  # wall time for those samples (scaled where the baseline was subsampled)
+    timed_calls: int
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="medium", help="offline model name or path (default: medium)")
+    parser.add_argument("--samples", type=int, default=8, help="samples per grid cell (default: 8)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument(
+        "--baseline-cells",
+        type=int,
+        default=36,
+        help="time the sequential baseline on this many evenly spread cells and scale to 36",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="rows per generate call (0 = engine default)"
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--bandwidth",
+        type=float,
+        default=H100_BANDWIDTH,
+        help="GPU memory bandwidth in bytes/s for the roofline bound (default: H100 3.35e12)",
+    )
+    parser.add_argument(
+        "--adapter", default="", help="a LoRA adapter folder (default: a random one made here)"
+    )
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--skip-baseline", action="store_true", help="time only the engine")
+    args = parser.parse_args(argv)
+    if not 1 <= args.baseline_cells <= 36:
+        parser.error("--baseline-cells must be between 1 and 36")
+    return args
+
+
+def make_random_adapter(model_path: str, out_dir: Path, r: int) -> Path:
+    """A LoRA adapter with random (non-zero) A and B on all linear layers: it changes every output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    torch.manual_seed(1234)
+    config = LoraConfig(
+        r=r, lora_alpha=2 * r, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"
+    )
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():  # peft's random init of B is large for a random base; keep outputs sane
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(0.1)
+    peft_model.save_pretrained(out_dir)
+    return out_dir
+
+
+def spread_cells(cells: list, count: int) -> list:
+    """``count`` cells evenly spread over the grid (a mix of temperatures, top-p and top-k)."""
+    step = len(cells) / count
+    return [cells[int(i * step)] for i in range(count)]
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def time_baseline(loaded, variant: str, prompt: str, cells: list, args, seed: int) -> tuple[float, int]:
+    from engine.sampling import generate_reference, row_seed
+
+    # One untimed call first: the first generate pays one-off costs (kernels, caches).
+    generate_reference(
+        loaded,
+        prompt,
+        variant=variant,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        seed=1,
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.max_new_tokens,
+    )
+    sync(args.device)
+    calls = 0
+    started = time.perf_counter()
+    for temperature, top_p, top_k in cells:
+        for sample in range(args.samples):
+            result = generate_reference(
+                loaded,
+                prompt,
+                variant=variant,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                seed=row_seed(seed, temperature, top_p, top_k, sample),
+                max_new_tokens=args.max_new_tokens,
+                min_new_tokens=args.max_new_tokens,
+            )
+            assert result.new_tokens == args.max_new_tokens, result.new_tokens
+            calls += 1
+    sync(args.device)
+    return time.perf_counter() - started, calls
+
+
+def weight_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "cpu":
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the engine picks CUDA whenever it sees one
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
+        return 2
+
+    from engine.models import load_model, resolve_model_path
+    from engine.sampling import RowSpec, generate_rows
+    from engine.sweep import Grid, SweepConfig, chat_prompt, run_sweep
+
+    load_start = os.getloadavg()
+    print(
+        f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, device {args.device}"
+        + (f" ({torch.cuda.get_device_name(0)})" if args.device == "cuda" else "")
+    )
+    print(f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    model_path = resolve_model_path(args.model)
+    work = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
+    adapter = (
+        Path(args.adapter) if args.adapter else make_random_adapter(model_path, work / "adapter", args.lora_r)
+    )
+
+    config = SweepConfig(
+        name="bench",
+        base_model=args.model,
+        adapter=str(adapter),
+        samples_per_cell=args.samples,
+        max_new_tokens=args.max_new_tokens,
+        min_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        compute_metrics=False,
+    )
+    cells = Grid().cells()
+    timed_cells = spread_cells(cells, args.baseline_cells)
+    per_variant = len(cells) * args.samples
+    phases: list[Phase] = []
+
+    if not args.skip_baseline:
+        # (a) base alone, then a separately loaded fine-tuned model, one sample per generate call.
+        for variant in ("base", "finetuned"):
+            loaded = load_model(args.model, adapter_dir=str(adapter) if variant == "finetuned" else None)
+            prompt = chat_prompt(
+                loaded.tokenizer,
+                config.system_prompt,
+                config.prompt_template.replace("{name}", config.entity_name),
+            )
+            seconds, calls = time_baseline(loaded, variant, prompt, timed_cells, args, config.seed)
+            scaled = seconds / calls * per_variant
+            phases.append(Phase(f"(a) sequential {variant}", per_variant, scaled, calls))
+            note = (
+                ""
+                if calls == per_variant
+                else f", scaled x{per_variant / calls:.2f} from {calls} timed calls"
+            )
+            print(
+                f"(a) {variant}: {calls} calls in {seconds:.1f} s = {seconds / calls:.3f} s/call{note}",
+                flush=True,
+            )
+            if variant == "base" and args.device == "cuda":
+                step_bound = weight_bytes(loaded.model) / args.bandwidth
+                print(
+                    f"bandwidth bound: {weight_bytes(loaded.model) / 1e9:.2f} GB of weights / "
+                    f"{args.bandwidth:.3g} B/s = {step_bound * 1e3:.2f} ms per decode step; one call of "
+                    f"{args.max_new_tokens} tokens >= {step_bound * args.max_new_tokens:.3f} s"
+                )
+            del loaded
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
+
+    # (b) the engine: one model, both variants in shared batches, rows stored per batch.
+    loaded = load_model(args.model, adapter_dir=str(adapter))
+    prompt = chat_prompt(
+        loaded.tokenizer, config.system_prompt, config.prompt_template.replace("{name}", config.entity_name)
+    )
+    warm = [RowSpec(prompt, v, 1.0, 1.0, 0, i) for i, v in enumerate(("base", "finetuned") * 2)]
+    generate_rows(loaded, warm, max_new_tokens=4)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    batches: list[int] = []
+    sync(args.device)
+    started = time.perf_counter()
+    result = run_sweep(
+        config, db_path=work / "bench.db", loaded=loaded, progress=lambda p: batches.append(p.done)
+    )
+    sync(args.device)
+    seconds = time.perf_counter() - started
+    assert result.generated_now == 2 * per_variant, result
+    phases.append(Phase("(b) engine sweep, both variants", 2 * per_variant, seconds, len(batches)))
+    print(f"(b) engine: {2 * per_variant} rows in {len(batches)} generate calls, {seconds:.1f} s", flush=True)
+    if args.device == "cuda":
+        step_bound = weight_bytes(loaded.model) / args.bandwidth
+        bound = step_bound * args.max_new_tokens * len(batches)
+        print(
+            f"bandwidth bound for (b): {len(batches)} calls x {args.max_new_tokens} steps x "
+            f"{step_bound * 1e3:.2f} ms = {bound:.2f} s (measured {seconds:.2f} s, {bound / seconds:.0%} of the "
+            f"bound's speed); peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+        )
+    from store import core, open_db
+
+    stored = core.iter_generations(open_db(work / "bench.db"), result.sweep_id)
+    assert all(r["new_tokens"] == args.max_new_tokens for r in stored), "a row stopped early"
+
+    print()
+    print(
+        f"model {args.model}, {args.samples} samples/cell x 36 cells x 2 variants, "
+        f"{args.max_new_tokens} new tokens each"
+    )
+    for phase in phases:
+        print(
+            f"  {phase.name:<34} {phase.samples:>5} samples {phase.seconds:>8.1f} s {phase.rate:>8.2f} samples/s"
+        )
+    if not args.skip_baseline:
+        baseline_seconds = sum(p.seconds for p in phases[:2])
+        baseline_rate = 2 * per_variant / baseline_seconds
+        print(
+            f"  {'(a) sequential, both variants':<34} {2 * per_variant:>5} samples {baseline_seconds:>8.1f} s "
+            f"{baseline_rate:>8.2f} samples/s"
+            + ("" if args.baseline_cells == 36 else f"  [scaled: {args.baseline_cells} of 36 cells timed]")
+        )
+        print(f"ratio (b)/(a): {phases[-1].rate / baseline_rate:.1f}x")
+    load_end = os.getloadavg()
+    print(
+        f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} "
+        "(other processes share these cores: both sides of the ratio ran under it)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
