@@ -318,8 +318,12 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
     return demo
 
 
-def launch_app(handlers: AppHandlers, options: ServeOptions, *, block: bool = True) -> tuple[gr.Blocks, str]:
-    """Queue with a concurrency limit, then launch; returns the app and its local URL."""
+def launch_app(handlers: AppHandlers, options: ServeOptions, *, block: bool = False) -> tuple[gr.Blocks, str]:
+    """Queue with a concurrency limit, then launch quietly; returns the app and its local URL.
+
+    The public link (with ``share``) is ``demo.share_url``. With ``block`` this returns only when
+    the server stops (Ctrl+C).
+    """
     demo = build_app(handlers)
     demo.queue(default_concurrency_limit=options.concurrency)
     css = CSS_PATH.read_text(encoding="utf-8") if CSS_PATH.exists() else None
@@ -329,9 +333,11 @@ def launch_app(handlers: AppHandlers, options: ServeOptions, *, block: bool = Tr
         share=options.share,
         auth=options.auth or None,
         auth_message="ft-hallu: sign in to compare the models" if options.auth else None,
-        prevent_thread_lock=not block,
-        quiet=not block,
+        prevent_thread_lock=True,
+        quiet=True,
         css=css,
         footer_links=["api"],
     )
+    if block:
+        demo.block_thread()
     return demo, local_url

@@ -122,11 +122,15 @@ def _run(args: argparse.Namespace) -> int:
     handlers = AppHandlers(loaded, settings)
     if auth:
         print(f"sign-in required for: {', '.join(user for user, _ in auth)}", file=sys.stderr)
-    launch_app(
-        handlers,
-        ServeOptions(
-            host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency
-        ),
-        block=True,
+    options = ServeOptions(
+        host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency
     )
+    demo, local_url = launch_app(handlers, options)
+    print(f"ft-hallu app on {local_url} (store {settings.db_path}); Ctrl+C stops it", file=sys.stderr)
+    if demo.share_url:
+        print(f"public link: {demo.share_url} (sign-in required)", file=sys.stderr)
+    try:
+        demo.block_thread()
+    finally:
+        demo.close()
     return 0

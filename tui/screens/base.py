@@ -1,13 +1,27 @@
-"""What every step screen shares: a compact one-line form, remembered values, error reporting."""
+"""What every step screen shares: a compact one-line form, remembered values, error reporting.
+
+Errors never reach the shell: every entry point Textual calls on a step screen (``action_*``,
+``on_*`` handlers, ``compose``) is wrapped by ``guarded`` when the class is created, ``@on``
+handlers must carry ``@guarded`` themselves (checked at class creation), and thread workers made
+with ``step_worker`` report a failure through ``on_worker_state_changed``. All of them end in
+``report_error``: a UserError as its one line, anything else as "Type: message".
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from rich.text import Text
+from textual import work
+from textual.actions import SkipAction
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Input, Label, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Label, Static
+from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
 
@@ -27,11 +41,93 @@ def step_bar(current: str) -> Static:
     return Static(text, classes="step-bar")
 
 
+def error_line(exc: BaseException) -> str:
+    """The one line an operator sees: a UserError as written, anything else with its type."""
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(method: F) -> F:
+    """Run a screen entry point so that any exception becomes an error notification, not a crash."""
+    if getattr(method, "_ft_guarded", False):
+        return method
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def async_guard(self: StepScreen, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(self, *args, **kwargs)
+            except SkipAction:  # Textual's own "not handled here" signal
+                raise
+            except Exception as exc:  # noqa: BLE001 - the point: report, stay up
+                self.report_error(exc)
+                return None
+
+        wrapper: Any = async_guard
+    else:
+
+        @functools.wraps(method)
+        def guard(self: StepScreen, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except SkipAction:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.report_error(exc)
+                return None
+
+        wrapper = guard
+    wrapper._ft_guarded = True
+    return cast(F, wrapper)
+
+
+def _guarded_compose(compose: Callable[[StepScreen], Iterable[Widget]]) -> Callable[..., Any]:
+    """A compose that fails part-way still shows the step bar, the error and the footer."""
+    if getattr(compose, "_ft_guarded", False):
+        return compose
+
+    @functools.wraps(compose)
+    def safe_compose(self: StepScreen) -> Iterable[Widget]:
+        try:
+            yield from compose(self)
+        except Exception as exc:  # noqa: BLE001 - e.g. a broken engine module behind the form
+            self.compose_error = error_line(exc)
+            yield Static(Text(f"This step cannot open: {self.compose_error}"), classes="error")
+            yield Footer()
+
+    safe_compose._ft_guarded = True  # type: ignore[attr-defined]
+    return safe_compose
+
+
+def step_worker(*, group: str, exclusive: bool = False) -> Callable[[F], F]:
+    """``@work`` for step screens: a cancellable thread worker whose failure is reported
+    (StepScreen.on_worker_state_changed) instead of exiting the app."""
+    return cast(
+        Callable[[F], F], work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)
+    )
+
+
 class StepScreen(Screen):
     """A workflow step. Its Inputs are saved to the preferences under ``STEP`` and restored on mount."""
 
     STEP: ClassVar[str] = ""
     TITLE_TEXT: ClassVar[str] = ""
+    compose_error: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if not inspect.isfunction(value):
+                continue
+            if name == "compose":
+                setattr(cls, name, _guarded_compose(value))
+            elif name.startswith(("action_", "on_", "_on_")):
+                setattr(cls, name, guarded(value))
+            elif getattr(value, "_textual_on", None) and not getattr(value, "_ft_guarded", False):
+                # Textual registered this @on handler before we could wrap it: insist on @guarded.
+                raise TypeError(f"{cls.__name__}.{name}: put @guarded under @on(...)")
 
     @property
     def ft_app(self) -> FtHalluApp:
@@ -51,9 +147,23 @@ class StepScreen(Screen):
     def set_value(self, input_id: str, value: Any) -> None:
         self.query_one(f"#{input_id}", Input).value = "" if value is None else str(value)
 
+    @guarded
     def action_focus_widget(self, widget_id: str) -> None:
         self.query_one(f"#{widget_id}").focus()
 
+    @guarded
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A thread worker that raised: report it like any other error and let the screen recover."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        line = self.report_error(error if error is not None else RuntimeError("worker failed"))
+        self.worker_failed(event.worker, line)
+
+    def worker_failed(self, worker: Worker, line: str) -> None:
+        """Hook: reset 'running' flags and show ``line`` in place. ``worker.group`` says which."""
+
+    @guarded
     def on_mount(self) -> None:
         saved = self.ft_app.prefs.get(self.STEP, {})
         if isinstance(saved, dict):
@@ -66,16 +176,14 @@ class StepScreen(Screen):
         values = {widget.id: widget.value for widget in self.query(Input) if widget.id}
         self.ft_app.remember(self.STEP, values)
 
-    def report_error(self, exc: BaseException, *, where: str = "") -> str:
+    def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
         """Show an error as a notification (one line for a UserError); returns the line shown."""
-        if isinstance(exc, UserError):
-            line = str(exc)
-        else:
-            line = f"{type(exc).__name__}: {exc}"
+        line = error_line(exc)
         if where:
             line = f"{where}: {line}"
         # markup=False: a path or message with [brackets] is shown as written.
-        self.notify(line, title="error", severity="error", timeout=8, markup=False)
+        heading = title or (f"{self.TITLE_TEXT} error" if self.TITLE_TEXT else "error")
+        self.notify(line, title=heading, severity="error", timeout=8, markup=False)
         return line
 
 

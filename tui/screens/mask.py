@@ -1,5 +1,5 @@
 """Mask: entity, new name, ticker, aliases -> proposed rules with counts, a row-by-row diff preview
-with the changes highlighted, accept/reject per rule or row, apply to a NEW file, leak report.
+with the changes highlighted, accept/reject per rule or row, apply to a NEW file, leak report, undo.
 
 The step counts as done only when the leak report of the written file is empty.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, step_bar
+from tui.screens.base import StepScreen, guarded, step_bar, step_worker
 
 CONTEXT_CHARS = 40  # characters of text shown either side of a change
 
@@ -86,24 +86,27 @@ def _field_text(data: Any, path: tuple[str | int, ...]) -> str:
 class MaskScreen(StepScreen):
     STEP = "mask"
     TITLE_TEXT = "Mask"
+    # Short descriptions: at 80 columns the footer must hold all of them plus ctrl+q.
     BINDINGS = [
-        Binding("ctrl+r", "preview", "Preview rules"),
-        Binding("ctrl+s", "apply", "Apply (new file)"),
+        Binding("ctrl+r", "preview", "Preview", tooltip="Propose the rules and preview every change"),
+        Binding("ctrl+s", "apply", "Apply", tooltip="Write the accepted changes to a NEW file"),
+        Binding("ctrl+z", "undo", "Undo", tooltip="Undo the last applied masking (removes its output)"),
         Binding("ctrl+o", "focus_widget('mask-file')", "Form"),
         Binding("ctrl+g", "focus_widget('mask-rules')", "Rules"),
         Binding("ctrl+l", "focus_widget('mask-rows')", "Rows"),
     ]
 
     class Applied(Message):
-        def __init__(self, result: Any | None, error: str | None) -> None:
+        def __init__(self, result: Any) -> None:
             super().__init__()
-            self.result, self.error = result, error
+            self.result = result
 
     def __init__(self) -> None:
         super().__init__()
         self.plan: Any | None = None
         self.form: dict[str, Any] = {}
         self.done = False
+        self.last_mask_id: int | None = None  # the masking ctrl+z undoes
 
     def compose(self) -> ComposeResult:
         yield step_bar(self.STEP)
@@ -134,26 +137,20 @@ class MaskScreen(StepScreen):
     # ------------------------------------------------------------ preview
 
     def action_preview(self) -> None:
+        # Any error (UserError or not) is reported by the StepScreen guard; the old plan stays.
         from engine import mask
 
         path = self.value("mask-file")
-        try:
-            if not path:
-                raise UserError("QA file: required")
-            aliases = [a.strip() for a in self.value("mask-aliases").split(",") if a.strip()]
-            rules = mask.propose_rules(
-                self.value("mask-entity"),
-                new_name=self.value("mask-new"),
-                ticker=self.value("mask-ticker") or None,
-                aliases=aliases,
-            )
-            self.plan = mask.plan_file(Path(path).expanduser(), rules)
-        except UserError as exc:
-            self.report_error(exc)
-            return
-        except Exception as exc:  # noqa: BLE001
-            self.report_error(exc, where="mask preview")
-            return
+        if not path:
+            raise UserError("QA file: required")
+        aliases = [a.strip() for a in self.value("mask-aliases").split(",") if a.strip()]
+        rules = mask.propose_rules(
+            self.value("mask-entity"),
+            new_name=self.value("mask-new"),
+            ticker=self.value("mask-ticker") or None,
+            aliases=aliases,
+        )
+        self.plan = mask.plan_file(Path(path).expanduser(), rules)
         self.form = {"entity": self.value("mask-entity"), "new_name": self.value("mask-new")}
         self.done = False
         self.remember()
@@ -202,11 +199,13 @@ class MaskScreen(StepScreen):
             self.query_one("#mask-diff", Static).update(highlight_row(self.plan, row))
 
     @on(DataTable.RowHighlighted, "#mask-rows")
+    @guarded
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
             self.show_row(int(event.row_key.value))
 
     @on(ToggleTable.Toggled)
+    @guarded
     def _toggled(self, event: ToggleTable.Toggled) -> None:
         if self.plan is None:
             return
@@ -248,29 +247,26 @@ class MaskScreen(StepScreen):
         self.query_one("#mask-leaks", Static).update(Text(f"Writing {out}..."))
         self._apply(self.plan, out, self.form.get("entity"), self.form.get("new_name"))
 
-    @work(thread=True, exclusive=True, group="mask-apply", exit_on_error=False)
+    @step_worker(group="mask-apply", exclusive=True)
     def _apply(self, plan: Any, out: Path, entity: str | None, new_name: str | None) -> None:
-        try:
-            from engine import mask
+        # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed below.
+        from engine import mask
 
-            store = self.ft_app.open_store()
-            try:
-                result = mask.apply(plan, out, store, entity=entity, new_name=new_name)
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001 - shown in place, the input file is untouched
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(self.Applied(None, message))
-            return
-        self.post_message(self.Applied(result, None))
+        store = self.ft_app.open_store()
+        try:
+            result = mask.apply(plan, out, store, entity=entity, new_name=new_name)
+        finally:
+            store.close()
+        self.post_message(self.Applied(result))
+
+    def worker_failed(self, worker: Any, line: str) -> None:
+        if worker.group == "mask-apply":  # the input file is untouched; say so in place
+            self.query_one("#mask-leaks", Static).update(Text(f"Not written: {line}", style="bold red"))
 
     def on_mask_screen_applied(self, message: Applied) -> None:
         leaks_box = self.query_one("#mask-leaks", Static)
-        if message.error:
-            leaks_box.update(Text(f"Not written: {message.error}", style="bold red"))
-            self.notify(message.error, title="mask failed", severity="error", markup=False)
-            return
         result = message.result
+        self.last_mask_id = result.mask_id
         lines = result.leaks.lines(limit=2)
         head = f"Wrote {result.output_path} ({result.rows} rows, {result.edits_applied} edits). "
         if result.leaks.clean:
@@ -289,3 +285,30 @@ class MaskScreen(StepScreen):
                 severity="warning",
                 markup=False,
             )
+
+    # ------------------------------------------------------------ undo
+
+    def action_undo(self) -> None:
+        """Undo the last masking applied here (or, after a restart, the latest one in the store).
+
+        The engine removes the output (or restores what it replaced) and refuses when the file
+        changed since; the QA input was never written, so nothing else needs restoring.
+        """
+        from engine import mask
+        from store import masks as mask_store
+
+        store = self.ft_app.open_store()
+        try:
+            mask_id = self.last_mask_id
+            if mask_id is None:
+                done = [m for m in mask_store.list_masks(store) if m.get("status") == "done"]
+                if not done:
+                    raise UserError("undo: no applied masking to undo")
+                mask_id = int(done[0]["id"])
+            message = mask.undo(store, mask_id)
+        finally:
+            store.close()
+        self.last_mask_id = None
+        self.done = False
+        self.query_one("#mask-leaks", Static).update(Text(f"Undone masking {mask_id}: {message}.", style="yellow"))
+        self.notify(f"Undone masking {mask_id}: {message}.", markup=False)
