@@ -10,7 +10,8 @@ In ONE run, on the same model, prompt and number of new tokens (min_new_tokens =
 
 Prints samples/s for each and the ratio (b)/(a).  ``--baseline-cells N`` times the baseline on N
 evenly spread cells and scales to all 36 (a call's cost does not depend on its cell: it always makes
-the same number of tokens).
+the same number of tokens).  Wall-clock rates depend on whatever else runs on the machine; the
+process's CPU time is printed too (with ``--threads 1`` it measures the work itself, not the load).
 
     .venv/bin/python bench/sweep_bench.py                      # medium on CPU, 8 samples per cell
     .venv/bin/python bench/sweep_bench.py --baseline-cells 4   # quicker baseline, scaled
@@ -38,6 +39,7 @@ class Phase:
     samples: int  # samples this phase stands for (after scaling)
     seconds: float  # wall time for those samples (scaled where the baseline was subsampled)
     timed_calls: int
+    cpu_seconds: float  # this process's CPU time for those samples (scaled the same way)
 
     @property
     def rate(self) -> float:
@@ -110,7 +112,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_baseline(loaded, variant: str, prompt: str, cells: list, args, seed: int) -> tuple[float, int]:
+def time_baseline(
+    loaded, variant: str, prompt: str, cells: list, args, seed: int
+) -> tuple[float, float, int]:
     from engine.sampling import generate_reference, row_seed
 
     # One untimed call first: the first generate pays one-off costs (kernels, caches).
@@ -127,7 +131,7 @@ def time_baseline(loaded, variant: str, prompt: str, cells: list, args, seed: in
     )
     sync(args.device)
     calls = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for temperature, top_p, top_k in cells:
         for sample in range(args.samples):
             result = generate_reference(
@@ -144,7 +148,14 @@ def time_baseline(loaded, variant: str, prompt: str, cells: list, args, seed: in
             assert result.new_tokens == args.max_new_tokens, result.new_tokens
             calls += 1
     sync(args.device)
-    return time.perf_counter() - started, calls
+    return time.perf_counter() - started, time.process_time() - cpu_started, calls
+
+
+def _row(name: str, samples: int, wall: float, cpu: float) -> str:
+    return (
+        f"  {name:<34} {samples:>5} samples {wall:>8.1f} s {samples / wall:>8.2f} /s "
+        f"{cpu:>8.1f} s {samples / cpu:>8.2f} /s"
+    )
 
 
 def weight_bytes(model) -> int:
@@ -203,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
                 config.system_prompt,
                 config.prompt_template.replace("{name}", config.entity_name),
             )
-            seconds, calls = time_baseline(loaded, variant, prompt, timed_cells, args, config.seed)
-            scaled = seconds / calls * per_variant
-            phases.append(Phase(f"(a) sequential {variant}", per_variant, scaled, calls))
+            seconds, cpu, calls = time_baseline(loaded, variant, prompt, timed_cells, args, config.seed)
+            scale = per_variant / calls
+            phases.append(
+                Phase(f"(a) sequential {variant}", per_variant, seconds * scale, calls, cpu * scale)
+            )
             note = (
                 ""
                 if calls == per_variant
@@ -237,14 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.reset_peak_memory_stats()
     batches: list[int] = []
     sync(args.device)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = run_sweep(
         config, db_path=work / "bench.db", loaded=loaded, progress=lambda p: batches.append(p.done)
     )
     sync(args.device)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     assert result.generated_now == 2 * per_variant, result
-    phases.append(Phase("(b) engine sweep, both variants", 2 * per_variant, seconds, len(batches)))
+    phases.append(Phase("(b) engine sweep, both variants", 2 * per_variant, seconds, len(batches), cpu))
     print(f"(b) engine: {2 * per_variant} rows in {len(batches)} generate calls, {seconds:.1f} s", flush=True)
     if args.device == "cuda":
         step_bound = weight_bytes(loaded.model) / args.bandwidth
@@ -264,19 +277,24 @@ def main(argv: list[str] | None = None) -> int:
         f"model {args.model}, {args.samples} samples/cell x 36 cells x 2 variants, "
         f"{args.max_new_tokens} new tokens each"
     )
+    print(f"  {'':<34} {'':>5}         {'wall':>10} {'wall rate':>12} {'CPU time':>10} {'CPU rate':>12}")
     for phase in phases:
-        print(
-            f"  {phase.name:<34} {phase.samples:>5} samples {phase.seconds:>8.1f} s {phase.rate:>8.2f} samples/s"
-        )
+        print(_row(phase.name, phase.samples, phase.seconds, phase.cpu_seconds))
     if not args.skip_baseline:
-        baseline_seconds = sum(p.seconds for p in phases[:2])
-        baseline_rate = 2 * per_variant / baseline_seconds
+        wall = sum(p.seconds for p in phases[:2])
+        cpu = sum(p.cpu_seconds for p in phases[:2])
+        scaled = "" if args.baseline_cells == 36 else f"  [scaled: {args.baseline_cells} of 36 cells timed]"
+        print(_row("(a) sequential, both variants", 2 * per_variant, wall, cpu) + scaled)
+        engine = phases[-1]
         print(
-            f"  {'(a) sequential, both variants':<34} {2 * per_variant:>5} samples {baseline_seconds:>8.1f} s "
-            f"{baseline_rate:>8.2f} samples/s"
-            + ("" if args.baseline_cells == 36 else f"  [scaled: {args.baseline_cells} of 36 cells timed]")
+            f"ratio (b)/(a): {wall / engine.seconds:.1f}x in wall-clock samples/s, "
+            f"{cpu / engine.cpu_seconds:.1f}x in samples per CPU-second"
         )
-        print(f"ratio (b)/(a): {phases[-1].rate / baseline_rate:.1f}x")
+        if args.threads != 1 and args.device == "cpu":
+            print(
+                "note: with several threads on shared cores, CPU time includes spin-waiting; use --threads 1 "
+                "for a load-independent CPU-time ratio"
+            )
     load_end = os.getloadavg()
     print(
         f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} "

@@ -1,5 +1,9 @@
 """Pilot tests of the TUI: each step's main path driven with key presses, on real files, the real
-store and the offline tiny model (no fakes). Sync tests wrapping asyncio.run: no pytest-asyncio."""
+store and the offline tiny model (no fakes). Sync tests wrapping asyncio.run: no pytest-asyncio.
+
+Speed: form fields are filled by setting the Input values (``fill``); the actions themselves are
+always key presses. Typing character by character is covered by ``type_into`` once here and by the
+tmux test in a real terminal."""
 
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ import pytest
 pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Input, Log, Static  # noqa: E402
+from textual.widgets._footer import FooterKey  # noqa: E402
 
-from tui.app import FtHalluApp  # noqa: E402
+from store.db import open_db  # noqa: E402
+from store.masks import get_mask  # noqa: E402
+from tui.app import STEPS, FtHalluApp  # noqa: E402
 from tui.prefs import load_prefs  # noqa: E402
 
 SIZE = (80, 24)
@@ -41,6 +48,17 @@ async def type_into(pilot, app: FtHalluApp, input_id: str, text: str) -> None:
     await pilot.pause()
     await pilot.press("home", "ctrl+k", *list(text))
     assert widget.value == text, f"{input_id}: typed {text!r}, field holds {widget.value!r}"
+
+
+async def fill(pilot, app: FtHalluApp, **values: str) -> None:
+    """Set form fields directly (input id with '-' written as '_'), as a paste would."""
+    for input_id, text in values.items():
+        app.screen.query_one(f"#{input_id.replace('_', '-')}", Input).value = text
+    await pilot.pause()
+
+
+def notifications(app: FtHalluApp) -> list[str]:
+    return [n.message for n in app._notifications]
 
 
 def static_text(app: FtHalluApp, widget_id: str) -> str:
@@ -82,11 +100,9 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
     async def scenario() -> None:
         app = FtHalluApp(db_path, start="mask", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
-            await type_into(pilot, app, "mask-file", source.name)
-            await type_into(pilot, app, "mask-entity", "NVIDIA")
-            await type_into(pilot, app, "mask-new", "EGNIVIA")
-            await type_into(pilot, app, "mask-ticker", "NVDA")
-            await type_into(pilot, app, "mask-out", out.name)
+            await fill(pilot, app, mask_file=source.name, mask_new="EGNIVIA", mask_ticker="NVDA")
+            await fill(pilot, app, mask_out=out.name)
+            await type_into(pilot, app, "mask-entity", "NVIDIA")  # real key presses into a field
             await pilot.press("ctrl+r")
             await pilot.pause()
             screen = app.screen
@@ -111,16 +127,34 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             await wait_for(pilot, lambda: "Wrote" in static_text(app, "mask-leaks"), 30, "the masked file")
             assert screen.done, static_text(app, "mask-leaks")
             assert "Leak report empty" in static_text(app, "mask-leaks")
+            mask_id = screen.last_mask_id
+            assert mask_id is not None
+            check_masked_file(out)
+            assert source.read_bytes() == original  # the input is never written
+
+            # A second apply to the same output is refused in place (a worker error), not a crash.
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: "Not written" in static_text(app, "mask-leaks"), 30, "the refusal")
+            assert "already exists" in static_text(app, "mask-leaks")
+            assert any("already exists" in m for m in notifications(app)) and app.is_running
+
+            # Undo the applied masking: its output goes, the store records it, the input stays.
+            await pilot.press("ctrl+z")
+            await pilot.pause()
+            assert not out.exists(), static_text(app, "mask-leaks")
+            assert "Undone masking" in static_text(app, "mask-leaks") and not screen.done
+            store = open_db(db_path, migrate=False)
+            try:
+                assert get_mask(store, mask_id)["status"] == "undone"
+            finally:
+                store.close()
+            await pilot.press("ctrl+z")  # nothing left to undo: one line, still running
+            await pilot.pause()
+            assert "undo: no applied masking to undo" in notifications(app)[-1]
             await pilot.press("ctrl+q")
 
     run(scenario)
-    assert source.read_bytes() == original  # the input is never written
-    masked = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert len(masked) == len(QA_ROWS)
-    text = json.dumps(masked)
-    assert "NVIDIA" not in text and "NVDA" not in text
-    assert masked[1]["question"] == "Where is EGNIVIA's headquarters?"
-    assert masked[3] == QA_ROWS[3]
+    assert source.read_bytes() == original
     # The operator's choices are remembered for the next run.
     saved = load_prefs(prefs)
     assert saved["mask"]["mask-entity"] == "NVIDIA" and saved["mask"]["mask-out"] == out.name
@@ -131,26 +165,83 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             await pilot.pause()
             assert app.current_mode == "mask"
             assert app.screen.query_one("#mask-new", Input).value == "EGNIVIA"
-            await pilot.press("ctrl+r")  # a second apply to the same output is refused, not a crash
-            await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: "Not written" in static_text(app, "mask-leaks"), 30, "the refusal")
-            assert "already exists" in static_text(app, "mask-leaks")
+            await pilot.press("ctrl+r", "ctrl+s")  # the remembered form applies again
+            await wait_for(pilot, lambda: "Wrote" in static_text(app, "mask-leaks"), 30, "the masked file")
+            check_masked_file(out)
+            # After a restart ctrl+z undoes the latest masking recorded in the store.
+            app.screen.last_mask_id = None
+            await pilot.press("ctrl+z")
+            await pilot.pause()
+            assert not out.exists() and "Undone masking" in static_text(app, "mask-leaks")
 
     run(reopened)
+    assert source.read_bytes() == original
 
 
-def test_mask_bad_input_is_a_notification_not_a_crash(tmp_path: Path, db_path: Path) -> None:
+def check_masked_file(out: Path) -> None:
+    masked = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(masked) == len(QA_ROWS)
+    text = json.dumps(masked)
+    assert "NVIDIA" not in text and "NVDA" not in text
+    assert masked[1]["question"] == "Where is EGNIVIA's headquarters?"
+    assert masked[3] == QA_ROWS[3]
+
+
+def test_errors_are_notifications_never_a_crash(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UserError is one line; an unexpected exception in an action, an @on handler or a thread
+    worker is 'Type: message'. The app keeps running every time."""
+    import engine.sweep
+    import tui.screens.mask
+
+    def explode(what: str):
+        def raiser(*_args, **_kwargs):
+            raise RuntimeError(f"{what} exploded")
+
+        return raiser
+
+    source = tmp_path / "qa.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
+
     async def scenario() -> None:
         app = FtHalluApp(db_path, start="mask", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
-            await type_into(pilot, app, "mask-file", "/nonexistent/missing.jsonl")
-            await type_into(pilot, app, "mask-entity", "NVIDIA")
-            await type_into(pilot, app, "mask-new", "EGNIVIA")
+            # A UserError from the engine: its own line, nothing else.
+            await fill(pilot, app, mask_file="/nonexistent/missing.jsonl", mask_entity="NVIDIA", mask_new="X")
             await pilot.press("ctrl+r")
             await pilot.pause()
-            messages = [n.message for n in app._notifications]
-            assert any("missing.jsonl: no such file" in m for m in messages), messages
+            assert any(m.startswith("/nonexistent/missing.jsonl: no such file") for m in notifications(app))
             assert app.is_running
+
+            # An unexpected exception inside an @on handler (the diff of a highlighted row).
+            monkeypatch.setattr(tui.screens.mask, "highlight_row", explode("diff"))
+            await fill(pilot, app, mask_file=str(source))
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            assert "RuntimeError: diff exploded" in notifications(app)
+            assert app.is_running and app.screen.plan is not None
+
+            # An unexpected exception in an action (the sweep config check).
+            await pilot.press("f4")
+            await pilot.pause()
+            sweep = app.screen
+            monkeypatch.setattr(engine.sweep, "validate", explode("validate"))
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            assert "RuntimeError: validate exploded" in notifications(app)
+            assert app.is_running and not sweep.running
+
+            # An unexpected exception in a thread worker: reported, and the screen recovers.
+            monkeypatch.undo()
+            monkeypatch.setattr(engine.sweep, "run_sweep", explode("sweep engine"))
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: not sweep.running, 10, "the failed worker to be reported")
+            assert "RuntimeError: sweep engine exploded" in notifications(app)
+            assert "Failed: RuntimeError: sweep engine exploded" in static_text(app, "sweep-status")
+            assert app.is_running
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
 
     run(scenario)
 
@@ -178,15 +269,18 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             # Defaults are visible in the form.
             assert screen.query_one("#ft-lora_r", Input).value == "16"
             assert screen.query_one("#ft-launcher", Input).value == "local"
-            await type_into(pilot, app, "ft-name", "tui-tiny")
-            await type_into(pilot, app, "ft-base_model", "tiny")
-            await type_into(pilot, app, "ft-dataset", "qa.jsonl")
-            await type_into(pilot, app, "ft-output_dir", "adapter")
-            await type_into(pilot, app, "ft-max_steps", "2")
-            await type_into(pilot, app, "ft-per_device_batch_size", "4")
-            await type_into(pilot, app, "ft-gradient_accumulation_steps", "1")
-            await type_into(pilot, app, "ft-logging_steps", "1")
-            await type_into(pilot, app, "ft-gradient_checkpointing", "false")
+            for field, value in {
+                "ft-name": "tui-tiny",
+                "ft-base_model": "tiny",
+                "ft-dataset": "qa.jsonl",
+                "ft-output_dir": "adapter",
+                "ft-max_steps": "2",
+                "ft-per_device_batch_size": "4",
+                "ft-gradient_accumulation_steps": "1",
+                "ft-logging_steps": "1",
+                "ft-gradient_checkpointing": "false",
+            }.items():  # ids with '_' in them: set one by one
+                screen.query_one(f"#{field}", Input).value = value
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: bool(screen.jobs), 30, "the job in the list")
             job = next(iter(screen.jobs.values()))
@@ -235,13 +329,8 @@ def test_run_small_sweep_then_browse_cells_and_samples(
         app = FtHalluApp(db_path, start="sweep", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
-            await type_into(pilot, app, "sw-name", "tui-sweep")
-            await type_into(pilot, app, "sw-base", "tiny")
-            await type_into(pilot, app, "sw-temps", "1.0")
-            await type_into(pilot, app, "sw-topps", "0.9, 1.0")
-            await type_into(pilot, app, "sw-topks", "0")
-            await type_into(pilot, app, "sw-samples", "2")
-            await type_into(pilot, app, "sw-tokens", "6")
+            await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_temps="1.0", sw_topps="0.9, 1.0")
+            await fill(pilot, app, sw_topks="0", sw_samples="2", sw_tokens="4")
             await pilot.press("ctrl+r")
             await wait_for(
                 pilot, lambda: screen.last_sweep_id is not None or not screen.running, 120, "the sweep"
@@ -276,15 +365,44 @@ def test_run_small_sweep_then_browse_cells_and_samples(
     run(scenario)
 
 
-def test_results_with_an_empty_store_says_so(tmp_path: Path, db_path: Path) -> None:
+def assert_footer_fits(screen, bindings: list, where: str) -> None:
+    shown = {item.action: item.region for item in screen.query(FooterKey) if item.region.width}
+    for binding in bindings:
+        if binding.show:
+            assert binding.action in shown, (where, binding.action, sorted(shown))
+            assert shown[binding.action].right <= SIZE[0], (where, binding.action, shown[binding.action])
+
+
+def test_every_step_fits_80x24_with_its_keys_in_footer_and_palette(tmp_path: Path, db_path: Path) -> None:
     async def scenario() -> None:
         app = FtHalluApp(db_path, start="results", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             assert "No sweeps" in static_text(app, "results-note")
-            for key in ("f1", "f2", "f3", "f4", "f5"):  # every step opens at 80x24
+            for name, key, title in STEPS:
                 await pilot.press(key)
                 await pilot.pause()
+                screen = app.screen
+                assert app.current_mode == name and screen.compose_error is None
+                # Every screen binding (and ctrl+q) is in the footer, inside the 80 columns.
+                assert_footer_fits(screen, [*screen.BINDINGS, *app.BINDINGS], title)
+                if name == "mask":  # with a rule/row table focused its accept/reject key joins them
+                    await pilot.press("ctrl+g")
+                    await pilot.pause()
+                    bindings = [*screen.BINDINGS, *app.BINDINGS, *type(app.focused).BINDINGS]
+                    assert_footer_fits(screen, bindings, "mask rules")
+                    titles = {command.title for command in app.get_system_commands(screen)}
+                    assert "Mask: Accept/reject" in titles
+                # The command palette lists every step and every action of this screen.
+                titles = {command.title for command in app.get_system_commands(screen)}
+                assert {f"Go to {t}" for _n, _k, t in STEPS} <= titles
+                for binding in screen.BINDINGS:
+                    assert f"{screen.TITLE_TEXT}: {binding.description}" in titles, (title, titles)
+            await pilot.press("ctrl+p")  # the palette opens from anywhere and closes with escape
+            await pilot.pause()
+            assert type(app.screen).__name__ == "CommandPalette"
+            await pilot.press("escape")
+            await pilot.pause()
             assert app.current_mode == "results"
 
     run(scenario)
@@ -319,11 +437,8 @@ def test_generate_from_local_filing_against_local_endpoint(
             screen = app.screen
             await pilot.press("ctrl+y")
             assert "found" in static_text(app, "gen-key") and secret not in static_text(app, "gen-key")
-            await type_into(pilot, app, "gen-filing", filing.name)
-            await type_into(pilot, app, "gen-base-url", base_url)
-            await type_into(pilot, app, "gen-model", "llama3.1:8b-instruct")
-            await type_into(pilot, app, "gen-questions", "3")
-            await type_into(pilot, app, "gen-out", out.name)
+            await fill(pilot, app, gen_filing=filing.name, gen_base_url=base_url)
+            await fill(pilot, app, gen_model="llama3.1:8b-instruct", gen_questions="3", gen_out=out.name)
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not screen.running, 30, "generation")
             status = static_text(app, "gen-status")
@@ -337,3 +452,20 @@ def test_generate_from_local_filing_against_local_endpoint(
     rows = (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 3
     assert secret not in (tmp_path / "prefs.json").read_text(encoding="utf-8")
+
+
+def test_every_step_entry_point_is_guarded() -> None:
+    """Actions and handlers are wrapped when a step class is created; an @on handler without
+    @guarded is refused then, so a new handler cannot bring back a crash to the shell."""
+    from textual import on
+
+    from tui.screens.base import StepScreen
+    from tui.screens.mask import MaskScreen
+
+    assert MaskScreen.action_undo._ft_guarded and MaskScreen.on_mask_screen_applied._ft_guarded
+    with pytest.raises(TypeError, match="put @guarded under @on"):
+
+        class Unguarded(StepScreen):
+            @on(DataTable.RowSelected)
+            def _picked(self, event: DataTable.RowSelected) -> None:
+                pass

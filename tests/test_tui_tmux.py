@@ -68,7 +68,11 @@ def test_tui_walks_the_steps_in_a_real_80x24_terminal(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         screen = tmux.wait_for("F2 Mask", timeout=90)
-        assert "^r Preview rules" in screen and "QA file" in screen
+        # The footer shows every Mask key and quit, inside the 80 columns.
+        footer = screen.splitlines()[-1]
+        for key in ("^r Preview", "^s Apply", "^z Undo", "^l Rows", "^q Quit"):
+            assert key in footer, footer
+        assert "QA file" in screen
         assert len(screen.splitlines()) <= 24 and max(len(line) for line in screen.splitlines()) <= 80
         # Fill the mask form with the keyboard only: tab moves between fields.
         tmux.keys("-l", "qa.jsonl")
@@ -85,6 +89,10 @@ def test_tui_walks_the_steps_in_a_real_80x24_terminal(tmp_path: Path) -> None:
         tmux.wait_for("Leak report empty", timeout=30)
         masked = tmp_path / "qa.masked.jsonl"
         assert "EGNIVIA" in masked.read_text() and "NVIDIA" not in masked.read_text()
+        # ctrl+z reaches the app (raw terminal: no job-control suspend) and undoes the masking.
+        tmux.keys("C-z")
+        tmux.wait_for("Undone masking", timeout=30)
+        assert not masked.exists()
         # The other steps open with their keys.
         tmux.keys("F5")
         tmux.wait_for("No sweeps in the store yet", timeout=30)

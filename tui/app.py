@@ -29,19 +29,45 @@ STEPS: tuple[tuple[str, str, str], ...] = (
 STEP_NAMES = tuple(name for name, _key, _title in STEPS)
 
 
-def _screen_factory(name: str) -> Screen:
-    # Imported lazily so that a screen whose engine module is broken shows an error screen
-    # instead of taking the whole TUI down.
-    from tui.screens import finetune, generate, mask, results, sweep
+SCREEN_CLASSES = {
+    "generate": "tui.screens.generate:GenerateScreen",
+    "mask": "tui.screens.mask:MaskScreen",
+    "finetune": "tui.screens.finetune:FinetuneScreen",
+    "sweep": "tui.screens.sweep:SweepScreen",
+    "results": "tui.screens.results:ResultsScreen",
+}
 
-    screens = {
-        "generate": generate.GenerateScreen,
-        "mask": mask.MaskScreen,
-        "finetune": finetune.FinetuneScreen,
-        "sweep": sweep.SweepScreen,
-        "results": results.ResultsScreen,
-    }
-    return screens[name]()
+
+class BrokenStepScreen(Screen):
+    """Shown instead of a step whose module cannot be imported: the other steps stay usable."""
+
+    def __init__(self, step: str, error: str) -> None:
+        super().__init__()
+        self.step, self.error = step, error
+
+    def compose(self):
+        from textual.widgets import Static
+
+        from tui.screens.base import step_bar, step_footer
+
+        yield step_bar(self.step)
+        yield Static(f"This step cannot open: {self.error}", classes="error", markup=False)
+        yield step_footer()
+
+
+def _screen_factory(name: str) -> Screen:
+    # Imported lazily, one module per step, so that a step whose module (or the engine module
+    # behind it) is broken shows an error screen instead of taking the whole TUI down.
+    from importlib import import_module
+
+    from tui.screens.base import error_line
+
+    module_name, class_name = SCREEN_CLASSES[name].split(":")
+    try:
+        screen_class = getattr(import_module(module_name), class_name)
+        return screen_class()
+    except Exception as exc:  # noqa: BLE001 - reported on that step's screen
+        return BrokenStepScreen(name, error_line(exc))
 
 
 class FtHalluApp(App[int]):
@@ -98,7 +124,10 @@ class FtHalluApp(App[int]):
         for screen in self._all_step_screens():
             remember = getattr(screen, "remember", None)
             if remember is not None:
-                remember()
+                try:
+                    remember()
+                except Exception:  # noqa: BLE001 - quitting never fails; that form is just not saved
+                    pass
         if self.current_mode in STEP_NAMES:
             self.prefs["last_step"] = self.current_mode
         self.write_prefs()
@@ -115,8 +144,14 @@ class FtHalluApp(App[int]):
     def action_goto(self, name: str) -> None:
         if name not in STEP_NAMES:
             return
-        if self.current_mode != name:
-            self.switch_mode(name)
+        try:
+            if self.current_mode != name:
+                self.switch_mode(name)
+        except Exception as exc:  # noqa: BLE001 - stay on the current step, say why
+            from tui.screens.base import error_line
+
+            self.notify(error_line(exc), title=f"cannot open {name}", severity="error", markup=False)
+            return
         self.prefs["last_step"] = name
         self.write_prefs()
 
@@ -126,13 +161,23 @@ class FtHalluApp(App[int]):
             yield SystemCommand(
                 f"Go to {title}", f"Open the {title} step ({key.upper()})", partial(self.action_goto, name)
             )
-        # The current screen's own actions, so every key is also reachable by name.
-        for binding in getattr(screen, "BINDINGS", []):
-            if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(
-                    f"{screen.TITLE_TEXT if hasattr(screen, 'TITLE_TEXT') else ''}: {binding.description}".strip(
-                        ": "
-                    ),
-                    f"key {binding.key}",
-                    partial(self.run_action, binding.action, screen),
-                )
+        yield from screen_action_commands(screen)
+
+
+def screen_action_commands(screen: Screen) -> Iterable[SystemCommand]:
+    """The screen's own actions (and those of its focused table, e.g. accept/reject), by name."""
+    prefix = getattr(screen, "TITLE_TEXT", "") or "Step"
+    sources: list[tuple[Any, list[Any]]] = [(screen, list(getattr(screen, "BINDINGS", [])))]
+    focused = screen.focused
+    if focused is not None and type(focused).__module__.startswith("tui."):
+        sources.append((focused, list(type(focused).BINDINGS)))
+    for target, bindings in sources:
+        for binding in bindings:
+            if not (isinstance(binding, Binding) and binding.description and binding.show):
+                continue
+            key = binding.key.split(",")[0]
+            yield SystemCommand(
+                f"{prefix}: {binding.description}",
+                f"{binding.tooltip or binding.description} (key {key})",
+                partial(screen.app.run_action, binding.action, target),
+            )

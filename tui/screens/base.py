@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 
 def step_bar(current: str) -> Static:
-    """The top line: every step with its key, the current one highlighted (replaces a Header)."""
+    """The top line: every step with its key, the current one highlighted (replaces a Header),
+    and the palette key, which is kept out of the footer so 80 columns hold every action."""
     from tui.app import STEPS
 
     text = Text(" ft-hallu ", style="bold")
@@ -38,7 +39,14 @@ def step_bar(current: str) -> Static:
         style = "bold reverse" if name == current else ""
         text.append(" ")
         text.append(f"{key.upper()} {title}", style=style)
+    text.append("  ^p", style="bold")
+    text.append(" palette")
     return Static(text, classes="step-bar")
+
+
+def step_footer() -> Footer:
+    """The key footer of every step (the palette key is in the step bar instead)."""
+    return Footer(show_command_palette=False, compact=True)
 
 
 def error_line(exc: BaseException) -> str:
@@ -95,7 +103,7 @@ def _guarded_compose(compose: Callable[[StepScreen], Iterable[Widget]]) -> Calla
         except Exception as exc:  # noqa: BLE001 - e.g. a broken engine module behind the form
             self.compose_error = error_line(exc)
             yield Static(Text(f"This step cannot open: {self.compose_error}"), classes="error")
-            yield Footer()
+            yield step_footer()
 
     safe_compose._ft_guarded = True  # type: ignore[attr-defined]
     return safe_compose
@@ -104,9 +112,7 @@ def _guarded_compose(compose: Callable[[StepScreen], Iterable[Widget]]) -> Calla
 def step_worker(*, group: str, exclusive: bool = False) -> Callable[[F], F]:
     """``@work`` for step screens: a cancellable thread worker whose failure is reported
     (StepScreen.on_worker_state_changed) instead of exiting the app."""
-    return cast(
-        Callable[[F], F], work(thread=True, exclusive=exclusive, group=group, exit_on_error=False)
-    )
+    return cast(Callable[[F], F], work(thread=True, exclusive=exclusive, group=group, exit_on_error=False))
 
 
 class StepScreen(Screen):

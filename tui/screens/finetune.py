@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Log, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, parse_int, step_bar
+from tui.screens.base import StepScreen, error_line, guarded, parse_int, step_bar, step_footer, step_worker
 
 LAUNCHERS = ("local", "slurm")
 POLL_SECONDS = 1.0
@@ -101,9 +101,9 @@ class FinetuneScreen(StepScreen):
     ]
 
     class Launched(Message):
-        def __init__(self, job: Any | None, error: str | None) -> None:
+        def __init__(self, job: Any) -> None:
             super().__init__()
-            self.job, self.error = job, error
+            self.job = job
 
     class JobsUpdated(Message):
         def __init__(self, jobs: list[Any], tail: str, tail_job: int | None, error: str | None) -> None:
@@ -111,9 +111,9 @@ class FinetuneScreen(StepScreen):
             self.jobs, self.tail, self.tail_job, self.error = jobs, tail, tail_job, error
 
     class Cancelled(Message):
-        def __init__(self, job: Any | None, error: str | None) -> None:
+        def __init__(self, job: Any) -> None:
             super().__init__()
-            self.job, self.error = job, error
+            self.job = job
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,7 +141,7 @@ class FinetuneScreen(StepScreen):
                 )
         yield DataTable(id="ft-jobs", cursor_type="row", zebra_stripes=True)
         yield Log(id="ft-log", max_lines=500)
-        yield Footer()
+        yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -199,47 +199,43 @@ class FinetuneScreen(StepScreen):
             self.notify("Already submitting a job...", severity="warning")
             return
         launcher = self.value("ft-launcher").lower()
-        try:
-            if launcher not in LAUNCHERS:
-                raise UserError(f"launcher: must be local or slurm, got {launcher!r}")
-            config = self.build_config()
-            cluster = self.build_cluster()
-        except UserError as exc:
-            self.report_error(exc)
-            return
+        # A bad field raises UserError, reported by the StepScreen guard.
+        if launcher not in LAUNCHERS:
+            raise UserError(f"launcher: must be local or slurm, got {launcher!r}")
+        config = self.build_config()
+        cluster = self.build_cluster()
         self.remember()
         self.launching = True
         self.notify(f"Submitting {config.name} ({launcher})...")
         self._launch(config, cluster, launcher)
 
-    @work(thread=True, group="ft-launch", exit_on_error=False)
+    @step_worker(group="ft-launch")
     def _launch(self, config, cluster, launcher_name: str) -> None:
-        try:
-            from engine import launch
-            from engine.dataset import write_atomic
-            from engine.finetune import config_to_toml
-            from engine.paths import data_dir
+        # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed.
+        from engine import launch
+        from engine.dataset import write_atomic
+        from engine.finetune import config_to_toml
+        from engine.paths import data_dir
 
-            slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
-            config_path = data_dir() / "configs" / f"{slug}.toml"
-            write_atomic(config_path, config_to_toml(config))
-            spec = launch.build_spec(config_path, cluster, db_path=self.ft_app.db_path)
-            store = self.ft_app.open_store()
-            try:
-                job = launch.launch(store, spec, launch.get_launcher(launcher_name))
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001 - shown as a notification
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(self.Launched(None, message))
-            return
-        self.post_message(self.Launched(job, None))
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
+        config_path = data_dir() / "configs" / f"{slug}.toml"
+        write_atomic(config_path, config_to_toml(config))
+        spec = launch.build_spec(config_path, cluster, db_path=self.ft_app.db_path)
+        store = self.ft_app.open_store()
+        try:
+            job = launch.launch(store, spec, launch.get_launcher(launcher_name))
+        finally:
+            store.close()
+        self.post_message(self.Launched(job))
+
+    def worker_failed(self, worker, line: str) -> None:
+        if worker.group == "ft-launch":
+            self.launching = False
+        elif worker.group == "ft-cancel":
+            self.poll_jobs()
 
     def on_finetune_screen_launched(self, message: Launched) -> None:
         self.launching = False
-        if message.error:
-            self.notify(message.error, title="launch failed", severity="error", markup=False)
-            return
         job = message.job
         self.selected_job = job.id
         self.ft_app.prefs["finetune_job"] = job.id
@@ -253,8 +249,9 @@ class FinetuneScreen(StepScreen):
     def poll_jobs(self) -> None:
         self._poll(self.selected_job)
 
-    @work(thread=True, exclusive=True, group="ft-poll", exit_on_error=False)
+    @step_worker(group="ft-poll", exclusive=True)
     def _poll(self, selected: int | None) -> None:
+        # Polled every second: errors are caught here and notified once, not every second.
         try:
             from engine import launch
 
@@ -271,7 +268,7 @@ class FinetuneScreen(StepScreen):
                 job = next(job for job in jobs if job.id == selected)
                 tail = launch.tail(job, TAIL_LINES)
         except Exception as exc:  # noqa: BLE001 - e.g. the launch module missing or a broken store
-            self.post_message(self.JobsUpdated([], "", None, f"{type(exc).__name__}: {exc}"))
+            self.post_message(self.JobsUpdated([], "", None, error_line(exc)))
             return
         self.post_message(self.JobsUpdated(jobs, tail, selected, None))
 
@@ -323,6 +320,7 @@ class FinetuneScreen(StepScreen):
                 self.shown_tail = (message.tail_job, message.tail)
 
     @on(DataTable.RowHighlighted, "#ft-jobs")
+    @guarded
     def _job_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
             job_id = int(event.row_key.value)
@@ -344,25 +342,17 @@ class FinetuneScreen(StepScreen):
         self.notify(f"Cancelling job {job.id} ({job.ref})...")
         self._cancel(job)
 
-    @work(thread=True, group="ft-cancel", exit_on_error=False)
+    @step_worker(group="ft-cancel")
     def _cancel(self, job) -> None:
-        try:
-            from engine import launch
+        from engine import launch
 
-            store = self.ft_app.open_store()
-            try:
-                updated = launch.cancel(store, job)
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(self.Cancelled(None, message))
-            return
-        self.post_message(self.Cancelled(updated, None))
+        store = self.ft_app.open_store()
+        try:
+            updated = launch.cancel(store, job)
+        finally:
+            store.close()
+        self.post_message(self.Cancelled(updated))
 
     def on_finetune_screen_cancelled(self, message: Cancelled) -> None:
-        if message.error:
-            self.notify(message.error, title="cancel failed", severity="error", markup=False)
-        else:
-            self.notify(f"Job {message.job.id}: {message.job.state}.")
+        self.notify(f"Job {message.job.id}: {message.job.state}.")
         self.poll_jobs()

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Log, ProgressBar, Static
+from textual.widgets import Log, ProgressBar, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, parse_int, step_bar
+from tui.screens.base import StepScreen, parse_int, step_bar, step_footer, step_worker
 
 
 class _StopRequested(Exception):
@@ -64,9 +63,9 @@ class GenerateScreen(StepScreen):
             )
 
     class Finished(Message):
-        def __init__(self, summary: str, error: str | None, stopped: bool) -> None:
+        def __init__(self, summary: str, stopped: bool) -> None:
             super().__init__()
-            self.summary, self.error, self.stopped = summary, error, stopped
+            self.summary, self.stopped = summary, stopped
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,7 +115,7 @@ class GenerateScreen(StepScreen):
         )
         yield Static("", id="gen-error", classes="error")
         yield Log(id="gen-items", max_lines=300)
-        yield Footer()
+        yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -202,8 +201,7 @@ class GenerateScreen(StepScreen):
             config, request = self.build_config()
         except UserError as exc:
             self.query_one("#gen-error", Static).update(Text(str(exc)))
-            self.report_error(exc)
-            return
+            raise  # reported by the StepScreen guard
         self.remember()
         self.set_value("gen-out", config.output_dir)
         self._stop.clear()
@@ -220,7 +218,7 @@ class GenerateScreen(StepScreen):
         self._stop.set()
         self.query_one("#gen-status", Static).update(Text("Stopping: finished chunks are kept for resume..."))
 
-    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    @step_worker(group="generate", exclusive=True)
     def _run(self, config: Any, request: dict[str, Any]) -> None:
         from engine import generate as gen
         from engine.dataset import file_sha256
@@ -272,17 +270,22 @@ class GenerateScreen(StepScreen):
             finally:
                 store.close()
         except _StopRequested:
-            self.post_message(self.Finished(f"stopped; finished chunks kept in {raw_path}", None, True))
+            self.post_message(self.Finished(f"stopped; finished chunks kept in {raw_path}", True))
             return
-        except Exception as exc:  # noqa: BLE001 - shown in place; finished chunks stay for resume
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(self.Finished("", message, False))
-            return
+        # Any other failure is reported by StepScreen.on_worker_state_changed -> worker_failed.
         summary = (
             f"{result.items} items from {result.chunks_total} chunks ({result.chunks_sent} sent now) "
             f"-> {result.dataset_path}"
         )
-        self.post_message(self.Finished(summary, None, False))
+        self.post_message(self.Finished(summary, False))
+
+    def worker_failed(self, worker, line: str) -> None:
+        if worker.group == "generate":  # finished chunks stay on disk for resume
+            self.running = False
+            self.query_one("#gen-status", Static).update(
+                Text("Failed; ctrl+r resumes with the chunks already done.", style="bold red")
+            )
+            self.query_one("#gen-error", Static).update(Text(line))
 
     def on_generate_screen_event(self, message: Event) -> None:
         bar = self.query_one("#gen-progress", ProgressBar)
@@ -301,11 +304,6 @@ class GenerateScreen(StepScreen):
     def on_generate_screen_finished(self, message: Finished) -> None:
         self.running = False
         status = self.query_one("#gen-status", Static)
-        if message.error:
-            status.update(Text("Failed; ctrl+r resumes with the chunks already done.", style="bold red"))
-            self.query_one("#gen-error", Static).update(Text(message.error))
-            self.notify(message.error, title="generation failed", severity="error", markup=False)
-            return
         style = "yellow" if message.stopped else "bold green"
         status.update(Text(("Stopped: " if message.stopped else "Done: ") + message.summary, style=style))
         if not message.stopped:

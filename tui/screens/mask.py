@@ -15,10 +15,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, guarded, step_bar, step_worker
+from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
 CONTEXT_CHARS = 40  # characters of text shown either side of a change
 
@@ -26,7 +26,7 @@ CONTEXT_CHARS = 40  # characters of text shown either side of a change
 class ToggleTable(DataTable):
     """A row table whose highlighted row is accepted / rejected with space (or x)."""
 
-    BINDINGS = [Binding("space,x", "toggle", "Accept/reject")]
+    BINDINGS = [Binding("space,x", "toggle", "Accept/reject", tooltip="Accept or reject this rule / row")]
 
     class Toggled(Message):
         def __init__(self, table: ToggleTable, key: str) -> None:
@@ -65,7 +65,9 @@ def highlight_row(plan: Any, row: int) -> Text:
                 gap = gap[:CONTEXT_CHARS] + " ... " + gap[-CONTEXT_CHARS:]
             text.append(gap.replace("\n", " "))
             if accepted:
+                # The arrow keeps old and new apart where colours are missing (NO_COLOR, mono).
                 text.append(edit.old, style="bold red strike")
+                text.append("→", style="dim")
                 text.append(edit.new, style="bold black on green")
             else:
                 text.append(edit.old, style="yellow underline")
@@ -127,11 +129,11 @@ class MaskScreen(StepScreen):
             with VerticalScroll(id="mask-diff-box"):
                 yield Static("ctrl+r proposes the rules and previews every change.", id="mask-diff")
         yield Static("", id="mask-leaks")
-        yield Footer()
+        yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one("#mask-rules", DataTable).add_columns("rule", "on", "hits", "replaces")
+        self.query_one("#mask-rules", DataTable).add_columns("rule", "on", "hits", "new")
         self.query_one("#mask-rows", DataTable).add_columns("row", "line", "edits", "on")
 
     # ------------------------------------------------------------ preview
@@ -310,5 +312,7 @@ class MaskScreen(StepScreen):
             store.close()
         self.last_mask_id = None
         self.done = False
-        self.query_one("#mask-leaks", Static).update(Text(f"Undone masking {mask_id}: {message}.", style="yellow"))
+        self.query_one("#mask-leaks", Static).update(
+            Text(f"Undone masking {mask_id}: {message}.", style="yellow")
+        )
         self.notify(f"Undone masking {mask_id}: {message}.", markup=False)

@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
-from tui.screens.base import StepScreen, step_bar
+from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
 # (column title, cell_metrics column) shown per cell; the full set is in store.metrics.CELL_COLUMNS.
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -44,11 +44,10 @@ class ResultsScreen(StepScreen):
     ]
 
     class Scored(Message):
-        def __init__(self, sweep_id: int, scored: int, error: str | None) -> None:
+        def __init__(self, sweep_id: int, scored: int) -> None:
             super().__init__()
             self.sweep_id = sweep_id
             self.scored = scored
-            self.error = error
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,7 +62,7 @@ class ResultsScreen(StepScreen):
         yield DataTable(id="results-cells", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="results-samples-box"):
             yield Static("", id="results-samples")
-        yield Footer()
+        yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -113,11 +112,13 @@ class ResultsScreen(StepScreen):
             self.show_sweep(int(sweeps[0]["id"]))
 
     @on(DataTable.RowHighlighted, "#results-sweeps")
+    @guarded
     def _sweep_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
             self.show_sweep(int(event.row_key.value))
 
     @on(DataTable.RowSelected, "#results-sweeps")
+    @guarded
     def _sweep_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
             self.show_sweep(int(event.row_key.value))
@@ -127,7 +128,6 @@ class ResultsScreen(StepScreen):
         """Fill the cell table: scored cells when metrics exist, else plain generation counts."""
         from store import core
 
-        self.sweep_id = sweep_id
         try:
             store = self.ft_app.open_store()
             try:
@@ -139,6 +139,8 @@ class ResultsScreen(StepScreen):
             self.report_error(exc, where=f"sweep {sweep_id}")
             return
         table = self.query_one("#results-cells", DataTable)
+        # Re-showing the same sweep (reload, scoring) keeps the operator on the cell they chose.
+        keep_row = table.cursor_row if self.sweep_id == sweep_id and self.cell_keys else 0
         table.clear(columns=True)
         self.cell_keys = {}
         headers = ["variant", "T", "p", "k", "prompt", "n"]
@@ -159,6 +161,9 @@ class ResultsScreen(StepScreen):
             if scored:
                 values += [_num(cell.get(column)) for _title, column in METRIC_COLUMNS]
             table.add_row(*values, key=row_key)
+        if 0 < keep_row < table.row_count:
+            table.move_cursor(row=keep_row)
+        self.sweep_id = sweep_id
         note = self.query_one("#results-note", Static)
         if not cells:
             note.update(f"Sweep {sweep_id} has no generations yet.")
@@ -199,6 +204,7 @@ class ResultsScreen(StepScreen):
 
     @on(DataTable.RowHighlighted, "#results-cells")
     @on(DataTable.RowSelected, "#results-cells")
+    @guarded
     def _cell_chosen(self, event: DataTable.RowHighlighted | DataTable.RowSelected) -> None:
         key = self.cell_keys.get(str(event.row_key.value))
         if key is not None and self.sweep_id is not None:
@@ -245,25 +251,19 @@ class ResultsScreen(StepScreen):
         self.notify(f"Scoring sweep {self.sweep_id}...")
         self._score(self.sweep_id)
 
-    @work(thread=True, exclusive=True, group="results-score", exit_on_error=False)
+    @step_worker(group="results-score", exclusive=True)
     def _score(self, sweep_id: int) -> None:
-        try:
-            from engine import metrics
+        # A failure is reported by StepScreen.on_worker_state_changed.
+        from engine import metrics
 
-            store = self.ft_app.open_store()
-            try:
-                scored = metrics.compute_missing(store, sweep_id)
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001 - reported on the screen
-            self.post_message(self.Scored(sweep_id, 0, str(exc) or type(exc).__name__))
-            return
-        self.post_message(self.Scored(sweep_id, scored, None))
+        store = self.ft_app.open_store()
+        try:
+            scored = metrics.compute_missing(store, sweep_id)
+        finally:
+            store.close()
+        self.post_message(self.Scored(sweep_id, scored))
 
     def on_results_screen_scored(self, message: Scored) -> None:
-        if message.error:
-            self.notify(f"scoring failed: {message.error}", severity="error", markup=False)
-            return
         self.notify(f"Sweep {message.sweep_id}: {message.scored} generations scored.")
         if self.sweep_id == message.sweep_id:
             self.show_sweep(message.sweep_id)

@@ -6,15 +6,22 @@ import threading
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Log, ProgressBar, Static
+from textual.widgets import Log, ProgressBar, Static
 
 from engine.errors import UserError
-from tui.screens.base import StepScreen, parse_int, parse_number_list, step_bar
+from tui.screens.base import StepScreen, parse_int, parse_number_list, step_bar, step_footer, step_worker
+
+# cell_metrics column -> the short name shown in the summary
+SUMMARY_METRICS = {
+    "refusal_rate": "refus",
+    "token_f1": "F1",
+    "grounding": "ground",
+    "semantic_entropy": "entropy",
+}
 
 
 def _defaults() -> dict[str, Any]:
@@ -58,9 +65,9 @@ class SweepScreen(StepScreen):
             )
 
     class Finished(Message):
-        def __init__(self, sweep_id: int | None, summary: str, error: str | None, stopped: bool) -> None:
+        def __init__(self, sweep_id: int, summary: str, stopped: bool) -> None:
             super().__init__()
-            self.sweep_id, self.summary, self.error, self.stopped = sweep_id, summary, error, stopped
+            self.sweep_id, self.summary, self.stopped = sweep_id, summary, stopped
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,7 +103,7 @@ class SweepScreen(StepScreen):
         )
         yield Log(id="sweep-log", max_lines=200)
         yield Static("", id="sweep-summary", classes="status")
-        yield Footer()
+        yield step_footer()
 
     def build_config(self):
         from engine.sweep import Grid, SweepConfig, validate
@@ -128,11 +135,7 @@ class SweepScreen(StepScreen):
         if self.running:
             self.notify("A sweep is already running (ctrl+t stops it).", severity="warning")
             return
-        try:
-            config = self.build_config()
-        except UserError as exc:
-            self.report_error(exc)
-            return
+        config = self.build_config()  # a bad field is reported by the StepScreen guard
         self.remember()
         self._stop.clear()
         self.running = True
@@ -148,23 +151,24 @@ class SweepScreen(StepScreen):
         self._stop.set()
         self.query_one("#sweep-status", Static).update("Stopping after the current batch...")
 
-    @work(thread=True, exclusive=True, group="sweep", exit_on_error=False)
+    @step_worker(group="sweep", exclusive=True)
     def _run(self, config) -> None:
+        # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed below.
         from engine.sweep import run_sweep
 
         def progress(p) -> None:
             self.post_message(self.Progress(p.done, p.total, p.written, p.elapsed, list(p.last_texts)))
 
-        try:
-            result = run_sweep(
-                config, db_path=self.ft_app.db_path, progress=progress, should_stop=self._stop.is_set
-            )
-        except Exception as exc:  # noqa: BLE001 - shown on the screen, the TUI stays up
-            message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            self.post_message(self.Finished(None, "", message, False))
-            return
+        result = run_sweep(
+            config, db_path=self.ft_app.db_path, progress=progress, should_stop=self._stop.is_set
+        )
         summary = self._summary(result)
-        self.post_message(self.Finished(result.sweep_id, summary, None, self._stop.is_set()))
+        self.post_message(self.Finished(result.sweep_id, summary, self._stop.is_set()))
+
+    def worker_failed(self, worker, line: str) -> None:
+        if worker.group == "sweep":  # rows already written stay in the store; ctrl+r resumes
+            self.running = False
+            self.query_one("#sweep-status", Static).update(Text(f"Failed: {line}", style="bold red"))
 
     def _summary(self, result) -> str:
         lines = [
@@ -176,12 +180,11 @@ class SweepScreen(StepScreen):
 
             store = self.ft_app.open_store()
             try:
-                for row in metrics_store.variant_summary(
-                    store, result.sweep_id, ("refusal_rate", "token_f1", "grounding", "semantic_entropy")
-                ):
-                    values = "  ".join(
-                        f"{name}={row[name]:.2f}" if row[name] is not None else f"{name}=-"
-                        for name in ("refusal_rate", "token_f1", "grounding", "semantic_entropy")
+                for row in metrics_store.variant_summary(store, result.sweep_id, tuple(SUMMARY_METRICS)):
+                    # Short names (as in the Results table) keep a variant on one 80-column line.
+                    values = " ".join(
+                        f"{short}={row[name]:.2f}" if row[name] is not None else f"{short}=-"
+                        for name, short in SUMMARY_METRICS.items()
                     )
                     lines.append(f"{row['variant']:<9} {row['prompt_id']:<10} cells={row['cells']}  {values}")
             finally:
@@ -206,10 +209,6 @@ class SweepScreen(StepScreen):
     def on_sweep_screen_finished(self, message: Finished) -> None:
         self.running = False
         status = self.query_one("#sweep-status", Static)
-        if message.error:
-            status.update(Text(f"Failed: {message.error}", style="bold red"))
-            self.notify(message.error, title="sweep failed", severity="error", markup=False)
-            return
         self.last_sweep_id = message.sweep_id
         if message.stopped:
             status.update(Text(f"Stopped: sweep {message.sweep_id} kept; ctrl+r resumes it."))
