@@ -13,13 +13,13 @@ import shutil
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
+from engine.configfile import read_toml
 from engine.errors import UserError
 from engine.models import (
     DeviceInfo,
@@ -78,13 +78,7 @@ class FinetuneConfig:
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> FinetuneConfig:
     """Read a fine-tune TOML (top-level keys or a [finetune] table); unknown keys are errors."""
     config_path = Path(path)
-    try:
-        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{config_path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{config_path}: invalid TOML: {exc}") from None
-    values = raw.get("finetune", raw)
+    values = read_toml(config_path, table="finetune")
     config = config_from_dict(values, where=str(config_path))
     if overrides:
         config = config_from_dict({**dataclasses.asdict(config), **overrides}, where=str(config_path))

@@ -24,11 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
+from engine.configfile import read_toml
 from engine.dataset import write_atomic
 from engine.errors import UserError
 from engine.paths import data_dir
@@ -125,7 +121,7 @@ _LIST_FIELDS = ("extra_sbatch", "setup", "command", "keep_env")
 def load_cluster_settings(path: str | Path) -> ClusterSettings:
     """Read and validate a cluster TOML (see configs/cluster.example.toml)."""
     source = str(path)
-    raw = _read_toml(path)
+    raw = read_toml(path)
     known = {f for f in ClusterSettings.__dataclass_fields__}
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -146,16 +142,6 @@ def load_cluster_settings(path: str | Path) -> ClusterSettings:
     settings = ClusterSettings(**values)
     settings.validate(source)
     return settings
-
-
-def _read_toml(path: str | Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: invalid TOML: {exc}") from None
 
 
 def _reject_control(where: str, value: str) -> None:
@@ -218,7 +204,7 @@ def build_spec(
     cluster = cluster or ClusterSettings()
     cluster.validate()
     config = Path(config_path).expanduser().resolve()
-    raw = _read_toml(config)
+    raw = read_toml(config)
     output_dir = _finetune_output_dir(config, raw)
     run_name = raw.get("finetune", raw).get("name")
     job_name = (

@@ -12,13 +12,13 @@ import hashlib
 import json
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
+from engine.configfile import read_toml
 from engine.errors import UserError
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
 
@@ -103,13 +103,7 @@ class SweepResult:
 
 def load_sweep_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     config_path = Path(path)
-    try:
-        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{config_path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{config_path}: invalid TOML: {exc}") from None
-    values = dict(raw.get("sweep", raw))
+    values = read_toml(config_path, table="sweep")
     values.update(overrides or {})
     config = sweep_config_from_dict(values, where=str(config_path))
     base = config_path.resolve().parent

@@ -102,7 +102,7 @@ def test_invalid_toml_and_missing_file_are_user_errors(tmp_path):
     broken.write_text("partition = \n")
     with pytest.raises(UserError, match="invalid TOML"):
         L.load_cluster_settings(broken)
-    with pytest.raises(UserError, match="file not found"):
+    with pytest.raises(UserError, match="no such file"):
         L.load_cluster_settings(tmp_path / "nope.toml")
 
 
