@@ -23,6 +23,7 @@ class DemoResult:
     adapter_dir: str
     sweep_id: int
     table: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
     seconds: float
 
 
@@ -78,23 +79,30 @@ def run_demo(
     sweep = run_sweep(demo_sweep_config(Path(result.output_dir), samples_per_cell), db_path=db, progress=show)
     say("[4/4] per-cell summary")
     table = cell_summary(db, sweep.sweep_id)
-    return DemoResult(str(db), result.output_dir, sweep.sweep_id, table, time.perf_counter() - started)
+    summary = variant_summary(db, sweep.sweep_id)
+    return DemoResult(str(db), result.output_dir, sweep.sweep_id, table, summary, time.perf_counter() - started)
+
+
+def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
+    """Per variant and prompt: the mean over cells of the summary metrics."""
+    from engine.metrics import SUMMARY_METRICS
+    from store import metrics as metric_store
+    from store import open_db
+
+    return metric_store.variant_summary(open_db(db_path), sweep_id, SUMMARY_METRICS)
 
 
 def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """Per-cell rows for the entity prompt: metric means when scored, else counts and lengths."""
-    from store import open_db
+    from engine.metrics import SUMMARY_METRICS
+    from store import core, open_db
+    from store import metrics as metric_store
 
     store = open_db(db_path)
-    try:
-        from store import metrics as metric_store
-    except ModuleNotFoundError:
-        metric_store = None
-    if metric_store is not None and hasattr(metric_store, "cell_table"):
-        rows = metric_store.cell_table(store, sweep_id)
-        if rows:
-            return [r for r in rows if r.get("prompt_id") == "entity"] or rows
-    from store import core
+    rows = metric_store.cell_table(store, sweep_id, prompt_id="entity")
+    if rows:
+        keep = ("variant", "temperature", "top_p", "top_k", "n", *SUMMARY_METRICS)
+        return [{key: row.get(key) for key in keep} for row in rows]
 
     cells: dict[tuple, dict[str, Any]] = {}
     for row in core.iter_generations(store, sweep_id, prompt_id="entity"):
@@ -108,15 +116,15 @@ def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     return list(cells.values())
 
 
-def format_table(rows: list[dict[str, Any]], limit_columns: int = 9) -> str:
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain fixed-width table of every column of ``rows`` (None shown as '-')."""
     if not rows:
         return "(no rows)"
-    preferred = ["variant", "temperature", "top_p", "top_k", "n"]
-    numeric = [k for k in rows[0] if k not in preferred and isinstance(rows[0][k], (int, float))
-               and not k.endswith("_id") and k not in ("id", "sweep_id")]
-    columns = [c for c in preferred if c in rows[0]] + numeric[: max(0, limit_columns - len(preferred))]
+    columns = list(rows[0])
 
     def fmt(value: Any) -> str:
+        if value is None:
+            return "-"
         if isinstance(value, float):
             return f"{value:.3g}"
         return str(value)

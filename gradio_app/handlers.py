@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from engine import dataset as ds
 from engine.errors import UserError
+from engine.metrics import SUMMARY_METRICS
 from engine.models import LoadedModel
 from engine.sampling import RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
@@ -34,14 +35,7 @@ ALL = "all"
 NO_ADAPTER_TEXT = "(no adapter loaded: start the app with --adapter DIR to compare a fine-tuned model)"
 ADHOC_SOURCE = "adhoc"
 # Metrics shown first in the heatmap picker and the live N-samples table.
-MAIN_METRICS = (
-    "refusal_rate",
-    "grounding",
-    "conflict_rate",
-    "semantic_entropy",
-    "majority_share",
-    "token_f1",
-)
+MAIN_METRICS = SUMMARY_METRICS
 CELL_TABLE_METRICS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share")
 SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "conflict", "degenerate")
 

@@ -16,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     result = run_demo(db_path=db_path_from(args), samples_per_cell=args.samples)
+    print("per cell (prompt: entity):")
     print(format_table(result.table))
+    print("\nper variant and prompt (mean over cells):")
+    print(format_table(result.summary))
     print(f"\nsweep {result.sweep_id} stored in {result.db_path}")
     print(f"adapter: {result.adapter_dir}")
     print(f"demo finished in {result.seconds:.0f} s")
