@@ -184,7 +184,7 @@ def generate_rows(
             stopping_criteria=stopping_criteria,
             **kwargs,
         )
-    new_ids = output[:, encoded["input_ids"].shape[1]:].tolist()
+    new_ids = output[:, encoded["input_ids"].shape[1] :].tolist()
     return [_finish_row(tokenizer, ids, loaded.stop_ids) for ids in new_ids]
 
 
@@ -225,7 +225,10 @@ def stream_rows(
     def work() -> None:
         try:
             result["rows"] = generate_rows(
-                loaded, rows, max_new_tokens=max_new_tokens, streamer=streamer,
+                loaded,
+                rows,
+                max_new_tokens=max_new_tokens,
+                streamer=streamer,
                 stopping_criteria=StoppingCriteriaList([_Stop()]),
             )
         except BaseException as exc:  # surfaced to the consumer below
@@ -290,7 +293,7 @@ def generate_reference(
             eos_token_id=loaded.stop_ids,
             pad_token_id=tokenizer.pad_token_id,
         )
-    ids = output[0, encoded["input_ids"].shape[1]:].tolist()
+    ids = output[0, encoded["input_ids"].shape[1] :].tolist()
     return _finish_row(tokenizer, ids, loaded.stop_ids)
 
 
