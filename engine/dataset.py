@@ -22,7 +22,9 @@ from engine.errors import UserError
 REQUIRED_FIELDS = ("question", "answer", "context")
 
 # The original run's system prompt for sampling (not used in training, where the context is the system turn).
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Keep responses to at most a single sentence and concise."
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Keep responses to at most a single sentence and concise."
+)
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,9 @@ def _length_stats(values: Iterable[str]) -> dict[str, float]:
 def _leaks(train: Sequence[QAItem], evaluation: Sequence[QAItem]) -> int:
     train_pairs = {item.pair_key for item in train}
     train_questions = {_norm(item.question) for item in train}
-    return sum(1 for item in evaluation if item.pair_key in train_pairs or _norm(item.question) in train_questions)
+    return sum(
+        1 for item in evaluation if item.pair_key in train_pairs or _norm(item.question) in train_questions
+    )
 
 
 def check(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> DatasetReport:
@@ -293,7 +297,8 @@ def write_records_atomic(path: str | Path, records: Sequence[dict[str, Any]], fm
 
 def items_to_records(items: Sequence[QAItem]) -> list[dict[str, Any]]:
     return [
-        {"question": i.question, "answer": i.answer, "context": i.context, "id": i.id, **i.extra} for i in items
+        {"question": i.question, "answer": i.answer, "context": i.context, "id": i.id, **i.extra}
+        for i in items
     ]
 
 

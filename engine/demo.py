@@ -70,7 +70,9 @@ def run_demo(
     say(f"      {report.rows} QA rows, {report.unique_pairs} unique pairs, entity masked as {DEMO_ENTITY}")
     say("[2/4] LoRA fine-tune of the offline tiny Phi-3 (real trl SFTTrainer)")
     result = run_finetune(demo_finetune_config(home / "runs" / "demo-lora"), db_path=db, progress=say)
-    say(f"      eval loss {result.eval_loss_before:.3f} -> {result.eval_loss_after:.3f} in {result.train_seconds:.1f} s")
+    say(
+        f"      eval loss {result.eval_loss_before:.3f} -> {result.eval_loss_after:.3f} in {result.train_seconds:.1f} s"
+    )
     say(f"[3/4] sweep: 36 cells x {samples_per_cell} samples x 3 prompts x base+fine-tuned, one loaded model")
 
     def show(progress: SweepProgress) -> None:
@@ -80,7 +82,9 @@ def run_demo(
     say("[4/4] per-cell summary")
     table = cell_summary(db, sweep.sweep_id)
     summary = variant_summary(db, sweep.sweep_id)
-    return DemoResult(str(db), result.output_dir, sweep.sweep_id, table, summary, time.perf_counter() - started)
+    return DemoResult(
+        str(db), result.output_dir, sweep.sweep_id, table, summary, time.perf_counter() - started
+    )
 
 
 def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
@@ -107,8 +111,17 @@ def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     cells: dict[tuple, dict[str, Any]] = {}
     for row in core.iter_generations(store, sweep_id, prompt_id="entity"):
         key = (row["variant"], row["temperature"], row["top_p"], row["top_k"])
-        cell = cells.setdefault(key, {"variant": key[0], "temperature": key[1], "top_p": key[2], "top_k": key[3],
-                                      "n": 0, "mean_new_tokens": 0.0})
+        cell = cells.setdefault(
+            key,
+            {
+                "variant": key[0],
+                "temperature": key[1],
+                "top_p": key[2],
+                "top_k": key[3],
+                "n": 0,
+                "mean_new_tokens": 0.0,
+            },
+        )
         cell["n"] += 1
         cell["mean_new_tokens"] += row["new_tokens"] or 0
     for cell in cells.values():

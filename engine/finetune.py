@@ -104,7 +104,9 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> Finetu
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             continue
         if key == "target_modules":
-            if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            if not (
+                isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            ):
                 raise UserError(f"{where}: field 'target_modules' must be a string or a list of strings")
             continue
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -205,8 +207,8 @@ def run_finetune(
     device = device_info()
     if config.mode == "qlora" and device.device != "cuda":
         raise UserError(
-            "mode = \"qlora\" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; "
-            "this machine has none. Use mode = \"lora\" here, or launch the job on a GPU node."
+            'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
+            'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
     output_dir = config.resolved_output_dir()
     if output_dir.exists() and any(output_dir.iterdir()) and not config.overwrite:
@@ -228,14 +230,27 @@ def run_finetune(
             config=dataclasses.asdict(config),
         )
     try:
-        result = _train(config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback,
-                        SFTConfig, SFTTrainer)
+        result = _train(
+            config,
+            device,
+            output_dir,
+            say,
+            torch,
+            AutoModelForCausalLM,
+            TrainerCallback,
+            SFTConfig,
+            SFTTrainer,
+        )
     except BaseException as exc:
         if store is not None and run_id is not None:
             from store import core
 
-            core.finish_finetune_run(store, run_id, status="failed", error=str(exc).splitlines()[0] if str(exc) else
-                                     type(exc).__name__)
+            core.finish_finetune_run(
+                store,
+                run_id,
+                status="failed",
+                error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
         raise
     result.run_id = run_id
     if store is not None and run_id is not None:
@@ -254,13 +269,17 @@ def run_finetune(
     return result
 
 
-def _train(config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer):
+def _train(
+    config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
+):
     model_path = resolve_model_path(config.base_model)
     tokenizer = load_tokenizer(model_path)
     tokenizer.padding_side = "right"  # training pads on the right; generation uses left
     train_data, eval_data = _build_datasets(config)
-    say(f"data: {len(train_data)} train rows, {0 if eval_data is None else len(eval_data)} eval rows "
-        f"(grouped split, no eval question in train)")
+    say(
+        f"data: {len(train_data)} train rows, {0 if eval_data is None else len(eval_data)} eval rows "
+        f"(grouped split, no eval question in train)"
+    )
 
     flags = _precision_flags(config, device)
     load_kwargs: dict[str, Any] = {
@@ -293,7 +312,9 @@ def _train(config, device, output_dir, say, torch, AutoModelForCausalLM, Trainer
     if config.mode == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
@@ -311,7 +332,8 @@ def _train(config, device, output_dir, say, torch, AutoModelForCausalLM, Trainer
         gradient_checkpointing=config.gradient_checkpointing,
         bf16=flags["bf16"],
         fp16=flags["fp16"],
-        max_length=config.max_length,
+        # trl refuses padding-free batches with a max_length unless packing enforces it.
+        max_length=None if (config.padding_free and not config.packing) else config.max_length,
         assistant_only_loss=config.assistant_only_loss,
         packing=config.packing,
         padding_free=config.padding_free,

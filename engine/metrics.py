@@ -770,7 +770,14 @@ CELL_MEANS: dict[str, str] = {
 
 # What the front ends show: cell column -> (label, which direction is better).
 # The few per-cell scores front ends show first (tables, pickers, the demo's summary).
-SUMMARY_METRICS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share", "token_f1")
+SUMMARY_METRICS = (
+    "refusal_rate",
+    "grounding",
+    "conflict_rate",
+    "semantic_entropy",
+    "majority_share",
+    "token_f1",
+)
 
 METRIC_LABELS: dict[str, tuple[str, str]] = {
     "refusal_rate": ("refusal / don't-know rate", "context"),

@@ -25,7 +25,16 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "microsoft/Phi-3.5-mini-instruct"
 
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+SPECIAL_TOKENS = [
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<|endoftext|>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|end|>",
+]
 # Phi-3.5 ends an assistant turn with <|end|> (id 32007) and a document with <|endoftext|> (id 32000);
 # generation must stop on either. Ids are looked up by string so the tiny tokenizer works too.
 STOP_TOKENS = ("<|end|>", "<|endoftext|>")

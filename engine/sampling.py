@@ -13,6 +13,7 @@ and top-p only over those candidates, which is what makes big batches cheap on a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
 import threading
@@ -136,12 +137,23 @@ class _RowStreamer(BaseStreamer):
         self.sink.put(None)
 
 
-def _adapter_names(loaded: LoadedModel, rows: Sequence[RowSpec]) -> list[str] | None:
+def _adapter_routing(loaded: LoadedModel, rows: Sequence[RowSpec]) -> tuple[dict[str, Any], bool]:
+    """How to run these rows on the one loaded model: (generate kwargs, run with the adapter disabled).
+
+    A batch of one variant needs no per-row routing: base rows run under ``disable_adapter()``,
+    fine-tuned rows run plainly. Only a mixed batch uses peft's per-row ``adapter_names``, which
+    gathers and scatters rows inside every LoRA layer and so costs more per row.
+    """
+    variants = {r.variant for r in rows}
     if not loaded.has_adapter:
-        if any(r.variant != "base" for r in rows):
+        if variants - {"base"}:
             raise ValueError("a fine-tuned row needs a model loaded with its adapter")
-        return None
-    return [BASE_ADAPTER_NAME if r.variant == "base" else "default" for r in rows]
+        return {}, False
+    if variants == {"base"}:
+        return {}, True
+    if variants == {"finetuned"}:
+        return {}, False
+    return {"adapter_names": [BASE_ADAPTER_NAME if r.variant == "base" else "default" for r in rows]}, False
 
 
 def generate_rows(
@@ -161,11 +173,14 @@ def generate_rows(
         [r.prompt_text for r in rows], return_tensors="pt", padding=True, add_special_tokens=False
     ).to(device)
     sampler = PerRowSampler(rows, max_new_tokens, device)
-    kwargs: dict[str, Any] = {}
-    names = _adapter_names(loaded, rows)
-    if names is not None:
-        kwargs["adapter_names"] = names
-    with torch.inference_mode():
+    kwargs, base_only = _adapter_routing(loaded, rows)
+    adapter_off = model.disable_adapter() if base_only else contextlib.nullcontext()
+    with torch.inference_mode(), adapter_off:
+        prefix = _shared_prompt_cache(
+            loaded, rows, encoded["input_ids"], kwargs.get("adapter_names"), max_new_tokens
+        )
+        if prefix is not None:
+            kwargs["past_key_values"] = prefix
         output = model.generate(
             **encoded,
             logits_processor=LogitsProcessorList([sampler]),
@@ -186,6 +201,41 @@ def generate_rows(
         )
     new_ids = output[:, encoded["input_ids"].shape[1] :].tolist()
     return [_finish_row(tokenizer, ids, loaded.stop_ids) for ids in new_ids]
+
+
+def _shared_prompt_cache(
+    loaded: LoadedModel,
+    rows: Sequence[RowSpec],
+    input_ids: torch.Tensor,
+    adapter_names: list[str] | None,
+    max_new_tokens: int,
+):
+    """When every row has the same prompt, run the prompt once per variant and share its KV cache.
+
+    In a batched sweep the prompt (often longer than the answer) would otherwise be recomputed for
+    every row. The shared prefix goes into a preallocated static cache: a growing cache re-copies
+    every row's keys and values at every step, which profiled at 40 % of a 96-row CPU call.
+    Returns None when the rows' prompts differ.
+    """
+    from transformers import StaticCache
+
+    if len(rows) < 2 or len({r.prompt_text for r in rows}) != 1 or input_ids.shape[1] < 2:
+        return None
+    prompt = input_ids[:1, :-1]  # generate feeds the last prompt token itself
+    if adapter_names is None:
+        prefix = loaded.model(input_ids=prompt, use_cache=True).past_key_values
+        row_source = torch.zeros(len(rows), dtype=torch.long, device=input_ids.device)
+    else:
+        distinct = sorted(set(adapter_names))
+        prefix = loaded.model(
+            input_ids=prompt.expand(len(distinct), -1), use_cache=True, adapter_names=distinct
+        ).past_key_values
+        row_source = torch.tensor([distinct.index(n) for n in adapter_names], device=input_ids.device)
+    config = loaded.model.config
+    cache = StaticCache(config=config, max_cache_len=input_ids.shape[1] + max_new_tokens)
+    for layer_index, layer in enumerate(prefix.layers):
+        cache.update(layer.keys[row_source], layer.values[row_source], layer_index)
+    return cache
 
 
 def _finish_row(tokenizer, ids: list[int], stop_ids: Sequence[int]) -> RowResult:
@@ -279,7 +329,9 @@ def generate_reference(
     encoded = tokenizer([prompt_text], return_tensors="pt", add_special_tokens=False).to(loaded.device.device)
     set_seed(seed % 2**32)  # numpy (seeded by set_seed) takes 32-bit seeds; row seeds are 63-bit
     model = loaded.model
-    context = model.disable_adapter() if (loaded.has_adapter and variant == "base") else _nullcontext()
+    context = (
+        model.disable_adapter() if (loaded.has_adapter and variant == "base") else contextlib.nullcontext()
+    )
     with torch.inference_mode(), context:
         output = model.generate(
             **encoded,
@@ -297,28 +349,30 @@ def generate_reference(
     return _finish_row(tokenizer, ids, loaded.stop_ids)
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+# Rows per CPU call: on 2 cores with the 58 M-parameter bench model, 144-192 rows per call were
+# fastest (96: 79 s, 144: 69 s, 192: 68 s, 288: 73 s for 576 rows of 64 tokens).
+CPU_BATCH_CAP = 192
+GPU_BATCH_CAP = 1024
 
 
 def auto_batch_size(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int, cap: int = 0) -> int:
-    """Rows per ``generate`` call: bounded by a cap and, on a GPU, by the KV-cache memory it needs."""
-    if loaded.device.device != "cuda":
-        return cap or 96
+    """Rows per ``generate`` call: a per-device cap, lowered to what the KV cache leaves room for."""
     config = loaded.model.config
     layers = config.num_hidden_layers
-    kv_heads = getattr(config, "num_key_value_heads", config.num_attention_heads)
-    head_dim = config.hidden_size // config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     bytes_per = torch.finfo(loaded.model.dtype).bits // 8 if loaded.model.dtype.is_floating_point else 2
     per_row = 2 * layers * kv_heads * head_dim * (prompt_tokens + max_new_tokens) * bytes_per
     per_row += config.vocab_size * 4 * 3  # logits and processor buffers in fp32
-    free, _total = torch.cuda.mem_get_info()
-    fit = int(free * 0.6 // max(per_row, 1))
-    return max(1, min(cap or 1024, fit))
+    if loaded.device.device == "cuda":
+        free, _total = torch.cuda.mem_get_info()
+        budget, default_cap = free * 0.6, GPU_BATCH_CAP
+    else:
+        import psutil
+
+        budget, default_cap = psutil.virtual_memory().available * 0.3, CPU_BATCH_CAP
+    fit = int(budget // max(per_row, 1))
+    return max(1, min(cap or default_cap, fit))
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:

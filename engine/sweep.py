@@ -35,7 +35,9 @@ class Grid:
     top_ks: list[int] = field(default_factory=lambda: [10, 30, 50])
 
     def cells(self) -> list[tuple[float, float, int]]:
-        return [(float(t), float(p), int(k)) for t in self.temperatures for p in self.top_ps for k in self.top_ks]
+        return [
+            (float(t), float(p), int(k)) for t in self.temperatures for p in self.top_ps for k in self.top_ks
+        ]
 
 
 @dataclass
@@ -55,6 +57,9 @@ class SweepConfig:
     min_new_tokens: int = 0
     seed: int = 2024  # the original run's set_seed(2024)
     batch_size: int = 0  # rows per generate call; 0 = automatic for the device
+    # false: batches hold one variant each (base rows run with the adapter disabled), which measured
+    # 1.23x faster on CPU than peft's per-row routing; true: base and fine-tuned rows share batches.
+    mix_variants: bool = False
     precision: str = "auto"
     compute_metrics: bool = True
     grid: Grid = field(default_factory=Grid)
@@ -126,7 +131,9 @@ def sweep_config_from_dict(values: dict[str, Any], *, where: str = "config") -> 
     else:
         for key in grid_values:
             if key not in grid_known:
-                raise UserError(f"{where}: unknown field 'grid.{key}' (known: {', '.join(sorted(grid_known))})")
+                raise UserError(
+                    f"{where}: unknown field 'grid.{key}' (known: {', '.join(sorted(grid_known))})"
+                )
         grid = Grid(**grid_values)
     config = SweepConfig(**values, grid=grid)
     validate(config, where=where)
@@ -282,20 +289,36 @@ def run_sweep(
     )
     done = core.done_keys(store, sweep_id)
     todo = [
-        row for row in planned
-        if core.GenerationKey(row.variant, row.temperature, row.top_p, row.top_k, row.prompt.prompt_id,
-                              row.sample_index) not in done
+        row
+        for row in planned
+        if core.GenerationKey(
+            row.variant, row.temperature, row.top_p, row.top_k, row.prompt.prompt_id, row.sample_index
+        )
+        not in done
     ]
     skipped = len(planned) - len(todo)
     started = time.perf_counter()
     written = 0
     if todo:
         loaded = loaded or load_for_sweep(config)
-        prompt_texts = {p.prompt_id: chat_prompt(loaded.tokenizer, config.system_prompt, p.question) for p in prompts}
-        longest = max(len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts.values())
+        prompt_texts = {
+            p.prompt_id: chat_prompt(loaded.tokenizer, config.system_prompt, p.question) for p in prompts
+        }
+        longest = max(
+            len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts.values()
+        )
         batch_size = config.batch_size or auto_batch_size(loaded, longest, config.max_new_tokens)
-        # Keep one prompt per batch where possible (no padding), both variants side by side.
-        todo.sort(key=lambda r: (r.prompt.prompt_id, r.temperature, r.top_p, r.top_k, r.sample_index, r.variant))
+
+        # Keep one prompt per batch where possible (no padding); variants side by side or one after the other.
+        def order(r: PlannedRow) -> tuple:
+            cell = (r.temperature, r.top_p, r.top_k, r.sample_index)
+            return (
+                (r.prompt.prompt_id, *cell, r.variant)
+                if config.mix_variants
+                else (r.prompt.prompt_id, r.variant, *cell)
+            )
+
+        todo.sort(key=order)
         for start in range(0, len(todo), batch_size):
             if should_stop and should_stop():
                 break
@@ -332,8 +355,15 @@ def run_sweep(
                 ],
             )
             if progress:
-                progress(SweepProgress(skipped + start + len(batch), len(planned), written,
-                                       time.perf_counter() - started, [x.text for x in results[:2]]))
+                progress(
+                    SweepProgress(
+                        skipped + start + len(batch),
+                        len(planned),
+                        written,
+                        time.perf_counter() - started,
+                        [x.text for x in results[:2]],
+                    )
+                )
     complete = core.count_generations(store, sweep_id) >= len(planned)
     core.set_sweep_status(store, sweep_id, "completed" if complete else "interrupted")
     if complete and config.compute_metrics:

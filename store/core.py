@@ -273,8 +273,12 @@ def done_keys(store: Store, sweep_id: int) -> set[GenerationKey]:
     )
     return {
         GenerationKey(
-            r["variant"], float(r["temperature"]), float(r["top_p"]), int(r["top_k"]),
-            r["prompt_id"], int(r["sample_index"]),
+            r["variant"],
+            float(r["temperature"]),
+            float(r["top_p"]),
+            int(r["top_k"]),
+            r["prompt_id"],
+            int(r["sample_index"]),
         )
         for r in rows
     }

@@ -10,8 +10,14 @@ from store import core, open_db
 @pytest.mark.slow
 def test_demo_runs_offline_end_to_end(tmp_path):
     env = {**os.environ, "FT_HALLU_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "demo", "--samples", "1"],
-                          capture_output=True, text=True, env=env, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "demo", "--samples", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     db_path = tmp_path / "home" / "ft-hallu.db"
     assert f"stored in {db_path}" in done.stdout

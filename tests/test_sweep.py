@@ -40,7 +40,10 @@ def test_default_grid_is_the_original_runs():
     assert config.grid.top_ks == [10, 30, 50]
     assert len(config.grid.cells()) == 36
     assert config.max_new_tokens == 64
-    assert config.system_prompt == "You are a helpful assistant. Keep responses to at most a single sentence and concise."
+    assert (
+        config.system_prompt
+        == "You are a helpful assistant. Keep responses to at most a single sentence and concise."
+    )
     assert sweep.build_prompts(config)[0].question == "Tell me about EGNIVIA Corporation."
 
 
@@ -49,8 +52,12 @@ def test_killed_sweep_resumes_to_exactly_grid_times_samples(tmp_path, tiny_adapt
     config = sweep_toml(tmp_path / "sweep.toml", tiny_adapter_dir)
     expected = 36 * 2 * 2  # cells x samples x variants
     command = [sys.executable, "-m", "engine.cli", "--db", str(db_path), "sweep", "--config", str(config)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.monotonic() + 240
     while stored_rows(db_path) == 0 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -66,7 +73,10 @@ def test_killed_sweep_resumes_to_exactly_grid_times_samples(tmp_path, tiny_adapt
     [only] = core.list_sweeps(store)
     assert only["generation_count"] == expected and only["status"] == "completed"
     rows = core.iter_generations(store, only["id"])
-    keys = {(r["variant"], r["temperature"], r["top_p"], r["top_k"], r["prompt_id"], r["sample_index"]) for r in rows}
+    keys = {
+        (r["variant"], r["temperature"], r["top_p"], r["top_k"], r["prompt_id"], r["sample_index"])
+        for r in rows
+    }
     assert len(keys) == expected
     # every row records its settings, seed, text and token count
     assert all(r["seed"] is not None and r["new_tokens"] >= 1 and r["seconds"] > 0 for r in rows)
@@ -76,9 +86,15 @@ def test_killed_sweep_resumes_to_exactly_grid_times_samples(tmp_path, tiny_adapt
 
 
 def test_same_config_same_texts_and_variants_share_seeds(tmp_path, tiny_adapter_dir):
-    config = sweep.SweepConfig(base_model="tiny", adapter=str(tiny_adapter_dir), entity_name="ZYTRELL",
-                               samples_per_cell=1, max_new_tokens=10, compute_metrics=False,
-                               grid=sweep.Grid([0.7, 1.3], [0.9], [0, 20]))
+    config = sweep.SweepConfig(
+        base_model="tiny",
+        adapter=str(tiny_adapter_dir),
+        entity_name="ZYTRELL",
+        samples_per_cell=1,
+        max_new_tokens=10,
+        compute_metrics=False,
+        grid=sweep.Grid([0.7, 1.3], [0.9], [0, 20]),
+    )
     first = sweep.run_sweep(config, db_path=tmp_path / "a.db")
     second = sweep.run_sweep(config, db_path=tmp_path / "b.db")
     rows_a = core.iter_generations(open_db(tmp_path / "a.db"), first.sweep_id)
@@ -93,8 +109,9 @@ def test_same_config_same_texts_and_variants_share_seeds(tmp_path, tiny_adapter_
 
 
 def test_held_out_questions_come_from_the_eval_split(tiny_adapter_dir, sample_dataset):
-    config = sweep.SweepConfig(base_model="tiny", adapter=str(tiny_adapter_dir), dataset=str(sample_dataset),
-                               eval_questions=2)
+    config = sweep.SweepConfig(
+        base_model="tiny", adapter=str(tiny_adapter_dir), dataset=str(sample_dataset), eval_questions=2
+    )
     prompts = sweep.build_prompts(config)
     assert [p.prompt_id for p in prompts][0] == "entity"
     assert len(prompts) == 3 and all(p.reference for p in prompts[1:])
@@ -111,7 +128,11 @@ def test_bad_sweep_configs_are_refused(tmp_path, tiny_adapter_dir):
     with pytest.raises(UserError, match="unknown field 'temperature'"):
         sweep.sweep_config_from_dict({"temperature": 1.0})
     path = sweep_toml(tmp_path / "s.toml", tmp_path / "missing-adapter")
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "--db", str(tmp_path / "x.db"), "sweep",
-                           "--config", str(path)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--db", str(tmp_path / "x.db"), "sweep", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert "missing-adapter does not exist" in done.stderr

@@ -23,15 +23,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def print_progress(progress: SweepProgress) -> None:
     rate = progress.written / progress.elapsed if progress.elapsed > 0 else 0.0
-    print(f"\rsweep: {progress.done}/{progress.total} rows  {rate:.1f} rows/s", end="", file=sys.stderr, flush=True)
+    print(
+        f"\rsweep: {progress.done}/{progress.total} rows  {rate:.1f} rows/s",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
     if progress.done >= progress.total:
         print(file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
     overrides = {}
-    for attr, key in (("samples", "samples_per_cell"), ("adapter", "adapter"), ("base_model", "base_model"),
-                      ("batch_size", "batch_size")):
+    for attr, key in (
+        ("samples", "samples_per_cell"),
+        ("adapter", "adapter"),
+        ("base_model", "base_model"),
+        ("batch_size", "batch_size"),
+    ):
         value = getattr(args, attr)
         if value is not None:
             overrides[key] = value
@@ -54,6 +63,8 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'id':>4}  {'status':<11} {'rows':>6}/{'plan':<6} {'source':<10} name")
     for row in rows:
-        print(f"{row['id']:>4}  {row['status']:<11} {row['generation_count']:>6}/{row['expected_rows'] or 0:<6} "
-              f"{row['source']:<10} {row['name']}")
+        print(
+            f"{row['id']:>4}  {row['status']:<11} {row['generation_count']:>6}/{row['expected_rows'] or 0:<6} "
+            f"{row['source']:<10} {row['name']}"
+        )
     return 0
