@@ -180,7 +180,7 @@ def generate_rows(
             loaded, rows, encoded["input_ids"], kwargs.get("adapter_names"), max_new_tokens
         )
         if prefix is not None:
-            kwargs["past_key_values"] = prefix
+            kwargs["cache"] = prefix  # transformers 5 name (past_key_values is deprecated)
         output = model.generate(
             **encoded,
             logits_processor=LogitsProcessorList([sampler]),
@@ -223,13 +223,13 @@ def _shared_prompt_cache(
         return None
     prompt = input_ids[:1, :-1]  # generate feeds the last prompt token itself
     if adapter_names is None:
-        prefix = loaded.model(input_ids=prompt, use_cache=True).past_key_values
+        prefix = loaded.model(input_ids=prompt, use_cache=True).cache
         row_source = torch.zeros(len(rows), dtype=torch.long, device=input_ids.device)
     else:
         distinct = sorted(set(adapter_names))
         prefix = loaded.model(
             input_ids=prompt.expand(len(distinct), -1), use_cache=True, adapter_names=distinct
-        ).past_key_values
+        ).cache
         row_source = torch.tensor([distinct.index(n) for n in adapter_names], device=input_ids.device)
     config = loaded.model.config
     cache = StaticCache(config=config, max_cache_len=input_ids.shape[1] + max_new_tokens)
