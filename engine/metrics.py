@@ -768,7 +768,6 @@ CELL_MEANS: dict[str, str] = {
     "mean_words": "n_words",
 }
 
-# What the front ends show: cell column -> (label, which direction is better).
 # The few per-cell scores front ends show first (tables, pickers, the demo's summary).
 SUMMARY_METRICS = (
     "refusal_rate",
@@ -779,6 +778,7 @@ SUMMARY_METRICS = (
     "token_f1",
 )
 
+# What the front ends show: cell column -> (label, which direction is better).
 METRIC_LABELS: dict[str, tuple[str, str]] = {
     "refusal_rate": ("refusal / don't-know rate", "context"),
     "grounding": ("grounding in sources", "higher"),

@@ -22,12 +22,7 @@ from engine.dataset import write_atomic
 
 # Shown in this order when the sweep has values for them.
 REPORT_METRICS = (
-    "refusal_rate",
-    "grounding",
-    "conflict_rate",
-    "semantic_entropy",
-    "majority_share",
-    "token_f1",
+    *engine_metrics.SUMMARY_METRICS,
     "f1_number_aware",
     "exact_match",
     "rouge_l",
