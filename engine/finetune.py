@@ -362,6 +362,10 @@ def _train(
         peft_config=peft_config,
         callbacks=[_Progress()],
     )
+    # Our callback reports progress; transformers' printer would dump raw log dicts on stdout too.
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     say(f"trainable parameters: {trainable:,} of {total:,}")
