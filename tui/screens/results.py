@@ -143,10 +143,13 @@ class ResultsScreen(StepScreen):
         keep_row = table.cursor_row if self.sweep_id == sweep_id and self.cell_keys else 0
         table.clear(columns=True)
         self.cell_keys = {}
-        headers = ["variant", "T", "p", "k", "prompt", "n"]
+        # Fixed widths: auto-widths are only applied on the table's next refresh after rows arrive, so a
+        # freshly filled, unfocused table was drawn at header widths ("0.50" shown as "0").
+        headers = [("variant", 9), ("T", 4), ("p", 4), ("k", 3), ("prompt", 7), ("n", 2)]
         if scored:
-            headers += [title for title, _column in METRIC_COLUMNS]
-        table.add_columns(*headers)
+            headers += [(title, max(len(title), 4)) for title, _column in METRIC_COLUMNS]
+        for title, width in headers:
+            table.add_column(title, width=width)
         for cell in cells:
             key = (
                 cell["variant"],
