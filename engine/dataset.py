@@ -295,13 +295,6 @@ def write_records_atomic(path: str | Path, records: Sequence[dict[str, Any]], fm
     write_atomic(path, dump_records(records, fmt))
 
 
-def items_to_records(items: Sequence[QAItem]) -> list[dict[str, Any]]:
-    return [
-        {"question": i.question, "answer": i.answer, "context": i.context, "id": i.id, **i.extra}
-        for i in items
-    ]
-
-
 def sample_dataset_path() -> Path:
     """The bundled, already-masked sample QA set about an invented company."""
     from engine.paths import bundled_data_dir

@@ -427,7 +427,3 @@ def read_run_record(output_dir: str | Path) -> dict[str, Any]:
 
 def is_adapter_dir(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").exists()
-
-
-def env_summary() -> str:
-    return f"python {sys.version.split()[0]}, pid {os.getpid()}"

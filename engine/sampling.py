@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,9 +372,3 @@ def auto_batch_size(loaded: LoadedModel, prompt_tokens: int, max_new_tokens: int
         budget, default_cap = psutil.virtual_memory().available * 0.3, CPU_BATCH_CAP
     fit = int(budget // max(per_row, 1))
     return max(1, min(cap or default_cap, fit))
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - started

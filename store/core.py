@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now
+from store.db import Store, from_json, to_json, utc_now, where_equal
 
 MIGRATIONS = Migrations("ft_hallu.core")
 
@@ -325,24 +325,22 @@ def iter_generations(
     prompt_id: str | None = None,
     ids: Iterable[int] | None = None,
 ) -> list[dict[str, Any]]:
-    clauses = ["sweep_id = ?"]
-    params: list[Any] = [sweep_id]
-    for column, value in (
-        ("variant", variant),
-        ("temperature", temperature),
-        ("top_p", top_p),
-        ("top_k", top_k),
-        ("prompt_id", prompt_id),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    where, params = where_equal(
+        {"sweep_id": sweep_id},
+        {
+            "variant": variant,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "prompt_id": prompt_id,
+        },
+    )
     if ids is not None:
         id_list = list(ids)
-        clauses.append(f"id in ({','.join('?' * len(id_list))})" if id_list else "0")
+        where += f" and id in ({','.join('?' * len(id_list))})" if id_list else " and 0"
         params.extend(id_list)
     rows = store.db["generations"].rows_where(
-        " and ".join(clauses),
+        where,
         params,
         order_by="variant, temperature, top_p, top_k, prompt_id, sample_index",
     )

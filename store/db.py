@@ -40,6 +40,18 @@ def from_json(text: str | None, default: Any = None) -> Any:
     return json.loads(text)
 
 
+def where_equal(required: dict[str, Any], optional: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``a = ? and b = ?`` for every required column and every optional column whose value is not None."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (*required.items(), *optional.items()):
+        if value is None and column in optional:
+            continue
+        clauses.append(f"{column} = ?")
+        params.append(value)
+    return " and ".join(clauses), params
+
+
 def migration_sets() -> list[Migrations]:
     sets: list[Migrations] = []
     for module_name in DOMAIN_MODULES:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now
+from store.db import Store, from_json, to_json, utc_now, where_equal
 
 MIGRATIONS = Migrations("ft_hallu.metrics")
 
@@ -272,21 +272,14 @@ def sample_table(
     only_scored: bool = True,
 ) -> list[dict[str, Any]]:
     """Generations joined with their scores (typed columns plus decoded ``metrics``)."""
-    clauses = ["g.sweep_id = ?"]
-    params: list[Any] = [sweep_id]
-    if variant is not None:
-        clauses.append("g.variant = ?")
-        params.append(variant)
-    if prompt_id is not None:
-        clauses.append("g.prompt_id = ?")
-        params.append(prompt_id)
+    where, params = where_equal({"g.sweep_id": sweep_id}, {"g.variant": variant, "g.prompt_id": prompt_id})
     join = "join" if only_scored else "left join"
     columns = ", ".join(f"m.{c}" for c in SAMPLE_COLUMNS)
     sql = f"""
         select g.id as generation_id, g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id,
             g.sample_index, g.prompt, g.reference, g.text, {columns}, m.metrics_json
         from generations g {join} generation_metrics m on m.generation_id = g.id
-        where {" and ".join(clauses)}
+        where {where}
         order by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, g.sample_index
     """
     return [_decode(row) for row in store.db.query(sql, params)]
@@ -296,16 +289,9 @@ def cell_table(
     store: Store, sweep_id: int, *, variant: str | None = None, prompt_id: str | None = None
 ) -> list[dict[str, Any]]:
     """Every cell's aggregate row (typed means plus decoded ``metrics`` with intervals)."""
-    clauses = ["sweep_id = ?"]
-    params: list[Any] = [sweep_id]
-    if variant is not None:
-        clauses.append("variant = ?")
-        params.append(variant)
-    if prompt_id is not None:
-        clauses.append("prompt_id = ?")
-        params.append(prompt_id)
+    where, params = where_equal({"sweep_id": sweep_id}, {"variant": variant, "prompt_id": prompt_id})
     rows = store.db["cell_metrics"].rows_where(
-        " and ".join(clauses), params, order_by="variant, prompt_id, temperature, top_p, top_k"
+        where, params, order_by="variant, prompt_id, temperature, top_p, top_k"
     )
     return [_decode(row) for row in rows]
 
