@@ -56,7 +56,7 @@ _SECRET_NAME = re.compile(r"API_?KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRI
 DEFAULT_KEEP_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 # Starts the CLI from this checkout even when the package is not installed: argv[1] is its root.
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from engine.cli import main; sys.exit(main())"
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv.pop(1)); from cli import main; sys.exit(main())"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.,+-]+$")  # partition, account, qos, gpu type
 _TIME_RE = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^(UNLIMITED|INFINITE)$")

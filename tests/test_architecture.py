@@ -31,6 +31,6 @@ def test_importing_every_engine_module_imports_no_front_end() -> None:
         [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "engine.cli.tui_cmd" in report["modules"] and "engine.sweep" in report["modules"]
+    assert "engine.launch" in report["modules"] and "engine.sweep" in report["modules"]
     assert report["failed"] == {}, report["failed"]
     assert report["front_ends"] == [], f"engine imported front-end modules: {report['front_ends']}"

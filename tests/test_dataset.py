@@ -81,7 +81,7 @@ def test_check_reports_the_seed_file_duplicates(seed_data):
 
 def test_cli_dataset_check(seed_data, tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "dataset", "check", str(seed_data / "EGNIVIA-train.jsonl")],
+        [sys.executable, "-m", "cli", "dataset", "check", str(seed_data / "EGNIVIA-train.jsonl")],
         capture_output=True,
         text=True,
         check=False,
@@ -92,7 +92,7 @@ def test_cli_dataset_check(seed_data, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q"}\n')
     failed = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "dataset", "check", str(bad)],
+        [sys.executable, "-m", "cli", "dataset", "check", str(bad)],
         capture_output=True,
         text=True,
         check=False,

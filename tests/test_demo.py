@@ -11,7 +11,7 @@ from store import core, open_db
 def test_demo_runs_offline_end_to_end(tmp_path):
     env = {**os.environ, "FT_HALLU_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "demo", "--samples", "1"],
+        [sys.executable, "-m", "cli", "demo", "--samples", "1"],
         capture_output=True,
         text=True,
         env=env,

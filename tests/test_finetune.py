@@ -101,7 +101,7 @@ def test_full_mode_via_cli_records_the_run(sample_dataset, tmp_path, tiny_model_
         "learning_rate = 1e-3\n"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db_path), "finetune", "--config", str(config)],
+        [sys.executable, "-m", "cli", "--db", str(db_path), "finetune", "--config", str(config)],
         capture_output=True,
         text=True,
         check=False,
@@ -115,7 +115,7 @@ def test_full_mode_via_cli_records_the_run(sample_dataset, tmp_path, tiny_model_
     assert runs[0]["status"] == "completed" and runs[0]["mode"] == "full"
     # an existing output folder is never overwritten silently
     again = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db_path), "finetune", "--config", str(config)],
+        [sys.executable, "-m", "cli", "--db", str(db_path), "finetune", "--config", str(config)],
         capture_output=True,
         text=True,
         check=False,

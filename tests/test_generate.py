@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from openai_server import Behavior, running_stub, text_tag  # noqa: E402
 
 from engine import generate as gen  # noqa: E402
-from engine.cli import main as cli_main  # noqa: E402
+from cli import main as cli_main  # noqa: E402
 from engine.errors import UserError  # noqa: E402
 from store import generation as gen_store  # noqa: E402
 from store.core import list_datasets  # noqa: E402
@@ -307,7 +307,7 @@ def test_torn_last_line_is_cut_off(tmp_path: Path) -> None:
 
 def _cli_command(db: Path, filing: Path, out: Path, base_url: str) -> list[str]:
     return [
-        sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
+        sys.executable, "-c", "import sys; from cli import main; sys.exit(main(sys.argv[1:]))",
         "--db", str(db), "generate", "--filing", str(filing), "--out", str(out), "--model", "local-model",
         "--base-url", base_url, "--workers", "2", "--questions-per-chunk", "3",
         "--chunk-chars", "200", "--chunk-overlap", "40", "--no-progress",

@@ -247,7 +247,7 @@ def test_auth_refuses_unauthenticated_requests(app):
 
 
 def test_serve_refuses_share_without_auth_and_bad_auth_files(tmp_path, capsys):
-    from engine.cli import main
+    from cli import main
 
     assert main(["serve", "--base", "tiny", "--share"]) == 2
     err = capsys.readouterr().err.strip()
@@ -264,7 +264,7 @@ def test_serve_refuses_share_without_auth_and_bad_auth_files(tmp_path, capsys):
 
 
 def test_auth_file_parsing(tmp_path):
-    from engine.cli.serve_cmd import read_auth_file
+    from cli.serve_cmd import read_auth_file
 
     auth_file = tmp_path / "auth.txt"
     auth_file.write_text("alice:pa:ss\n\n# comment\n bob : x \n", encoding="utf-8")

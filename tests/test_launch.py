@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine import launch as L
-from engine.cli import main as cli_main
+from cli import main as cli_main
 from engine.errors import UserError
 from store import jobs as job_store
 from store.db import open_db
@@ -306,7 +306,7 @@ def test_cli_launch_jobs_logs_cancel_and_reattach(tmp_path, capsys):
         f"command = {list(shell_command('echo job-output-begins; sleep 300'))!r}\n".replace("'", '"')
     )
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
-    argv = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
+    argv = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
     launched = subprocess.run(
         [*argv, "--db", str(db), "launch", "--config", str(config), "--cluster", str(cluster), "--local",
          "--name", "cli job", "--log-dir", str(tmp_path / "logs")],

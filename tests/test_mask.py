@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine import mask
-from engine.cli import main as cli_main
+from cli import main as cli_main
 from engine.dataset import file_sha256
 from engine.errors import UserError
 from store import masks as mask_store
@@ -328,7 +328,7 @@ def paused_fsync(fd):
 os.fsync = paused_fsync
 # Only the mask verbs: importing every command module would slow the test for nothing.
 import argparse
-from engine.cli import mask_cmd
+from cli import mask_cmd
 parser = argparse.ArgumentParser()
 parser.add_argument("--db")
 mask_cmd.register(parser.add_subparsers())

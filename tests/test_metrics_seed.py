@@ -18,7 +18,7 @@ def seeded(tmp_path_factory):
     """Both printed logs imported through `ft-hallu import-log` into one store (lexical similarity)."""
     import os
 
-    from engine.cli import main
+    from cli import main
 
     db = tmp_path_factory.mktemp("seed") / "ft.db"
     old = os.environ.get("FT_HALLU_EMBEDDINGS")
@@ -104,7 +104,7 @@ def test_finetuned_grounding_drops_with_temperature(seeded) -> None:
 
 
 def test_reimport_adds_nothing_and_metrics_are_complete(seeded) -> None:
-    from engine.cli import main
+    from cli import main
     from store import metrics as sm
 
     store, db = seeded

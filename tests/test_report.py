@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engine.cli import main
+from cli import main
 
 
 def _cell(t: float, p: float, k: int, answer: str, end: bool = True) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine import launch as L
-from engine.cli import main as cli_main
+from cli import main as cli_main
 from engine.errors import UserError
 from store import core
 from store import jobs as job_store

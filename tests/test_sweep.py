@@ -51,7 +51,7 @@ def test_killed_sweep_resumes_to_exactly_grid_times_samples(tmp_path, tiny_adapt
     db_path = tmp_path / "kill.db"
     config = sweep_toml(tmp_path / "sweep.toml", tiny_adapter_dir)
     expected = 36 * 2 * 2  # cells x samples x variants
-    command = [sys.executable, "-m", "engine.cli", "--db", str(db_path), "sweep", "--config", str(config)]
+    command = [sys.executable, "-m", "cli", "--db", str(db_path), "sweep", "--config", str(config)]
     process = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -129,7 +129,7 @@ def test_bad_sweep_configs_are_refused(tmp_path, tiny_adapter_dir):
         sweep.sweep_config_from_dict({"temperature": 1.0})
     path = sweep_toml(tmp_path / "s.toml", tmp_path / "missing-adapter")
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(tmp_path / "x.db"), "sweep", "--config", str(path)],
+        [sys.executable, "-m", "cli", "--db", str(tmp_path / "x.db"), "sweep", "--config", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -56,7 +56,7 @@ def test_tui_walks_the_steps_in_a_real_80x24_terminal(tmp_path: Path) -> None:
     )
     done_file = tmp_path / "exit-code"
     command = (
-        f"cd {tmp_path} && FT_HALLU_HOME={home} {sys.executable} -m engine.cli --db {tmp_path / 'ft.db'} tui "
+        f"cd {tmp_path} && FT_HALLU_HOME={home} {sys.executable} -m cli --db {tmp_path / 'ft.db'} tui "
         f"--step mask; echo $? > {done_file}"
     )
     tmux = Tmux(f"ft-hallu-test-{uuid.uuid4().hex[:8]}")

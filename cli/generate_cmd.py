@@ -117,7 +117,7 @@ class _ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.cli import db_path_from
+    from cli import db_path_from
     from store.db import open_db
 
     system_prompt = None

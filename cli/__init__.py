@@ -16,16 +16,16 @@ from engine.errors import UserError
 from engine.paths import default_db_path
 
 COMMAND_MODULES = (
-    "engine.cli.dataset_cmd",
-    "engine.cli.finetune_cmd",
-    "engine.cli.sweep_cmd",
-    "engine.cli.demo_cmd",
-    "engine.cli.metrics_cmd",
-    "engine.cli.mask_cmd",
-    "engine.cli.generate_cmd",
-    "engine.cli.launch_cmd",
-    "engine.cli.serve_cmd",
-    "engine.cli.tui_cmd",
+    "cli.dataset_cmd",
+    "cli.finetune_cmd",
+    "cli.sweep_cmd",
+    "cli.demo_cmd",
+    "cli.metrics_cmd",
+    "cli.mask_cmd",
+    "cli.generate_cmd",
+    "cli.launch_cmd",
+    "cli.serve_cmd",
+    "cli.tui_cmd",
 )
 
 
@@ -41,13 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # verb group not built yet
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

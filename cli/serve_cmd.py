@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli import db_path_from
+from cli import db_path_from
 from engine.errors import UserError
 from engine.models import DEFAULT_BASE_MODEL
 

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from cli import db_path_from
 from engine import launch as launching
-from engine.cli import db_path_from
 from engine.errors import UserError
 from engine.paths import data_dir
 from store.db import open_db

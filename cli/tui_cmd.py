@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Textual is imported here, not at module level: engine/ never imports a front end on import.
-    from engine.cli import db_path_from
+    from cli import db_path_from
     from tui.app import FtHalluApp
 
     app = FtHalluApp(db_path_from(args), start=args.step)

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cli import db_path_from
 from engine import mask
-from engine.cli import db_path_from
 from engine.dataset import read_records
 from engine.errors import UserError
 
