@@ -269,15 +269,27 @@ def sample_table(
     *,
     variant: str | None = None,
     prompt_id: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
     only_scored: bool = True,
 ) -> list[dict[str, Any]]:
     """Generations joined with their scores (typed columns plus decoded ``metrics``)."""
-    where, params = where_equal({"g.sweep_id": sweep_id}, {"g.variant": variant, "g.prompt_id": prompt_id})
+    where, params = where_equal(
+        {"g.sweep_id": sweep_id},
+        {
+            "g.variant": variant,
+            "g.prompt_id": prompt_id,
+            "g.temperature": temperature,
+            "g.top_p": top_p,
+            "g.top_k": top_k,
+        },
+    )
     join = "join" if only_scored else "left join"
     columns = ", ".join(f"m.{c}" for c in SAMPLE_COLUMNS)
     sql = f"""
         select g.id as generation_id, g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id,
-            g.sample_index, g.prompt, g.reference, g.text, {columns}, m.metrics_json
+            g.sample_index, g.seed, g.new_tokens, g.prompt, g.reference, g.text, {columns}, m.metrics_json
         from generations g {join} generation_metrics m on m.generation_id = g.id
         where {where}
         order by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, g.sample_index
@@ -294,6 +306,43 @@ def cell_table(
         where, params, order_by="variant, prompt_id, temperature, top_p, top_k"
     )
     return [_decode(row) for row in rows]
+
+
+def sweep_cells(
+    store: Store,
+    sweep_id: int,
+    *,
+    variant: str | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    top_k: int | None = None,
+    prompt_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every cell holding generations, in one grouped query: ``n`` generations stored, their mean
+    ``new_tokens`` and, once scored, the aggregate (``scored_n``, typed means, decoded ``metrics``)."""
+    where, params = where_equal(
+        {"g.sweep_id": sweep_id},
+        {
+            "g.variant": variant,
+            "g.temperature": temperature,
+            "g.top_p": top_p,
+            "g.top_k": top_k,
+            "g.prompt_id": prompt_id,
+        },
+    )
+    columns = ", ".join(f"c.{c}" for c in CELL_COLUMNS)
+    sql = f"""
+        select g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, count(*) as n,
+            avg(g.new_tokens) as mean_new_tokens, c.n as scored_n, {columns}, c.metrics_json
+        from generations g
+        left join cell_metrics c on c.sweep_id = g.sweep_id and c.variant = g.variant
+            and c.temperature = g.temperature and c.top_p = g.top_p and c.top_k = g.top_k
+            and c.prompt_id = g.prompt_id
+        where {where}
+        group by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id
+        order by g.variant, g.prompt_id, g.temperature, g.top_p, g.top_k
+    """
+    return [_decode(row) for row in store.db.query(sql, params)]
 
 
 def prompt_ids(store: Store, sweep_id: int) -> list[str]:
