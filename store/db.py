@@ -21,6 +21,8 @@ DOMAIN_MODULES = (
     "store.masks",
     "store.jobs",
     "store.generation",
+    "store.labels",
+    "store.claims",
 )
 
 _migration_lock = threading.Lock()

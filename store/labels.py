@@ -1,0 +1,138 @@
+"""Human labels of generations: the ground truth that calibrates every score."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Migrations
+
+from store.db import Store, utc_now
+
+MIGRATIONS = Migrations("ft_hallu.labels")
+
+LABEL_VALUES = ("faithful", "hallucinated", "refusal", "unclear")
+
+
+@MIGRATIONS(name="001_labels_table")
+def _m001(db) -> None:
+    db["labels"].create(
+        {
+            "id": int,
+            "generation_id": int,
+            "label": str,  # faithful | hallucinated | refusal | unclear
+            "note": str,
+            "who": str,  # the labeller's name; one current label per (generation, who)
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("generation_id", "generations", "id")],
+    )
+    db["labels"].create_index(["generation_id", "who"], unique=True)
+
+
+@dataclass(frozen=True)
+class Label:
+    generation_id: int
+    label: str
+    who: str
+    note: str | None = None
+
+
+def check_label(value: str) -> str:
+    """The label in canonical form; ValueError naming the allowed values otherwise."""
+    label = (value or "").strip().lower()
+    if label not in LABEL_VALUES:
+        raise ValueError(f"label {value!r} is not one of {', '.join(LABEL_VALUES)}")
+    return label
+
+
+def save_labels(store: Store, labels: Sequence[Label]) -> int:
+    """Insert or replace (per generation and labeller) in one transaction; returns how many were written."""
+    if not labels:
+        return 0
+    now = utc_now()
+    rows = [
+        {
+            "generation_id": int(item.generation_id),
+            "label": check_label(item.label),
+            "note": (item.note or None),
+            "who": item.who,
+            "created_at": now,
+        }
+        for item in labels
+    ]
+    ids = sorted({row["generation_id"] for row in rows})
+    known = {
+        int(row["id"])
+        for row in store.db.query(f"select id from generations where id in ({','.join('?' * len(ids))})", ids)
+    }
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ValueError(f"no generation with id {missing[0]}")
+    with store.db.conn:
+        for row in rows:
+            store.db.execute(
+                "insert into labels (generation_id, label, note, who, created_at) values (?, ?, ?, ?, ?) "
+                "on conflict(generation_id, who) do update set label = excluded.label, "
+                "note = excluded.note, created_at = excluded.created_at",
+                [row["generation_id"], row["label"], row["note"], row["who"], row["created_at"]],
+            )
+    return len(rows)
+
+
+def save_label(store: Store, generation_id: int, label: str, *, who: str, note: str | None = None) -> None:
+    save_labels(store, [Label(generation_id, label, who, note)])
+
+
+def delete_label(store: Store, generation_id: int, *, who: str) -> None:
+    with store.db.conn:
+        store.db.execute("delete from labels where generation_id = ? and who = ?", [generation_id, who])
+
+
+_KEY_COLUMNS = "g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, g.sample_index"
+
+
+def sweep_labels(store: Store, sweep_id: int, *, who: str | None = None) -> list[dict[str, Any]]:
+    """A sweep's labels with their generation's grid key, in grid order.
+
+    With several labellers and ``who`` unset, every labeller's row is returned.
+    """
+    sql = f"""
+        select l.generation_id, l.label, l.note, l.who, l.created_at, {_KEY_COLUMNS}
+        from labels l join generations g on g.id = l.generation_id
+        where g.sweep_id = ? {"and l.who = ?" if who is not None else ""}
+        order by {_KEY_COLUMNS}, l.who
+    """
+    params: list[Any] = [sweep_id] + ([who] if who is not None else [])
+    return list(store.db.query(sql, params))
+
+
+def label_of(store: Store, generation_id: int, *, who: str | None = None) -> dict[str, Any] | None:
+    """The newest label of one generation (by ``who`` when given), or None."""
+    sql = "select * from labels where generation_id = ?" + (" and who = ?" if who is not None else "")
+    params: list[Any] = [generation_id] + ([who] if who is not None else [])
+    rows = list(store.db.query(sql + " order by created_at desc, id desc limit 1", params))
+    return rows[0] if rows else None
+
+
+def unlabeled_generation_ids(store: Store, sweep_id: int, *, who: str) -> list[int]:
+    """Generations of a sweep this labeller has not labelled yet, in grid order (what resume continues)."""
+    sql = f"""
+        select g.id from generations g
+        left join labels l on l.generation_id = g.id and l.who = ?
+        where g.sweep_id = ? and l.id is null
+        order by {_KEY_COLUMNS}
+    """
+    return [int(row["id"]) for row in store.db.query(sql, [who, sweep_id])]
+
+
+def label_counts(store: Store, sweep_id: int) -> dict[str, int]:
+    sql = """
+        select l.label, count(*) as n from labels l join generations g on g.id = l.generation_id
+        where g.sweep_id = ? group by l.label
+    """
+    counts = {value: 0 for value in LABEL_VALUES}
+    counts.update({row["label"]: int(row["n"]) for row in store.db.query(sql, [sweep_id])})
+    return counts
