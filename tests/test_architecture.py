@@ -1,4 +1,9 @@
-"""House rule: engine/ never imports a front end (textual, gradio), not even indirectly."""
+"""House rules on layering: front ends -> engine -> store, never back, and no import circles.
+
+The contracts themselves live in pyproject.toml ([tool.importlinter]); `lint-imports` checks every
+import statement, including the lazy ones inside functions. The runtime probe below catches what a
+static reading cannot: a module that pulls in a front end while it is being imported.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
+
 REPO = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("engine", "store", "tui", "gradio_app", "cli")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 PROBE = """
 import importlib, json, pkgutil, sys
@@ -21,7 +30,9 @@ for name in names:
         importlib.import_module(name)
     except Exception as exc:  # a module that cannot import is reported, not hidden
         failed[name] = f"{type(exc).__name__}: {exc}"
-front_ends = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "gradio", "tui", "gradio_app"))
+front_ends = sorted(
+    m for m in sys.modules if m.split(".")[0] in ("textual", "gradio", "tui", "gradio_app", "cli")
+)
 print(json.dumps({"modules": names, "failed": failed, "front_ends": front_ends}))
 """
 
@@ -34,3 +45,87 @@ def test_importing_every_engine_module_imports_no_front_end() -> None:
     assert "engine.launch" in report["modules"] and "engine.sweep" in report["modules"]
     assert report["failed"] == {}, report["failed"]
     assert report["front_ends"] == [], f"engine imported front-end modules: {report['front_ends']}"
+
+
+def test_import_contracts_hold() -> None:
+    done = subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert "Contracts: " in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout[done.stdout.find("Broken contracts") :] or done.stdout
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative; returns the components with more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _import_graph() -> grimp.ImportGraph:
+    # Imports under `if TYPE_CHECKING:` never run, so they cannot form a runtime circle.
+    return grimp.build_graph(*PROJECT_PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
+
+
+def test_no_import_cycle_between_modules() -> None:
+    graph = _import_graph()
+    edges = {module: set(graph.find_modules_directly_imported_by(module)) for module in graph.modules}
+    circles = _strongly_connected(edges)
+    assert circles == [], f"modules that import each other (directly or round a loop): {circles}"
+
+
+def test_no_import_cycle_between_top_level_packages() -> None:
+    graph = _import_graph()
+    edges: dict[str, set[str]] = {package: set() for package in PROJECT_PACKAGES}
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            source, target = module.split(".")[0], imported.split(".")[0]
+            if source != target:
+                edges[source].add(target)
+    circles = _strongly_connected(edges)
+    assert circles == [], f"packages that import each other: {circles}"
+
+
+def test_cycle_finder_reports_a_circle() -> None:
+    # The finder must see a real circle, or the two tests above would pass vacuously.
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _strongly_connected(edges) == [["a", "b", "c"]]
