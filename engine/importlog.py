@@ -184,7 +184,7 @@ def import_log(
     compute_metrics: bool = True,
 ) -> ImportResult:
     """Store a printed log as generations of one variant; then score what is new."""
-    from engine import metrics as engine_metrics
+    from engine import scoring
     from store import core as store_core
     from store import metrics as store_metrics
 
@@ -279,5 +279,5 @@ def import_log(
     total_rows = store_core.count_generations(store, sweep_id)
     store_metrics.update_sweep_config(store, sweep_id, config=config, expected_rows=total_rows)
     store_core.set_sweep_status(store, sweep_id, "completed")
-    scored = engine_metrics.compute_missing(store, sweep_id) if compute_metrics else 0
+    scored = scoring.compute_missing(store, sweep_id) if compute_metrics else 0
     return ImportResult(sweep_id, variant, len(parsed.cells), added, scored, config["entity_name"])

