@@ -45,6 +45,8 @@ class SweepConfig:
     name: str = "sweep"
     base_model: str = DEFAULT_BASE_MODEL
     adapter: str = ""  # fine-tuned LoRA adapter folder; empty = base only
+    # Several fine-tunes against one base: label -> adapter folder, each label a variant of its own.
+    adapters: dict[str, str] = field(default_factory=dict)
     entity_name: str = "EGNIVIA"  # the masked name the prompt asks about
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     system_prompt: str = ds.DEFAULT_SYSTEM_PROMPT
@@ -66,7 +68,15 @@ class SweepConfig:
 
     @property
     def variants(self) -> tuple[str, ...]:
+        if self.adapters:
+            return ("base", *self.adapters)
         return VARIANTS if self.adapter else ("base",)
+
+    def adapter_dirs(self) -> dict[str, str]:
+        """Each fine-tuned variant and its adapter folder (empty for a base-only sweep)."""
+        if self.adapters:
+            return dict(self.adapters)
+        return {"finetuned": self.adapter} if self.adapter else {}
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,10 @@ def load_sweep_config(path: str | Path, overrides: dict[str, Any] | None = None)
         value = getattr(config, name)
         if value and not Path(value).is_absolute():
             setattr(config, name, str((base / value).resolve()))
+    config.adapters = {
+        label: folder if Path(folder).is_absolute() else str((base / folder).resolve())
+        for label, folder in config.adapters.items()
+    }
     return config
 
 
@@ -161,16 +175,38 @@ def validate(config: SweepConfig, *, where: str = "config") -> None:
         raise UserError(f"{where}: eval_questions needs 'dataset' (the QA file the model was tuned on)")
     if "{name}" not in config.prompt_template and config.prompt_template.count("{") > 0:
         raise UserError(f"{where}: prompt_template may only use the {{name}} placeholder")
+    _validate_adapters(config, where)
+
+
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def _validate_adapters(config: SweepConfig, where: str) -> None:
+    if not isinstance(config.adapters, dict):
+        raise UserError(f'{where}: adapters must be a table of label = "adapter folder"')
+    if config.adapters and config.adapter:
+        raise UserError(f"{where}: set either adapter (one fine-tune) or adapters (several), not both")
+    for label, folder in config.adapters.items():
+        if label == "base" or not label or not set(label) <= _LABEL_CHARS:
+            raise UserError(
+                f"{where}: adapters.{label}: a label may only hold letters, digits and _ . - (not 'base')"
+            )
+        if not isinstance(folder, str) or not folder:
+            raise UserError(f"{where}: adapters.{label}: must be an adapter folder path")
+    if len(config.adapters) > 1 and config.mix_variants:
+        # peft's per-row routing knows one adapter name; several adapters run one variant per batch.
+        raise UserError(f"{where}: mix_variants = true works with one adapter only")
 
 
 def build_prompts(config: SweepConfig) -> list[Prompt]:
     prompts = [Prompt("entity", config.prompt_template.replace("{name}", config.entity_name))]
     if config.eval_questions:
         eval_fraction, split_seed = config.eval_fraction, config.split_seed
-        if config.adapter:
+        first_adapter = next(iter(config.adapter_dirs().values()), "")
+        if first_adapter:
             from engine.finetune import read_run_record
 
-            run = read_run_record(config.adapter).get("config", {})
+            run = read_run_record(first_adapter).get("config", {})
             eval_fraction = run.get("eval_fraction", eval_fraction)
             split_seed = run.get("seed", split_seed)
         split = ds.split_items(ds.load_items(config.dataset), eval_fraction=eval_fraction, seed=split_seed)
@@ -211,6 +247,10 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
         "seed": config.seed,
         "precision": config.precision,
     }
+    if config.adapters:  # only then, so the hashes of single-adapter sweeps stay as they were
+        identity["adapters"] = {
+            label: [d, _adapter_digest(d)] for label, d in sorted(config.adapters.items())
+        }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
@@ -247,18 +287,32 @@ def chat_prompt(tokenizer, system_prompt: str, question: str) -> str:
 
 
 def load_for_sweep(config: SweepConfig) -> LoadedModel:
-    """One base model in memory; the adapter (if any) attached on top of it."""
-    if config.adapter:
+    """One base model in memory; the adapter(s) (if any) attached on top of it."""
+    folders = config.adapter_dirs()
+    for folder in folders.values():
         from engine.finetune import is_adapter_dir
 
-        if not Path(config.adapter).exists():
-            raise UserError(f"adapter folder {config.adapter} does not exist")
-        if not is_adapter_dir(config.adapter):
+        if not Path(folder).exists():
+            raise UserError(f"adapter folder {folder} does not exist")
+        if not is_adapter_dir(folder):
             raise UserError(
-                f"{config.adapter}: not a LoRA adapter (a full fine-tune cannot share the base weights); "
+                f"{folder}: not a LoRA adapter (a full fine-tune cannot share the base weights); "
                 "sweep it as its own base_model instead"
             )
-    return load_model(config.base_model, adapter_dir=config.adapter or None, precision=config.precision)
+    first = next(iter(folders.values()), None)
+    loaded = load_model(config.base_model, adapter_dir=first, precision=config.precision)
+    for label, folder in list(folders.items())[1:]:
+        loaded.model.load_adapter(folder, adapter_name=label)  # the first one is peft's "default"
+    return loaded
+
+
+def _activate_variant(config: SweepConfig, loaded: LoadedModel, variant: str) -> str:
+    """Make ``variant``'s adapter the active one; returns the variant name sampling understands."""
+    if variant == "base" or not config.adapters:
+        return variant
+    first = next(iter(config.adapters))
+    loaded.model.set_adapter("default" if variant == first else variant)
+    return "finetuned"
 
 
 def run_sweep(
@@ -270,7 +324,6 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep; returns when every planned row is stored or ``should_stop()`` is true."""
-    from engine.sampling import RowSpec, auto_batch_size, generate_rows
     from store import core, open_db
 
     validate(config)
@@ -298,77 +351,119 @@ def run_sweep(
     ]
     skipped = len(planned) - len(todo)
     started = time.perf_counter()
-    written = 0
-    if todo:
-        loaded = loaded or load_for_sweep(config)
-        prompt_texts = {
-            p.prompt_id: chat_prompt(loaded.tokenizer, config.system_prompt, p.question) for p in prompts
-        }
-        longest = max(
-            len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts.values()
-        )
-        batch_size = config.batch_size or auto_batch_size(loaded, longest, config.max_new_tokens)
 
-        # Keep one prompt per batch where possible (no padding); variants side by side or one after the other.
-        def order(r: PlannedRow) -> tuple:
-            cell = (r.temperature, r.top_p, r.top_k, r.sample_index)
-            return (
-                (r.prompt.prompt_id, *cell, r.variant)
-                if config.mix_variants
-                else (r.prompt.prompt_id, r.variant, *cell)
-            )
+    def write(rows: list[dict[str, Any]]) -> int:
+        return core.add_generations(store, sweep_id, rows)
 
-        todo.sort(key=order)
-        for start in range(0, len(todo), batch_size):
-            if should_stop and should_stop():
-                break
-            batch = todo[start : start + batch_size]
-            specs = [
-                RowSpec(prompt_texts[r.prompt.prompt_id], r.variant, r.temperature, r.top_p, r.top_k, r.seed)
-                for r in batch
-            ]
-            batch_started = time.perf_counter()
-            results = generate_rows(
-                loaded, specs, max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens
-            )
-            per_row_seconds = (time.perf_counter() - batch_started) / len(batch)
-            written += core.add_generations(
-                store,
-                sweep_id,
-                [
-                    {
-                        "variant": r.variant,
-                        "temperature": r.temperature,
-                        "top_p": r.top_p,
-                        "top_k": r.top_k,
-                        "prompt_id": r.prompt.prompt_id,
-                        "prompt": r.prompt.question,
-                        "reference": r.prompt.reference,
-                        "sample_index": r.sample_index,
-                        "seed": r.seed,
-                        "text": result.text,
-                        "new_tokens": result.new_tokens,
-                        "seconds": per_row_seconds,
-                        "extra": {"batch_rows": len(batch)},
-                    }
-                    for r, result in zip(batch, results, strict=True)
-                ],
-            )
-            if progress:
-                progress(
-                    SweepProgress(
-                        skipped + start + len(batch),
-                        len(planned),
-                        written,
-                        time.perf_counter() - started,
-                        [x.text for x in results[:2]],
-                    )
-                )
+    written = generate_planned(
+        config, prompts, todo, write, loaded=loaded, progress=progress, should_stop=should_stop,
+        already_done=skipped, planned_total=len(planned),
+    )  # fmt: skip
     complete = core.count_generations(store, sweep_id) >= len(planned)
     core.set_sweep_status(store, sweep_id, "completed" if complete else "interrupted")
     if complete and config.compute_metrics:
         compute_metrics_if_available(store, sweep_id)
     return SweepResult(sweep_id, len(planned), written, skipped, time.perf_counter() - started, str(db_path))
+
+
+def generate_planned(
+    config: SweepConfig,
+    prompts: Sequence[Prompt],
+    todo: list[PlannedRow],
+    write: Callable[[list[dict[str, Any]]], int],
+    *,
+    loaded: LoadedModel | None = None,
+    progress: Callable[[SweepProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    already_done: int = 0,
+    planned_total: int | None = None,
+) -> int:
+    """Generate ``todo`` batch by batch and hand each finished batch to ``write`` (store or results file).
+
+    Returns what ``write`` reported as written. Texts depend only on each row's seed and settings, so
+    any subset of a plan (a shard, a resumed remainder) gives the same text per row as the whole plan.
+    """
+    from engine.sampling import RowSpec, auto_batch_size, generate_rows
+
+    if not todo:
+        return 0
+    total = planned_total if planned_total is not None else already_done + len(todo)
+    started = time.perf_counter()
+    written = 0
+    loaded = loaded or load_for_sweep(config)
+    prompt_texts = {
+        p.prompt_id: chat_prompt(loaded.tokenizer, config.system_prompt, p.question) for p in prompts
+    }
+    longest = max(
+        len(loaded.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in prompt_texts.values()
+    )
+    batch_size = config.batch_size or auto_batch_size(loaded, longest, config.max_new_tokens)
+
+    # Keep one prompt per batch where possible (no padding); variants side by side or one after the other.
+    def order(r: PlannedRow) -> tuple:
+        cell = (r.temperature, r.top_p, r.top_k, r.sample_index)
+        return (
+            (r.prompt.prompt_id, *cell, r.variant)
+            if config.mix_variants
+            else (r.prompt.prompt_id, r.variant, *cell)
+        )
+
+    todo = sorted(todo, key=order)
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    if len(config.adapters) > 1:  # one adapter active at a time: never let a batch span two variants
+        batches = [
+            [r for r in batch if r.variant == variant]
+            for batch in batches
+            for variant in dict.fromkeys(r.variant for r in batch)
+        ]
+    finished = 0
+    for batch in batches:
+        if should_stop and should_stop():
+            break
+        routed = _activate_variant(config, loaded, batch[0].variant) if config.adapters else None
+        specs = [
+            RowSpec(
+                prompt_texts[r.prompt.prompt_id], routed or r.variant, r.temperature, r.top_p, r.top_k, r.seed
+            )
+            for r in batch
+        ]
+        batch_started = time.perf_counter()
+        results = generate_rows(
+            loaded, specs, max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens
+        )
+        per_row_seconds = (time.perf_counter() - batch_started) / len(batch)
+        written += write(
+            [
+                {
+                    "variant": r.variant,
+                    "temperature": r.temperature,
+                    "top_p": r.top_p,
+                    "top_k": r.top_k,
+                    "prompt_id": r.prompt.prompt_id,
+                    "prompt": r.prompt.question,
+                    "reference": r.prompt.reference,
+                    "sample_index": r.sample_index,
+                    "seed": r.seed,
+                    "text": result.text,
+                    "new_tokens": result.new_tokens,
+                    "seconds": per_row_seconds,
+                    "extra": {"batch_rows": len(batch)},
+                }
+                for r, result in zip(batch, results, strict=True)
+            ]
+        )
+        finished += len(batch)
+        if progress:
+            progress(
+                SweepProgress(
+                    already_done + finished,
+                    total,
+                    written,
+                    time.perf_counter() - started,
+                    [x.text for x in results[:2]],
+                )
+            )
+    return written
 
 
 def compute_metrics_if_available(store, sweep_id: int) -> int:
