@@ -55,17 +55,8 @@ def where_equal(required: dict[str, Any], optional: dict[str, Any]) -> tuple[str
 
 
 def migration_sets() -> list[Migrations]:
-    sets: list[Migrations] = []
-    for module_name in DOMAIN_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # A domain module that does not exist yet simply has no tables.
-            if exc.name == module_name:
-                continue
-            raise
-        sets.append(module.MIGRATIONS)
-    return sets
+    # Imported by name, not at the top: every domain module imports this one for its helpers.
+    return [importlib.import_module(module_name).MIGRATIONS for module_name in DOMAIN_MODULES]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from store import metrics as metrics_store
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
 # (column title, cell_metrics column) shown per cell; the full set is in store.metrics.CELL_COLUMNS.
@@ -178,10 +179,6 @@ class ResultsScreen(StepScreen):
 
     @staticmethod
     def _scored_cells(store: Any, sweep_id: int) -> list[dict[str, Any]]:
-        try:
-            from store import metrics as metrics_store
-        except ModuleNotFoundError:
-            return []
         return metrics_store.cell_table(store, sweep_id)
 
     @staticmethod
