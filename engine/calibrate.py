@@ -1,0 +1,306 @@
+"""Calibration of the scores against human labels: AUROC, AUPRC, bootstrap intervals, best threshold.
+
+The math is pure numpy (no sklearn). ``calibrate_sweep`` gathers a sweep's labelled generations and
+their scores from the store. Which label counts as positive depends on what a score detects: the
+hallucination scores separate *hallucinated* from *faithful* answers (refusals and unclear ones are
+left out: they make no claim to check), the refusal detector separates *refusal* from the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+MIN_LABELS = 20  # fewer labelled, scored samples than this: "not enough labels"
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 2024
+NOT_ENOUGH = "not enough labels"
+
+
+# ---------------------------------------------------------------- pure math
+
+
+def _as_arrays(scores: Sequence[float], positives: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    if len(scores) != len(positives):
+        raise ValueError("one label per score")
+    return np.asarray(scores, dtype=float), np.asarray(positives, dtype=bool)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank (what the Mann-Whitney statistic needs)."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=float)
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
+    """Probability that a random positive scores above a random negative (ties count half).
+
+    Higher score = more likely positive. None when either class is absent.
+    """
+    values, labels = _as_arrays(scores, positives)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = _average_ranks(values)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def auprc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
+    """Average precision: sum over distinct thresholds (high to low) of precision x recall gained.
+
+    Tied scores enter together, so the result does not depend on their order. None without positives.
+    """
+    values, labels = _as_arrays(scores, positives)
+    n_pos = int(labels.sum())
+    if n_pos == 0 or len(labels) == 0:
+        return None
+    order = np.argsort(-values, kind="mergesort")
+    values, labels = values[order], labels[order]
+    # The last index of each run of equal scores: a threshold admits the whole run at once.
+    run_ends = np.r_[np.nonzero(np.diff(values))[0], len(values) - 1]
+    true_positives = np.cumsum(labels)[run_ends]
+    admitted = run_ends + 1
+    precision = true_positives / admitted
+    recall = true_positives / n_pos
+    recall_gain = np.diff(np.r_[0.0, recall])
+    return float((recall_gain * precision).sum())
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float  # flag a sample as positive when its (oriented) score is >= value
+    tpr: float
+    fpr: float
+    precision: float
+
+
+def best_threshold(scores: Sequence[float], positives: Sequence[bool]) -> Threshold | None:
+    """The cut that maximises Youden's J = TPR - FPR (ties: the higher cut, i.e. fewer flags)."""
+    values, labels = _as_arrays(scores, positives)
+    n_pos = int(labels.sum())
+    n_neg = len(labels) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    best: Threshold | None = None
+    best_j = -math.inf
+    for cut in sorted(set(values.tolist()), reverse=True):
+        flagged = values >= cut
+        tp = int((flagged & labels).sum())
+        fp = int((flagged & ~labels).sum())
+        tpr, fpr = tp / n_pos, fp / n_neg
+        j = tpr - fpr
+        if j > best_j + 1e-12:
+            best_j = j
+            best = Threshold(float(cut), tpr, fpr, tp / max(1, tp + fp))
+    return best
+
+
+def bootstrap_interval(
+    scores: Sequence[float],
+    positives: Sequence[bool],
+    statistic: Callable[[Sequence[float], Sequence[bool]], float | None],
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap of a statistic over (score, label) pairs; resamples lacking a class are skipped."""
+    values, labels = _as_arrays(scores, positives)
+    if len(values) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(values), size=(resamples, len(values)))
+    estimates = [
+        result
+        for index in draws
+        if (result := statistic(values[index], labels[index])) is not None
+    ]
+    if not estimates:
+        return None
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(estimates, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+# ---------------------------------------------------------------- one score against labels
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """A score to calibrate: where its value comes from and which way it points."""
+
+    name: str
+    label: str
+    higher_means_positive: bool  # grounding: False (low grounding flags a hallucination)
+    target: str  # "hallucinated" (vs faithful) or "refusal" (vs everything else)
+    level: str = "sample"  # sample | cell (one value per cell, given to each of its samples)
+    judge: bool = False  # only a judge gives it
+
+
+@dataclass
+class CalibrationResult:
+    score: str
+    label: str
+    target: str
+    level: str
+    n: int  # labelled samples with a value for this score
+    n_positive: int
+    status: str  # ok | not enough labels | one class only
+    auroc: float | None = None
+    auroc_interval: tuple[float, float] | None = None
+    auprc: float | None = None
+    auprc_interval: tuple[float, float] | None = None
+    base_rate: float | None = None  # share of positives: the AUPRC of a random score
+    threshold: float | None = None  # in the score's own units
+    threshold_rule: str | None = None  # e.g. "grounding <= 0.62 flags hallucinated"
+    tpr: float | None = None
+    fpr: float | None = None
+    judge_model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def target_of(label: str, target: str) -> bool | None:
+    """Whether a human label is positive for this target; None when the sample does not take part."""
+    if label == "unclear":
+        return None
+    if target == "refusal":
+        return label == "refusal"
+    if target == "hallucinated":
+        return {"hallucinated": True, "faithful": False}.get(label)
+    raise ValueError(f"unknown calibration target {target!r}")
+
+
+def calibrate_score(
+    spec: ScoreSpec,
+    pairs: Sequence[tuple[float | None, str]],
+    *,
+    min_labels: int = MIN_LABELS,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> CalibrationResult:
+    """AUROC/AUPRC with intervals and the best threshold of one score over (value, human label) pairs."""
+    kept = [
+        (float(value), positive)
+        for value, label in pairs
+        if value is not None and not _is_nan(value) and (positive := target_of(label, spec.target)) is not None
+    ]
+    n_positive = sum(positive for _, positive in kept)
+    result = CalibrationResult(
+        score=spec.name,
+        label=spec.label,
+        target=spec.target,
+        level=spec.level,
+        n=len(kept),
+        n_positive=n_positive,
+        status="ok",
+    )
+    if len(kept) < min_labels:
+        result.status = NOT_ENOUGH
+        return result
+    if n_positive in (0, len(kept)):
+        result.status = "one class only"
+        return result
+    sign = 1.0 if spec.higher_means_positive else -1.0
+    oriented = [sign * value for value, _ in kept]
+    positives = [positive for _, positive in kept]
+    result.auroc = auroc(oriented, positives)
+    result.auprc = auprc(oriented, positives)
+    result.auroc_interval = bootstrap_interval(oriented, positives, auroc, resamples=resamples)
+    result.auprc_interval = bootstrap_interval(oriented, positives, auprc, resamples=resamples)
+    result.base_rate = n_positive / len(kept)
+    cut = best_threshold(oriented, positives)
+    if cut is not None:
+        result.threshold = sign * cut.value
+        result.tpr, result.fpr = cut.tpr, cut.fpr
+        op = ">=" if spec.higher_means_positive else "<="
+        result.threshold_rule = f"{spec.name} {op} {result.threshold:.3g} flags {spec.target}"
+    return result
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+# ---------------------------------------------------------------- the scores of a sweep
+
+# What `ft-hallu calibrate` checks. Degenerate/conflict/refusal are 0/1 flags; their AUROC is
+# (TPR + TNR) / 2 of the flag.
+SCORES: tuple[ScoreSpec, ...] = (
+    ScoreSpec("claim_grounding", "claim-level grounding", False, "hallucinated"),
+    ScoreSpec("grounding", "grounding in sources (terms)", False, "hallucinated"),
+    ScoreSpec("conflict", "number/name conflict", True, "hallucinated"),
+    ScoreSpec("degenerate", "degenerate text", True, "hallucinated"),
+    ScoreSpec("refusal", "refusal / don't know", True, "refusal"),
+    ScoreSpec("semantic_entropy", "semantic entropy (cell)", True, "hallucinated", level="cell"),
+    ScoreSpec(
+        "semantic_entropy_pooled",
+        "semantic entropy (variant x temperature, pooled over top_p/top_k)",
+        True,
+        "hallucinated",
+        level="cell",
+    ),
+    ScoreSpec("judge_claim_grounding", "judge claim grounding", False, "hallucinated", judge=True),
+    ScoreSpec("judge_semantic_entropy", "judge semantic entropy (cell)", True, "hallucinated", "cell", True),
+)
+
+
+def calibrate_rows(
+    rows: Sequence[dict[str, Any]],
+    *,
+    specs: Sequence[ScoreSpec] = SCORES,
+    min_labels: int = MIN_LABELS,
+    judge_model: str | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> list[CalibrationResult]:
+    """Calibrate every spec over rows that carry ``label`` and one value per score name."""
+    results = []
+    for spec in specs:
+        if spec.judge and judge_model is None:
+            continue
+        pairs = [(row.get(spec.name), row["label"]) for row in rows if row.get("label")]
+        result = calibrate_score(spec, pairs, min_labels=min_labels, resamples=resamples)
+        if spec.judge:
+            result.judge_model = judge_model
+        results.append(result)
+    return results
+
+
+def format_results(results: Sequence[CalibrationResult]) -> list[str]:
+    """Plain-text table lines (what the CLI prints and the report embeds)."""
+    lines = [
+        f"{'score':<26} {'n':>4} {'pos':>4}  {'AUROC [95% CI]':<22} {'AUPRC [95% CI]':<22} best threshold",
+    ]
+    for r in results:
+        name = r.score + (f" (judge: {r.judge_model})" if r.judge_model else "")
+        if r.status != "ok":
+            lines.append(f"{name:<26} {r.n:>4} {r.n_positive:>4}  {r.status}")
+            continue
+        lines.append(
+            f"{name:<26} {r.n:>4} {r.n_positive:>4}  {_with_interval(r.auroc, r.auroc_interval):<22} "
+            f"{_with_interval(r.auprc, r.auprc_interval):<22} {r.threshold_rule or '-'}"
+            f" (TPR {r.tpr:.2f}, FPR {r.fpr:.2f})"
+        )
+    return lines
+
+
+def _with_interval(value: float | None, interval: tuple[float, float] | None) -> str:
+    if value is None:
+        return "-"
+    if interval is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
