@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import scoring
+from engine.dataset import load_items
 from engine.errors import UserError
+from store import core as store_core
+from store.core import find_sweep
 
 HEADER_RE = re.compile(
     r"^\s*Generating response with temperature:\s*(?P<t>[-+\d.eE]+)\s*,\s*p:\s*(?P<p>[-+\d.eE]+)\s*,"
@@ -125,18 +129,6 @@ def parse_log(path: str | Path) -> ParsedLog:
     return parsed
 
 
-def find_sweep(store: Any, sweep_id: int) -> dict[str, Any] | None:
-    """The sweep row, or None when there is no such id (store.core.get_sweep raises instead)."""
-    from sqlite_utils.db import NotFoundError
-
-    from store import core as store_core
-
-    try:
-        return store_core.get_sweep(store, sweep_id) or None
-    except NotFoundError:
-        return None
-
-
 def infer_entity(prompt: str) -> str | None:
     """The first all-capitals word of 3+ letters in the prompt (the masked name, e.g. EGNIVIA)."""
     match = re.search(r"\b[A-Z][A-Z0-9&\-]{2,}\b", prompt)
@@ -184,17 +176,11 @@ def import_log(
     compute_metrics: bool = True,
 ) -> ImportResult:
     """Store a printed log as generations of one variant; then score what is new."""
-    from engine import scoring
-    from store import core as store_core
-    from store import metrics as store_metrics
-
     if variant not in VARIANTS:
         raise UserError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     parsed = parse_log(path)
     dataset = None
     if dataset_path:
-        from engine.dataset import load_items
-
         dataset = Path(dataset_path).resolve()
         load_items(
             dataset, require_context=False
@@ -277,7 +263,7 @@ def import_log(
     )
     added = store_core.add_generations(store, sweep_id, rows)
     total_rows = store_core.count_generations(store, sweep_id)
-    store_metrics.update_sweep_config(store, sweep_id, config=config, expected_rows=total_rows)
+    store_core.update_sweep_config(store, sweep_id, config=config, expected_rows=total_rows)
     store_core.set_sweep_status(store, sweep_id, "completed")
     scored = scoring.compute_missing(store, sweep_id) if compute_metrics else 0
     return ImportResult(sweep_id, variant, len(parsed.cells), added, scored, config["entity_name"])

@@ -33,9 +33,7 @@ def compute_missing(
     ``progress(done, total)`` is called after each batch of samples and each cell. Returns the
     number of generations scored. Safe to call repeatedly: a second call finds nothing to do.
     """
-    from engine.importlog import find_sweep
-
-    sweep = find_sweep(store, sweep_id)
+    sweep = store_core.find_sweep(store, sweep_id)
     if not sweep:
         raise UserError(f"sweep {sweep_id}: no such sweep")
     entity, sources, context_key = sweep_context(sweep)

@@ -255,6 +255,16 @@ def get_sweep(store: Store, sweep_id: int) -> dict[str, Any]:
     return _decode(rows[0]) if rows else {}
 
 
+def find_sweep(store: Store, sweep_id: int) -> dict[str, Any] | None:
+    """The sweep row (config decoded), or None when there is no such sweep; never raises."""
+    return get_sweep(store, sweep_id) or None
+
+
+def update_sweep_config(store: Store, sweep_id: int, *, config: dict[str, Any], expected_rows: int) -> None:
+    """Replace a sweep's config and expected row count (an import merging a second variant's log)."""
+    store.db["sweeps"].update(sweep_id, {"config_json": to_json(config), "expected_rows": expected_rows})
+
+
 def list_sweeps(store: Store) -> list[dict[str, Any]]:
     """Every sweep with its number of stored generations, newest first."""
     sql = """

@@ -170,12 +170,6 @@ def save_cell_metrics(
         store.db["cell_metrics"].upsert(row, pk=_CELL_KEY_COLUMNS)
 
 
-def update_sweep_config(store: Store, sweep_id: int, *, config: dict[str, Any], expected_rows: int) -> None:
-    """Replace an imported sweep's config (merging a second variant's log into it)."""
-    # Lives here until store/core.py grows an equivalent; it touches only these two columns.
-    store.db["sweeps"].update(sweep_id, {"config_json": to_json(config), "expected_rows": expected_rows})
-
-
 # ---------------------------------------------------------------- what is missing
 
 

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from engine import metrics as m
+from engine import scoring
 
 SOURCES = [
     "Revenue for fiscal year 2023 was $26.97 billion, flat from a year ago.",
@@ -288,9 +289,9 @@ def test_compute_missing_is_incremental(tmp_path, monkeypatch) -> None:
         },
     )
     calls: list[tuple[int, int]] = []
-    assert m.compute_missing(store, sweep_id, progress=lambda done, total: calls.append((done, total))) == 7
+    assert scoring.compute_missing(store, sweep_id, progress=lambda done, total: calls.append((done, total))) == 7
     assert calls[-1] == (7, 7)
-    assert m.compute_missing(store, sweep_id) == 0
+    assert scoring.compute_missing(store, sweep_id) == 0
     assert sm.count_missing(store, sweep_id) == 0 and sm.cells_missing_metrics(store, sweep_id) == []
     cells = {(c["variant"], c["temperature"]): c for c in sm.cell_table(store, sweep_id)}
     assert cells[("base", 0.5)]["refusal_rate"] == 1.0
@@ -317,7 +318,7 @@ def test_compute_missing_is_incremental(tmp_path, monkeypatch) -> None:
         ],
     )
     assert sm.cells_missing_metrics(store, sweep_id) == [("finetuned", 1.0, 1.0, 50, "entity")]
-    assert m.compute_missing(store, sweep_id) == 1
+    assert scoring.compute_missing(store, sweep_id) == 1
     refreshed = sm.cell_table(store, sweep_id, variant="finetuned")
     assert [c["n"] for c in refreshed] == [2, 2]
     assert refreshed[1]["semantic_entropy"] == pytest.approx(math.log(2))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.dataset import load_items
 from engine.metrics.text import (
     _SENTENCE_RE,
     _STOPWORDS,
@@ -99,8 +100,6 @@ def _lower_name_stems(sentence: str) -> set[str]:
 
 @functools.lru_cache(maxsize=8)
 def _load_sources_cached(path: str, mtime_ns: int, entity: str | None) -> SourceIndex:
-    from engine.dataset import load_items
-
     items = load_items(path, require_context=False)
     return SourceIndex.from_texts([item.context for item in items], entity=entity)
 
