@@ -8,24 +8,39 @@ printed as one line.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from cli import (
+    dataset_cmd,
+    demo_cmd,
+    finetune_cmd,
+    generate_cmd,
+    launch_cmd,
+    mask_cmd,
+    metrics_cmd,
+    serve_cmd,
+    sweep_cmd,
+    tui_cmd,
+)
+from cli.common import db_path_from
 from engine.errors import UserError
 from engine.paths import default_db_path
 
+__all__ = ["build_parser", "db_path_from", "main"]
+
+# In the order `ft-hallu --help` lists them: the workflow first, then the tools around it.
 COMMAND_MODULES = (
-    "cli.dataset_cmd",
-    "cli.finetune_cmd",
-    "cli.sweep_cmd",
-    "cli.demo_cmd",
-    "cli.metrics_cmd",
-    "cli.mask_cmd",
-    "cli.generate_cmd",
-    "cli.launch_cmd",
-    "cli.serve_cmd",
-    "cli.tui_cmd",
+    dataset_cmd,
+    finetune_cmd,
+    sweep_cmd,
+    demo_cmd,
+    metrics_cmd,
+    mask_cmd,
+    generate_cmd,
+    launch_cmd,
+    serve_cmd,
+    tui_cmd,
 )
 
 
@@ -40,13 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"SQLite store (default: {default_db_path()}; set FT_HALLU_HOME to move the data folder)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
-
-
-def db_path_from(args: argparse.Namespace) -> str:
-    return str(args.db or default_db_path())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli import db_path_from
+from cli.common import db_path_from
 from engine.demo import format_table, run_demo
 
 

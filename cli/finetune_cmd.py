@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import db_path_from
+from cli.common import db_path_from
 from engine.finetune import load_config, run_finetune
 
 

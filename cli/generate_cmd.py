@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.common import db_path_from
 from engine import generate as gen
 from engine.dataset import file_sha256
 from engine.errors import UserError
+from store.db import open_db
 
 
 def register(subparsers: Any) -> None:
@@ -117,9 +119,6 @@ class _ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import db_path_from
-    from store.db import open_db
-
     system_prompt = None
     if args.system_prompt_file:
         prompt_path = Path(args.system_prompt_file)

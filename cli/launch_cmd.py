@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli import db_path_from
+from cli.common import db_path_from
 from engine import launch as launching
 from engine.errors import UserError
 from engine.paths import data_dir

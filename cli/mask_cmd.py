@@ -8,10 +8,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cli import db_path_from
+from cli.common import db_path_from
 from engine import mask
 from engine.dataset import read_records
 from engine.errors import UserError
+from store import masks as mask_store
+from store.db import open_db
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -142,8 +144,6 @@ def run_mask(args: argparse.Namespace) -> int:
         print("\n".join(mask.leak_report_for_rules(mask_plan.masked_records(), mask_plan.rules).lines()))
         _print_terms(mask_plan.records, args.entity, args.alias)
         return 0
-    from store.db import open_db
-
     store = open_db(db_path_from(args))
     try:
         with _sigterm_as_exit():
@@ -170,8 +170,6 @@ def run_mask(args: argparse.Namespace) -> int:
 
 
 def run_undo(args: argparse.Namespace) -> int:
-    from store.db import open_db
-
     store = open_db(db_path_from(args))
     try:
         print(mask.undo(store, args.mask_id))
@@ -181,9 +179,6 @@ def run_undo(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from store import masks as mask_store
-    from store.db import open_db
-
     store = open_db(db_path_from(args))
     try:
         rows = mask_store.list_masks(store)

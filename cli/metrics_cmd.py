@@ -8,7 +8,7 @@ from engine.errors import UserError
 
 
 def _open(args: argparse.Namespace):
-    from cli import db_path_from
+    from cli.common import db_path_from
     from store.db import open_db
 
     return open_db(db_path_from(args))

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli import db_path_from
+from cli.common import db_path_from
 from engine.errors import UserError
-from engine.models import DEFAULT_BASE_MODEL
+from engine.models import DEFAULT_BASE_MODEL, load_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -101,8 +101,6 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     db_path = args.serve_db or db_path_from(args)
-
-    from engine.models import load_model
 
     # Submodules, not the package: an editable install made before gradio_app/__init__.py existed
     # maps gradio_app as a namespace package.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import db_path_from
+from cli.common import db_path_from
 from engine.sweep import SweepProgress, load_sweep_config, run_sweep
+from store import core, open_db
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +55,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from store import core, open_db
-
     store = open_db(db_path_from(args))
     rows = core.list_sweeps(store)
     if not rows:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cli.common import db_path_from
+
 STEPS = ("generate", "mask", "finetune", "sweep", "results")
 
 
@@ -20,7 +22,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Textual is imported here, not at module level: engine/ never imports a front end on import.
-    from cli import db_path_from
     from tui.app import FtHalluApp
 
     app = FtHalluApp(db_path_from(args), start=args.step)
