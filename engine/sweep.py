@@ -21,6 +21,7 @@ from engine import dataset as ds
 from engine.configfile import read_toml
 from engine.errors import UserError
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
+from engine.scoring import compute_missing
 
 DEFAULT_PROMPT_TEMPLATE = "Tell me about {name} Corporation."
 VARIANTS = ("base", "finetuned")
@@ -467,15 +468,9 @@ def generate_planned(
 
 
 def compute_metrics_if_available(store, sweep_id: int) -> int:
-    """Score the sweep's new generations (engine.metrics); a missing metrics module is not an error."""
+    """Score the sweep's new generations (engine.scoring); a scoring failure is a warning, not an error."""
     try:
-        from engine import metrics
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.metrics":
-            raise
-        return 0
-    try:
-        return int(metrics.compute_missing(store, sweep_id))
+        return int(compute_missing(store, sweep_id))
     except Exception as exc:  # scoring must never lose a finished sweep
         print(f"warning: metrics for sweep {sweep_id} failed: {exc}", file=sys.stderr)
         return 0
