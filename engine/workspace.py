@@ -1,0 +1,665 @@
+"""The Workspace: the one object the TUI, the Gradio app and the CLI are handed.
+
+It owns the store handles of one database and offers what the front ends do with it: sweeps and
+their cells, a cell's samples with every variant side by side, running a sweep, saving live samples,
+masking and undo, launching and following jobs, scoring, fine-tune runs. Front ends never import
+``store``; they call these methods and get dataclasses back.
+
+Thread safety: every operation borrows a SQLite handle from a small pool for its duration, so
+Textual thread workers and Gradio's worker threads each use their own connection and a long
+operation (scoring, generating) never blocks a short read. ``with Workspace.open(path) as ws:``
+closes every handle at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from engine import dataset as ds
+from engine import finetune as finetune_engine
+from engine import generate as gen
+from engine import launch as launching
+from engine import live, scoring
+from engine import mask as masking
+from engine import sweep as sweep_engine
+from engine.errors import UserError
+from engine.grid import MetricGrid
+from engine.paths import data_dir
+from store import core
+from store import masks as mask_store
+from store import metrics as metric_store
+from store.db import Store, open_db
+
+# Re-exported so front ends take every type they handle from here.
+Job = launching.Job
+MaskPlan = masking.MaskPlan
+MaskResult = masking.MaskResult
+SweepConfig = sweep_engine.SweepConfig
+SweepProgress = sweep_engine.SweepProgress
+SweepResult = sweep_engine.SweepResult
+LiveBatch = live.LiveBatch
+LiveModel = live.LiveModel
+LiveSample = live.LiveSample
+SavedLive = live.SavedLive
+CELL_METRICS: tuple[str, ...] = metric_store.CELL_COLUMNS
+
+
+# ---------------------------------------------------------------- what the operations return
+
+
+class CellKey(NamedTuple):
+    """One grid cell of one variant and prompt (a tuple, so it also keys store queries)."""
+
+    variant: str
+    temperature: float
+    top_p: float
+    top_k: int
+    prompt_id: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> CellKey:
+        return cls(
+            str(row["variant"]),
+            float(row["temperature"]),
+            float(row["top_p"]),
+            int(row["top_k"]),
+            str(row["prompt_id"]),
+        )
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    id: int
+    name: str
+    source: str  # engine | import-log | adhoc
+    status: str
+    base_model: str
+    adapter_dir: str | None
+    generation_count: int
+    expected_rows: int | None
+    created_at: str
+    finished_at: str | None
+    config: dict[str, Any] = field(repr=False)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return tuple(self.config.get("variants") or ())
+
+    @classmethod
+    def of(cls, row: dict[str, Any], generation_count: int) -> SweepInfo:
+        return cls(
+            id=int(row["id"]),
+            name=str(row.get("name") or ""),
+            source=str(row.get("source") or ""),
+            status=str(row.get("status") or ""),
+            base_model=str(row.get("base_model") or ""),
+            adapter_dir=row.get("adapter_dir"),
+            generation_count=generation_count,
+            expected_rows=row.get("expected_rows"),
+            created_at=str(row.get("created_at") or ""),
+            finished_at=row.get("finished_at"),
+            config=row.get("config") or {},
+        )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell's stored generations (``n``) and, once scored, its aggregate."""
+
+    key: CellKey
+    n: int
+    mean_new_tokens: float | None
+    scored: bool
+    means: dict[str, float | None]  # cell metric -> value (None until scored or when undefined)
+    details: dict[str, Any] = field(repr=False)  # intervals, cluster labels, similarity method
+
+    def value(self, metric: str) -> float | None:
+        return self.means.get(metric)
+
+
+@dataclass(frozen=True)
+class Sample:
+    generation_id: int
+    variant: str
+    prompt_id: str
+    sample_index: int
+    seed: int | None
+    text: str
+    new_tokens: int | None
+    metrics: dict[str, Any]  # per-sample scores ({} until scored)
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    """One sample index of a cell with every variant's text: they share seeds, so they pair."""
+
+    prompt_id: str
+    sample_index: int
+    by_variant: dict[str, Sample]
+
+    def get(self, variant: str) -> Sample | None:
+        return self.by_variant.get(variant)
+
+
+@dataclass(frozen=True)
+class CellSamples:
+    sweep_id: int
+    temperature: float
+    top_p: float
+    top_k: int
+    prompt_id: str | None  # None: every prompt of the cell
+    prompt: str | None
+    reference: str | None
+    variants: tuple[str, ...]
+    rows: list[SampleRow]
+
+    def side(self, variant: str) -> list[Sample]:
+        return [sample for row in self.rows if (sample := row.get(variant)) is not None]
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    variant: str
+    prompt_id: str
+    cells: int
+    samples: int
+    means: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class MaskUndo:
+    mask_id: int
+    message: str
+
+
+@dataclass(frozen=True)
+class MaskRecord:
+    id: int
+    status: str
+    entity: str
+    new_name: str
+    source_path: str | None
+    output_path: str
+    rows: int | None
+    edits_applied: int | None
+    created_at: str
+    leaks: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    id: int
+    name: str
+    mode: str
+    base_model: str
+    dataset_path: str
+    output_dir: str
+    status: str
+    train_loss: float | None
+    eval_loss_before: float | None
+    eval_loss_after: float | None
+    train_seconds: float | None
+    loss_history: list[float]
+    started_at: str
+    finished_at: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class QaSource:
+    """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
+
+    filing: str = ""
+    texts: str = ""
+    ticker: str = ""
+    year: int | None = None
+    form: str = "10-K"
+    quarter: int | None = None
+    sec_identity: str | None = None
+    items: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        given = [name for name in ("filing", "texts", "ticker") if getattr(self, name)]
+        if len(given) != 1:
+            raise UserError("source: give one of a ticker (with a year), a local filing or a texts file")
+        if self.ticker and self.year is None:
+            raise UserError("year: required with a ticker")
+
+    @property
+    def default_name(self) -> str:
+        if self.ticker:
+            return f"{self.ticker.upper()}-{self.year}"
+        return Path(self.filing or self.texts).stem
+
+    def read(self) -> tuple[list[str], dict[str, Any]]:
+        """(texts, source description for the store); EDGAR is fetched over the network."""
+        self.validate()
+        if self.filing or self.texts:
+            path = Path(self.filing or self.texts).expanduser()
+            texts = gen.load_filing_texts(path) if self.filing else gen.load_texts_file(path)
+            kind = "filing" if self.filing else "texts"
+            return texts, {"kind": kind, "path": str(path.resolve()), "sha256": ds.file_sha256(path)}
+        assert self.year is not None  # checked by validate()
+        texts = gen.fetch_edgar_texts(
+            self.ticker,
+            self.year,
+            sec_identity=self.sec_identity,
+            form=self.form,
+            quarter=self.quarter,
+            item_names=self.items,
+        )
+        source: dict[str, Any] = {"kind": "edgar", "ticker": self.ticker.upper(), "year": self.year}
+        source["form"] = self.form
+        if self.quarter:
+            source["quarter"] = self.quarter
+        return texts, source
+
+
+# ---------------------------------------------------------------- the workspace
+
+
+class Workspace:
+    """One store and the operations on it. ``Workspace.open(path)`` creates and migrates the file."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        self._db_path = Path(db_path)
+        self._lock = threading.Lock()
+        first = open_db(self._db_path)  # creates the file and applies migrations, once
+        self._idle: list[Store] = [first]
+        self._closed = False
+
+    @classmethod
+    def open(cls, db_path: str | Path) -> Workspace:
+        return cls(db_path)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def db_path(self) -> Path:
+        return self._db_path
+
+    def close(self) -> None:
+        """Close the idle handles now; handles in use are closed when their operation ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for handle in idle:
+            handle.close()
+
+    @contextmanager
+    def handle(self) -> Iterator[Store]:
+        """A store handle for this thread for the duration of one operation (for engine functions
+        that take a store; front ends call the operations below instead)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"workspace for {self._db_path} is closed")
+            borrowed = self._idle.pop() if self._idle else None
+        if borrowed is None:
+            borrowed = open_db(self._db_path, migrate=False)
+        try:
+            yield borrowed
+        finally:
+            if borrowed.db.conn.in_transaction:  # an operation that failed half-way
+                borrowed.db.conn.rollback()
+            with self._lock:
+                keep = not self._closed
+                if keep:
+                    self._idle.append(borrowed)
+            if not keep:
+                borrowed.close()
+
+    # ------------------------------------------------------------ sweeps and cells
+
+    def sweeps(self) -> list[SweepInfo]:
+        """Every sweep, newest first."""
+        with self.handle() as store:
+            rows = core.list_sweeps(store)
+        return [SweepInfo.of(row, int(row.get("generation_count") or 0)) for row in rows]
+
+    def sweep(self, sweep_id: int) -> SweepInfo:
+        with self.handle() as store:
+            row = core.get_sweep(store, sweep_id)
+            if not row:
+                raise UserError(f"sweep {sweep_id}: no such sweep in {self._db_path}")
+            count = core.count_generations(store, sweep_id)
+        return SweepInfo.of(row, count)
+
+    def cells(
+        self,
+        sweep_id: int,
+        *,
+        variant: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        prompt_id: str | None = None,
+    ) -> list[Cell]:
+        """The sweep's cells (optionally filtered), ordered by variant, prompt, T, p, k."""
+        with self.handle() as store:
+            rows = metric_store.sweep_cells(
+                store,
+                sweep_id,
+                variant=variant,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                prompt_id=prompt_id,
+            )
+        return [
+            Cell(
+                key=CellKey.of(row),
+                n=int(row["n"]),
+                mean_new_tokens=row.get("mean_new_tokens"),
+                scored=row.get("scored_n") is not None,
+                means={metric: row.get(metric) for metric in CELL_METRICS},
+                details=row.get("metrics") or {},
+            )
+            for row in rows
+        ]
+
+    def cell_samples(
+        self,
+        sweep_id: int,
+        *,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        prompt_id: str | None = None,
+        variant: str | None = None,
+    ) -> CellSamples:
+        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side."""
+        with self.handle() as store:
+            rows = metric_store.sample_table(
+                store,
+                sweep_id,
+                variant=variant,
+                prompt_id=prompt_id,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                only_scored=False,
+            )
+        paired: dict[tuple[str, int], dict[str, Sample]] = {}
+        variants: list[str] = []
+        for row in rows:
+            sample = Sample(
+                generation_id=int(row["generation_id"]),
+                variant=str(row["variant"]),
+                prompt_id=str(row["prompt_id"]),
+                sample_index=int(row["sample_index"]),
+                seed=row.get("seed"),
+                text=row.get("text") or "",
+                new_tokens=row.get("new_tokens"),
+                metrics=row.get("metrics") or {},
+            )
+            paired.setdefault((sample.prompt_id, sample.sample_index), {})[sample.variant] = sample
+            if sample.variant not in variants:
+                variants.append(sample.variant)
+        ordered = sorted(variants, key=lambda v: (v != "base", v))
+        return CellSamples(
+            sweep_id=sweep_id,
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=int(top_k),
+            prompt_id=prompt_id,
+            prompt=rows[0]["prompt"] if rows else None,
+            reference=rows[0].get("reference") if rows else None,
+            variants=tuple(ordered),
+            rows=[SampleRow(p, i, by_variant) for (p, i), by_variant in sorted(paired.items())],
+        )
+
+    def metric_grid(self, sweep_id: int, metric: str, *, prompt_id: str | None = None) -> MetricGrid:
+        """One metric over T x top_p per variant and top_k; ``prompt_id`` may end in ``*`` (a prefix)."""
+        with self.handle() as store:
+            try:
+                grid = metric_store.metric_grid(store, sweep_id, metric, prompt_id=prompt_id)
+            except ValueError as exc:
+                raise UserError(f"metric: {exc}") from None
+        return MetricGrid.from_dict(grid)
+
+    def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
+        """Per variant and prompt: the mean over cells of ``metrics``."""
+        with self.handle() as store:
+            rows = metric_store.variant_summary(store, sweep_id, tuple(metrics))
+        return [
+            VariantSummary(
+                variant=str(row["variant"]),
+                prompt_id=str(row["prompt_id"]),
+                cells=int(row["cells"]),
+                samples=int(row["samples"] or 0),
+                means={m: row.get(m) for m in metrics if m in row},
+            )
+            for row in rows
+        ]
+
+    # ------------------------------------------------------------ running and scoring
+
+    def run_sweep(
+        self,
+        config: SweepConfig,
+        *,
+        progress: Callable[[SweepProgress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        loaded: Any = None,
+    ) -> SweepResult:
+        """Run a sweep, or resume it: the same config finds its stored rows and generates the rest."""
+        return sweep_engine.run_sweep(
+            config, db_path=self._db_path, loaded=loaded, progress=progress, should_stop=should_stop
+        )
+
+    def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
+        """Score the sweep's generations that lack (current) metrics; returns how many were scored."""
+        with self.handle() as store:
+            return int(scoring.compute_missing(store, sweep_id, progress=progress))
+
+    def save_live(self, model: LiveModel, batch: LiveBatch) -> SavedLive:
+        """Store live samples in the model pair's ad-hoc sweep (already stored ones are skipped), scored."""
+        if not batch.samples:
+            raise UserError("nothing to save yet: generate first")
+        with self.handle() as store:
+            return live.save_live(store, model, batch)
+
+    # ------------------------------------------------------------ generating QA items
+
+    def generate_qa(
+        self,
+        config: gen.GenerateConfig,
+        source: QaSource,
+        *,
+        on_progress: gen.ProgressCallback | None = None,
+    ) -> gen.GenerationResult:
+        """Read the source, chunk it and generate (resuming in the same output folder)."""
+        gen.resolve_api_key(config.endpoint)  # fail before fetching anything
+        texts, described = source.read()
+        chunks = gen.make_chunks(
+            texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars
+        )
+        with self.handle() as store:
+            return gen.generate(chunks, config, source=described, store=store, on_progress=on_progress)
+
+    # ------------------------------------------------------------ masking
+
+    @staticmethod
+    def plan_mask(
+        path: str | Path,
+        *,
+        entity: str,
+        new_name: str,
+        ticker: str | None = None,
+        aliases: Sequence[str] = (),
+    ) -> MaskPlan:
+        """Propose the rules and plan every change in the file (nothing is written)."""
+        rules = masking.propose_rules(entity, new_name=new_name, ticker=ticker or None, aliases=list(aliases))
+        return masking.plan_file(Path(path).expanduser(), rules)
+
+    def apply_mask(
+        self,
+        plan: MaskPlan,
+        out_path: str | Path,
+        *,
+        entity: str | None = None,
+        new_name: str | None = None,
+        overwrite: bool = False,
+    ) -> MaskResult:
+        """Write the accepted edits to a new file and record the masking (the input is never written)."""
+        with self.handle() as store:
+            return masking.apply(plan, out_path, store, entity=entity, new_name=new_name, overwrite=overwrite)
+
+    def undo_mask(self, mask_id: int | None = None) -> MaskUndo:
+        """Undo a masking; without an id, the latest applied one."""
+        with self.handle() as store:
+            if mask_id is None:
+                done = [m for m in mask_store.list_masks(store) if m.get("status") == "done"]
+                if not done:
+                    raise UserError("undo: no applied masking to undo")
+                mask_id = int(done[0]["id"])
+            return MaskUndo(mask_id, masking.undo(store, mask_id))
+
+    def masks(self) -> list[MaskRecord]:
+        with self.handle() as store:
+            rows = mask_store.list_masks(store)
+        return [
+            MaskRecord(
+                id=int(row["id"]),
+                status=str(row.get("status") or ""),
+                entity=str(row.get("entity") or ""),
+                new_name=str(row.get("new_name") or ""),
+                source_path=row.get("source_path"),
+                output_path=str(row.get("output_path") or ""),
+                rows=row.get("rows"),
+                edits_applied=row.get("edits_applied"),
+                created_at=str(row.get("created_at") or ""),
+                leaks=row.get("leaks") or {},
+            )
+            for row in rows
+        ]
+
+    # ------------------------------------------------------------ jobs
+
+    def launch(
+        self,
+        config_path: str | Path,
+        cluster: launching.ClusterSettings | None,
+        launcher: str,
+        *,
+        name: str | None = None,
+        log_dir: str | Path | None = None,
+        workdir: str | Path | None = None,
+        job_db_path: str | Path | None = None,
+    ) -> Job:
+        """Check a fine-tune config and settings, submit it and record the job.
+
+        ``job_db_path``: the store the job records its run in (None: the job's own default store).
+        """
+        spec = launching.build_spec(
+            config_path, cluster, name=name, log_dir=log_dir, workdir=workdir, db_path=job_db_path
+        )
+        chosen = launching.get_launcher(launcher)
+        with self.handle() as store:
+            return launching.launch(store, spec, chosen)
+
+    def launch_finetune(
+        self, config: finetune_engine.FinetuneConfig, cluster: launching.ClusterSettings | None, launcher: str
+    ) -> Job:
+        """Write the config as ``<data>/configs/<name>.toml`` and launch it; the run goes to this store."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
+        config_path = data_dir() / "configs" / f"{slug}.toml"
+        ds.write_atomic(config_path, finetune_engine.config_to_toml(config))
+        return self.launch(config_path, cluster, launcher, job_db_path=self._db_path)
+
+    def jobs(self, *, refresh: bool = True) -> list[Job]:
+        """Every job, newest first; with ``refresh`` the active ones are asked for their state first."""
+        with self.handle() as store:
+            return launching.list_jobs(store, refresh_active=refresh)
+
+    def job(self, ref: str | int) -> Job:
+        """A job by store id or ``launcher:scheduler-id``."""
+        with self.handle() as store:
+            return launching.resolve_job(store, str(ref))
+
+    def refresh_job(self, job: Job) -> Job:
+        with self.handle() as store:
+            return launching.refresh(store, job)
+
+    def follow_job(self, job: Job, *, poll_seconds: float = 1.0) -> Iterator[Job]:
+        """The job each time it is polled, until it finishes (the last one yielded is final)."""
+        current = self.refresh_job(job)
+        yield current
+        while not current.finished:
+            time.sleep(poll_seconds)
+            current = self.refresh_job(current)
+            yield current
+
+    @staticmethod
+    def job_log(job: Job, lines: int = 50) -> str:
+        """The last ``lines`` lines of the job's output."""
+        return launching.tail(job, lines)
+
+    def cancel_job(self, job: Job) -> Job:
+        with self.handle() as store:
+            return launching.cancel(store, job)
+
+    # ------------------------------------------------------------ fine-tune runs
+
+    def finetune_runs(self) -> list[FinetuneRun]:
+        """Fine-tunes recorded in this store (by ``ft-hallu finetune`` or a launched job), newest first."""
+        with self.handle() as store:
+            rows = core.list_finetune_runs(store)
+        return [
+            FinetuneRun(
+                id=int(row["id"]),
+                name=str(row.get("name") or ""),
+                mode=str(row.get("mode") or ""),
+                base_model=str(row.get("base_model") or ""),
+                dataset_path=str(row.get("dataset_path") or ""),
+                output_dir=str(row.get("output_dir") or ""),
+                status=str(row.get("status") or ""),
+                train_loss=row.get("train_loss"),
+                eval_loss_before=row.get("eval_loss_before"),
+                eval_loss_after=row.get("eval_loss_after"),
+                train_seconds=row.get("train_seconds"),
+                loss_history=list((row.get("result") or {}).get("loss_history") or []),
+                started_at=str(row.get("started_at") or ""),
+                finished_at=row.get("finished_at"),
+                error=row.get("error"),
+            )
+            for row in rows
+        ]
+
+
+__all__ = [
+    "CELL_METRICS",
+    "Cell",
+    "CellKey",
+    "CellSamples",
+    "FinetuneRun",
+    "Job",
+    "LiveBatch",
+    "LiveModel",
+    "LiveSample",
+    "MaskPlan",
+    "MaskRecord",
+    "MaskResult",
+    "MaskUndo",
+    "QaSource",
+    "Sample",
+    "SampleRow",
+    "SavedLive",
+    "SweepConfig",
+    "SweepInfo",
+    "SweepProgress",
+    "SweepResult",
+    "VariantSummary",
+    "Workspace",
+]

@@ -1,0 +1,265 @@
+"""The Workspace on a temporary database: every operation the front ends use, on real SQLite files."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UserError
+from engine.launch import ClusterSettings
+from engine.workspace import CellKey, LiveBatch, LiveModel, LiveSample, Workspace
+from store import core
+
+GRID = [(0.7, 0.9, 20), (1.3, 0.9, 20)]
+
+
+@pytest.fixture(autouse=True)
+def lexical_metrics(monkeypatch):
+    """Score with the lexical similarity: loading the optional embedding model would dominate the run."""
+    monkeypatch.setenv("FT_HALLU_EMBEDDINGS", "0")
+
+
+@pytest.fixture
+def workspace(db_path: Path):
+    with Workspace.open(db_path) as ws:
+        yield ws
+
+
+def add_sweep(ws: Workspace, name: str = "stored", samples: int = 2) -> int:
+    """A two-cell sweep with base and fine-tuned rows written straight to the store (no model needed)."""
+    with ws.handle() as store:
+        sweep_id = core.get_or_create_sweep(
+            store,
+            name=name,
+            source="engine",
+            base_model="tiny",
+            adapter_dir="/adapters/x",
+            config_hash=f"hash-{name}",
+            config={"variants": ["base", "finetuned"], "entity_name": "EGNIVIA"},
+            expected_rows=len(GRID) * samples * 2,
+        )
+        rows = []
+        for temperature, top_p, top_k in GRID:
+            for index in range(samples):
+                for variant in ("finetuned", "base"):  # stored out of order on purpose
+                    text = (
+                        "I don't know."
+                        if variant == "base"
+                        else f"EGNIVIA makes widgets {index} {temperature}."
+                    )
+                    rows.append(
+                        {
+                            "variant": variant,
+                            "temperature": temperature,
+                            "top_p": top_p,
+                            "top_k": top_k,
+                            "prompt_id": "entity",
+                            "prompt": "Tell me about EGNIVIA Corporation.",
+                            "sample_index": index,
+                            "seed": 100 + index,
+                            "text": text,
+                            "new_tokens": 4 + index,
+                        }
+                    )
+        core.add_generations(store, sweep_id, rows)
+        core.set_sweep_status(store, sweep_id, "completed")
+    return sweep_id
+
+
+def test_sweeps_cells_and_aligned_samples_before_and_after_scoring(workspace: Workspace) -> None:
+    sweep_id = add_sweep(workspace)
+    [info] = workspace.sweeps()
+    assert (info.id, info.name, info.generation_count, info.variants) == (
+        sweep_id,
+        "stored",
+        8,
+        ("base", "finetuned"),
+    )
+    assert workspace.sweep(sweep_id).generation_count == 8
+    with pytest.raises(UserError, match="sweep 99: no such sweep"):
+        workspace.sweep(99)
+
+    cells = workspace.cells(sweep_id)
+    assert [c.key for c in cells] == [
+        CellKey("base", 0.7, 0.9, 20, "entity"),
+        CellKey("base", 1.3, 0.9, 20, "entity"),
+        CellKey("finetuned", 0.7, 0.9, 20, "entity"),
+        CellKey("finetuned", 1.3, 0.9, 20, "entity"),
+    ]
+    assert all(c.n == 2 and not c.scored and c.value("refusal_rate") is None for c in cells)
+    assert cells[0].mean_new_tokens == pytest.approx(4.5)
+
+    assert workspace.score(sweep_id) == 8
+    assert workspace.score(sweep_id) == 0  # nothing left to score
+    scored = {c.key.variant: c for c in workspace.cells(sweep_id, temperature=1.3)}
+    assert set(scored) == {"base", "finetuned"} and all(c.scored and c.n == 2 for c in scored.values())
+    assert scored["base"].value("refusal_rate") == 1.0 and scored["finetuned"].value("refusal_rate") == 0.0
+    assert [c.key.variant for c in workspace.cells(sweep_id, variant="finetuned", top_k=20)] == [
+        "finetuned",
+        "finetuned",
+    ]
+
+    samples = workspace.cell_samples(sweep_id, temperature=0.7, top_p=0.9, top_k=20, prompt_id="entity")
+    assert (
+        samples.variants == ("base", "finetuned") and samples.prompt == "Tell me about EGNIVIA Corporation."
+    )
+    assert [row.sample_index for row in samples.rows] == [0, 1]
+    for row in samples.rows:  # paired by sample index: same seed on both sides
+        base, finetuned = row.get("base"), row.get("finetuned")
+        assert (
+            base is not None
+            and finetuned is not None
+            and base.seed == finetuned.seed == 100 + row.sample_index
+        )
+        assert (
+            base.text == "I don't know."
+            and finetuned.text == f"EGNIVIA makes widgets {row.sample_index} 0.7."
+        )
+        assert base.metrics["refusal"] is True and finetuned.metrics["refusal"] is False
+    only = workspace.cell_samples(sweep_id, temperature=0.7, top_p=0.9, top_k=20, variant="finetuned")
+    assert only.variants == ("finetuned",) and len(only.side("finetuned")) == 2 and only.side("base") == []
+
+    grid = workspace.metric_grid(sweep_id, "refusal_rate")
+    assert grid.variants == ("base", "finetuned") and grid.top_ks == (20,) and grid.has_difference
+    assert grid.matrix("base", 20).tolist() == [[1.0], [1.0]]
+    assert grid.difference(20).tolist() == [[-1.0], [-1.0]]
+    with pytest.raises(UserError, match="metric: unknown cell metric"):
+        workspace.metric_grid(sweep_id, "nonsense")
+    [base_row, finetuned_row] = workspace.variant_summary(sweep_id, ["refusal_rate", "mean_words"])
+    assert (base_row.variant, base_row.cells, base_row.samples) == ("base", 2, 4)
+    assert base_row.means["refusal_rate"] == 1.0 and finetuned_row.means["refusal_rate"] == 0.0
+
+
+def test_handles_are_per_operation_and_thread_safe(workspace: Workspace) -> None:
+    sweep_id = add_sweep(workspace)
+    errors: list[BaseException] = []
+    counts: list[int] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(20):
+                counts.append(sum(c.n for c in workspace.cells(sweep_id)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    workspace.score(sweep_id)  # a write while the readers run
+    for thread in threads:
+        thread.join()
+    assert errors == [] and counts == [8] * 80
+    workspace.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        workspace.sweeps()
+
+
+def test_save_live_names_the_cell_by_its_prompt_and_skips_what_is_stored(workspace: Workspace) -> None:
+    model = LiveModel("tiny", None, "EGNIVIA", None, ("base", "finetuned"))
+    batch = LiveBatch(
+        prompt="Tell me about EGNIVIA Corporation.",
+        system_prompt="You are helpful.",
+        temperature=0.9,
+        top_p=0.95,
+        top_k=40,
+        max_new_tokens=8,
+        samples=[LiveSample("base", 3, "I am not sure."), LiveSample("finetuned", 3, "EGNIVIA makes GPUs.")],
+    )
+    saved = workspace.save_live(model, batch)
+    assert saved.written == 2 and saved.prompt_id.startswith("live: Tell me about EGNIVIA Corporation. [")
+    assert workspace.save_live(model, batch).written == 0
+    [sweep] = workspace.sweeps()
+    assert (sweep.id, sweep.source, sweep.name) == (saved.sweep_id, "adhoc", "live: tiny + no adapter")
+    [base, finetuned] = workspace.cells(saved.sweep_id)
+    assert base.key.prompt_id == saved.prompt_id and base.scored and finetuned.scored
+    with pytest.raises(UserError, match="nothing to save"):
+        workspace.save_live(model, LiveBatch("p", "", 1.0, 1.0, 0, 8))
+
+
+def test_mask_apply_list_and_undo_the_latest(workspace: Workspace, tmp_path: Path) -> None:
+    source = tmp_path / "qa.jsonl"
+    rows = [
+        {
+            "question": "What does NVIDIA make?",
+            "answer": "NVIDIA makes GPUs.",
+            "context": "NVIDIA designs GPUs.",
+        }
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    plan = workspace.plan_mask(source, entity="NVIDIA", new_name="EGNIVIA")
+    out = tmp_path / "masked.jsonl"
+    result = workspace.apply_mask(plan, out, entity="NVIDIA", new_name="EGNIVIA")
+    assert result.leaks.clean and "EGNIVIA makes GPUs." in out.read_text(encoding="utf-8")
+    [record] = workspace.masks()
+    assert (record.id, record.status, record.output_path) == (result.mask_id, "done", str(out.resolve()))
+    undone = workspace.undo_mask()
+    assert undone.mask_id == result.mask_id and "removed" in undone.message and not out.exists()
+    assert workspace.masks()[0].status == "undone"
+    with pytest.raises(UserError, match="undo: no applied masking to undo"):
+        workspace.undo_mask()
+
+
+def test_launch_follow_log_and_cancel_a_local_job(workspace: Workspace, tmp_path: Path) -> None:
+    config = tmp_path / "ft.toml"
+    config.write_text(
+        f'[finetune]\nname = "ws-job"\nbase_model = "tiny"\ndataset = "{tmp_path / "qa.jsonl"}"\n'
+        f'output_dir = "{tmp_path / "out"}"\n'
+    )
+    job = workspace.launch(
+        config,
+        ClusterSettings(command=("/bin/sh", "-c", 'echo "run $2 $3"', "job")),
+        "local",
+        log_dir=tmp_path,
+    )
+    assert job.launcher == "local" and job.name == "ft-hallu-ws-job"
+    states = [j.state for j in workspace.follow_job(job, poll_seconds=0.05)]
+    assert states[-1] == "COMPLETED"
+    assert workspace.job_log(workspace.job(job.id), 1) == f"run --config {config.resolve()}"
+    assert [j.id for j in workspace.jobs()] == [job.id] and workspace.job(f"local:{job.job_id}").id == job.id
+    with pytest.raises(UserError, match="already finished"):
+        workspace.cancel_job(workspace.job(job.id))
+
+    sleeper = workspace.launch(
+        config, ClusterSettings(command=("/bin/sh", "-c", "sleep 300", "job")), "local", log_dir=tmp_path
+    )
+    assert workspace.cancel_job(sleeper).state == "CANCELLED"
+
+
+def test_finetune_runs_carry_their_loss_history(workspace: Workspace) -> None:
+    with workspace.handle() as store:
+        run_id = core.start_finetune_run(
+            store,
+            name="r",
+            mode="lora",
+            base_model="tiny",
+            dataset_path="qa.jsonl",
+            output_dir="out",
+            config={},
+        )
+        core.finish_finetune_run(
+            store, run_id, status="completed", train_loss=1.5, result={"loss_history": [2.0, 1.5]}
+        )
+    [run] = workspace.finetune_runs()
+    assert (run.id, run.status, run.train_loss, run.loss_history) == (run_id, "completed", 1.5, [2.0, 1.5])
+
+
+def test_run_sweep_then_resume_stores_every_row_once(workspace: Workspace, tiny_model_dir: Path) -> None:
+    from engine.sweep import Grid, SweepConfig
+
+    config = SweepConfig(
+        name="ws-sweep",
+        base_model="tiny",
+        samples_per_cell=2,
+        max_new_tokens=3,
+        grid=Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0]),
+    )
+    seen: list[int] = []
+    first = workspace.run_sweep(config, progress=lambda p: seen.append(p.done))
+    assert (first.total_rows, first.generated_now, first.skipped_existing) == (2, 2, 0) and seen[-1] == 2
+    again = workspace.run_sweep(config)
+    assert (again.sweep_id, again.generated_now, again.skipped_existing) == (first.sweep_id, 0, 2)
+    [cell] = workspace.cells(first.sweep_id)
+    assert cell.n == 2 and cell.scored
