@@ -35,7 +35,7 @@ def print_progress(progress: SweepProgress) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = {}
+    overrides, labels = {}, {}
     for attr, key in (
         ("samples", "samples_per_cell"),
         ("adapter", "adapter"),
@@ -45,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
         value = getattr(args, attr)
         if value is not None:
             overrides[key] = value
-    config = load_sweep_config(args.config, overrides)
+            labels[key] = "--" + attr.replace("_", "-")
+    config = load_sweep_config(args.config, overrides, labels)
     result = run_sweep(config, db_path=db_path_from(args), progress=print_progress)
     print(
         f"sweep {result.sweep_id}: {result.generated_now} new rows, {result.skipped_existing} already stored, "

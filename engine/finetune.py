@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
-from engine.configfile import read_toml
+from engine.configfile import check_values, load_dataclass, read_toml, setting
 from engine.errors import UserError
 from engine.models import (
     DeviceInfo,
@@ -34,38 +34,38 @@ MODES = ("lora", "qlora", "full")
 
 @dataclass
 class FinetuneConfig:
-    name: str = "finetune"
-    base_model: str = "microsoft/Phi-3.5-mini-instruct"  # or a local folder, or "tiny" (offline)
-    dataset: str = ""  # QA file (JSON array or JSONL of question/answer/context)
+    name: str = setting("finetune", non_empty=True)
+    base_model: str = setting("microsoft/Phi-3.5-mini-instruct", non_empty=True)  # or a local folder, or "tiny" (offline)
+    dataset: str = setting("", required=True)  # QA file (JSON array or JSONL of question/answer/context)
     output_dir: str = ""  # default: <data folder>/runs/<name>
     overwrite: bool = False
-    mode: str = "lora"  # the original run was "full"
+    mode: str = setting("lora", choices=MODES)  # the original run was "full"
     # LoRA
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_r: int = setting(16, min=1)
+    lora_alpha: int = setting(32, min=1)
+    lora_dropout: float = setting(0.05, min=0, lt=1)
     target_modules: str | list[str] = "all-linear"
     # optimisation (original: 3 epochs, batch 7 x accumulation 4, lr 1e-4 linear, paged_adamw_32bit)
-    epochs: float = 3.0
-    max_steps: int = -1
-    per_device_batch_size: int = 7
-    gradient_accumulation_steps: int = 4
-    learning_rate: float = 1e-4
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.0
+    epochs: float = setting(3.0, gt=0)
+    max_steps: int = setting(-1, min=-1)  # -1 or 0: train for `epochs`
+    per_device_batch_size: int = setting(7, min=1)
+    gradient_accumulation_steps: int = setting(4, min=1)
+    learning_rate: float = setting(1e-4, gt=0)
+    lr_scheduler: str = setting("linear", non_empty=True)
+    warmup_ratio: float = setting(0.0, min=0, lt=1)
     optim: str = "auto"  # auto = paged_adamw_32bit on CUDA (as the original), adamw_torch on CPU
     gradient_checkpointing: bool = True
-    precision: str = "auto"  # auto = bf16 on a GPU that has it, else fp32 (the original loaded fp32)
-    attn_implementation: str = "auto"  # or flash_attention_2 (CUDA + flash-attn only)
+    precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"))  # auto = bf16 on a GPU that has it, else fp32 (the original loaded fp32)
+    attn_implementation: str = setting("auto", choices=("auto", "eager", "sdpa", "flash_attention_2"))  # or flash_attention_2 (CUDA + flash-attn only)
     # data
-    eval_fraction: float = 0.1  # original: first 90% train / last 10% eval (leaky on duplicated files)
+    eval_fraction: float = setting(0.1, min=0, lt=1)  # original: first 90% train / last 10% eval (leaky on duplicated files)
     include_context: bool = True  # original: context as the system turn
     assistant_only_loss: bool = True  # original: loss on all tokens
-    max_length: int = 1024
+    max_length: int = setting(1024, min=1)
     padding_free: bool = False
     packing: bool = False
-    seed: int = 2024
-    logging_steps: int = 10
+    seed: int = setting(2024, min=0, lt=2**32)
+    logging_steps: int = setting(10, min=1)
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -79,9 +79,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     """Read a fine-tune TOML (top-level keys or a [finetune] table); unknown keys are errors."""
     config_path = Path(path)
     values = read_toml(config_path, table="finetune")
+    # Overrides come from the command line: checked on their own so a message names the option.
+    labels = {key: "--" + key.replace("_", "-") for key in overrides or {}}
+    values.update(check_values(FinetuneConfig, overrides or {}, source="command line", labels=labels))
     config = config_from_dict(values, where=str(config_path))
-    if overrides:
-        config = config_from_dict({**dataclasses.asdict(config), **overrides}, where=str(config_path))
     # Relative paths in a config file are relative to that file, so a job can run from anywhere.
     base = config_path.resolve().parent
     if config.dataset and not Path(config.dataset).is_absolute():
@@ -94,29 +95,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
 
 
 def config_from_dict(values: dict[str, Any], *, where: str = "config") -> FinetuneConfig:
-    known = {f.name: f for f in dataclasses.fields(FinetuneConfig)}
-    for key in values:
-        if key not in known:
-            raise UserError(f"{where}: unknown field '{key}' (known: {', '.join(sorted(known))})")
-    defaults = FinetuneConfig()
-    for key, value in values.items():
-        expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            continue
-        if key == "target_modules":
-            if not (
-                isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
-            ):
-                raise UserError(f"{where}: field 'target_modules' must be a string or a list of strings")
-            continue
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise UserError(f"{where}: field '{key}' must be {expected.__name__}, got {type(value).__name__}")
-    config = FinetuneConfig(**values)
-    if config.mode not in MODES:
-        raise UserError(f"{where}: field 'mode' must be one of {', '.join(MODES)}, got {config.mode!r}")
-    if not config.dataset:
-        raise UserError(f"{where}: field 'dataset' is required (a QA JSON/JSONL file)")
-    return config
+    """A checked config from a dict (a TOML table or a form): types, ranges, unknown fields."""
+    return load_dataclass(FinetuneConfig, values, source=where)
 
 
 def config_to_toml(config: FinetuneConfig) -> str:

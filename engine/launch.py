@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.configfile import read_toml
+from engine.configfile import load_dataclass, read_toml, setting, validate_instance
 from engine.dataset import write_atomic
 from engine.errors import UserError
 from engine.paths import data_dir
@@ -74,11 +74,11 @@ class ClusterSettings:
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    gpus: int = 0  # --gres=gpu[:type]:N; 0 asks for none
+    gpus: int = setting(0, min=0)  # --gres=gpu[:type]:N; 0 asks for none
     gpu_type: str | None = None
     time: str | None = None  # Slurm time limit, e.g. "08:00:00" or "1-00:00:00"
     mem: str | None = None  # e.g. "64G"
-    cpus: int | None = None  # --cpus-per-task
+    cpus: int | None = setting(None, min=1)  # --cpus-per-task
     extra_sbatch: tuple[str, ...] = ()  # whole option strings, e.g. "--constraint=a100"
     setup: tuple[str, ...] = ()  # shell lines run before the fine-tune (module load, venv activation)
     command: tuple[str, ...] = ()  # argv that starts ft-hallu on the node; empty: this interpreter
@@ -87,6 +87,7 @@ class ClusterSettings:
 
     def validate(self, source: str = "cluster settings") -> None:
         """Raise UserError naming ``source`` and the field for any value unsafe in a job script."""
+        validate_instance(self, source=source)  # types and ranges, as for a file (forms build these too)
         for name in ("partition", "account", "qos", "gpu_type"):
             value = getattr(self, name)
             if value is not None and not _NAME_RE.match(value):
@@ -115,31 +116,14 @@ class ClusterSettings:
             _check_path(f"{source}: log_dir", self.log_dir)
 
 
-_LIST_FIELDS = ("extra_sbatch", "setup", "command", "keep_env")
-
-
 def load_cluster_settings(path: str | Path) -> ClusterSettings:
     """Read and validate a cluster TOML (see configs/cluster.example.toml)."""
     source = str(path)
     raw = read_toml(path)
-    known = {f for f in ClusterSettings.__dataclass_fields__}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise UserError(f"{source}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
-        if key in _LIST_FIELDS:
-            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-                raise UserError(f"{source}: {key} must be a list of strings")
-            value = tuple(value)
-        elif key in ("gpus", "cpus"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise UserError(f"{source}: {key} must be a whole number")
-        elif not isinstance(value, str):
-            raise UserError(f"{source}: {key} must be a string")
-        elif value == "":
-            value = None
-        values[key] = value
-    settings = ClusterSettings(**values)
+    fields = ClusterSettings.__dataclass_fields__
+    # "" in the file means "not set" for the settings whose default is None (partition, account, ...).
+    values = {k: None if v == "" and k in fields and fields[k].default is None else v for k, v in raw.items()}
+    settings = load_dataclass(ClusterSettings, values, source=source)  # types, ranges, unknown keys
     settings.validate(source)
     return settings
 

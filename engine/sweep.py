@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
-from engine.configfile import read_toml
+from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
 from engine.scoring import compute_missing
@@ -31,9 +31,9 @@ VARIANTS = ("base", "finetuned")
 class Grid:
     """The original run's grid: 4 temperatures x 3 top_p x 3 top_k = 36 cells."""
 
-    temperatures: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
-    top_ps: list[float] = field(default_factory=lambda: [0.2, 0.6, 1.0])
-    top_ks: list[int] = field(default_factory=lambda: [10, 30, 50])
+    temperatures: list[float] = setting(factory=lambda: [0.5, 1.0, 1.5, 2.0], gt=0, min_items=1)
+    top_ps: list[float] = setting(factory=lambda: [0.2, 0.6, 1.0], gt=0, max=1, min_items=1)
+    top_ks: list[int] = setting(factory=lambda: [10, 30, 50], min=0, min_items=1)  # 0 = no top-k
 
     def cells(self) -> list[tuple[float, float, int]]:
         return [
@@ -43,27 +43,27 @@ class Grid:
 
 @dataclass
 class SweepConfig:
-    name: str = "sweep"
-    base_model: str = DEFAULT_BASE_MODEL
+    name: str = setting("sweep", non_empty=True)
+    base_model: str = setting(DEFAULT_BASE_MODEL, non_empty=True)
     adapter: str = ""  # fine-tuned LoRA adapter folder; empty = base only
     # Several fine-tunes against one base: label -> adapter folder, each label a variant of its own.
     adapters: dict[str, str] = field(default_factory=dict)
-    entity_name: str = "EGNIVIA"  # the masked name the prompt asks about
+    entity_name: str = setting("EGNIVIA", non_empty=True)  # the masked name the prompt asks about
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     system_prompt: str = ds.DEFAULT_SYSTEM_PROMPT
     dataset: str = ""  # QA file: held-out questions and the sources used for grounding metrics
-    eval_questions: int = 0  # held-out questions added as extra prompts (from the fine-tune's eval split)
-    eval_fraction: float = 0.1  # must match the fine-tune's split (read from the adapter when present)
-    split_seed: int = 2024
-    samples_per_cell: int = 1
-    max_new_tokens: int = 64
-    min_new_tokens: int = 0
-    seed: int = 2024  # the original run's set_seed(2024)
-    batch_size: int = 0  # rows per generate call; 0 = automatic for the device
+    eval_questions: int = setting(0, min=0)  # held-out questions added as extra prompts (from the fine-tune's eval split)
+    eval_fraction: float = setting(0.1, min=0, lt=1)  # must match the fine-tune's split (read from the adapter when present)
+    split_seed: int = setting(2024, min=0)
+    samples_per_cell: int = setting(1, min=1)
+    max_new_tokens: int = setting(64, min=1)
+    min_new_tokens: int = setting(0, min=0)
+    seed: int = setting(2024, min=0, lt=2**32)  # the original run's set_seed(2024)
+    batch_size: int = setting(0, min=0)  # rows per generate call; 0 = automatic for the device
     # false: batches hold one variant each (base rows run with the adapter disabled), which measured
     # 1.23x faster on CPU than peft's per-row routing; true: base and fine-tuned rows share batches.
     mix_variants: bool = False
-    precision: str = "auto"
+    precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"))
     compute_metrics: bool = True
     grid: Grid = field(default_factory=Grid)
 
@@ -117,10 +117,15 @@ class SweepResult:
     db_path: str
 
 
-def load_sweep_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+def load_sweep_config(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    override_labels: dict[str, str] | None = None,
+) -> SweepConfig:
     config_path = Path(path)
     values = read_toml(config_path, table="sweep")
-    values.update(overrides or {})
+    # Command-line overrides are checked on their own, so a message names the option, not the file.
+    values.update(check_values(SweepConfig, overrides or {}, source="command line", labels=override_labels))
     config = sweep_config_from_dict(values, where=str(config_path))
     base = config_path.resolve().parent
     for name in ("adapter", "dataset"):
@@ -135,43 +140,13 @@ def load_sweep_config(path: str | Path, overrides: dict[str, Any] | None = None)
 
 
 def sweep_config_from_dict(values: dict[str, Any], *, where: str = "config") -> SweepConfig:
-    known = {f.name for f in dataclasses.fields(SweepConfig)}
-    grid_values = values.pop("grid", None) or {}
-    for key in values:
-        if key not in known:
-            raise UserError(f"{where}: unknown field '{key}' (known: {', '.join(sorted(known))})")
-    grid_known = {f.name for f in dataclasses.fields(Grid)}
-    if isinstance(grid_values, Grid):
-        grid = grid_values
-    else:
-        for key in grid_values:
-            if key not in grid_known:
-                raise UserError(
-                    f"{where}: unknown field 'grid.{key}' (known: {', '.join(sorted(grid_known))})"
-                )
-        grid = Grid(**grid_values)
-    config = SweepConfig(**values, grid=grid)
+    config = load_dataclass(SweepConfig, values, source=where)  # types, ranges, unknown fields
     validate(config, where=where)
     return config
 
 
 def validate(config: SweepConfig, *, where: str = "config") -> None:
-    grid = config.grid
-    if not (grid.temperatures and grid.top_ps and grid.top_ks):
-        raise UserError(f"{where}: grid needs at least one temperature, top_p and top_k")
-    for t in grid.temperatures:
-        if not isinstance(t, (int, float)) or t <= 0:
-            raise UserError(f"{where}: grid.temperatures: {t!r} must be a number > 0")
-    for p in grid.top_ps:
-        if not isinstance(p, (int, float)) or not 0 < p <= 1:
-            raise UserError(f"{where}: grid.top_ps: {p!r} must be in (0, 1]")
-    for k in grid.top_ks:
-        if not isinstance(k, int) or k < 0:
-            raise UserError(f"{where}: grid.top_ks: {k!r} must be an integer >= 0 (0 = no top-k)")
-    if config.samples_per_cell < 1:
-        raise UserError(f"{where}: samples_per_cell must be >= 1")
-    if config.max_new_tokens < 1:
-        raise UserError(f"{where}: max_new_tokens must be >= 1")
+    validate_instance(config, source=where)  # the typed checks of engine.configfile, for any config
     if config.eval_questions and not config.dataset:
         raise UserError(f"{where}: eval_questions needs 'dataset' (the QA file the model was tuned on)")
     if "{name}" not in config.prompt_template and config.prompt_template.count("{") > 0:

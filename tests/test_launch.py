@@ -83,8 +83,8 @@ def test_example_cluster_settings_load():
         ('setup = ["module load cuda\\ntouch /tmp/x"]', "setup[0]"),
         ('setup = ["export OPENAI_API_KEY=sk-123"]', "setup[0]"),
         ('log_dir = "/scratch/%u"', "log_dir"),
-        ('partiton = "gpu"', "unknown setting 'partiton'"),
-        ("setup = 'module load x'", "setup must be a list"),
+        ('partiton = "gpu"', "unknown field 'partiton'; did you mean 'partition'?"),
+        ("setup = 'module load x'", "setup = \"module load x\": must be a list of strings"),
     ],
 )
 def test_bad_cluster_settings_name_file_and_field(tmp_path, text, field):

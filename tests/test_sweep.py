@@ -123,7 +123,7 @@ def test_held_out_questions_come_from_the_eval_split(tiny_adapter_dir, sample_da
 
 
 def test_bad_sweep_configs_are_refused(tmp_path, tiny_adapter_dir):
-    with pytest.raises(UserError, match="grid.top_ps: 1.5 must be in"):
+    with pytest.raises(UserError, match=r"grid.top_ps\[0\] = 1.5: must be > 0 and <= 1"):
         sweep.sweep_config_from_dict({"grid": {"top_ps": [1.5]}})
     with pytest.raises(UserError, match="unknown field 'temperature'"):
         sweep.sweep_config_from_dict({"temperature": 1.0})
