@@ -4,52 +4,51 @@ from __future__ import annotations
 
 import argparse
 
+from cli.common import db_path_from
 from engine.errors import UserError
+from engine.importlog import import_log
+from engine.metrics.catalog import CATALOG
+from engine.report import write_report
+from engine.workspace import Workspace
 
 
-def _open(args: argparse.Namespace):
-    from cli.common import db_path_from
-    from store.db import open_db
-
-    return open_db(db_path_from(args))
-
-
-def _require_sweep(store, sweep_id: int) -> None:
-    from engine.importlog import find_sweep
-
-    if not find_sweep(store, sweep_id):
+def _require_sweep(workspace: Workspace, sweep_id: int) -> None:
+    if not any(sweep.id == sweep_id for sweep in workspace.sweeps()):
         raise UserError(f"--sweep {sweep_id}: no such sweep")
 
 
-def _metrics(args: argparse.Namespace) -> int:
-    from engine import metrics as engine_metrics
-    from store import core as store_core
+def _print_catalogue() -> None:
+    """Every metric the project computes, from the catalogue: kind, direction, range, label."""
+    print(f"{'metric':<22} {'kind':<7} {'better':<8} {'range':<12} label")
+    for spec in CATALOG:
+        low, high = spec.range
+        span = f"{low:g}..{'' if high is None else f'{high:g}'}"
+        print(f"{spec.name:<22} {spec.kind:<7} {spec.direction:<8} {span:<12} {spec.label}")
 
-    store = _open(args)
-    try:
+
+def _metrics(args: argparse.Namespace) -> int:
+    if args.list:
+        _print_catalogue()
+        return 0
+    with Workspace.open(db_path_from(args)) as workspace:
         if args.sweep is not None:
-            _require_sweep(store, args.sweep)
+            _require_sweep(workspace, args.sweep)
             sweep_ids = [args.sweep]
         else:
-            sweep_ids = sorted(int(s["id"]) for s in store_core.list_sweeps(store))
+            sweep_ids = sorted(sweep.id for sweep in workspace.sweeps())
         if not sweep_ids:
             print("no sweeps in the store")
             return 0
         for sweep_id in sweep_ids:
-            scored = engine_metrics.compute_missing(store, sweep_id)
+            scored = workspace.score(sweep_id)
             print(f"sweep {sweep_id}: scored {scored} generation(s) (already scored ones kept)")
-    finally:
-        store.close()
     return 0
 
 
 def _import_log(args: argparse.Namespace) -> int:
-    from engine.importlog import import_log
-
     if args.into is not None and args.sweep_name:
         raise UserError("give either --into SWEEP_ID or --sweep-name NAME, not both")
-    store = _open(args)
-    try:
+    with Workspace.open(db_path_from(args)) as workspace, workspace.handle() as store:
         result = import_log(
             store,
             args.file,
@@ -59,8 +58,6 @@ def _import_log(args: argparse.Namespace) -> int:
             entity=args.entity,
             dataset_path=args.dataset,
         )
-    finally:
-        store.close()
     print(
         f"sweep {result.sweep_id}: {result.cells} cell(s) read from {args.file} as {result.variant}, "
         f"{result.added} new generation(s) stored, {result.scored} scored; entity {result.entity or '(none)'}"
@@ -69,14 +66,10 @@ def _import_log(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from engine.report import write_report
-
-    store = _open(args)
-    try:
-        _require_sweep(store, args.sweep)
-        paths = write_report(store, args.sweep, args.out)
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        _require_sweep(workspace, args.sweep)
+        with workspace.handle() as store:
+            paths = write_report(store, args.sweep, args.out)
     print(f"wrote {paths.html}")
     print(f"wrote {paths.markdown}")
     return 0
@@ -89,6 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute per-generation and per-cell metrics for what is missing; scored rows are kept.",
     )
     metrics.add_argument("--sweep", type=int, default=None, help="only this sweep (default: every sweep)")
+    metrics.add_argument(
+        "--list",
+        action="store_true",
+        help="print the metric catalogue (name, kind, direction, range) and exit",
+    )
     metrics.set_defaults(func=_metrics)
 
     importer = subparsers.add_parser(

@@ -89,7 +89,7 @@ def run_demo(
 
 def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """Per variant and prompt: the mean over cells of the summary metrics."""
-    from engine.metrics import SUMMARY_METRICS
+    from engine.metrics.catalog import SUMMARY_METRICS
     from store import metrics as metric_store
     from store import open_db
 
@@ -98,7 +98,7 @@ def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
 
 def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """Per-cell rows for the entity prompt: metric means when scored, else counts and lengths."""
-    from engine.metrics import SUMMARY_METRICS
+    from engine.metrics.catalog import SUMMARY_METRICS
     from store import core, open_db
     from store import metrics as metric_store
 

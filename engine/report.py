@@ -18,46 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from engine import metrics as engine_metrics
+from engine import scoring
 from engine.dataset import write_atomic
+from engine.metrics import catalog
+from store import core as store_core
+from store import metrics as store_metrics
 
-# Shown in this order when the sweep has values for them.
-REPORT_METRICS = (
-    *engine_metrics.SUMMARY_METRICS,
-    "f1_number_aware",
-    "exact_match",
-    "rouge_l",
-    "number_mismatch_rate",
-    "degenerate_rate",
-    "uses_entity_rate",
-    "distinct_2",
-    "mean_similarity",
-    "mean_words",
-)
-RATE_METRICS = {
-    "refusal_rate",
-    "grounding",
-    "conflict_rate",
-    "majority_share",
-    "token_f1",
-    "f1_number_aware",
-    "exact_match",
-    "rouge_l",
-    "number_mismatch_rate",
-    "degenerate_rate",
-    "uses_entity_rate",
-    "distinct_1",
-    "distinct_2",
-}
-TABLE_COLUMNS = (
-    "refusal_rate",
-    "grounding",
-    "conflict_rate",
-    "semantic_entropy",
-    "majority_share",
-    "token_f1",
-    "degenerate_rate",
-    "mean_words",
-)
+# Heatmaps, and the columns of the summary and per-cell tables, in the catalogue's display order.
+REPORT_METRICS = catalog.cell_metrics_shown(catalog.Show.HEATMAP)
+TABLE_COLUMNS = catalog.cell_metrics_shown(catalog.Show.TABLE)
 TOP_SAMPLES = 10
 
 
@@ -89,7 +58,7 @@ class ReportPaths:
 
 
 def _label(metric: str) -> str:
-    return engine_metrics.METRIC_LABELS.get(metric, (metric, "context"))[0]
+    return catalog.metric_label(metric)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -130,14 +99,15 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
     }
     finite = [a[np.isfinite(a)] for a in arrays.values()]
     present = np.concatenate(finite) if finite else np.array([])
-    if metric in RATE_METRICS:
-        vmin, vmax = 0.0, 1.0
+    spec = catalog.cell_metric(metric)
+    if spec.bounded:  # rates, shares, F1: one fixed colour scale, comparable across figures
+        vmin, vmax = spec.range[0], float(spec.range[1])
     else:
         vmin = float(present.min()) if present.size else 0.0
         vmax = float(present.max()) if present.size else 1.0
         if vmax <= vmin:
             vmax = vmin + 1.0
-    direction = engine_metrics.METRIC_LABELS.get(metric, ("", "context"))[1]
+    direction = spec.direction
     cmap_name = {"higher": "RdYlGn", "lower": "RdYlGn_r"}.get(direction, "viridis")
     cmap = matplotlib.colormaps[cmap_name].with_extremes(bad="#dddddd")
     width, height = 2.4 + 2.8 * len(variants), 0.9 + 2.2 * len(top_ks)
@@ -274,11 +244,6 @@ def _divergent(
 
 def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
     """Gather everything the report shows (computing any missing metrics first)."""
-    from store import core as store_core
-    from store import metrics as store_metrics
-
-    from engine import scoring
-
     scoring.compute_missing(store, sweep_id, method=method)
     sweep = store_core.get_sweep(store, sweep_id)
     entity = (sweep.get("config") or {}).get("entity_name")

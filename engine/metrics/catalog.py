@@ -1,51 +1,269 @@
-"""Which metrics exist, how the front ends label them and which direction is better."""
+"""The metric catalogue: every metric declared once, with its label, direction, range and format.
+
+Front ends, the report, the demo and the CLI take their lists and labels from here; the store's
+typed columns arrive through named migrations in store/metrics.py (tests/test_catalog.py holds
+the two together). Definitions and limits are in docs/METRICS.md.
+
+Adding a metric: compute it (a SampleMetrics field in sample.py, or a CellMetrics value in
+cell.py), declare a MetricSpec below, and, when ``stored``, add its column in a new named
+migration of store/metrics.py. A per-sample value averaged per cell is declared twice on purpose:
+once as the sample metric and once as the cell metric with ``mean_of`` naming the sample one.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
 
 # Bump when a definition changes: stored rows with an older version are recomputed.
 METRICS_VERSION = 1
 
-# Per-sample values averaged per cell: cell column name -> sample metrics key.
-CELL_MEANS: dict[str, str] = {
-    "refusal_rate": "refusal",
-    "exact_match": "exact_match",
-    "token_f1": "token_f1",
-    "rouge_l": "rouge_l",
-    "f1_number_aware": "f1_number_aware",
-    "number_mismatch_rate": "number_mismatch",
-    "grounding": "grounding",
-    "conflict_rate": "conflict",
-    "uses_entity_rate": "uses_entity",
-    "degenerate_rate": "degenerate",
-    "mean_words": "n_words",
-}
+MetricKind = Literal["sample", "cell"]
 
-# The few per-cell scores front ends show first (tables, pickers, the demo's summary).
-SUMMARY_METRICS = (
-    "refusal_rate",
-    "grounding",
-    "conflict_rate",
-    "semantic_entropy",
-    "majority_share",
-    "token_f1",
+
+class Show(IntEnum):
+    """How prominently front ends show a metric; each level includes the levels before it."""
+
+    SUMMARY = 1  # the few scores shown first: tables, pickers, the demo's summary
+    TABLE = 2  # also in the report's per-variant and per-cell tables
+    HEATMAP = 3  # also gets a heatmap in the report
+    STORED = 4  # stored and selectable, not shown by default
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: what it is called, how to read it, and where it is shown."""
+
+    name: str  # the key in SampleMetrics/CellMetrics and the store's column name
+    label: str  # what the front ends print
+    kind: MetricKind  # 'sample': one value per generation; 'cell': one per grid cell
+    higher_is_better: bool | None  # None: neither (read it in context)
+    range: tuple[float, float | None] = (0.0, 1.0)  # (low, high); high None when unbounded
+    fmt: str = ".3f"  # format spec for one value
+    description: str = ""
+    column_type: type = float  # the store column's type: int for flags and counts
+    stored: bool = True  # a typed store column (else only inside metrics_json)
+    mean_of: str | None = None  # cell metrics: the sample metric whose mean this is
+    show: Show = Show.STORED
+
+    @property
+    def direction(self) -> str:
+        """'higher', 'lower' or 'context': which way is better, as the front ends say it."""
+        if self.higher_is_better is None:
+            return "context"
+        return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def bounded(self) -> bool:
+        """Both ends of the range are known (rates, shares, F1): plots can use a fixed scale."""
+        return self.range[1] is not None
+
+    def format(self, value: float | None) -> str:
+        """One value as the front ends print it; '–' for a missing value."""
+        if value is None:
+            return "–"
+        return format(int(value) if self.fmt.endswith("d") else value, self.fmt)
+
+
+def _sample(name: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
+    return MetricSpec(name, label, "sample", higher, description=description, **extra)
+
+
+def _cell(name: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
+    return MetricSpec(name, label, "cell", higher, description=description, **extra)
+
+
+# Declaration order is display order (summary metrics first, in the order front ends show them).
+CATALOG: tuple[MetricSpec, ...] = (
+    # ---------------------------------------------------------------- per generation
+    _sample("refusal", "refusal / don't know", None, "a refusal pattern matches", fmt="d", column_type=int),
+    _sample("exact_match", "exact match vs reference", True, "normalised answer equals the reference"),
+    _sample("token_f1", "token F1 vs reference", True, "F1 of normalised token bags (SQuAD)"),
+    _sample("rouge_l", "ROUGE-L vs reference", True, "F1 of the longest common token subsequence"),
+    _sample(
+        "number_mismatch",
+        "wrong figure vs reference",
+        False,
+        "the reference states figures and the answer's are not among them",
+        fmt="d",
+        column_type=int,
+        stored=False,
+    ),
+    _sample(
+        "f1_number_aware", "number-aware F1 vs reference", True, "token F1, 0 when the figures are wrong"
+    ),
+    _sample("grounding", "grounding in sources", True, "share of checked terms found in the sources"),
+    _sample(
+        "conflict",
+        "contradicts the sources",
+        False,
+        "a figure or name the sources state otherwise",
+        fmt="d",
+        column_type=int,
+    ),
+    _sample(
+        "uses_entity",
+        "uses the entity name",
+        None,
+        "the masked entity name appears",
+        fmt="d",
+        column_type=int,
+    ),
+    _sample("degenerate", "degenerate text", False, "empty, looping or gibberish", fmt="d", column_type=int),
+    _sample(
+        "n_words", "length (words)", None, "words in the answer", range=(0.0, None), fmt="d", column_type=int
+    ),
+    # ---------------------------------------------------------------- per cell
+    _cell(
+        "refusal_rate",
+        "refusal / don't-know rate",
+        None,
+        "share of refusals",
+        mean_of="refusal",
+        show=Show.SUMMARY,
+    ),
+    _cell(
+        "grounding", "grounding in sources", True, "mean grounding", mean_of="grounding", show=Show.SUMMARY
+    ),
+    _cell(
+        "conflict_rate",
+        "number/name conflict rate",
+        False,
+        "share of samples contradicting the sources",
+        mean_of="conflict",
+        show=Show.SUMMARY,
+    ),
+    _cell(
+        "semantic_entropy",
+        "semantic entropy (nats)",
+        False,
+        "entropy of the samples over meaning clusters",
+        range=(0.0, None),
+        show=Show.SUMMARY,
+    ),
+    _cell(
+        "majority_share",
+        "majority-answer share",
+        True,
+        "size of the largest meaning cluster / N",
+        show=Show.SUMMARY,
+    ),
+    _cell("token_f1", "token F1 vs reference", True, "mean token F1", mean_of="token_f1", show=Show.SUMMARY),
+    _cell(
+        "f1_number_aware",
+        "number-aware F1 vs reference",
+        True,
+        "mean number-aware F1",
+        mean_of="f1_number_aware",
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "exact_match",
+        "exact match vs reference",
+        True,
+        "mean exact match",
+        mean_of="exact_match",
+        show=Show.HEATMAP,
+    ),
+    _cell("rouge_l", "ROUGE-L vs reference", True, "mean ROUGE-L", mean_of="rouge_l", show=Show.HEATMAP),
+    _cell(
+        "number_mismatch_rate",
+        "wrong-figure rate vs reference",
+        False,
+        "share of answers with wrong figures",
+        mean_of="number_mismatch",
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "degenerate_rate",
+        "degenerate-text rate",
+        False,
+        "share of degenerate samples",
+        mean_of="degenerate",
+        show=Show.TABLE,
+    ),
+    _cell(
+        "uses_entity_rate",
+        "uses the entity name",
+        None,
+        "share of samples naming the entity",
+        mean_of="uses_entity",
+        show=Show.HEATMAP,
+    ),
+    _cell("distinct_1", "distinct-1", None, "unique unigrams / all unigrams over the cell's samples"),
+    _cell(
+        "distinct_2",
+        "distinct-2",
+        None,
+        "unique bigrams / all bigrams over the cell's samples",
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "mean_similarity",
+        "mean pairwise similarity",
+        None,
+        "ROUGE-L F1 or embedding cosine, averaged over pairs",
+        range=(-1.0, 1.0),
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "mean_words",
+        "mean length (words)",
+        None,
+        "mean answer length",
+        range=(0.0, None),
+        fmt=".1f",
+        mean_of="n_words",
+        show=Show.TABLE,
+    ),
+    _cell(
+        "n_clusters",
+        "meaning clusters",
+        None,
+        "number of meaning clusters",
+        range=(1.0, None),
+        fmt="d",
+        column_type=int,
+    ),
 )
 
-# What the front ends show: cell column -> (label, which direction is better).
-METRIC_LABELS: dict[str, tuple[str, str]] = {
-    "refusal_rate": ("refusal / don't-know rate", "context"),
-    "grounding": ("grounding in sources", "higher"),
-    "conflict_rate": ("number/name conflict rate", "lower"),
-    "semantic_entropy": ("semantic entropy (nats)", "lower"),
-    "majority_share": ("majority-answer share", "higher"),
-    "token_f1": ("token F1 vs reference", "higher"),
-    "f1_number_aware": ("number-aware F1 vs reference", "higher"),
-    "exact_match": ("exact match vs reference", "higher"),
-    "rouge_l": ("ROUGE-L vs reference", "higher"),
-    "number_mismatch_rate": ("wrong-figure rate vs reference", "lower"),
-    "uses_entity_rate": ("uses the entity name", "context"),
-    "degenerate_rate": ("degenerate-text rate", "lower"),
-    "distinct_1": ("distinct-1", "context"),
-    "distinct_2": ("distinct-2", "context"),
-    "mean_similarity": ("mean pairwise similarity", "context"),
-    "mean_words": ("mean length (words)", "context"),
-}
+SAMPLE_METRICS: tuple[MetricSpec, ...] = tuple(s for s in CATALOG if s.kind == "sample")
+CELL_METRICS: tuple[MetricSpec, ...] = tuple(s for s in CATALOG if s.kind == "cell")
+_CELL_BY_NAME = {s.name: s for s in CELL_METRICS}
+_SAMPLE_BY_NAME = {s.name: s for s in SAMPLE_METRICS}
+
+
+def cell_metric(name: str) -> MetricSpec:
+    """The per-cell metric called ``name``; KeyError naming the known ones otherwise."""
+    try:
+        return _CELL_BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown cell metric {name!r}; known: {', '.join(_CELL_BY_NAME)}") from None
+
+
+def sample_metric(name: str) -> MetricSpec:
+    """The per-generation metric called ``name``; KeyError naming the known ones otherwise."""
+    try:
+        return _SAMPLE_BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown sample metric {name!r}; known: {', '.join(_SAMPLE_BY_NAME)}") from None
+
+
+def cell_metrics_shown(level: Show) -> tuple[str, ...]:
+    """Names of the cell metrics shown at ``level`` or more prominently, in display order."""
+    return tuple(s.name for s in CELL_METRICS if s.show <= level)
+
+
+def metric_label(name: str) -> str:
+    """A cell metric's label; the name itself for anything the catalogue does not know."""
+    spec = _CELL_BY_NAME.get(name)
+    return spec.label if spec else name
+
+
+# The few per-cell scores front ends show first (tables, pickers, the demo's summary).
+SUMMARY_METRICS: tuple[str, ...] = cell_metrics_shown(Show.SUMMARY)
+# Cell column -> the sample metric averaged into it (score_cell's means).
+CELL_MEANS: dict[str, str] = {s.name: s.mean_of for s in CELL_METRICS if s.mean_of}
+# Cell metric -> (label, 'higher' | 'lower' | 'context'): the older view front ends still read.
+METRIC_LABELS: dict[str, tuple[str, str]] = {s.name: (s.label, s.direction) for s in CELL_METRICS}
