@@ -6,18 +6,19 @@ A dataset is a JSON array or a JSONL file of objects with ``question``, ``answer
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 import statistics
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+
+# Re-exported for callers that predate engine.files.
+from engine.files import file_sha256 as file_sha256
+from engine.files import write_atomic as write_atomic
 
 REQUIRED_FIELDS = ("question", "answer", "context")
 
@@ -254,34 +255,6 @@ def check(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> 
         answer_chars=_length_stats(i.answer for i in items),
         context_chars=_length_stats(i.context for i in items),
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; give the file the mode a plain open() would have had.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def dump_records(records: Sequence[dict[str, Any]], fmt: str) -> str:

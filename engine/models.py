@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.files import atomic_folder
 from engine.paths import bundled_data_dir, models_dir
 
 log = logging.getLogger(__name__)
@@ -157,18 +155,10 @@ def build_offline_model(spec: OfflineModelSpec, out_dir: str | Path, *, dtype: s
         eos_token_id=stop_ids,
         pad_token_id=tokenizer.pad_token_id,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / "ft-hallu-model.json").write_text(json.dumps({"offline_spec": spec.__dict__}, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

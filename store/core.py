@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now, where_equal
+from store.db import Store, decode_json_columns, to_json, utc_now, where_equal
 
 MIGRATIONS = Migrations("ft_hallu.core")
 
@@ -126,7 +126,7 @@ def add_dataset(
 
 
 def list_datasets(store: Store) -> list[dict[str, Any]]:
-    return [_decode(row) for row in store.db["datasets"].rows_where(order_by="id desc")]
+    return [decode_json_columns(row) for row in store.db["datasets"].rows_where(order_by="id desc")]
 
 
 # ---------------------------------------------------------------- fine-tune runs
@@ -186,11 +186,11 @@ def finish_finetune_run(
 
 
 def get_finetune_run(store: Store, run_id: int) -> dict[str, Any]:
-    return _decode(store.db["finetune_runs"].get(run_id))
+    return decode_json_columns(store.db["finetune_runs"].get(run_id))
 
 
 def list_finetune_runs(store: Store) -> list[dict[str, Any]]:
-    return [_decode(row) for row in store.db["finetune_runs"].rows_where(order_by="id desc")]
+    return [decode_json_columns(row) for row in store.db["finetune_runs"].rows_where(order_by="id desc")]
 
 
 # ---------------------------------------------------------------- sweeps
@@ -252,7 +252,7 @@ def set_sweep_status(store: Store, sweep_id: int, status: str) -> None:
 def get_sweep(store: Store, sweep_id: int) -> dict[str, Any]:
     """The sweep row (config decoded), or {} when there is no such sweep."""
     rows = list(store.db["sweeps"].rows_where("id = ?", [sweep_id]))
-    return _decode(rows[0]) if rows else {}
+    return decode_json_columns(rows[0]) if rows else {}
 
 
 def find_sweep(store: Store, sweep_id: int) -> dict[str, Any] | None:
@@ -272,7 +272,7 @@ def list_sweeps(store: Store) -> list[dict[str, Any]]:
         from sweeps left join generations on generations.sweep_id = sweeps.id
         group by sweeps.id order by sweeps.id desc
     """
-    return [_decode(row) for row in store.db.query(sql)]
+    return [decode_json_columns(row) for row in store.db.query(sql)]
 
 
 def done_keys(store: Store, sweep_id: int) -> set[GenerationKey]:
@@ -354,18 +354,8 @@ def iter_generations(
         params,
         order_by="variant, temperature, top_p, top_k, prompt_id, sample_index",
     )
-    return [_decode(row) for row in rows]
+    return [decode_json_columns(row) for row in rows]
 
 
 def count_generations(store: Store, sweep_id: int) -> int:
     return store.db["generations"].count_where("sweep_id = ?", [sweep_id])
-
-
-def _decode(row: dict[str, Any] | None) -> dict[str, Any]:
-    if row is None:
-        return {}
-    decoded = dict(row)
-    for key in list(decoded):
-        if key.endswith("_json"):
-            decoded[key[: -len("_json")]] = from_json(decoded.pop(key), {})
-    return decoded

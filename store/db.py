@@ -6,6 +6,7 @@ import datetime as _dt
 import importlib
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,17 @@ def from_json(text: str | None, default: Any = None) -> Any:
     if text in (None, ""):
         return default
     return json.loads(text)
+
+
+def decode_json_columns(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A row with each ``<name>_json`` column decoded into ``<name>`` ({} when empty); {} for no row."""
+    if row is None:
+        return {}
+    decoded = dict(row)
+    for key in list(decoded):
+        if key.endswith("_json"):
+            decoded[key[: -len("_json")]] = from_json(decoded.pop(key), {})
+    return decoded
 
 
 def where_equal(required: dict[str, Any], optional: dict[str, Any]) -> tuple[str, list[Any]]:

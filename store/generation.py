@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now
+from store.db import Store, decode_json_columns, to_json, utc_now
 
 MIGRATIONS = Migrations("ft_hallu.generation")
 
@@ -139,20 +139,12 @@ def finish_generation_run(
 
 def get_generation_run(store: Store, run_id: int) -> dict[str, Any]:
     row = store.db["generation_runs"].get(run_id)
-    return _decode(dict(row))
+    return decode_json_columns(dict(row))
 
 
 def list_generation_runs(store: Store) -> list[dict[str, Any]]:
-    return [_decode(row) for row in store.db["generation_runs"].rows_where(order_by="id desc")]
+    return [decode_json_columns(row) for row in store.db["generation_runs"].rows_where(order_by="id desc")]
 
 
 def list_generation_chunks(store: Store, run_id: int) -> list[dict[str, Any]]:
     return list(store.db["generation_chunks"].rows_where("run_id = ?", [run_id], order_by="chunk_id"))
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    decoded = dict(row)
-    for key in list(decoded):
-        if key.endswith("_json"):
-            decoded[key[: -len("_json")]] = from_json(decoded.pop(key), {})
-    return decoded

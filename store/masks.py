@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now
+from store.db import Store, decode_json_columns, to_json, utc_now
 
 MIGRATIONS = Migrations("ft_hallu.masks")
 
@@ -117,16 +117,8 @@ def mark_undone(store: Store, mask_id: int) -> None:
 
 def get_mask(store: Store, mask_id: int) -> dict[str, Any]:
     rows = list(store.db["masks"].rows_where("id = ?", [mask_id]))
-    return _decode(rows[0]) if rows else {}
+    return decode_json_columns(rows[0]) if rows else {}
 
 
 def list_masks(store: Store) -> list[dict[str, Any]]:
-    return [_decode(row) for row in store.db["masks"].rows_where(order_by="id desc")]
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    decoded = dict(row)
-    for key in list(decoded):
-        if key.endswith("_json"):
-            decoded[key[: -len("_json")]] = from_json(decoded.pop(key), {})
-    return decoded
+    return [decode_json_columns(row) for row in store.db["masks"].rows_where(order_by="id desc")]

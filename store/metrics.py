@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now, where_equal
+from store.db import Store, decode_json_columns, to_json, utc_now, where_equal
 
 MIGRATIONS = Migrations("ft_hallu.metrics")
 
@@ -236,13 +236,6 @@ def sweeps_missing_metrics(store: Store) -> list[int]:
 # ---------------------------------------------------------------- reads
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    decoded = dict(row)
-    if "metrics_json" in decoded:
-        decoded["metrics"] = from_json(decoded.pop("metrics_json"), {})
-    return decoded
-
-
 def cell_samples(store: Store, sweep_id: int, key: CellKey) -> list[dict[str, Any]]:
     """A cell's generations with their decoded per-sample metrics, in sample order."""
     variant, temperature, top_p, top_k, prompt_id = key
@@ -254,7 +247,7 @@ def cell_samples(store: Store, sweep_id: int, key: CellKey) -> list[dict[str, An
         order by g.sample_index
     """
     params = [sweep_id, variant, float(temperature), float(top_p), int(top_k), prompt_id]
-    return [_decode(row) for row in store.db.query(sql, params)]
+    return [decode_json_columns(row) for row in store.db.query(sql, params)]
 
 
 def sample_table(
@@ -288,7 +281,7 @@ def sample_table(
         where {where}
         order by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, g.sample_index
     """
-    return [_decode(row) for row in store.db.query(sql, params)]
+    return [decode_json_columns(row) for row in store.db.query(sql, params)]
 
 
 def cell_table(
@@ -299,7 +292,7 @@ def cell_table(
     rows = store.db["cell_metrics"].rows_where(
         where, params, order_by="variant, prompt_id, temperature, top_p, top_k"
     )
-    return [_decode(row) for row in rows]
+    return [decode_json_columns(row) for row in rows]
 
 
 def sweep_cells(
@@ -336,7 +329,7 @@ def sweep_cells(
         group by g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id
         order by g.variant, g.prompt_id, g.temperature, g.top_p, g.top_k
     """
-    return [_decode(row) for row in store.db.query(sql, params)]
+    return [decode_json_columns(row) for row in store.db.query(sql, params)]
 
 
 def prompt_ids(store: Store, sweep_id: int) -> list[str]:

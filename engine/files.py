@@ -1,0 +1,119 @@
+"""File helpers every step shares: content hashes, atomic writes, atomic folders, config-relative paths.
+
+A reader never sees a half-written file or folder: content goes to a temporary sibling (same folder,
+so the same file system) and is renamed over the target with ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a synced temp file in the same folder and a rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would have had.
+        os.chmod(tmp_name, 0o666 & ~_umask())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, value: Any, *, indent: int | None = 2) -> None:
+    """Write ``value`` as JSON (non-ASCII kept, trailing newline) to ``path`` atomically."""
+    write_atomic(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+
+
+def staging_folder(target: str | Path) -> Path:
+    """A new empty folder next to ``target`` to build its content in; see :func:`replace_folder`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the result from other readers
+    return staging
+
+
+def replace_folder(staging: str | Path, target: str | Path) -> None:
+    """Put the finished ``staging`` folder in place of ``target``, replacing any old one.
+
+    A folder cannot be renamed over a non-empty one, so the old folder is first renamed aside and
+    removed only once the new one is in place; if the swap fails, the old folder is put back.
+    """
+    staging, target = Path(staging), Path(target)
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    old = aside / target.name
+    os.replace(target, old)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(old, target)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path) -> Iterator[Path]:
+    """``with atomic_folder(out) as staging:`` fill ``staging``; on success it becomes ``out``.
+
+    On an exception the staging folder is removed and ``out`` is left as it was.
+    """
+    staging = staging_folder(target)
+    try:
+        yield staging
+        replace_folder(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def resolve_from(value: str, base: str | Path) -> str:
+    """``value`` as an absolute path: ``~`` expanded, a relative path taken from ``base``; '' stays ''.
+
+    Config files name paths relative to themselves, so a job reads the same files wherever it runs.
+    """
+    if not value or Path(value).is_absolute():
+        return value
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    return str((Path(base) / path).resolve())
