@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting
 from engine.errors import UserError
+from engine.files import resolve_from, replace_folder, staging_folder
 from engine.models import (
     DeviceInfo,
     device_info,
@@ -85,10 +84,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     config = config_from_dict(values, where=str(config_path))
     # Relative paths in a config file are relative to that file, so a job can run from anywhere.
     base = config_path.resolve().parent
-    if config.dataset and not Path(config.dataset).is_absolute():
-        config.dataset = str((base / config.dataset).resolve())
-    if config.output_dir and not Path(config.output_dir).is_absolute():
-        config.output_dir = str((base / config.output_dir).resolve())
+    config.dataset = resolve_from(config.dataset, base)
+    config.output_dir = resolve_from(config.output_dir, base)
     if (base / config.base_model).exists() and config.base_model.startswith("."):
         config.base_model = str((base / config.base_model).resolve())
     return config
@@ -296,8 +293,7 @@ def _train(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    staging = staging_folder(output_dir)
     args = SFTConfig(
         output_dir=str(staging / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -375,9 +371,7 @@ def _train(
             "eval_loss_after": after,
         }
         (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
+        replace_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

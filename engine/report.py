@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 
 from engine import metrics as engine_metrics
 from engine import scoring
-from engine.dataset import write_atomic
+from engine.files import write_atomic, write_bytes_atomic
 from engine.metrics import catalog
 from store import core as store_core
 from store import metrics as store_metrics
@@ -479,23 +477,6 @@ def render_markdown(report: Report, figures_dir: str = "figures") -> str:
     return "\n".join(lines)
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide figures from other readers
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def write_report(store: Any, sweep_id: int, out_dir: str | Path, *, method: str = "auto") -> ReportPaths:
     """Write report.html (self-contained), report.md and figures/*.png into ``out_dir``, atomically."""
     out = Path(out_dir)
@@ -503,7 +484,7 @@ def write_report(store: Any, sweep_id: int, out_dir: str | Path, *, method: str 
     figures = []
     for heatmap in report.heatmaps:
         path = out / "figures" / heatmap.filename
-        _write_bytes_atomic(path, heatmap.png)
+        write_bytes_atomic(path, heatmap.png)
         figures.append(path)
     html_path, md_path = out / "report.html", out / "report.md"
     write_atomic(html_path, render_html(report))

@@ -20,6 +20,7 @@ from typing import Any
 from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
+from engine.files import resolve_from
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
 from engine.scoring import compute_missing
 
@@ -129,13 +130,8 @@ def load_sweep_config(
     config = sweep_config_from_dict(values, where=str(config_path))
     base = config_path.resolve().parent
     for name in ("adapter", "dataset"):
-        value = getattr(config, name)
-        if value and not Path(value).is_absolute():
-            setattr(config, name, str((base / value).resolve()))
-    config.adapters = {
-        label: folder if Path(folder).is_absolute() else str((base / folder).resolve())
-        for label, folder in config.adapters.items()
-    }
+        setattr(config, name, resolve_from(getattr(config, name), base))
+    config.adapters = {label: resolve_from(folder, base) for label, folder in config.adapters.items()}
     return config
 
 
