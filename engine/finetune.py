@@ -19,7 +19,7 @@ from typing import Any
 from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting
 from engine.errors import UserError
-from engine.files import resolve_from, replace_folder, staging_folder
+from engine.files import replace_folder, resolve_from, staging_folder
 from engine.models import (
     DeviceInfo,
     device_info,
