@@ -1,0 +1,192 @@
+"""Apply a plan to a NEW file atomically and record it in the store; undo a recorded masking."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.dataset import write_records_atomic
+from engine.errors import UserError
+from engine.files import file_sha256
+from engine.mask.leaks import LeakReport, leak_report_for_rules
+from engine.mask.plan import MaskPlan, SourceInfo
+from engine.mask.rules import ALIAS_PREFIX, RULE_TICKER, MaskRule
+
+
+@dataclass
+class MaskResult:
+    output_path: str
+    output_format: str
+    output_sha256: str
+    source: SourceInfo | None
+    rows: int
+    edits_applied: int
+    counts: dict[str, dict[str, int]]
+    leaks: LeakReport
+    mask_id: int | None = None
+    backup_path: str | None = None
+
+
+def _format_for(out_path: Path, fallback: str) -> str:
+    suffix = out_path.suffix.lower()
+    if suffix == ".jsonl":
+        return "jsonl"
+    if suffix == ".json":
+        return "json"
+    return fallback
+
+
+def apply(
+    mask_plan: MaskPlan,
+    out_path: str | Path,
+    store: Any = None,
+    *,
+    entity: str | None = None,
+    new_name: str | None = None,
+    overwrite: bool = False,
+) -> MaskResult:
+    """Write the accepted edits to a NEW file atomically and record the masking in ``store``.
+
+    The input is never written. An existing output is replaced only with ``overwrite=True``; its
+    old content is kept as a backup beside it so ``undo`` can restore it.
+    """
+    out = Path(out_path)
+    source = mask_plan.source
+    if source is not None:
+        source_path = Path(source.path)
+        if out.resolve() == source_path.resolve():
+            raise UserError(f"{out}: the output must be a new file, not the input")
+        if source_path.exists() and file_sha256(source_path) != source.sha256:
+            raise UserError(f"{source_path}: changed since the masking was planned; plan again")
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder, expected a file name")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out}: already exists (choose another name or overwrite it explicitly)")
+    fmt = _format_for(out, source.format if source else "jsonl")
+    masked = mask_plan.masked_records()
+    accepted = mask_plan.accepted_edits
+    counts = mask_plan.counts(accepted_only=True)
+    rules = mask_plan.rules
+    name_rule = next((r for r in rules if not r.id.startswith(ALIAS_PREFIX) and r.id != RULE_TICKER), None)
+    entity_name = entity or (name_rule.target if name_rule else "")
+    new = new_name or (name_rule.replacement if name_rule else "")
+
+    mask_id = None
+    if store is not None:
+        from store import masks as mask_store
+
+        mask_id = mask_store.start_mask(
+            store,
+            entity=entity_name,
+            new_name=new,
+            source_path=source.path if source else None,
+            source_sha256=source.sha256 if source else None,
+            source_format=source.format if source else None,
+            output_path=str(out.resolve()),
+            output_format=fmt,
+            rules=[_rule_dict(rule) for rule in rules],
+            rejected={
+                "rules": sorted(mask_plan.rejected_rules),
+                "rows": sorted(mask_plan.rejected_rows),
+                "edits": sorted(mask_plan.rejected_edits),
+            },
+        )
+    backup: Path | None = None
+    try:
+        if out.exists():
+            backup = out.with_name(f".{out.name}.before-mask-{mask_id or os.getpid()}.bak")
+            shutil.copy2(out, backup)
+        write_records_atomic(out, masked, fmt)
+    except BaseException as exc:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+        if store is not None and mask_id is not None:
+            mask_store.fail_mask(store, mask_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    output_sha = file_sha256(out)
+    leaks = leak_report_for_rules(masked, rules)
+    if store is not None and mask_id is not None:
+        mask_store.finish_mask(
+            store,
+            mask_id,
+            output_sha256=output_sha,
+            backup_path=str(backup) if backup else None,
+            rows=len(masked),
+            edits_applied=len(accepted),
+            counts=counts,
+            leaks={"clean": leaks.clean, "count": len(leaks.leaks), "by_term": leaks.counts()},
+        )
+        from store.core import add_dataset
+
+        add_dataset(
+            store,
+            name=out.stem,
+            path=str(out.resolve()),
+            kind="masked",
+            rows=len(masked),
+            unique_rows=len({repr(sorted(r.items())) for r in masked}),
+            sha256=output_sha,
+            source={
+                "mask_id": mask_id,
+                "source": source.path if source else None,
+                "entity": entity_name,
+                "as": new,
+            },
+        )
+    return MaskResult(
+        output_path=str(out),
+        output_format=fmt,
+        output_sha256=output_sha,
+        source=source,
+        rows=len(masked),
+        edits_applied=len(accepted),
+        counts=counts,
+        leaks=leaks,
+        mask_id=mask_id,
+        backup_path=str(backup) if backup else None,
+    )
+
+
+def _rule_dict(rule: MaskRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "label": rule.label,
+        "target": rule.target,
+        "replacement": rule.replacement,
+        "case_sensitive": rule.case_sensitive,
+        "drop_suffix": rule.drop_suffix,
+    }
+
+
+def undo(store: Any, mask_id: int) -> str:
+    """Undo a recorded masking: remove its output (or restore the file it replaced).
+
+    Refuses when the output was changed after the masking, so nothing is lost.
+    """
+    from store import masks as mask_store
+
+    record = mask_store.get_mask(store, mask_id)
+    if not record:
+        raise UserError(f"no masking with id {mask_id}")
+    if record["status"] == "undone":
+        raise UserError(f"masking {mask_id} was already undone")
+    if record["status"] != "done":
+        raise UserError(f"masking {mask_id} did not finish (status {record['status']}); nothing to undo")
+    out = Path(record["output_path"])
+    backup = Path(record["backup_path"]) if record.get("backup_path") else None
+    if out.exists():
+        if file_sha256(out) != record["output_sha256"]:
+            raise UserError(f"{out}: changed since masking {mask_id}; not touching it")
+        if backup is not None and backup.exists():
+            os.replace(backup, out)
+            message = f"restored {out} to its content before masking {mask_id}"
+        else:
+            out.unlink()
+            message = f"removed {out}"
+    else:
+        message = f"{out} was already gone"
+    mask_store.mark_undone(store, mask_id)
+    return message

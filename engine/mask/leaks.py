@@ -1,0 +1,278 @@
+"""Leak report: does a set still name the company (exactly, near-miss, hidden Unicode)?"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.dataset import Record
+from engine.errors import UserError
+from engine.mask.plan import as_records, field_name, string_fields
+from engine.mask.rules import (
+    ALIAS_PREFIX,
+    LEGAL_SUFFIXES,
+    NOT_WORD_AFTER,
+    NOT_WORD_BEFORE,
+    RULE_TICKER,
+    MaskRule,
+    literal_pattern,
+    split_legal_suffix,
+)
+
+
+@dataclass(frozen=True)
+class Leak:
+    row: int
+    line: int
+    field: str
+    kind: str  # exact | near-miss | unicode | embedded
+    term: str
+    text: str
+    snippet: str
+
+
+@dataclass
+class LeakReport:
+    terms: list[str]
+    rows_scanned: int
+    leaks: list[Leak]
+    embedded: list[Leak]  # the name inside a longer word ("NVIDIANs"): listed, not counted as a leak
+    company_mentions: int  # occurrences of "the Company"
+    rows_with_company: int
+
+    @property
+    def clean(self) -> bool:
+        return not self.leaks
+
+    @property
+    def rows_with_leaks(self) -> int:
+        return len({leak.row for leak in self.leaks})
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(f"{leak.term} ({leak.kind})" for leak in self.leaks))
+
+    def naming(self) -> str:
+        """How the set names the company: 'real-name', 'the-company', 'both' or 'neither'."""
+        real = any(leak.kind == "exact" for leak in self.leaks)
+        company = self.company_mentions > 0
+        return {(True, True): "both", (True, False): "real-name", (False, True): "the-company"}.get(
+            (real, company), "neither"
+        )
+
+    def lines(self, *, limit: int = 20) -> list[str]:
+        out = [
+            f"leak report: {len(self.leaks)} leak(s) in {self.rows_with_leaks} of {self.rows_scanned} rows"
+            f" (terms: {', '.join(self.terms)})"
+        ]
+        if self.clean:
+            out[0] += " - CLEAN"
+        for term, count in sorted(self.counts().items()):
+            out.append(f"  {term}: {count}")
+        for leak in self.leaks[:limit]:
+            out.append(
+                f"  row {leak.row} (line {leak.line}) {leak.field}: {leak.kind} {leak.text!r} in {leak.snippet!r}"
+            )
+        if len(self.leaks) > limit:
+            out.append(f"  ... {len(self.leaks) - limit} more")
+        if self.embedded:
+            out.append(
+                f"  inside longer words (not replaced, check them): {len(self.embedded)}, e.g. "
+                + ", ".join(sorted({e.text for e in self.embedded})[:5])
+            )
+        naming = {
+            "real-name": "the set uses the real name",
+            "the-company": 'the set says "the Company", not the name',
+            "both": 'the set uses both the real name and "the Company"',
+            "neither": 'the set uses neither the real name nor "the Company"',
+        }[self.naming()]
+        out.append(
+            f'  naming: {naming} ("the Company" {self.company_mentions}x in {self.rows_with_company} rows)'
+        )
+        return out
+
+
+_COMPANY_RE = re.compile(r"\bthe Company\b")
+
+
+def _snippet(text: str, start: int, end: int, width: int = 30) -> str:
+    return text[max(0, start - width) : end + width].replace("\n", " ")
+
+
+def _near_miss_regex(term: str) -> re.Pattern[str] | None:
+    """The term's letters with up to two separators between them: N.V.I.D.I.A, N V I D I A, NVI-DIA.
+
+    The word-boundary check sits after the first letter so the regex engine can skip ahead to
+    candidate first letters instead of testing a lookbehind at every position."""
+    chars = [ch for ch in term if ch.isalnum()]
+    if len(chars) < 3:
+        return None
+    body = r"[\W_]{0,2}".join(re.escape(ch) for ch in chars[1:])
+    first = re.escape(chars[0])
+    return re.compile(rf"{first}(?<![^\W_].)[\W_]{{0,2}}{body}{NOT_WORD_AFTER}", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _TermScan:
+    term: str
+    exact: re.Pattern[str]
+    near: re.Pattern[str] | None  # also matches the exact form; None for short terms and tickers
+    needle: str  # lowercase first word: a field without it cannot hold an exact match
+
+
+def leak_report(
+    records: Sequence[Record | dict[str, Any]],
+    entity: str,
+    ticker: str | None = None,
+    aliases: Sequence[str] = (),
+) -> LeakReport:
+    """Case-insensitive scan of every string field for the name, its aliases, ticker and near-misses."""
+    core = split_legal_suffix(entity)
+    terms = [core] + [a.partition("=")[0].strip() for a in aliases if a.partition("=")[0].strip()]
+    scans = [
+        _TermScan(
+            term,
+            re.compile(NOT_WORD_BEFORE + literal_pattern(term) + NOT_WORD_AFTER, re.IGNORECASE),
+            _near_miss_regex(term),
+            term.split()[0].lower(),
+        )
+        for term in terms
+    ]
+    if ticker and ticker.strip():
+        symbol = ticker.strip()
+        flags = re.IGNORECASE if len(symbol) >= 4 else 0
+        exact = re.compile(NOT_WORD_BEFORE + re.escape(symbol) + NOT_WORD_AFTER, flags)
+        scans.append(_TermScan(symbol, exact, None, symbol.lower()))
+        terms.append(symbol)
+    core_rx = re.compile(literal_pattern(core), re.IGNORECASE)
+    core_needle = core.split()[0].lower()
+    leaks: list[Leak] = []
+    embedded: list[Leak] = []
+    company = 0
+    company_rows = 0
+    rows = as_records(records)
+    for number, record in enumerate(rows):
+        row_company = 0
+        for path, text in string_fields(record.data):
+            if "the Company" in text:
+                row_company += len(_COMPANY_RE.findall(text))
+            lowered = text.lower()
+            name = ""
+            found: list[tuple[int, int]] = []
+            for scan in scans:
+                if scan.near is None and scan.needle not in lowered:
+                    continue
+                for match in (scan.near or scan.exact).finditer(text):
+                    kind = "exact" if scan.exact.fullmatch(text, *match.span()) else "near-miss"
+                    name = name or field_name(path)
+                    snippet = _snippet(text, *match.span())
+                    leaks.append(Leak(number, record.line, name, kind, scan.term, match.group(), snippet))
+                    found.append(match.span())
+            if not text.isascii():
+                # Full-width and other compatibility forms: compare after NFKC normalisation.
+                folded = unicodedata.normalize("NFKC", text)
+                if folded != text:
+                    for scan in scans:
+                        in_raw = sum(1 for _ in scan.exact.finditer(text))
+                        extra = sum(1 for _ in scan.exact.finditer(folded)) - in_raw
+                        for _ in range(max(0, extra)):
+                            name = name or field_name(path)
+                            leaks.append(
+                                Leak(number, record.line, name, "unicode", scan.term, scan.term, folded[:60])
+                            )
+            if core_needle in lowered:
+                for match in core_rx.finditer(text):
+                    if any(s <= match.start() < e for s, e in found):
+                        continue
+                    name = name or field_name(path)
+                    word = _word_at(text, *match.span())
+                    embedded.append(
+                        Leak(number, record.line, name, "embedded", core, word, _snippet(text, *match.span()))
+                    )
+        company += row_company
+        company_rows += 1 if row_company else 0
+    leaks.sort(key=lambda leak: (leak.row, leak.field))
+    return LeakReport(terms, len(rows), leaks, embedded, company, company_rows)
+
+
+def _word_at(text: str, start: int, end: int) -> str:
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return text[start:end]
+
+
+def leak_report_for_rules(
+    records: Sequence[Record | dict[str, Any]], rules: Sequence[MaskRule]
+) -> LeakReport:
+    """The leak report for the targets of a rule set (name, ticker, aliases)."""
+    by_id = {rule.id: rule for rule in rules}
+    name_rule = next((r for r in rules if not r.id.startswith(ALIAS_PREFIX) and r.id != RULE_TICKER), None)
+    if name_rule is None:
+        raise UserError("the rules hold no entity name to scan for")
+    ticker = by_id[RULE_TICKER].target if RULE_TICKER in by_id else None
+    aliases = [r.target for r in rules if r.id.startswith(ALIAS_PREFIX)]
+    return leak_report(records, name_rule.target, ticker, aliases)
+
+
+# ---------------------------------------------------------------- identifying terms
+
+# Capitalised words that identify nothing: calendar words and common acronyms of filings and tech.
+_GENERIC_TERMS = frozenset(
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Q1", "Q2", "Q3", "Q4", "FY", "AI", "GPU", "GPUs", "CPU", "CPUs", "PC", "PCs", "IP", "API", "APIs", "SDK", "SDKs", "SEC", "US", "USA", "EU", "UK", "CEO", "CFO", "COO", "CTO", "IT", "HR", "ESG", "GAAP", "IPO", "LLC", "LLP", "FAQ", "OEM", "OEMs", "ML", "IoT", "COVID", "COVID-19", "Mr", "Mrs", "Ms", "Dr", "President", "Vice", "Chairman", "Chief", "Officer", "Director", "Directors", "Secretary", "Counsel", "Board", "Committee", "Series", "Institute", "University"]
+)
+_SENTENCE_STARTERS = frozenset(".?!:;\"'(\u201c")
+_LOWER_WORD_RE = re.compile(r"\b[a-z][a-z\-]*\b")
+# A capitalised word; the "not after a letter, digit or dot" check follows the first letter so the
+# regex engine can jump between capitals instead of testing every position.
+_TERM_RE = re.compile(r"([A-Z](?<![\w.].)(?:[\w\-]*\w)?)")
+
+
+def identifying_terms(
+    records: Sequence[Record | dict[str, Any]], entity: str, *, aliases: Sequence[str] = (), limit: int = 50
+) -> list[tuple[str, int]]:
+    """Product, brand and people names that occur in fields mentioning the name, with total counts.
+
+    A candidate is a capitalised word, not at the start of a sentence, whose lowercase form never
+    appears in the set (so "Statement" is dropped when "statement" occurs). Never replaced automatically.
+    """
+    core = split_legal_suffix(entity)
+    skip = {core.casefold(), *(a.partition("=")[0].strip().casefold() for a in aliases)}
+    skip |= {s.rstrip(".").casefold() for s in LEGAL_SUFFIXES}
+    name_rx = re.compile(NOT_WORD_BEFORE + literal_pattern(core) + NOT_WORD_AFTER, re.IGNORECASE)
+    needle = core.split()[0].lower()
+    near: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    lowercase_words: set[str] = set()
+    for record in as_records(records):
+        texts = [text for _path, text in string_fields(record.data)]
+        # "Near" = in a row that names the company, by its name or as "the Company".
+        mentions = any(
+            (needle in text.lower() and name_rx.search(text)) or "the Company" in text for text in texts
+        )
+        for text in texts:
+            lowercase_words.update(_LOWER_WORD_RE.findall(text))
+            for match in _TERM_RE.finditer(text):
+                word = match.group(1)
+                before = match.start() - 1
+                while before >= 0 and text[before].isspace():
+                    before -= 1
+                if before < 0 or text[before] in _SENTENCE_STARTERS:  # sentence start or heading
+                    continue
+                total[word] += 1
+                if mentions:
+                    near[word] += 1
+    result = []
+    for word in near:
+        folded = word.casefold()
+        if folded in skip or word in _GENERIC_TERMS or word.lower() in lowercase_words:
+            continue
+        if len(word) < 2:
+            continue
+        result.append((word, total[word]))
+    result.sort(key=lambda item: (-item[1], item[0]))
+    return result[:limit]
