@@ -8,7 +8,11 @@ printed as one line.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sqlite3
 import sys
+import traceback
 from collections.abc import Sequence
 
 from cli import (
@@ -16,6 +20,7 @@ from cli import (
     demo_cmd,
     finetune_cmd,
     generate_cmd,
+    ingest_cmd,
     launch_cmd,
     mask_cmd,
     metrics_cmd,
@@ -25,7 +30,7 @@ from cli import (
 )
 from cli.common import db_path_from
 from engine.errors import UserError
-from engine.paths import default_db_path
+from engine.paths import DATA_DIR_ENV, default_db_path
 
 __all__ = ["build_parser", "db_path_from", "main"]
 
@@ -39,6 +44,7 @@ COMMAND_MODULES = (
     mask_cmd,
     generate_cmd,
     launch_cmd,
+    ingest_cmd,
     serve_cmd,
     tui_cmd,
 )
@@ -60,20 +66,91 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEBUG_ENV = "FT_HALLU_DEBUG"  # =1: show the traceback behind an error line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. The single error boundary: anything the user can fix is one line, exit 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        check_data_dir()
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"ft-hallu: error: {exc}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         print("ft-hallu: interrupted", file=sys.stderr)
         return 130
+    except (UserError, OSError, sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        print(f"ft-hallu: error: {error_line(exc, args)}", file=sys.stderr)
+        return 2
+
+
+def check_data_dir() -> None:
+    """$FT_HALLU_HOME must be a folder (or not exist yet); say so before anything is written."""
+    home = os.environ.get(DATA_DIR_ENV)
+    if home and os.path.exists(home) and not os.path.isdir(home):
+        raise UserError(f"{DATA_DIR_ENV}={home}: is a file, expected a folder (the data folder)")
+
+
+def error_line(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line naming the path and what is wrong."""
+    if isinstance(exc, UserError):
+        return _one_line(str(exc))
+    if isinstance(exc, UnicodeDecodeError):
+        where = _path_in_traceback(exc) or "input"
+        return f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, sqlite3.DatabaseError):
+        text = _one_line(str(exc))
+        store_path = db_path_from(args)
+        return text if store_path in text else f"{store_path}: {text}"
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else _path_in_traceback(exc)
+        what = exc.strerror or _one_line(str(exc))
+        if exc.filename2 is not None:
+            return f"{exc.filename} -> {exc.filename2}: {what}"
+        if isinstance(exc, (FileExistsError, NotADirectoryError)) and where is not None:
+            what = f"{what} (a file stands where a folder is needed)"
+        return f"{where}: {what}" if where is not None else what
+    return _one_line(str(exc))
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "failed"
+
+
+_PATH_NAMES = ("path", "file_path", "filename", "target", "source", "config_path", "input_path")
+
+
+def _path_in_traceback(exc: BaseException) -> str | None:
+    """The innermost path-named local where ``exc`` was raised (decoding errors carry no file name)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for name in _PATH_NAMES:
+            value = frame.f_locals.get(name)
+            if isinstance(value, (str, os.PathLike)) and str(value) and os.path.exists(value):
+                return str(value)
+    return None
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output (``| head``) went away: stop quietly, as a SIGPIPE would."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,11 +32,68 @@ def _umask() -> int:
     return mask
 
 
+def _temp_prefix(target: Path) -> str:
+    # The writer's pid in the name lets a later run tell a killed writer's leftovers from live work.
+    return f".{target.name}.{os.getpid()}."
+
+
+def leftover_temp_paths(target: str | Path, *, including_pid: int | None = None) -> list[Path]:
+    """Temp files and staging folders for ``target`` whose writing process no longer exists.
+
+    ``including_pid`` also counts this (live) process's own, for cleaning up after a failure.
+    """
+    target = Path(target)
+    prefix = f".{target.name}."
+    found = []
+    for path in sorted(target.parent.glob(f"{glob_escape(prefix)}*")):
+        pid_text = path.name[len(prefix) :].split(".", 1)[0]
+        if path.suffix not in (".tmp", ".staging") or not pid_text.isdigit():
+            continue
+        if int(pid_text) == including_pid or not pid_alive(int(pid_text)):
+            found.append(path)
+    return found
+
+
+def remove_leftovers(target: str | Path, *, including_pid: int | None = None) -> list[Path]:
+    """Remove what killed writers of ``target`` left behind; returns what was removed."""
+    removed = []
+    for path in leftover_temp_paths(target, including_pid=including_pid):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def first_existing_parent(path: str | Path) -> Path:
+    """The nearest existing ancestor of ``path`` (``path`` itself when it exists)."""
+    current = Path(path).absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a synced temp file in the same folder and a rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -64,7 +121,7 @@ def staging_folder(target: str | Path) -> Path:
     """A new empty folder next to ``target`` to build its content in; see :func:`replace_folder`."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".staging", dir=target.parent))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the result from other readers
     return staging
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
-from engine.configfile import check_values, load_dataclass, read_toml, setting
+from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
-from engine.files import replace_folder, resolve_from, staging_folder
+from engine.files import first_existing_parent, remove_leftovers, replace_folder, resolve_from, staging_folder
 from engine.models import (
     DeviceInfo,
     device_info,
@@ -187,9 +188,9 @@ def run_finetune(
             'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
             'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
-    output_dir = config.resolved_output_dir()
-    if output_dir.exists() and any(output_dir.iterdir()) and not config.overwrite:
-        raise UserError(f"{output_dir}: output folder exists and is not empty (set overwrite = true)")
+    output_dir = check_inputs(config)  # every input checked before the store row or a staging folder
+    for leftover in remove_leftovers(output_dir):
+        say(f"removed {leftover}: left by an interrupted fine-tune")
 
     store = None
     run_id = None
@@ -219,6 +220,8 @@ def run_finetune(
             SFTTrainer,
         )
     except BaseException as exc:
+        # _train removes its staging folder on the way out; this catches one it could not (a failed rmtree).
+        remove_leftovers(output_dir, including_pid=os.getpid())
         if store is not None and run_id is not None:
             from store import core
 
@@ -244,6 +247,27 @@ def run_finetune(
             result=dataclasses.asdict(result),
         )
     return result
+
+
+def check_inputs(config: FinetuneConfig) -> Path:
+    """Check what can be checked without loading a model; returns the output folder."""
+    validate_instance(config, source="fine-tune config")
+    output_dir = config.resolved_output_dir()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"{output_dir}: output_dir is a file, expected a folder")
+    if output_dir.exists() and any(output_dir.iterdir()) and not config.overwrite:
+        raise UserError(f"{output_dir}: output folder exists and is not empty (set overwrite = true)")
+    parent = first_existing_parent(output_dir)
+    if not parent.is_dir():
+        raise UserError(f"{output_dir}: cannot create the output folder, {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{output_dir}: cannot create the output folder, {parent} is not writable")
+    if config.base_model.startswith((".", "/", "~")) and not Path(config.base_model).expanduser().exists():
+        raise UserError(f"base_model {config.base_model}: no such folder")
+    split = ds.split_items(ds.load_items(config.dataset), eval_fraction=config.eval_fraction, seed=config.seed)
+    if not split.train:
+        raise UserError(f"{config.dataset}: no training rows after the split")
+    return output_dir
 
 
 def _train(

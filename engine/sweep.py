@@ -182,10 +182,21 @@ def build_prompts(config: SweepConfig) -> list[Prompt]:
             eval_fraction = run.get("eval_fraction", eval_fraction)
             split_seed = run.get("seed", split_seed)
         split = ds.split_items(ds.load_items(config.dataset), eval_fraction=eval_fraction, seed=split_seed)
+        taken = {p.prompt_id for p in prompts}
         for index, item in enumerate(split.eval[: config.eval_questions]):
-            prompt_id = f"eval-{item.id if item.id is not None else index}"
+            prompt_id = _unique_key(f"eval-{item.id if item.id is not None else index}", taken)
             prompts.append(Prompt(prompt_id, item.question, item.answer))
     return prompts
+
+
+def _unique_key(key: str, taken: set[str]) -> str:
+    """``key``, or ``key#2``, ``key#3``... when a dataset repeats an id: two questions never share a key."""
+    candidate, number = key, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{key}#{number}"
+    taken.add(candidate)
+    return candidate
 
 
 def plan_rows(config: SweepConfig, prompts: Sequence[Prompt]) -> list[PlannedRow]:
@@ -258,12 +269,12 @@ def chat_prompt(tokenizer, system_prompt: str, question: str) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def load_for_sweep(config: SweepConfig) -> LoadedModel:
-    """One base model in memory; the adapter(s) (if any) attached on top of it."""
-    folders = config.adapter_dirs()
-    for folder in folders.values():
-        from engine.finetune import is_adapter_dir
+def check_inputs(config: SweepConfig) -> None:
+    """Everything that can be checked without loading a model; run before any store row exists."""
+    from engine.finetune import is_adapter_dir
 
+    validate(config)
+    for folder in config.adapter_dirs().values():
         if not Path(folder).exists():
             raise UserError(f"adapter folder {folder} does not exist")
         if not is_adapter_dir(folder):
@@ -271,6 +282,16 @@ def load_for_sweep(config: SweepConfig) -> LoadedModel:
                 f"{folder}: not a LoRA adapter (a full fine-tune cannot share the base weights); "
                 "sweep it as its own base_model instead"
             )
+    if config.base_model.startswith((".", "/", "~")) and not Path(config.base_model).expanduser().exists():
+        raise UserError(f"base_model {config.base_model}: no such folder")
+    if config.dataset and not Path(config.dataset).is_file():
+        raise UserError(f"dataset {config.dataset}: no such file")
+
+
+def load_for_sweep(config: SweepConfig) -> LoadedModel:
+    """One base model in memory; the adapter(s) (if any) attached on top of it."""
+    check_inputs(config)
+    folders = config.adapter_dirs()
     first = next(iter(folders.values()), None)
     loaded = load_model(config.base_model, adapter_dir=first, precision=config.precision)
     for label, folder in list(folders.items())[1:]:
@@ -298,7 +319,7 @@ def run_sweep(
     """Run (or resume) a sweep; returns when every planned row is stored or ``should_stop()`` is true."""
     from store import core, open_db
 
-    validate(config)
+    check_inputs(config)  # before the store row: a bad input must not leave a sweep 'running'
     prompts = build_prompts(config)
     planned = plan_rows(config, prompts)
     store = open_db(db_path)
@@ -312,6 +333,39 @@ def run_sweep(
         config=stored_config(config, prompts),
         expected_rows=len(planned),
     )
+    try:
+        return _run_recorded(
+            config, store, sweep_id, prompts, planned, db_path, loaded=loaded, progress=progress,
+            should_stop=should_stop,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        core.set_sweep_status(store, sweep_id, "interrupted", error="interrupted (Ctrl-C)")
+        raise
+    except BaseException as exc:
+        # Whatever stopped the sweep is kept on its row, so `sweeps` never shows it running for ever.
+        core.set_sweep_status(store, sweep_id, "failed", error=_first_line(exc))
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _run_recorded(
+    config: SweepConfig,
+    store,
+    sweep_id: int,
+    prompts: list[Prompt],
+    planned: list[PlannedRow],
+    db_path: str | Path,
+    *,
+    loaded: LoadedModel | None,
+    progress: Callable[[SweepProgress], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> SweepResult:
+    from store import core
+
     done = core.done_keys(store, sweep_id)
     todo = [
         row
@@ -331,7 +385,11 @@ def run_sweep(
         config, prompts, todo, write, loaded=loaded, progress=progress, should_stop=should_stop,
         already_done=skipped, planned_total=len(planned),
     )  # fmt: skip
-    complete = core.count_generations(store, sweep_id) >= len(planned)
+    stored = core.count_generations(store, sweep_id)
+    complete = stored >= len(planned)
+    if not complete and not (should_stop and should_stop()):
+        # Every planned row was attempted, yet some are missing: never report that as success.
+        raise UserError(f"sweep {sweep_id}: only {stored} of {len(planned)} planned rows were stored")
     core.set_sweep_status(store, sweep_id, "completed" if complete else "interrupted")
     if complete and config.compute_metrics:
         compute_metrics_if_available(store, sweep_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +97,16 @@ def _m001(db) -> None:
     )
 
 
+@MIGRATIONS(name="002_run_owner_and_error")
+def _m002(db) -> None:
+    # The host and pid running a sweep or fine-tune: a 'running' row whose process is gone reads as
+    # interrupted. Sweeps also keep why they failed, as fine-tune runs already do.
+    for table in ("sweeps", "finetune_runs"):
+        db[table].add_column("host", str)
+        db[table].add_column("pid", int)
+    db["sweeps"].add_column("error", str)
+
+
 # ---------------------------------------------------------------- datasets
 
 
@@ -151,6 +163,7 @@ def start_finetune_run(
             "dataset_path": dataset_path,
             "output_dir": output_dir,
             "status": "running",
+            **run_owner(),
             "config_json": to_json(config),
             "started_at": utc_now(),
         }
@@ -186,11 +199,12 @@ def finish_finetune_run(
 
 
 def get_finetune_run(store: Store, run_id: int) -> dict[str, Any]:
-    return decode_json_columns(store.db["finetune_runs"].get(run_id))
+    return with_live_status(decode_json_columns(store.db["finetune_runs"].get(run_id)))
 
 
 def list_finetune_runs(store: Store) -> list[dict[str, Any]]:
-    return [decode_json_columns(row) for row in store.db["finetune_runs"].rows_where(order_by="id desc")]
+    rows = store.db["finetune_runs"].rows_where(order_by="id desc")
+    return [with_live_status(decode_json_columns(row)) for row in rows]
 
 
 # ---------------------------------------------------------------- sweeps
@@ -223,7 +237,7 @@ def get_or_create_sweep(
     rows = list(store.db["sweeps"].rows_where("config_hash = ?", [config_hash]))
     if rows:
         sweep_id = int(rows[0]["id"])
-        store.db["sweeps"].update(sweep_id, {"status": "running"})
+        store.db["sweeps"].update(sweep_id, {"status": "running", "error": None, **run_owner()})
         return sweep_id
     table = store.db["sweeps"]
     table.insert(
@@ -234,6 +248,7 @@ def get_or_create_sweep(
             "adapter_dir": adapter_dir,
             "config_hash": config_hash,
             "status": "running",
+            **run_owner(),
             "expected_rows": expected_rows,
             "config_json": to_json(config),
             "created_at": utc_now(),
@@ -242,17 +257,47 @@ def get_or_create_sweep(
     return int(table.last_pk)
 
 
-def set_sweep_status(store: Store, sweep_id: int, status: str) -> None:
-    values: dict[str, Any] = {"status": status}
+def set_sweep_status(store: Store, sweep_id: int, status: str, *, error: str | None = None) -> None:
+    """Record a sweep's state; ``error`` says why it failed or stopped (cleared on completion)."""
+    values: dict[str, Any] = {"status": status, "error": error}
+    if status == "running":
+        values.update(run_owner())
     if status == "completed":
         values["finished_at"] = utc_now()
     store.db["sweeps"].update(sweep_id, values)
 
 
+def run_owner() -> dict[str, Any]:
+    """This process, as recorded on the rows it runs."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _process_gone(row: dict[str, Any]) -> bool:
+    """True for a row whose recorded process was on this host and no longer exists."""
+    pid, host = row.get("pid"), row.get("host")
+    if not pid or host != socket.gethostname():
+        return False  # another machine's process (a Slurm node) cannot be checked from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def with_live_status(row: dict[str, Any]) -> dict[str, Any]:
+    """A sweep or fine-tune row as it really stands: 'running' whose process died is 'interrupted'."""
+    if row.get("status") == "running" and _process_gone(row):
+        row["status"] = "interrupted"
+        row["error"] = row.get("error") or f"process {row['pid']} on {row['host']} is gone"
+    return row
+
+
 def get_sweep(store: Store, sweep_id: int) -> dict[str, Any]:
     """The sweep row (config decoded), or {} when there is no such sweep."""
     rows = list(store.db["sweeps"].rows_where("id = ?", [sweep_id]))
-    return decode_json_columns(rows[0]) if rows else {}
+    return with_live_status(decode_json_columns(rows[0])) if rows else {}
 
 
 def find_sweep(store: Store, sweep_id: int) -> dict[str, Any] | None:
@@ -272,7 +317,7 @@ def list_sweeps(store: Store) -> list[dict[str, Any]]:
         from sweeps left join generations on generations.sweep_id = sweeps.id
         group by sweeps.id order by sweeps.id desc
     """
-    return [decode_json_columns(row) for row in store.db.query(sql)]
+    return [with_live_status(decode_json_columns(row)) for row in store.db.query(sql)]
 
 
 def done_keys(store: Store, sweep_id: int) -> set[GenerationKey]:

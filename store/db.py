@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
+import sqlite3
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,18 +86,32 @@ class Store:
 def open_db(path: str | Path, *, migrate: bool = True) -> Store:
     """Open (creating if needed) the store at ``path`` in WAL mode with migrations applied."""
     db_path = Path(path)
+    if db_path.is_dir():
+        raise StoreError(f"{db_path}: is a folder, expected an SQLite file")
+    for parent in db_path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StoreError(f"{db_path}: {parent} is a file, so the store cannot be created there")
+            break
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # check_same_thread=False: Textual/Gradio workers read through their own handle, but a
     # handle may be created on one thread and used on another worker thread.
-    import sqlite3
-
     conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=30)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=30000")
-    if migrate:
-        with _migration_lock:
-            for migration_set in migration_sets():
-                migration_set.apply(db)
+    try:
+        db = sqlite_utils.Database(conn)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=30000")
+        if migrate:
+            with _migration_lock:
+                for migration_set in migration_sets():
+                    migration_set.apply(db)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        # A non-SQLite file, a truncated store, a read-only folder: one line naming the file.
+        raise StoreError(f"{db_path}: cannot be used as an ft-hallu store ({exc})") from exc
     return Store(path=db_path, db=db)
+
+
+class StoreError(sqlite3.DatabaseError):
+    """The store file cannot be opened; the message names it (front ends print it as one line)."""
