@@ -31,6 +31,7 @@ from engine import mask as masking
 from engine import sweep as sweep_engine
 from engine.errors import UserError
 from engine.grid import MetricGrid
+from engine.metrics import catalog
 from engine.paths import data_dir
 from store import core
 from store import masks as mask_store
@@ -48,7 +49,8 @@ LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
 SavedLive = live.SavedLive
-CELL_METRICS: tuple[str, ...] = metric_store.CELL_COLUMNS
+# The stored per-cell metrics, in the catalogue's display order.
+CELL_METRICS: tuple[str, ...] = tuple(spec.name for spec in catalog.CELL_METRICS if spec.stored)
 
 
 # ---------------------------------------------------------------- what the operations return
@@ -560,11 +562,10 @@ class Workspace:
     ) -> Job:
         """Check a fine-tune config and settings, submit it and record the job.
 
-        ``job_db_path``: the store the job records its run in (None: the job's own default store).
+        ``job_db_path`` is not handed to the job: a job never opens a store; its run record comes
+        back as a file in its job folder and is ingested into this store once the job ends.
         """
-        spec = launching.build_spec(
-            config_path, cluster, name=name, log_dir=log_dir, workdir=workdir, db_path=job_db_path
-        )
+        spec = launching.build_spec(config_path, cluster, name=name, log_dir=log_dir, workdir=workdir)
         chosen = launching.get_launcher(launcher)
         with self.handle() as store:
             return launching.launch(store, spec, chosen)

@@ -1,39 +1,35 @@
-"""The Gradio app's callbacks as plain methods: every one calls engine/ or store/ and returns plain data.
+"""The Gradio app's callbacks as plain methods: each calls the model or the Workspace and returns plain data.
 
 :class:`AppHandlers` holds the one loaded model (base weights with the LoRA adapter ``default`` on
-top; base rows run with the adapter off in the same batch), the store path and the app settings.
-Nothing here builds UI; ``gradio_app.layout`` wires these methods to components. Bad input raises
-:class:`engine.errors.UserError`, which the layout shows as a one-line error.
+top; base rows run with the adapter off in the same batch), the :class:`engine.workspace.Workspace`
+every stored read and write goes through, and the app settings. Nothing here builds UI; the tab
+modules (``compare_tab``, ``sweeps_tab``) wire these methods to components. Bad input raises
+:class:`engine.errors.UserError`, which the tabs show as a one-line error.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
 from engine import dataset as ds
+from engine import metrics as engine_metrics
 from engine.errors import UserError
-from engine.metrics import SUMMARY_METRICS
+from engine.metrics import METRIC_LABELS, SUMMARY_METRICS
 from engine.models import LoadedModel
 from engine.sampling import RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
-from store import core
-from store import metrics as store_metrics
-from store.db import open_db
+from engine.workspace import CELL_METRICS, LiveBatch, LiveModel, LiveSample, Sample, Workspace
+from gradio_app.plots import heatmap_figure
 
 ALL = "all"
 NO_ADAPTER_TEXT = "(no adapter loaded: start the app with --adapter DIR to compare a fine-tuned model)"
-ADHOC_SOURCE = "adhoc"
 # Metrics shown first in the heatmap picker and the live N-samples table.
 MAIN_METRICS = SUMMARY_METRICS
 CELL_TABLE_METRICS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share")
@@ -42,9 +38,8 @@ SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "confl
 
 @dataclass
 class AppSettings:
-    """What the app was started with (paths and defaults; never secrets)."""
+    """What the app was started with (paths and defaults; never secrets). The store is the Workspace's."""
 
-    db_path: str
     base_model: str
     adapter_dir: str | None = None
     entity_name: str = "EGNIVIA"
@@ -100,6 +95,19 @@ class LiveRun:
             stopped=bool(state.get("stopped")),
         )
 
+    def to_batch(self) -> LiveBatch:
+        live = self.settings
+        return LiveBatch(
+            prompt=self.prompt,
+            system_prompt=self.system_prompt,
+            temperature=live.temperature,
+            top_p=live.top_p,
+            top_k=live.top_k,
+            max_new_tokens=live.max_new_tokens,
+            samples=[LiveSample(variant, seed, text) for variant, seed, text in self.samples],
+            stopped=self.stopped,
+        )
+
 
 @dataclass
 class StreamUpdate:
@@ -152,19 +160,27 @@ def _round(value: Any) -> Any:
 
 
 class AppHandlers:
-    """The app's state (one model, one store path) and its callbacks."""
+    """``AppHandlers(loaded, workspace, settings)``: the app's state (one model, one workspace) and callbacks."""
 
-    def __init__(self, loaded: LoadedModel, settings: AppSettings):
+    def __init__(self, loaded: LoadedModel, workspace: Workspace, settings: AppSettings):
         self.loaded = loaded
+        self.workspace = workspace
         self.settings = settings
         self._stop_flags: dict[str, threading.Event] = {}
         self._flags_lock = threading.Lock()
-        open_db(settings.db_path).close()  # create the file and apply migrations once
 
     # ------------------------------------------------------------------ helpers
 
-    def _store(self):
-        return open_db(self.settings.db_path, migrate=False)
+    @property
+    def live_model(self) -> LiveModel:
+        """The model pair live samples are saved under."""
+        return LiveModel(
+            base_model=self.settings.base_model,
+            adapter_dir=self.settings.adapter_dir,
+            entity_name=self.settings.entity_name,
+            dataset=self.settings.dataset,
+            variants=self.variants,
+        )
 
     @property
     def has_adapter(self) -> bool:
@@ -284,8 +300,6 @@ class AppHandlers:
         return tables.get("base", _empty_samples()), tables.get("finetuned", _empty_samples()), metrics, run
 
     def _score_live(self, run: LiveRun) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-        from engine import metrics as engine_metrics
-
         entity = self.settings.entity_name
         sources = engine_metrics.load_sources(self.settings.dataset, entity)
         tables: dict[str, pd.DataFrame] = {}
@@ -316,7 +330,7 @@ class AppHandlers:
         names = [m for m in (*MAIN_METRICS, "distinct_1", "mean_words", "n_clusters") if m in cells["base"]]
         metric_rows = [
             {
-                "metric": engine_metrics.METRIC_LABELS.get(name, (name, ""))[0],
+                "metric": METRIC_LABELS.get(name, (name, ""))[0],
                 **{variant: _round(cells[variant].get(name)) for variant in self.variants},
             }
             for name in names
@@ -327,99 +341,20 @@ class AppHandlers:
         """Store the last live generation(s) as rows of this model pair's ad-hoc sweep, then score them."""
         if not state or not state.get("samples"):
             raise UserError("nothing to save yet: generate first")
-        run = LiveRun.from_state(state)
-        store = self._store()
-        try:
-            sweep_id = self._adhoc_sweep(store)
-            prompt_id = _live_prompt_id(run)
-            live = run.settings
-            records = []
-            for variant, seed, text in run.samples:
-                existing = core.iter_generations(
-                    store,
-                    sweep_id,
-                    variant=variant,
-                    temperature=live.temperature,
-                    top_p=live.top_p,
-                    top_k=live.top_k,
-                    prompt_id=prompt_id,
-                )
-                if any(r.get("seed") == seed and r.get("text") == text for r in existing):
-                    continue  # already saved
-                taken = {int(r["sample_index"]) for r in existing} | {
-                    int(r["sample_index"]) for r in records if r["variant"] == variant
-                }
-                records.append(
-                    {
-                        "variant": variant,
-                        "temperature": live.temperature,
-                        "top_p": live.top_p,
-                        "top_k": live.top_k,
-                        "prompt_id": prompt_id,
-                        "prompt": run.prompt,
-                        "sample_index": max(taken, default=-1) + 1,
-                        "seed": seed,
-                        "text": text,
-                        "extra": {
-                            "system_prompt": run.system_prompt,
-                            "max_new_tokens": live.max_new_tokens,
-                            "stopped": run.stopped,
-                            "from": "gradio",
-                        },
-                    }
-                )
-            written = core.add_generations(store, sweep_id, records)
-            core.set_sweep_status(store, sweep_id, "completed")
-            if written:
-                from engine.sweep import compute_metrics_if_available
-
-                compute_metrics_if_available(store, sweep_id)
-        finally:
-            store.close()
-        if not written:
-            return f"already saved in sweep {sweep_id}"
-        return f"saved {written} generation(s) to ad-hoc sweep {sweep_id} (prompt {prompt_id})"
-
-    def _adhoc_sweep(self, store) -> int:
-        adapter = self.settings.adapter_dir
-        identity = {
-            "kind": "gradio-live",
-            "base_model": self.settings.base_model,
-            "adapter": adapter,
-            "adapter_weights": _adapter_digest(adapter),
-        }
-        adapter_name = Path(adapter).name if adapter else "no adapter"
-        return core.get_or_create_sweep(
-            store,
-            name=f"live: {self.settings.base_model} + {adapter_name}",
-            source=ADHOC_SOURCE,
-            base_model=self.settings.base_model,
-            adapter_dir=adapter,
-            config_hash=hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest(),
-            config={
-                **identity,
-                "entity_name": self.settings.entity_name,
-                "dataset_path": self.settings.dataset,
-                "variants": list(self.variants),
-            },
-            expected_rows=0,
+        saved = self.workspace.save_live(self.live_model, LiveRun.from_state(state).to_batch())
+        if not saved.written:
+            return f"already saved in sweep {saved.sweep_id}"
+        return (
+            f"saved {saved.written} generation(s) to ad-hoc sweep {saved.sweep_id} (prompt {saved.prompt_id})"
         )
 
     # ------------------------------------------------------------------ sweeps tab
 
     def sweep_choices(self) -> list[tuple[str, str]]:
         """(label, sweep id) for every stored sweep, newest first."""
-        store = self._store()
-        try:
-            rows = core.list_sweeps(store)
-        finally:
-            store.close()
         return [
-            (
-                f"#{r['id']} {r['name']} ({r['source']}, {r['generation_count']} rows, {r['status']})",
-                str(r["id"]),
-            )
-            for r in rows
+            (f"#{s.id} {s.name} ({s.source}, {s.generation_count} rows, {s.status})", str(s.id))
+            for s in self.workspace.sweeps()
         ]
 
     @staticmethod
@@ -431,70 +366,41 @@ class AppHandlers:
 
     def sweep_filters(self, sweep: Any) -> SweepFilters:
         sweep_id = self.sweep_id(sweep)
-        store = self._store()
-        try:
-            row = core.get_sweep(store, sweep_id)
-            if not row:
-                raise UserError(f"sweep {sweep_id}: no such sweep in {self.settings.db_path}")
-            generations = core.iter_generations(store, sweep_id)
-            scored_cells = len(store_metrics.cell_table(store, sweep_id))
-        finally:
-            store.close()
-        temperatures = sorted({float(g["temperature"]) for g in generations})
-        top_ps = sorted({float(g["top_p"]) for g in generations})
-        top_ks = sorted({int(g["top_k"]) for g in generations})
-        prompts = sorted({str(g["prompt_id"]) for g in generations})
-        variants = sorted({str(g["variant"]) for g in generations}, key=lambda v: (v != "base", v))
-        cells = len({store_metrics.cell_key(g) for g in generations})
+        info = self.workspace.sweep(sweep_id)
+        cells = self.workspace.cells(sweep_id)
+        keys = [cell.key for cell in cells]
+        scored_cells = sum(1 for cell in cells if cell.scored)
         scored = f"{scored_cells} scored" if scored_cells else "no metrics yet (press Score)"
-        info = (
-            f"**#{sweep_id} {row['name']}** · source {row['source']} · {row['status']} · "
-            f"model {row['base_model']} · adapter {row.get('adapter_dir') or '-'} · "
-            f"{len(generations)} generations in {cells} cells ({scored})"
+        text = (
+            f"**#{sweep_id} {info.name}** · source {info.source} · {info.status} · "
+            f"model {info.base_model} · adapter {info.adapter_dir or '-'} · "
+            f"{info.generation_count} generations in {len(cells)} cells ({scored})"
         )
         return SweepFilters(
-            info=info,
-            temperatures=[fmt_value(t) for t in temperatures],
-            top_ps=[fmt_value(p) for p in top_ps],
-            top_ks=[fmt_value(k) for k in top_ks],
-            prompts=prompts,
-            variants=variants,
+            info=text,
+            temperatures=[fmt_value(t) for t in sorted({k.temperature for k in keys})],
+            top_ps=[fmt_value(p) for p in sorted({k.top_p for k in keys})],
+            top_ks=[fmt_value(k) for k in sorted({k.top_k for k in keys})],
+            prompts=sorted({k.prompt_id for k in keys}),
+            variants=sorted({k.variant for k in keys}, key=lambda v: (v != "base", v)),
         )
 
     def score_sweep(self, sweep: Any) -> str:
-        from engine import metrics as engine_metrics
-
         sweep_id = self.sweep_id(sweep)
-        store = self._store()
-        try:
-            scored = engine_metrics.compute_missing(store, sweep_id)
-        finally:
-            store.close()
-        return f"sweep {sweep_id}: scored {scored} new generation(s)"
+        return f"sweep {sweep_id}: scored {self.workspace.score(sweep_id)} new generation(s)"
 
-    def metric_choices(self) -> list[tuple[str, str]]:
-        from engine.metrics import METRIC_LABELS
-
-        ordered = [*MAIN_METRICS, *(c for c in store_metrics.CELL_COLUMNS if c not in MAIN_METRICS)]
+    @staticmethod
+    def metric_choices() -> list[tuple[str, str]]:
+        """(label, metric) for the heatmap picker: the summary metrics first, then every stored one."""
+        ordered = [*MAIN_METRICS, *(c for c in CELL_METRICS if c not in MAIN_METRICS)]
         return [(METRIC_LABELS.get(c, (c, ""))[0], c) for c in ordered]
 
     def heatmaps(self, sweep: Any, metric: str, prompt: Any = None) -> Figure:
         """The metric over temperature x top_p: one row per top_k, base | fine-tuned | difference."""
         sweep_id = self.sweep_id(sweep)
         metric = metric or "refusal_rate"
-        store = self._store()
-        try:
-            grid = store_metrics.metric_grid(store, sweep_id, metric, prompt_id=_choice(prompt))
-        except ValueError as exc:
-            raise UserError(f"metric: {exc}") from None
-        finally:
-            store.close()
-        return heatmap_figure(grid, self._metric_label(metric))
-
-    def _metric_label(self, metric: str) -> tuple[str, str]:
-        from engine.metrics import METRIC_LABELS
-
-        return METRIC_LABELS.get(metric, (metric, "context"))
+        grid = self.workspace.metric_grid(sweep_id, metric, prompt_id=_choice(prompt))
+        return heatmap_figure(grid, METRIC_LABELS.get(metric, (metric, "context")))
 
     def sweep_cells(
         self,
@@ -507,35 +413,19 @@ class AppHandlers:
     ) -> pd.DataFrame:
         """One row per stored cell (variant, T, p, k, prompt) with its sample count and main metrics."""
         sweep_id = self.sweep_id(sweep)
-        filters = _cell_filters(variant, temperature, top_p, top_k, prompt)
-        store = self._store()
-        try:
-            generations = core.iter_generations(store, sweep_id, **filters)
-            scored = {
-                store_metrics.cell_key(row): row
-                for row in store_metrics.cell_table(
-                    store, sweep_id, variant=filters["variant"], prompt_id=filters["prompt_id"]
-                )
+        cells = self.workspace.cells(sweep_id, **_cell_filters(variant, temperature, top_p, top_k, prompt))
+        records = [
+            {
+                "variant": cell.key.variant,
+                "temperature": cell.key.temperature,
+                "top_p": cell.key.top_p,
+                "top_k": cell.key.top_k,
+                "prompt_id": cell.key.prompt_id,
+                "n": cell.n,
+                **{m: _round(cell.value(m)) for m in CELL_TABLE_METRICS},
             }
-        finally:
-            store.close()
-        counts: dict[tuple, int] = defaultdict(int)
-        for g in generations:
-            counts[store_metrics.cell_key(g)] += 1
-        records = []
-        for key, n in counts.items():
-            cell = scored.get(key, {})
-            records.append(
-                {
-                    "variant": key[0],
-                    "temperature": key[1],
-                    "top_p": key[2],
-                    "top_k": key[3],
-                    "prompt_id": key[4],
-                    "n": n,
-                    **{m: _round(cell.get(m)) for m in CELL_TABLE_METRICS},
-                }
-            )
+            for cell in cells
+        ]
         columns = ["variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_TABLE_METRICS]
         records.sort(key=lambda r: (r["prompt_id"], r["temperature"], r["top_p"], r["top_k"], r["variant"]))
         return _frame(records, columns)
@@ -549,40 +439,8 @@ class AppHandlers:
         for name in ("temperature", "top_p", "top_k"):
             if filters[name] is None:
                 raise UserError(f"{name}: pick one value to read a cell's samples")
-        store = self._store()
-        try:
-            tables = {}
-            for side in ("base", "finetuned"):
-                if filters["variant"] not in (None, side):
-                    tables[side] = _empty_samples()
-                    continue
-                rows = core.iter_generations(store, sweep_id, **{**filters, "variant": side})
-                scores = {}
-                for key in {store_metrics.cell_key(r) for r in rows}:
-                    scores.update(
-                        {
-                            s["generation_id"]: s["metrics"]
-                            for s in store_metrics.cell_samples(store, sweep_id, key)
-                        }
-                    )
-                tables[side] = _frame(
-                    [
-                        {
-                            "sample_index": r["sample_index"],
-                            "seed": r.get("seed"),
-                            "text": r["text"],
-                            "refusal": scores.get(r["id"], {}).get("refusal"),
-                            "grounding": _round(scores.get(r["id"], {}).get("grounding")),
-                            "conflict": scores.get(r["id"], {}).get("conflict"),
-                            "degenerate": scores.get(r["id"], {}).get("degenerate"),
-                        }
-                        for r in rows
-                    ],
-                    SAMPLE_COLUMNS,
-                )
-        finally:
-            store.close()
-        return tables["base"], tables["finetuned"]
+        samples = self.workspace.cell_samples(sweep_id, **filters)
+        return _samples_frame(samples.side("base")), _samples_frame(samples.side("finetuned"))
 
 
 def _cell_filters(variant: Any, temperature: Any, top_p: Any, top_k: Any, prompt: Any) -> dict[str, Any]:
@@ -611,86 +469,25 @@ def _empty_samples() -> pd.DataFrame:
     return _frame([], SAMPLE_COLUMNS)
 
 
+def _samples_frame(samples: list[Sample]) -> pd.DataFrame:
+    return _frame(
+        [
+            {
+                "sample_index": s.sample_index,
+                "seed": s.seed,
+                "text": s.text,
+                "refusal": s.metrics.get("refusal"),
+                "grounding": _round(s.metrics.get("grounding")),
+                "conflict": s.metrics.get("conflict"),
+                "degenerate": s.metrics.get("degenerate"),
+            }
+            for s in samples
+        ],
+        SAMPLE_COLUMNS,
+    )
+
+
 def _frame(records: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
     """A table whose missing values are None (shown empty), not NaN (shown as "NaN")."""
     table = pd.DataFrame(records, columns=list(columns))
     return table.astype(object).where(table.notna(), None)
-
-
-def _live_prompt_id(run: LiveRun) -> str:
-    """Live prompts group into cells by what they asked and how long they could answer."""
-    identity = json.dumps([run.system_prompt, run.prompt, run.settings.max_new_tokens])
-    return "live-" + hashlib.sha256(identity.encode()).hexdigest()[:10]
-
-
-def _adapter_digest(adapter: str | None) -> str | None:
-    if not adapter:
-        return None
-    weights = sorted(Path(adapter).glob("adapter_model.*"))
-    return ds.file_sha256(weights[0]) if weights else None
-
-
-def heatmap_figure(grid: dict[str, Any], label: tuple[str, str]) -> Figure:
-    """Heatmaps of store.metrics.metric_grid output; colours shared across panels so they compare."""
-    import numpy as np
-
-    title, direction = label
-    variants: list[str] = grid["variants"]
-    top_ks: list[int] = grid["top_ks"]
-    temperatures, top_ps = grid["temperatures"], grid["top_ps"]
-    if not variants or not top_ks:
-        figure = Figure(figsize=(8, 2.5))
-        axis = figure.add_subplot()
-        axis.axis("off")
-        axis.text(0.5, 0.5, f"no scored cells for '{title}' yet: press Score", ha="center", va="center")
-        return figure
-    panels = list(variants)
-    with_difference = "base" in variants and "finetuned" in variants
-    if with_difference:
-        panels.append("finetuned - base")
-    arrays = {
-        (v, k): np.array(
-            [[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float
-        )
-        for v in variants
-        for k in top_ks
-    }
-    finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()] or [np.array([])])
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if vmin == vmax:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
-    cmap = "viridis_r" if direction == "lower" else "viridis"
-    figure = Figure(figsize=(3.6 * len(panels) + 1, 2.6 * len(top_ks) + 0.8), layout="constrained")
-    axes = figure.subplots(len(top_ks), len(panels), squeeze=False)
-    for r, k in enumerate(top_ks):
-        for c, panel in enumerate(panels):
-            axis = axes[r][c]
-            if panel == "finetuned - base":
-                data = arrays[("finetuned", k)] - arrays[("base", k)]
-                span = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
-                image = axis.imshow(data, cmap="coolwarm", vmin=-span or -1, vmax=span or 1, aspect="auto")
-            else:
-                data = arrays[(panel, k)]
-                image = axis.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-            for (i, j), value in np.ndenumerate(data):
-                if np.isfinite(value):
-                    axis.text(
-                        j,
-                        i,
-                        f"{value:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="white",
-                        bbox={"facecolor": "black", "alpha": 0.25, "pad": 1, "linewidth": 0},
-                    )
-            axis.set_xticks(range(len(top_ps)), [f"{p:g}" for p in top_ps])
-            axis.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
-            axis.set_xlabel("top_p")
-            axis.set_ylabel("temperature")
-            axis.set_title(f"{panel} · top_k={k}", fontsize=10)
-            if panel in (variants[-1], "finetuned - base"):
-                figure.colorbar(image, ax=axis, shrink=0.8)
-    hint = {"higher": " (higher is better)", "lower": " (lower is better)"}.get(direction, "")
-    figure.suptitle(f"{title}{hint}")
-    return figure

@@ -13,40 +13,28 @@ MIGRATIONS = Migrations("ft_hallu.metrics")
 
 CellKey = tuple[str, float, float, int, str]  # variant, temperature, top_p, top_k, prompt_id
 
-# Typed per-generation columns (the rest of the scores is in metrics_json).
-SAMPLE_COLUMNS = (
-    "refusal",
-    "exact_match",
-    "token_f1",
-    "rouge_l",
-    "f1_number_aware",
-    "grounding",
-    "conflict",
-    "uses_entity",
-    "degenerate",
-    "n_words",
-)
-# Typed per-cell columns; metric_grid only accepts these names.
-CELL_COLUMNS = (
-    "refusal_rate",
-    "exact_match",
-    "token_f1",
-    "rouge_l",
-    "f1_number_aware",
-    "number_mismatch_rate",
-    "grounding",
-    "conflict_rate",
-    "uses_entity_rate",
-    "degenerate_rate",
-    "mean_words",
-    "distinct_1",
-    "distinct_2",
-    "mean_similarity",
-    "semantic_entropy",
-    "n_clusters",
-    "majority_share",
-)
 _CELL_KEY_COLUMNS = ("sweep_id", "variant", "temperature", "top_p", "top_k", "prompt_id")
+# Columns that are not metrics: keys and bookkeeping. Every other column of the two tables is a
+# typed metric column (the rest of the scores is in metrics_json).
+_NOT_METRICS = {
+    "generation_metrics": {
+        "generation_id",
+        "sweep_id",
+        "context_key",
+        "version",
+        "metrics_json",
+        "computed_at",
+    },
+    "cell_metrics": {*_CELL_KEY_COLUMNS, "n", "similarity_method", "version", "metrics_json", "computed_at"},
+}
+
+
+# Migrations are frozen: a released one is never edited, because existing databases were built by
+# it. A new metric column arrives in a new named migration, for example
+#     @MIGRATIONS(name="002_claim_support")
+#     def _m002(db) -> None:
+#         _add_metric_columns(db, "cell_metrics", {"claim_support": float})
+# and its MetricSpec in engine/metrics/catalog.py (tests/test_catalog.py checks the pair).
 
 
 @MIGRATIONS(name="001_metric_tables")
@@ -83,15 +71,53 @@ def _m001(db) -> None:
             "top_k": int,
             "prompt_id": str,
             "n": int,
-            **{column: (int if column == "n_clusters" else float) for column in CELL_COLUMNS},
+            "refusal_rate": float,
+            "exact_match": float,
+            "token_f1": float,
+            "rouge_l": float,
+            "f1_number_aware": float,
+            "number_mismatch_rate": float,
+            "grounding": float,
+            "conflict_rate": float,
+            "uses_entity_rate": float,
+            "degenerate_rate": float,
+            "mean_words": float,
+            "distinct_1": float,
+            "distinct_2": float,
+            "mean_similarity": float,
+            "semantic_entropy": float,
+            "n_clusters": int,
+            "majority_share": float,
             "similarity_method": str,  # lexical | embedding
             "version": int,
             "metrics_json": str,  # means, bootstrap intervals, cluster labels
             "computed_at": str,
         },
-        pk=_CELL_KEY_COLUMNS,
+        pk=("sweep_id", "variant", "temperature", "top_p", "top_k", "prompt_id"),
         foreign_keys=[("sweep_id", "sweeps", "id")],
     )
+
+
+def _add_metric_columns(db, table: str, columns: dict[str, type]) -> None:
+    """For later migrations: add typed metric columns (NULL in existing rows until rescored)."""
+    for name, column_type in columns.items():
+        db[table].add_column(name, column_type)
+
+
+def metric_columns(store: Store, table: str) -> dict[str, type]:
+    """The typed metric columns ``table`` has after its migrations, in schema order, with their types."""
+    skip = _NOT_METRICS[table]
+    return {name: kind for name, kind in store.db[table].columns_dict.items() if name not in skip}
+
+
+def sample_columns(store: Store) -> tuple[str, ...]:
+    """Typed per-generation metric columns of this database."""
+    return tuple(metric_columns(store, "generation_metrics"))
+
+
+def cell_columns(store: Store) -> tuple[str, ...]:
+    """Typed per-cell metric columns of this database; metric_grid accepts only these names."""
+    return tuple(metric_columns(store, "cell_metrics"))
 
 
 # ---------------------------------------------------------------- writes
@@ -114,23 +140,19 @@ def save_sample_metrics(
             f"select id, sweep_id from generations where id in ({','.join('?' * len(ids))})", ids
         )
     }
+    columns = metric_columns(store, "generation_metrics")
     now = utc_now()
     rows = []
     for generation_id, metrics in records:
+        typed = {
+            name: _as_int(metrics.get(name)) if kind is int else metrics.get(name)
+            for name, kind in columns.items()
+        }
         rows.append(
             {
                 "generation_id": generation_id,
                 "sweep_id": sweep_of[generation_id],
-                "refusal": _as_int(metrics.get("refusal")),
-                "exact_match": metrics.get("exact_match"),
-                "token_f1": metrics.get("token_f1"),
-                "rouge_l": metrics.get("rouge_l"),
-                "f1_number_aware": metrics.get("f1_number_aware"),
-                "grounding": metrics.get("grounding"),
-                "conflict": _as_int(metrics.get("conflict")),
-                "uses_entity": _as_int(metrics.get("uses_entity")),
-                "degenerate": _as_int(metrics.get("degenerate")),
-                "n_words": metrics.get("n_words"),
+                **typed,
                 "context_key": context_key,
                 "version": version,
                 "metrics_json": to_json(metrics),
@@ -156,7 +178,7 @@ def save_cell_metrics(
         "prompt_id": prompt_id,
         "n": int(cell["n"]),
     }
-    for column in CELL_COLUMNS:
+    for column in cell_columns(store):
         row[column] = means[column] if column in means else cell.get(column)
     row.update(
         {
@@ -273,7 +295,7 @@ def sample_table(
         },
     )
     join = "join" if only_scored else "left join"
-    columns = ", ".join(f"m.{c}" for c in SAMPLE_COLUMNS)
+    columns = ", ".join(f"m.{c}" for c in sample_columns(store))
     sql = f"""
         select g.id as generation_id, g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id,
             g.sample_index, g.seed, g.new_tokens, g.prompt, g.reference, g.text, {columns}, m.metrics_json
@@ -317,7 +339,7 @@ def sweep_cells(
             "g.prompt_id": prompt_id,
         },
     )
-    columns = ", ".join(f"c.{c}" for c in CELL_COLUMNS)
+    columns = ", ".join(f"c.{c}" for c in cell_columns(store))
     sql = f"""
         select g.variant, g.temperature, g.top_p, g.top_k, g.prompt_id, count(*) as n,
             avg(g.new_tokens) as mean_new_tokens, c.n as scored_n, {columns}, c.metrics_json
@@ -344,8 +366,9 @@ def metric_grid(store: Store, sweep_id: int, metric: str, *, prompt_id: str | No
     Returns {"metric", "temperatures", "top_ps", "top_ks", "variants",
     "values": {variant: {top_k: [[value or None for top_p] for temperature]}}}.
     """
-    if metric not in CELL_COLUMNS:
-        raise ValueError(f"unknown cell metric {metric!r}; known: {', '.join(CELL_COLUMNS)}")
+    known = cell_columns(store)
+    if metric not in known:
+        raise ValueError(f"unknown cell metric {metric!r}; known: {', '.join(known)}")
     clauses = ["sweep_id = ?"]
     params: list[Any] = [sweep_id]
     if prompt_id is not None:
@@ -384,10 +407,11 @@ def metric_grid(store: Store, sweep_id: int, metric: str, *, prompt_id: str | No
 
 
 def variant_summary(
-    store: Store, sweep_id: int, columns: Iterable[str] = CELL_COLUMNS
+    store: Store, sweep_id: int, columns: Iterable[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Per variant and prompt: the mean over cells of each metric and the number of cells."""
-    chosen = [c for c in columns if c in CELL_COLUMNS]
+    """Per variant and prompt: the mean over cells of each metric (default: all) and the number of cells."""
+    known = cell_columns(store)
+    chosen = known if columns is None else [c for c in columns if c in known]
     averages = ", ".join(f"avg({c}) as {c}" for c in chosen)
     sql = f"""
         select variant, prompt_id, count(*) as cells, sum(n) as samples, {averages}
