@@ -1,8 +1,15 @@
-"""``ft-hallu launch``, ``jobs``, ``logs`` and ``cancel``: run fine-tunes through Slurm or locally."""
+"""``ft-hallu launch``, ``jobs``, ``logs``, ``cancel`` and ``job-run``: fine-tunes and sweeps as jobs.
+
+``launch [finetune] --config FT.toml`` submits a fine-tune, ``launch sweep --config S.toml`` a sweep
+(``--shards N`` makes it a job array, ``--after JOB`` chains it behind a fine-tune) and
+``launch resubmit JOB --task K`` queues one shard again. ``job-run`` is what the job script runs on
+the node; it never opens a store.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,33 +23,82 @@ from store.db import open_db
 DEFAULT_CLUSTER_FILE = "cluster.toml"
 
 
+JOB_HELP = "job number from `ft-hallu jobs`, or slurm:ID / local:PID"
+
+
+def _job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", help="cluster settings TOML (see configs/cluster.example.toml)")
+    parser.add_argument("--local", action="store_true", help="run on this machine instead of Slurm")
+    parser.add_argument("--name", help="job name (default: ft-hallu-<config name>)")
+    parser.add_argument("--log-dir", help="folder for the job folders (default: from settings)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     launch = subparsers.add_parser(
         "launch",
-        help="submit a fine-tune to Slurm (default) or start it locally (--local)",
-        description="Submit `ft-hallu finetune --config FT.toml` as a Slurm batch job, or run it as a "
-        "detached local process. Cluster settings come from --cluster, else <data folder>/cluster.toml.",
+        help="submit a fine-tune or a sweep to Slurm (default) or start it locally (--local)",
+        description="`launch --config FT.toml` (or `launch finetune --config FT.toml`) submits a fine-tune; "
+        "`launch sweep --config S.toml [--shards N] [--after JOB]` a sweep; `launch resubmit JOB --task K` "
+        "one shard again. Cluster settings come from --cluster, else <data folder>/cluster.toml.",
     )
-    launch.add_argument("--config", required=True, help="fine-tune TOML (see configs/finetune.tiny.toml)")
-    launch.add_argument("--cluster", help="cluster settings TOML (see configs/cluster.example.toml)")
-    launch.add_argument("--local", action="store_true", help="run on this machine instead of Slurm")
-    launch.add_argument("--name", help="job name (default: ft-hallu-<config name>)")
-    launch.add_argument("--log-dir", help="folder for the job script and log (default: from settings)")
+    launch.add_argument("--config", help="fine-tune TOML (see configs/finetune.tiny.toml)")
+    _job_options(launch)
     launch.set_defaults(func=_launch)
+    kinds = launch.add_subparsers(dest="launch_kind", metavar="KIND")
+
+    finetune = kinds.add_parser("finetune", help="a fine-tune job (the default)")
+    finetune.add_argument("--config", required=True, help="fine-tune TOML")
+    _job_options(finetune)
+    finetune.set_defaults(func=_launch)
+
+    sweep = kinds.add_parser(
+        "sweep",
+        help="a sweep job; --shards N makes it a Slurm job array",
+        description="Each array task generates a fixed slice of the sweep's rows (whole grid cells) into "
+        "a results file in the job folder; the login node ingests them into its store.",
+    )
+    sweep.add_argument("--config", required=True, help="sweep TOML (see configs/sweep.example.toml)")
+    sweep.add_argument("--shards", type=int, default=1, help="array tasks to split the rows over (default 1)")
+    sweep.add_argument("--after", metavar="JOB", help="start only once this job (a fine-tune) COMPLETED")
+    sweep.add_argument("--samples", type=int, help="override samples_per_cell")
+    sweep.add_argument("--batch-size", type=int, help="override rows per generate call")
+    _job_options(sweep)
+    sweep.set_defaults(func=_launch_sweep)
+
+    again = kinds.add_parser("resubmit", help="queue one shard of a sweep job again (finishes what is left)")
+    again.add_argument("job", metavar="JOB", help=JOB_HELP)
+    again.add_argument("--task", type=int, required=True, help="the shard (array task) number")
+    again.set_defaults(func=_resubmit)
 
     jobs = subparsers.add_parser("jobs", help="list launched jobs with their current state")
     jobs.add_argument("--no-refresh", action="store_true", help="show stored states without asking Slurm")
     jobs.set_defaults(func=_jobs)
 
     logs = subparsers.add_parser("logs", help="show the end of a job's log")
-    logs.add_argument("job", metavar="JOB", help="job number from `ft-hallu jobs`, or slurm:ID / local:PID")
+    logs.add_argument("job", metavar="JOB", help=JOB_HELP)
     logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job finishes")
+    logs.add_argument("--task", type=int, help="for a sweep array: this task's log only")
     logs.set_defaults(func=_logs)
 
     cancel = subparsers.add_parser("cancel", help="cancel a queued or running job")
-    cancel.add_argument("job", metavar="JOB", help="job number from `ft-hallu jobs`, or slurm:ID / local:PID")
+    cancel.add_argument("job", metavar="JOB", help=JOB_HELP)
+    cancel.add_argument("--task", type=int, help="for a sweep array: cancel only this task")
     cancel.set_defaults(func=_cancel)
+
+    run = subparsers.add_parser(
+        "job-run",
+        help="(run by job scripts on the node) a fine-tune or sweep shard that writes files, not the store",
+    )
+    what = run.add_subparsers(dest="job_kind", metavar="KIND", required=True)
+    run_ft = what.add_parser("finetune", help="fine-tune; the run record goes to the job folder")
+    run_ft.add_argument("--config", required=True)
+    run_ft.add_argument("--job-dir", required=True)
+    run_ft.set_defaults(func=_job_run_finetune)
+    run_sweep = what.add_parser("sweep", help="one shard (SLURM_ARRAY_TASK_ID or --task), else every shard")
+    run_sweep.add_argument("--job-dir", required=True)
+    run_sweep.add_argument("--task", type=int)
+    run_sweep.set_defaults(func=_job_run_sweep)
 
 
 def _cluster_settings(path: str | None) -> launching.ClusterSettings:
@@ -55,25 +111,62 @@ def _cluster_settings(path: str | None) -> launching.ClusterSettings:
 
 
 def _launch(args: argparse.Namespace) -> int:
+    if not args.config:
+        raise UserError("launch: --config FT.toml is required (or use `launch sweep --config S.toml`)")
     cluster = _cluster_settings(args.cluster)
-    spec = launching.build_spec(
-        args.config,
-        cluster,
-        name=args.name,
-        log_dir=args.log_dir,
-        db_path=args.db,  # only when given: otherwise the job uses its own default store
-    )
+    # The job gets no --db: it writes its run record into its job folder; `jobs` ingests it here.
+    spec = launching.build_spec(args.config, cluster, name=args.name, log_dir=args.log_dir)
     store = open_db(db_path_from(args))
     try:
         launcher = launching.get_launcher("local" if args.local else "slurm")
         job = launching.launch(store, spec, launcher)
     finally:
         store.close()
+    _print_launched(job)
+    return 0
+
+
+def _print_launched(job: launching.Job) -> None:
     print(f"job {job.id}: {job.ref} {job.state}  name={job.name}")
+    if job.array:
+        print(f"  tasks:  {job.array} ({job.shards} shards)")
+    if job.depends_on:
+        print(f"  after:  slurm:{job.depends_on} completes")
+    print(f"  folder: {job.job_dir}")
     print(f"  log:    {job.log_path}")
     print(f"  script: {job.script_path}")
     print(f"  output: {job.output_dir}")
     print(f"follow with: ft-hallu logs {job.id} --follow")
+
+
+def _launch_sweep(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.samples is not None:
+        overrides["samples_per_cell"] = args.samples
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    cluster = _cluster_settings(args.cluster)
+    store = open_db(db_path_from(args))
+    try:
+        job = launching.launch_sweep(
+            store, args.config, cluster, launcher=launching.get_launcher("local" if args.local else "slurm"),
+            shards=args.shards, after=args.after, name=args.name, log_dir=args.log_dir, overrides=overrides,
+        )  # fmt: skip
+    finally:
+        store.close()
+    _print_launched(job)
+    print(f"results come back with: ft-hallu ingest {job.id}  (automatic once `ft-hallu jobs` sees it end)")
+    return 0
+
+
+def _resubmit(args: argparse.Namespace) -> int:
+    store = open_db(db_path_from(args))
+    try:
+        job = launching.resubmit(store, launching.resolve_job(store, args.job), args.task)
+    finally:
+        store.close()
+    print(f"job {job.id}: {job.ref} {job.state}  shard {args.task} of job {job.parent_id}")
+    print(f"  log:    {job.log_path}")
     return 0
 
 
@@ -92,11 +185,39 @@ def _jobs(args: argparse.Namespace) -> int:
         code = "" if job.exit_code is None else str(job.exit_code)
         print(
             f"{job.id:>4}  {job.ref:<16} {job.state:<11} {code:>4}  {job.submitted_at[:19]:<19}  "
-            f"{job.name}  ->  {job.output_dir}"
+            f"{job.kind:<8} {job.name}  ->  {job.output_dir}"
         )
-        if job.detail and not job.finished:
-            print(f"{'':>6}{job.detail}")
+        for line in _job_notes(job):
+            print(f"{'':>6}{line}")
     return 0
+
+
+def _job_notes(job: launching.Job) -> list[str]:
+    """Progress of a sweep (from its results files), what it waits for, what the last ingest added."""
+    notes = []
+    done = launching.progress(job)
+    if done is not None and (not job.finished or not job.ingested_at):
+        notes.append(f"progress: {done.line()}")
+    if job.parent_id:
+        notes.append(f"re-submits shard {job.array} of job {job.parent_id}")
+    if job.depends_on and job.state == "PENDING":
+        notes.append(f"waits for slurm:{job.depends_on}")
+    if job.detail and (not job.finished or job.detail.startswith("ingest:")):
+        notes.append(job.detail)
+    if job.ingested_at:
+        notes.append(_ingest_line(job.ingest))
+    return notes
+
+
+def _ingest_line(summary: dict) -> str:
+    if summary.get("kind") == "finetune":
+        run = summary.get("finetune_run_id")
+        return f"ingested: fine-tune run {run}" if run else "ingested: no run record"
+    sweeps = ", ".join(
+        f"sweep {s['sweep_id']} {s['stored']}/{s['expected']} {s['status']}"
+        for s in summary.get("sweeps", [])
+    )
+    return f"ingested: {summary.get('rows_added', 0)} new rows" + (f"; {sweeps}" if sweeps else "")
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -105,7 +226,7 @@ def _logs(args: argparse.Namespace) -> int:
     store = open_db(db_path_from(args))
     try:
         job = launching.resolve_job(store, args.job)
-        text = launching.tail(job, args.lines)
+        text = launching.tail(job, args.lines, task=args.task)
         if text:
             print(text, flush=True)
         if args.follow:
@@ -143,8 +264,45 @@ def _cancel(args: argparse.Namespace) -> int:
     store = open_db(db_path_from(args))
     try:
         job = launching.resolve_job(store, args.job)
-        job = launching.cancel(store, job)
+        job = launching.cancel(store, job, task=args.task)
     finally:
         store.close()
-    print(f"job {job.id}: {job.ref} {job.state}")
+    if args.task is not None:
+        print(f"job {job.id}: {job.ref} task {args.task} {job.tasks.get(str(args.task), {}).get('state')}")
+    else:
+        print(f"job {job.id}: {job.ref} {job.state}")
     return 0
+
+
+# ------------------------------------------------------------------ inside the job (no store)
+
+
+def _job_run_finetune(args: argparse.Namespace) -> int:
+    from engine.jobrun import run_finetune_task
+
+    run_finetune_task(args.config, args.job_dir)
+    print(f"fine-tune done; run record in {Path(args.job_dir) / 'finetune-result.json'}", flush=True)
+    return 0
+
+
+def _job_run_sweep(args: argparse.Namespace) -> int:
+    from engine.jobrun import array_task, read_manifest, run_sweep_tasks
+    from engine.sweep import SweepProgress
+
+    stop = {"signal": None}
+
+    def on_term(signum, _frame) -> None:  # scancel: finish the batch in hand, keep it, exit
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGTERM, on_term)
+    task = args.task if args.task is not None else array_task()
+    tasks = [task] if task is not None else list(range(int(read_manifest(args.job_dir)["shards"])))
+
+    def show(progress: SweepProgress) -> None:
+        print(f"shard rows {progress.done}/{progress.total}", flush=True)
+
+    complete = run_sweep_tasks(
+        args.job_dir, tasks, should_stop=lambda: stop["signal"] is not None, progress=show,
+        say=lambda message: print(message, flush=True),
+    )  # fmt: skip
+    return 0 if complete else 143

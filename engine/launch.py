@@ -1,17 +1,23 @@
-"""Launch fine-tunes through Slurm or as a detached local process, and follow them.
+"""Launch fine-tunes and sweeps through Slurm or as a detached local process, and follow them.
 
 Both launchers share one interface (:class:`Launcher`): ``submit(spec)``, ``status(job)``,
-``tail(job, n)`` and ``cancel(job)``. The module-level functions (:func:`launch`, :func:`refresh`,
-:func:`cancel`, :func:`tail`, :func:`wait`) also keep the ``jobs`` table in the store up to date, so
-front ends can list jobs and reattach after the operator's SSH session drops.
+``tail(job, n)``, ``cancel(job)`` and ``resubmit(job, task)``. The module-level functions
+(:func:`launch`, :func:`launch_sweep`, :func:`refresh`, :func:`resubmit`, :func:`cancel`,
+:func:`tail`, :func:`wait`) also keep the ``jobs`` table in the store up to date, so front ends can
+list jobs and reattach after the operator's SSH session drops.
 
-The job runs ``ft-hallu finetune --config FILE``. Its script holds no secrets: every value in it comes
-from the fine-tune config path and the cluster settings, and the environment handed to ``sbatch`` (or
+Every job gets a folder of its own under the log folder (manifest, script, logs, results). A
+fine-tune job runs ``ft-hallu job-run finetune``; a sweep runs as one Slurm job array whose task K
+runs ``ft-hallu job-run sweep`` on shard K (see :mod:`engine.shards`). Neither is given the login
+node's store: results come back as files in the job folder and :mod:`engine.ingest` reads them
+in, automatically once :func:`refresh` sees the job end. Scripts hold no secrets: every value in
+them comes from config paths and the cluster settings, and the environment handed to ``sbatch`` (or
 to the local process) has API keys, tokens and passwords removed (see :func:`job_environment`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -22,14 +28,19 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.configfile import load_dataclass, read_toml, setting, validate_instance
 from engine.dataset import write_atomic
 from engine.errors import UserError
 from engine.paths import data_dir
+from engine.results_file import SweepJobProgress, job_progress
+from engine.secrets import filter_environment
 from store import jobs as job_store
 from store.db import Store, utc_now
+
+if TYPE_CHECKING:
+    from engine.ingest import IngestResult
 
 ACTIVE_STATES = frozenset(
     {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "STAGE_OUT"}
@@ -51,8 +62,6 @@ FINAL_STATES = frozenset(
 )
 UNKNOWN = "UNKNOWN"
 
-# Environment variables whose names look like credentials never reach a job unless kept on purpose.
-_SECRET_NAME = re.compile(r"API_?KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY", re.IGNORECASE)
 DEFAULT_KEEP_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 # Starts the CLI from this checkout even when the package is not installed: argv[1] is its root.
@@ -155,15 +164,26 @@ class LaunchSpec:
     argv: tuple[str, ...]  # the full command the job runs
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     finetune_config: dict[str, Any] = field(default_factory=dict)
+    kind: str = "finetune"  # finetune | sweep
+    job_dir: Path | None = None  # the job's own folder (scripts, logs, manifest, results files)
+    array: str | None = None  # Slurm --array, e.g. "0-2": one task per sweep shard
+    shards: int | None = None
+    dependency: str | None = None  # Slurm job id that must end COMPLETED first (afterok)
+    manifest: dict[str, Any] = field(default_factory=dict)  # what the job reads from job.json
 
     def record(self) -> dict[str, Any]:
         """What the store keeps about the launch (no environment, so no secrets)."""
-        return {
-            "finetune": self.finetune_config,
+        record = {
             "cluster": asdict(self.cluster),
             "argv": list(self.argv),
             "workdir": str(self.workdir),
         }
+        if self.kind == "sweep":
+            record["sweep"] = self.manifest.get("sweep", {})
+            record["planned_per_shard"] = self.manifest.get("planned_per_shard", [])
+        else:
+            record["finetune"] = self.finetune_config
+        return record
 
 
 def default_command() -> tuple[str, ...]:
@@ -182,9 +202,12 @@ def build_spec(
     name: str | None = None,
     log_dir: str | Path | None = None,
     workdir: str | Path | None = None,
-    db_path: str | Path | None = None,
 ) -> LaunchSpec:
-    """Check the fine-tune config and settings on the login node, before anything is queued."""
+    """Check the fine-tune config and settings on the login node, before anything is queued.
+
+    The job is given no store: it leaves its run record in its job folder (``finetune-result.json``
+    next to the ``ft-hallu-run.json`` in the adapter folder), and the login node ingests it.
+    """
     cluster = cluster or ClusterSettings()
     cluster.validate()
     config = Path(config_path).expanduser().resolve()
@@ -198,15 +221,8 @@ def build_spec(
         raise UserError("job name: must not be empty")
     _reject_control("job name", job_name)
     _check_path("fine-tune config path", str(config))
-    run_dir = Path(workdir).resolve() if workdir else Path.cwd()
-    _check_path("working directory", str(run_dir))
-    logs = Path(log_dir or cluster.log_dir or data_dir() / "jobs").expanduser().resolve()
-    _check_path("log_dir", str(logs))
+    run_dir, logs, job_dir = _job_places(cluster, job_name, log_dir, workdir)
     prefix = cluster.command or default_command()
-    store_args: tuple[str, ...] = ()
-    if db_path is not None:  # the job records its run in the same store as the launch
-        _check_path("store path", str(db_path))
-        store_args = ("--db", str(Path(db_path).expanduser().resolve()))
     output = Path(output_dir).expanduser()
     if not output.is_absolute():
         output = run_dir / output
@@ -216,9 +232,104 @@ def build_spec(
         output_dir=str(output),
         workdir=run_dir,
         log_dir=logs,
-        argv=(*prefix, *store_args, "finetune", "--config", str(config)),
+        argv=(*prefix, "job-run", "finetune", "--config", str(config), "--job-dir", str(job_dir)),
         cluster=cluster,
         finetune_config=raw,
+        kind="finetune",
+        job_dir=job_dir,
+        manifest={
+            "kind": "finetune",
+            "name": job_name,
+            "config_path": str(config),
+            "output_dir": str(output),
+        },
+    )
+
+
+def _job_places(
+    cluster: ClusterSettings, job_name: str, log_dir: str | Path | None, workdir: str | Path | None
+) -> tuple[Path, Path, Path]:
+    """(working directory, log folder, this job's own folder inside it), each checked for the script."""
+    run_dir = Path(workdir).resolve() if workdir else Path.cwd()
+    _check_path("working directory", str(run_dir))
+    logs = Path(log_dir or cluster.log_dir or data_dir() / "jobs").expanduser().resolve()
+    _check_path("log_dir", str(logs))
+    return run_dir, logs, logs / f"{_slug(job_name)}-{_stamp()}"
+
+
+def build_sweep_spec(
+    config_path: str | Path,
+    cluster: ClusterSettings | None = None,
+    *,
+    shards: int = 1,
+    after: Job | None = None,
+    name: str | None = None,
+    log_dir: str | Path | None = None,
+    workdir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> LaunchSpec:
+    """Check a sweep config for a launch: settings, shard count, adapters; nothing is written.
+
+    An adapter folder that does not exist yet is accepted only when ``after`` is the fine-tune job
+    that will write it.
+    """
+    from engine import shards as sharding
+    from engine import sweep as sweeping
+
+    cluster = cluster or ClusterSettings()
+    cluster.validate()
+    config_file = Path(config_path).expanduser().resolve()
+    _check_path("sweep config path", str(config_file))
+    config = sweeping.load_sweep_config(config_file, overrides)
+    sharding.check_shards(config, shards)
+    if after is not None and after.finished and after.state != "COMPLETED":
+        raise UserError(
+            f"--after {after.id}: job {after.ref} ended {after.state}; the sweep would never start"
+        )
+    waits_for = Path(after.output_dir).resolve() if after is not None else None
+    from engine.finetune import is_adapter_dir
+
+    for variant, folder in config.adapter_dirs().items():
+        field_name = "adapter" if variant == "finetuned" and not config.adapters else f"adapters.{variant}"
+        _check_path(f"{config_file}: {field_name}", folder)
+        if Path(folder).exists():
+            if not is_adapter_dir(folder):
+                raise UserError(f"{config_file}: {field_name}: {folder} is not a LoRA adapter folder")
+        elif waits_for is None or Path(folder).resolve() != waits_for:
+            hint = f" (job {after.id} writes {waits_for})" if waits_for else " (or launch with --after JOB)"
+            raise UserError(f"{config_file}: {field_name}: {folder} does not exist{hint}")
+    prompts = sweeping.build_prompts(config)
+    planned = sweeping.plan_rows(config, prompts)
+    job_name = name if name is not None else f"ft-hallu-sweep-{config.name}"
+    if not job_name.strip():
+        raise UserError("job name: must not be empty")
+    _reject_control("job name", job_name)
+    run_dir, logs, job_dir = _job_places(cluster, job_name, log_dir, workdir)
+    prefix = cluster.command or default_command()
+    manifest = {
+        "kind": "sweep",
+        "name": job_name,
+        "config_path": str(config_file),
+        "sweep": dataclasses.asdict(config),
+        "shards": shards,
+        # The job plans again on the node (an adapter written meanwhile may change the eval split).
+        "planned_per_shard": sharding.shard_sizes(planned, shards),
+    }
+    depends = after.job_id if after is not None and not after.finished else None
+    return LaunchSpec(
+        name=job_name,
+        config_path=config_file,
+        output_dir=str(job_dir / "results"),
+        workdir=run_dir,
+        log_dir=logs,
+        argv=(*prefix, "job-run", "sweep", "--job-dir", str(job_dir)),
+        cluster=cluster,
+        kind="sweep",
+        job_dir=job_dir,
+        array=f"0-{shards - 1}",
+        shards=shards,
+        dependency=depends,
+        manifest=manifest,
     )
 
 
@@ -244,10 +355,12 @@ def _finetune_output_dir(config: Path, raw: dict[str, Any]) -> str:
 def job_environment(
     base: Mapping[str, str] | None = None, keep: Iterable[str] = DEFAULT_KEEP_ENV
 ) -> dict[str, str]:
-    """``base`` (default os.environ) without variables whose names look like credentials."""
-    kept = set(keep)
-    source = os.environ if base is None else base
-    return {k: v for k, v in source.items() if k in kept or not _SECRET_NAME.search(k)}
+    """``base`` (default os.environ) without variables whose name or value looks like a credential.
+
+    The rule lives in :mod:`engine.secrets` (names like *KEY*, *PAT*, *TOKEN*, DATABASE_URL; values
+    such as URLs with a password or sk-/ghp_/hf_ tokens); ``keep`` names variables to pass anyway.
+    """
+    return filter_environment(os.environ if base is None else base, keep)
 
 
 # ------------------------------------------------------------------ script rendering
@@ -299,6 +412,8 @@ def render_sbatch_script(spec: LaunchSpec, output_pattern: str) -> str:
         directives.append(f"--mem={_sbatch_quote('mem', cluster.mem)}")
     if cluster.cpus:
         directives.append(f"--cpus-per-task={int(cluster.cpus)}")
+    if spec.array:  # digits and dashes only, built by build_sweep_spec
+        directives.append(f"--array={_sbatch_quote('array', spec.array)}")
     for line in cluster.extra_sbatch:
         _reject_control("extra_sbatch", line)
         directives.append(line)
@@ -344,10 +459,23 @@ class Job:
     started_at: str | None
     finished_at: str | None
     config: dict[str, Any]
+    kind: str = "finetune"  # finetune | sweep
+    job_dir: str | None = None  # None for jobs launched before job folders existed
+    array: str | None = None  # Slurm --array spec ("0-2", or "1" for a re-submitted shard)
+    shards: int | None = None
+    parent_id: int | None = None  # the sweep job whose shard this one re-submits
+    depends_on: str | None = None
+    tasks: dict[str, Any] = field(default_factory=dict)  # array task -> {"state", "exit_code", "job_id"}
+    ingested_at: str | None = None
+    ingest: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
+
+    def task_ids(self) -> list[int]:
+        """The array tasks this job runs (sweep shards); [] for a plain job."""
+        return _array_tasks(self.array)
 
     @property
     def ref(self) -> str:
@@ -355,7 +483,23 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        return cls(**{name: row.get(name) for name in cls.__dataclass_fields__})
+        values = {name: row.get(name) for name in cls.__dataclass_fields__}
+        for name in ("config", "tasks", "ingest"):
+            values[name] = values[name] or {}
+        values["kind"] = values["kind"] or "finetune"
+        return cls(**values)
+
+
+def _array_tasks(spec: str | None) -> list[int]:
+    """Task numbers of a Slurm array spec such as "0-2", "1", "0,3-4" (a %limit suffix is ignored)."""
+    if not spec:
+        return []
+    tasks: list[int] = []
+    for part in spec.split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            tasks.extend(range(int(first), int(last or first) + 1))
+    return tasks
 
 
 @dataclass(frozen=True)
@@ -371,12 +515,15 @@ class JobStatus:
     state: str
     exit_code: int | None = None
     detail: str | None = None
+    tasks: dict[str, Any] | None = None  # per array task, for job arrays
 
 
 class Launcher(Protocol):
     name: str
 
     def submit(self, spec: LaunchSpec) -> Submission: ...
+
+    def resubmit(self, job: Job, task: int) -> Submission: ...
 
     def status(self, job: Job) -> JobStatus: ...
 
@@ -428,6 +575,31 @@ def _final_status(state: str, exit_text: str, detail: str | None) -> JobStatus:
     return JobStatus(state, code, detail)
 
 
+# When array tasks end differently, the job shows the state that most needs attention.
+_STATE_PRIORITY = ("FAILED", "OUT_OF_MEMORY", "NODE_FAIL", "TIMEOUT", "BOOT_FAIL", "DEADLINE", "PREEMPTED")
+
+
+def combine_task_states(tasks: Mapping[str, Mapping[str, Any]], expected: Iterable[int]) -> JobStatus:
+    """One state for a job array from its tasks' states (missing tasks make it UNKNOWN)."""
+    states = {int(k): str(v.get("state")) for k, v in tasks.items()}
+    wanted = list(expected)
+    active = [states[t] for t in wanted if states.get(t) in ACTIVE_STATES]
+    counts = ", ".join(f"{t}:{states.get(t, '?')}" for t in wanted)
+    if active:
+        running = any(state in ("RUNNING", "COMPLETING", "CONFIGURING") for state in active)
+        return JobStatus("RUNNING" if running else active[0], None, f"tasks {counts}", dict(tasks))
+    if any(t not in states or states[t] not in FINAL_STATES for t in wanted):
+        return JobStatus(UNKNOWN, None, f"tasks {counts}", dict(tasks))
+    finals = [states[t] for t in wanted]
+    if all(state == "COMPLETED" for state in finals):
+        return JobStatus("COMPLETED", 0, None, dict(tasks))
+    worst = next((s for s in _STATE_PRIORITY if s in finals), None)
+    worst = worst or next(s for s in finals if s != "COMPLETED")
+    codes = [tasks[str(t)].get("exit_code") for t in wanted if states[t] == worst]
+    code = next((c for c in codes if c), None)
+    return JobStatus(worst, code, f"tasks {counts}", dict(tasks))
+
+
 class SlurmLauncher:
     """Drives ``sbatch``/``squeue``/``sacct``/``scontrol``/``scancel`` (found via PATH and SLURM_CONF)."""
 
@@ -458,13 +630,30 @@ class SlurmLauncher:
             raise UserError(f"{argv[0]}: no answer from Slurm within {self.timeout:.0f}s") from None
 
     def submit(self, spec: LaunchSpec) -> Submission:
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        base = f"{_slug(spec.name)}-{_stamp()}"
-        output_pattern = str(spec.log_dir / f"{base}-%j.out")
-        script_path = spec.log_dir / f"{base}.sbatch"
+        folder = spec.job_dir or spec.log_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        output_pattern = str(folder / ("slurm-%A_%a.out" if spec.array else "slurm-%j.out"))
+        script_path = folder / "job.sbatch"
         write_atomic(script_path, render_sbatch_script(spec, output_pattern))
-        env = job_environment(self._base_env(), spec.cluster.keep_env)  # sbatch exports it to the job
-        result = self._run(["sbatch", "--parsable", str(script_path)], env=env)
+        options = [f"--dependency=afterok:{spec.dependency}"] if spec.dependency else []
+        job_id = self._sbatch(script_path, options, spec.cluster.keep_env)
+        log = output_pattern.replace("%A", job_id).replace("%j", job_id)
+        return Submission(job_id, Path(log), script_path, "PENDING")
+
+    def resubmit(self, job: Job, task: int) -> Submission:
+        """Queue array task ``task`` of ``job``'s script again, as a new one-task array."""
+        keep = tuple(job.config.get("cluster", {}).get("keep_env", DEFAULT_KEEP_ENV))
+        script_path = Path(job.script_path)
+        if not script_path.exists():
+            raise UserError(f"job {job.id}: its script {script_path} is gone; launch the sweep again")
+        # An --array on the command line overrides the script's own #SBATCH --array.
+        job_id = self._sbatch(script_path, [f"--array={int(task)}"], keep)
+        log = script_path.parent / f"slurm-{job_id}_%a.out"
+        return Submission(job_id, log, script_path, "PENDING")
+
+    def _sbatch(self, script_path: Path, options: list[str], keep_env: Iterable[str]) -> str:
+        env = job_environment(self._base_env(), keep_env)  # sbatch exports it to the job
+        result = self._run(["sbatch", "--parsable", *options, str(script_path)], env=env)
         if result.returncode != 0:
             # One line: sbatch often prints the specific reason first and a summary last.
             message = " / ".join(part.strip() for part in result.stderr.splitlines() if part.strip())[:500]
@@ -477,9 +666,11 @@ class SlurmLauncher:
         job_id = result.stdout.strip().split(";")[0]
         if not job_id.isdigit():
             raise UserError(f"sbatch printed no job id for {script_path}: {result.stdout.strip()!r}")
-        return Submission(job_id, Path(output_pattern.replace("%j", job_id)), script_path, "PENDING")
+        return job_id
 
     def status(self, job: Job) -> JobStatus:
+        if job.array:
+            return self._array_status(job)
         queue = self._run(["squeue", "-h", "-j", job.job_id, "-o", "%T|%r"])
         if queue.returncode == 0 and queue.stdout.strip():
             state, _, reason = queue.stdout.strip().splitlines()[0].partition("|")
@@ -524,6 +715,39 @@ class SlurmLauncher:
     def _from_jobcomp(self, job: Job) -> JobStatus | None:
         return self._from_sacct(job, jobcomp=True)
 
+    def _array_status(self, job: Job) -> JobStatus:
+        """Each task's state (squeue -r while queued, scontrol after, the jobcomp file last)."""
+        tasks: dict[str, dict[str, Any]] = {k: dict(v) for k, v in job.tasks.items()}
+        queue = self._run(["squeue", "-r", "-h", "-j", job.job_id, "-o", "%K|%i|%T|%r"])
+        if queue.returncode != 0 and "Invalid job id" not in queue.stderr:
+            return JobStatus(UNKNOWN, None, f"squeue: {_last_line(queue.stderr)}", tasks)
+        queued: set[str] = set()
+        for line in queue.stdout.splitlines():
+            parts = line.strip().split("|")
+            if len(parts) == 4 and parts[0].isdigit():
+                reason = None if parts[3] in ("", "None") else parts[3]
+                tasks[parts[0]] = {**tasks.get(parts[0], {}), "state": parts[2], "reason": reason}
+                queued.add(parts[0])
+        shown = self._run(["scontrol", "show", "job", "-o", job.job_id])
+        for line in shown.stdout.splitlines() if shown.returncode == 0 else []:
+            line = line.replace(f"JobName={job.name} ", " ", 1)
+            fields = dict(re.findall(r"(?:^|\s)(JobId|ArrayTaskId|JobState|ExitCode|Reason)=(\S+)", line))
+            task = fields.get("ArrayTaskId", "")
+            if not task.isdigit() or task in queued:
+                continue
+            status = _final_status(fields.get("JobState", UNKNOWN), fields.get("ExitCode", ""), None)
+            tasks[task] = {
+                "state": status.state,
+                "exit_code": status.exit_code,
+                "job_id": fields.get("JobId"),
+            }
+        for task, info in tasks.items():  # purged from scontrol: the jobcomp file knows task job ids
+            if info.get("state") not in FINAL_STATES and info.get("job_id") and task not in queued:
+                found = self._from_sacct(dataclasses.replace(job, job_id=str(info["job_id"])), jobcomp=True)
+                if found is not None:
+                    tasks[task] = {**info, "state": found.state, "exit_code": found.exit_code}
+        return combine_task_states(tasks, job.task_ids())
+
     def tail(self, job: Job, lines: int = 50) -> str:
         return tail_file(job.log_path, lines)
 
@@ -531,6 +755,13 @@ class SlurmLauncher:
         result = self._run(["scancel", job.job_id])
         if result.returncode != 0:
             raise UserError(f"scancel {job.job_id}: {_last_line(result.stderr)}")
+
+    def cancel_task(self, job: Job, task: int) -> None:
+        """Cancel one task of a job array (``scancel ID_K``); the other tasks go on."""
+        target = f"{job.job_id}_{int(task)}"
+        result = self._run(["scancel", target])
+        if result.returncode != 0:
+            raise UserError(f"scancel {target}: {_last_line(result.stderr)}")
 
 
 def _last_line(text: str) -> str:
@@ -557,10 +788,11 @@ class LocalLauncher:
         return script.with_suffix(".exit")
 
     def submit(self, spec: LaunchSpec) -> Submission:
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        folder = spec.job_dir or spec.log_dir
+        folder.mkdir(parents=True, exist_ok=True)
         base = f"{_slug(spec.name)}-{_stamp()}"
-        script_path = spec.log_dir / f"{base}.sh"
-        log_path = spec.log_dir / f"{base}.log"
+        script_path = folder / f"{base}.sh"
+        log_path = folder / f"{base}.log"
         write_atomic(script_path, render_local_script(spec, self.exit_file(script_path)))
         env = job_environment(os.environ if self._env is None else self._env, spec.cluster.keep_env)
         with open(log_path, "ab") as log:
@@ -577,6 +809,24 @@ class LocalLauncher:
             )
         _LOCAL_CHILDREN[process.pid] = process
         return Submission(str(process.pid), log_path, script_path, "RUNNING")
+
+    def resubmit(self, job: Job, task: int) -> Submission:
+        """Run one shard of ``job`` again as a new local process in the same job folder."""
+        if not job.job_dir:
+            raise UserError(f"job {job.id}: has no job folder to re-run a shard in")
+        cluster = load_dataclass(ClusterSettings, job.config.get("cluster", {}), source=f"job {job.id}")
+        spec = LaunchSpec(
+            name=f"{job.name}-task{int(task)}",
+            config_path=Path(job.config_path),
+            output_dir=job.output_dir,
+            workdir=Path(job.config.get("workdir") or Path.cwd()),
+            log_dir=Path(job.job_dir),
+            argv=(*job.config.get("argv", []), "--task", str(int(task))),
+            cluster=cluster,
+            kind="sweep",
+            job_dir=Path(job.job_dir),
+        )
+        return self.submit(spec)
 
     def _alive(self, job: Job) -> bool:
         pid = int(job.job_id)
@@ -648,8 +898,26 @@ def get_launcher(name: str, env: Mapping[str, str] | None = None) -> Launcher:
 
 
 def launch(store: Store, spec: LaunchSpec, launcher: Launcher) -> Job:
-    """Submit ``spec`` and record it; returns the stored job."""
-    submission = launcher.submit(spec)
+    """Submit ``spec`` and record it; returns the stored job.
+
+    The job folder and its manifest are written first (the job reads them); a rejected submission
+    removes the folder again, so a failed launch leaves neither a row nor files.
+    """
+    from engine.jobrun import write_manifest
+
+    if spec.dependency and launcher.name != "slurm":
+        raise UserError("--after: only Slurm jobs can wait for another job; drop --local or --after")
+    created = spec.job_dir is not None and not spec.job_dir.exists()
+    if spec.job_dir is not None:
+        write_manifest(spec.job_dir, spec.manifest)
+    try:
+        submission = launcher.submit(spec)
+    except BaseException:
+        if created and spec.job_dir is not None:
+            import shutil
+
+            shutil.rmtree(spec.job_dir, ignore_errors=True)
+        raise
     row_id = job_store.add_job(
         store,
         launcher=launcher.name,
@@ -661,6 +929,86 @@ def launch(store: Store, spec: LaunchSpec, launcher: Launcher) -> Job:
         output_dir=spec.output_dir,
         log_path=str(submission.log_path),
         script_path=str(submission.script_path),
+        kind=spec.kind,
+        job_dir=str(spec.job_dir) if spec.job_dir else None,
+        # A local sweep runs its shards one after another in one process: no array there.
+        array=spec.array if launcher.name == "slurm" else None,
+        shards=spec.shards,
+        depends_on=spec.dependency,
+    )
+    if submission.state == "RUNNING":
+        job_store.update_job(store, row_id, started_at=utc_now())
+    return get_job(store, row_id)
+
+
+def launch_sweep(
+    store: Store,
+    config_path: str | Path,
+    cluster: ClusterSettings | None = None,
+    *,
+    launcher: Launcher | None = None,
+    shards: int = 1,
+    after: str | Job | None = None,
+    name: str | None = None,
+    log_dir: str | Path | None = None,
+    workdir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Job:
+    """Validate and submit a sweep as one job array of ``shards`` tasks; ``after`` is a job to wait for.
+
+    ``after`` is a :class:`Job` or a reference as :func:`resolve_job` takes it ("3", "slurm:1234").
+    """
+    launcher = launcher or SlurmLauncher()
+    waits_for = resolve_job(store, after) if isinstance(after, str) else after
+    if waits_for is not None and waits_for.launcher != launcher.name:
+        raise UserError(
+            f"--after {waits_for.id}: a {waits_for.launcher} job; the sweep goes to {launcher.name}"
+        )
+    spec = build_sweep_spec(
+        config_path, cluster, shards=shards, after=waits_for, name=name, log_dir=log_dir,
+        workdir=workdir, overrides=overrides,
+    )  # fmt: skip
+    return launch(store, spec, launcher)
+
+
+def resubmit(store: Store, job: Job, task: int, launcher: Launcher | None = None) -> Job:
+    """Queue one shard of a sweep job again; rows its earlier attempts finished are not redone.
+
+    Refused while that shard is still queued or running, so two attempts never run at once.
+    """
+    if job.kind != "sweep":
+        raise UserError(f"job {job.id}: only sweep jobs have shards to re-submit (this is a {job.kind})")
+    parent = get_job(store, job.parent_id) if job.parent_id else job
+    shards = parent.shards or 1
+    if not 0 <= task < shards:
+        raise UserError(f"--task {task}: job {parent.id} has shards 0-{shards - 1}")
+    for attempt in [parent, *(Job.from_row(r) for r in job_store.children(store, parent.id))]:
+        attempt = refresh(store, attempt)
+        runs_task = task in attempt.task_ids() or (not attempt.array and attempt.launcher == "local")
+        if runs_task and not attempt.finished:
+            state = attempt.tasks.get(str(task), {}).get("state", attempt.state)
+            if state not in FINAL_STATES:
+                raise UserError(
+                    f"job {attempt.id} ({attempt.ref}) still runs shard {task} ({state}); cancel it first"
+                )
+    launcher = launcher or get_launcher(parent.launcher)
+    submission = launcher.resubmit(parent, task)
+    row_id = job_store.add_job(
+        store,
+        launcher=launcher.name,
+        job_id=submission.job_id,
+        name=parent.name,
+        config_path=parent.config_path,
+        config=parent.config,
+        state=submission.state,
+        output_dir=parent.output_dir,
+        log_path=str(submission.log_path),
+        script_path=str(submission.script_path),
+        kind="sweep",
+        job_dir=parent.job_dir,
+        array=str(task) if launcher.name == "slurm" else None,
+        shards=shards,
+        parent_id=parent.id,
     )
     if submission.state == "RUNNING":
         job_store.update_job(store, row_id, started_at=utc_now())
@@ -701,6 +1049,8 @@ def list_jobs(store: Store, *, refresh_active: bool = True) -> list[Job]:
             except UserError as exc:  # e.g. squeue missing here: show what the store knows
                 job_store.update_job(store, job.id, detail=str(exc))
                 job = get_job(store, job.id)
+        elif job.job_dir and not job.ingested_at:  # ended while nobody looked (or ingest failed)
+            job = _auto_ingest(store, job)
         refreshed.append(job)
     return refreshed
 
@@ -715,19 +1065,70 @@ def refresh(store: Store, job: Job, launcher: Launcher | None = None) -> Job:
         job_store.update_job(store, job.id, detail=status.detail)
         return get_job(store, job.id)
     values: dict[str, Any] = {"state": status.state, "exit_code": status.exit_code, "detail": status.detail}
+    if status.tasks is not None:
+        values["tasks"] = status.tasks
     if status.state not in ("PENDING", "CANCELLED") and not job.started_at:
         values["started_at"] = utc_now()
     if status.state in FINAL_STATES and not job.finished_at:
         values["finished_at"] = utc_now()
     job_store.update_job(store, job.id, **values)
+    job = get_job(store, job.id)
+    if job.finished and job.job_dir:
+        job = _auto_ingest(store, job)
+    return job
+
+
+def ingest(store: Store, job: Job) -> IngestResult:
+    """Refresh ``job``, then read its results files into the store; calling it again adds nothing.
+
+    A running sweep gives the rows its shards have finished so far.
+    """
+    from engine.ingest import ingest_job
+
+    try:
+        job = refresh(store, job)  # a job seen ending here is ingested on the way
+    except UserError:
+        pass  # no Slurm on this machine: the files are still there to read
+    return ingest_job(store, get_job(store, job.id))
+
+
+def progress(job: Job) -> SweepJobProgress | None:
+    """A sweep job's rows done / planned and rate, read from its results files (never written)."""
+    if job.kind != "sweep" or not job.job_dir:
+        return None
+    return job_progress(job.job_dir, job.config.get("planned_per_shard") or [])
+
+
+def _auto_ingest(store: Store, job: Job) -> Job:
+    """Read a finished job's results files into the store; a problem is kept as the job's detail."""
+    from engine.ingest import ingest_job
+
+    try:
+        ingest_job(store, job)
+    except UserError as exc:
+        job_store.update_job(store, job.id, detail=f"ingest: {exc}")
     return get_job(store, job.id)
 
 
-def cancel(store: Store, job: Job, launcher: Launcher | None = None) -> Job:
-    """Cancel a queued or running job; the store shows CANCELLED once the scheduler agrees."""
+def cancel(store: Store, job: Job, launcher: Launcher | None = None, task: int | None = None) -> Job:
+    """Cancel a queued or running job (or one task of a job array); the store shows CANCELLED once
+    the scheduler agrees."""
     if job.finished:
         raise UserError(f"job {job.id} ({job.ref}) already finished: {job.state}")
     launcher = launcher or get_launcher(job.launcher)
+    if task is not None:
+        if not isinstance(launcher, SlurmLauncher) or task not in job.task_ids():
+            raise UserError(
+                f"--task {task}: job {job.id} has no such array task (tasks: {job.array or 'none'})"
+            )
+        launcher.cancel_task(job, task)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            job = refresh(store, job, launcher)
+            if job.finished or job.tasks.get(str(task), {}).get("state") in FINAL_STATES:
+                break
+            time.sleep(0.2)
+        return job
     launcher.cancel(job)
     if isinstance(launcher, LocalLauncher):
         # No scheduler keeps the reason for a local job, so the store records it.
@@ -739,8 +1140,16 @@ def cancel(store: Store, job: Job, launcher: Launcher | None = None) -> Job:
     return wait(store, job, timeout=5.0, poll_seconds=0.2, launcher=launcher)
 
 
-def tail(job: Job, lines: int = 50, launcher: Launcher | None = None) -> str:
-    return (launcher or get_launcher(job.launcher)).tail(job, lines)
+def tail(job: Job, lines: int = 50, launcher: Launcher | None = None, task: int | None = None) -> str:
+    """The end of the job's log; for a job array, of task ``task`` (default: each task in turn)."""
+    if "%a" not in job.log_path:
+        return (launcher or get_launcher(job.launcher)).tail(job, lines)
+    tasks = [task] if task is not None else job.task_ids()
+    parts = []
+    for number in tasks:
+        text = tail_file(job.log_path.replace("%a", str(number)), lines)
+        parts.append(text if task is not None else f"== task {number} ==\n{text}".rstrip())
+    return "\n".join(parts)
 
 
 def wait(
