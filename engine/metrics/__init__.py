@@ -12,8 +12,6 @@ semantic entropy, bootstrap), catalog (the metric catalogue).
 
 from __future__ import annotations
 
-from typing import Any
-
 from engine.metrics.catalog import (
     CATALOG,
     CELL_MEANS,
@@ -131,15 +129,3 @@ __all__ = [
     "uses_entity",
     "words",
 ]
-
-# Store-aware scoring moved to engine.scoring. Callers not yet switched still find it here, looked
-# up on first use so that importing this package never imports the store. Removed once they are.
-_MOVED_TO_SCORING = ("compute_missing", "compute_all_missing", "sweep_context")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_SCORING:
-        import importlib
-
-        return getattr(importlib.import_module("engine.scoring"), name)
-    raise AttributeError(f"module 'engine.metrics' has no attribute {name!r}")
