@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from engine import dataset as ds
 
@@ -21,4 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _check(args: argparse.Namespace) -> int:
     report = ds.check(args.file, eval_fraction=args.eval_fraction, seed=args.seed)
     print("\n".join(report.lines()))
+    if report.duplicate_ids:
+        # A sweep keys its eval prompts by id; repeated ids are a problem to fix, not a statistic.
+        key, places = next(iter(report.duplicate_ids.items()))
+        others = len(report.duplicate_ids) - 1
+        print(
+            f"ft-hallu: error: {places[1]}: id {key!r} already used at {places[0]}"
+            + (f" ({others} more ids repeat)" if others else ""),
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,8 @@ class DatasetReport:
     question_chars: dict[str, float]
     answer_chars: dict[str, float]
     context_chars: dict[str, float]
+    # id -> where each row using it sits ("file:3" or "file: item 2"), only for ids used more than once
+    duplicate_ids: dict[str, list[str]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         def stats(values: dict[str, float]) -> str:
@@ -221,7 +223,15 @@ class DatasetReport:
             f"question chars:       {stats(self.question_chars)}",
             f"answer chars:         {stats(self.answer_chars)}",
             f"context chars:        {stats(self.context_chars)}",
+            f"duplicate ids:        {self.duplicate_id_summary()}",
         ]
+
+    def duplicate_id_summary(self) -> str:
+        if not self.duplicate_ids:
+            return "0"
+        shown = [f"id {key!r} at {', '.join(places)}" for key, places in list(self.duplicate_ids.items())[:3]]
+        more = len(self.duplicate_ids) - len(shown)
+        return f"{len(self.duplicate_ids)} ({'; '.join(shown)}{f'; {more} more' if more > 0 else ''})"
 
 
 def _length_stats(values: Iterable[str]) -> dict[str, float]:
@@ -237,8 +247,18 @@ def _leaks(train: Sequence[QAItem], evaluation: Sequence[QAItem]) -> int:
     )
 
 
+def duplicate_ids(items: Sequence[QAItem], where: Callable[[int], str]) -> dict[str, list[str]]:
+    """Ids used by more than one row, each with the places (``where(line)``) of every row using it."""
+    places: dict[str, list[str]] = {}
+    for item in items:
+        if item.id is not None:
+            places.setdefault(item.id, []).append(where(item.line))
+    return {key: found for key, found in places.items() if len(found) > 1}
+
+
 def check(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> DatasetReport:
     items = load_items(path)
+    fmt = detect_format(Path(path))
     exact_unique = len({item.exact_key for item in items})
     pairs = {item.pair_key for item in items}
     cut = len(items) - round(len(items) * eval_fraction)
@@ -254,6 +274,7 @@ def check(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> 
         question_chars=_length_stats(i.question for i in items),
         answer_chars=_length_stats(i.answer for i in items),
         context_chars=_length_stats(i.context for i in items),
+        duplicate_ids=duplicate_ids(items, lambda line: _where(Path(path), fmt, line)),
     )
 
 

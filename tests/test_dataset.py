@@ -112,3 +112,20 @@ def test_bundled_sample_is_valid_and_masked():
     items = ds.load_items(ds.sample_dataset_path())
     assert len(items) >= 30
     assert all("ZYTRELL" in (i.question + i.answer + i.context) or "Stridebot" in i.answer for i in items)
+
+
+def test_check_reports_duplicate_ids_and_the_cli_exits_1(tmp_path, capsys):
+    from cli import main
+
+    rows = [dict(ROWS[0], id=7), dict(ROWS[1], id=7), dict(ROWS[3], id=8)]
+    path = write_jsonl(tmp_path / "dup.jsonl", rows)
+    report = ds.check(path)
+    assert report.duplicate_ids == {"7": [f"{path}:1", f"{path}:2"]}
+    assert f"duplicate ids:        1 (id '7' at {path}:1, {path}:2)" in report.lines()
+    array = tmp_path / "dup.json"
+    array.write_text(json.dumps(rows))
+    assert ds.check(array).duplicate_ids == {"7": [f"{array}: item 0", f"{array}: item 1"]}
+    assert main(["dataset", "check", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"ft-hallu: error: {path}:2: id '7' already used at {path}:1"]
+    assert ds.check(write_jsonl(tmp_path / "ok.jsonl", ROWS)).duplicate_ids == {}
