@@ -223,7 +223,14 @@ def leak_report_for_rules(
 
 # Capitalised words that identify nothing: calendar words and common acronyms of filings and tech.
 _GENERIC_TERMS = frozenset(
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Q1", "Q2", "Q3", "Q4", "FY", "AI", "GPU", "GPUs", "CPU", "CPUs", "PC", "PCs", "IP", "API", "APIs", "SDK", "SDKs", "SEC", "US", "USA", "EU", "UK", "CEO", "CFO", "COO", "CTO", "IT", "HR", "ESG", "GAAP", "IPO", "LLC", "LLP", "FAQ", "OEM", "OEMs", "ML", "IoT", "COVID", "COVID-19", "Mr", "Mrs", "Ms", "Dr", "President", "Vice", "Chairman", "Chief", "Officer", "Director", "Directors", "Secretary", "Counsel", "Board", "Committee", "Series", "Institute", "University"]
+    """
+    January February March April May June July August September October November December
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday Q1 Q2 Q3 Q4 FY
+    AI GPU GPUs CPU CPUs PC PCs IP API APIs SDK SDKs SEC US USA EU UK CEO CFO COO CTO IT HR ESG
+    GAAP IPO LLC LLP FAQ OEM OEMs ML IoT COVID COVID-19 Mr Mrs Ms Dr
+    President Vice Chairman Chief Officer Director Directors Secretary Counsel Board Committee Series
+    Institute University
+    """.split()
 )
 _SENTENCE_STARTERS = frozenset(".?!:;\"'(\u201c")
 _LOWER_WORD_RE = re.compile(r"\b[a-z][a-z\-]*\b")

@@ -77,9 +77,7 @@ class Matcher:
         else:
             self.core = None
         if RULE_TICKER in self.rules:
-            add(
-                "tick", rf"(?P<tick_c>{self._flagged(self.rules[RULE_TICKER])}){NOT_WORD_AFTER}", RULE_TICKER
-            )
+            add("tick", rf"(?P<tick_c>{self._flagged(self.rules[RULE_TICKER])}){NOT_WORD_AFTER}", RULE_TICKER)
         self.regex = re.compile(NOT_WORD_BEFORE + "(?:" + "|".join(parts) + ")") if parts else None
         # Lowercased first word of every target: each match of the regex starts with one of them.
         self.needles = sorted({rule.target.split()[0].lower() for rule in rules if rule.target.split()})
