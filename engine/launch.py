@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from engine.configfile import load_dataclass, read_toml, setting, validate_instance
 from engine.dataset import write_atomic
 from engine.errors import UserError
+from engine.finetune import load_config as load_finetune_config
 from engine.paths import data_dir
 from engine.results_file import SweepJobProgress, job_progress
 from engine.secrets import filter_environment
@@ -212,7 +213,7 @@ def build_spec(
     cluster.validate()
     config = Path(config_path).expanduser().resolve()
     raw = read_toml(config)
-    output_dir = _finetune_output_dir(config, raw)
+    output_dir = _finetune_output_dir(config)
     run_name = raw.get("finetune", raw).get("name")
     job_name = (
         name if name is not None else f"ft-hallu-{run_name if isinstance(run_name, str) else config.stem}"
@@ -333,23 +334,9 @@ def build_sweep_spec(
     )
 
 
-def _finetune_output_dir(config: Path, raw: dict[str, Any]) -> str:
-    """The adapter folder the fine-tune will write, via engine.finetune when it is available."""
-    try:
-        from engine.finetune import load_config
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.finetune":
-            raise
-        load_config = None
-    if load_config is not None:
-        parsed = load_config(config)  # raises UserError naming the field for a bad config
-        resolve = getattr(parsed, "resolved_output_dir", None)
-        value = str(resolve()) if callable(resolve) else getattr(parsed, "output_dir", None)
-    else:
-        value = raw.get("finetune", raw).get("output_dir")
-    if not value:
-        raise UserError(f"{config}: output_dir: missing (the folder the adapter is written to)")
-    return str(value)
+def _finetune_output_dir(config: Path) -> str:
+    """The adapter folder the fine-tune will write; a bad config raises UserError naming the field."""
+    return str(load_finetune_config(config).resolved_output_dir())
 
 
 def job_environment(
