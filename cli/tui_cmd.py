@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from cli.common import db_path_from
-
-STEPS = ("generate", "mask", "finetune", "sweep", "results")
+from engine.workspace import Workspace
+from tui.steps import STEP_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,14 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate -> mask -> fine-tune -> sweep -> results in one keyboard-only screen set. "
         "F1..F5 switch steps, ctrl+p opens the command palette, ctrl+q quits.",
     )
-    parser.add_argument("--step", choices=STEPS, help="open on this step (default: the last one used)")
+    parser.add_argument("--step", choices=STEP_NAMES, help="open on this step (default: the last one used)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    # Textual is imported here, not at module level: engine/ never imports a front end on import.
+    # Textual is imported here, not at module level, so the other verbs start fast.
     from tui.app import FtHalluApp
 
-    app = FtHalluApp(db_path_from(args), start=args.step)
-    result = app.run()
+    with Workspace.open(db_path_from(args)) as workspace:
+        result = FtHalluApp(workspace, start=args.step).run()
     return int(result or 0)

@@ -68,6 +68,15 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "ft-hallu.db"
 
 
+@pytest.fixture
+def workspace(db_path):
+    """The Workspace the front ends are handed, on a temporary database (closed after the test)."""
+    from engine.workspace import Workspace
+
+    with Workspace.open(db_path) as ws:
+        yield ws
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():

@@ -21,6 +21,7 @@ pytest.importorskip("textual")
 from textual.widgets import DataTable, Input, Log, Static  # noqa: E402
 from textual.widgets._footer import FooterKey  # noqa: E402
 
+from engine.workspace import Workspace  # noqa: E402
 from store.db import open_db  # noqa: E402
 from store.masks import get_mask  # noqa: E402
 from tui.app import STEPS, FtHalluApp  # noqa: E402
@@ -88,7 +89,7 @@ QA_ROWS = [
 
 
 def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, db_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # short relative paths to type
     source = tmp_path / "qa.jsonl"
@@ -98,7 +99,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
     prefs = tmp_path / "prefs.json"
 
     async def scenario() -> None:
-        app = FtHalluApp(db_path, start="mask", prefs_path=prefs)
+        app = FtHalluApp(workspace, start="mask", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             await fill(pilot, app, mask_file=source.name, mask_new="EGNIVIA", mask_ticker="NVDA")
             await fill(pilot, app, mask_out=out.name)
@@ -140,7 +141,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
 
             # Undo the applied masking: its output goes, the store records it, the input stays.
             await pilot.press("ctrl+z")
-            await pilot.pause()
+            await wait_for(pilot, lambda: not out.exists(), 30, "the undo")
             assert not out.exists(), static_text(app, "mask-leaks")
             assert "Undone masking" in static_text(app, "mask-leaks") and not screen.done
             store = open_db(db_path, migrate=False)
@@ -149,7 +150,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             finally:
                 store.close()
             await pilot.press("ctrl+z")  # nothing left to undo: one line, still running
-            await pilot.pause()
+            await wait_for(pilot, lambda: "undo:" in notifications(app)[-1], 30, "the undo refusal")
             assert "undo: no applied masking to undo" in notifications(app)[-1]
             await pilot.press("ctrl+q")
 
@@ -160,7 +161,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
     assert saved["mask"]["mask-entity"] == "NVIDIA" and saved["mask"]["mask-out"] == out.name
 
     async def reopened() -> None:
-        app = FtHalluApp(db_path, prefs_path=prefs)
+        app = FtHalluApp(workspace, prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             assert app.current_mode == "mask"
@@ -171,7 +172,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             # After a restart ctrl+z undoes the latest masking recorded in the store.
             app.screen.last_mask_id = None
             await pilot.press("ctrl+z")
-            await pilot.pause()
+            await wait_for(pilot, lambda: "Undone masking" in static_text(app, "mask-leaks"), 30, "the undo")
             assert not out.exists() and "Undone masking" in static_text(app, "mask-leaks")
 
     run(reopened)
@@ -188,7 +189,7 @@ def check_masked_file(out: Path) -> None:
 
 
 def test_errors_are_notifications_never_a_crash(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A UserError is one line; an unexpected exception in an action, an @on handler or a thread
     worker is 'Type: message'. The app keeps running every time."""
@@ -205,7 +206,7 @@ def test_errors_are_notifications_never_a_crash(
     source.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
 
     async def scenario() -> None:
-        app = FtHalluApp(db_path, start="mask", prefs_path=tmp_path / "prefs.json")
+        app = FtHalluApp(workspace, start="mask", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
             # A UserError from the engine: its own line, nothing else.
             await fill(pilot, app, mask_file="/nonexistent/missing.jsonl", mask_entity="NVIDIA", mask_new="X")
@@ -251,7 +252,7 @@ def test_errors_are_notifications_never_a_crash(
 
 @pytest.mark.slow  # a real detached job: a fresh interpreter imports torch + trl (30-80 s on 2 busy cores)
 def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
-    tmp_path: Path, db_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workspace: Workspace, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
 
@@ -263,7 +264,7 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
     prefs = tmp_path / "prefs.json"
 
     async def scenario() -> None:
-        app = FtHalluApp(db_path, start="finetune", prefs_path=prefs)
+        app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             # Defaults are visible in the form.
@@ -302,7 +303,7 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
 
     # Reattach: a new TUI lists the job from the store.
     async def restarted() -> None:
-        app = FtHalluApp(db_path, start="finetune", prefs_path=prefs)
+        app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await wait_for(pilot, lambda: bool(screen.jobs), 15, "the stored job list")
@@ -321,12 +322,12 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
 
 
 def test_run_small_sweep_then_browse_cells_and_samples(
-    tmp_path: Path, db_path: Path, tiny_model_dir: Path
+    tmp_path: Path, workspace: Workspace, tiny_model_dir: Path
 ) -> None:
     prefs = tmp_path / "prefs.json"
 
     async def scenario() -> None:
-        app = FtHalluApp(db_path, start="sweep", prefs_path=prefs)
+        app = FtHalluApp(workspace, start="sweep", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_temps="1.0", sw_topps="0.9, 1.0")
@@ -344,12 +345,14 @@ def test_run_small_sweep_then_browse_cells_and_samples(
             await pilot.pause()
             results = app.screen
             sweeps = results.query_one("#results-sweeps", DataTable)
+            await wait_for(pilot, lambda: sweeps.row_count > 0, 30, "the sweep list")
             assert table_rows(sweeps)[0][1] == "tui-sweep"
             assert table_rows(sweeps)[0][3] == "4/4"
             await pilot.press("enter")  # choose the sweep: focus moves to its cells
             await pilot.pause()
             cells = results.query_one("#results-cells", DataTable)
             assert app.focused is cells
+            await wait_for(pilot, lambda: cells.row_count == 2, 30, "the cell table")
             headers = [str(column.label) for column in cells.columns.values()]
             assert headers[:6] == ["variant", "T", "p", "k", "prompt", "n"]
             cell_rows = table_rows(cells)
@@ -357,7 +360,7 @@ def test_run_small_sweep_then_browse_cells_and_samples(
                 row[5] == "2" for row in cell_rows
             )
             await pilot.press("down", "enter")
-            await pilot.pause()
+            await wait_for(pilot, lambda: "p=1" in static_text(app, "results-samples"), 30, "the samples")
             samples = static_text(app, "results-samples")
             assert "p=1" in samples and "#0:" in samples and "#1:" in samples
             await pilot.press("ctrl+q")
@@ -373,11 +376,15 @@ def assert_footer_fits(screen, bindings: list, where: str) -> None:
             assert shown[binding.action].right <= SIZE[0], (where, binding.action, shown[binding.action])
 
 
-def test_every_step_fits_80x24_with_its_keys_in_footer_and_palette(tmp_path: Path, db_path: Path) -> None:
+def test_every_step_fits_80x24_with_its_keys_in_footer_and_palette(
+    tmp_path: Path, workspace: Workspace
+) -> None:
     async def scenario() -> None:
-        app = FtHalluApp(db_path, start="results", prefs_path=tmp_path / "prefs.json")
+        app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+            await wait_for(
+                pilot, lambda: "No sweeps" in static_text(app, "results-note"), 30, "the sweep list"
+            )
             assert "No sweeps" in static_text(app, "results-note")
             for name, key, title in STEPS:
                 await pilot.press(key)
@@ -412,7 +419,7 @@ def test_every_step_fits_80x24_with_its_keys_in_footer_and_palette(tmp_path: Pat
 
 
 def test_generate_from_local_filing_against_local_endpoint(
-    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip(
         "financial_datasets", reason="financial-datasets not installed (scripts/install-generate.sh)"
@@ -432,7 +439,7 @@ def test_generate_from_local_filing_against_local_endpoint(
     out = tmp_path / "generated"
 
     async def scenario(base_url: str) -> None:
-        app = FtHalluApp(db_path, start="generate", prefs_path=tmp_path / "prefs.json")
+        app = FtHalluApp(workspace, start="generate", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await pilot.press("ctrl+y")

@@ -8,34 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Static
 
-from store.db import open_db
+from engine.workspace import Workspace
 from tui.prefs import default_prefs_path, load_prefs, save_prefs
+from tui.screens.base import error_line, step_bar, step_footer
+from tui.steps import SCREEN_CLASSES, STEP_NAMES, STEPS
 
-# (mode name, key, title) in workflow order.
-STEPS: tuple[tuple[str, str, str], ...] = (
-    ("generate", "f1", "Generate"),
-    ("mask", "f2", "Mask"),
-    ("finetune", "f3", "Fine-tune"),
-    ("sweep", "f4", "Sweep"),
-    ("results", "f5", "Results"),
-)
-STEP_NAMES = tuple(name for name, _key, _title in STEPS)
-
-
-SCREEN_CLASSES = {
-    "generate": "tui.screens.generate:GenerateScreen",
-    "mask": "tui.screens.mask:MaskScreen",
-    "finetune": "tui.screens.finetune:FinetuneScreen",
-    "sweep": "tui.screens.sweep:SweepScreen",
-    "results": "tui.screens.results:ResultsScreen",
-}
+__all__ = ["STEPS", "STEP_NAMES", "FtHalluApp"]
 
 
 class BrokenStepScreen(Screen):
@@ -46,10 +33,6 @@ class BrokenStepScreen(Screen):
         self.step, self.error = step, error
 
     def compose(self):
-        from textual.widgets import Static
-
-        from tui.screens.base import step_bar, step_footer
-
         yield step_bar(self.step)
         yield Static(f"This step cannot open: {self.error}", classes="error", markup=False)
         yield step_footer()
@@ -58,10 +41,6 @@ class BrokenStepScreen(Screen):
 def _screen_factory(name: str) -> Screen:
     # Imported lazily, one module per step, so that a step whose module (or the engine module
     # behind it) is broken shows an error screen instead of taking the whole TUI down.
-    from importlib import import_module
-
-    from tui.screens.base import error_line
-
     module_name, class_name = SCREEN_CLASSES[name].split(":")
     try:
         screen_class = getattr(import_module(module_name), class_name)
@@ -71,7 +50,10 @@ def _screen_factory(name: str) -> Screen:
 
 
 class FtHalluApp(App[int]):
-    """``FtHalluApp(db_path)``: the TUI over one store. ``prefs_path`` defaults to the data folder."""
+    """``FtHalluApp(workspace)``: the TUI over one Workspace. ``prefs_path`` defaults to the data folder.
+
+    Screens call the workspace only from thread workers, which post typed messages back.
+    """
 
     TITLE = "ft-hallu"
     SUB_TITLE = "fine-tuning vs hallucinations"
@@ -84,13 +66,13 @@ class FtHalluApp(App[int]):
 
     def __init__(
         self,
-        db_path: str | Path,
+        workspace: Workspace,
         *,
         start: str | None = None,
         prefs_path: str | Path | None = None,
     ) -> None:
         super().__init__()
-        self.db_path = Path(db_path)
+        self.workspace = workspace
         self.prefs_path = Path(prefs_path) if prefs_path is not None else default_prefs_path()
         self.prefs: dict[str, Any] = load_prefs(self.prefs_path)
         remembered = self.prefs.get("last_step")
@@ -99,16 +81,7 @@ class FtHalluApp(App[int]):
     # ------------------------------------------------------------ lifecycle
 
     def on_mount(self) -> None:
-        # Create the store and apply migrations once; workers then open light handles.
-        try:
-            open_db(self.db_path).close()
-        except Exception as exc:  # noqa: BLE001 - shown, not raised: the app stays usable
-            self.notify(f"cannot open the store {self.db_path}: {exc}", severity="error", markup=False)
         self.switch_mode(self.start_step)
-
-    def open_store(self):
-        """A fresh store handle for the calling thread (workers must not share one)."""
-        return open_db(self.db_path, migrate=False)
 
     def remember(self, section: str, values: dict[str, Any]) -> None:
         self.prefs[section] = values
@@ -148,8 +121,6 @@ class FtHalluApp(App[int]):
             if self.current_mode != name:
                 self.switch_mode(name)
         except Exception as exc:  # noqa: BLE001 - stay on the current step, say why
-            from tui.screens.base import error_line
-
             self.notify(error_line(exc), title=f"cannot open {name}", severity="error", markup=False)
             return
         self.prefs["last_step"] = name

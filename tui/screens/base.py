@@ -24,6 +24,8 @@ from textual.widgets import Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
+from engine.workspace import Workspace
+from tui.steps import STEPS
 
 if TYPE_CHECKING:
     from tui.app import FtHalluApp
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 def step_bar(current: str) -> Static:
     """The top line: every step with its key, the current one highlighted (replaces a Header),
     and the palette key, which is kept out of the footer so 80 columns hold every action."""
-    from tui.app import STEPS
-
     text = Text(" ft-hallu ", style="bold")
     for name, key, title in STEPS:
         style = "bold reverse" if name == current else ""
@@ -138,6 +138,11 @@ class StepScreen(Screen):
     @property
     def ft_app(self) -> FtHalluApp:
         return cast("FtHalluApp", self.app)
+
+    @property
+    def workspace(self) -> Workspace:
+        """Call it only from thread workers (``step_worker``): every operation touches the store."""
+        return self.ft_app.workspace
 
     def field(self, label: str, input_id: str, value: Any = "", placeholder: str = "") -> Horizontal:
         """A one-line 'label  [input]' row; the label says what the field holds."""

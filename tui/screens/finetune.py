@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Log, Static
 
 from engine.errors import UserError
+from engine.finetune import FinetuneConfig, config_from_dict
+from engine.launch import ClusterSettings, load_cluster_settings
+from engine.workspace import Job
 from tui.screens.base import StepScreen, error_line, guarded, parse_int, step_bar, step_footer, step_worker
 
 LAUNCHERS = ("local", "slurm")
@@ -101,31 +103,29 @@ class FinetuneScreen(StepScreen):
     ]
 
     class Launched(Message):
-        def __init__(self, job: Any) -> None:
+        def __init__(self, job: Job) -> None:
             super().__init__()
             self.job = job
 
     class JobsUpdated(Message):
-        def __init__(self, jobs: list[Any], tail: str, tail_job: int | None, error: str | None) -> None:
+        def __init__(self, jobs: list[Job], tail: str, tail_job: int | None, error: str | None) -> None:
             super().__init__()
             self.jobs, self.tail, self.tail_job, self.error = jobs, tail, tail_job, error
 
     class Cancelled(Message):
-        def __init__(self, job: Any) -> None:
+        def __init__(self, job: Job) -> None:
             super().__init__()
             self.job = job
 
     def __init__(self) -> None:
         super().__init__()
-        self.jobs: dict[int, Any] = {}
+        self.jobs: dict[int, Job] = {}
         self.selected_job: int | None = None
         self.shown_tail: tuple[int | None, str] = (None, "")
         self.launching = False
         self.first_poll = True
 
     def compose(self) -> ComposeResult:
-        from engine.finetune import FinetuneConfig
-
         defaults = FinetuneConfig()
         yield step_bar(self.STEP)
         yield Static("Fine-tune: config (defaults shown), launcher, jobs", classes="step-title")
@@ -158,9 +158,7 @@ class FinetuneScreen(StepScreen):
 
     # ------------------------------------------------------------ launch
 
-    def build_config(self):
-        from engine.finetune import FinetuneConfig, config_from_dict
-
+    def build_config(self) -> FinetuneConfig:
         defaults = FinetuneConfig()
         values = {
             item.name: parse_form_value(
@@ -179,9 +177,7 @@ class FinetuneScreen(StepScreen):
             config.base_model = str(Path(config.base_model).resolve())
         return config
 
-    def build_cluster(self):
-        from engine.launch import ClusterSettings, load_cluster_settings
-
+    def build_cluster(self) -> ClusterSettings:
         if self.value("ft-cluster-file"):
             return load_cluster_settings(self.value("ft-cluster-file"))
         settings = ClusterSettings(
@@ -210,23 +206,9 @@ class FinetuneScreen(StepScreen):
         self._launch(config, cluster, launcher)
 
     @step_worker(group="ft-launch")
-    def _launch(self, config, cluster, launcher_name: str) -> None:
+    def _launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher_name: str) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed.
-        from engine import launch
-        from engine.dataset import write_atomic
-        from engine.finetune import config_to_toml
-        from engine.paths import data_dir
-
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
-        config_path = data_dir() / "configs" / f"{slug}.toml"
-        write_atomic(config_path, config_to_toml(config))
-        spec = launch.build_spec(config_path, cluster, db_path=self.ft_app.db_path)
-        store = self.ft_app.open_store()
-        try:
-            job = launch.launch(store, spec, launch.get_launcher(launcher_name))
-        finally:
-            store.close()
-        self.post_message(self.Launched(job))
+        self.post_message(self.Launched(self.workspace.launch_finetune(config, cluster, launcher_name)))
 
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "ft-launch":
@@ -253,20 +235,14 @@ class FinetuneScreen(StepScreen):
     def _poll(self, selected: int | None) -> None:
         # Polled every second: errors are caught here and notified once, not every second.
         try:
-            from engine import launch
-
-            store = self.ft_app.open_store()
-            try:
-                jobs = launch.list_jobs(store)
-            finally:
-                store.close()
+            jobs = self.workspace.jobs()
             if selected is None or selected not in {job.id for job in jobs}:
                 active = [job for job in jobs if not job.finished]
                 selected = (active or jobs)[0].id if jobs else None
             tail = ""
             if selected is not None:
                 job = next(job for job in jobs if job.id == selected)
-                tail = launch.tail(job, TAIL_LINES)
+                tail = self.workspace.job_log(job, TAIL_LINES)
         except Exception as exc:  # noqa: BLE001 - e.g. the launch module missing or a broken store
             self.post_message(self.JobsUpdated([], "", None, error_line(exc)))
             return
@@ -343,15 +319,8 @@ class FinetuneScreen(StepScreen):
         self._cancel(job)
 
     @step_worker(group="ft-cancel")
-    def _cancel(self, job) -> None:
-        from engine import launch
-
-        store = self.ft_app.open_store()
-        try:
-            updated = launch.cancel(store, job)
-        finally:
-            store.close()
-        self.post_message(self.Cancelled(updated))
+    def _cancel(self, job: Job) -> None:
+        self.post_message(self.Cancelled(self.workspace.cancel_job(job)))
 
     def on_finetune_screen_cancelled(self, message: Cancelled) -> None:
         self.notify(f"Job {message.job.id}: {message.job.state}.")

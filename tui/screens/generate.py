@@ -18,7 +18,9 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Log, ProgressBar, Static
 
+from engine import generate as gen
 from engine.errors import UserError
+from engine.workspace import QaSource
 from tui.screens.base import StepScreen, parse_int, step_bar, step_footer, step_worker
 
 
@@ -27,8 +29,6 @@ class _StopRequested(Exception):
 
 
 def _engine_defaults() -> dict[str, Any]:
-    from engine import generate as gen
-
     config = gen.GenerateConfig(output_dir="")
     return {
         "model": config.endpoint.model,
@@ -124,9 +124,7 @@ class GenerateScreen(StepScreen):
         else:
             self.action_check_key()
 
-    def endpoint(self):
-        from engine import generate as gen
-
+    def endpoint(self) -> gen.EndpointConfig:
         return gen.EndpointConfig(
             model=self.value("gen-model") or gen.DEFAULT_MODEL,
             base_url=self.value("gen-base-url") or None,
@@ -136,8 +134,6 @@ class GenerateScreen(StepScreen):
 
     def action_check_key(self) -> None:
         """Say whether a key is available (never what it is)."""
-        from engine import generate as gen
-
         box = self.query_one("#gen-key", Static)
         endpoint = self.endpoint()
         try:
@@ -157,24 +153,24 @@ class GenerateScreen(StepScreen):
             )
         )
 
-    def build_config(self) -> tuple[Any, dict[str, Any]]:
-        from engine import generate as gen
-
+    def build_config(self) -> tuple[gen.GenerateConfig, QaSource]:
         ticker, filing = self.value("gen-ticker"), self.value("gen-filing")
         if bool(ticker) == bool(filing):
             raise UserError("source: give either a ticker (with a year) or a local filing, not both")
-        request: dict[str, Any] = {"filing": filing, "ticker": ticker.upper()}
         if ticker:
-            request["year"] = parse_int(self.value("gen-year"), field_name="year")
-            if request["year"] is None:
+            year = parse_int(self.value("gen-year"), field_name="year")
+            if year is None:
                 raise UserError("year: required with a ticker")
-            request["form"] = self.value("gen-form-type") or "10-K"
-            request["quarter"] = parse_int(self.value("gen-quarter"), field_name="quarter")
-            request["identity"] = self.value("gen-identity") or None
-            default_name = f"{ticker.upper()}-{request['year']}"
+            source = QaSource(
+                ticker=ticker.upper(),
+                year=year,
+                form=self.value("gen-form-type") or "10-K",
+                quarter=parse_int(self.value("gen-quarter"), field_name="quarter"),
+                sec_identity=self.value("gen-identity") or None,
+            )
         else:
-            default_name = Path(filing).stem
-        name = self.value("gen-name") or default_name
+            source = QaSource(filing=filing)
+        name = self.value("gen-name") or source.default_name
         out = self.value("gen-out") or str(gen.output_dir_for(name))
         config = gen.GenerateConfig(
             output_dir=out,
@@ -188,7 +184,7 @@ class GenerateScreen(StepScreen):
             workers=parse_int(self.value("gen-workers"), field_name="workers", default=8) or 8,
         )
         config.validate()
-        return config, request
+        return config, source
 
     def action_start(self) -> None:
         if self.engine_error:
@@ -198,7 +194,7 @@ class GenerateScreen(StepScreen):
             self.notify("Generation is already running (ctrl+t stops it).", severity="warning")
             return
         try:
-            config, request = self.build_config()
+            config, source = self.build_config()
         except UserError as exc:
             self.query_one("#gen-error", Static).update(Text(str(exc)))
             raise  # reported by the StepScreen guard
@@ -209,7 +205,7 @@ class GenerateScreen(StepScreen):
         self.query_one("#gen-error", Static).update("")
         self.query_one("#gen-items", Log).clear()
         self.query_one("#gen-status", Static).update(Text("Reading the filing..."))
-        self._run(config, request)
+        self._run(config, source)
 
     def action_stop(self) -> None:
         if not self.running:
@@ -219,10 +215,7 @@ class GenerateScreen(StepScreen):
         self.query_one("#gen-status", Static).update(Text("Stopping: finished chunks are kept for resume..."))
 
     @step_worker(group="generate", exclusive=True)
-    def _run(self, config: Any, request: dict[str, Any]) -> None:
-        from engine import generate as gen
-        from engine.dataset import file_sha256
-
+    def _run(self, config: gen.GenerateConfig, source: QaSource) -> None:
         raw_path = Path(config.output_dir).resolve() / gen.RAW_ITEMS_FILE
 
         def on_progress(event) -> None:
@@ -242,33 +235,7 @@ class GenerateScreen(StepScreen):
                 raise _StopRequested
 
         try:
-            gen.resolve_api_key(config.endpoint)  # fail before fetching anything
-            if request["filing"]:
-                path = Path(request["filing"]).expanduser()
-                texts = gen.load_filing_texts(path)
-                source = {"kind": "filing", "path": str(path.resolve()), "sha256": file_sha256(path)}
-            else:
-                texts = gen.fetch_edgar_texts(
-                    request["ticker"],
-                    request["year"],
-                    sec_identity=request["identity"],
-                    form=request["form"],
-                    quarter=request["quarter"],
-                )
-                source = {
-                    "kind": "edgar",
-                    "ticker": request["ticker"],
-                    "year": request["year"],
-                    "form": request["form"],
-                }
-            chunks = gen.make_chunks(
-                texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars
-            )
-            store = self.ft_app.open_store()
-            try:
-                result = gen.generate(chunks, config, source=source, store=store, on_progress=on_progress)
-            finally:
-                store.close()
+            result = self.workspace.generate_qa(config, source, on_progress=on_progress)
         except _StopRequested:
             self.post_message(self.Finished(f"stopped; finished chunks kept in {raw_path}", True))
             return

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from engine.errors import UserError
+from engine.workspace import MaskPlan, MaskResult, MaskUndo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
 CONTEXT_CHARS = 40  # characters of text shown either side of a change
@@ -99,13 +100,18 @@ class MaskScreen(StepScreen):
     ]
 
     class Applied(Message):
-        def __init__(self, result: Any) -> None:
+        def __init__(self, result: MaskResult) -> None:
             super().__init__()
             self.result = result
 
+    class Undone(Message):
+        def __init__(self, undone: MaskUndo) -> None:
+            super().__init__()
+            self.undone = undone
+
     def __init__(self) -> None:
         super().__init__()
-        self.plan: Any | None = None
+        self.plan: MaskPlan | None = None
         self.form: dict[str, Any] = {}
         self.done = False
         self.last_mask_id: int | None = None  # the masking ctrl+z undoes
@@ -140,19 +146,18 @@ class MaskScreen(StepScreen):
 
     def action_preview(self) -> None:
         # Any error (UserError or not) is reported by the StepScreen guard; the old plan stays.
-        from engine import mask
-
+        # Planning reads only the QA file (not the store), so it runs here and the diff is at hand.
         path = self.value("mask-file")
         if not path:
             raise UserError("QA file: required")
         aliases = [a.strip() for a in self.value("mask-aliases").split(",") if a.strip()]
-        rules = mask.propose_rules(
-            self.value("mask-entity"),
+        self.plan = self.workspace.plan_mask(
+            path,
+            entity=self.value("mask-entity"),
             new_name=self.value("mask-new"),
             ticker=self.value("mask-ticker") or None,
             aliases=aliases,
         )
-        self.plan = mask.plan_file(Path(path).expanduser(), rules)
         self.form = {"entity": self.value("mask-entity"), "new_name": self.value("mask-new")}
         self.done = False
         self.remember()
@@ -250,16 +255,11 @@ class MaskScreen(StepScreen):
         self._apply(self.plan, out, self.form.get("entity"), self.form.get("new_name"))
 
     @step_worker(group="mask-apply", exclusive=True)
-    def _apply(self, plan: Any, out: Path, entity: str | None, new_name: str | None) -> None:
+    def _apply(self, plan: MaskPlan, out: Path, entity: str | None, new_name: str | None) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed below.
-        from engine import mask
-
-        store = self.ft_app.open_store()
-        try:
-            result = mask.apply(plan, out, store, entity=entity, new_name=new_name)
-        finally:
-            store.close()
-        self.post_message(self.Applied(result))
+        self.post_message(
+            self.Applied(self.workspace.apply_mask(plan, out, entity=entity, new_name=new_name))
+        )
 
     def worker_failed(self, worker: Any, line: str) -> None:
         if worker.group == "mask-apply":  # the input file is untouched; say so in place
@@ -296,23 +296,18 @@ class MaskScreen(StepScreen):
         The engine removes the output (or restores what it replaced) and refuses when the file
         changed since; the QA input was never written, so nothing else needs restoring.
         """
-        from engine import mask
-        from store import masks as mask_store
+        self._undo(self.last_mask_id)
 
-        store = self.ft_app.open_store()
-        try:
-            mask_id = self.last_mask_id
-            if mask_id is None:
-                done = [m for m in mask_store.list_masks(store) if m.get("status") == "done"]
-                if not done:
-                    raise UserError("undo: no applied masking to undo")
-                mask_id = int(done[0]["id"])
-            message = mask.undo(store, mask_id)
-        finally:
-            store.close()
+    @step_worker(group="mask-undo", exclusive=True)
+    def _undo(self, mask_id: int | None) -> None:
+        # A refusal (nothing to undo, file changed) is reported by StepScreen.on_worker_state_changed.
+        self.post_message(self.Undone(self.workspace.undo_mask(mask_id)))
+
+    def on_mask_screen_undone(self, message: Undone) -> None:
+        undone = message.undone
         self.last_mask_id = None
         self.done = False
         self.query_one("#mask-leaks", Static).update(
-            Text(f"Undone masking {mask_id}: {message}.", style="yellow")
+            Text(f"Undone masking {undone.mask_id}: {undone.message}.", style="yellow")
         )
-        self.notify(f"Undone masking {mask_id}: {message}.", markup=False)
+        self.notify(f"Undone masking {undone.mask_id}: {undone.message}.", markup=False)

@@ -1,4 +1,8 @@
-"""Results: the sweeps in the store, a per-cell table with the main metrics, a chosen cell's samples."""
+"""Results: the sweeps in the store, a per-cell table with the main metrics, a chosen cell's samples.
+
+Every read goes through the workspace in a thread worker; the worker posts what it read as a typed
+message and the handler fills the tables, so the UI thread never waits on the store.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from store import metrics as metrics_store
+from engine.workspace import Cell, CellKey, CellSamples, SweepInfo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
-# (column title, cell_metrics column) shown per cell; the full set is in store.metrics.CELL_COLUMNS.
+# (column title, cell metric) shown per cell; the full set is engine.workspace.CELL_METRICS.
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("refus", "refusal_rate"),
     ("F1", "token_f1"),
@@ -44,6 +48,21 @@ class ResultsScreen(StepScreen):
         Binding("c", "focus_widget('results-cells')", "Cells"),
     ]
 
+    class SweepsLoaded(Message):
+        def __init__(self, sweeps: list[SweepInfo]) -> None:
+            super().__init__()
+            self.sweeps = sweeps
+
+    class CellsLoaded(Message):
+        def __init__(self, sweep_id: int, cells: list[Cell]) -> None:
+            super().__init__()
+            self.sweep_id, self.cells = sweep_id, cells
+
+    class SamplesLoaded(Message):
+        def __init__(self, key: CellKey, samples: CellSamples) -> None:
+            super().__init__()
+            self.key, self.samples = key, samples
+
     class Scored(Message):
         def __init__(self, sweep_id: int, scored: int) -> None:
             super().__init__()
@@ -53,7 +72,9 @@ class ResultsScreen(StepScreen):
     def __init__(self) -> None:
         super().__init__()
         self.sweep_id: int | None = None
-        self.cell_keys: dict[str, tuple[str, float, float, int, str]] = {}
+        self.wanted_sweep: int | None = None  # the sweep whose cells are being read
+        self.wanted_cell: tuple[int, CellKey] | None = None
+        self.cell_keys: dict[str, CellKey] = {}
 
     def compose(self) -> ComposeResult:
         yield step_bar(self.STEP)
@@ -75,42 +96,42 @@ class ResultsScreen(StepScreen):
     def on_screen_resume(self) -> None:
         self.action_reload()
 
+    def worker_failed(self, worker, line: str) -> None:
+        if worker.group == "results-sweeps":
+            self.query_one("#results-note", Static).update(Text(f"reading sweeps: {line}"))
+
     # ------------------------------------------------------------ sweeps
 
     def action_reload(self) -> None:
-        from store import core
+        self._load_sweeps()
 
+    @step_worker(group="results-sweeps", exclusive=True)
+    def _load_sweeps(self) -> None:
+        self.post_message(self.SweepsLoaded(self.workspace.sweeps()))
+
+    def on_results_screen_sweeps_loaded(self, message: SweepsLoaded) -> None:
+        sweeps = message.sweeps
         table = self.query_one("#results-sweeps", DataTable)
-        try:
-            store = self.ft_app.open_store()
-            try:
-                sweeps = core.list_sweeps(store)
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001
-            self.report_error(exc, where="reading sweeps")
-            return
         selected = self.sweep_id
         table.clear()
         for sweep in sweeps:
-            config = sweep.get("config") or {}
             table.add_row(
-                str(sweep["id"]),
-                Text(str(sweep.get("name") or "")),
-                sweep.get("status") or "",
-                f"{sweep.get('generation_count', 0)}/{sweep.get('expected_rows') or '?'}",
-                ",".join(config.get("variants") or []) or "-",
-                (sweep.get("created_at") or "")[:16].replace("T", " "),
-                key=str(sweep["id"]),
+                str(sweep.id),
+                Text(sweep.name),
+                sweep.status,
+                f"{sweep.generation_count}/{sweep.expected_rows or '?'}",
+                ",".join(sweep.variants) or "-",
+                sweep.created_at[:16].replace("T", " "),
+                key=str(sweep.id),
             )
         note = self.query_one("#results-note", Static)
         if not sweeps:
             note.update("No sweeps in the store yet: run one on the Sweep step (F4).")
             return
-        if selected is not None and any(s["id"] == selected for s in sweeps):
+        if selected is not None and any(s.id == selected for s in sweeps):
             table.move_cursor(row=table.get_row_index(str(selected)))
         else:
-            self.show_sweep(int(sweeps[0]["id"]))
+            self.show_sweep(sweeps[0].id)
 
     @on(DataTable.RowHighlighted, "#results-sweeps")
     @guarded
@@ -126,19 +147,19 @@ class ResultsScreen(StepScreen):
             self.query_one("#results-cells", DataTable).focus()
 
     def show_sweep(self, sweep_id: int) -> None:
-        """Fill the cell table: scored cells when metrics exist, else plain generation counts."""
-        from store import core
+        """Read the sweep's cells (scored ones with their metrics) and fill the cell table."""
+        self.wanted_sweep = sweep_id
+        self._load_cells(sweep_id)
 
-        try:
-            store = self.ft_app.open_store()
-            try:
-                scored = self._scored_cells(store, sweep_id)
-                cells = scored if scored else self._unscored_cells(core.iter_generations(store, sweep_id))
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001
-            self.report_error(exc, where=f"sweep {sweep_id}")
-            return
+    @step_worker(group="results-cells", exclusive=True)
+    def _load_cells(self, sweep_id: int) -> None:
+        self.post_message(self.CellsLoaded(sweep_id, self.workspace.cells(sweep_id)))
+
+    def on_results_screen_cells_loaded(self, message: CellsLoaded) -> None:
+        if message.sweep_id != self.wanted_sweep:
+            return  # the operator moved on to another sweep meanwhile
+        sweep_id, cells = message.sweep_id, message.cells
+        scored = any(cell.scored for cell in cells)
         table = self.query_one("#results-cells", DataTable)
         # Re-showing the same sweep (reload, scoring) keeps the operator on the cell they chose.
         keep_row = table.cursor_row if self.sweep_id == sweep_id and self.cell_keys else 0
@@ -152,18 +173,19 @@ class ResultsScreen(StepScreen):
         for title, width in headers:
             table.add_column(title, width=width)
         for cell in cells:
-            key = (
-                cell["variant"],
-                float(cell["temperature"]),
-                float(cell["top_p"]),
-                int(cell["top_k"]),
-                cell["prompt_id"],
-            )
-            row_key = json.dumps(key)
+            key = cell.key
+            row_key = json.dumps(list(key))
             self.cell_keys[row_key] = key
-            values = [cell["variant"], _num(key[1]), _num(key[2]), str(key[3]), Text(key[4]), str(cell["n"])]
+            values = [
+                key.variant,
+                _num(key.temperature),
+                _num(key.top_p),
+                str(key.top_k),
+                Text(key.prompt_id),
+                str(cell.n),
+            ]
             if scored:
-                values += [_num(cell.get(column)) for _title, column in METRIC_COLUMNS]
+                values += [_num(cell.value(column)) for _title, column in METRIC_COLUMNS]
             table.add_row(*values, key=row_key)
         if 0 < keep_row < table.row_count:
             table.move_cursor(row=keep_row)
@@ -177,29 +199,6 @@ class ResultsScreen(StepScreen):
             note.update(f"Sweep {sweep_id}: {len(cells)} cells, metrics not computed yet (m scores them)")
         self.query_one("#results-samples", Static).update("")
 
-    @staticmethod
-    def _scored_cells(store: Any, sweep_id: int) -> list[dict[str, Any]]:
-        return metrics_store.cell_table(store, sweep_id)
-
-    @staticmethod
-    def _unscored_cells(generations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        cells: dict[tuple, dict[str, Any]] = {}
-        for row in generations:
-            key = (row["variant"], row["temperature"], row["top_p"], row["top_k"], row["prompt_id"])
-            cell = cells.setdefault(
-                key,
-                {
-                    "variant": key[0],
-                    "temperature": key[1],
-                    "top_p": key[2],
-                    "top_k": key[3],
-                    "prompt_id": key[4],
-                    "n": 0,
-                },
-            )
-            cell["n"] += 1
-        return list(cells.values())
-
     # ------------------------------------------------------------ samples of a cell
 
     @on(DataTable.RowHighlighted, "#results-cells")
@@ -210,36 +209,35 @@ class ResultsScreen(StepScreen):
         if key is not None and self.sweep_id is not None:
             self.show_samples(self.sweep_id, key)
 
-    def show_samples(self, sweep_id: int, key: tuple[str, float, float, int, str]) -> None:
-        from store import core
+    def show_samples(self, sweep_id: int, key: CellKey) -> None:
+        self.wanted_cell = (sweep_id, key)
+        self._load_samples(sweep_id, key)
 
-        variant, temperature, top_p, top_k, prompt_id = key
-        try:
-            store = self.ft_app.open_store()
-            try:
-                rows = core.iter_generations(
-                    store,
-                    sweep_id,
-                    variant=variant,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=top_k,
-                    prompt_id=prompt_id,
-                )
-            finally:
-                store.close()
-        except Exception as exc:  # noqa: BLE001
-            self.report_error(exc, where="reading samples")
+    @step_worker(group="results-samples", exclusive=True)
+    def _load_samples(self, sweep_id: int, key: CellKey) -> None:
+        samples = self.workspace.cell_samples(
+            sweep_id,
+            temperature=key.temperature,
+            top_p=key.top_p,
+            top_k=key.top_k,
+            prompt_id=key.prompt_id,
+            variant=key.variant,
+        )
+        self.post_message(self.SamplesLoaded(key, samples))
+
+    def on_results_screen_samples_loaded(self, message: SamplesLoaded) -> None:
+        if self.wanted_cell != (message.samples.sweep_id, message.key):
             return
+        key, samples = message.key, message.samples
         text = Text()
-        text.append(f"{variant} T={temperature:g} p={top_p:g} k={top_k}  ", style="bold")
-        if rows:
-            text.append(f"prompt: {rows[0]['prompt']}\n", style="italic")
-            if rows[0].get("reference"):
-                text.append(f"reference: {rows[0]['reference']}\n", style="green")
-        for row in rows:
-            text.append(f"#{row['sample_index']}: ", style="bold cyan")
-            text.append((row.get("text") or "").strip() + "\n")
+        text.append(f"{key.variant} T={key.temperature:g} p={key.top_p:g} k={key.top_k}  ", style="bold")
+        if samples.prompt is not None:
+            text.append(f"prompt: {samples.prompt}\n", style="italic")
+            if samples.reference:
+                text.append(f"reference: {samples.reference}\n", style="green")
+        for sample in samples.side(key.variant):
+            text.append(f"#{sample.sample_index}: ", style="bold cyan")
+            text.append(sample.text.strip() + "\n")
         self.query_one("#results-samples", Static).update(text)
 
     # ------------------------------------------------------------ scoring
@@ -254,14 +252,7 @@ class ResultsScreen(StepScreen):
     @step_worker(group="results-score", exclusive=True)
     def _score(self, sweep_id: int) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed.
-        from engine import metrics
-
-        store = self.ft_app.open_store()
-        try:
-            scored = metrics.compute_missing(store, sweep_id)
-        finally:
-            store.close()
-        self.post_message(self.Scored(sweep_id, scored))
+        self.post_message(self.Scored(sweep_id, self.workspace.score(sweep_id)))
 
     def on_results_screen_scored(self, message: Scored) -> None:
         self.notify(f"Sweep {message.sweep_id}: {message.scored} generations scored.")

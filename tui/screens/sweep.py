@@ -12,7 +12,9 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Log, ProgressBar, Static
 
+from engine import sweep as sweep_engine
 from engine.errors import UserError
+from engine.workspace import SweepConfig, SweepProgress, SweepResult
 from tui.screens.base import StepScreen, parse_int, parse_number_list, step_bar, step_footer, step_worker
 
 # cell_metrics column -> the short name shown in the summary
@@ -25,9 +27,7 @@ SUMMARY_METRICS = {
 
 
 def _defaults() -> dict[str, Any]:
-    from engine.sweep import Grid, SweepConfig
-
-    config, grid = SweepConfig(), Grid()
+    config, grid = SweepConfig(), sweep_engine.Grid()
     return {
         "sw-name": config.name,
         "sw-base": config.base_model,
@@ -105,10 +105,8 @@ class SweepScreen(StepScreen):
         yield Static("", id="sweep-summary", classes="status")
         yield step_footer()
 
-    def build_config(self):
-        from engine.sweep import Grid, SweepConfig, validate
-
-        grid = Grid(
+    def build_config(self) -> SweepConfig:
+        grid = sweep_engine.Grid(
             temperatures=parse_number_list(self.value("sw-temps"), float, field_name="temperatures"),
             top_ps=parse_number_list(self.value("sw-topps"), float, field_name="top_p values"),
             top_ks=parse_number_list(self.value("sw-topks"), int, field_name="top_k values"),
@@ -128,7 +126,7 @@ class SweepScreen(StepScreen):
             seed=parse_int(self.value("sw-seed"), field_name="seed", default=2024) or 0,
             grid=grid,
         )
-        validate(config, where="sweep form")
+        sweep_engine.validate(config, where="sweep form")
         return config
 
     def action_start(self) -> None:
@@ -152,16 +150,12 @@ class SweepScreen(StepScreen):
         self.query_one("#sweep-status", Static).update("Stopping after the current batch...")
 
     @step_worker(group="sweep", exclusive=True)
-    def _run(self, config) -> None:
+    def _run(self, config: SweepConfig) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed below.
-        from engine.sweep import run_sweep
-
-        def progress(p) -> None:
+        def progress(p: SweepProgress) -> None:
             self.post_message(self.Progress(p.done, p.total, p.written, p.elapsed, list(p.last_texts)))
 
-        result = run_sweep(
-            config, db_path=self.ft_app.db_path, progress=progress, should_stop=self._stop.is_set
-        )
+        result = self.workspace.run_sweep(config, progress=progress, should_stop=self._stop.is_set)
         summary = self._summary(result)
         self.post_message(self.Finished(result.sweep_id, summary, self._stop.is_set()))
 
@@ -170,25 +164,19 @@ class SweepScreen(StepScreen):
             self.running = False
             self.query_one("#sweep-status", Static).update(Text(f"Failed: {line}", style="bold red"))
 
-    def _summary(self, result) -> str:
+    def _summary(self, result: SweepResult) -> str:
         lines = [
             f"sweep {result.sweep_id}: {result.total_rows} rows ({result.generated_now} new, "
             f"{result.skipped_existing} already stored) in {result.seconds:.1f} s"
         ]
         try:
-            from store import metrics as metrics_store
-
-            store = self.ft_app.open_store()
-            try:
-                for row in metrics_store.variant_summary(store, result.sweep_id, tuple(SUMMARY_METRICS)):
-                    # Short names (as in the Results table) keep a variant on one 80-column line.
-                    values = " ".join(
-                        f"{short}={row[name]:.2f}" if row[name] is not None else f"{short}=-"
-                        for name, short in SUMMARY_METRICS.items()
-                    )
-                    lines.append(f"{row['variant']:<9} {row['prompt_id']:<10} cells={row['cells']}  {values}")
-            finally:
-                store.close()
+            for row in self.workspace.variant_summary(result.sweep_id, tuple(SUMMARY_METRICS)):
+                # Short names (as in the Results table) keep a variant on one 80-column line.
+                values = " ".join(
+                    f"{short}={row.means[name]:.2f}" if row.means.get(name) is not None else f"{short}=-"
+                    for name, short in SUMMARY_METRICS.items()
+                )
+                lines.append(f"{row.variant:<9} {row.prompt_id:<10} cells={row.cells}  {values}")
         except Exception as exc:  # noqa: BLE001 - the sweep itself is stored; only the summary is missing
             lines.append(f"(no metrics summary: {exc})")
         return "\n".join(lines)
