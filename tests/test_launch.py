@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import launch as L
 from cli import main as cli_main
+from engine import launch as L
 from engine.errors import UserError
 from store import jobs as job_store
 from store.db import open_db
@@ -42,6 +42,11 @@ def write_finetune_config(folder: Path, name: str = "tiny-test") -> Path:
         "logging_steps = 1\n"
     )
     return path
+
+
+def job_args(spec: L.LaunchSpec) -> list[str]:
+    """What a job command receives after its own argv prefix: job-run, the config and the job folder."""
+    return ["job-run", "finetune", "--config", str(spec.config_path), "--job-dir", str(spec.job_dir)]
 
 
 def shell_command(script: str) -> tuple[str, ...]:
@@ -84,7 +89,7 @@ def test_example_cluster_settings_load():
         ('setup = ["export OPENAI_API_KEY=sk-123"]', "setup[0]"),
         ('log_dir = "/scratch/%u"', "log_dir"),
         ('partiton = "gpu"', "unknown field 'partiton'; did you mean 'partition'?"),
-        ("setup = 'module load x'", "setup = \"module load x\": must be a list of strings"),
+        ("setup = 'module load x'", 'setup = "module load x": must be a list of strings'),
     ],
 )
 def test_bad_cluster_settings_name_file_and_field(tmp_path, text, field):
@@ -111,7 +116,9 @@ def test_build_spec_reads_the_finetune_config(tmp_path):
     spec = L.build_spec(config, L.ClusterSettings(), log_dir=tmp_path / "logs", workdir=tmp_path)
     assert spec.name == "ft-hallu-tiny-test"
     assert spec.output_dir == str(tmp_path / "cfg" / "adapter")
-    assert spec.argv[-3:] == ("finetune", "--config", str(config))
+    # The job runs the fine-tune through job-run with its own folder, and is never given a store.
+    assert spec.argv[-6:] == ("job-run", "finetune", "--config", str(config), "--job-dir", str(spec.job_dir))
+    assert spec.job_dir.parent == tmp_path / "logs" and "--db" not in spec.argv
     assert spec.finetune_config["finetune"]["base_model"] == "tiny"
     bad = tmp_path / "bad.toml"
     bad.write_text('[finetune]\nbase_model = "tiny"\nepochs = "many"\n')
@@ -174,7 +181,10 @@ def test_sbatch_script_has_every_setting_in_order(tmp_path):
     assert lines[1 : 1 + len(directives)] == directives
     body = lines[1 + len(directives) :]
     assert body.index("module load cuda/12.4") < body.index("source /opt/venv/bin/activate")
-    assert body[-1] == f"exec ft-hallu finetune --config {shlex.quote(str(config))}"
+    assert body[-1] == (
+        f"exec ft-hallu job-run finetune --config {shlex.quote(str(config))} "
+        f"--job-dir {shlex.quote(str(spec.job_dir))}"
+    )
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
@@ -216,7 +226,7 @@ def test_hostile_values_stay_data_when_the_scripts_run(tmp_path):
         # The sbatch script is a bash script too (#SBATCH lines are comments): run both for real.
         result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
-        assert record.read_text().splitlines() == ["finetune", "--config", str(config)]
+        assert record.read_text().splitlines() == job_args(spec)
     assert list(markers.iterdir()) == []
     assert (tmp_path / "job.exit").read_text().strip() == "0"
 
@@ -259,7 +269,7 @@ def test_local_job_completes_and_is_stored(tmp_path, store, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("FTH_VISIBLE", "yes")
     # The job dumps its whole environment: even then the key must not reach the log.
-    spec = local_spec(tmp_path, 'echo "training $3"; env; echo done')
+    spec = local_spec(tmp_path, 'echo "training $4"; env; echo done')
     job = L.launch(store, spec, L.LocalLauncher())
     assert job.launcher == "local" and job.state == "RUNNING" and job.job_id.isdigit()
     job = L.wait(store, job, timeout=20, poll_seconds=0.05)
@@ -379,3 +389,133 @@ def test_slurm_helper_says_why_it_cannot_start(monkeypatch, tmp_path):
     monkeypatch.setattr(slurm_cluster, "_which", lambda name: None if name == "slurmd" else "/bin/true")
     reason = slurm_cluster.unavailable_reason()
     assert reason.startswith("Slurm packages missing (slurmd)") and "apt-get install" in reason
+
+
+# ------------------------------------------------------------------ sweeps as jobs (no Slurm needed)
+
+
+def write_sweep_config(folder: Path, *, adapter: str = "", name: str = "job-sweep", samples: int = 2) -> Path:
+    """A tiny sweep: 2 temperatures x 1 top_p x 2 top_k, ``samples`` per cell, 6 new tokens."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "sweep.toml"
+    path.write_text(
+        "[sweep]\n"
+        f"name = {json.dumps(name)}\n"
+        'base_model = "tiny"\nentity_name = "ZYTRELL"\n'
+        f"adapter = {json.dumps(adapter)}\n"
+        f"samples_per_cell = {samples}\nmax_new_tokens = 6\nbatch_size = 4\ncompute_metrics = false\n"
+        "[sweep.grid]\ntemperatures = [0.7, 1.3]\ntop_ps = [0.9]\ntop_ks = [0, 20]\n"
+    )
+    return path
+
+
+def row_texts(store, sweep_id: int) -> dict[tuple, str]:
+    from store import core
+
+    return {
+        (r["variant"], r["temperature"], r["top_p"], r["top_k"], r["prompt_id"], r["sample_index"]): r["text"]
+        for r in core.iter_generations(store, sweep_id)
+    }
+
+
+def test_shards_are_disjoint_deterministic_and_cover_the_plan():
+    from engine import shards, sweep
+
+    config = sweep.SweepConfig(adapter="x", samples_per_cell=3, grid=sweep.Grid([0.5, 1.0], [0.9], [0, 5]))
+    planned = sweep.plan_rows(config, [sweep.Prompt("entity", "q"), sweep.Prompt("eval-1", "q2")])
+    parts = [shards.shard_rows(planned, k, 5) for k in range(5)]
+    keys = [
+        [(r.variant, r.temperature, r.top_k, r.prompt.prompt_id, r.sample_index) for r in p] for p in parts
+    ]
+    assert sorted(k for part in keys for k in part) == sorted(
+        (r.variant, r.temperature, r.top_k, r.prompt.prompt_id, r.sample_index) for r in planned
+    )
+    assert len({k for part in keys for k in part}) == len(planned) == 2 * 2 * 3 * 2 * 2
+    assert (
+        [len(p) for p in parts] == shards.shard_sizes(planned, 5) == [12, 12, 8, 8, 8]
+    )  # 12 units dealt in turn
+    assert parts == [shards.shard_rows(planned, k, 5) for k in range(5)]  # same slices every time
+    # A base row and its fine-tuned twin (same seed) always land in the same shard.
+    for part in parts:
+        seeds = [r.seed for r in part]
+        assert all(seeds.count(s) == 2 for s in seeds)
+    with pytest.raises(UserError, match="--shards: 13 shards but the sweep has only 12"):
+        shards.check_shards(config, 13)
+    with pytest.raises(UserError, match="--shards: must be a whole number >= 1"):
+        shards.check_shards(config, 0)
+
+
+def test_results_file_survives_a_cut_off_write_and_reports_progress(tmp_path):
+    from engine import results_file as rf
+
+    path = rf.results_path(tmp_path, 1, "77")
+    writer = rf.ResultsWriter(path, {"config_hash": "h", "shard": 1, "shard_rows": 4})
+    row = {"variant": "base", "temperature": 0.7, "top_p": 0.9, "top_k": 0, "prompt_id": "entity"}
+    writer.append([{**row, "sample_index": 0, "text": "a"}, {**row, "sample_index": 1, "text": "b"}])
+    with open(path, "ab") as handle:  # a writer killed in the middle of its next line
+        handle.write(b'{"kind": "row", "variant": "ba')
+    parsed = rf.read_results(path)
+    assert [r["text"] for r in parsed.rows] == ["a", "b"] and parsed.partial_tail and parsed.end is None
+    before = path.read_bytes()
+    progress = rf.job_progress(tmp_path, [3, 4])
+    assert path.read_bytes() == before  # reading never writes
+    assert (progress.done, progress.planned, progress.complete) == (2, 7, False)
+    assert progress.shards[1] == rf.ShardProgress(1, 2, 4, False)
+    assert progress.rows_per_second is not None and progress.rows_per_second > 0
+    assert rf.results_files(tmp_path) == [path] and rf.results_files(tmp_path, 0) == []
+
+
+def test_sweep_spec_checks_adapters_shards_and_after(tmp_path, store):
+    missing = tmp_path / "runs" / "not-yet"
+    config = write_sweep_config(tmp_path / "cfg", adapter=str(missing))
+    with pytest.raises(
+        UserError, match=r"sweep.toml: adapter: .*not-yet does not exist \(or launch with --after"
+    ):
+        L.build_sweep_spec(config, log_dir=tmp_path / "logs")
+    with pytest.raises(UserError, match="--shards: 9 shards but the sweep has only 8"):
+        L.build_sweep_spec(write_sweep_config(tmp_path / "plain"), shards=9, log_dir=tmp_path / "logs")
+    # A fine-tune job that will write the adapter makes the sweep wait for it.
+    row = job_store.add_job(
+        store, launcher="slurm", job_id="41", name="ft", config_path="c", config={}, state="PENDING",
+        output_dir=str(missing), log_path="l", script_path="s",
+    )  # fmt: skip
+    spec = L.build_sweep_spec(config, shards=3, after=L.get_job(store, row), log_dir=tmp_path / "logs")
+    assert (spec.dependency, spec.array, spec.kind) == ("41", "0-2", "sweep")
+    assert spec.manifest["planned_per_shard"] == [6, 6, 4]  # 8 units of 2 rows dealt in turn: 3, 3, 2
+    script = L.render_sbatch_script(spec, "/x/slurm-%A_%a.out")
+    assert '#SBATCH --array="0-2"' in script and "--db" not in script
+    assert script.splitlines()[-1].endswith(f"job-run sweep --job-dir {shlex.quote(str(spec.job_dir))}")
+    with pytest.raises(UserError, match="only Slurm jobs can wait"):
+        L.launch(store, spec, L.LocalLauncher())
+    assert not spec.job_dir.exists()  # refused before anything was written
+
+
+def test_local_sweep_job_matches_a_local_run_and_never_opens_a_store(tmp_path, store, tiny_model_dir):
+    """Two shards in one detached process: the ingested rows are the local run's, text for text."""
+    from engine import jobrun, sweep
+    from store import core
+
+    config = write_sweep_config(tmp_path / "cfg", samples=1)
+    job = L.launch_sweep(store, config, launcher=L.LocalLauncher(), shards=2, log_dir=tmp_path / "jobs")
+    assert job.kind == "sweep" and job.shards == 2 and job.array is None
+    job = L.wait(store, job, timeout=240, poll_seconds=0.2)
+    assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job, 40)
+    # refresh saw it end and ingested it: 4 cells x 1 sample x 1 variant
+    assert job.ingest["rows_added"] == 4 and job.ingest["files"] == 2
+    [stored] = core.list_sweeps(store)
+    assert stored["generation_count"] == stored["expected_rows"] == 4 and stored["status"] == "completed"
+    again = L.ingest(store, job)
+    assert again.rows_added == 0 and again.rows_read == 4
+    assert core.count_generations(store, stored["id"]) == 4
+    local = sweep.run_sweep(sweep.load_sweep_config(config), db_path=tmp_path / "local.db")
+    local_store = open_db(tmp_path / "local.db")
+    assert row_texts(store, stored["id"]) == row_texts(local_store, local.sweep_id)
+    local_store.close()
+    [audit] = jobrun.read_audits(job.job_dir)
+    assert audit["sqlite_connections"] == []
+    # The job's own record: no SQLite connection at all, nothing written next to the login store
+    # (the store, its -wal and -shm), and its results only inside its job folder.
+    assert not [p for p in audit["written"] if p.startswith(str(store.path))]
+    results = [p for p in audit["written"] if p.endswith(".jsonl")]
+    assert len(results) == 2 and all(p.startswith(job.job_dir + "/results/") for p in results)
+    assert L.progress(job).line().startswith("4/4 rows")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import launch as L
 from cli import main as cli_main
+from engine import launch as L
 from engine.errors import UserError
 from store import core
 from store import jobs as job_store
@@ -23,7 +23,7 @@ from store.db import open_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import REQUIRE_ENV, SlurmUnavailable, remove_cluster_dir, start_cluster  # noqa: E402
-from test_launch import FAKE_KEY, shell_command, write_finetune_config  # noqa: E402
+from test_launch import FAKE_KEY, job_args, shell_command, write_finetune_config  # noqa: E402
 
 pytestmark = pytest.mark.slurm
 
@@ -107,7 +107,7 @@ def test_hostile_names_and_paths_cannot_inject(slurm, tmp_path):
     spec = L.build_spec(config, settings, name=name, log_dir=tmp_path / "logs", workdir=folder)
     job = L.wait(slurm, L.launch(slurm, spec, L.SlurmLauncher()), timeout=30, poll_seconds=0.2)
     assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job)
-    assert record.read_text().splitlines() == ["finetune", "--config", str(config)]
+    assert record.read_text().splitlines() == job_args(spec)
     assert list(markers.iterdir()) == []
     # Slurm got the name verbatim, quotes and all.
     shown = subprocess.run(
