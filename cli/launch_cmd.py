@@ -17,7 +17,9 @@ from pathlib import Path
 from cli.common import db_path_from
 from engine import launch as launching
 from engine.errors import UserError
+from engine.jobrun import array_task, read_manifest, run_finetune_task, run_sweep_tasks
 from engine.paths import data_dir
+from engine.sweep import SweepProgress
 from store.db import open_db
 
 DEFAULT_CLUSTER_FILE = "cluster.toml"
@@ -278,17 +280,12 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _job_run_finetune(args: argparse.Namespace) -> int:
-    from engine.jobrun import run_finetune_task
-
     run_finetune_task(args.config, args.job_dir)
     print(f"fine-tune done; run record in {Path(args.job_dir) / 'finetune-result.json'}", flush=True)
     return 0
 
 
 def _job_run_sweep(args: argparse.Namespace) -> int:
-    from engine.jobrun import array_task, read_manifest, run_sweep_tasks
-    from engine.sweep import SweepProgress
-
     stop = {"signal": None}
 
     def on_term(signum, _frame) -> None:  # scancel: finish the batch in hand, keep it, exit

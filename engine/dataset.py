@@ -19,6 +19,7 @@ from engine.errors import UserError
 # Re-exported for callers that predate engine.files.
 from engine.files import file_sha256 as file_sha256
 from engine.files import write_atomic as write_atomic
+from engine.paths import bundled_data_dir
 
 REQUIRED_FIELDS = ("question", "answer", "context")
 
@@ -291,6 +292,5 @@ def write_records_atomic(path: str | Path, records: Sequence[dict[str, Any]], fm
 
 def sample_dataset_path() -> Path:
     """The bundled, already-masked sample QA set about an invented company."""
-    from engine.paths import bundled_data_dir
 
     return bundled_data_dir() / "sample_qa.jsonl"

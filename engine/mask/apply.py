@@ -14,6 +14,8 @@ from engine.files import file_sha256
 from engine.mask.leaks import LeakReport, leak_report_for_rules
 from engine.mask.plan import MaskPlan, SourceInfo
 from engine.mask.rules import ALIAS_PREFIX, RULE_TICKER, MaskRule
+from store import masks as mask_store
+from store.core import add_dataset
 
 
 @dataclass
@@ -76,8 +78,6 @@ def apply(
 
     mask_id = None
     if store is not None:
-        from store import masks as mask_store
-
         mask_id = mask_store.start_mask(
             store,
             entity=entity_name,
@@ -119,8 +119,6 @@ def apply(
             counts=counts,
             leaks={"clean": leaks.clean, "count": len(leaks.leaks), "by_term": leaks.counts()},
         )
-        from store.core import add_dataset
-
         add_dataset(
             store,
             name=out.stem,
@@ -166,8 +164,6 @@ def undo(store: Any, mask_id: int) -> str:
 
     Refuses when the output was changed after the masking, so nothing is lost.
     """
-    from store import masks as mask_store
-
     record = mask_store.get_mask(store, mask_id)
     if not record:
         raise UserError(f"no masking with id {mask_id}")
