@@ -8,45 +8,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Static
 
 from engine.workspace import Workspace
 from tui.prefs import default_prefs_path, load_prefs, save_prefs
-from tui.screens.base import error_line, step_bar, step_footer
-from tui.steps import SCREEN_CLASSES, STEP_NAMES, STEPS
+from tui.screens.base import error_line
+from tui.screens.finetune import FinetuneScreen
+from tui.screens.generate import GenerateScreen
+from tui.screens.mask import MaskScreen
+from tui.screens.results import ResultsScreen
+from tui.screens.sweep import SweepScreen
+from tui.steps import STEP_NAMES, STEPS
 
 __all__ = ["STEPS", "STEP_NAMES", "FtHalluApp"]
 
 
-class BrokenStepScreen(Screen):
-    """Shown instead of a step whose module cannot be imported: the other steps stay usable."""
-
-    def __init__(self, step: str, error: str) -> None:
-        super().__init__()
-        self.step, self.error = step, error
-
-    def compose(self):
-        yield step_bar(self.step)
-        yield Static(f"This step cannot open: {self.error}", classes="error", markup=False)
-        yield step_footer()
-
-
-def _screen_factory(name: str) -> Screen:
-    # Imported lazily, one module per step, so that a step whose module (or the engine module
-    # behind it) is broken shows an error screen instead of taking the whole TUI down.
-    module_name, class_name = SCREEN_CLASSES[name].split(":")
-    try:
-        screen_class = getattr(import_module(module_name), class_name)
-        return screen_class()
-    except Exception as exc:  # noqa: BLE001 - reported on that step's screen
-        return BrokenStepScreen(name, error_line(exc))
+# Imported at the top: a broken step module is an import error at start-up, not a hidden screen.
+SCREENS: dict[str, type[Screen]] = {
+    "generate": GenerateScreen,
+    "mask": MaskScreen,
+    "finetune": FinetuneScreen,
+    "sweep": SweepScreen,
+    "results": ResultsScreen,
+}
 
 
 class FtHalluApp(App[int]):
@@ -58,7 +47,7 @@ class FtHalluApp(App[int]):
     TITLE = "ft-hallu"
     SUB_TITLE = "fine-tuning vs hallucinations"
     CSS_PATH = "app.tcss"
-    MODES = {name: partial(_screen_factory, name) for name in STEP_NAMES}
+    MODES = {name: SCREENS[name] for name in STEP_NAMES}
     BINDINGS = [
         *(Binding(key, f"goto('{name}')", title, priority=True, show=False) for name, key, title in STEPS),
         Binding("ctrl+q", "quit", "Quit", priority=True),

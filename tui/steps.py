@@ -14,12 +14,3 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("results", "f5", "Results"),
 )
 STEP_NAMES: tuple[str, ...] = tuple(name for name, _key, _title in STEPS)
-
-# The screen class of each step, imported only when the step is first opened (see tui.app).
-SCREEN_CLASSES: dict[str, str] = {
-    "generate": "tui.screens.generate:GenerateScreen",
-    "mask": "tui.screens.mask:MaskScreen",
-    "finetune": "tui.screens.finetune:FinetuneScreen",
-    "sweep": "tui.screens.sweep:SweepScreen",
-    "results": "tui.screens.results:ResultsScreen",
-}
