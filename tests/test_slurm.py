@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli import main as cli_main
+from engine import jobrun, sweep
 from engine import launch as L
 from engine.errors import UserError
 from store import core
@@ -128,21 +129,126 @@ def test_impossible_request_is_a_clear_error_and_no_row(slurm, tmp_path):
     assert job_store.list_jobs(slurm) == []
 
 
+def assert_store_never_opened(job: L.Job, store) -> None:
+    """From the job's own record of its writes: no SQLite at all, nothing next to the login store."""
+    audits = jobrun.read_audits(job.job_dir)
+    assert audits, f"job {job.id} left no audit record in {job.job_dir}"
+    for audit in audits:
+        assert audit["sqlite_connections"] == [], audit
+        assert not [path for path in audit["written"] if path.startswith(str(store.path))], audit
+    script = Path(job.script_path).read_text()
+    assert str(store.path) not in script and "--db" not in script
+
+
+def stored_texts(store, sweep_id: int) -> dict[tuple, str]:
+    rows = core.iter_generations(store, sweep_id)
+    keys = [
+        (r["variant"], r["temperature"], r["top_p"], r["top_k"], r["prompt_id"], r["sample_index"])
+        for r in rows
+    ]
+    assert len(keys) == len(set(keys))  # the unique index makes duplicates impossible; say so anyway
+    return {key: r["text"] for key, r in zip(keys, rows, strict=True)}
+
+
+def sweep_toml(
+    folder: Path, *, samples: int, tokens: int, adapter: str = "", top_ks: str = "[0, 20]"
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "sweep.toml"
+    path.write_text(
+        '[sweep]\nname = "array"\nbase_model = "tiny"\nentity_name = "ZYTRELL"\n'
+        f'adapter = "{adapter}"\nsamples_per_cell = {samples}\n'
+        f"max_new_tokens = {tokens}\nmin_new_tokens = {tokens}\nbatch_size = 1\ncompute_metrics = false\n"
+        f"[sweep.grid]\ntemperatures = [0.7, 1.3]\ntop_ps = [0.9]\ntop_ks = {top_ks}\n"
+    )
+    return path
+
+
+ONE_CPU = L.ClusterSettings(cpus=1, setup=("export OMP_NUM_THREADS=1",))
+
+
+def test_three_task_array_sweep_equals_a_local_run(slurm, tmp_path, tiny_model_dir):
+    config = sweep_toml(tmp_path / "cfg", samples=3, tokens=4)  # 4 cells x 3 samples: 12 rows, 4 per task
+    job = L.launch_sweep(slurm, config, ONE_CPU, shards=3, log_dir=tmp_path / "jobs")
+    assert (job.array, job.shards, job.kind) == ("0-2", 3, "sweep")
+    job = L.wait(slurm, job, timeout=240, poll_seconds=0.5)
+    assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job, 30)
+    assert sorted(job.tasks) == ["0", "1", "2"] and {t["state"] for t in job.tasks.values()} == {"COMPLETED"}
+    # Seeing the job end ingested it: exactly the planned rows, the same texts as a local run.
+    [stored] = core.list_sweeps(slurm)
+    assert stored["expected_rows"] == stored["generation_count"] == 12 and stored["status"] == "completed"
+    local = sweep.run_sweep(sweep.load_sweep_config(config), db_path=tmp_path / "local.db")
+    local_store = open_db(tmp_path / "local.db")
+    assert stored_texts(slurm, stored["id"]) == stored_texts(local_store, local.sweep_id)
+    assert core.get_sweep(local_store, local.sweep_id)["config_hash"] == stored["config_hash"]
+    local_store.close()
+    assert L.ingest(slurm, job).rows_added == 0  # a second ingest adds nothing
+    assert_store_never_opened(job, slurm)
+    assert "== task 2 ==" in L.tail(job, 3)
+
+
+def test_shard_cancelled_midway_then_resubmitted_completes_without_duplicates(
+    slurm, tmp_path, tiny_model_dir
+):
+    config = sweep_toml(tmp_path / "cfg", samples=6, tokens=32, top_ks="[0]")  # 12 rows, 6 per task
+    job = L.launch_sweep(slurm, config, ONE_CPU, shards=2, log_dir=tmp_path / "jobs")
+    results = Path(job.job_dir) / "results"
+    deadline = time.monotonic() + 180
+    while not any(
+        p.name.startswith("shard-001.") and p.read_text().count('"kind": "row"')
+        for p in results.glob("*.jsonl")
+    ):
+        assert time.monotonic() < deadline, L.tail(job, 30)
+        time.sleep(0.05)
+    job = L.cancel(slurm, job, task=1)  # scancel <array>_1 while it is part-way through
+    job = L.wait(slurm, job, timeout=240, poll_seconds=0.5)
+    assert job.tasks["1"]["state"] == "CANCELLED" and job.state == "CANCELLED", job.tasks
+    [stored] = core.list_sweeps(slurm)
+    partial = stored["generation_count"]
+    assert stored["status"] == "interrupted" and 6 < partial < 12, partial  # shard 0 and part of shard 1
+    assert L.ingest(slurm, job).rows_added == 0
+    with pytest.raises(UserError, match="--task 2: job .* has shards 0-1"):
+        L.resubmit(slurm, job, 2)
+
+    again = L.resubmit(slurm, job, 1)
+    assert (again.parent_id, again.array, again.job_dir) == (job.id, "1", job.job_dir)
+    again = L.wait(slurm, again, timeout=240, poll_seconds=0.5)
+    assert (again.state, again.exit_code) == ("COMPLETED", 0), L.tail(again, 30, task=1)
+    assert again.ingest["rows_added"] == 12 - partial  # only the rows the cancelled attempt had not finished
+    [stored] = core.list_sweeps(slurm)
+    assert stored["generation_count"] == 12 and stored["status"] == "completed"
+    texts = stored_texts(slurm, stored["id"])  # one row per planned key
+    assert len(texts) == 12 and all(texts.values())
+    assert len(list(results.glob("shard-001.*.jsonl"))) == 2  # one file per attempt, none rewritten
+    assert_store_never_opened(again, slurm)
+
+
 @pytest.mark.slow  # a real trl run inside the job: ~20 s alone, up to ~60 s on a busy 2-core machine
-def test_tiny_finetune_completes_with_adapter_on_disk(slurm, tmp_path, monkeypatch, capsys):
+def test_finetune_then_dependent_sweep_both_complete_and_are_ingested(
+    slurm, tmp_path, monkeypatch, capsys, tiny_model_dir
+):
     pytest.importorskip("engine.finetune", reason="engine.finetune not available yet")
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     config = write_finetune_config(tmp_path / "cfg")
     cluster = tmp_path / "cluster.toml"
     cluster.write_text('cpus = 1\ntime = "00:10:00"\nsetup = ["export OMP_NUM_THREADS=2"]\n')
-    code = cli_main(
-        ["--db", str(slurm.path), "launch", "--config", str(config), "--cluster", str(cluster),
-         "--log-dir", str(tmp_path / "logs")]
-    )  # fmt: skip
+    db = ["--db", str(slurm.path)]
+    common = ["--cluster", str(cluster), "--log-dir", str(tmp_path / "logs")]
+    assert cli_main([*db, "launch", "--config", str(config), *common]) == 0, capsys.readouterr().err
+    [ft_row] = job_store.list_jobs(slurm)
+    # The sweep of base vs the adapter that job will write, queued behind it in the same breath.
+    sweep_config = sweep_toml(
+        tmp_path / "sweep", samples=1, tokens=4, adapter=str(tmp_path / "cfg" / "adapter")
+    )
+    code = cli_main([*db, "launch", "sweep", "--config", str(sweep_config), "--after", str(ft_row["id"]),
+                     "--shards", "2", *common])  # fmt: skip
     out = capsys.readouterr()
     assert code == 0, out.err
-    job = job_store.list_jobs(slurm)[0]
-    job = L.wait(slurm, L.Job.from_row(job), timeout=240, poll_seconds=0.5)
+    assert f"after:  slurm:{ft_row['job_id']} completes" in out.out
+    sweep_job = L.Job.from_row(job_store.list_jobs(slurm)[0])
+    assert sweep_job.kind == "sweep" and sweep_job.depends_on == ft_row["job_id"]
+
+    job = L.wait(slurm, L.Job.from_row(ft_row), timeout=240, poll_seconds=0.5)
     log = Path(job.log_path).read_text()
     assert (job.state, job.exit_code) == ("COMPLETED", 0), log[-3000:]
     adapter = Path(job.output_dir)
@@ -151,6 +257,20 @@ def test_tiny_finetune_completes_with_adapter_on_disk(slurm, tmp_path, monkeypat
     assert any(adapter.glob("adapter_model.*"))
     for text in (log, Path(job.script_path).read_text(), str(job_store.get_job(slurm, job.id))):
         assert FAKE_KEY not in text
-    # --db travelled with the job: the fine-tune recorded its run in the launching store.
+    # The run record came back as a file and was ingested when the job was seen to end.
     [run] = core.list_finetune_runs(slurm)
     assert run["status"] == "completed" and run["output_dir"] == str(adapter)
+    assert run["eval_loss_after"] is not None and job.ingest["finetune_run_id"] == run["id"]
+    assert_store_never_opened(job, slurm)
+
+    sweep_job = L.wait(slurm, sweep_job, timeout=240, poll_seconds=0.5)
+    assert (sweep_job.state, sweep_job.exit_code) == ("COMPLETED", 0), L.tail(sweep_job, 30)
+    [stored] = core.list_sweeps(slurm)
+    assert stored["generation_count"] == stored["expected_rows"] == 4 * 2 and stored["status"] == "completed"
+    assert {r["variant"] for r in core.iter_generations(slurm, stored["id"])} == {"base", "finetuned"}
+    assert_store_never_opened(sweep_job, slurm)
+    assert cli_main([*db, "jobs"]) == 0
+    listing = capsys.readouterr().out
+    assert "ingested: fine-tune run" in listing and "ingested: 8 new rows; sweep" in listing
+    assert cli_main([*db, "ingest", str(sweep_job.id)]) == 0
+    assert "0 new rows" in capsys.readouterr().out
