@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Log, Static
 
 from engine.errors import UserError
+from engine.files import resolve_from
 from engine.finetune import FinetuneConfig, config_from_dict
 from engine.launch import ClusterSettings, load_cluster_settings
 from engine.workspace import Job
@@ -170,9 +171,7 @@ class FinetuneScreen(StepScreen):
         # The config file is written under the data folder and the job may start elsewhere:
         # paths typed relative to where the TUI runs are made absolute now.
         for name in ("dataset", "output_dir"):
-            value = getattr(config, name)
-            if value and not Path(value).expanduser().is_absolute():
-                setattr(config, name, str(Path(value).expanduser().resolve()))
+            setattr(config, name, resolve_from(getattr(config, name), Path.cwd()))
         if config.base_model.startswith(".") and Path(config.base_model).exists():
             config.base_model = str(Path(config.base_model).resolve())
         return config
