@@ -10,6 +10,8 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.metrics import METRICS_VERSION, SourceIndex, load_sources, score_cell, score_sample
+from engine.metrics import claims as claim_metrics
+from store import claims as store_claims
 from store import core as store_core
 from store import metrics as store_metrics
 
@@ -38,6 +40,17 @@ def compute_missing(
         raise UserError(f"sweep {sweep_id}: no such sweep")
     entity, sources, context_key = sweep_context(sweep)
     missing_ids = store_metrics.generations_missing_metrics(store, sweep_id, context_key=context_key)
+    # Claims (with their evidence) are computed with the metrics; generations lacking current ones too.
+    evidence_method = claim_metrics.resolve_method(method)
+    claims_key = claim_metrics.claims_key(context_key)
+    missing_ids = sorted(
+        set(missing_ids)
+        | set(store_claims.generations_missing_claims(store, sweep_id, context_key=claims_key))
+    )
+    dataset_path = (sweep.get("config") or {}).get("dataset_path")
+    evidence = (
+        claim_metrics.load_evidence(dataset_path, entity, method=evidence_method) if missing_ids else None
+    )
     stale_cells = set(store_metrics.cells_missing_metrics(store, sweep_id))
     total = len(missing_ids)
     done = 0
@@ -45,13 +58,26 @@ def compute_missing(
     for start in range(0, total, batch_size):
         batch = store_core.iter_generations(store, sweep_id, ids=missing_ids[start : start + batch_size])
         records = []
+        claim_records = []
         for row in batch:
             scored = score_sample(
                 row["text"] or "", reference=row.get("reference"), sources=sources, entity=entity
             )
+            claims = claim_metrics.answer_claims(
+                row["text"] or "", refusal=scored.refusal, index=evidence, entity=entity
+            )
+            scored.claim_grounding = claim_metrics.claim_grounding(claims)
             records.append((row["id"], scored.to_dict()))
+            claim_records.append((row["id"], [claim.to_dict() for claim in claims]))
             stale_cells.add(store_metrics.cell_key(row))
         store_metrics.save_sample_metrics(store, records, context_key=context_key, version=METRICS_VERSION)
+        store_claims.replace_claims(
+            store,
+            claim_records,
+            context_key=claims_key,
+            version=claim_metrics.CLAIMS_VERSION,
+            method=evidence_method,
+        )
         done += len(batch)
         if progress:
             progress(done, total)

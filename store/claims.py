@@ -199,7 +199,9 @@ def generation_claims(store: Store, generation_id: int) -> list[dict[str, Any]]:
     return [_decode(row) for row in rows]
 
 
-def sweep_claims(store: Store, sweep_id: int, *, generation_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+def sweep_claims(
+    store: Store, sweep_id: int, *, generation_ids: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
     """A sweep's claims (optionally of some generations) in generation and claim order."""
     where, params = "sweep_id = ?", [sweep_id]
     if generation_ids is not None:

@@ -104,6 +104,13 @@ def _add_metric_columns(db, table: str, columns: dict[str, type]) -> None:
         db[table].add_column(name, column_type)
 
 
+@MIGRATIONS(name="002_claim_grounding")
+def _m002(db) -> None:
+    # Share of an answer's claims the sources support (engine/metrics/claims.py), and its cell mean.
+    _add_metric_columns(db, "generation_metrics", {"claim_grounding": float})
+    _add_metric_columns(db, "cell_metrics", {"claim_grounding": float})
+
+
 def metric_columns(store: Store, table: str) -> dict[str, type]:
     """The typed metric columns ``table`` has after its migrations, in schema order, with their types."""
     skip = _NOT_METRICS[table]

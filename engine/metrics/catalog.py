@@ -95,6 +95,12 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _sample("grounding", "grounding in sources", True, "share of checked terms found in the sources"),
     _sample(
+        "claim_grounding",
+        "claim-level grounding",
+        True,
+        "share of the answer's claims the sources support (engine/metrics/claims.py)",
+    ),
+    _sample(
         "conflict",
         "contradicts the sources",
         False,
@@ -125,6 +131,14 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "grounding", "grounding in sources", True, "mean grounding", mean_of="grounding", show=Show.SUMMARY
+    ),
+    _cell(
+        "claim_grounding",
+        "claim-level grounding",
+        True,
+        "mean share of supported claims",
+        mean_of="claim_grounding",
+        show=Show.HEATMAP,
     ),
     _cell(
         "conflict_rate",

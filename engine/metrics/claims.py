@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.metrics.grounding import SourceIndex, grounding
+from engine.dataset import load_items
+from engine.metrics.grounding import SourceIndex, grounding, load_sources
 from engine.metrics.text import (
     _SPECIAL_TOKEN_RE,
     _STOPWORDS,
@@ -190,7 +191,8 @@ _LISTED_SOURCE = re.compile(
 class EvidenceIndex:
     """The source sentences a claim can be checked against, with their terms and (maybe) vectors."""
 
-    sentences: list[str]
+    sentences: list[str]  # as analysed: entity removed, sentence starts lower-cased
+    display: list[str]  # the same sentences as the sources write them (what a reader is shown)
     terms: list[set[str]]
     vectors: np.ndarray | None  # normalised embeddings, one row per sentence; None for lexical
     method: str  # embedding | lexical
@@ -207,12 +209,26 @@ class EvidenceIndex:
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
-def build_evidence_index(sources: SourceIndex, *, embedder: Embedder | None = None) -> EvidenceIndex:
-    """Index the sources' sentences (split once more at lower-case sentence starts)."""
-    sentences: list[str] = []
-    for sentence in sources.sentences:
-        sentences.extend(part.strip() for part in _SPLIT_SOURCE.split(sentence) if part.strip())
-    sentences = list(dict.fromkeys(sentences))
+def build_evidence_index(
+    sources: SourceIndex,
+    *,
+    texts: Sequence[str] | None = None,
+    entity: str | None = None,
+    embedder: Embedder | None = None,
+) -> EvidenceIndex:
+    """Index source sentences: from the raw context ``texts`` when given (so evidence reads as
+    written), else from the source index's own (entity-less) sentences."""
+    pairs: dict[str, str] = {}  # analysed sentence -> as written
+    if texts is not None:
+        for text in dict.fromkeys(t.strip() for t in texts if t and t.strip()):
+            for sentence in _split_sentences(text):
+                analysed = lower_sentence_starts(mask_entity(sentence, entity)).strip()
+                if analysed:
+                    pairs.setdefault(analysed, sentence)
+    else:
+        for sentence in _split_sentences("\n".join(sources.sentences)):
+            pairs.setdefault(sentence, sentence[:1].upper() + sentence[1:])
+    sentences, display = list(pairs), list(pairs.values())
     denials: dict[str, int] = {}
     listed = None
     for index, sentence in enumerate(sentences):
@@ -225,6 +241,7 @@ def build_evidence_index(sources: SourceIndex, *, embedder: Embedder | None = No
     vectors = None if embedder is None else _normalised(embedder([_for_embedding(s) for s in sentences]))
     return EvidenceIndex(
         sentences=sentences,
+        display=display,
         terms=[_sentence_terms(s) for s in sentences],
         vectors=vectors,
         method="lexical" if embedder is None else "embedding",
@@ -233,6 +250,13 @@ def build_evidence_index(sources: SourceIndex, *, embedder: Embedder | None = No
         sources=sources,
         key=f"{sources.key}|{'embedding' if embedder else 'lexical'}|c{CLAIMS_VERSION}",
     )
+
+
+def _split_sentences(text: str) -> list[str]:
+    parts = []
+    for sentence in _SENTENCE_END.split(text):
+        parts.extend(p.strip() for p in _SPLIT_SOURCE.split(sentence) if p.strip())
+    return parts
 
 
 def _for_embedding(text: str) -> str:
@@ -263,22 +287,54 @@ _INDEXES: dict[tuple[str, str], EvidenceIndex] = {}
 _INDEX_LIMIT = 4
 
 
-def evidence_index(sources: SourceIndex, *, method: str = "auto") -> EvidenceIndex:
-    """The evidence index of these sources, built once per process and method (embedding is costly)."""
+def resolve_method(method: str = "auto") -> str:
+    """'embedding' or 'lexical': what 'auto' means here (the embedding package, unless switched off)."""
     from engine.metrics.cell import embeddings_available
 
     if method == "auto":
         method = "embedding" if embeddings_available() else "lexical"
     if method not in SUPPORTED_AT:
         raise ValueError(f"unknown evidence method {method!r}")
+    return method
+
+
+def claims_key(context_key: str) -> str:
+    """What stored claims were computed against: the metrics context and the claims version.
+
+    Not the evidence method: like a cell's similarity method, claims keep the method they were
+    computed with (stored with them) until their sources or definitions change.
+    """
+    return f"{context_key}|c{CLAIMS_VERSION}"
+
+
+def evidence_index(
+    sources: SourceIndex,
+    *,
+    texts: Sequence[str] | None = None,
+    entity: str | None = None,
+    method: str = "auto",
+) -> EvidenceIndex:
+    """The evidence index of these sources, built once per process and method (embedding is costly)."""
+    method = resolve_method(method)
     key = (sources.key, method)
     if key not in _INDEXES:
         if len(_INDEXES) >= _INDEX_LIMIT:
             _INDEXES.pop(next(iter(_INDEXES)))
-        _INDEXES[key] = build_evidence_index(
-            sources, embedder=minilm_embedder() if method == "embedding" else None
-        )
+        embedder = minilm_embedder() if method == "embedding" else None
+        _INDEXES[key] = build_evidence_index(sources, texts=texts, entity=entity, embedder=embedder)
     return _INDEXES[key]
+
+
+def load_evidence(path: str | None, entity: str | None, *, method: str = "auto") -> EvidenceIndex | None:
+    """The evidence index of a QA file's ``context`` fields (as load_sources), or None without one."""
+    sources = load_sources(path, entity)
+    if sources is None:
+        return None
+    method = resolve_method(method)
+    if (sources.key, method) not in _INDEXES:
+        texts = [item.context for item in load_items(path, require_context=False)]
+        return evidence_index(sources, texts=texts, entity=entity, method=method)
+    return _INDEXES[(sources.key, method)]
 
 
 # ------------------------------------------------------------------ checking claims
@@ -313,7 +369,9 @@ def check_claims(
     return claims
 
 
-def _support(index: EvidenceIndex, terms: set[str], similarity: np.ndarray | None) -> list[tuple[float, int, float]]:
+def _support(
+    index: EvidenceIndex, terms: set[str], similarity: np.ndarray | None
+) -> list[tuple[float, int, float]]:
     """(support score, sentence index, coverage) for every source sentence, best first."""
     coverage = np.array(
         [len(terms & sentence_terms) / len(terms) if terms else 0.0 for sentence_terms in index.terms]
@@ -332,14 +390,14 @@ def _decide(
     best_score, best_index, best_coverage = ranked[0] if ranked else (0.0, -1, 0.0)
     candidates = [
         {
-            "sentence": index.sentences[i],
+            "sentence": index.display[i],
             "score": round(score, 4),
             "coverage": round(coverage, 4),
             **({"similarity": round(float(similarity[i]), 4)} if similarity is not None else {}),
         }
         for score, i, coverage in ranked
     ]
-    evidence = index.sentences[best_index] if best_index >= 0 else None
+    evidence = index.display[best_index] if best_index >= 0 else None
     claim = Claim(
         text=claim_text,
         start=start,
@@ -396,14 +454,14 @@ def _contradiction(
                 continue
             others = [f.surface for f in stated if f.kind == fact.kind and f.value != fact.value]
             if others:
-                return "number", index.sentences[on_topic], others[0], fact.surface
+                return "number", index.display[on_topic], others[0], fact.surface
     prepared = lower_sentence_starts(masked)
     if _PRIVATE_CLAIM.search(prepared) and index.listed is not None:
         said = _LISTED_SOURCE.search(index.sentences[index.listed])
         culprit = _PRIVATE_CLAIM.search(prepared)
         return (
             "status",
-            index.sentences[index.listed],
+            index.display[index.listed],
             f"a listed company ({said.group(0) if said else 'shares'})",
             culprit.group(0) if culprit else None,
         )
@@ -412,7 +470,7 @@ def _contradiction(
         denied = index.denials.get(term)
         if denied is None or _negated_in_claim(tokens, surface.lower()):
             continue
-        return "negation", index.sentences[denied], f"does not {surface.lower()}", surface
+        return "negation", index.display[denied], f"does not {surface.lower()}", surface
     return None
 
 
@@ -422,6 +480,15 @@ def _negated_in_claim(tokens: Sequence[str], word: str) -> bool:
         if token == word and any(t in ("not", "never", "n't", "no") for t in tokens[max(0, i - 3) : i]):
             return True
     return False
+
+
+def answer_claims(
+    text: str, *, refusal: bool, index: EvidenceIndex | None, entity: str | None = None
+) -> list[Claim]:
+    """The claims checked for one stored answer: none for a refusal (no claim made) or without sources."""
+    if refusal or index is None:
+        return []
+    return check_claims(text, index, entity=entity)
 
 
 def claim_grounding(claims: Sequence[Claim | dict[str, Any]]) -> float | None:
