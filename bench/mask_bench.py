@@ -5,12 +5,19 @@ Naive: one regex per rule run over every field, and a unified diff built for eve
 (what a straightforward implementation of the same plan would do). Both run here, in this process.
 
     .venv/bin/python bench/mask_bench.py [--rows 10000] [--repeat 3]
+    .venv/bin/python bench/mask_bench.py --leaks-mb 10    # mask-leaks on ONE field of that size
+
+The --leaks-mb run times what ``ft-hallu mask-leaks`` does (leak report + identifying terms) on a
+single field built from the same text, at 1/8 of the size and at the full size, and prints the ratio
+of the time per MB: about 1 for a linear scan, about 8 for a quadratic one (the old report took
+1.5 / 4.1 / 14.3 s for 0.125 / 0.25 / 0.5 MB lines).
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import random
 import re
 import sys
@@ -101,6 +108,36 @@ def naive(records: list, rules: list[mask.MaskRule]) -> tuple[int, int]:
     return edits, len(diffs[:20])
 
 
+LEAKS_TARGET_S = 5.0
+
+
+def long_field(size: int, rows: list[dict]) -> str:
+    """One field of ``size`` characters made of the set's own text, repeated."""
+    text = " ".join(str(value) for row in rows for value in row.values() if isinstance(value, str))
+    return (text * (size // len(text) + 1))[:size]
+
+
+def time_leaks(field: str) -> tuple[float, int]:
+    records = [Record({"question": "q", "answer": "a", "context": field}, 1)]
+    start = time.perf_counter()
+    report = mask.leak_report(records, "NVIDIA", "NVDA", [])
+    mask.identifying_terms(records, "NVIDIA")
+    return time.perf_counter() - start, len(report.leaks)
+
+
+def leaks_main(megabytes: float) -> int:
+    rows, origin = make_rows(400)
+    full = int(megabytes * (1 << 20))
+    small_s, _ = time_leaks(long_field(full // 8, rows))
+    full_s, found = time_leaks(long_field(full, rows))
+    per_mb_ratio = (full_s / full) / (small_s / (full // 8))
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"mask-leaks on one field ({origin} text): {found} leaks in {megabytes:g} MB")
+    print(f"  {megabytes / 8:g} MB: {small_s:.2f} s;  {megabytes:g} MB: {full_s:.2f} s (target < {LEAKS_TARGET_S:.0f} s)")
+    print(f"  time per MB, full size / one eighth: {per_mb_ratio:.2f} (1 = linear, 8 = quadratic)")
+    return 0 if full_s < LEAKS_TARGET_S else 1
+
+
 def best_of(function, records, rules, repeat: int) -> tuple[float, tuple[int, int]]:
     best = float("inf")
     result = (0, 0)
@@ -115,7 +152,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--leaks-mb", type=float, help="time mask-leaks on one field of this many MB")
     args = parser.parse_args()
+    if args.leaks_mb:
+        return leaks_main(args.leaks_mb)
     rows, origin = make_rows(args.rows)
     # Records as read from a file (read_records output), so both sides start from the same objects.
     records = [Record(row, number + 1) for number, row in enumerate(rows)]

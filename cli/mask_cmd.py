@@ -130,6 +130,8 @@ def run_mask(args: argparse.Namespace) -> int:
     if args.page < 0 or args.page_size < 1:
         raise UserError("--page must be >= 0 and --page-size >= 1")
     mask_plan = _build_plan(args)
+    if not mask_plan.edits:  # a typo in --entity: say so instead of writing an unchanged copy
+        mask.require_changes(mask_plan, args.entity)
     found = len(mask_plan.edits)
     accepted = len(mask_plan.accepted_edits)
     print(f"{args.file}: {len(mask_plan.records)} rows, {found} occurrence(s) found, {accepted} to replace")

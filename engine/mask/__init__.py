@@ -21,11 +21,13 @@ from __future__ import annotations
 from engine.mask.apply import (
     MaskResult,
     apply,
+    require_changes,
     undo,
 )
 from engine.mask.leaks import (
     Leak,
     LeakReport,
+    closest_spelling,
     identifying_terms,
     leak_report,
     leak_report_for_rules,
@@ -75,6 +77,7 @@ __all__ = [
     "RowDiff",
     "SourceInfo",
     "apply",
+    "closest_spelling",
     "field_name",
     "identifying_terms",
     "leak_report",
@@ -82,6 +85,7 @@ __all__ = [
     "plan",
     "plan_file",
     "propose_rules",
+    "require_changes",
     "split_legal_suffix",
     "undo",
 ]

@@ -10,8 +10,8 @@ from typing import Any
 
 from engine.dataset import write_records_atomic
 from engine.errors import UserError
-from engine.files import file_sha256
-from engine.mask.leaks import LeakReport, leak_report_for_rules
+from engine.files import file_sha256, first_existing_parent
+from engine.mask.leaks import LeakReport, closest_spelling, leak_report_for_rules
 from engine.mask.plan import MaskPlan, SourceInfo
 from engine.mask.rules import ALIAS_PREFIX, RULE_TICKER, MaskRule
 from store import masks as mask_store
@@ -41,6 +41,21 @@ def _format_for(out_path: Path, fallback: str) -> str:
     return fallback
 
 
+def require_changes(mask_plan: MaskPlan, entity: str) -> None:
+    """Refuse a masking that would change nothing: a typo in the name must not pass as CLEAN."""
+    if mask_plan.edits and mask_plan.accepted_edits:
+        return
+    if mask_plan.edits:
+        raise UserError(
+            f"all {len(mask_plan.edits)} occurrence(s) of {entity} are rejected: the output would be an "
+            "unchanged copy"
+        )
+    guess = closest_spelling(mask_plan.records, entity)
+    hint = f"; did you mean {guess[0]} ({guess[1]})?" if guess and guess[0] != entity else ""
+    where = f" of {mask_plan.source.path}" if mask_plan.source else ""
+    raise UserError(f"no occurrence of {entity} in any field{where}{hint}")
+
+
 def apply(
     mask_plan: MaskPlan,
     out_path: str | Path,
@@ -57,6 +72,12 @@ def apply(
     """
     out = Path(out_path)
     source = mask_plan.source
+    require_changes(mask_plan, entity or mask_plan.rules[0].target)
+    parent = first_existing_parent(out.parent)
+    if not parent.is_dir():
+        raise UserError(f"{out}: cannot write here, {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{out}: cannot write here, {parent} is not writable")
     if source is not None:
         source_path = Path(source.path)
         if out.resolve() == source_path.resolve():

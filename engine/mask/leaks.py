@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,24 +97,28 @@ class LeakReport:
         return out
 
 
-_COMPANY_RE = re.compile(r"\bthe Company\b")
+# "not after a word character" tested after the first letter: much faster than a leading \b.
+_COMPANY_RE = re.compile(r"t(?<!\w.)he Company\b")
 
 
 def _snippet(text: str, start: int, end: int, width: int = 30) -> str:
     return text[max(0, start - width) : end + width].replace("\n", " ")
 
 
-def _near_miss_regex(term: str) -> re.Pattern[str] | None:
+def _near_miss_regex(term: str, *, lowercase: bool = False) -> re.Pattern[str] | None:
     """The term's letters with up to two separators between them: N.V.I.D.I.A, N V I D I A, NVI-DIA.
 
     The word-boundary check sits after the first letter so the regex engine can skip ahead to
     candidate first letters instead of testing a lookbehind at every position."""
-    chars = [ch for ch in term if ch.isalnum()]
+    chars = [ch.lower() if lowercase else ch for ch in term if ch.isalnum()]
     if len(chars) < 3:
         return None
     body = r"[\W_]{0,2}".join(re.escape(ch) for ch in chars[1:])
     first = re.escape(chars[0])
-    return re.compile(rf"{first}(?<![^\W_].)[\W_]{{0,2}}{body}{NOT_WORD_AFTER}", re.IGNORECASE)
+    # lowercase=True: for text already lowercased, where a case-sensitive scan is 4x faster.
+    return re.compile(
+        rf"{first}(?<![^\W_].)[\W_]{{0,2}}{body}{NOT_WORD_AFTER}", 0 if lowercase else re.IGNORECASE
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,14 @@ class _TermScan:
     exact: re.Pattern[str]
     near: re.Pattern[str] | None  # also matches the exact form; None for short terms and tickers
     needle: str  # lowercase first word: a field without it cannot hold an exact match
+    near_lower: re.Pattern[str] | None = None  # ``near`` for text already lowercased
+
+    def finditer(self, text: str, lowered: str) -> Iterator[re.Match[str]]:
+        """Candidate matches as (start, end) spans of ``text``."""
+        # lower() never shortens a character, so equal lengths mean every offset is the same.
+        if self.near_lower is not None and len(lowered) == len(text):
+            return self.near_lower.finditer(lowered)
+        return (self.near or self.exact).finditer(text)
 
 
 def leak_report(
@@ -138,6 +152,7 @@ def leak_report(
             re.compile(NOT_WORD_BEFORE + literal_pattern(term) + NOT_WORD_AFTER, re.IGNORECASE),
             _near_miss_regex(term),
             term.split()[0].lower(),
+            _near_miss_regex(term, lowercase=True),
         )
         for term in terms
     ]
@@ -165,12 +180,13 @@ def leak_report(
             for scan in scans:
                 if scan.near is None and scan.needle not in lowered:
                     continue
-                for match in (scan.near or scan.exact).finditer(text):
-                    kind = "exact" if scan.exact.fullmatch(text, *match.span()) else "near-miss"
+                for match in scan.finditer(text, lowered):
+                    start, end = match.span()
+                    kind = "exact" if scan.exact.fullmatch(text, start, end) else "near-miss"
                     name = name or field_name(path)
-                    snippet = _snippet(text, *match.span())
-                    leaks.append(Leak(number, record.line, name, kind, scan.term, match.group(), snippet))
-                    found.append(match.span())
+                    snippet = _snippet(text, start, end)
+                    leaks.append(Leak(number, record.line, name, kind, scan.term, text[start:end], snippet))
+                    found.append((start, end))
             if not text.isascii():
                 # Full-width and other compatibility forms: compare after NFKC normalisation.
                 folded = unicodedata.normalize("NFKC", text)
@@ -184,11 +200,16 @@ def leak_report(
                                 Leak(number, record.line, name, "unicode", scan.term, scan.term, folded[:60])
                             )
             if core_needle in lowered:
+                covered = _Coverage(found)
+                word_span = (0, 0)
                 for match in core_rx.finditer(text):
-                    if any(s <= match.start() < e for s, e in found):
+                    if covered.contains(match.start()):
                         continue
                     name = name or field_name(path)
-                    word = _word_at(text, *match.span())
+                    # Matches come in order: one word holding many of them is measured once, not per match.
+                    if not word_span[0] <= match.start() < word_span[1]:
+                        word_span = _word_span(text, *match.span())
+                    word = text[word_span[0] : max(word_span[1], match.end())]
                     embedded.append(
                         Leak(number, record.line, name, "embedded", core, word, _snippet(text, *match.span()))
                     )
@@ -198,12 +219,32 @@ def leak_report(
     return LeakReport(terms, len(rows), leaks, embedded, company, company_rows)
 
 
-def _word_at(text: str, start: int, end: int) -> str:
+def _word_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span of the alphanumeric word around ``text[start:end]``."""
     while start > 0 and text[start - 1].isalnum():
         start -= 1
     while end < len(text) and text[end].isalnum():
         end += 1
-    return text[start:end]
+    return start, end
+
+
+class _Coverage:
+    """Is a position inside any of some spans? Bisect over sorted starts with running max ends, so
+    checking every match of a long field stays linear-logarithmic (a scan of all spans per match was
+    quadratic: a 0.5 MB field took 14 s)."""
+
+    def __init__(self, spans: Sequence[tuple[int, int]]):
+        ordered = sorted(spans)
+        self.starts = [start for start, _ in ordered]
+        self.reach: list[int] = []
+        furthest = -1
+        for _, end in ordered:
+            furthest = max(furthest, end)
+            self.reach.append(furthest)
+
+    def contains(self, position: int) -> bool:
+        index = bisect_right(self.starts, position) - 1
+        return index >= 0 and self.reach[index] > position
 
 
 def leak_report_for_rules(
@@ -217,6 +258,23 @@ def leak_report_for_rules(
     ticker = by_id[RULE_TICKER].target if RULE_TICKER in by_id else None
     aliases = [r.target for r in rules if r.id.startswith(ALIAS_PREFIX)]
     return leak_report(records, name_rule.target, ticker, aliases)
+
+
+def closest_spelling(records: Sequence[Record | dict[str, Any]], term: str) -> tuple[str, int] | None:
+    """The word of the set most like ``term`` (a typo such as NVDIA finds NVIDIA) and its count."""
+    words: Counter[str] = Counter()
+    for record in as_records(records):
+        for _path, text in string_fields(record.data):
+            words.update(re.findall(r"[^\W_]+", text))
+    by_folded: dict[str, Counter[str]] = {}
+    for word, count in words.items():
+        by_folded.setdefault(word.casefold(), Counter())[word] = count
+    first = term.split()[0].casefold() if term.split() else ""
+    close = difflib.get_close_matches(first, list(by_folded), n=1, cutoff=0.7)
+    if not close:
+        return None
+    forms = by_folded[close[0]]
+    return forms.most_common(1)[0][0], sum(forms.values())
 
 
 # ---------------------------------------------------------------- identifying terms
@@ -233,7 +291,8 @@ _GENERIC_TERMS = frozenset(
     """.split()
 )
 _SENTENCE_STARTERS = frozenset(".?!:;\"'(\u201c")
-_LOWER_WORD_RE = re.compile(r"\b[a-z][a-z\-]*\b")
+# A lowercase word; the "not after a word character" check follows the first letter (faster than \b).
+_LOWER_WORD_RE = re.compile(r"[a-z](?<!\w.)[a-z\-]*\b")
 # A capitalised word; the "not after a letter, digit or dot" check follows the first letter so the
 # regex engine can jump between capitals instead of testing every position.
 _TERM_RE = re.compile(r"([A-Z](?<![\w.].)(?:[\w\-]*\w)?)")
@@ -262,7 +321,8 @@ def identifying_terms(
             (needle in text.lower() and name_rx.search(text)) or "the Company" in text for text in texts
         )
         for text in texts:
-            lowercase_words.update(_LOWER_WORD_RE.findall(text))
+            # Words never span whitespace: scan each distinct token once, not a long field's every repeat.
+            lowercase_words.update(_LOWER_WORD_RE.findall(" ".join(set(text.split()))))
             for match in _TERM_RE.finditer(text):
                 word = match.group(1)
                 before = match.start() - 1

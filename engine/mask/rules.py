@@ -163,4 +163,19 @@ def propose_rules(
             continue
         seen.add(alias.casefold())
         rules.append(MaskRule(ALIAS_PREFIX + alias, f"alias {alias}", alias, alias_new.strip() or new))
+    _refuse_self_naming(rules)
     return rules
+
+
+def _refuse_self_naming(rules: Sequence[MaskRule]) -> None:
+    """A replacement that contains a name being masked (NVIDIA -> NVIDIAX) would leak it again."""
+    # A short ticker (matched case-sensitively, as a word) may well sit inside an invented name.
+    targets = [r.target for r in rules if r.id != RULE_DOMAIN and not (r.id == RULE_TICKER and len(r.target) < 4)]
+    for rule in rules:
+        for target in targets:
+            new, old = rule.replacement.casefold(), target.casefold()
+            if old in new and new != old:
+                raise UserError(
+                    f"replacement {rule.replacement!r} ({rule.label}) contains {target!r}: "
+                    "the masked set would still name the company; choose a name without it"
+                )
