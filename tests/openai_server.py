@@ -159,6 +159,8 @@ class OpenAIStub:
             self._send(handler, 429, _error("Rate limit reached", "rate_limit_exceeded"), extra)
         elif outcome in ("500", "502", "503"):
             self._send(handler, int(outcome), _error("The server had an error", "server_error"))
+        elif _is_judge(messages):
+            self._send(handler, 200, _judge_completion(body.get("model", "?"), user, outcome))
         else:
             tool_choice = body.get("tool_choice") or {}
             if not body.get("tools") or (tool_choice.get("function") or {}).get("name") != "generate_dataset":
@@ -217,6 +219,62 @@ def _completion(model: str, arguments: str, *, notool: bool = False) -> dict[str
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop" if notool else "tool_calls"}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+    }
+
+
+# ---------------------------------------------------------------- judge replies (engine/judge.py)
+# Deterministic verdicts: a claim is "supported" when most of its words occur in the sources,
+# "contradicted" when a source sentence denies ("do not" / "does not") something it shares a
+# word with, else "not_in_sources"; two answers entail each other when their word sets overlap
+# by 60 %. Scripted outcomes: "malformed" (no verdict word), "refused" (the refusal field),
+# "sorry" (a refusal in prose).
+
+
+def _is_judge(messages: list[dict[str, Any]]) -> bool:
+    system = next((m.get("content") or "" for m in messages if m.get("role") == "system"), "")
+    return system.startswith("ft-hallu judge")
+
+
+def _judge_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]{4,}", text.lower())}
+
+
+def judge_verdict(user: str) -> str:
+    if user.startswith("CLAIM:"):
+        claim = user.split("\n", 1)[0][len("CLAIM:") :]
+        sources = user.split("SOURCES:", 1)[-1]
+        words = _judge_words(claim)
+        if words and len(words & _judge_words(sources)) / len(words) >= 0.6:
+            return "supported"
+        denials = [line for line in sources.splitlines() if re.search(r"\bdo(?:es)? not\b", line)]
+        if any(words & _judge_words(line) for line in denials):
+            return "contradicted"
+        return "not_in_sources"
+    first = re.search(r"^FIRST: (.*)$", user, re.M)
+    second = re.search(r"^SECOND: (.*)$", user, re.M)
+    a, b = _judge_words(first.group(1) if first else ""), _judge_words(second.group(1) if second else "")
+    return "yes" if a and b and len(a & b) / len(a | b) >= 0.6 else "no"
+
+
+def _judge_completion(model: str, user: str, outcome: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": judge_verdict(user)}
+    if outcome == "malformed":
+        message["content"] = "Hmm, hard to say."
+    elif outcome == "refused":
+        message["content"], message["refusal"] = None, "I can't help with that request."
+    elif outcome == "sorry":
+        message["content"] = "I'm sorry, I can't assist with that."
+    return {
+        "id": "chatcmpl-judge",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": 40 + len(user) // 4,
+            "completion_tokens": 2,
+            "total_tokens": 42 + len(user) // 4,
+        },
     }
 
 

@@ -1,0 +1,492 @@
+"""An optional LLM judge over any OpenAI-compatible endpoint (off unless asked for).
+
+Two questions, each answered with one word:
+
+* **claim vs evidence** (FActScore-style): is the claim *supported* by, *contradicted* by, or
+  *not in* the retrieved source sentences? The answer's judge claim grounding is the share of
+  its claims the judge calls supported.
+* **entailment** between two samples of one cell, both ways, given the prompt: samples that
+  entail each other share a meaning cluster (bidirectional entailment, Farquhar et al. 2024);
+  the cell's judge semantic entropy is the entropy over those clusters.
+
+Every answered question is cached in the store under (kind, text, evidence digest, judge model,
+prompt version) the moment it arrives, so a killed run resumes where it stopped and a rerun
+costs nothing. Retries back off exponentially (honouring Retry-After); malformed replies are
+retried, refusals are recorded as such. The API key comes from the environment or the dotenv
+file, as for ``generate``, and never reaches a log, the store or an error message. Nothing
+offline changes when the judge is not used: its numbers live in their own tables and are shown
+as "judge: MODEL".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.errors import UserError
+from engine.generate import EndpointConfig, resolve_api_key
+from engine.metrics import semantic_entropy
+from store import claims as store_claims
+from store import core as store_core
+from store import metrics as store_metrics
+
+log = logging.getLogger(__name__)
+
+# Bump when a prompt below changes: cached answers to the old prompt are not reused.
+PROMPT_VERSION = 1
+CLAIM_LABELS = ("supported", "contradicted", "not_in_sources")
+
+CLAIM_SYSTEM = (
+    "ft-hallu judge. You check one claim about a company against numbered source sentences from "
+    "its filing. Reply with exactly one word: supported (the sources state it), contradicted (the "
+    "sources state otherwise) or not_in_sources (the sources neither state nor contradict it). "
+    "Use only the sources, not your own knowledge."
+)
+ENTAILMENT_SYSTEM = (
+    "ft-hallu judge. You compare two answers to the same question. Reply with exactly one word: "
+    "yes if everything the first answer says follows from the second answer, otherwise no."
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class JudgeConfig:
+    """Which endpoint and model judge, and how hard to retry. The key is never part of a config."""
+
+    endpoint: EndpointConfig
+    max_attempts: int = 4
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 20.0
+    max_tokens: int = 16  # one word, with room for a stray full stop or quote
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    @property
+    def model(self) -> str:
+        return self.endpoint.model
+
+    def validate(self) -> None:
+        if not self.endpoint.model.strip():
+            raise UserError("judge: --judge-model is empty")
+        if self.max_attempts < 1:
+            raise UserError(f"judge: max_attempts must be at least 1, got {self.max_attempts}")
+        if self.backoff_base_s < 0 or self.backoff_max_s < 0:
+            raise UserError("judge: backoff times must not be negative")
+        if not 0.0 <= self.temperature <= 2.0 or not 0.0 < self.top_p <= 1.0:
+            raise UserError("judge: temperature must be in [0, 2] and top_p in (0, 1]")
+
+
+@dataclass
+class Verdict:
+    label: str | None  # claim: supported | contradicted | not_in_sources; entailment: yes | no
+    status: str  # ok | refused | malformed
+    cached: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class JudgeRun:
+    """What one judge run did: questions asked and reused, refusals, failures and tokens."""
+
+    model: str
+    asked: int = 0
+    cached: int = 0
+    refused: int = 0
+    malformed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    claims_judged: int = 0
+    cells_judged: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def add(self, verdict: Verdict, where: str) -> None:
+        if verdict.cached:
+            self.cached += 1
+        else:
+            self.asked += 1
+            self.prompt_tokens += verdict.prompt_tokens
+            self.completion_tokens += verdict.completion_tokens
+        if verdict.status == "refused":
+            self.refused += 1
+        elif verdict.status == "malformed":
+            self.malformed += 1
+            self.failures.append(where)
+
+    def summary(self) -> str:
+        return (
+            f"judge: {self.model}: {self.claims_judged} claim(s), {self.cells_judged} cell(s); "
+            f"{self.asked} question(s) asked, {self.cached} from the cache, {self.refused} refused, "
+            f"{self.malformed} unreadable after retries; tokens {self.prompt_tokens} in, "
+            f"{self.completion_tokens} out"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- prompts and parsing
+
+
+def claim_prompt(claim: str, evidence: Sequence[str]) -> str:
+    numbered = "\n".join(f"{i}. {sentence}" for i, sentence in enumerate(evidence, start=1))
+    return f"CLAIM: {claim}\nSOURCES:\n{numbered or '(none)'}\nVerdict (supported, contradicted or not_in_sources):"
+
+
+def entailment_prompt(question: str, first: str, second: str) -> str:
+    return f"QUESTION: {question}\nFIRST: {first}\nSECOND: {second}\nDoes the first follow from the second (yes or no)?"
+
+
+_CLAIM_WORDS = {
+    "supported": "supported",
+    "contradicted": "contradicted",
+    "not_in_sources": "not_in_sources",
+    "not in sources": "not_in_sources",
+    "not in the sources": "not_in_sources",
+    "unsupported": "not_in_sources",
+}
+_REFUSAL_RE = re.compile(
+    r"\b(?:I(?:'m| am) sorry|I can(?:no|')t (?:help|assist|comply)|I (?:will|won't|cannot) (?:help|assist))",
+    re.IGNORECASE,
+)
+
+
+def parse_claim_reply(text: str) -> str | None:
+    """The verdict in a reply, or None when it names no verdict or more than one."""
+    lowered = " ".join(re.sub(r"[^a-z_ ]", " ", (text or "").lower()).split())
+    found = {label for phrase, label in _CLAIM_WORDS.items() if re.search(rf"\b{phrase}\b", lowered)}
+    if "not_in_sources" in found and re.search(r"\bnot (?:in (?:the )?sources|supported)\b", lowered):
+        found.discard("supported")  # "not supported" / "not in sources" is one verdict
+    return found.pop() if len(found) == 1 else None
+
+
+def parse_yes_no(text: str) -> str | None:
+    lowered = set(re.findall(r"[a-z]+", (text or "").lower()))
+    if ("yes" in lowered) == ("no" in lowered):
+        return None
+    return "yes" if "yes" in lowered else "no"
+
+
+def digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def cache_key(
+    kind: str, text: str, evidence_digest: str, model: str, prompt_version: int = PROMPT_VERSION
+) -> str:
+    return digest(kind, text, evidence_digest, model, str(prompt_version))
+
+
+# ---------------------------------------------------------------- the caller
+
+
+class _Retryable(Exception):
+    retry_after: float | None = None
+
+
+class Judge:
+    """Asks the judge model one question at a time, through the store's cache."""
+
+    def __init__(self, store: Any, config: JudgeConfig, *, sleep: Callable[[float], bool] | None = None):
+        from openai import OpenAI
+
+        config.validate()
+        self._store = store
+        self._config = config
+        self._key = resolve_api_key(config.endpoint)
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._client = OpenAI(
+            api_key=self._key,
+            base_url=config.endpoint.base_url,
+            max_retries=0,  # retries are ours: backoff, Retry-After and an error without the key
+            timeout=config.endpoint.timeout_s,
+        )
+
+    @property
+    def model(self) -> str:
+        return self._config.model
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def claim(self, claim: str, evidence: Sequence[str]) -> tuple[Verdict, str]:
+        """(verdict, cache key) for a claim against its evidence sentences."""
+        key = cache_key("claim", claim, digest(*evidence), self.model)
+        return self._ask(key, "claim", CLAIM_SYSTEM, claim_prompt(claim, evidence), parse_claim_reply), key
+
+    def entails(self, question: str, first: str, second: str) -> Verdict:
+        key = cache_key("entailment", first, digest(question, second), self.model)
+        return self._ask(
+            key, "entailment", ENTAILMENT_SYSTEM, entailment_prompt(question, first, second), parse_yes_no
+        )
+
+    def _ask(
+        self, key: str, kind: str, system: str, user: str, parse: Callable[[str], str | None]
+    ) -> Verdict:
+        cached = store_claims.cached_judgements(self._store, [key]).get(key)
+        if cached is not None:
+            return Verdict(cached["label"], cached["status"], True)
+        config = self._config
+        prompt_tokens = completion_tokens = 0
+        last_error = ""
+        for attempt in range(1, config.max_attempts + 1):
+            if self._stop.is_set():
+                raise UserError("judge: stopped")
+            retry_after = None
+            try:
+                reply, refusal, used_in, used_out = self._request(system, user)
+                prompt_tokens += used_in
+                completion_tokens += used_out
+                if refusal or (reply and _REFUSAL_RE.search(reply) and parse(reply) is None):
+                    verdict = Verdict(None, "refused", False, prompt_tokens, completion_tokens)
+                    self._remember(key, kind, verdict, refusal or reply)
+                    return verdict
+                label = parse(reply)
+                if label is not None:
+                    verdict = Verdict(label, "ok", False, prompt_tokens, completion_tokens)
+                    self._remember(key, kind, verdict, reply)
+                    return verdict
+                last_error = f"unreadable reply {_short(reply)!r}"
+            except _Retryable as exc:
+                last_error = self.redact(str(exc))
+                retry_after = exc.retry_after
+            if attempt == config.max_attempts:
+                break
+            delay = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1)) * random.uniform(
+                0.5, 1.0
+            )
+            delay = retry_after if retry_after is not None else delay
+            log.warning(
+                "judge %s: attempt %d failed (%s); retrying in %.2fs", self.model, attempt, last_error, delay
+            )
+            if self._sleep(delay):
+                raise UserError("judge: stopped")
+        # Not cached: the next run asks again.
+        log.warning("judge %s: giving up after %d attempts: %s", self.model, config.max_attempts, last_error)
+        return Verdict(None, "malformed", False, prompt_tokens, completion_tokens)
+
+    def _remember(self, key: str, kind: str, verdict: Verdict, reply: str) -> None:
+        store_claims.cache_judgement(
+            self._store,
+            {
+                "key": key,
+                "kind": kind,
+                "model": self.model,
+                "prompt_version": PROMPT_VERSION,
+                "label": verdict.label,
+                "status": verdict.status,
+                "reply": _short(reply, 300),
+                "prompt_tokens": verdict.prompt_tokens,
+                "completion_tokens": verdict.completion_tokens,
+            },
+        )
+
+    def _request(self, system: str, user: str) -> tuple[str, str, int, int]:
+        """(reply text, refusal text, prompt tokens, completion tokens) of one request."""
+        import openai
+
+        config = self._config
+        try:
+            response = self._client.chat.completions.create(
+                model=config.model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_tokens=config.max_tokens,
+            )
+        except openai.APITimeoutError as exc:
+            raise _Retryable(f"timed out after {config.endpoint.timeout_s:g}s") from exc
+        except openai.APIConnectionError as exc:
+            raise _Retryable(f"connection failed: {exc}") from exc
+        except openai.APIStatusError as exc:
+            message = f"HTTP {exc.status_code}: {_short(self.redact(str(exc.message)))}"
+            if exc.status_code == 429 or exc.status_code >= 500:
+                error = _Retryable(message)
+                error.retry_after = _retry_after(exc)
+                raise error from exc
+            if exc.status_code in (401, 403):
+                raise UserError(
+                    f"judge {self.model}: the endpoint rejected the API key ({message})"
+                ) from None
+            raise UserError(f"judge {self.model}: {message}") from None
+        usage = getattr(response, "usage", None)
+        used_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+        used_out = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            message = response.choices[0].message
+        except (AttributeError, IndexError, TypeError):
+            return "", "", used_in, used_out
+        return (message.content or ""), (getattr(message, "refusal", None) or ""), used_in, used_out
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _retry_after(exc: Any) -> float | None:
+    try:
+        value = exc.response.headers.get("retry-after")
+        return min(60.0, max(0.0, float(value))) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- judging a sweep
+
+
+def judge_claims(store: Any, sweep_id: int, judge: Judge, *, progress: Progress | None = None) -> JudgeRun:
+    """Label every stored claim of a sweep against its evidence sentences; verdicts land in the store."""
+    run = JudgeRun(judge.model)
+    claims = store_claims.sweep_claims(store, sweep_id)
+    pending: list[dict[str, Any]] = []
+    for done, claim in enumerate(claims, start=1):
+        evidence = [c["sentence"] for c in claim.get("candidates") or []] or [claim.get("evidence") or ""]
+        verdict, key = judge.claim(claim["text"], evidence)
+        run.add(verdict, f"generation {claim['generation_id']} claim {claim['claim_index']}")
+        if verdict.status != "malformed":
+            pending.append(
+                {
+                    "generation_id": claim["generation_id"],
+                    "claim_index": claim["claim_index"],
+                    "model": judge.model,
+                    "label": verdict.label,
+                    "status": verdict.status,
+                    "cache_key": key,
+                }
+            )
+            run.claims_judged += 1
+        if len(pending) >= 50:
+            store_claims.save_claim_judgements(store, pending)
+            pending = []
+        if progress:
+            progress(done, len(claims))
+    store_claims.save_claim_judgements(store, pending)
+    return run
+
+
+def cluster_by_entailment(
+    texts: Sequence[str], refusals: Sequence[bool], entails: Callable[[int, int], bool | None]
+) -> list[int]:
+    """Greedy clustering of Farquhar et al.: a sample joins the first cluster whose first member it
+    entails and is entailed by. All refusals share one cluster (as offline). ``entails(i, j)`` says
+    whether sample i follows from sample j; None (the judge gave no verdict) counts as no."""
+    labels = [-1] * len(texts)
+    representatives: list[int] = []
+    refusal_cluster: int | None = None
+    for i in range(len(texts)):
+        if refusals[i]:
+            if refusal_cluster is None:
+                refusal_cluster = len(representatives)
+                representatives.append(i)
+            labels[i] = refusal_cluster
+            continue
+        for cluster, representative in enumerate(representatives):
+            if refusals[representative]:
+                continue
+            same_text = " ".join(texts[i].split()) == " ".join(texts[representative].split())
+            if same_text or (entails(i, representative) and entails(representative, i)):
+                labels[i] = cluster
+                break
+        else:
+            labels[i] = len(representatives)
+            representatives.append(i)
+    return labels
+
+
+def judge_entropy(store: Any, sweep_id: int, judge: Judge, *, progress: Progress | None = None) -> JudgeRun:
+    """Semantic entropy of every cell by bidirectional entailment; one judge_cells row per cell."""
+    run = JudgeRun(judge.model)
+    cells = store_metrics.cell_table(store, sweep_id)
+    for done, cell in enumerate(cells, start=1):
+        key = store_metrics.cell_key(cell)
+        samples = store_metrics.cell_samples(store, sweep_id, key)
+        if not samples:
+            continue
+        texts = [s["text"] or "" for s in samples]
+        refusals = [bool((s.get("metrics") or {}).get("refusal")) for s in samples]
+        prompt = _cell_prompt(store, sweep_id, samples[0]["generation_id"])
+
+        where = f"cell {key}"
+
+        def entails(
+            i: int, j: int, texts: Sequence[str] = texts, prompt: str = prompt, where: str = where
+        ) -> bool | None:
+            verdict = judge.entails(prompt, texts[i], texts[j])
+            run.add(verdict, f"{where} samples {i}/{j}")
+            return None if verdict.label is None else verdict.label == "yes"
+
+        labels = cluster_by_entailment(texts, refusals, entails)
+        variant, temperature, top_p, top_k, prompt_id = key
+        store_claims.save_judge_cell(
+            store,
+            {
+                "sweep_id": sweep_id,
+                "variant": variant,
+                "temperature": temperature,
+                "top_p": top_p,
+                "top_k": top_k,
+                "prompt_id": prompt_id,
+                "model": judge.model,
+                "n": len(texts),
+                "semantic_entropy": semantic_entropy(labels),
+                "n_clusters": len(set(labels)),
+                "cluster_labels": labels,
+            },
+        )
+        run.cells_judged += 1
+        if progress:
+            progress(done, len(cells))
+    return run
+
+
+def _cell_prompt(store: Any, sweep_id: int, generation_id: int) -> str:
+    rows = store_core.iter_generations(store, sweep_id, ids=[generation_id])
+    return rows[0]["prompt"] if rows else ""
+
+
+def judge_sweep(
+    store: Any,
+    sweep_id: int,
+    config: JudgeConfig,
+    *,
+    claims: bool = True,
+    entropy: bool = True,
+    progress: Progress | None = None,
+) -> JudgeRun:
+    """Run the judge over a scored sweep (claims, entropy or both); resumable through the cache."""
+    if not store_core.get_sweep(store, sweep_id):
+        raise UserError(f"sweep {sweep_id}: no such sweep")
+    judge = Judge(store, config)
+    total = JudgeRun(judge.model)
+    parts = []
+    if claims:
+        parts.append(judge_claims(store, sweep_id, judge, progress=progress))
+    if entropy:
+        parts.append(judge_entropy(store, sweep_id, judge, progress=progress))
+    for part in parts:
+        for name in ("asked", "cached", "refused", "malformed", "prompt_tokens", "completion_tokens"):
+            setattr(total, name, getattr(total, name) + getattr(part, name))
+        total.claims_judged += part.claims_judged
+        total.cells_judged += part.cells_judged
+        total.failures.extend(part.failures)
+    return total
+
+
+def judge_claim_rows(store: Any, sweep_id: int, model: str) -> dict[tuple[int, int], dict[str, Any]]:
+    """(generation id, claim index) -> the judge's verdict row, for the report and sample views."""
+    return {
+        (int(row["generation_id"]), int(row["claim_index"])): row
+        for row in store_claims.sweep_claim_judgements(store, sweep_id, model=model)
+    }
