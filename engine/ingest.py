@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from engine import jobrun
 from engine.results_file import read_job_results
+from engine.sweep import compute_metrics_if_available
 from store import core
 from store import jobs as job_store
 from store.db import Store, utc_now
@@ -76,7 +77,6 @@ def ingest_job(store: Store, job: Job) -> IngestResult:
 
 
 def _ingest_sweep(store: Store, job: Job) -> IngestResult:
-    from engine.sweep import compute_metrics_if_available
 
     result = IngestResult(job.id, "sweep")
     files = read_job_results(job.job_dir)

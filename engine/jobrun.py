@@ -26,6 +26,7 @@ from engine import shards as sharding
 from engine import sweep
 from engine.errors import UserError
 from engine.files import write_atomic
+from engine.finetune import load_config, run_finetune
 from engine.results_file import ResultsWriter, read_job_results, results_path, row_key
 
 MANIFEST = "job.json"
@@ -250,7 +251,6 @@ def _planned_key(row: sweep.PlannedRow) -> tuple:
 
 def run_finetune_task(config_path: str | Path, job_dir: str | Path, *, attempt: str | None = None) -> None:
     """Run the fine-tune without any store; its record goes to ``<job folder>/finetune-result.json``."""
-    from engine.finetune import load_config, run_finetune
 
     job_dir = Path(job_dir)
     audit = FileAudit(audit_path(job_dir, attempt or attempt_id())).start()

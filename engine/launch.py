@@ -30,10 +30,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine import shards as sharding
+from engine import sweep as sweeping
 from engine.configfile import load_dataclass, read_toml, setting, validate_instance
 from engine.dataset import write_atomic
 from engine.errors import UserError
+from engine.finetune import is_adapter_dir
 from engine.finetune import load_config as load_finetune_config
+from engine.ingest import ingest_job
+from engine.jobrun import write_manifest
 from engine.paths import data_dir
 from engine.results_file import SweepJobProgress, job_progress
 from engine.secrets import filter_environment
@@ -274,8 +279,6 @@ def build_sweep_spec(
     An adapter folder that does not exist yet is accepted only when ``after`` is the fine-tune job
     that will write it.
     """
-    from engine import shards as sharding
-    from engine import sweep as sweeping
 
     cluster = cluster or ClusterSettings()
     cluster.validate()
@@ -288,7 +291,6 @@ def build_sweep_spec(
             f"--after {after.id}: job {after.ref} ended {after.state}; the sweep would never start"
         )
     waits_for = Path(after.output_dir).resolve() if after is not None else None
-    from engine.finetune import is_adapter_dir
 
     for variant, folder in config.adapter_dirs().items():
         field_name = "adapter" if variant == "finetuned" and not config.adapters else f"adapters.{variant}"
@@ -890,7 +892,6 @@ def launch(store: Store, spec: LaunchSpec, launcher: Launcher) -> Job:
     The job folder and its manifest are written first (the job reads them); a rejected submission
     removes the folder again, so a failed launch leaves neither a row nor files.
     """
-    from engine.jobrun import write_manifest
 
     if spec.dependency and launcher.name != "slurm":
         raise UserError("--after: only Slurm jobs can wait for another job; drop --local or --after")
@@ -1070,7 +1071,6 @@ def ingest(store: Store, job: Job) -> IngestResult:
 
     A running sweep gives the rows its shards have finished so far.
     """
-    from engine.ingest import ingest_job
 
     try:
         job = refresh(store, job)  # a job seen ending here is ingested on the way
@@ -1088,7 +1088,6 @@ def progress(job: Job) -> SweepJobProgress | None:
 
 def _auto_ingest(store: Store, job: Job) -> Job:
     """Read a finished job's results files into the store; a problem is kept as the job's detail."""
-    from engine.ingest import ingest_job
 
     try:
         ingest_job(store, job)

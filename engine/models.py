@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.files import file_sha256
 from engine.paths import bundled_data_dir, models_dir
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,6 @@ _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 def file_digest(path: Path) -> str:
     """SHA-256 of a file, remembered per (path, size, mtime) for this process."""
-    from engine.dataset import file_sha256
 
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)

@@ -21,8 +21,10 @@ from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
 from engine.files import resolve_from
+from engine.finetune import is_adapter_dir, read_run_record
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
 from engine.scoring import compute_missing
+from store import core, open_db
 
 DEFAULT_PROMPT_TEMPLATE = "Tell me about {name} Corporation."
 VARIANTS = ("base", "finetuned")
@@ -176,7 +178,6 @@ def build_prompts(config: SweepConfig) -> list[Prompt]:
         eval_fraction, split_seed = config.eval_fraction, config.split_seed
         first_adapter = next(iter(config.adapter_dirs().values()), "")
         if first_adapter:
-            from engine.finetune import read_run_record
 
             run = read_run_record(first_adapter).get("config", {})
             eval_fraction = run.get("eval_fraction", eval_fraction)
@@ -271,7 +272,6 @@ def chat_prompt(tokenizer, system_prompt: str, question: str) -> str:
 
 def check_inputs(config: SweepConfig) -> None:
     """Everything that can be checked without loading a model; run before any store row exists."""
-    from engine.finetune import is_adapter_dir
 
     validate(config)
     for folder in config.adapter_dirs().values():
@@ -317,7 +317,6 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep; returns when every planned row is stored or ``should_stop()`` is true."""
-    from store import core, open_db
 
     check_inputs(config)  # before the store row: a bad input must not leave a sweep 'running'
     prompts = build_prompts(config)
@@ -364,7 +363,6 @@ def _run_recorded(
     progress: Callable[[SweepProgress], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> SweepResult:
-    from store import core
 
     done = core.done_keys(store, sweep_id)
     todo = [
