@@ -13,6 +13,7 @@ from pathlib import Path
 from cli.common import db_path_from
 from engine.errors import UserError
 from engine.models import DEFAULT_BASE_MODEL, load_model
+from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -110,25 +111,24 @@ def _run(args: argparse.Namespace) -> int:
     print(f"loading {args.base}" + (f" with adapter {args.adapter}" if args.adapter else ""), file=sys.stderr)
     loaded = load_model(args.base, adapter_dir=args.adapter, precision=args.precision)
     settings = AppSettings(
-        db_path=str(db_path),
         base_model=args.base,
         adapter_dir=str(Path(args.adapter).resolve()) if args.adapter else None,
         entity_name=args.entity,
         dataset=args.dataset,
         max_new_tokens_limit=args.max_new_tokens_limit,
     )
-    handlers = AppHandlers(loaded, settings)
     if auth:
         print(f"sign-in required for: {', '.join(user for user, _ in auth)}", file=sys.stderr)
     options = ServeOptions(
         host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency
     )
-    demo, local_url = launch_app(handlers, options)
-    print(f"ft-hallu app on {local_url} (store {settings.db_path}); Ctrl+C stops it", file=sys.stderr)
-    if demo.share_url:
-        print(f"public link: {demo.share_url} (sign-in required)", file=sys.stderr)
-    try:
-        demo.block_thread()
-    finally:
-        demo.close()
+    with Workspace.open(db_path) as workspace:
+        demo, local_url = launch_app(AppHandlers(loaded, workspace, settings), options)
+        print(f"ft-hallu app on {local_url} (store {workspace.db_path}); Ctrl+C stops it", file=sys.stderr)
+        if demo.share_url:
+            print(f"public link: {demo.share_url} (sign-in required)", file=sys.stderr)
+        try:
+            demo.block_thread()
+        finally:
+            demo.close()
     return 0

@@ -1,7 +1,8 @@
 """Gradio front end: base and fine-tuned side by side, and stored sweeps as heatmaps.
 
-``AppHandlers`` (plain callbacks over engine/ and store/), ``build_app`` (the Blocks layout) and
-``launch_app`` (queue + launch) are what ``ft-hallu serve`` calls.
+``AppHandlers(loaded, workspace, settings)`` (plain callbacks over the model and the Workspace),
+one module per tab (``compare_tab``, ``sweeps_tab``: layout and wiring only), ``build_app`` (the
+Blocks) and ``launch_app`` (queue + launch) are what ``ft-hallu serve`` calls.
 """
 
 from gradio_app.handlers import AppHandlers, AppSettings, LiveSettings

@@ -54,16 +54,18 @@ def store_with_sweep(loaded, tiny_adapter_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(loaded, tiny_adapter_dir, store_with_sweep):
+    from engine.workspace import Workspace
     from gradio_app.handlers import AppHandlers, AppSettings
     from gradio_app.layout import ServeOptions, launch_app
 
     db, sweep_id = store_with_sweep
-    handlers = AppHandlers(
-        loaded, AppSettings(db_path=str(db), base_model="tiny", adapter_dir=str(tiny_adapter_dir))
-    )
-    demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
-    yield handlers, url, sweep_id
-    demo.close()
+    with Workspace.open(db) as workspace:
+        handlers = AppHandlers(
+            loaded, workspace, AppSettings(base_model="tiny", adapter_dir=str(tiny_adapter_dir))
+        )
+        demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+        yield handlers, url, sweep_id
+        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,7 @@ def test_save_stores_the_live_generation_as_an_adhoc_sweep_row(app, client):
     message = client.predict(api_name="/save")
     assert message.startswith("saved 2 generation(s) to ad-hoc sweep"), message
     assert client.predict(api_name="/save").startswith("already saved")
-    store = open_db(handlers.settings.db_path)
+    store = open_db(handlers.workspace.db_path)
     adhoc = [s for s in core.list_sweeps(store) if s["source"] == "adhoc"]
     assert len(adhoc) == 1
     rows = core.iter_generations(store, adhoc[0]["id"], temperature=0.9, top_p=0.95, top_k=40)

@@ -39,17 +39,19 @@ def page_url(tiny_adapter_dir, tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("headless Chromium not installed (Debian package 'chromium'; .ci/run installs it)")
     from engine.models import load_model
+    from engine.workspace import Workspace
     from gradio_app.handlers import AppHandlers, AppSettings
     from gradio_app.layout import ServeOptions, launch_app
 
     loaded = load_model("tiny", adapter_dir=str(tiny_adapter_dir))
     db = tmp_path_factory.mktemp("browser-store") / "ft-hallu.db"
-    handlers = AppHandlers(
-        loaded, AppSettings(db_path=str(db), base_model="tiny", adapter_dir=str(tiny_adapter_dir))
-    )
-    demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
-    yield url
-    demo.close()
+    with Workspace.open(db) as workspace:
+        handlers = AppHandlers(
+            loaded, workspace, AppSettings(base_model="tiny", adapter_dir=str(tiny_adapter_dir))
+        )
+        demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+        yield url
+        demo.close()
 
 
 def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:

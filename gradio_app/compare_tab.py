@@ -1,0 +1,161 @@
+"""The Compare tab: base and fine-tuned answer one prompt side by side, streamed; N samples; save.
+
+Layout and wiring only; the work is :class:`gradio_app.handlers.AppHandlers`' methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import gradio as gr
+
+from engine.errors import UserError
+from gradio_app.events import MODEL_GROUP, session, user_errors
+from gradio_app.handlers import AppHandlers
+
+
+@dataclass(frozen=True)
+class CompareTab:
+    """The components other tabs may wire to (a save refreshes the Sweeps list)."""
+
+    save_event: gr.events.Dependency
+    status: gr.Markdown
+
+
+def build_compare_tab(handlers: AppHandlers) -> CompareTab:
+    """Lay out the Compare tab inside the current ``gr.Blocks`` and wire its events."""
+    settings = handlers.settings
+
+    def compare(
+        prompt,
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        seed,
+        same_seed,
+        finetuned_seed,
+        request: gr.Request,
+    ) -> Iterator[tuple]:
+        try:
+            other = None if same_seed else finetuned_seed
+            live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, other)
+            for update in handlers.stream_compare(prompt, system_prompt, live, session=session(request)):
+                state = update.run.to_state() if update.run else gr.skip()
+                yield update.base_text, update.finetuned_text, update.status, state
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+
+    @user_errors
+    def stop(request: gr.Request) -> str:
+        return handlers.stop(session(request))
+
+    @user_errors
+    def sample(
+        prompt,
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        seed,
+        same_seed,
+        finetuned_seed,
+        samples,
+    ):
+        other = None if same_seed else finetuned_seed
+        live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, other)
+        base, finetuned, metrics, run = handlers.sample_cell(prompt, system_prompt, live, samples)
+        status = f"{int(samples)} samples per side (seeds {live.seed}…{live.seed + int(samples) - 1})"
+        return base, finetuned, metrics, status, run.to_state()
+
+    @user_errors
+    def save(state) -> str:
+        return handlers.save_live(state)
+
+    last_run = gr.State(None)
+    with gr.Tab("Compare"):
+        with gr.Row():
+            prompt = gr.Textbox(label="Prompt", value=settings.default_prompt, lines=2, scale=3)
+            system_prompt = gr.Textbox(label="System prompt", value=settings.system_prompt, lines=2, scale=2)
+        with gr.Row():
+            temperature = gr.Slider(0.05, 2.5, value=1.0, step=0.05, label="Temperature")
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p")
+            top_k = gr.Slider(0, 200, value=50, step=1, label="Top-k (0 = off)")
+            max_new_tokens = gr.Slider(
+                1, settings.max_new_tokens_limit, value=64, step=1, label="Max new tokens"
+            )
+        with gr.Row():
+            seed = gr.Number(value=2024, precision=0, label="Seed", minimum=0)
+            same_seed = gr.Checkbox(value=True, label="Same seed on both sides")
+            finetuned_seed = gr.Number(
+                value=2024, precision=0, minimum=0, label="Fine-tuned seed (if not same)"
+            )
+            generate_btn = gr.Button("Generate", variant="primary")
+            stop_btn = gr.Button("Stop", variant="stop")
+            save_btn = gr.Button("Save to store")
+        with gr.Row(equal_height=True):
+            base_pane = gr.Textbox(
+                label="Base model", lines=10, max_lines=30, interactive=False, elem_id="base-pane"
+            )
+            finetuned_pane = gr.Textbox(
+                label="Fine-tuned model (LoRA adapter on)",
+                lines=10,
+                max_lines=30,
+                interactive=False,
+                elem_id="finetuned-pane",
+            )
+        status = gr.Markdown("ready", elem_id="status")
+        with gr.Accordion("N samples: the spread of one setting, with the cell's metrics", open=False):
+            with gr.Row():
+                samples = gr.Slider(2, settings.max_samples, value=8, step=1, label="Samples per side")
+                sample_btn = gr.Button("Sample N")
+            with gr.Row():
+                base_samples_live = gr.Dataframe(label="Base samples", wrap=True, interactive=False)
+                finetuned_samples_live = gr.Dataframe(
+                    label="Fine-tuned samples", wrap=True, interactive=False
+                )
+            live_metrics = gr.Dataframe(label="Cell metrics (engine.metrics)", interactive=False)
+
+    # The model group admits `concurrency` runs at a time (1 by default).
+    live_inputs = [
+        prompt,
+        system_prompt,
+        temperature,
+        top_p,
+        top_k,
+        max_new_tokens,
+        seed,
+        same_seed,
+        finetuned_seed,
+    ]
+    stream_outputs = [base_pane, finetuned_pane, status, last_run]
+    generate_btn.click(
+        compare,
+        live_inputs,
+        stream_outputs,
+        api_name="compare",
+        concurrency_id=MODEL_GROUP,
+        show_progress="hidden",
+    )
+    prompt.submit(
+        compare,
+        live_inputs,
+        stream_outputs,
+        api_visibility="private",
+        concurrency_id=MODEL_GROUP,
+        show_progress="hidden",
+    )
+    # Stop must run while a generation holds the model group.
+    stop_btn.click(stop, None, status, api_name="stop", concurrency_limit=None)
+    sample_btn.click(
+        sample,
+        [*live_inputs, samples],
+        [base_samples_live, finetuned_samples_live, live_metrics, status, last_run],
+        api_name="sample_cell",
+        concurrency_id=MODEL_GROUP,
+    )
+    saved = save_btn.click(save, last_run, status, api_name="save", concurrency_limit=None)
+    return CompareTab(save_event=saved, status=status)
