@@ -30,6 +30,8 @@ def test_each_metric_is_declared_once_with_a_usable_spec() -> None:
         assert spec.column_type in (int, float)
         if spec.mean_of is not None:
             assert spec.kind == "cell" and catalog.sample_metric(spec.mean_of).kind == "sample"
+    titles = [spec.title for spec in catalog.CELL_METRICS]
+    assert len(titles) == len(set(titles)), "two cell metrics share a short column title"
     with pytest.raises(KeyError, match="unknown cell metric 'nope'"):
         catalog.cell_metric("nope")
 

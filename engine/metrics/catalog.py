@@ -5,8 +5,9 @@ typed columns arrive through named migrations in store/metrics.py (tests/test_ca
 the two together). Definitions and limits are in docs/METRICS.md.
 
 Adding a metric: compute it (a SampleMetrics field in sample.py, or a CellMetrics value in
-cell.py), declare a MetricSpec below, and, when ``stored``, add its column in a new named
-migration of store/metrics.py. A per-sample value averaged per cell is declared twice on purpose:
+cell.py), declare a MetricSpec below (``_sample(name, label, ...)`` or ``_cell(name, short title,
+label, ...)``), and, when ``stored``, add its column in a new named migration of
+store/metrics.py (``_add_metric_columns``); tests/test_catalog.py fails until both exist. A per-sample value averaged per cell is declared twice on purpose:
 once as the sample metric and once as the cell metric with ``mean_of`` naming the sample one.
 """
 
@@ -46,6 +47,7 @@ class MetricSpec:
     stored: bool = True  # a typed store column (else only inside metrics_json)
     mean_of: str | None = None  # cell metrics: the sample metric whose mean this is
     show: Show = Show.STORED
+    short: str = ""  # a column title for narrow tables (the TUI's); the name when empty
 
     @property
     def direction(self) -> str:
@@ -53,6 +55,11 @@ class MetricSpec:
         if self.higher_is_better is None:
             return "context"
         return "higher" if self.higher_is_better else "lower"
+
+    @property
+    def title(self) -> str:
+        """The short column title, or the name."""
+        return self.short or self.name
 
     @property
     def bounded(self) -> bool:
@@ -70,8 +77,8 @@ def _sample(name: str, label: str, higher: bool | None, description: str, **extr
     return MetricSpec(name, label, "sample", higher, description=description, **extra)
 
 
-def _cell(name: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
-    return MetricSpec(name, label, "cell", higher, description=description, **extra)
+def _cell(name: str, short: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
+    return MetricSpec(name, label, "cell", higher, description=description, short=short, **extra)
 
 
 # Declaration order is display order (summary metrics first, in the order front ends show them).
@@ -123,6 +130,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     # ---------------------------------------------------------------- per cell
     _cell(
         "refusal_rate",
+        "refus",
         "refusal / don't-know rate",
         None,
         "share of refusals",
@@ -130,10 +138,17 @@ CATALOG: tuple[MetricSpec, ...] = (
         show=Show.SUMMARY,
     ),
     _cell(
-        "grounding", "grounding in sources", True, "mean grounding", mean_of="grounding", show=Show.SUMMARY
+        "grounding",
+        "ground",
+        "grounding in sources",
+        True,
+        "mean grounding",
+        mean_of="grounding",
+        show=Show.SUMMARY,
     ),
     _cell(
         "claim_grounding",
+        "claims",
         "claim-level grounding",
         True,
         "mean share of supported claims",
@@ -142,6 +157,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "conflict_rate",
+        "confl",
         "number/name conflict rate",
         False,
         "share of samples contradicting the sources",
@@ -150,6 +166,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "semantic_entropy",
+        "entropy",
         "semantic entropy (nats)",
         False,
         "entropy of the samples over meaning clusters",
@@ -158,14 +175,24 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "majority_share",
+        "major",
         "majority-answer share",
         True,
         "size of the largest meaning cluster / N",
         show=Show.SUMMARY,
     ),
-    _cell("token_f1", "token F1 vs reference", True, "mean token F1", mean_of="token_f1", show=Show.SUMMARY),
+    _cell(
+        "token_f1",
+        "F1",
+        "token F1 vs reference",
+        True,
+        "mean token F1",
+        mean_of="token_f1",
+        show=Show.SUMMARY,
+    ),
     _cell(
         "f1_number_aware",
+        "F1#",
         "number-aware F1 vs reference",
         True,
         "mean number-aware F1",
@@ -174,15 +201,19 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "exact_match",
+        "EM",
         "exact match vs reference",
         True,
         "mean exact match",
         mean_of="exact_match",
         show=Show.HEATMAP,
     ),
-    _cell("rouge_l", "ROUGE-L vs reference", True, "mean ROUGE-L", mean_of="rouge_l", show=Show.HEATMAP),
+    _cell(
+        "rouge_l", "RL", "ROUGE-L vs reference", True, "mean ROUGE-L", mean_of="rouge_l", show=Show.HEATMAP
+    ),
     _cell(
         "number_mismatch_rate",
+        "wrong#",
         "wrong-figure rate vs reference",
         False,
         "share of answers with wrong figures",
@@ -191,6 +222,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "degenerate_rate",
+        "degen",
         "degenerate-text rate",
         False,
         "share of degenerate samples",
@@ -199,15 +231,19 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "uses_entity_rate",
+        "entity",
         "uses the entity name",
         None,
         "share of samples naming the entity",
         mean_of="uses_entity",
         show=Show.HEATMAP,
     ),
-    _cell("distinct_1", "distinct-1", None, "unique unigrams / all unigrams over the cell's samples"),
+    _cell(
+        "distinct_1", "dist1", "distinct-1", None, "unique unigrams / all unigrams over the cell's samples"
+    ),
     _cell(
         "distinct_2",
+        "dist2",
         "distinct-2",
         None,
         "unique bigrams / all bigrams over the cell's samples",
@@ -215,6 +251,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "mean_similarity",
+        "sim",
         "mean pairwise similarity",
         None,
         "ROUGE-L F1 or embedding cosine, averaged over pairs",
@@ -223,6 +260,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "mean_words",
+        "words",
         "mean length (words)",
         None,
         "mean answer length",
@@ -233,6 +271,7 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _cell(
         "n_clusters",
+        "clust",
         "meaning clusters",
         None,
         "number of meaning clusters",
