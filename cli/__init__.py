@@ -16,11 +16,13 @@ import traceback
 from collections.abc import Sequence
 
 from cli import (
+    calibrate_cmd,
     dataset_cmd,
     demo_cmd,
     finetune_cmd,
     generate_cmd,
     ingest_cmd,
+    label_cmd,
     launch_cmd,
     mask_cmd,
     metrics_cmd,
@@ -41,6 +43,8 @@ COMMAND_MODULES = (
     sweep_cmd,
     demo_cmd,
     metrics_cmd,
+    label_cmd,
+    calibrate_cmd,
     mask_cmd,
     generate_cmd,
     launch_cmd,

@@ -124,11 +124,7 @@ def bootstrap_interval(
         return None
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(values), size=(resamples, len(values)))
-    estimates = [
-        result
-        for index in draws
-        if (result := statistic(values[index], labels[index])) is not None
-    ]
+    estimates = [result for index in draws if (result := statistic(values[index], labels[index])) is not None]
     if not estimates:
         return None
     tail = (1.0 - level) / 2 * 100
@@ -197,7 +193,9 @@ def calibrate_score(
     kept = [
         (float(value), positive)
         for value, label in pairs
-        if value is not None and not _is_nan(value) and (positive := target_of(label, spec.target)) is not None
+        if value is not None
+        and not _is_nan(value)
+        and (positive := target_of(label, spec.target)) is not None
     ]
     n_positive = sum(positive for _, positive in kept)
     result = CalibrationResult(
@@ -223,6 +221,9 @@ def calibrate_score(
     result.auroc_interval = bootstrap_interval(oriented, positives, auroc, resamples=resamples)
     result.auprc_interval = bootstrap_interval(oriented, positives, auprc, resamples=resamples)
     result.base_rate = n_positive / len(kept)
+    if len(set(oriented)) == 1:
+        result.threshold_rule = f"{spec.name} is the same ({kept[0][0]:g}) for every labelled sample"
+        return result
     cut = best_threshold(oriented, positives)
     if cut is not None:
         result.threshold = sign * cut.value
@@ -293,7 +294,7 @@ def format_results(results: Sequence[CalibrationResult]) -> list[str]:
         lines.append(
             f"{name:<26} {r.n:>4} {r.n_positive:>4}  {_with_interval(r.auroc, r.auroc_interval):<22} "
             f"{_with_interval(r.auprc, r.auprc_interval):<22} {r.threshold_rule or '-'}"
-            f" (TPR {r.tpr:.2f}, FPR {r.fpr:.2f})"
+            + (f" (TPR {r.tpr:.2f}, FPR {r.fpr:.2f})" if r.tpr is not None else "")
         )
     return lines
 
@@ -304,3 +305,124 @@ def _with_interval(value: float | None, interval: tuple[float, float] | None) ->
     if interval is None:
         return f"{value:.3f}"
     return f"{value:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]"
+
+
+# ---------------------------------------------------------------- a stored sweep
+
+
+@dataclass
+class SweepCalibration:
+    sweep_id: int
+    labelled: int  # generations with a human label
+    label_counts: dict[str, int]
+    results: list[CalibrationResult]
+    judge_model: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "results": [r.to_dict() for r in self.results]}
+
+
+def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = None) -> list[dict[str, Any]]:
+    """One row per scored generation: its grid key and every calibrated score (cell scores repeated).
+
+    ``label`` is the newest human label of the generation (any labeller), or None.
+    """
+    from engine.metrics import score_cell
+    from store import claims as store_claims
+    from store import core as store_core
+    from store import labels as store_labels
+    from store import metrics as store_metrics
+
+    sweep = store_core.get_sweep(store, sweep_id)
+    entity = (sweep.get("config") or {}).get("entity_name") or None
+    newest: dict[int, dict[str, Any]] = {}
+    for label in store_labels.sweep_labels(store, sweep_id):
+        previous = newest.get(int(label["generation_id"]))
+        if previous is None or label["created_at"] >= previous["created_at"]:
+            newest[int(label["generation_id"])] = label
+    cells = {store_metrics.cell_key(c): c for c in store_metrics.cell_table(store, sweep_id)}
+    method = next((c["similarity_method"] for c in cells.values() if c.get("similarity_method")), "lexical")
+    samples = store_metrics.sample_table(store, sweep_id)
+    rows: list[dict[str, Any]] = []
+    for sample in samples:
+        metrics = sample.get("metrics") or {}
+        cell = cells.get(store_metrics.cell_key(sample)) or {}
+        label = newest.get(int(sample["generation_id"]))
+        rows.append(
+            {
+                "generation_id": int(sample["generation_id"]),
+                "variant": sample["variant"],
+                "temperature": float(sample["temperature"]),
+                "top_p": float(sample["top_p"]),
+                "top_k": int(sample["top_k"]),
+                "prompt_id": sample["prompt_id"],
+                "text": sample.get("text") or "",
+                "metrics": metrics,
+                "label": label["label"] if label else None,
+                "claim_grounding": metrics.get("claim_grounding"),
+                "grounding": metrics.get("grounding"),
+                "conflict": _flag(metrics.get("conflict")),
+                "degenerate": _flag(metrics.get("degenerate")),
+                "refusal": _flag(metrics.get("refusal")),
+                "semantic_entropy": cell.get("semantic_entropy"),
+            }
+        )
+    # Semantic entropy of all samples at one (variant, prompt, temperature): with one sample per
+    # cell (the original run) the cell entropy is always 0 and this is where the spread shows.
+    pools: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        pools.setdefault((row["variant"], row["prompt_id"], row["temperature"]), []).append(row)
+    for members in pools.values():
+        pooled = score_cell(
+            [m["text"] for m in members], [m["metrics"] for m in members], entity=entity, method=method
+        )
+        for member in members:
+            member["semantic_entropy_pooled"] = pooled.semantic_entropy
+    if judge_model is not None:
+        _add_judge_scores(store, sweep_id, judge_model, rows, store_claims)
+    return rows
+
+
+def _flag(value: Any) -> float | None:
+    return None if value is None else float(bool(value))
+
+
+def _add_judge_scores(
+    store: Any, sweep_id: int, model: str, rows: list[dict[str, Any]], store_claims: Any
+) -> None:
+    verdicts: dict[int, list[str]] = {}
+    for judged in store_claims.sweep_claim_judgements(store, sweep_id, model=model):
+        if judged["label"]:
+            verdicts.setdefault(int(judged["generation_id"]), []).append(judged["label"])
+    cells = {
+        (c["variant"], float(c["temperature"]), float(c["top_p"]), int(c["top_k"]), c["prompt_id"]): c
+        for c in store_claims.judge_cells(store, sweep_id, model=model)
+    }
+    for row in rows:
+        labels = verdicts.get(row["generation_id"])
+        row["judge_claim_grounding"] = labels.count("supported") / len(labels) if labels else None
+        cell = cells.get((row["variant"], row["temperature"], row["top_p"], row["top_k"], row["prompt_id"]))
+        row["judge_semantic_entropy"] = cell["semantic_entropy"] if cell else None
+
+
+def calibrate_sweep(
+    store: Any,
+    sweep_id: int,
+    *,
+    judge_model: str | None = None,
+    min_labels: int = MIN_LABELS,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> SweepCalibration:
+    """Every score of a scored sweep against its human labels (the judge's only with ``judge_model``)."""
+    from engine.errors import UserError
+    from store import core as store_core
+
+    if not store_core.get_sweep(store, sweep_id):
+        raise UserError(f"sweep {sweep_id}: no such sweep")
+    rows = sweep_score_rows(store, sweep_id, judge_model=judge_model)
+    labelled = [row for row in rows if row["label"]]
+    counts: dict[str, int] = {}
+    for row in labelled:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    results = calibrate_rows(labelled, min_labels=min_labels, judge_model=judge_model, resamples=resamples)
+    return SweepCalibration(sweep_id, len(labelled), counts, results, judge_model)

@@ -59,7 +59,9 @@ def test_supported_unsupported_and_contradicted(lexical_index: cm.EvidenceIndex)
     # A claim that agrees with the denial is not a contradiction.
     assert only("EGNIVIA does not manufacture semiconductors.").decision != "contradicted"
 
-    private = only("EGNIVIA is a privately held company that develops a simulation platform for 3D workflows.")
+    private = only(
+        "EGNIVIA is a privately held company that develops a simulation platform for 3D workflows."
+    )
     assert (private.decision, private.rule) == ("contradicted", "status")
     assert "common stock" in private.evidence and private.unsupported[0] == "privately held"
 
@@ -100,7 +102,9 @@ def test_scoring_stores_claims_with_evidence_for_every_answer(tmp_path) -> None:
     assert all(c["evidence"] and c["candidates"] and c["context_key"].endswith("|c1") for c in claims)
     samples = {s["text"]: s for s in store_metrics.sample_table(store, sweep_id)}
     assert samples["I don't know EGNIVIA."]["metrics"]["claim_grounding"] is None
-    first = samples["EGNIVIA pioneered accelerated computing to help solve challenging computational problems."]
+    first = samples[
+        "EGNIVIA pioneered accelerated computing to help solve challenging computational problems."
+    ]
     assert first["metrics"]["claim_grounding"] == 1.0
     cells = {(c["variant"], c["temperature"]): c for c in store_metrics.cell_table(store, sweep_id)}
     assert cells[("finetuned", 0.5)]["metrics"]["means"]["claim_grounding"] == 0.5

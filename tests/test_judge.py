@@ -30,7 +30,9 @@ def scored(tmp_path):
 
 
 def _config(stub, *, attempts: int = 3) -> jd.JudgeConfig:
-    endpoint = EndpointConfig(model="judge-1", base_url=stub.base_url, api_key_env="FT_JUDGE_KEY", env_file=None)
+    endpoint = EndpointConfig(
+        model="judge-1", base_url=stub.base_url, api_key_env="FT_JUDGE_KEY", env_file=None
+    )
     return jd.JudgeConfig(endpoint=endpoint, max_attempts=attempts, backoff_base_s=0.01, backoff_max_s=0.02)
 
 
