@@ -9,8 +9,10 @@ from typing import Any
 
 from cli.common import db_path_from
 from engine import generate as gen
+from engine.configfile import check_field
 from engine.dataset import file_sha256
 from engine.errors import UserError
+from engine.generate.config import check_base_url
 from store.db import open_db
 
 
@@ -132,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         env_file=args.env_file,
         timeout_s=args.timeout,
     )
+    # Options checked under their own names, before a key is read or a file fetched.
+    check_field(gen.EndpointConfig, "timeout_s", args.timeout, source="command line", label="--timeout")
+    if args.base_url is not None:
+        check_base_url(args.base_url, source="command line", label="--base-url")
     gen.resolve_api_key(endpoint)  # fail on a missing key before reading or fetching anything
     texts, source, default_name = _source(args)
     name = args.name or default_name

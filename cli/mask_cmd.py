@@ -148,6 +148,7 @@ def run_mask(args: argparse.Namespace) -> int:
         return 0
     store = open_db(db_path_from(args))
     try:
+        _recover(store)
         with _sigterm_as_exit():
             result = mask.apply(
                 mask_plan,
@@ -171,9 +172,16 @@ def run_mask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recover(store) -> None:
+    """Settle maskings a killed run left 'writing', and say what was done."""
+    for note in mask.recover_interrupted(store):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def run_undo(args: argparse.Namespace) -> int:
     store = open_db(db_path_from(args))
     try:
+        _recover(store)
         print(mask.undo(store, args.mask_id))
     finally:
         store.close()
@@ -183,6 +191,7 @@ def run_undo(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     store = open_db(db_path_from(args))
     try:
+        _recover(store)
         rows = mask_store.list_masks(store)
     finally:
         store.close()

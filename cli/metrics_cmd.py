@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cli.common import db_path_from
 from engine.errors import UserError
@@ -66,6 +67,9 @@ def _import_log(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # checked before the store is opened or a figure drawn
+        raise UserError(f"--out {out}: is a file, expected a folder for report.html, report.md, figures/")
     with Workspace.open(db_path_from(args)) as workspace:
         _require_sweep(workspace, args.sweep)
         with workspace.handle() as store:

@@ -84,6 +84,25 @@ def auth_from_args(args: argparse.Namespace) -> list[tuple[str, str]] | None:
     return None
 
 
+def _check_port(host: str, port: int) -> None:
+    """The port must be a valid one that is free on ``host``."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port}: must be between 1 and 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host}: cannot be resolved ({exc.strerror})") from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UserError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     auth = auth_from_args(args)
     if args.share and not auth:
@@ -92,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.concurrency < 1:
         raise UserError(f"--concurrency: {args.concurrency} must be >= 1")
+    if args.port is not None:
+        _check_port(args.host, args.port)  # before the model loads, not after
     if args.adapter and not Path(args.adapter).is_dir():
         raise UserError(f"--adapter: folder {args.adapter} does not exist")
     if args.dataset and not Path(args.dataset).is_file():

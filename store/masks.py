@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from sqlite_utils import Migrations
@@ -42,6 +44,15 @@ def _m001(db) -> None:
     db["masks"].create_index(["output_path"])
 
 
+@MIGRATIONS(name="002_mask_writer")
+def _m002(db) -> None:
+    # Who writes a masking and the sha256 its output will have: a masking left 'writing' by a killed
+    # process can then be finished (output complete) or failed (output missing) on the next run.
+    db["masks"].add_column("host", str)
+    db["masks"].add_column("pid", int)
+    db["masks"].add_column("planned_sha256", str)
+
+
 def start_mask(
     store: Store,
     *,
@@ -54,8 +65,9 @@ def start_mask(
     output_format: str,
     rules: list[dict[str, Any]],
     rejected: dict[str, Any],
+    planned_sha256: str | None = None,
 ) -> int:
-    """Record a masking before its output is written (status 'writing')."""
+    """Record a masking before its output is written (status 'writing'), with this process as writer."""
     table = store.db["masks"]
     with store.db.conn:
         table.insert(
@@ -68,6 +80,9 @@ def start_mask(
                 "output_path": output_path,
                 "output_format": output_format,
                 "status": "writing",
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "planned_sha256": planned_sha256,
                 "rules_json": to_json(rules),
                 "rejected_json": to_json(rejected),
                 "created_at": utc_now(),
@@ -83,7 +98,7 @@ def finish_mask(
     output_sha256: str,
     backup_path: str | None,
     rows: int,
-    edits_applied: int,
+    edits_applied: int | None,
     counts: dict[str, dict[str, int]],
     leaks: dict[str, Any],
 ) -> None:
@@ -101,6 +116,25 @@ def finish_mask(
                 "finished_at": utc_now(),
             },
         )
+
+
+def orphaned_masks(store: Store) -> list[dict[str, Any]]:
+    """Maskings still 'writing' whose writer was on this host and is gone (killed mid-write)."""
+    found = []
+    for row in store.db["masks"].rows_where("status = 'writing'"):
+        if row.get("host") == socket.gethostname() and row.get("pid") and not _alive(int(row["pid"])):
+            found.append(decode_json_columns(row))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def fail_mask(store: Store, mask_id: int, *, error: str) -> None:

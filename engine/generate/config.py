@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from engine.configfile import setting, validate_instance
 from engine.errors import UserError
 
 RAW_ITEMS_FILE = "raw-items.jsonl"
@@ -20,6 +21,21 @@ SEC_IDENTITY_ENV = "SEC_IDENTITY"
 INSTALL_HINT = "financial-datasets is not installed: run scripts/install-generate.sh"
 
 
+def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url") -> None:
+    """An OpenAI-compatible base URL must be http(s)://host[:port][/path]; the message names it."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise UserError(f"{source}: {label} {url!r}: not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(
+            f"{source}: {label} {url!r}: expected http(s)://host[:port]/path, e.g. http://127.0.0.1:11434/v1"
+        )
+
+
 class GenerationError(UserError):
     """A run that could not finish: names the chunk at fault; finished chunks are kept for resume."""
 
@@ -32,11 +48,16 @@ class GenerationError(UserError):
 class EndpointConfig:
     """Where the chat-completions requests go. The key itself is never part of a config."""
 
-    model: str = DEFAULT_MODEL
+    model: str = setting(DEFAULT_MODEL, non_empty=True)
     base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1 for Ollama; None = OpenAI
     api_key_env: str = DEFAULT_KEY_ENV
     env_file: str | None = DEFAULT_ENV_FILE  # python-dotenv file read when the variable is unset
-    timeout_s: float = 120.0
+    timeout_s: float = setting(120.0, gt=0)
+
+    def validate(self, source: str = "endpoint") -> None:
+        validate_instance(self, source=source)
+        if self.base_url is not None:
+            check_base_url(self.base_url, source=source)
 
 
 @dataclass
@@ -54,7 +75,9 @@ class GenerateConfig:
     backoff_max_s: float = 30.0
     system_prompt: str | None = None  # None = the package's default_prompt
 
-    def validate(self) -> None:
+    def validate(self, source: str = "generate settings") -> None:
+        validate_instance(self, source=source)  # types and each field's range
+        self.endpoint.validate(source)
         checks = (
             (self.workers >= 1, "workers must be >= 1"),
             (self.questions_per_chunk >= 1, "questions_per_chunk must be >= 1"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 from engine.mask.apply import (
     MaskResult,
     apply,
+    recover_interrupted,
     require_changes,
     undo,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "plan",
     "plan_file",
     "propose_rules",
+    "recover_interrupted",
     "require_changes",
     "split_legal_suffix",
     "undo",

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.dataset import write_records_atomic
+from engine.dataset import dump_records, read_records
 from engine.errors import UserError
-from engine.files import file_sha256, first_existing_parent
+from engine.files import file_sha256, first_existing_parent, remove_leftovers, write_atomic
 from engine.mask.leaks import LeakReport, closest_spelling, leak_report_for_rules
 from engine.mask.plan import MaskPlan, SourceInfo
 from engine.mask.rules import ALIAS_PREFIX, RULE_TICKER, MaskRule
@@ -97,6 +99,9 @@ def apply(
     entity_name = entity or (name_rule.target if name_rule else "")
     new = new_name or (name_rule.replacement if name_rule else "")
 
+    text = dump_records(masked, fmt)
+    for leftover in remove_leftovers(out):  # temp files of a killed earlier write of this output
+        print(f"note: removed {leftover}, left by an interrupted masking", file=sys.stderr)
     mask_id = None
     if store is not None:
         mask_id = mask_store.start_mask(
@@ -114,13 +119,14 @@ def apply(
                 "rows": sorted(mask_plan.rejected_rows),
                 "edits": sorted(mask_plan.rejected_edits),
             },
+            planned_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
     backup: Path | None = None
     try:
         if out.exists():
-            backup = out.with_name(f".{out.name}.before-mask-{mask_id or os.getpid()}.bak")
+            backup = _backup_path(out, mask_id or os.getpid())
             shutil.copy2(out, backup)
-        write_records_atomic(out, masked, fmt)
+        write_atomic(out, text)
     except BaseException as exc:
         if backup is not None:
             backup.unlink(missing_ok=True)
@@ -167,6 +173,47 @@ def apply(
         mask_id=mask_id,
         backup_path=str(backup) if backup else None,
     )
+
+
+def _backup_path(out: Path, mask_id: int) -> Path:
+    return out.with_name(f".{out.name}.before-mask-{mask_id}.bak")
+
+
+def recover_interrupted(store: Any) -> list[str]:
+    """Settle maskings a killed process left 'writing'; returns one line per masking it settled.
+
+    Complete output (its sha256 is the one planned): the masking is recorded as done, so undo works.
+    Otherwise it is marked failed; the old output is untouched (writes are atomic) and the temp file
+    and backup the killed run left are removed.
+    """
+    notes = []
+    for row in mask_store.orphaned_masks(store):
+        out = Path(row["output_path"])
+        backup = _backup_path(out, row["id"])
+        removed = remove_leftovers(out)
+        if out.exists() and row.get("planned_sha256") and file_sha256(out) == row["planned_sha256"]:
+            records, _fmt = read_records(out)
+            rules = [MaskRule(**rule) for rule in row.get("rules") or []]
+            leaks = leak_report_for_rules(records, rules) if rules else None
+            mask_store.finish_mask(
+                store,
+                row["id"],
+                output_sha256=row["planned_sha256"],
+                backup_path=str(backup) if backup.exists() else None,
+                rows=len(records),
+                edits_applied=None,
+                counts={},
+                leaks={"clean": leaks.clean, "count": len(leaks.leaks), "recovered": True} if leaks else {},
+            )
+            notes.append(f"masking {row['id']}: its writer was killed after {out} was complete; recorded as done")
+        else:
+            backup.unlink(missing_ok=True)
+            mask_store.fail_mask(store, row["id"], error=f"interrupted: writer process {row['pid']} was killed")
+            notes.append(
+                f"masking {row['id']}: its writer was killed before {out} was written; marked failed"
+                + (f", removed {len(removed)} temp file(s)" if removed else "")
+            )
+    return notes
 
 
 def _rule_dict(rule: MaskRule) -> dict[str, Any]:
