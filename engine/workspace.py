@@ -558,12 +558,11 @@ class Workspace:
         name: str | None = None,
         log_dir: str | Path | None = None,
         workdir: str | Path | None = None,
-        job_db_path: str | Path | None = None,
     ) -> Job:
         """Check a fine-tune config and settings, submit it and record the job.
 
-        ``job_db_path`` is not handed to the job: a job never opens a store; its run record comes
-        back as a file in its job folder and is ingested into this store once the job ends.
+        The job is given no store: it leaves its run record in its job folder and ``jobs()``
+        ingests it here once the job has finished.
         """
         spec = launching.build_spec(config_path, cluster, name=name, log_dir=log_dir, workdir=workdir)
         chosen = launching.get_launcher(launcher)
@@ -573,11 +572,43 @@ class Workspace:
     def launch_finetune(
         self, config: finetune_engine.FinetuneConfig, cluster: launching.ClusterSettings | None, launcher: str
     ) -> Job:
-        """Write the config as ``<data>/configs/<name>.toml`` and launch it; the run goes to this store."""
+        """Write the config as ``<data>/configs/<name>.toml`` and launch it."""
         slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
         config_path = data_dir() / "configs" / f"{slug}.toml"
         ds.write_atomic(config_path, finetune_engine.config_to_toml(config))
-        return self.launch(config_path, cluster, launcher, job_db_path=self._db_path)
+        return self.launch(config_path, cluster, launcher)
+
+    def launch_sweep(
+        self,
+        config_path: str | Path,
+        cluster: launching.ClusterSettings | None,
+        launcher: str,
+        *,
+        shards: int = 1,
+        after: str | None = None,
+        name: str | None = None,
+        log_dir: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Job:
+        """Submit a sweep as a job (``shards`` > 1: a job array; ``after``: wait for that job)."""
+        chosen = launching.get_launcher(launcher)
+        with self.handle() as store:
+            return launching.launch_sweep(
+                store,
+                config_path,
+                cluster,
+                launcher=chosen,
+                shards=shards,
+                after=after,
+                name=name,
+                log_dir=log_dir,
+                overrides=overrides,
+            )
+
+    def resubmit(self, job: Job, task: int) -> Job:
+        """Queue one shard of a sweep job again."""
+        with self.handle() as store:
+            return launching.resubmit(store, job, task)
 
     def jobs(self, *, refresh: bool = True) -> list[Job]:
         """Every job, newest first; with ``refresh`` the active ones are asked for their state first."""
@@ -603,13 +634,18 @@ class Workspace:
             yield current
 
     @staticmethod
-    def job_log(job: Job, lines: int = 50) -> str:
-        """The last ``lines`` lines of the job's output."""
-        return launching.tail(job, lines)
+    def job_log(job: Job, lines: int = 50, *, task: int | None = None) -> str:
+        """The last ``lines`` lines of the job's output (of one array task, or of each)."""
+        return launching.tail(job, lines, task=task)
 
-    def cancel_job(self, job: Job) -> Job:
+    @staticmethod
+    def job_progress(job: Job) -> launching.SweepJobProgress | None:
+        """A sweep job's progress read from its results files (None for other jobs)."""
+        return launching.progress(job)
+
+    def cancel_job(self, job: Job, *, task: int | None = None) -> Job:
         with self.handle() as store:
-            return launching.cancel(store, job)
+            return launching.cancel(store, job, task=task)
 
     # ------------------------------------------------------------ fine-tune runs
 
