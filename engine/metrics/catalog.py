@@ -7,7 +7,8 @@ the two together). Definitions and limits are in docs/METRICS.md.
 Adding a metric: compute it (a SampleMetrics field in sample.py, or a CellMetrics value in
 cell.py), declare a MetricSpec below (``_sample(name, label, ...)`` or ``_cell(name, short title,
 label, ...)``), and, when ``stored``, add its column in a new named migration of
-store/metrics.py (``_add_metric_columns``); tests/test_catalog.py fails until both exist. A per-sample value averaged per cell is declared twice on purpose:
+store/metrics.py (``_add_metric_columns``); tests/test_catalog.py fails until both exist.
+A per-sample value averaged per cell is declared twice on purpose:
 once as the sample metric and once as the cell metric with ``mean_of`` naming the sample one.
 """
 
