@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
 from pathlib import Path
 
 from cli.common import db_path_from
@@ -20,7 +19,7 @@ from engine.errors import UserError
 from engine.jobrun import array_task, read_manifest, run_finetune_task, run_sweep_tasks
 from engine.paths import data_dir
 from engine.sweep import SweepProgress
-from store.db import open_db
+from engine.workspace import Workspace
 
 DEFAULT_CLUSTER_FILE = "cluster.toml"
 
@@ -117,13 +116,10 @@ def _launch(args: argparse.Namespace) -> int:
         raise UserError("launch: --config FT.toml is required (or use `launch sweep --config S.toml`)")
     cluster = _cluster_settings(args.cluster)
     # The job gets no --db: it writes its run record into its job folder; `jobs` ingests it here.
-    spec = launching.build_spec(args.config, cluster, name=args.name, log_dir=args.log_dir)
-    store = open_db(db_path_from(args))
-    try:
-        launcher = launching.get_launcher("local" if args.local else "slurm")
-        job = launching.launch(store, spec, launcher)
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        job = workspace.launch(
+            args.config, cluster, "local" if args.local else "slurm", name=args.name, log_dir=args.log_dir
+        )
     _print_launched(job)
     return 0
 
@@ -148,36 +144,27 @@ def _launch_sweep(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
     cluster = _cluster_settings(args.cluster)
-    store = open_db(db_path_from(args))
-    try:
-        job = launching.launch_sweep(
-            store, args.config, cluster, launcher=launching.get_launcher("local" if args.local else "slurm"),
+    with Workspace.open(db_path_from(args)) as workspace:
+        job = workspace.launch_sweep(
+            args.config, cluster, "local" if args.local else "slurm",
             shards=args.shards, after=args.after, name=args.name, log_dir=args.log_dir, overrides=overrides,
         )  # fmt: skip
-    finally:
-        store.close()
     _print_launched(job)
     print(f"results come back with: ft-hallu ingest {job.id}  (automatic once `ft-hallu jobs` sees it end)")
     return 0
 
 
 def _resubmit(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    try:
-        job = launching.resubmit(store, launching.resolve_job(store, args.job), args.task)
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        job = workspace.resubmit(workspace.job(args.job), args.task)
     print(f"job {job.id}: {job.ref} {job.state}  shard {args.task} of job {job.parent_id}")
     print(f"  log:    {job.log_path}")
     return 0
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    try:
-        jobs = launching.list_jobs(store, refresh_active=not args.no_refresh)
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        jobs = workspace.jobs(refresh=not args.no_refresh)
     if not jobs:
         print("no jobs yet (start one with `ft-hallu launch --config FT.toml`)")
         return 0
@@ -197,7 +184,7 @@ def _jobs(args: argparse.Namespace) -> int:
 def _job_notes(job: launching.Job) -> list[str]:
     """Progress of a sweep (from its results files), what it waits for, what the last ingest added."""
     notes = []
-    done = launching.progress(job)
+    done = Workspace.job_progress(job)
     if done is not None and (not job.finished or not job.ingested_at):
         notes.append(f"progress: {done.line()}")
     if job.parent_id:
@@ -225,30 +212,28 @@ def _ingest_line(summary: dict) -> str:
 def _logs(args: argparse.Namespace) -> int:
     if args.lines < 0:
         raise UserError("logs: -n must be >= 0")
-    store = open_db(db_path_from(args))
-    try:
-        job = launching.resolve_job(store, args.job)
-        text = launching.tail(job, args.lines, task=args.task)
+    with Workspace.open(db_path_from(args)) as workspace:
+        job = workspace.job(args.job)
+        text = workspace.job_log(job, args.lines, task=args.task)
         if text:
             print(text, flush=True)
         if args.follow:
-            job = _follow(store, job)
+            job = _follow(workspace, job)
             print(
                 f"[job {job.id} {job.ref}: {job.state}"
                 + ("" if job.exit_code is None else f", exit code {job.exit_code}")
                 + "]"
             )
-    finally:
-        store.close()
     return 0
 
 
-def _follow(store, job: launching.Job, poll_seconds: float = 1.0) -> launching.Job:
+def _follow(workspace: Workspace, job: launching.Job, poll_seconds: float = 1.0) -> launching.Job:
     """Print the log as it grows until the job reaches a final state."""
     path = Path(job.log_path)
     position = path.stat().st_size if path.exists() else 0
-    while True:
-        job = launching.refresh(store, job)
+    current = job
+    # The log is read after every poll; the last job yielded is the final state.
+    for current in workspace.follow_job(job, poll_seconds=poll_seconds):  # noqa: B007
         if path.exists():
             with open(path, "rb") as handle:
                 handle.seek(position)
@@ -257,18 +242,12 @@ def _follow(store, job: launching.Job, poll_seconds: float = 1.0) -> launching.J
             if chunk:
                 sys.stdout.write(chunk.decode("utf-8", errors="replace"))
                 sys.stdout.flush()
-        if job.finished:
-            return job
-        time.sleep(poll_seconds)
+    return current
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    try:
-        job = launching.resolve_job(store, args.job)
-        job = launching.cancel(store, job, task=args.task)
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        job = workspace.cancel_job(workspace.job(args.job), task=args.task)
     if args.task is not None:
         print(f"job {job.id}: {job.ref} task {args.task} {job.tasks.get(str(args.task), {}).get('state')}")
     else:
