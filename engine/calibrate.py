@@ -373,6 +373,8 @@ def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = Non
     for row in rows:
         pools.setdefault((row["variant"], row["prompt_id"], row["temperature"]), []).append(row)
     for members in pools.values():
+        if not any(m["label"] for m in members):
+            continue  # only labelled samples are calibrated; pooling costs a similarity matrix
         pooled = score_cell(
             [m["text"] for m in members], [m["metrics"] for m in members], entity=entity, method=method
         )
@@ -426,3 +428,51 @@ def calibrate_sweep(
         counts[row["label"]] = counts.get(row["label"], 0) + 1
     results = calibrate_rows(labelled, min_labels=min_labels, judge_model=judge_model, resamples=resamples)
     return SweepCalibration(sweep_id, len(labelled), counts, results, judge_model)
+
+
+def report_section(
+    store: Any, sweep_id: int, *, judge_model: str | None = None
+) -> tuple[str, list[str], list[list[str]]]:
+    """The report's calibration table: (title, headers, rows); a judge's scores when one has run."""
+    from store import claims as store_claims
+
+    if judge_model is None:
+        judge_model = next(iter(store_claims.judge_models(store, sweep_id)), None)
+    result = calibrate_sweep(store, sweep_id, judge_model=judge_model)
+    title = f"Calibration against human labels ({result.labelled} labelled; AUROC/AUPRC, 95% bootstrap CIs)"
+    headers = [
+        "score",
+        "target",
+        "n",
+        "positives",
+        "AUROC [95% CI]",
+        "AUPRC [95% CI]",
+        "base rate",
+        "best threshold",
+    ]
+    if not result.labelled:
+        return (
+            title,
+            headers,
+            [["(no human labels yet)", f"ft-hallu label --sweep {sweep_id}", "0", "0", "", "", "", ""]],
+        )
+    rows = []
+    for r in result.results:
+        name = r.label + (f" (judge: {r.judge_model})" if r.judge_model else "")
+        if r.status != "ok":
+            rows.append([name, r.target, str(r.n), str(r.n_positive), r.status, "", "", ""])
+            continue
+        rows.append(
+            [
+                name,
+                r.target,
+                str(r.n),
+                str(r.n_positive),
+                _with_interval(r.auroc, r.auroc_interval),
+                _with_interval(r.auprc, r.auprc_interval),
+                f"{r.base_rate:.2f}" if r.base_rate is not None else "",
+                (r.threshold_rule or "")
+                + (f" (TPR {r.tpr:.2f}, FPR {r.fpr:.2f})" if r.tpr is not None else ""),
+            ]
+        )
+    return title, headers, rows

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import calibrate as engine_calibrate
+from engine import labels as engine_labels
 from engine import metrics as engine_metrics
 from engine import scoring
 from engine.files import write_atomic, write_bytes_atomic
@@ -46,6 +48,8 @@ class Report:
     heatmaps: list[Heatmap] = field(default_factory=list)
     least_grounded: list[dict[str, Any]] = field(default_factory=list)
     base_vs_finetuned: list[dict[str, Any]] = field(default_factory=list)
+    # (title, headers, rows) tables after the per-cell one: calibration, then every sample's claims.
+    extra_sections: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
 
 
 @dataclass
@@ -255,6 +259,10 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
         slices=_temperature_slices(samples, entity, method),
         least_grounded=least_grounded,
         base_vs_finetuned=pairs,
+        extra_sections=[
+            engine_calibrate.report_section(store, sweep_id),
+            engine_labels.claims_section(store, sweep_id),
+        ],
     )
     for group in prompt_groups(store_metrics.prompt_ids(store, sweep_id)):
         for metric in REPORT_METRICS:
@@ -427,6 +435,7 @@ def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             pair_rows,
         ),
         ("Per-cell table", cell_headers, cell_rows),
+        *report.extra_sections,
     ]
 
 

@@ -516,6 +516,11 @@ def marked_answer(text: str, claims: Sequence[dict[str, Any]], *, mark: Callable
     return "".join(pieces)
 
 
+def marked_claim(claim: dict[str, Any], *, mark: Callable[[str, str], str]) -> str:
+    """One claim's text with its unsupported words wrapped by ``mark(word, decision)``."""
+    return _mark_words(claim["text"], claim.get("unsupported") or [], claim["decision"], mark)
+
+
 def _mark_words(span: str, unsupported: Sequence[str], decision: str, mark: Callable[[str, str], str]) -> str:
     if not unsupported:
         return span
