@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -136,3 +137,41 @@ def test_bad_sweep_configs_are_refused(tmp_path, tiny_adapter_dir):
     )
     assert done.returncode == 2
     assert "missing-adapter does not exist" in done.stderr
+
+
+def test_several_adapters_are_variants_of_their_own(tmp_path, tiny_adapter_dir):
+    """One base, two fine-tunes: each adapter's rows equal a single-adapter run of that adapter."""
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other-adapter"
+    shutil.copytree(tiny_adapter_dir, other)
+    weights = other / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file(
+        {k: v * 3 if "lora_B" in k else v for k, v in tensors.items()}, weights
+    )  # a different fine-tune
+    grid = sweep.Grid([0.7, 1.3], [0.9], [0, 20])
+    common = dict(
+        base_model="tiny", entity_name="ZYTRELL", max_new_tokens=8, compute_metrics=False, grid=grid
+    )
+    both = sweep.SweepConfig(adapters={"r16": str(tiny_adapter_dir), "r16x3": str(other)}, **common)
+    assert both.variants == ("base", "r16", "r16x3")
+    result = sweep.run_sweep(both, db_path=tmp_path / "both.db")
+    single = sweep.run_sweep(sweep.SweepConfig(adapter=str(other), **common), db_path=tmp_path / "one.db")
+
+    def texts(db, sweep_id):
+        rows = core.iter_generations(open_db(db), sweep_id)
+        return {(r["variant"], r["temperature"], r["top_k"]): r["text"] for r in rows}
+
+    many, one = texts(tmp_path / "both.db", result.sweep_id), texts(tmp_path / "one.db", single.sweep_id)
+    assert len(many) == 4 * 3 and result.total_rows == 12
+    cells = [(t, k) for t in (0.7, 1.3) for k in (0, 20)]
+    assert all(many[("r16x3", *c)] == one[("finetuned", *c)] for c in cells)
+    assert all(many[("base", *c)] == one[("base", *c)] for c in cells)
+    assert any(many[("r16", *c)] != many[("r16x3", *c)] for c in cells)
+    with pytest.raises(UserError, match="adapters.base: a label"):
+        sweep.sweep_config_from_dict({"adapters": {"base": "x"}})
+    with pytest.raises(UserError, match="either adapter .* or adapters"):
+        sweep.sweep_config_from_dict({"adapter": "x", "adapters": {"a": "y"}})
+    with pytest.raises(UserError, match="mix_variants = true works with one adapter only"):
+        sweep.sweep_config_from_dict({"adapters": {"a": "x", "b": "y"}, "mix_variants": True})
