@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cli.common import db_path_from
-from engine import launch as launching
-from store.db import open_db
+from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,10 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    try:
-        result = launching.ingest(store, launching.resolve_job(store, args.job))
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        result = workspace.ingest_job(workspace.job(args.job))
     print(result.line())
     return 0

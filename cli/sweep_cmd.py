@@ -7,7 +7,7 @@ import sys
 
 from cli.common import db_path_from
 from engine.sweep import SweepProgress, load_sweep_config, run_sweep
-from store import core, open_db
+from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +47,7 @@ def _run(args: argparse.Namespace) -> int:
             overrides[key] = value
             labels[key] = "--" + attr.replace("_", "-")
     config = load_sweep_config(args.config, overrides, labels)
+    # Not through a Workspace: the sweep checks its inputs before it creates the store.
     result = run_sweep(config, db_path=db_path_from(args), progress=print_progress)
     print(
         f"sweep {result.sweep_id}: {result.generated_now} new rows, {result.skipped_existing} already stored, "
@@ -56,15 +57,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    rows = core.list_sweeps(store)
-    if not rows:
+    with Workspace.open(db_path_from(args)) as workspace:
+        sweeps = workspace.sweeps()
+    if not sweeps:
         print("no sweeps stored")
         return 0
     print(f"{'id':>4}  {'status':<11} {'rows':>6}/{'plan':<6} {'source':<10} name")
-    for row in rows:
+    for sweep in sweeps:
         print(
-            f"{row['id']:>4}  {row['status']:<11} {row['generation_count']:>6}/{row['expected_rows'] or 0:<6} "
-            f"{row['source']:<10} {row['name']}"
+            f"{sweep.id:>4}  {sweep.status:<11} {sweep.generation_count:>6}/{sweep.expected_rows or 0:<6} "
+            f"{sweep.source:<10} {sweep.name}"
         )
     return 0

@@ -31,6 +31,7 @@ from engine import mask as masking
 from engine import sweep as sweep_engine
 from engine.errors import UserError
 from engine.grid import MetricGrid
+from engine.ingest import IngestResult
 from engine.metrics import catalog
 from engine.paths import data_dir
 from store import core
@@ -642,6 +643,11 @@ class Workspace:
     def job_progress(job: Job) -> launching.SweepJobProgress | None:
         """A sweep job's progress read from its results files (None for other jobs)."""
         return launching.progress(job)
+
+    def ingest_job(self, job: Job) -> IngestResult:
+        """Read what the job's folder holds that the store lacks (sweep rows, the fine-tune record)."""
+        with self.handle() as store:
+            return launching.ingest(store, job)
 
     def cancel_job(self, job: Job, *, task: int | None = None) -> Job:
         with self.handle() as store:
