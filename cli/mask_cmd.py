@@ -12,8 +12,7 @@ from cli.common import db_path_from
 from engine import mask
 from engine.dataset import read_records
 from engine.errors import UserError
-from store import masks as mask_store
-from store.db import open_db
+from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -146,20 +145,12 @@ def run_mask(args: argparse.Namespace) -> int:
         print("\n".join(mask.leak_report_for_rules(mask_plan.masked_records(), mask_plan.rules).lines()))
         _print_terms(mask_plan.records, args.entity, args.alias)
         return 0
-    store = open_db(db_path_from(args))
-    try:
-        _recover(store)
+    with Workspace.open(db_path_from(args)) as workspace:
+        _recover(workspace)
         with _sigterm_as_exit():
-            result = mask.apply(
-                mask_plan,
-                args.out,
-                store,
-                entity=args.entity,
-                new_name=args.new_name,
-                overwrite=args.overwrite,
+            result = workspace.apply_mask(
+                mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
             )
-    finally:
-        store.close()
     print(
         f"wrote {result.output_path} ({result.output_format}, {result.rows} rows, {result.edits_applied} edits); "
         f"masking id {result.mask_id} (undo: ft-hallu mask-undo {result.mask_id})"
@@ -172,35 +163,29 @@ def run_mask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recover(store) -> None:
+def _recover(workspace: Workspace) -> None:
     """Settle maskings a killed run left 'writing', and say what was done."""
-    for note in mask.recover_interrupted(store):
+    for note in workspace.recover_masks():
         print(f"note: {note}", file=sys.stderr)
 
 
 def run_undo(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    try:
-        _recover(store)
-        print(mask.undo(store, args.mask_id))
-    finally:
-        store.close()
+    with Workspace.open(db_path_from(args)) as workspace:
+        _recover(workspace)
+        print(workspace.undo_mask(args.mask_id).message)
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    store = open_db(db_path_from(args))
-    try:
-        _recover(store)
-        rows = mask_store.list_masks(store)
-    finally:
-        store.close()
-    if not rows:
+    with Workspace.open(db_path_from(args)) as workspace:
+        _recover(workspace)
+        records = workspace.masks()
+    if not records:
         print("no maskings recorded")
-    for row in rows:
+    for record in records:
         print(
-            f"{row['id']:>4}  {row['status']:<8} {row['created_at']}  {row['entity']} -> {row['new_name']}  "
-            f"{row['source_path']} -> {row['output_path']}  edits {row['edits_applied']}"
+            f"{record.id:>4}  {record.status:<8} {record.created_at}  {record.entity} -> {record.new_name}  "
+            f"{record.source_path} -> {record.output_path}  edits {record.edits_applied}"
         )
     return 0
 

@@ -529,6 +529,11 @@ class Workspace:
                 mask_id = int(done[0]["id"])
             return MaskUndo(mask_id, masking.undo(store, mask_id))
 
+    def recover_masks(self) -> list[str]:
+        """Settle maskings a killed run left 'writing'; one line per masking settled."""
+        with self.handle() as store:
+            return masking.recover_interrupted(store)
+
     def masks(self) -> list[MaskRecord]:
         with self.handle() as store:
             rows = mask_store.list_masks(store)
