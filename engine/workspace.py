@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
+from engine import labels as labelling
 from engine import launch as launching
 from engine import live, scoring
 from engine import mask as masking
@@ -460,6 +461,30 @@ class Workspace:
         return sweep_engine.run_sweep(
             config, db_path=self._db_path, loaded=loaded, progress=progress, should_stop=should_stop
         )
+
+    def identical_sweep(self, config: SweepConfig) -> SweepInfo | None:
+        """The stored sweep with this config's outputs (same config hash), whatever its name.
+
+        A sweep's identity is what changes its texts; its name is a label. Running this config
+        again would only resume that sweep, so front ends show it instead (or change the seed).
+        """
+        sweep_engine.check_inputs(config)
+        digest = sweep_engine.config_hash(config, sweep_engine.build_prompts(config))
+        with self.handle() as store:
+            rows = list(store.db["sweeps"].rows_where("config_hash = ?", [digest], select="id"))
+        return self.sweep(int(rows[0]["id"])) if rows else None
+
+    def set_label(self, generation_id: int, label: str, *, who: str | None = None) -> str:
+        """Save a human label on one generation (replacing this labeller's earlier one); returns who."""
+        labeller = who or labelling.default_labeller()
+        with self.handle() as store:
+            labelling.set_label(store, generation_id, label, who=labeller)
+        return labeller
+
+    def label_of(self, generation_id: int, *, who: str | None = None) -> str | None:
+        """This labeller's current label of a generation (None: not labelled)."""
+        with self.handle() as store:
+            return labelling.label_sample(store, generation_id, who=who or labelling.default_labeller()).label
 
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""
