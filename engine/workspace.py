@@ -35,6 +35,7 @@ from engine.grid import MetricGrid
 from engine.ingest import IngestResult
 from engine.metrics import catalog
 from engine.paths import data_dir
+from engine.results_file import read_job_results
 from store import core
 from store import masks as mask_store
 from store import metrics as metric_store
@@ -673,6 +674,15 @@ class Workspace:
     def job_progress(job: Job) -> launching.SweepJobProgress | None:
         """A sweep job's progress read from its results files (None for other jobs)."""
         return launching.progress(job)
+
+    @staticmethod
+    def job_latest_rows(job: Job, limit: int = 8) -> list[dict[str, Any]]:
+        """The last rows a sweep job wrote (variant, cell, prompt, sample, text), read from its files."""
+        if job.kind != "sweep" or not job.job_dir:
+            return []
+        rows = [row for parsed in read_job_results(job.job_dir) for row in parsed.rows]
+        rows.sort(key=lambda row: float(row.get("t") or 0))
+        return rows[-limit:]
 
     def ingest_job(self, job: Job) -> IngestResult:
         """Read what the job's folder holds that the store lacks (sweep rows, the fine-tune record)."""
