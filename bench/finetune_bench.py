@@ -15,11 +15,15 @@ and ``torch.cuda.max_memory_allocated`` on a GPU.
 
     .venv/bin/python bench/finetune_bench.py                  # medium, CPU, 2 steps each
     .venv/bin/python bench/finetune_bench.py --device cuda --model phi3.5-mini-random
+    .venv/bin/python bench/finetune_bench.py ... --json figures.json   # the figures as JSON as well
+
+``bench/gpu_check.py`` calls ``run_bench`` for its fine-tune section.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -43,11 +47,10 @@ def settings(name: str) -> dict:
             "packing": False,
             "assistant_only_loss": False,
         }
-    # The engine's defaults (FinetuneConfig) plus padding-free batches. trl 1.16 refuses padding_free
-    # without packing while max_length is set (it cannot truncate a flattened batch), hence None: the
-    # sample set's rows are far below 1024 tokens, so both configurations train on identical sequences.
+    # The engine's defaults (FinetuneConfig) plus padding-free batches. run_finetune lifts max_length for
+    # padding-free batches without packing (trl cannot truncate a flattened batch); the sample set's rows
+    # are far below 1024 tokens, so both configurations train on identical sequences.
     return {
-        "max_length": None,
         **common,
         "mode": "lora",
         "precision": "auto",
@@ -64,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=2, help="optimiser steps per configuration")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--json", default="", help="also write the figures to this JSON file")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -81,15 +85,27 @@ def real_tokens_seen(config, sequences: int) -> int:
     from engine.models import load_tokenizer, resolve_model_path
 
     tokenizer = load_tokenizer(resolve_model_path(config.base_model))
-    train, _ = _build_datasets(config)
-    texts = [tokenizer.apply_chat_template(row["messages"], tokenize=False) for row in train]
-    lengths = [
-        min(len(tokenizer(text, add_special_tokens=False)["input_ids"]), config.max_length or 10**9)
-        for text in texts
-    ]
+    train, _ = _build_datasets(config, tokenizer)  # the pre-tokenised rows the trainer gets
+    lengths = [min(len(ids), config.max_length or 10**9) for ids in train["input_ids"]]
     # Every epoch covers each row once, whatever the shuffle; only the last partial epoch is averaged.
     full, rest = divmod(sequences, len(lengths))
     return full * sum(lengths) + round(rest * sum(lengths) / len(lengths))
+
+
+class BenchError(RuntimeError):
+    """One configuration failed; the message holds the end of its output."""
+
+
+def optimizer_for(device: str) -> str:
+    """The engine's default optimiser, unless it cannot run here.
+
+    ``optim = "auto"`` is paged_adamw_32bit on CUDA (as the original run), which is bitsandbytes'. A GPU
+    machine without bitsandbytes would fail both configurations, so both use adamw_torch there instead
+    (the same for both sides, so the ratio stays fair).
+    """
+    if device == "cuda" and importlib.util.find_spec("bitsandbytes") is None:
+        return "adamw_torch"
+    return "auto"
 
 
 def child(spec: dict) -> dict:
@@ -99,6 +115,7 @@ def child(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
 
     from engine.finetune import FinetuneConfig, run_finetune
+    from engine.models import device_info
 
     config = FinetuneConfig(
         name=spec["name"],
@@ -109,6 +126,7 @@ def child(spec: dict) -> dict:
         eval_fraction=0.0,
         logging_steps=1,
         seed=2024,
+        optim=spec.get("optim", "auto"),
         **settings(spec["name"]),
     )
     rss_before = rss_mb()
@@ -120,6 +138,10 @@ def child(spec: dict) -> dict:
     report = {
         "name": spec["name"],
         "settings": settings(spec["name"]),
+        "optim": config.optim,
+        # precision "auto" trains in bf16 exactly when this is true (a CUDA GPU with bf16).
+        "device": device_info().device,
+        "device_bf16": device_info().bf16,
         "train_seconds": result.train_seconds,
         "sequences": sequences,
         "real_tokens": tokens,
@@ -135,13 +157,8 @@ def child(spec: dict) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.child:
-        spec = json.loads(args.child)
-        print("RESULT " + json.dumps(child(spec)), flush=True)
-        return 0
-
+def run_bench(args: argparse.Namespace) -> dict:
+    """Train both configurations (each in a child process), print them, and return every figure."""
     from engine.dataset import sample_dataset_path
 
     env = dict(os.environ)
@@ -155,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(f"model {args.model}, data {dataset}, {args.steps} optimiser steps each (batch 7 x accumulation 4)")
+    optim = optimizer_for(args.device)
+    if optim != "auto":
+        print(
+            "note: bitsandbytes is not installed, so both configurations use adamw_torch, not paged_adamw_32bit"
+        )
     reports = []
     for name in ("original", "engine"):
         spec = {
@@ -164,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "output_dir": str(work / name),
             "steps": args.steps,
             "threads": args.threads,
+            "optim": optim,
         }
         proc = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(spec)],
@@ -175,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             print(proc.stderr[-4000:], file=sys.stderr)
-            print(f"error: the {name} configuration failed (exit {proc.returncode})", file=sys.stderr)
-            return 1
+            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise BenchError(f"the {name} configuration failed (exit {proc.returncode}): {last}")
         report = json.loads(lines[-1][len("RESULT ") :])
         notes = [line for line in proc.stderr.splitlines() if "note:" in line or "padding" in line.lower()]
         reports.append(report)
@@ -196,14 +219,41 @@ def main(argv: list[str] | None = None) -> int:
         )
     original, engine = reports
     key = "peak_gpu_mb" if "peak_gpu_mb" in original else "peak_rss_mb"
+    speed = engine["tokens_per_second"] / original["tokens_per_second"]
+    memory = engine[key] / original[key]
+    print(f"ratio engine/original: tokens/s {speed:.2f}x, peak memory {memory:.2f}x ({key})")
+    load_end = os.getloadavg()
     print(
-        f"ratio engine/original: tokens/s {engine['tokens_per_second'] / original['tokens_per_second']:.2f}x, "
-        f"peak memory {engine[key] / original[key]:.2f}x ({key})"
+        f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} "
+        "(cores shared with other processes)"
     )
-    load = os.getloadavg()
-    print(
-        f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (cores shared with other processes)"
-    )
+    return {
+        "model": args.model,
+        "device": args.device,
+        "steps": args.steps,
+        "original": original,
+        "engine": engine,
+        "memory_key": key,
+        "ratio_tokens_per_second": speed,
+        "ratio_peak_memory": memory,
+        "load_average_start": load[0],
+        "load_average_end": load_end[0],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        spec = json.loads(args.child)
+        print("RESULT " + json.dumps(child(spec)), flush=True)
+        return 0
+    try:
+        figures = run_bench(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

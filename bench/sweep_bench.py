@@ -16,11 +16,15 @@ process's CPU time is printed too (with ``--threads 1`` it measures the work its
     .venv/bin/python bench/sweep_bench.py                      # medium on CPU, 8 samples per cell
     .venv/bin/python bench/sweep_bench.py --baseline-cells 4   # quicker baseline, scaled
     .venv/bin/python bench/sweep_bench.py --device cuda --model phi3.5-mini-random --samples 10
+    .venv/bin/python bench/sweep_bench.py ... --json figures.json   # the figures as JSON as well
+
+``bench/gpu_check.py`` calls ``run_bench`` for its sweep section.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -31,6 +35,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 H100_BANDWIDTH = 3.35e12  # bytes/s, H100 SXM HBM3
+H200_BANDWIDTH = 4.8e12  # bytes/s, H200 HBM3e
+
+
+class BenchError(RuntimeError):
+    """The bench cannot run as asked (for example --device cuda without a GPU)."""
 
 
 @dataclass
@@ -58,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="time the sequential baseline on this many evenly spread cells and scale to 36",
     )
     parser.add_argument(
+        "--baseline-samples",
+        type=int,
+        default=0,
+        help="samples per timed baseline cell (0 = --samples); the rest is scaled like the cells",
+    )
+    parser.add_argument(
         "--batch-size", type=int, default=0, help="rows per generate call (0 = engine default)"
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -73,19 +88,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--skip-baseline", action="store_true", help="time only the engine")
+    parser.add_argument("--json", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if not 1 <= args.baseline_cells <= 36:
         parser.error("--baseline-cells must be between 1 and 36")
+    if not 0 <= args.baseline_samples <= args.samples:
+        parser.error("--baseline-samples must be between 0 and --samples")
     return args
 
 
-def make_random_adapter(model_path: str, out_dir: Path, r: int) -> Path:
+def make_random_adapter(model_path: str, out_dir: Path, r: int, device: str = "cpu") -> Path:
     """A LoRA adapter with random (non-zero) A and B on all linear layers: it changes every output."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    # On a GPU, build it there in bf16: a 3.8 B model in fp32 on the host would take longer than the sweep.
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device)
     torch.manual_seed(1234)
     config = LoraConfig(
         r=r, lora_alpha=2 * r, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM"
@@ -133,7 +153,7 @@ def time_baseline(
     calls = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     for temperature, top_p, top_k in cells:
-        for sample in range(args.samples):
+        for sample in range(args.baseline_samples or args.samples):
             result = generate_reference(
                 loaded,
                 prompt,
@@ -162,8 +182,8 @@ def weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_bench(args: argparse.Namespace) -> dict:
+    """Run both sides, print the table, and return every figure (seconds, rates, ratio, bounds)."""
     if args.device == "cpu":
         os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the engine picks CUDA whenever it sees one
     import torch
@@ -171,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but no CUDA GPU is visible", file=sys.stderr)
-        return 2
+        raise BenchError("--device cuda but no CUDA GPU is visible")
 
     from engine.models import load_model, resolve_model_path
     from engine.sampling import RowSpec, generate_rows
@@ -187,8 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     model_path = resolve_model_path(args.model)
     work = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     adapter = (
-        Path(args.adapter) if args.adapter else make_random_adapter(model_path, work / "adapter", args.lora_r)
+        Path(args.adapter)
+        if args.adapter
+        else make_random_adapter(model_path, work / "adapter", args.lora_r, args.device)
     )
+    figures: dict = {
+        "model": args.model,
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
+        "samples_per_cell": args.samples,
+        "cells": 36,
+        "variants": 2,
+        "max_new_tokens": args.max_new_tokens,
+        "load_average_start": load_start[0],
+    }
 
     config = SweepConfig(
         name="bench",
@@ -219,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
             phases.append(
                 Phase(f"(a) sequential {variant}", per_variant, seconds * scale, calls, cpu * scale)
             )
+            figures[f"baseline_{variant}"] = {
+                "timed_calls": calls,
+                "timed_seconds": seconds,
+                "seconds_per_call": seconds / calls,
+                "scale": scale,
+                "scaled_seconds": seconds * scale,
+                "decode_step_ms": seconds / calls / args.max_new_tokens * 1e3,
+            }
             note = (
                 ""
                 if calls == per_variant
@@ -230,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             if variant == "base" and args.device == "cuda":
                 step_bound = weight_bytes(loaded.model) / args.bandwidth
+                figures["weight_bytes"] = weight_bytes(loaded.model)
+                figures["bandwidth_bytes_per_s"] = args.bandwidth
+                figures["bound_decode_step_ms"] = step_bound * 1e3
                 print(
                     f"bandwidth bound: {weight_bytes(loaded.model) / 1e9:.2f} GB of weights / "
                     f"{args.bandwidth:.3g} B/s = {step_bound * 1e3:.2f} ms per decode step; one call of "
@@ -258,10 +300,27 @@ def main(argv: list[str] | None = None) -> int:
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     assert result.generated_now == 2 * per_variant, result
     phases.append(Phase("(b) engine sweep, both variants", 2 * per_variant, seconds, len(batches), cpu))
+    figures["engine"] = {
+        "rows": 2 * per_variant,
+        "generate_calls": len(batches),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "samples_per_second": 2 * per_variant / seconds,
+        # Each call makes max_new_tokens steps for all its rows (plus one prefill): time per step.
+        "decode_step_ms": seconds / (len(batches) * args.max_new_tokens) * 1e3,
+    }
     print(f"(b) engine: {2 * per_variant} rows in {len(batches)} generate calls, {seconds:.1f} s", flush=True)
     if args.device == "cuda":
         step_bound = weight_bytes(loaded.model) / args.bandwidth
         bound = step_bound * args.max_new_tokens * len(batches)
+        figures.update(
+            weight_bytes=weight_bytes(loaded.model),
+            bandwidth_bytes_per_s=args.bandwidth,
+            bound_decode_step_ms=step_bound * 1e3,
+            engine_bound_seconds=bound,
+            engine_share_of_bound=bound / seconds,
+            peak_gpu_gib=torch.cuda.max_memory_allocated() / 2**30,
+        )
         print(
             f"bandwidth bound for (b): {len(batches)} calls x {args.max_new_tokens} steps x "
             f"{step_bound * 1e3:.2f} ms = {bound:.2f} s (measured {seconds:.2f} s, {bound / seconds:.0%} of the "
@@ -286,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         scaled = "" if args.baseline_cells == 36 else f"  [scaled: {args.baseline_cells} of 36 cells timed]"
         print(_row("(a) sequential, both variants", 2 * per_variant, wall, cpu) + scaled)
         engine = phases[-1]
+        figures["baseline_seconds"] = wall
+        figures["ratio_wall"] = wall / engine.seconds
+        figures["ratio_cpu"] = cpu / engine.cpu_seconds
         print(
             f"ratio (b)/(a): {wall / engine.seconds:.1f}x in wall-clock samples/s, "
             f"{cpu / engine.cpu_seconds:.1f}x in samples per CPU-second"
@@ -300,6 +362,19 @@ def main(argv: list[str] | None = None) -> int:
         f"load average at end: {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} "
         "(other processes share these cores: both sides of the ratio ran under it)"
     )
+    figures["load_average_end"] = load_end[0]
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        figures = run_bench(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
