@@ -54,8 +54,15 @@ COMMAND_MODULES = (
 )
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other error), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"ft-hallu: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="ft-hallu",
         description="Measure what fine-tuning does to a model's hallucinations.",
     )

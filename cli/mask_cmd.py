@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from cli.common import db_path_from
 from engine import mask
@@ -145,6 +146,8 @@ def run_mask(args: argparse.Namespace) -> int:
         print("\n".join(mask.leak_report_for_rules(mask_plan.masked_records(), mask_plan.rules).lines()))
         _print_terms(mask_plan.records, args.entity, args.alias)
         return 0
+    # Every refusal of apply() first, so a bad --out never opens (or creates) the store.
+    mask.check_output(mask_plan, Path(args.out), entity=args.entity, overwrite=args.overwrite)
     with Workspace.open(db_path_from(args)) as workspace:
         _recover(workspace)
         with _sigterm_as_exit():

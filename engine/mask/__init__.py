@@ -21,6 +21,7 @@ from __future__ import annotations
 from engine.mask.apply import (
     MaskResult,
     apply,
+    check_output,
     recover_interrupted,
     require_changes,
     undo,
@@ -78,6 +79,7 @@ __all__ = [
     "RowDiff",
     "SourceInfo",
     "apply",
+    "check_output",
     "closest_spelling",
     "field_name",
     "identifying_terms",

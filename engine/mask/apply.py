@@ -58,21 +58,8 @@ def require_changes(mask_plan: MaskPlan, entity: str) -> None:
     raise UserError(f"no occurrence of {entity} in any field{where}{hint}")
 
 
-def apply(
-    mask_plan: MaskPlan,
-    out_path: str | Path,
-    store: Any = None,
-    *,
-    entity: str | None = None,
-    new_name: str | None = None,
-    overwrite: bool = False,
-) -> MaskResult:
-    """Write the accepted edits to a NEW file atomically and record the masking in ``store``.
-
-    The input is never written. An existing output is replaced only with ``overwrite=True``; its
-    old content is kept as a backup beside it so ``undo`` can restore it.
-    """
-    out = Path(out_path)
+def check_output(mask_plan: MaskPlan, out: Path, *, entity: str | None, overwrite: bool) -> None:
+    """Everything ``apply`` refuses, checked before a store is opened or a byte is written."""
     source = mask_plan.source
     require_changes(mask_plan, entity or mask_plan.rules[0].target)
     parent = first_existing_parent(out.parent)
@@ -90,6 +77,25 @@ def apply(
         raise UserError(f"{out}: is a folder, expected a file name")
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists (choose another name or overwrite it explicitly)")
+
+
+def apply(
+    mask_plan: MaskPlan,
+    out_path: str | Path,
+    store: Any = None,
+    *,
+    entity: str | None = None,
+    new_name: str | None = None,
+    overwrite: bool = False,
+) -> MaskResult:
+    """Write the accepted edits to a NEW file atomically and record the masking in ``store``.
+
+    The input is never written. An existing output is replaced only with ``overwrite=True``; its
+    old content is kept as a backup beside it so ``undo`` can restore it.
+    """
+    out = Path(out_path)
+    source = mask_plan.source
+    check_output(mask_plan, out, entity=entity, overwrite=overwrite)
     fmt = _format_for(out, source.format if source else "jsonl")
     masked = mask_plan.masked_records()
     accepted = mask_plan.accepted_edits
