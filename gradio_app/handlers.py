@@ -22,6 +22,7 @@ from engine import dataset as ds
 from engine import metrics as engine_metrics
 from engine.errors import UserError
 from engine.metrics import METRIC_LABELS, SUMMARY_METRICS
+from engine.metrics.catalog import Show, cell_metrics_shown
 from engine.models import LoadedModel
 from engine.sampling import RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
@@ -32,7 +33,8 @@ ALL = "all"
 NO_ADAPTER_TEXT = "(no adapter loaded: start the app with --adapter DIR to compare a fine-tuned model)"
 # Metrics shown first in the heatmap picker and the live N-samples table.
 MAIN_METRICS = SUMMARY_METRICS
-CELL_TABLE_METRICS = ("refusal_rate", "grounding", "conflict_rate", "semantic_entropy", "majority_share")
+CELL_TABLE_METRICS = SUMMARY_METRICS  # the stored cells table
+LIVE_TABLE_METRICS = cell_metrics_shown(Show.TABLE)  # the live N-samples cell metrics
 SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "conflict", "degenerate")
 
 
@@ -327,7 +329,7 @@ class AppHandlers:
                 ],
                 SAMPLE_COLUMNS,
             )
-        names = [m for m in (*MAIN_METRICS, "distinct_1", "mean_words", "n_clusters") if m in cells["base"]]
+        names = [m for m in LIVE_TABLE_METRICS if m in cells["base"]]
         metric_rows = [
             {
                 "metric": METRIC_LABELS.get(name, (name, ""))[0],
