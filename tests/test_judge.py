@@ -115,3 +115,35 @@ def test_rejected_key_is_one_clear_error_without_the_key(scored, monkeypatch) ->
     monkeypatch.delenv("FT_JUDGE_KEY")
     with pytest.raises(UserError, match=r"no API key: set FT_JUDGE_KEY"):
         jd.judge_sweep(store, sweep_id, _config(stub))
+
+
+def test_judge_and_calibrate_commands_name_the_judge(scored, tmp_path, monkeypatch, capsys) -> None:
+    from cli import main
+    from engine.report import write_report
+
+    store, sweep_id = scored
+    db = str(tmp_path / "ft.db")
+    monkeypatch.setenv("FT_JUDGE_KEY", SECRET)
+    with running_stub() as stub:
+        args = [
+            "--db",
+            db,
+            "judge",
+            "--sweep",
+            str(sweep_id),
+            "--model",
+            "judge-1",
+            "--base-url",
+            stub.base_url,
+        ]
+        assert main([*args, "--api-key-env", "FT_JUDGE_KEY", "--env-file", ""]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("judge: judge-1: 5 claim(s), 3 cell(s);") and SECRET not in printed
+    assert main(["--db", db, "calibrate", "--sweep", str(sweep_id), "--judge-model", "judge-1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    judged = [line for line in lines if line.startswith("judge_claim_grounding (judge: judge-1)")]
+    assert judged and "not enough labels" in judged[0]
+    paths = write_report(store, sweep_id, tmp_path / "report", method="lexical")
+    markdown = paths.markdown.read_text()
+    assert "| judge: judge-1 |" in markdown and "contradicted (negation)" in markdown
+    assert "[[bicycles]]" in markdown
