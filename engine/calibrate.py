@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.metrics import catalog
+
 MIN_LABELS = 20  # fewer labelled, scored samples than this: "not enough labels"
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 2024
@@ -239,24 +241,47 @@ def _is_nan(value: Any) -> bool:
 
 # ---------------------------------------------------------------- the scores of a sweep
 
-# What `ft-hallu calibrate` checks. Degenerate/conflict/refusal are 0/1 flags; their AUROC is
-# (TPR + TNR) / 2 of the flag.
+
+def _hallucination_score(name: str, kind: str = "sample") -> ScoreSpec:
+    """A catalogue metric calibrated against hallucinated-vs-faithful, label and direction from there."""
+    spec = catalog.sample_metric(name) if kind == "sample" else catalog.cell_metric(name)
+    if spec.higher_is_better is None:
+        raise ValueError(f"{name}: the catalogue gives it no direction to calibrate")
+    # A score that is better when higher (grounding) flags a hallucination when it is low.
+    level = "sample" if kind == "sample" else "cell"
+    return ScoreSpec(name, spec.label, not spec.higher_is_better, "hallucinated", level=level)
+
+
+def _refusal_score() -> ScoreSpec:
+    return ScoreSpec("refusal", catalog.sample_metric("refusal").label, True, "refusal")
+
+
+# What `ft-hallu calibrate` checks: the catalogue's hallucination scores (0/1 flags such as
+# conflict and degenerate get the AUROC (TPR + TNR) / 2 of the flag), the refusal detector, and
+# the scores that exist only for calibration (pooled entropy) or only with a judge.
 SCORES: tuple[ScoreSpec, ...] = (
-    ScoreSpec("claim_grounding", "claim-level grounding", False, "hallucinated"),
-    ScoreSpec("grounding", "grounding in sources (terms)", False, "hallucinated"),
-    ScoreSpec("conflict", "number/name conflict", True, "hallucinated"),
-    ScoreSpec("degenerate", "degenerate text", True, "hallucinated"),
-    ScoreSpec("refusal", "refusal / don't know", True, "refusal"),
-    ScoreSpec("semantic_entropy", "semantic entropy (cell)", True, "hallucinated", level="cell"),
+    _hallucination_score("claim_grounding"),
+    _hallucination_score("grounding"),
+    _hallucination_score("conflict"),
+    _hallucination_score("degenerate"),
+    _refusal_score(),
+    _hallucination_score("semantic_entropy", "cell"),
     ScoreSpec(
         "semantic_entropy_pooled",
-        "semantic entropy (variant x temperature, pooled over top_p/top_k)",
+        "semantic entropy, all samples of a variant at one temperature (over top_p/top_k)",
         True,
         "hallucinated",
         level="cell",
     ),
-    ScoreSpec("judge_claim_grounding", "judge claim grounding", False, "hallucinated", judge=True),
-    ScoreSpec("judge_semantic_entropy", "judge semantic entropy (cell)", True, "hallucinated", "cell", True),
+    ScoreSpec("judge_claim_grounding", "judge claim grounding (optional)", False, "hallucinated", judge=True),
+    ScoreSpec(
+        "judge_semantic_entropy",
+        "judge semantic entropy by entailment (optional)",
+        True,
+        "hallucinated",
+        level="cell",
+        judge=True,
+    ),
 )
 
 
