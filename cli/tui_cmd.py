@@ -25,5 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from tui.app import FtHalluApp
 
     with Workspace.open(db_path_from(args)) as workspace:
-        result = FtHalluApp(workspace, start=args.step).run()
+        app = FtHalluApp(workspace, start=args.step)
+        result = app.run()
+        # The screen is restored by now; work this process still finishes is said, never a blank wait.
+        for line in app.left_stopping:
+            print(f"ft-hallu tui: {line}", flush=True)
+        for job_line in app.left_running:
+            print(f"ft-hallu tui: {job_line}", flush=True)
     return int(result or 0)

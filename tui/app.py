@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from engine.workspace import Workspace
+from tui.dialogs import ChoiceScreen
 from tui.prefs import default_prefs_path, load_prefs, save_prefs
 from tui.screens.base import error_line
 from tui.screens.finetune import FinetuneScreen
@@ -45,6 +46,7 @@ class FtHalluApp(App[int]):
     """
 
     TITLE = "ft-hallu"
+    NOTIFICATION_TIMEOUT = 4  # seconds; errors stay ERROR_SECONDS (nothing waits for a key press)
     SUB_TITLE = "fine-tuning vs hallucinations"
     CSS_PATH = "app.tcss"
     MODES = {name: SCREENS[name] for name in STEP_NAMES}
@@ -66,6 +68,10 @@ class FtHalluApp(App[int]):
         self.prefs: dict[str, Any] = load_prefs(self.prefs_path)
         remembered = self.prefs.get("last_step")
         self.start_step = start or (remembered if remembered in STEP_NAMES else "generate")
+        self.handoffs: dict[str, dict[str, str]] = {}
+        # What was still stopping in this process when the TUI closed (cli.tui_cmd says so).
+        self.left_stopping: list[str] = []
+        self.left_running: list[str] = []  # jobs that keep running after the TUI quits
 
     # ------------------------------------------------------------ lifecycle
 
@@ -82,7 +88,60 @@ class FtHalluApp(App[int]):
         except OSError as exc:
             self.notify(f"could not save preferences: {exc}", severity="warning", markup=False)
 
+    # ------------------------------------------------------------ hand-offs between steps
+
+    def handoff(self, step: str, values: dict[str, Any]) -> None:
+        """Pre-fill ``step``'s fields (input id -> value) with what this step just wrote.
+
+        Applied when that step is shown next, and kept in the preferences for the next run.
+        """
+        text_values = {key: "" if value is None else str(value) for key, value in values.items()}
+        self.handoffs.setdefault(step, {}).update(text_values)
+        saved = self.prefs.get(step)
+        self.prefs[step] = {**(saved if isinstance(saved, dict) else {}), **text_values}
+        self.write_prefs()
+
+    def take_handoff(self, step: str) -> dict[str, str]:
+        return self.handoffs.pop(step, {})
+
+    # ------------------------------------------------------------ quitting
+
+    def busy_work(self) -> list[str]:
+        lines: list[str] = []
+        for screen in self._all_step_screens():
+            busy = getattr(screen, "busy_work", None)
+            if busy is not None:
+                try:
+                    lines.extend(busy())
+                except Exception:  # noqa: BLE001 - a screen that cannot say is treated as idle
+                    pass
+        return list(dict.fromkeys(lines))  # a job listed by two screens is said once
+
     async def action_quit(self) -> None:
+        """Quit at once when nothing runs; otherwise say what keeps running (jobs) and what stops."""
+        busy = self.busy_work()
+        if not busy:
+            self.quit_now()
+            return
+        question = "\n".join(f"- {line}" for line in busy)
+        self.push_screen(
+            ChoiceScreen(
+                "Quit with work in progress?",
+                question,
+                [("y", "Quit now (jobs keep running; ft-hallu tui reattaches)", True), ("n", "Stay", False)],
+            ),
+            lambda answer: self.quit_now() if answer else None,
+        )
+
+    def quit_now(self) -> None:
+        self.left_running = [line for line in self.busy_work() if "keeps running" in line]
+        for screen in self._all_step_screens():
+            stop = getattr(screen, "stop_for_quit", None)
+            if stop is not None:
+                try:
+                    self.left_stopping.extend(stop())
+                except Exception:  # noqa: BLE001 - quitting never fails
+                    pass
         for screen in self._all_step_screens():
             remember = getattr(screen, "remember", None)
             if remember is not None:
@@ -98,7 +157,7 @@ class FtHalluApp(App[int]):
     def _all_step_screens(self) -> list[Screen]:
         screens: list[Screen] = []
         for stack in self._screen_stacks.values():
-            screens.extend(stack)
+            screens.extend(screen for screen in stack if screen not in screens)
         return screens
 
     # ------------------------------------------------------------ navigation

@@ -18,13 +18,15 @@ from rich.text import Text
 from textual import work
 from textual.actions import SkipAction
 from textual.containers import Horizontal
+from textual.events import Resize
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Footer, Input, Label, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
 from engine.workspace import Workspace
+from tui.dialogs import ChoiceScreen
 from tui.steps import STEPS
 
 if TYPE_CHECKING:
@@ -47,6 +49,34 @@ def step_bar(current: str) -> Static:
 def step_footer() -> Footer:
     """The key footer of every step (the palette key is in the step bar instead)."""
     return Footer(show_command_palette=False, compact=True)
+
+
+MIN_SIZE = (80, 24)
+ERROR_SECONDS = 8  # errors stay a little longer than other notifications (App.NOTIFICATION_TIMEOUT)
+
+
+def too_small_text(width: int, height: int) -> str:
+    return (
+        f"Terminal {width}x{height} is too small: ft-hallu needs {MIN_SIZE[0]}x{MIN_SIZE[1]}. "
+        "Enlarge the window (ctrl+q quits)."
+    )
+
+
+def wrapped_log(log_id: str, max_lines: int = 500) -> RichLog:
+    """A log whose long lines wrap instead of being cut (and that grows with its container)."""
+    return RichLog(id=log_id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
+
+
+def log_text(log: RichLog) -> str:
+    """What a wrapped log holds, as plain text (for tests and checks)."""
+    return "\n".join(strip.text for strip in log.lines)
+
+
+def job_line(job: Any) -> str:
+    """How quitting names a job that keeps running (the same words on every screen)."""
+    return (
+        f"{job.kind} job {job.id} ({job.ref}, {job.name}, {job.state}) keeps running; ft-hallu tui reattaches"
+    )
 
 
 def error_line(exc: BaseException) -> str:
@@ -120,6 +150,8 @@ class StepScreen(Screen):
 
     STEP: ClassVar[str] = ""
     TITLE_TEXT: ClassVar[str] = ""
+    # Width of the form labels; a screen with longer labels sets it from them (never cut).
+    LABEL_WIDTH: ClassVar[int] = 16
     compose_error: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -146,8 +178,10 @@ class StepScreen(Screen):
 
     def field(self, label: str, input_id: str, value: Any = "", placeholder: str = "") -> Horizontal:
         """A one-line 'label  [input]' row; the label says what the field holds."""
+        caption = Label(label, classes="field-label")
+        caption.styles.width = max(self.LABEL_WIDTH, len(label) + 1)
         return Horizontal(
-            Label(label, classes="field-label"),
+            caption,
             Input(value="" if value is None else str(value), id=input_id, placeholder=placeholder),
             classes="field",
         )
@@ -181,6 +215,64 @@ class StepScreen(Screen):
             for widget in self.query(Input):
                 if widget.id and isinstance(saved.get(widget.id), str):
                     widget.value = saved[widget.id]
+        # Textual also calls this for each subclass's own on_mount (MRO dispatch): mount once.
+        if not self.query("#too-small"):
+            self.mount(Static("", id="too-small", classes="too-small"), before=0)
+        self.check_size(self.app.size.width, self.app.size.height)
+        self.take_handoff()
+
+    @guarded
+    def on_screen_resume(self) -> None:
+        self.take_handoff()
+        self.check_size(self.app.size.width, self.app.size.height)
+
+    @guarded
+    def on_resize(self, event: Resize) -> None:
+        self.check_size(event.size.width, event.size.height)
+
+    def check_size(self, width: int, height: int) -> None:
+        """Below 80x24 a clear note says so at the top instead of a silently broken layout."""
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        for note in self.query("#too-small").results(Static):
+            note.update(too_small_text(width, height) if small else "")
+            note.display = small
+
+    def take_handoff(self) -> None:
+        """Fill the fields another step handed on (what it just wrote), and say so once."""
+        values = self.ft_app.take_handoff(self.STEP)
+        if not values:
+            return
+        filled = []
+        for input_id, value in values.items():
+            found = self.query(f"#{input_id}").results(Input)
+            for widget in found:
+                widget.value = str(value)
+                filled.append(f"{input_id.split('-', 1)[-1]} = {value}")
+        if filled:
+            self.handoff_filled(filled)
+            self.notify("Filled in: " + "; ".join(filled), title=self.TITLE_TEXT, timeout=6, markup=False)
+
+    def handoff_filled(self, filled: list[str]) -> None:
+        """Hook: a screen that shows hand-offs in place (or reloads) does it here."""
+
+    def busy_work(self) -> list[str]:
+        """What this step is doing that quitting would affect, one line each ([] when idle)."""
+        return []
+
+    def ask(self, title: str, question: str, answers: list[tuple[str, str, Any]], then: Callable) -> None:
+        """Ask in a modal; ``then(answer)`` runs (guarded) with the chosen value (None: escape)."""
+
+        def answered(answer: Any) -> None:
+            try:
+                then(answer)
+            except Exception as exc:  # noqa: BLE001 - a failing follow-up is reported, never a crash
+                self.report_error(exc)
+
+        self.app.push_screen(ChoiceScreen(title, question, answers), answered)
+
+    def confirm(self, title: str, question: str, yes: str, then: Callable[[], None]) -> None:
+        """A yes/no question; ``then()`` runs only on yes."""
+        self.ask(title, question, [("y", yes, True), ("n", "No, leave it", False)], lambda a: a and then())
 
     def remember(self) -> None:
         """Save this screen's form values (called when the operator starts something and on exit)."""
@@ -194,7 +286,7 @@ class StepScreen(Screen):
             line = f"{where}: {line}"
         # markup=False: a path or message with [brackets] is shown as written.
         heading = title or (f"{self.TITLE_TEXT} error" if self.TITLE_TEXT else "error")
-        self.notify(line, title=heading, severity="error", timeout=8, markup=False)
+        self.notify(line, title=heading, severity="error", timeout=ERROR_SECONDS, markup=False)
         return line
 
 

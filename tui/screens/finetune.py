@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,27 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import DataTable, Input, RichLog, Static
 
+from engine import finetune as finetune_engine
+from engine.dataset import write_atomic
 from engine.errors import UserError
 from engine.files import resolve_from
 from engine.finetune import FinetuneConfig, config_from_dict
 from engine.launch import ClusterSettings, load_cluster_settings
+from engine.paths import data_dir
 from engine.workspace import Job
-from tui.screens.base import StepScreen, error_line, guarded, parse_int, step_bar, step_footer, step_worker
+from tui.screens.base import (
+    StepScreen,
+    error_line,
+    guarded,
+    job_line,
+    parse_int,
+    step_bar,
+    step_footer,
+    step_worker,
+    wrapped_log,
+)
 
 LAUNCHERS = ("local", "slurm")
 POLL_SECONDS = 1.0
@@ -43,6 +57,28 @@ CLUSTER_FIELDS: tuple[tuple[str, str, str], ...] = (
 
 def _field_id(name: str) -> str:
     return f"ft-{name}"
+
+
+def config_slug(name: str) -> str:
+    """The file name the workspace gives a launched config (<data>/configs/<slug>.toml)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "finetune"
+
+
+def launcher_words(line: str) -> str:
+    """Engine messages name CLI flags; on this screen the same choice is the launcher field."""
+    return line.replace("use --local", "set launcher to local").replace("with --local", "with launcher local")
+
+
+def cli_command(kind: str, config_path: str, launcher: str, cluster_file: str, extra: str = "") -> str:
+    """The shell command that launches the same thing as this form."""
+    parts = ["ft-hallu", "launch", kind, "--config", config_path or "CONFIG.toml"]
+    if extra:
+        parts.append(extra)
+    if launcher == "local":
+        parts.append("--local")
+    elif cluster_file:
+        parts += ["--cluster", cluster_file]
+    return " ".join(parts)
 
 
 def _format_default(value: Any) -> str:
@@ -96,11 +132,15 @@ def elapsed_text(started: str | None, finished: str | None, now: dt.datetime | N
 class FinetuneScreen(StepScreen):
     STEP = "finetune"
     TITLE_TEXT = "Fine-tune"
+    # The longest field name fits whole (gradient_accumulation_steps), never cut.
+    LABEL_WIDTH = max(len(item.name) for item in dataclasses.fields(FinetuneConfig)) + 1
     BINDINGS = [
         Binding("ctrl+r", "launch", "Launch"),
         Binding("ctrl+t", "cancel_job", "Cancel job"),
         Binding("ctrl+g", "focus_widget('ft-jobs')", "Jobs"),
-        Binding("ctrl+o", "focus_form", "Form"),
+        Binding("ctrl+f", "focus_form", "Form"),
+        Binding("ctrl+o", "load_toml", "Load TOML", tooltip="Fill the form from the config TOML file"),
+        Binding("ctrl+s", "save_toml", "Save TOML", tooltip="Write the form to the config TOML file"),
     ]
 
     class Launched(Message):
@@ -125,6 +165,7 @@ class FinetuneScreen(StepScreen):
         self.shown_tail: tuple[int | None, str] = (None, "")
         self.launching = False
         self.first_poll = True
+        self.handed_jobs: set[int] = set()  # fine-tunes whose adapter was handed to Sweep
 
     def compose(self) -> ComposeResult:
         defaults = FinetuneConfig()
@@ -136,12 +177,14 @@ class FinetuneScreen(StepScreen):
             for input_id, label, placeholder in CLUSTER_FIELDS:
                 yield self.field(label, input_id, "", placeholder)
             yield Static("config", classes="section")
+            yield self.field("config TOML", "ft-config-file", "", "ctrl+o loads it, ctrl+s saves the form")
             for item in dataclasses.fields(FinetuneConfig):
                 yield self.field(
                     item.name, _field_id(item.name), _format_default(getattr(defaults, item.name))
                 )
+        yield Static("", id="ft-cli", classes="hint")
         yield DataTable(id="ft-jobs", cursor_type="row", zebra_stripes=True)
-        yield Log(id="ft-log", max_lines=500)
+        yield wrapped_log("ft-log")
         yield step_footer()
 
     def on_mount(self) -> None:
@@ -153,9 +196,48 @@ class FinetuneScreen(StepScreen):
             self.selected_job = remembered
         self.poll_jobs()
         self.set_interval(POLL_SECONDS, self.poll_jobs)
+        self.show_cli()
 
     def action_focus_form(self) -> None:
         self.query_one("#ft-launcher").focus()
+
+    # ------------------------------------------------------------ TOML and the CLI command
+
+    def config_path(self) -> str:
+        """The TOML this form is saved to / launched from."""
+        typed = self.value("ft-config-file")
+        if typed:
+            return typed
+        return str(data_dir() / "configs" / f"{config_slug(self.value('ft-name') or 'finetune')}.toml")
+
+    def show_cli(self) -> None:
+        command = cli_command(
+            "finetune", self.config_path(), self.value("ft-launcher").lower(), self.value("ft-cluster-file")
+        )
+        self.query_one("#ft-cli", Static).update(Text(f"CLI: {command}", style="dim"))
+
+    @guarded
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("ft-config-file", "ft-name", "ft-launcher", "ft-cluster-file"):
+            self.show_cli()
+
+    def action_load_toml(self) -> None:
+        path = self.value("ft-config-file")
+        if not path:
+            raise UserError("config TOML: give the file to load (e.g. configs/finetune.tiny.toml)")
+        config = finetune_engine.load_config(Path(path).expanduser())  # checked: names file and field
+        for item in dataclasses.fields(FinetuneConfig):
+            self.set_value(_field_id(item.name), _format_default(getattr(config, item.name)))
+        self.notify(f"Loaded {path}.", markup=False)
+
+    def action_save_toml(self) -> None:
+        path = self.value("ft-config-file")
+        if not path:
+            raise UserError("config TOML: give the file to save to (e.g. my-finetune.toml)")
+        config = self.build_config()
+        target = Path(path).expanduser()
+        write_atomic(target, finetune_engine.config_to_toml(config))
+        self.notify(f"Saved {target}.", markup=False)
 
     # ------------------------------------------------------------ launch
 
@@ -200,6 +282,26 @@ class FinetuneScreen(StepScreen):
         config = self.build_config()
         cluster = self.build_cluster()
         self.remember()
+        job_name = f"ft-hallu-{config.name}"
+        for job in self.jobs.values():  # the run name is checked now, not by a job failing later
+            if job.name == job_name and not job.finished:
+                raise UserError(
+                    f"name: job {job.id} ({job.ref}) named {config.name!r} is still {job.state}; "
+                    "pick another name or cancel it (ctrl+t)"
+                )
+        output = config.resolved_output_dir()
+        if output.is_dir() and any(output.iterdir()) and not config.overwrite:
+            self.confirm(
+                "Overwrite the adapter?",
+                f"{output} already holds a run (name {config.name!r}). Train again and overwrite it? "
+                "(n: change name or output_dir instead)",
+                "Yes, overwrite it",
+                lambda: self.start_launch(dataclasses.replace(config, overwrite=True), cluster, launcher),
+            )
+            return
+        self.start_launch(config, cluster, launcher)
+
+    def start_launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher: str) -> None:
         self.launching = True
         self.notify(f"Submitting {config.name} ({launcher})...")
         self._launch(config, cluster, launcher)
@@ -207,7 +309,18 @@ class FinetuneScreen(StepScreen):
     @step_worker(group="ft-launch")
     def _launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher_name: str) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed.
+        # The job's own checks run here first, so a bad dataset or output folder is said now,
+        # not by a job that exits 2 seconds after it was queued.
+        finetune_engine.check_inputs(config)
         self.post_message(self.Launched(self.workspace.launch_finetune(config, cluster, launcher_name)))
+
+    def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
+        if isinstance(exc, UserError):
+            exc = UserError(launcher_words(str(exc)))
+        return super().report_error(exc, where=where, title=title)
+
+    def busy_work(self) -> list[str]:
+        return [job_line(job) for job in self.jobs.values() if not job.finished]
 
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "ft-launch":
@@ -264,14 +377,16 @@ class FinetuneScreen(StepScreen):
                 Text(job.name),
                 job.state,
                 elapsed_text(job.started_at or job.submitted_at, job.finished_at),
-                Text((job.detail or "")[:60]),
+                Text(job.detail or ""),  # whole: the table scrolls sideways, the log below wraps
             )
             for job in message.jobs
         }
+        self.hand_on_adapters(previous, message.jobs)
         if list(previous) == list(self.jobs) and table.row_count == len(rows):
             for job_id, values in rows.items():
                 for column, value in zip(table.columns, values, strict=False):
-                    table.update_cell(str(job_id), column, value)
+                    # update_width: a state that grows (RUNNING -> COMPLETED) widens its column.
+                    table.update_cell(str(job_id), column, value, update_width=True)
         else:
             table.clear()
             for job_id, values in rows.items():
@@ -289,10 +404,30 @@ class FinetuneScreen(StepScreen):
             ):
                 table.move_cursor(row=table.get_row_index(str(message.tail_job)))
             if self.shown_tail != (message.tail_job, message.tail):
-                log = self.query_one("#ft-log", Log)
+                log = self.query_one("#ft-log", RichLog)
                 log.clear()
-                log.write(message.tail)
+                for line in message.tail.splitlines():
+                    log.write(Text(line))
                 self.shown_tail = (message.tail_job, message.tail)
+
+    def hand_on_adapters(self, previous: dict[int, Job], jobs: list[Job]) -> None:
+        """A fine-tune seen finishing here hands its adapter (and base model) to the Sweep form."""
+        for job in jobs:
+            was = previous.get(job.id)
+            if job.kind == "sweep" or job.state != "COMPLETED" or job.id in self.handed_jobs:
+                continue
+            if was is None or was.finished:
+                continue  # finished before this TUI looked: the operator chooses
+            self.handed_jobs.add(job.id)
+            raw = job.config.get("finetune") or {}
+            table = raw.get("finetune", raw) if isinstance(raw, dict) else {}
+            values = {"sw-adapter": job.output_dir}
+            if isinstance(table.get("base_model"), str):
+                values["sw-base"] = table["base_model"]
+            self.ft_app.handoff("sweep", values)
+            self.notify(
+                f"Job {job.id} finished: F4 sweeps its adapter {job.output_dir} (filled in).", markup=False
+            )
 
     @on(DataTable.RowHighlighted, "#ft-jobs")
     @guarded
@@ -314,6 +449,15 @@ class FinetuneScreen(StepScreen):
         if job.finished:
             self.notify(f"Job {job.id} already finished: {job.state}.", severity="warning")
             return
+        self.confirm(
+            "Cancel the job?",
+            f"Cancel job {job.id} ({job.ref}, {job.name}, {job.state})? Its training stops; "
+            "what it wrote so far stays in its folder.",
+            "Yes, cancel it",
+            lambda: self.start_cancel(job),
+        )
+
+    def start_cancel(self, job: Job) -> None:
         self.notify(f"Cancelling job {job.id} ({job.ref})...")
         self._cancel(job)
 

@@ -16,12 +16,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Log, ProgressBar, Static
+from textual.widgets import Input, ProgressBar, RichLog, Static
 
 from engine import generate as gen
 from engine.errors import UserError
 from engine.workspace import QaSource
-from tui.screens.base import StepScreen, parse_int, step_bar, step_footer, step_worker
+from tui.screens.base import (
+    StepScreen,
+    error_line,
+    guarded,
+    parse_int,
+    step_bar,
+    step_footer,
+    step_worker,
+    wrapped_log,
+)
+
+# Fields whose change moves the default output folder (it follows the current source).
+SOURCE_FIELDS = ("gen-ticker", "gen-year", "gen-filing", "gen-name")
 
 
 class _StopRequested(Exception):
@@ -63,15 +75,17 @@ class GenerateScreen(StepScreen):
             )
 
     class Finished(Message):
-        def __init__(self, summary: str, stopped: bool) -> None:
+        def __init__(self, summary: str, stopped: bool, dataset_path: str | None = None) -> None:
             super().__init__()
-            self.summary, self.stopped = summary, stopped
+            self.summary, self.stopped, self.dataset_path = summary, stopped, dataset_path
 
     def __init__(self) -> None:
         super().__init__()
         self._stop = threading.Event()
         self.running = False
         self.engine_error: str | None = None
+        self.auto_out = ""  # the output folder this screen filled in itself (follows the source)
+        self.out_dir = ""  # the folder of the current run (its finished chunks are what resumes)
 
     def compose(self) -> ComposeResult:
         try:
@@ -105,20 +119,22 @@ class GenerateScreen(StepScreen):
             yield self.field("max items", "gen-max-items", "", "cap on the merged set (empty: all)")
             yield self.field("workers", "gen-workers", d["workers"])
             yield self.field("name", "gen-name", "", "default: TICKER-YEAR or the file name")
-            yield self.field("output folder", "gen-out", "", "same folder again = resume")
+            yield self.field("output folder", "gen-out", "", "follows the source; same folder = resume")
         yield Static("", id="gen-key", classes="hint")
-        yield ProgressBar(id="gen-progress", show_eta=True)
+        # A total from the start: an empty bar while idle, not the indeterminate animation.
+        yield ProgressBar(id="gen-progress", total=1, show_eta=True)
         yield Static(
             "Idle. ctrl+r starts; running it again on the same folder resumes.",
             id="gen-status",
             classes="status",
         )
         yield Static("", id="gen-error", classes="error")
-        yield Log(id="gen-items", max_lines=300)
+        yield wrapped_log("gen-items", max_lines=300)
         yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.auto_out = self.value("gen-out") if self.value("gen-out") == self.default_out() else ""
         if self.engine_error:
             self.query_one("#gen-error", Static).update(Text(self.engine_error))
         else:
@@ -153,10 +169,38 @@ class GenerateScreen(StepScreen):
             )
         )
 
-    def build_config(self) -> tuple[gen.GenerateConfig, QaSource]:
+    def default_out(self) -> str:
+        """The output folder for the current source and name ('' while no source is given)."""
         ticker, filing = self.value("gen-ticker"), self.value("gen-filing")
         if bool(ticker) == bool(filing):
-            raise UserError("source: give either a ticker (with a year) or a local filing, not both")
+            return ""
+        name = self.value("gen-name")
+        if not name:
+            name = f"{ticker.upper()}-{self.value('gen-year')}" if ticker else Path(filing).stem
+        try:
+            return str(gen.output_dir_for(name))
+        except Exception:  # noqa: BLE001 - a half-typed name: keep the folder as it is
+            return ""
+
+    @guarded
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """The output folder follows the source unless the operator typed one of their own."""
+        if event.input.id not in SOURCE_FIELDS:
+            return
+        current = self.value("gen-out")
+        if current and current != self.auto_out:
+            return  # typed by hand: theirs
+        new = self.default_out()
+        if new != current:
+            self.auto_out = new
+            self.set_value("gen-out", new)
+
+    def build_config(self) -> tuple[gen.GenerateConfig, QaSource]:
+        ticker, filing = self.value("gen-ticker"), self.value("gen-filing")
+        if not ticker and not filing:
+            raise UserError("source: give a ticker (with a year) or a local filing")
+        if ticker and filing:
+            raise UserError("source: give either a ticker or a local filing, not both (clear one)")
         if ticker:
             year = parse_int(self.value("gen-year"), field_name="year")
             if year is None:
@@ -203,7 +247,8 @@ class GenerateScreen(StepScreen):
         self._stop.clear()
         self.running = True
         self.query_one("#gen-error", Static).update("")
-        self.query_one("#gen-items", Log).clear()
+        self.query_one("#gen-items", RichLog).clear()
+        self.out_dir = config.output_dir
         self.query_one("#gen-status", Static).update(Text("Reading the filing..."))
         self._run(config, source)
 
@@ -217,8 +262,16 @@ class GenerateScreen(StepScreen):
     @step_worker(group="generate", exclusive=True)
     def _run(self, config: gen.GenerateConfig, source: QaSource) -> None:
         raw_path = Path(config.output_dir).resolve() / gen.RAW_ITEMS_FILE
+        gen.resolve_api_key(config.endpoint)  # a missing key is its own message, before any phase
+        # Which side failed: reading the source (EDGAR or a file) until the engine starts sending.
+        if source.ticker:
+            phase = [f"EDGAR ({source.ticker} {source.year} {source.form})"]
+        else:
+            phase = [f"reading {source.filing}"]
+        endpoint = f"endpoint {config.endpoint.base_url or 'api.openai.com'} ({config.endpoint.model})"
 
         def on_progress(event) -> None:
+            phase[0] = endpoint
             text = ""
             if event.kind == "chunk_done" and event.chunk_id:
                 record = gen.read_raw_records(raw_path).get(event.chunk_id, {})
@@ -239,20 +292,46 @@ class GenerateScreen(StepScreen):
         except _StopRequested:
             self.post_message(self.Finished(f"stopped; finished chunks kept in {raw_path}", True))
             return
+        except Exception as exc:  # noqa: BLE001 - name the side that failed; the line says the rest
+            raise UserError(f"{phase[0]}: {error_line(exc)}") from exc
         # Any other failure is reported by StepScreen.on_worker_state_changed -> worker_failed.
         summary = (
             f"{result.items} items from {result.chunks_total} chunks ({result.chunks_sent} sent now) "
             f"-> {result.dataset_path}"
         )
-        self.post_message(self.Finished(summary, False))
+        self.post_message(self.Finished(summary, False, str(result.dataset_path)))
+
+    def chunks_on_disk(self) -> int:
+        if not self.out_dir:
+            return 0
+        raw_path = Path(self.out_dir).resolve() / gen.RAW_ITEMS_FILE
+        try:
+            return len(gen.read_raw_records(raw_path)) if raw_path.is_file() else 0
+        except Exception:  # noqa: BLE001 - an unreadable file: nothing to resume from
+            return 0
 
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "generate":  # finished chunks stay on disk for resume
             self.running = False
-            self.query_one("#gen-status", Static).update(
-                Text("Failed; ctrl+r resumes with the chunks already done.", style="bold red")
+            kept = self.chunks_on_disk()
+            again = (
+                f"ctrl+r resumes with the {kept} chunk(s) already done."
+                if kept
+                else "No chunk was finished; ctrl+r starts again."
             )
+            self.query_one("#gen-status", Static).update(Text(f"Failed. {again}", style="bold red"))
             self.query_one("#gen-error", Static).update(Text(line))
+
+    def busy_work(self) -> list[str]:
+        if not self.running:
+            return []
+        return ["Generate runs in this TUI: quitting stops it after the current chunk (kept; ctrl+r resumes)"]
+
+    def stop_for_quit(self) -> list[str]:
+        if not self.running:
+            return []
+        self._stop.set()
+        return [f"generation stopping after the current chunk; finished chunks are kept in {self.out_dir}"]
 
     def on_generate_screen_event(self, message: Event) -> None:
         bar = self.query_one("#gen-progress", ProgressBar)
@@ -260,18 +339,19 @@ class GenerateScreen(StepScreen):
         self.query_one("#gen-status", Static).update(
             Text(f"{message.done}/{message.total} chunks, {message.items} items")
         )
-        log = self.query_one("#gen-items", Log)
+        log = self.query_one("#gen-items", RichLog)
         if message.kind in ("retry", "chunk_failed"):
             self.query_one("#gen-error", Static).update(Text(f"{message.chunk_id}: {message.text}"))
-            log.write_line(f"! {message.chunk_id}: {message.text}")
+            log.write(Text(f"! {message.chunk_id}: {message.text}", style="red"))
         elif message.text:
             for line in message.text.splitlines():
-                log.write_line(line)
+                log.write(Text(line))
 
     def on_generate_screen_finished(self, message: Finished) -> None:
         self.running = False
         status = self.query_one("#gen-status", Static)
         style = "yellow" if message.stopped else "bold green"
         status.update(Text(("Stopped: " if message.stopped else "Done: ") + message.summary, style=style))
-        if not message.stopped:
-            self.notify("Generation finished. F2 masks the new set.")
+        if not message.stopped and message.dataset_path:
+            self.ft_app.handoff("mask", {"mask-file": message.dataset_path, "mask-out": ""})
+            self.notify("Generation finished. F2 masks the new set (its file is filled in).")

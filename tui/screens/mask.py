@@ -21,8 +21,6 @@ from engine.errors import UserError
 from engine.workspace import MaskPlan, MaskResult, MaskUndo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
-CONTEXT_CHARS = 40  # characters of text shown either side of a change
-
 
 class ToggleTable(DataTable):
     """A row table whose highlighted row is accepted / rejected with space (or x)."""
@@ -45,12 +43,21 @@ class ToggleTable(DataTable):
                 self.post_message(self.Toggled(self, key))
 
 
+def row_place(plan: Any, row: int, line: int) -> str:
+    """Where a row is: a line of a JSONL file, or the n-th record of a JSON array (not a line)."""
+    if plan.source is None:
+        return f"row {row}"
+    name = Path(plan.source.path).name
+    if plan.source.format == "jsonl":
+        return f"{name} line {line}"
+    return f"{name} record {row}"
+
+
 def highlight_row(plan: Any, row: int) -> Text:
-    """The row's changed fields, each change shown as [old] -> [new] inside its surrounding text."""
+    """The row's changed fields in full (wrapped by the view), each change shown as old -> new."""
     diff = plan.row_diff(row)
     text = Text()
-    where = f"{plan.source.path}:{diff.line}" if plan.source else f"row {row}"
-    text.append(f"row {row} ({where})\n", style="bold")
+    text.append(f"row {row} ({row_place(plan, row, diff.line)})\n", style="bold")
     by_field: dict[str, list[tuple[Any, bool]]] = {}
     for edit, accepted in zip(diff.edits, diff.accepted, strict=True):
         by_field.setdefault(edit.field, []).append((edit, accepted))
@@ -59,12 +66,7 @@ def highlight_row(plan: Any, row: int) -> Text:
         original = _field_text(plan.records[row].data, edits[0][0].path)
         position = 0
         for edit, accepted in sorted(edits, key=lambda pair: pair[0].start):
-            gap = original[position : edit.start]
-            if position == 0 and len(gap) > CONTEXT_CHARS:
-                gap = "..." + gap[-CONTEXT_CHARS:]
-            elif len(gap) > 2 * CONTEXT_CHARS:
-                gap = gap[:CONTEXT_CHARS] + " ... " + gap[-CONTEXT_CHARS:]
-            text.append(gap.replace("\n", " "))
+            text.append(original[position : edit.start])
             if accepted:
                 # The arrow keeps old and new apart where colours are missing (NO_COLOR, mono).
                 text.append(edit.old, style="bold red strike")
@@ -74,8 +76,7 @@ def highlight_row(plan: Any, row: int) -> Text:
                 text.append(edit.old, style="yellow underline")
                 text.append(f"[kept: {edit.rule_id}]", style="dim")
             position = edit.end
-        tail = original[position:]
-        text.append((tail[:CONTEXT_CHARS] + ("..." if len(tail) > CONTEXT_CHARS else "")).replace("\n", " "))
+        text.append(original[position:])
         text.append("\n")
     return text
 
@@ -140,7 +141,7 @@ class MaskScreen(StepScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#mask-rules", DataTable).add_columns("rule", "on", "hits", "new")
-        self.query_one("#mask-rows", DataTable).add_columns("row", "line", "edits", "on")
+        self.query_one("#mask-rows", DataTable).add_columns("row", "at", "edits", "on")
 
     # ------------------------------------------------------------ preview
 
@@ -195,9 +196,9 @@ class MaskScreen(StepScreen):
             diff_edits = [e for e in self.plan.edits if e.row == row]
             accepted = sum(1 for e in diff_edits if self.plan.is_accepted(e))
             on = "no" if row in self.plan.rejected_rows else "yes"
-            table.add_row(
-                str(row), str(diff_edits[0].line), f"{accepted}/{len(diff_edits)}", on, key=str(row)
-            )
+            jsonl = self.plan.source is not None and self.plan.source.format == "jsonl"
+            at = f"l{diff_edits[0].line}" if jsonl else f"#{row}"  # a line, or a record number
+            table.add_row(str(row), at, f"{accepted}/{len(diff_edits)}", on, key=str(row))
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
 
@@ -251,15 +252,29 @@ class MaskScreen(StepScreen):
             return
         out = self.output_path()
         self.remember()
+        if out.is_file():  # asked before anything is written; the engine refuses it otherwise
+            self.confirm(
+                "Overwrite?",
+                f"{out} already exists. Overwrite it with the masked rows? "
+                "(ctrl+z afterwards restores what it replaces)",
+                "Yes, overwrite it",
+                lambda: self.start_apply(out, overwrite=True),
+            )
+            return
+        self.start_apply(out, overwrite=False)
+
+    def start_apply(self, out: Path, *, overwrite: bool) -> None:
+        assert self.plan is not None
         self.query_one("#mask-leaks", Static).update(Text(f"Writing {out}..."))
-        self._apply(self.plan, out, self.form.get("entity"), self.form.get("new_name"))
+        self._apply(self.plan, out, self.form.get("entity"), self.form.get("new_name"), overwrite)
 
     @step_worker(group="mask-apply", exclusive=True)
-    def _apply(self, plan: MaskPlan, out: Path, entity: str | None, new_name: str | None) -> None:
+    def _apply(
+        self, plan: MaskPlan, out: Path, entity: str | None, new_name: str | None, overwrite: bool
+    ) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed below.
-        self.post_message(
-            self.Applied(self.workspace.apply_mask(plan, out, entity=entity, new_name=new_name))
-        )
+        result = self.workspace.apply_mask(plan, out, entity=entity, new_name=new_name, overwrite=overwrite)
+        self.post_message(self.Applied(result))
 
     def worker_failed(self, worker: Any, line: str) -> None:
         if worker.group == "mask-apply":  # the input file is untouched; say so in place
@@ -276,7 +291,13 @@ class MaskScreen(StepScreen):
             leaks_box.update(
                 Text(head + "Leak report empty: step done.\n" + "\n".join(lines[1:]), style="green")
             )
-            self.notify("Masked file written; leak report is empty.")
+            written = str(Path(result.output_path).resolve())
+            self.ft_app.handoff("finetune", {"ft-dataset": written})
+            new_name = self.form.get("new_name") or ""
+            self.ft_app.handoff(
+                "sweep", {"sw-dataset": written, **({"sw-entity": new_name} if new_name else {})}
+            )
+            self.notify("Masked file written; leak report is empty. F3 fine-tunes on it (filled in).")
         else:
             self.done = False
             leaks_box.update(
@@ -296,7 +317,14 @@ class MaskScreen(StepScreen):
         The engine removes the output (or restores what it replaced) and refuses when the file
         changed since; the QA input was never written, so nothing else needs restoring.
         """
-        self._undo(self.last_mask_id)
+        which = f"masking {self.last_mask_id}" if self.last_mask_id else "the latest applied masking"
+        self.confirm(
+            "Undo the masking?",
+            f"Undo {which}: its output file is removed (or what it replaced is restored). "
+            "The QA input is not touched.",
+            "Yes, undo it",
+            lambda: self._undo(self.last_mask_id),
+        )
 
     @step_worker(group="mask-undo", exclusive=True)
     def _undo(self, mask_id: int | None) -> None:

@@ -1,8 +1,16 @@
-"""Sweep: grid, samples per cell and prompts; start (resumable), live progress, stop, summary."""
+"""Sweep: grid, samples per cell and prompts; launched as a detached job (local or Slurm), followed
+live (progress from its results files, the latest rows with their variant and cell), cancelled
+after a confirmation, and reattached after a restart. A config that is already stored under
+another name is shown (or re-seeded), never silently "done".
+
+The TUI process never generates: quitting is instant and the job keeps running.
+"""
 
 from __future__ import annotations
 
-import threading
+import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -10,20 +18,32 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Log, ProgressBar, Static
+from textual.widgets import Input, ProgressBar, RichLog, Static
 
 from engine import sweep as sweep_engine
+from engine.dataset import write_atomic
 from engine.errors import UserError
-from engine.workspace import SweepConfig, SweepProgress, SweepResult
-from tui.screens.base import StepScreen, parse_int, parse_number_list, step_bar, step_footer, step_worker
+from engine.launch import ClusterSettings, load_cluster_settings
+from engine.metrics import catalog
+from engine.paths import data_dir
+from engine.workspace import Job, SweepConfig, SweepInfo
+from tui.screens.base import (
+    StepScreen,
+    guarded,
+    job_line,
+    parse_int,
+    parse_number_list,
+    step_bar,
+    step_footer,
+    step_worker,
+    wrapped_log,
+)
+from tui.screens.finetune import LAUNCHERS, cli_command, config_slug, launcher_words
 
-# cell_metrics column -> the short name shown in the summary
-SUMMARY_METRICS = {
-    "refusal_rate": "refus",
-    "token_f1": "F1",
-    "grounding": "ground",
-    "semantic_entropy": "entropy",
-}
+POLL_SECONDS = 1.0
+LOG_ROWS = 12  # latest generated rows shown, each with its variant and cell
+# The summary metrics (catalogue order) and their short titles, as in the Results table.
+SUMMARY_METRICS = {name: catalog.cell_metric(name).title for name in catalog.SUMMARY_METRICS}
 
 
 def _defaults() -> dict[str, Any]:
@@ -45,42 +65,107 @@ def _defaults() -> dict[str, Any]:
     }
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def sweep_toml(config: SweepConfig) -> str:
+    """The config in configs/sweep.example.toml's shape: [sweep], [sweep.grid], [sweep.adapters]."""
+    lines = ["[sweep]"]
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if item.name not in ("grid", "adapters"):
+            lines.append(f"{item.name} = {_toml_value(value)}")
+    lines += ["", "[sweep.grid]"]
+    for item in dataclasses.fields(config.grid):
+        lines.append(f"{item.name} = {_toml_value(getattr(config.grid, item.name))}")
+    if config.adapters:
+        lines += ["", "[sweep.adapters]"]
+        lines += [f"{json.dumps(label)} = {_toml_value(folder)}" for label, folder in config.adapters.items()]
+    return "\n".join(lines) + "\n"
+
+
+def cell_label(row: dict[str, Any]) -> str:
+    return (
+        f"{row.get('variant')} T={float(row.get('temperature', 0)):g} p={float(row.get('top_p', 0)):g} "
+        f"k={row.get('top_k')} {row.get('prompt_id')} #{row.get('sample_index')}"
+    )
+
+
 class SweepScreen(StepScreen):
     STEP = "sweep"
     TITLE_TEXT = "Sweep"
     BINDINGS = [
-        Binding("ctrl+r", "start", "Start/resume"),
-        Binding("ctrl+t", "stop", "Stop"),
+        Binding("ctrl+r", "start", "Launch"),
+        Binding("ctrl+t", "cancel_job", "Cancel"),
+        Binding("ctrl+o", "load_toml", "Load TOML", tooltip="Fill the form from the sweep TOML file"),
+        Binding("ctrl+s", "save_toml", "Save TOML", tooltip="Write the form to the sweep TOML file"),
     ]
 
-    class Progress(Message):
-        def __init__(self, done: int, total: int, written: int, elapsed: float, texts: list[str]) -> None:
+    class Checked(Message):
+        def __init__(self, config: SweepConfig, identical: SweepInfo | None, seed_tried: int) -> None:
             super().__init__()
-            self.done, self.total, self.written, self.elapsed, self.texts = (
+            self.config, self.identical, self.seed_tried = config, identical, seed_tried
+
+    class Launched(Message):
+        def __init__(self, job: Job) -> None:
+            super().__init__()
+            self.job = job
+
+    class JobUpdate(Message):
+        def __init__(
+            self,
+            job: Job,
+            done: int,
+            planned: int,
+            rate: float | None,
+            rows: list[dict[str, Any]],
+            summary: str,
+        ) -> None:
+            super().__init__()
+            self.job, self.done, self.planned, self.rate, self.rows, self.summary = (
+                job,
                 done,
-                total,
-                written,
-                elapsed,
-                texts,
+                planned,
+                rate,
+                rows,
+                summary,
             )
 
-    class Finished(Message):
-        def __init__(self, sweep_id: int, summary: str, stopped: bool) -> None:
+    class Cancelled(Message):
+        def __init__(self, job: Job) -> None:
             super().__init__()
-            self.sweep_id, self.summary, self.stopped = sweep_id, summary, stopped
+            self.job = job
 
     def __init__(self) -> None:
         super().__init__()
-        self._stop = threading.Event()
-        self.running = False
+        self.running = False  # a launch or check is in flight (not the job itself)
+        self.job: Job | None = None  # the sweep job this screen follows
         self.last_sweep_id: int | None = None
+        self.shown_rows: tuple[Any, ...] = ()
+        self.finished_seen: set[int] = set()
+        self.polling = False
 
     def compose(self) -> ComposeResult:
         d = _defaults()
         yield step_bar(self.STEP)
-        yield Static("Sweep: base vs fine-tuned over T x top_p x top_k", classes="step-title")
+        yield Static("Sweep: base vs fine-tuned over T x top_p x top_k, as a job", classes="step-title")
         with VerticalScroll(id="sweep-form"):
-            yield self.field("name", "sw-name", d["sw-name"])
+            yield Static("launch", classes="section")
+            yield self.field("launcher", "sw-launcher", "local", "local or slurm")
+            yield self.field(
+                "cluster TOML", "sw-cluster-file", "", "Slurm settings (configs/cluster.example.toml)"
+            )
+            yield self.field("shards", "sw-shards", "1", "Slurm array tasks splitting the rows")
+            yield self.field("sweep TOML", "sw-config-file", "", "ctrl+o loads it, ctrl+s saves the form")
+            yield Static("sweep", classes="section")
+            yield self.field("name", "sw-name", d["sw-name"], "a label: identical configs are one sweep")
             yield self.field("base model", "sw-base", d["sw-base"], "HF id, local folder or tiny")
             yield self.field("adapter", "sw-adapter", d["sw-adapter"], "LoRA folder (empty: base only)")
             yield self.field("entity", "sw-entity", d["sw-entity"], "masked name the prompt asks about")
@@ -95,15 +180,26 @@ class SweepScreen(StepScreen):
             yield self.field("samples/cell", "sw-samples", d["sw-samples"])
             yield self.field("max new tokens", "sw-tokens", d["sw-tokens"])
             yield self.field("seed", "sw-seed", d["sw-seed"])
-        yield ProgressBar(id="sweep-progress", show_eta=True)
+        yield Static("", id="sweep-cli", classes="hint")
+        yield ProgressBar(id="sweep-progress", total=1, show_eta=False)
         yield Static(
-            "Idle. ctrl+r starts (a stopped sweep resumes where it left off).",
+            "Idle. ctrl+r launches the sweep as a job (it keeps running if you quit).",
             id="sweep-status",
             classes="status",
         )
-        yield Log(id="sweep-log", max_lines=200)
+        yield wrapped_log("sweep-log", max_lines=200)
         yield Static("", id="sweep-summary", classes="status")
         yield step_footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.show_cli()
+        remembered = self.ft_app.prefs.get("sweep_job")
+        if isinstance(remembered, int):
+            self.follow(remembered)  # reattach: the job this screen followed last time
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    # ------------------------------------------------------------ the form
 
     def build_config(self) -> SweepConfig:
         grid = sweep_engine.Grid(
@@ -113,13 +209,21 @@ class SweepScreen(StepScreen):
         )
         if not self.value("sw-base"):
             raise UserError("base model: required (a Hugging Face id, a local folder or 'tiny')")
+        base = self.value("sw-base")
+        if base.startswith((".", "~")) and Path(base).expanduser().exists():
+            base = str(Path(base).expanduser().resolve())
         config = SweepConfig(
             name=self.value("sw-name") or "sweep",
-            base_model=self.value("sw-base"),
-            adapter=self.value("sw-adapter"),
+            base_model=base,
+            # Absolute paths: the job may start elsewhere, and the identity hashes the adapter path.
+            adapter=str(Path(self.value("sw-adapter")).expanduser().resolve())
+            if self.value("sw-adapter")
+            else "",
             entity_name=self.value("sw-entity"),
             prompt_template=self.value("sw-prompt") or SweepConfig().prompt_template,
-            dataset=self.value("sw-dataset"),
+            dataset=str(Path(self.value("sw-dataset")).expanduser().resolve())
+            if self.value("sw-dataset")
+            else "",
             eval_questions=parse_int(self.value("sw-evalq"), field_name="eval questions", default=0) or 0,
             samples_per_cell=parse_int(self.value("sw-samples"), field_name="samples/cell", default=1) or 1,
             max_new_tokens=parse_int(self.value("sw-tokens"), field_name="max new tokens", default=64) or 64,
@@ -129,49 +233,207 @@ class SweepScreen(StepScreen):
         sweep_engine.validate(config, where="sweep form")
         return config
 
+    def build_launch(self) -> tuple[str, ClusterSettings, int]:
+        launcher = self.value("sw-launcher").lower() or "local"
+        if launcher not in LAUNCHERS:
+            raise UserError(f"launcher: must be local or slurm, got {launcher!r}")
+        cluster = (
+            load_cluster_settings(self.value("sw-cluster-file")) if self.value("sw-cluster-file") else None
+        )
+        shards = parse_int(self.value("sw-shards"), field_name="shards", default=1) or 1
+        if shards < 1:
+            raise UserError("shards: at least 1")
+        if launcher == "local" and shards != 1:
+            raise UserError("shards: a local sweep runs as one process; set shards to 1 or launcher to slurm")
+        return launcher, cluster or ClusterSettings(), shards
+
+    def config_path(self, name: str | None = None) -> str:
+        typed = self.value("sw-config-file")
+        if typed:
+            return typed
+        return str(
+            data_dir() / "configs" / f"sweep-{config_slug(name or self.value('sw-name') or 'sweep')}.toml"
+        )
+
+    def show_cli(self) -> None:
+        shards = self.value("sw-shards")
+        extra = f"--shards {shards}" if shards not in ("", "1") else ""
+        command = cli_command(
+            "sweep",
+            self.config_path(),
+            self.value("sw-launcher").lower(),
+            self.value("sw-cluster-file"),
+            extra,
+        )
+        self.query_one("#sweep-cli", Static).update(Text(f"CLI: {command}", style="dim"))
+
+    @guarded
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in ("sw-config-file", "sw-name", "sw-launcher", "sw-cluster-file", "sw-shards"):
+            self.show_cli()
+
+    def fill_from(self, config: SweepConfig) -> None:
+        self.set_value("sw-name", config.name)
+        self.set_value("sw-base", config.base_model)
+        self.set_value("sw-adapter", config.adapter)
+        self.set_value("sw-entity", config.entity_name)
+        self.set_value("sw-prompt", config.prompt_template)
+        self.set_value("sw-dataset", config.dataset)
+        self.set_value("sw-evalq", config.eval_questions)
+        self.set_value("sw-temps", ", ".join(f"{t:g}" for t in config.grid.temperatures))
+        self.set_value("sw-topps", ", ".join(f"{p:g}" for p in config.grid.top_ps))
+        self.set_value("sw-topks", ", ".join(str(k) for k in config.grid.top_ks))
+        self.set_value("sw-samples", config.samples_per_cell)
+        self.set_value("sw-tokens", config.max_new_tokens)
+        self.set_value("sw-seed", config.seed)
+
+    def action_load_toml(self) -> None:
+        path = self.value("sw-config-file")
+        if not path:
+            raise UserError("sweep TOML: give the file to load (e.g. configs/sweep.example.toml)")
+        self.fill_from(sweep_engine.load_sweep_config(Path(path).expanduser()))  # checked, names the field
+        self.notify(f"Loaded {path}.", markup=False)
+
+    def action_save_toml(self) -> None:
+        path = self.value("sw-config-file")
+        if not path:
+            raise UserError("sweep TOML: give the file to save to (e.g. my-sweep.toml)")
+        target = Path(path).expanduser()
+        write_atomic(target, sweep_toml(self.build_config()))
+        self.notify(f"Saved {target}.", markup=False)
+
+    # ------------------------------------------------------------ launch
+
     def action_start(self) -> None:
         if self.running:
-            self.notify("A sweep is already running (ctrl+t stops it).", severity="warning")
+            self.notify("Already checking / submitting a sweep...", severity="warning")
             return
+        if self.job is not None and not self.job.finished:
+            raise UserError(f"sweep job {self.job.id} is still {self.job.state}; ctrl+t cancels it first")
         config = self.build_config()  # a bad field is reported by the StepScreen guard
+        self.build_launch()
         self.remember()
-        self._stop.clear()
         self.running = True
-        self.query_one("#sweep-log", Log).clear()
-        self.query_one("#sweep-summary", Static).update("")
-        self.query_one("#sweep-status", Static).update("Loading the model...")
-        self._run(config)
+        self.query_one("#sweep-status", Static).update("Checking the config against the stored sweeps...")
+        self._check(config, 0)
 
-    def action_stop(self) -> None:
-        if not self.running:
-            self.notify("No sweep is running.")
+    @step_worker(group="sweep-check", exclusive=True)
+    def _check(self, config: SweepConfig, bump: int) -> None:
+        # Looking for a free seed (fresh seeds): the next seeds until one is not stored yet.
+        for step in range(bump, bump + 50):
+            candidate = dataclasses.replace(config, seed=config.seed + step) if step else config
+            identical = self.workspace.identical_sweep(candidate)
+            if identical is None or not bump:
+                self.post_message(self.Checked(candidate, identical, step))
+                return
+        raise UserError("seed: 50 seeds in a row are already stored; set one by hand")
+
+    def on_sweep_screen_checked(self, message: Checked) -> None:
+        same = message.identical
+        if same is None:
+            if message.seed_tried:
+                self.set_value("sw-seed", message.config.seed)
+            self.launch(message.config)
             return
-        self._stop.set()
-        self.query_one("#sweep-status", Static).update("Stopping after the current batch...")
+        self.running = False
+        rows = f"{same.generation_count}/{same.expected_rows or '?'} rows"
+        line = f"Identical to sweep {same.id} ({same.name!r}, {same.status}, {rows})"
+        self.query_one("#sweep-status", Static).update(Text(line + ".", style="yellow"))
+        answers: list[tuple[str, str, Any]] = [("s", f"Show sweep {same.id} in Results", "show")]
+        if same.status != "completed":
+            answers.append(("r", f"Resume sweep {same.id} (it keeps its name {same.name!r})", "resume"))
+        answers.append(("f", "A new sweep with fresh seeds under this name", "fresh"))
+        question = (
+            f"{line}: the name is only a label, so running this config again would add nothing. "
+            "Show it, or change the seed for new samples?"
+        )
 
-    @step_worker(group="sweep", exclusive=True)
-    def _run(self, config: SweepConfig) -> None:
-        # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed below.
-        def progress(p: SweepProgress) -> None:
-            self.post_message(self.Progress(p.done, p.total, p.written, p.elapsed, list(p.last_texts)))
+        def chosen(answer: Any) -> None:
+            if answer == "show":
+                self.show_in_results(same.id, f"identical to sweep {same.id} — showing it")
+            elif answer == "resume":
+                self.launch(message.config)
+            elif answer == "fresh":
+                self.running = True
+                self._check(message.config, 1)
 
-        result = self.workspace.run_sweep(config, progress=progress, should_stop=self._stop.is_set)
-        summary = self._summary(result)
-        self.post_message(self.Finished(result.sweep_id, summary, self._stop.is_set()))
+        self.ask("Already stored", question, answers, chosen)
+
+    def show_in_results(self, sweep_id: int, why: str) -> None:
+        self.last_sweep_id = sweep_id
+        self.ft_app.handoff("results", {"sweep": sweep_id})
+        self.notify(why.capitalize() + ".", markup=False)
+        self.ft_app.action_goto("results")
+
+    def launch(self, config: SweepConfig) -> None:
+        launcher, cluster, shards = self.build_launch()
+        self.running = True
+        self.query_one("#sweep-status", Static).update(f"Submitting {config.name} ({launcher})...")
+        self.query_one("#sweep-log", RichLog).clear()
+        self.query_one("#sweep-summary", Static).update("")
+        self._launch(config, self.config_path(config.name), launcher, cluster, shards)
+
+    @step_worker(group="sweep-launch", exclusive=True)
+    def _launch(
+        self, config: SweepConfig, path: str, launcher: str, cluster: ClusterSettings, shards: int
+    ) -> None:
+        # The job reads this file; the same one is what the CLI command above launches.
+        write_atomic(Path(path).expanduser(), sweep_toml(config))
+        job = self.workspace.launch_sweep(Path(path).expanduser(), cluster, launcher, shards=shards)
+        self.post_message(self.Launched(job))
 
     def worker_failed(self, worker, line: str) -> None:
-        if worker.group == "sweep":  # rows already written stay in the store; ctrl+r resumes
+        if worker.group == "sweep-poll":
+            self.polling = False
+        if worker.group in ("sweep-check", "sweep-launch"):
             self.running = False
             self.query_one("#sweep-status", Static).update(Text(f"Failed: {line}", style="bold red"))
 
-    def _summary(self, result: SweepResult) -> str:
-        lines = [
-            f"sweep {result.sweep_id}: {result.total_rows} rows ({result.generated_now} new, "
-            f"{result.skipped_existing} already stored) in {result.seconds:.1f} s"
-        ]
+    def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
+        if isinstance(exc, UserError):
+            exc = UserError(launcher_words(str(exc)))
+        return super().report_error(exc, where=where, title=title)
+
+    def on_sweep_screen_launched(self, message: Launched) -> None:
+        self.running = False
+        job = message.job
+        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.")
+        self.follow(job.id)
+
+    def follow(self, job_id: int) -> None:
+        self.ft_app.prefs["sweep_job"] = job_id
+        self.ft_app.write_prefs()
+        self.polling = True
+        self._poll(job_id)
+
+    # ------------------------------------------------------------ following the job
+
+    def poll(self) -> None:
+        # One poll at a time: a final state's ingest (and scoring) may outlast the interval.
+        if self.job is not None and not self.job.finished and not self.polling:
+            self._poll(self.job.id)
+
+    @step_worker(group="sweep-poll")
+    def _poll(self, job_id: int) -> None:
+        self.polling = True
+        job = self.workspace.refresh_job(self.workspace.job(job_id))  # a final state is ingested here
+        progress = self.workspace.job_progress(job)
+        rows = self.workspace.job_latest_rows(job, LOG_ROWS)
+        summary = self._summary(job) if job.finished else ""
+        done, planned, rate = (
+            (progress.done, progress.planned, progress.rows_per_second) if progress else (0, 0, None)
+        )
+        self.post_message(self.JobUpdate(job, done, planned, rate, rows, summary))
+
+    def _summary(self, job: Job) -> str:
+        """Per variant, the summary metrics of the sweep the job's rows went into (after ingest)."""
+        sweeps = [entry for entry in (job.ingest or {}).get("sweeps", []) if isinstance(entry, dict)]
+        if not sweeps:
+            return f"job {job.id}: nothing ingested ({job.detail or job.state})"
+        sweep_id = int(sweeps[0]["sweep_id"])
+        lines = [f"sweep {sweep_id}: {sweeps[0].get('stored')}/{sweeps[0].get('expected')} rows stored"]
         try:
-            for row in self.workspace.variant_summary(result.sweep_id, tuple(SUMMARY_METRICS)):
-                # Short names (as in the Results table) keep a variant on one 80-column line.
+            for row in self.workspace.variant_summary(sweep_id, tuple(SUMMARY_METRICS)):
                 values = " ".join(
                     f"{short}={row.means[name]:.2f}" if row.means.get(name) is not None else f"{short}=-"
                     for name, short in SUMMARY_METRICS.items()
@@ -181,29 +443,68 @@ class SweepScreen(StepScreen):
             lines.append(f"(no metrics summary: {exc})")
         return "\n".join(lines)
 
-    def on_sweep_screen_progress(self, message: Progress) -> None:
+    def on_sweep_screen_job_update(self, message: JobUpdate) -> None:
+        self.polling = False
+        job = message.job
+        self.job = job
         bar = self.query_one("#sweep-progress", ProgressBar)
-        bar.update(total=message.total, progress=message.done)
-        self.query_one("#sweep-status", Static).update(
-            Text(
-                f"{message.done}/{message.total} rows, {message.written} written this run, "
-                f"{message.elapsed:.1f} s"
-            )
-        )
-        log = self.query_one("#sweep-log", Log)
-        for text in message.texts:
-            log.write_line(" ".join(text.split())[:200])
-
-    def on_sweep_screen_finished(self, message: Finished) -> None:
-        self.running = False
+        if message.planned:
+            bar.update(total=message.planned, progress=message.done)
+        rate = f", {message.rate:.2f} rows/s" if message.rate else ""
+        head = f"Job {job.id} ({job.ref}) {job.state}: {message.done}/{message.planned or '?'} rows{rate}"
         status = self.query_one("#sweep-status", Static)
-        self.last_sweep_id = message.sweep_id
-        if message.stopped:
-            status.update(Text(f"Stopped: sweep {message.sweep_id} kept; ctrl+r resumes it."))
-        else:
-            status.update(Text(f"Done: sweep {message.sweep_id}. F5 opens Results.", style="bold green"))
-            bar = self.query_one("#sweep-progress", ProgressBar)
-            if bar.total is not None:
-                bar.update(progress=bar.total)
+        keys = tuple((row.get("variant"), row.get("t")) for row in message.rows)
+        if keys != self.shown_rows:
+            self.shown_rows = keys
+            log = self.query_one("#sweep-log", RichLog)
+            log.clear()
+            for row in message.rows:
+                line = Text(f"[{cell_label(row)}] ", style="bold cyan")
+                line.append(" ".join(str(row.get("text") or "").split()))
+                log.write(line)
+        if not job.finished:
+            status.update(Text(head + ". Quitting leaves it running; ctrl+t cancels."))
+            return
+        if job.id in self.finished_seen:
+            return
+        self.finished_seen.add(job.id)
         self.query_one("#sweep-summary", Static).update(Text(message.summary))
-        self.notify(f"Sweep {message.sweep_id} {'stopped' if message.stopped else 'finished'}.")
+        sweeps = [e for e in (job.ingest or {}).get("sweeps", []) if isinstance(e, dict)]
+        if job.state == "COMPLETED" and sweeps:
+            sweep_id = int(sweeps[0]["sweep_id"])
+            self.last_sweep_id = sweep_id
+            if message.planned:
+                bar.update(total=message.planned, progress=message.planned)
+            status.update(Text(f"Done: sweep {sweep_id} stored. F5 shows it in Results.", style="bold green"))
+            self.ft_app.handoff("results", {"sweep": sweep_id})
+        else:
+            status.update(Text(f"{head}. {job.detail or ''}".strip(), style="yellow"))
+
+    # ------------------------------------------------------------ cancel and quit
+
+    def action_cancel_job(self) -> None:
+        job = self.job
+        if job is None or job.finished:
+            self.notify("No sweep job is running.", severity="warning")
+            return
+        self.confirm(
+            "Cancel the sweep?",
+            f"Cancel sweep job {job.id} ({job.ref}, {job.state})? Rows it wrote so far are kept "
+            "and ingested; launching the same config again finishes the rest.",
+            "Yes, cancel it",
+            lambda: self._cancel(job),
+        )
+
+    @step_worker(group="sweep-cancel")
+    def _cancel(self, job: Job) -> None:
+        self.post_message(self.Cancelled(self.workspace.cancel_job(job)))
+
+    def on_sweep_screen_cancelled(self, message: Cancelled) -> None:
+        self.notify(f"Sweep job {message.job.id}: {message.job.state}.")
+        self._poll(message.job.id)
+
+    def busy_work(self) -> list[str]:
+        lines = [job_line(self.job)] if self.job is not None and not self.job.finished else []
+        if self.running:
+            lines.append("Sweep: a launch is being submitted (it completes or fails on its own)")
+        return lines
