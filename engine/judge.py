@@ -490,3 +490,29 @@ def judge_claim_rows(store: Any, sweep_id: int, model: str) -> dict[tuple[int, i
         (int(row["generation_id"]), int(row["claim_index"])): row
         for row in store_claims.sweep_claim_judgements(store, sweep_id, model=model)
     }
+
+
+def report_sections(store: Any, sweep_id: int) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per judge model that has cell verdicts: its semantic entropy per cell; none when
+    no judge has run (the report then shows only offline numbers)."""
+    sections = []
+    models = sorted({row["model"] for row in store_claims.judge_cells(store, sweep_id)})
+    for model in models:
+        totals = store_claims.judge_token_totals(store, model)
+        rows = [
+            [
+                cell["variant"],
+                cell["prompt_id"],
+                f"T={cell['temperature']:g} p={cell['top_p']:g} k={cell['top_k']}",
+                str(cell["n"]),
+                f"{cell['semantic_entropy']:.3f}",
+                str(cell["n_clusters"]),
+            ]
+            for cell in store_claims.judge_cells(store, sweep_id, model=model)
+        ]
+        title = (
+            f"judge: {model} — semantic entropy by bidirectional entailment (optional; "
+            f"{totals['questions']} questions, {totals['prompt_tokens']} + {totals['completion_tokens']} tokens)"
+        )
+        sections.append((title, ["variant", "prompt", "cell", "n", "semantic entropy", "clusters"], rows))
+    return sections

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import calibrate as engine_calibrate
+from engine import judge as engine_judge
 from engine import labels as engine_labels
 from engine import metrics as engine_metrics
 from engine import scoring
@@ -262,6 +263,7 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
         extra_sections=[
             engine_calibrate.report_section(store, sweep_id),
             engine_labels.claims_section(store, sweep_id),
+            *engine_judge.report_sections(store, sweep_id),
         ],
     )
     for group in prompt_groups(store_metrics.prompt_ids(store, sweep_id)):

@@ -147,3 +147,4 @@ def test_judge_and_calibrate_commands_name_the_judge(scored, tmp_path, monkeypat
     markdown = paths.markdown.read_text()
     assert "| judge: judge-1 |" in markdown and "contradicted (negation)" in markdown
     assert "[[bicycles]]" in markdown
+    assert "## judge: judge-1 — semantic entropy by bidirectional entailment" in markdown
