@@ -42,6 +42,7 @@ def show_sample(sample: engine_labels.LabelSample, position: int, total: int, ou
 
 def _interactive(workspace: Workspace, args: argparse.Namespace, source: TextIO, out: TextIO) -> int:
     who = args.who or engine_labels.default_labeller()
+    workspace.score(args.sweep)  # claims and evidence for anything not scored yet (incremental)
     with workspace.handle() as store:
         queue = engine_labels.labelling_queue(store, args.sweep, who=who, relabel=args.relabel)
         if args.variant:
