@@ -544,6 +544,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--deadline", type=float, default=0, help="seconds for all sections (default: the plan's)"
     )
+    parser.add_argument(
+        "--budget", type=float, default=0, help="seconds for each section, overriding its own budget"
+    )
     parser.add_argument("--section", default="", help=argparse.SUPPRESS)
     parser.add_argument("--result", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -587,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and section.name not in args.only:
                 continue
             left = deadline_s - (time.perf_counter() - started)
-            budget = min(section.dry_budget_s if plan.dry_run else section.budget_s, left)
-            if budget < 10:
+            own = args.budget or (section.dry_budget_s if plan.dry_run else section.budget_s)
+            budget = min(own, left)
+            if budget < min(10.0, own):
                 reason = f"no time left of the run's {deadline_s:.0f} s"
                 outcome = {"status": "skipped", "reason": reason, "seconds": 0.0, "budget_s": 0.0}
             else:

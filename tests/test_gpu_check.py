@@ -94,3 +94,24 @@ def test_log_holds_every_section(dry_run):
     for name in SECTIONS:
         assert f"===== {name}:" in log, name
     assert "ratio (b)/(a)" in log and "ratio engine/original" in log
+
+
+def test_a_section_over_its_budget_is_killed_and_recorded(tmp_path, tiny_model_dir, ft_home):
+    out = tmp_path / "out"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, "bench/gpu_check.py", "--dry-run", "--out", str(out), "--home", str(ft_home)]
+        + ["--only", "models", "finetune", "--budget", "3"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a timed-out section fails the run
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert list(report["sections"]) == ["models", "finetune"]
+    finetune = report["sections"]["finetune"]
+    assert finetune["status"] == "timeout" and "budget of 3 s" in finetune["error"]
+    assert finetune["seconds"] < 30  # killed, not waited for
+    assert report["sections"]["models"]["status"] == "ok"  # the tiny model is built: quick
