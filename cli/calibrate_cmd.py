@@ -57,7 +57,9 @@ def _judge(args: argparse.Namespace) -> int:
             )
     print(run.summary())
     if run.failures:
-        print(f"{len(run.failures)} question(s) got no readable answer (first: {run.failures[0]}); run again to retry")
+        print(
+            f"{len(run.failures)} question(s) got no readable answer (first: {run.failures[0]}); run again to retry"
+        )
         return 1
     return 0
 

@@ -34,10 +34,16 @@ def show_sample(sample: engine_labels.LabelSample, position: int, total: int, ou
     if not sample.claims:
         print("claims: none checked (a refusal, or a sweep without sources)", file=out)
     for number, claim in enumerate(sample.claims, start=1):
-        print(f"  claim {number} [{claim['decision']}, {claim['rule']}, {claim['score']:.2f}]: {claim['text']}", file=out)
+        print(
+            f"  claim {number} [{claim['decision']}, {claim['rule']}, {claim['score']:.2f}]: {claim['text']}",
+            file=out,
+        )
         if claim.get("evidence"):
             print(f"    evidence: {claim['evidence']}", file=out)
-    print("  [[word]]: not in the evidence of an unsupported/contradicted claim; [word]: of a supported one", file=out)
+    print(
+        "  [[word]]: not in the evidence of an unsupported/contradicted claim; [word]: of a supported one",
+        file=out,
+    )
 
 
 def _interactive(workspace: Workspace, args: argparse.Namespace, source: TextIO, out: TextIO) -> int:
@@ -72,7 +78,11 @@ def _interactive(workspace: Workspace, args: argparse.Namespace, source: TextIO,
             if key in engine_labels.LABEL_KEYS:
                 with workspace.handle() as store:
                     engine_labels.set_label(
-                        store, generation_id, engine_labels.LABEL_KEYS[key], who=who, note=note.strip() or None
+                        store,
+                        generation_id,
+                        engine_labels.LABEL_KEYS[key],
+                        who=who,
+                        note=note.strip() or None,
                     )
                 saved += 1
                 break
@@ -87,7 +97,9 @@ def _label(args: argparse.Namespace) -> int:
             raise UserError(f"--sweep {args.sweep}: no such sweep")
         if args.action is None:
             if args.file:
-                raise UserError(f"unexpected argument {args.file!r}: did you mean 'label import {args.file}'?")
+                raise UserError(
+                    f"unexpected argument {args.file!r}: did you mean 'label import {args.file}'?"
+                )
             return _interactive(workspace, args, sys.stdin, sys.stdout)
         if not args.file:
             raise UserError(f"label {args.action}: give the CSV file")
@@ -97,7 +109,9 @@ def _label(args: argparse.Namespace) -> int:
                 print(f"wrote {rows} label(s) of sweep {args.sweep} to {args.file}")
             else:
                 who = args.who or engine_labels.default_labeller()
-                result = engine_labels.import_labels_csv(store, args.sweep, args.file, who=who, variant=args.variant)
+                result = engine_labels.import_labels_csv(
+                    store, args.sweep, args.file, who=who, variant=args.variant
+                )
                 print(f"sweep {args.sweep}: {result.written} label(s) imported from {args.file}")
     return 0
 
