@@ -59,13 +59,17 @@ def compute_missing(
         batch = store_core.iter_generations(store, sweep_id, ids=missing_ids[start : start + batch_size])
         records = []
         claim_records = []
-        for row in batch:
-            scored = score_sample(
-                row["text"] or "", reference=row.get("reference"), sources=sources, entity=entity
-            )
-            claims = claim_metrics.answer_claims(
-                row["text"] or "", refusal=scored.refusal, index=evidence, entity=entity
-            )
+        scored_rows = [
+            score_sample(row["text"] or "", reference=row.get("reference"), sources=sources, entity=entity)
+            for row in batch
+        ]
+        batch_claims = claim_metrics.answer_claims(
+            [row["text"] or "" for row in batch],
+            refusals=[scored.refusal for scored in scored_rows],
+            index=evidence,
+            entity=entity,
+        )
+        for row, scored, claims in zip(batch, scored_rows, batch_claims, strict=True):
             scored.claim_grounding = claim_metrics.claim_grounding(claims)
             records.append((row["id"], scored.to_dict()))
             claim_records.append((row["id"], [claim.to_dict() for claim in claims]))

@@ -79,7 +79,9 @@ def test_claim_grounding_is_the_share_supported(lexical_index: cm.EvidenceIndex)
     assert [c.decision for c in claims] == ["supported", "unsupported"]
     assert cm.claim_grounding(claims) == 0.5
     assert cm.claim_grounding([]) is None
-    assert cm.answer_claims("I don't know.", refusal=True, index=lexical_index) == []
+    texts = ["I don't know.", "EGNIVIA sells bicycles to farmers in remote regions."]
+    checked = cm.answer_claims(texts, refusals=[True, False], index=lexical_index, entity="EGNIVIA")
+    assert checked[0] == [] and [c.decision for c in checked[1]] == ["unsupported"]
 
 
 def test_marked_answer_wraps_only_unsupported_words(lexical_index: cm.EvidenceIndex) -> None:

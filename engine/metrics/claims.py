@@ -352,21 +352,29 @@ def check_claims(
     ``embedder`` embeds the claims; needed when the index is an embedding index (defaults to
     all-MiniLM-L6-v2).
     """
-    clean = _SPECIAL_TOKEN_RE.sub(" ", text).strip()
-    spans = split_claims(clean)
-    if not spans:
-        return []
-    masked = [mask_entity(claim, entity) for claim, _, _ in spans]
+    return check_many([text], index, entity=entity, embedder=embedder)[0]
+
+
+def check_many(
+    texts: Sequence[str],
+    index: EvidenceIndex,
+    *,
+    entity: str | None = None,
+    embedder: Embedder | None = None,
+) -> list[list[Claim]]:
+    """check_claims for several answers, embedding all their claims in one call (scoring a batch)."""
+    per_text = [split_claims(_SPECIAL_TOKEN_RE.sub(" ", text).strip()) for text in texts]
+    flat = [(n, span, mask_entity(span[0], entity)) for n, spans in enumerate(per_text) for span in spans]
     similarities: np.ndarray | None = None
-    if index.method == "embedding":
+    if index.method == "embedding" and flat:
         embed = embedder or minilm_embedder()
-        vectors = _normalised(embed([_for_embedding(m) for m in masked]))
+        vectors = _normalised(embed([_for_embedding(masked) for _, _, masked in flat]))
         similarities = vectors @ index.vectors.T  # type: ignore[union-attr]
-    claims = []
-    for position, ((claim_text, start, end), claim_masked) in enumerate(zip(spans, masked, strict=True)):
+    results: list[list[Claim]] = [[] for _ in texts]
+    for position, (n, (claim_text, start, end), masked) in enumerate(flat):
         row = None if similarities is None else similarities[position]
-        claims.append(_decide(claim_text, start, end, claim_masked, index, row))
-    return claims
+        results[n].append(_decide(claim_text, start, end, masked, index, row))
+    return results
 
 
 def _support(
@@ -483,12 +491,14 @@ def _negated_in_claim(tokens: Sequence[str], word: str) -> bool:
 
 
 def answer_claims(
-    text: str, *, refusal: bool, index: EvidenceIndex | None, entity: str | None = None
-) -> list[Claim]:
-    """The claims checked for one stored answer: none for a refusal (no claim made) or without sources."""
-    if refusal or index is None:
-        return []
-    return check_claims(text, index, entity=entity)
+    texts: Sequence[str], *, refusals: Sequence[bool], index: EvidenceIndex | None, entity: str | None = None
+) -> list[list[Claim]]:
+    """The claims checked for stored answers: none for a refusal (no claim made) or without sources."""
+    if index is None:
+        return [[] for _ in texts]
+    checked = [text for text, refusal in zip(texts, refusals, strict=True) if not refusal]
+    found = iter(check_many(checked, index, entity=entity))
+    return [[] if refusal else next(found) for refusal in refusals]
 
 
 def claim_grounding(claims: Sequence[Claim | dict[str, Any]]) -> float | None:
