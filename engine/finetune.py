@@ -23,8 +23,11 @@ from engine.errors import UserError
 from engine.files import first_existing_parent, remove_leftovers, replace_folder, resolve_from, staging_folder
 from engine.models import (
     DeviceInfo,
+    base_identity,
     device_info,
+    end_of_turn_token,
     load_tokenizer,
+    render_chat,
     resolve_attn_implementation,
     resolve_model_path,
 )
@@ -154,7 +157,43 @@ def _precision_flags(config: FinetuneConfig, device: DeviceInfo) -> dict[str, bo
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def _build_datasets(config: FinetuneConfig):
+def _common_prefix_length(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def training_example(tokenizer, messages: list[dict[str, str]], *, assistant_only: bool) -> dict[str, list[int]]:
+    """Token ids and labels for one conversation whose last turn is the assistant's answer.
+
+    The text is the chat template's rendering up to and including the token that closes the
+    assistant turn (found by rendering, see ``end_of_turn_token``), so the model learns to stop.
+    With ``assistant_only`` every token before the answer (system and user turns, the assistant
+    header) has label -100: the prompt is exactly what sampling sends (the generation prompt),
+    whatever the template, with or without ``{% generation %}`` markers.
+    """
+    prompt_text = render_chat(tokenizer, messages[:-1], add_generation_prompt=True)
+    full_text = render_chat(tokenizer, messages, add_generation_prompt=False)
+    answer = messages[-1]["content"].strip()  # templates may trim it (Llama 3's does)
+    found = full_text.rfind(answer)
+    answer_end = found + len(answer) if found >= 0 else len(prompt_text)
+    closer = end_of_turn_token(tokenizer) or tokenizer.eos_token
+    closed_at = full_text.find(closer, answer_end) if closer else -1
+    text = full_text[: closed_at + len(closer)] if closed_at >= 0 else full_text
+    input_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not assistant_only:
+        return {"input_ids": input_ids, "labels": list(input_ids)}
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    # Where the prompt alone tokenises differently at its end, the answer starts where they diverge.
+    start = _common_prefix_length(prompt_ids, input_ids)
+    return {"input_ids": input_ids, "labels": [-100] * start + input_ids[start:]}
+
+
+def _build_datasets(config: FinetuneConfig, tokenizer):
+    """Pre-tokenised train/eval sets (input_ids + labels), so trl trains on our mask as it is."""
     from datasets import Dataset
 
     items = ds.load_items(config.dataset)
@@ -163,7 +202,14 @@ def _build_datasets(config: FinetuneConfig):
         raise UserError(f"{config.dataset}: no training rows after the split")
 
     def rows(part: list[ds.QAItem]) -> list[dict[str, Any]]:
-        return [{"messages": ds.to_messages(item, include_context=config.include_context)} for item in part]
+        return [
+            training_example(
+                tokenizer,
+                ds.to_messages(item, include_context=config.include_context),
+                assistant_only=config.assistant_only_loss,
+            )
+            for item in part
+        ]
 
     train = Dataset.from_list(rows(split.train))
     evaluation = Dataset.from_list(rows(split.eval)) if split.eval else None
@@ -276,7 +322,7 @@ def _train(
     model_path = resolve_model_path(config.base_model)
     tokenizer = load_tokenizer(model_path)
     tokenizer.padding_side = "right"  # training pads on the right; generation uses left
-    train_data, eval_data = _build_datasets(config)
+    train_data, eval_data = _build_datasets(config, tokenizer)
     say(
         f"data: {len(train_data)} train rows, {0 if eval_data is None else len(eval_data)} eval rows "
         f"(grouped split, no eval question in train)"
@@ -334,7 +380,9 @@ def _train(
         fp16=flags["fp16"],
         # trl refuses padding-free batches with a max_length unless packing enforces it.
         max_length=None if (config.padding_free and not config.packing) else config.max_length,
-        assistant_only_loss=config.assistant_only_loss,
+        # The datasets carry their own labels (see training_example): trl uses them as they are.
+        assistant_only_loss=False,
+        completion_only_loss=False,
         packing=config.packing,
         padding_free=config.padding_free,
         seed=config.seed,
@@ -388,6 +436,7 @@ def _train(
         tokenizer.save_pretrained(str(staging))
         record = {
             "base_model": config.base_model,
+            "base": base_identity(config.base_model),
             "mode": config.mode,
             "dataset": config.dataset,
             "config": dataclasses.asdict(config),

