@@ -199,14 +199,15 @@ def _job_notes(job: launching.Job) -> list[str]:
 
 
 def _ingest_line(summary: dict) -> str:
+    """What the store holds from this job (not what the last ingest added, which may be 0)."""
     if summary.get("kind") == "finetune":
         run = summary.get("finetune_run_id")
         return f"ingested: fine-tune run {run}" if run else "ingested: no run record"
-    sweeps = ", ".join(
-        f"sweep {s['sweep_id']} {s['stored']}/{s['expected']} {s['status']}"
+    sweeps = [
+        f"sweep {s['sweep_id']} {s['stored']}/{s['expected']} rows {s['status']}"
         for s in summary.get("sweeps", [])
-    )
-    return f"ingested: {summary.get('rows_added', 0)} new rows" + (f"; {sweeps}" if sweeps else "")
+    ]
+    return "ingested: " + (", ".join(sweeps) or "no results files yet")
 
 
 def _logs(args: argparse.Namespace) -> int:

@@ -490,7 +490,7 @@ def test_sweep_spec_checks_adapters_shards_and_after(tmp_path, store):
     assert not spec.job_dir.exists()  # refused before anything was written
 
 
-def test_local_sweep_job_matches_a_local_run_and_never_opens_a_store(tmp_path, store, tiny_model_dir):
+def test_local_sweep_job_matches_a_local_run_and_never_opens_a_store(tmp_path, store, tiny_model_dir, capsys):
     """Two shards in one detached process: the ingested rows are the local run's, text for text."""
     from engine import jobrun, sweep
     from store import core
@@ -519,3 +519,29 @@ def test_local_sweep_job_matches_a_local_run_and_never_opens_a_store(tmp_path, s
     results = [p for p in audit["written"] if p.endswith(".jsonl")]
     assert len(results) == 2 and all(p.startswith(job.job_dir + "/results/") for p in results)
     assert L.progress(job).line().startswith("4/4 rows")
+    assert cli_main(["--db", str(store.path), "jobs"]) == 0
+    assert "ingested: sweep 1 4/4 rows completed" in capsys.readouterr().out
+    assert cli_main(["--db", str(store.path), "ingest", str(job.id)]) == 0
+    assert capsys.readouterr().out.startswith(f"job {job.id}: 0 new rows from 2 results file(s) (4 read)")
+
+
+def test_cli_launch_verbs_refuse_what_they_cannot_do(tmp_path, capsys):
+    db = ["--db", str(tmp_path / "ft-hallu.db")]
+    assert cli_main([*db, "launch"]) == 2
+    assert "--config FT.toml is required" in capsys.readouterr().err
+    config = write_finetune_config(tmp_path / "cfg")
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text(f"command = {json.dumps(list(shell_command('true')))}\n")
+    common = ["--cluster", str(cluster), "--log-dir", str(tmp_path / "logs"), "--local"]
+    assert cli_main([*db, "launch", "finetune", "--config", str(config), *common]) == 0
+    assert capsys.readouterr().out.startswith("job 1: local:")
+    store = open_db(tmp_path / "ft-hallu.db")
+    job = L.wait(store, L.get_job(store, 1), timeout=20, poll_seconds=0.05)
+    store.close()
+    assert job.state == "COMPLETED" and job.kind == "finetune"
+    assert cli_main([*db, "launch", "resubmit", "1", "--task", "0"]) == 2
+    assert "only sweep jobs have shards to re-submit (this is a finetune)" in capsys.readouterr().err
+    assert cli_main([*db, "cancel", "1", "--task", "0"]) == 2
+    assert "already finished: COMPLETED" in capsys.readouterr().err
+    assert cli_main([*db, "ingest", "1"]) == 0  # the stand-in command wrote no run record
+    assert capsys.readouterr().out.strip() == "job 1: no run record yet"

@@ -273,6 +273,6 @@ def test_finetune_then_dependent_sweep_both_complete_and_are_ingested(
     assert_store_never_opened(sweep_job, slurm)
     assert cli_main([*db, "jobs"]) == 0
     listing = capsys.readouterr().out
-    assert "ingested: fine-tune run" in listing and "ingested: 8 new rows; sweep" in listing
+    assert "ingested: fine-tune run" in listing and "ingested: sweep 1 8/8 rows completed" in listing
     assert cli_main([*db, "ingest", str(sweep_job.id)]) == 0
     assert "0 new rows" in capsys.readouterr().out
