@@ -11,7 +11,7 @@ from cli.common import db_path_from
 from engine import generate as gen
 from engine.configfile import check_field
 from engine.dataset import file_sha256
-from engine.errors import UserError
+from engine.errors import UserError, not_a_file
 from engine.generate.config import check_base_url
 from store.db import open_db
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if args.system_prompt_file:
         prompt_path = Path(args.system_prompt_file)
         if not prompt_path.is_file():
-            raise UserError(f"{prompt_path}: no such file")
+            raise not_a_file(prompt_path)
         system_prompt = prompt_path.read_text(encoding="utf-8")
     endpoint = gen.EndpointConfig(
         model=args.model,

@@ -66,6 +66,6 @@ def _list(args: argparse.Namespace) -> int:
     for sweep in sweeps:
         print(
             f"{sweep.id:>4}  {sweep.status:<11} {sweep.generation_count:>6}/{sweep.expected_rows or 0:<6} "
-            f"{sweep.source:<10} {sweep.name}"
+            f"{sweep.source:<10} {sweep.name}" + (f"  ({sweep.error})" if sweep.error else "")
         )
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
+from engine.errors import UserError, not_a_file
 
 # Re-exported for callers that predate engine.files.
 from engine.files import file_sha256 as file_sha256
@@ -69,8 +69,8 @@ def detect_format(path: Path) -> str:
 def read_records(path: str | Path) -> tuple[list[Record], str]:
     """Read raw objects from a JSON array or JSONL file; returns (records, format)."""
     file_path = Path(path)
-    if not file_path.exists():
-        raise UserError(f"{file_path}: no such file")
+    if not file_path.is_file():
+        raise not_a_file(file_path)
     try:
         fmt = detect_format(file_path)
     except UnicodeDecodeError as exc:

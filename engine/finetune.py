@@ -223,6 +223,7 @@ def run_finetune(
     progress: ProgressFn | None = None,
 ) -> FinetuneResult:
     """Train, evaluate before/after, save adapter (or full model) atomically, record the run."""
+    output_dir = check_inputs(config)  # every input checked before torch loads, a store row or a staging folder
     import torch
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
@@ -234,7 +235,6 @@ def run_finetune(
             'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
             'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
-    output_dir = check_inputs(config)  # every input checked before the store row or a staging folder
     for leftover in remove_leftovers(output_dir):
         say(f"removed {leftover}: left by an interrupted fine-tune")
 

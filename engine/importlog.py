@@ -17,7 +17,7 @@ from typing import Any
 
 from engine import scoring
 from engine.dataset import load_items
-from engine.errors import UserError
+from engine.errors import UserError, not_a_file
 from store import core as store_core
 from store.core import find_sweep
 
@@ -89,7 +89,7 @@ def parse_log(path: str | Path) -> ParsedLog:
     """Parse a printed sweep log; errors name the file and line."""
     file_path = Path(path)
     if not file_path.is_file():
-        raise UserError(f"{file_path}: no such file")
+        raise not_a_file(file_path)
     try:
         lines = file_path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
-from engine.errors import UserError
+from engine.errors import UserError, not_a_file
 from engine.files import resolve_from
 from engine.finetune import is_adapter_dir, read_run_record
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
@@ -285,7 +285,7 @@ def check_inputs(config: SweepConfig) -> None:
     if config.base_model.startswith((".", "/", "~")) and not Path(config.base_model).expanduser().exists():
         raise UserError(f"base_model {config.base_model}: no such folder")
     if config.dataset and not Path(config.dataset).is_file():
-        raise UserError(f"dataset {config.dataset}: no such file")
+        raise not_a_file(config.dataset, "dataset")
 
 
 def load_for_sweep(config: SweepConfig) -> LoadedModel:

@@ -92,6 +92,7 @@ class SweepInfo:
     created_at: str
     finished_at: str | None
     config: dict[str, Any] = field(repr=False)
+    error: str | None = None  # why a failed or interrupted sweep stopped
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -111,6 +112,7 @@ class SweepInfo:
             created_at=str(row.get("created_at") or ""),
             finished_at=row.get("finished_at"),
             config=row.get("config") or {},
+            error=row.get("error"),
         )
 
 

@@ -9,6 +9,7 @@ modules (``compare_tab``, ``sweeps_tab``) wire these methods to components. Bad 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -136,6 +137,8 @@ def _number(value: Any, name: str, kind: type, low: float, high: float | None = 
         number = kind(value)
     except (TypeError, ValueError):
         raise UserError(f"{name}: {value!r} is not a number") from None
+    if isinstance(value, bool) or not math.isfinite(float(number)):  # nan/inf would poison a stored row
+        raise UserError(f"{name}: {value!r} must be a finite number")
     if kind is int and float(value) != number:
         raise UserError(f"{name}: {value!r} must be a whole number")
     if number < low or (high is not None and number > high):

@@ -111,6 +111,10 @@ RAW_CASES: dict[str, dict] = {
     "sweep-unknown-grid-field": sweep("[sweep.grid]\ntop_p = [0.5]\n", expect="unknown field 'grid.top_p'; did you mean 'grid.top_ps'?"),
     "sweep-template": sweep('prompt_template = "About {company}"\n', expect="prompt_template may only use the {name} placeholder"),
     "sweep-eval-needs-dataset": sweep("eval_questions = 2\n", expect="eval_questions needs 'dataset'"),
+    "generate-texts-folder": cli("generate", "--texts", "{d}/texts", files={"texts/": ""}, expect="texts: is a folder, expected a file", env={"OPENAI_API_KEY": "sk-test-FAKE-0123456789abcdef"}),
+    "generate-texts-latin1": cli("generate", "--texts", "{d}/t.txt", files={"t.txt": b"caf\xe9"}, expect="t.txt: not UTF-8", env={"OPENAI_API_KEY": "sk-test-FAKE-0123456789abcdef"}),
+    "import-log-latin1": cli("--db", "{d}/store.db", "import-log", "{d}/log.txt", "--variant", "base", files={"log.txt": b"caf\xe9"}, expect="log.txt: not UTF-8", allow_new=("store.db", "store.db-wal", "store.db-shm")),
+    "sweep-dataset-folder": sweep('dataset = "qa"\n', files={"qa/": ""}, expect="dataset {d}/qa: is a folder, expected a file"),
     "sweep-missing-dataset": sweep('dataset = "nope.jsonl"\n', expect="nope.jsonl: no such file"),
     "sweep-missing-adapter": sweep('adapter = "gone"\n', expect="adapter folder {d}/gone does not exist"),
     "sweep-not-an-adapter": sweep('adapter = "plain"\n', files={"plain/": ""}, expect="plain: not a LoRA adapter"),
@@ -154,7 +158,7 @@ RAW_CASES: dict[str, dict] = {
     "dataset-duplicate-ids": cli("dataset", "check", "{d}/dup.jsonl", files={"dup.jsonl": json.dumps({**ROW, "id": 1}) + "\n" + json.dumps({**ROW, "question": "Other?", "id": 1}) + "\n"}, expect="dup.jsonl:2: id '1' already used at {d}/dup.jsonl:1", code=1),
     "dataset-missing-field": cli("dataset", "check", "{d}/m.jsonl", files={"m.jsonl": '{"question": "q"}\n'}, expect="m.jsonl:1: missing field 'answer'"),
     "dataset-bad-json": cli("dataset", "check", "{d}/b.jsonl", files={"b.jsonl": json.dumps(ROW) + "\n{oops\n"}, expect="b.jsonl:2: invalid JSON"),
-    "dataset-folder": cli("dataset", "check", "{d}/qa", files={"qa/": ""}, expect="{d}/qa"),
+    "dataset-folder": cli("dataset", "check", "{d}/qa", files={"qa/": ""}, expect="{d}/qa: is a folder, expected a file"),
     "dataset-latin1": cli("dataset", "check", "{d}/l.jsonl", files={"l.jsonl": b'{"question": "caf\xe9"}\n'}, expect="l.jsonl: not UTF-8"),
     "dataset-array-of-strings": cli("dataset", "check", "{d}/a.json", files={"a.json": '["x"]'}, expect="a.json: item 0: expected an object"),
     "dataset-number-field": cli("dataset", "check", "{d}/n.jsonl", files={"n.jsonl": json.dumps({**ROW, "answer": 3}) + "\n"}, expect="n.jsonl:1: field 'answer' must be a string"),
@@ -197,7 +201,7 @@ RAW_CASES: dict[str, dict] = {
     "launch-cluster-cpus-string": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'cpus = "8"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect='c.toml: cpus = "8": must be a whole number'),
     "launch-cluster-typo": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'partiton = "gpu"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="unknown field 'partiton'; did you mean 'partition'?"),
     "launch-cluster-nan": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = nan\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = nan: must be a whole number"),
-    "import-log-folder": cli("--db", "{d}/store.db", "import-log", "{d}/logs", "--variant", "base", files={"logs/": ""}, expect="logs", allow_new=("store.db", "store.db-wal", "store.db-shm")),
+    "import-log-folder": cli("--db", "{d}/store.db", "import-log", "{d}/logs", "--variant", "base", files={"logs/": ""}, expect="logs: is a folder, expected a file", allow_new=("store.db", "store.db-wal", "store.db-shm")),
 }
 CASES = [Case(id=name, **spec) for name, spec in RAW_CASES.items()]
 

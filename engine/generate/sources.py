@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, not_a_file
 from engine.generate.config import INSTALL_HINT, PACKAGE_SEC_IDENTITY, SEC_IDENTITY_ENV
 
 
@@ -33,7 +33,7 @@ def load_filing_texts(path: str | Path) -> list[str]:
     """Texts of a local filing: one per 10-K/10-Q item for HTML (edgar's item chunker), else the whole text."""
     file_path = Path(path)
     if not file_path.is_file():
-        raise UserError(f"{file_path}: no such file")
+        raise not_a_file(file_path)
     suffix = file_path.suffix.lower()
     if suffix == ".pdf":
         texts = [_pdf_text(file_path)]
@@ -149,7 +149,7 @@ def load_texts_file(path: str | Path) -> list[str]:
     """Texts from a JSON array / JSONL of strings or of objects with a 'text' field, or a plain text file."""
     file_path = Path(path)
     if not file_path.is_file():
-        raise UserError(f"{file_path}: no such file")
+        raise not_a_file(file_path)
     content = file_path.read_text(encoding="utf-8")
     if file_path.suffix.lower() not in (".json", ".jsonl"):
         return [content] if content.strip() else []
