@@ -22,7 +22,7 @@ from engine.configfile import check_values, load_dataclass, read_toml, setting, 
 from engine.errors import UserError, not_a_file
 from engine.files import resolve_from
 from engine.finetune import is_adapter_dir, read_run_record
-from engine.models import DEFAULT_BASE_MODEL, LoadedModel, load_model
+from engine.models import DEFAULT_BASE_MODEL, LoadedModel, check_adapter_matches_base, load_model, render_chat
 from engine.scoring import compute_missing
 from store import core, open_db
 
@@ -267,7 +267,7 @@ def chat_prompt(tokenizer, system_prompt: str, question: str) -> str:
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
     messages.append({"role": "user", "content": question})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return render_chat(tokenizer, messages, add_generation_prompt=True)  # merges a refused system turn
 
 
 def check_inputs(config: SweepConfig) -> None:
@@ -282,6 +282,7 @@ def check_inputs(config: SweepConfig) -> None:
                 f"{folder}: not a LoRA adapter (a full fine-tune cannot share the base weights); "
                 "sweep it as its own base_model instead"
             )
+        check_adapter_matches_base(config.base_model, folder)  # its recorded base and shapes, no weights
     if config.base_model.startswith((".", "/", "~")) and not Path(config.base_model).expanduser().exists():
         raise UserError(f"base_model {config.base_model}: no such folder")
     if config.dataset and not Path(config.dataset).is_file():
