@@ -397,3 +397,34 @@ def test_truncated_store_fixture_is_really_sqlite_but_incomplete():
         conn = sqlite3.connect(":memory:")
         conn.deserialize(data)
         conn.execute("select * from sqlite_master").fetchall()
+
+
+def test_sweep_prompt_keys_are_unique_when_ids_repeat(tmp_path):
+    """Two different held-out questions sharing an id must not collapse into one prompt key."""
+    from engine import dataset as ds
+    from engine.sweep import SweepConfig, build_prompts
+
+    rows = [{**ROW, "question": f"Question {i} about NVIDIA?", "id": 7} for i in range(20)]
+    data = tmp_path / "same-ids.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = SweepConfig(base_model="tiny", dataset=str(data), eval_questions=5, eval_fraction=0.5)
+    prompts = build_prompts(config)
+    keys = [p.prompt_id for p in prompts]
+    assert len(keys) == len(set(keys)) == 6
+    assert keys[1:3] == ["eval-7", "eval-7#2"]
+    assert len({p.question for p in prompts[1:]}) == 5
+    assert ds.check(data).duplicate_ids["7"][:2] == [f"{data}:1", f"{data}:2"]
+
+
+def test_unreachable_endpoint_is_named(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("financial_datasets")
+    monkeypatch.setenv("FT_HALLU_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-FAKE-0123456789abcdef")
+    texts = tmp_path / "t.txt"
+    texts.write_text("NVIDIA makes GPUs and sells them to data centers around the world.\n")
+    url = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+    argv = ["--db", str(tmp_path / "s.db"), "generate", "--texts", str(texts), "--base-url", url,
+            "--max-attempts", "1", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"connection to {url} failed" in err[0]

@@ -145,7 +145,8 @@ class ChunkCaller:
         except openai.APITimeoutError as exc:
             raise _Retryable(f"timed out after {self._config.endpoint.timeout_s:g}s") from exc
         except openai.APIConnectionError as exc:
-            raise _Retryable(f"connection failed: {exc}") from exc
+            where = self._config.endpoint.base_url or "https://api.openai.com/v1"
+            raise _Retryable(f"connection to {where} failed: {exc}") from exc
         except openai.APIStatusError as exc:
             message = f"HTTP {exc.status_code}: {_short(exc.message)}"
             if exc.status_code == 429 or exc.status_code >= 500:
