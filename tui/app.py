@@ -99,6 +99,10 @@ class FtHalluApp(App[int]):
         self.handoffs.setdefault(step, {}).update(text_values)
         saved = self.prefs.get(step)
         self.prefs[step] = {**(saved if isinstance(saved, dict) else {}), **text_values}
+        handed = self.prefs.get("handed")
+        handed = handed if isinstance(handed, dict) else {}
+        handed[step] = {**(handed.get(step) or {}), **text_values}
+        self.prefs["handed"] = handed  # so a loaded TOML keeps them after a restart too
         self.write_prefs()
 
     def take_handoff(self, step: str) -> dict[str, str]:

@@ -247,10 +247,33 @@ class StepScreen(Screen):
             found = self.query(f"#{input_id}").results(Input)
             for widget in found:
                 widget.value = str(value)
+                self.handed[input_id] = str(value)
                 filled.append(f"{input_id.split('-', 1)[-1]} = {value}")
         if filled:
             self.handoff_filled(filled)
             self.notify("Filled in: " + "; ".join(filled), title=self.TITLE_TEXT, timeout=6, markup=False)
+
+    @property
+    def handed(self) -> dict[str, str]:
+        """Fields filled by another step's hand-off in this session (a loaded TOML keeps them)."""
+        if not hasattr(self, "_handed"):
+            saved = (self.ft_app.prefs.get("handed") or {}).get(self.STEP) or {}
+            self._handed: dict[str, str] = {k: v for k, v in saved.items() if isinstance(v, str)}
+        return self._handed
+
+    def keep_handed(self, source: str) -> list[str]:
+        """After loading ``source`` over the form: put the handed-on values back, say which."""
+        kept = []
+        for input_id, value in self.handed.items():
+            if self.query(f"#{input_id}") and self.value(input_id) != value:
+                self.set_value(input_id, value)
+                kept.append(input_id.split("-", 1)[-1])
+        if kept:
+            self.notify(
+                f"Loaded {source}; kept {', '.join(kept)} from the previous step (just written).",
+                markup=False,
+            )
+        return kept
 
     def handoff_filled(self, filled: list[str]) -> None:
         """Hook: a screen that shows hand-offs in place (or reloads) does it here."""

@@ -203,18 +203,17 @@ class FinetuneScreen(StepScreen):
 
     # ------------------------------------------------------------ TOML and the CLI command
 
-    def config_path(self) -> str:
-        """The TOML this form is saved to / launched from."""
-        typed = self.value("ft-config-file")
-        if typed:
-            return typed
+    def launched_path(self) -> str:
+        """Where a launch writes the form (Workspace.launch_finetune); the job reads that file."""
         return str(data_dir() / "configs" / f"{config_slug(self.value('ft-name') or 'finetune')}.toml")
 
     def show_cli(self) -> None:
         command = cli_command(
-            "finetune", self.config_path(), self.value("ft-launcher").lower(), self.value("ft-cluster-file")
+            "finetune", self.launched_path(), self.value("ft-launcher").lower(), self.value("ft-cluster-file")
         )
-        self.query_one("#ft-cli", Static).update(Text(f"CLI: {command}", style="dim"))
+        self.query_one("#ft-cli", Static).update(
+            Text(f"Same as (ctrl+r writes the file): {command}", style="dim")
+        )
 
     @guarded
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -228,7 +227,8 @@ class FinetuneScreen(StepScreen):
         config = finetune_engine.load_config(Path(path).expanduser())  # checked: names file and field
         for item in dataclasses.fields(FinetuneConfig):
             self.set_value(_field_id(item.name), _format_default(getattr(config, item.name)))
-        self.notify(f"Loaded {path}.", markup=False)
+        if not self.keep_handed(path):
+            self.notify(f"Loaded {path}.", markup=False)
 
     def action_save_toml(self) -> None:
         path = self.value("ft-config-file")

@@ -30,6 +30,7 @@ from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_wo
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (name, catalog.cell_metric(name).title) for name in catalog.SUMMARY_METRICS
 )
+SWEEP_COLUMNS = ("id", "name", "status", "rows", "variants", "created")
 VARIANT_SHORT = {"base": "b", "finetuned": "ft"}
 DELTA = "Δ"
 
@@ -147,8 +148,7 @@ class ResultsScreen(StepScreen):
         self.mark: tuple[int, int] = (0, 0)  # (row of the cell's samples, variant column) to label
 
     def compose(self) -> ComposeResult:
-        yield step_bar(self.STEP)
-        yield Static("Results: sweeps in the store (enter or arrows pick one)", classes="step-title")
+        yield step_bar(self.STEP)  # no title line: at 80x24 every row goes to the comparison
         yield DataTable(id="results-sweeps", cursor_type="row", zebra_stripes=True)
         yield Static("", id="results-note", classes="hint")
         yield Static("", id="results-legend", classes="hint")
@@ -160,7 +160,7 @@ class ResultsScreen(StepScreen):
     def on_mount(self) -> None:
         super().on_mount()
         sweeps = self.query_one("#results-sweeps", DataTable)
-        sweeps.add_columns("id", "name", "status", "rows", "variants", "created")
+        sweeps.add_columns(*SWEEP_COLUMNS)
         self.action_reload()
         sweeps.focus()
 
@@ -192,17 +192,23 @@ class ResultsScreen(StepScreen):
         sweeps = message.sweeps
         table = self.query_one("#results-sweeps", DataTable)
         selected = self.sweep_id or self.wanted_sweep
-        table.clear()
-        for sweep in sweeps:
-            table.add_row(
+        rows = [
+            (
                 str(sweep.id),
-                Text(sweep.name),
+                sweep.name,
                 sweep.status,
                 f"{sweep.generation_count}/{sweep.expected_rows or '?'}",
                 ",".join(sweep.variants) or "-",
                 sweep.created_at[:16].replace("T", " "),
-                key=str(sweep.id),
             )
+            for sweep in sweeps
+        ]
+        # Widths from the content (see the cell table): a name or state is never cut.
+        table.clear(columns=True)
+        for index, title in enumerate(SWEEP_COLUMNS):
+            table.add_column(title, width=max([len(title), *(len(row[index]) for row in rows)]))
+        for sweep, row in zip(sweeps, rows, strict=True):
+            table.add_row(*(Text(value) for value in row), key=str(sweep.id))
         note = self.query_one("#results-note", Static)
         if not sweeps:
             note.update("No sweeps in the store yet: run one on the Sweep step (F4).")

@@ -91,6 +91,14 @@ def sweep_toml(config: SweepConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+UNSETTLED_POLLS = 60  # polls to wait for another reader's ingest before reading the files here
+
+
+def settled(job: Job) -> bool:
+    """Finished and read into the store: nothing more will change."""
+    return job.finished and bool(job.ingested_at)
+
+
 def cell_label(row: dict[str, Any]) -> str:
     return (
         f"{row.get('variant')} T={float(row.get('temperature', 0)):g} p={float(row.get('top_p', 0)):g} "
@@ -151,6 +159,7 @@ class SweepScreen(StepScreen):
         self.shown_rows: tuple[Any, ...] = ()
         self.finished_seen: set[int] = set()
         self.polling = False
+        self.unsettled_polls = 0
 
     def compose(self) -> ComposeResult:
         d = _defaults()
@@ -247,25 +256,24 @@ class SweepScreen(StepScreen):
             raise UserError("shards: a local sweep runs as one process; set shards to 1 or launcher to slurm")
         return launcher, cluster or ClusterSettings(), shards
 
-    def config_path(self, name: str | None = None) -> str:
-        typed = self.value("sw-config-file")
-        if typed:
-            return typed
-        return str(
-            data_dir() / "configs" / f"sweep-{config_slug(name or self.value('sw-name') or 'sweep')}.toml"
-        )
+    def launched_path(self, name: str | None = None) -> str:
+        """Where a launch writes the form (never over a TOML the operator loaded); the job reads it."""
+        slug = config_slug(name or self.value("sw-name") or "sweep")
+        return str(data_dir() / "configs" / f"sweep-{slug}.toml")
 
     def show_cli(self) -> None:
         shards = self.value("sw-shards")
         extra = f"--shards {shards}" if shards not in ("", "1") else ""
         command = cli_command(
             "sweep",
-            self.config_path(),
+            self.launched_path(),
             self.value("sw-launcher").lower(),
             self.value("sw-cluster-file"),
             extra,
         )
-        self.query_one("#sweep-cli", Static).update(Text(f"CLI: {command}", style="dim"))
+        self.query_one("#sweep-cli", Static).update(
+            Text(f"Same as (ctrl+r writes the file): {command}", style="dim")
+        )
 
     @guarded
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -292,7 +300,8 @@ class SweepScreen(StepScreen):
         if not path:
             raise UserError("sweep TOML: give the file to load (e.g. configs/sweep.example.toml)")
         self.fill_from(sweep_engine.load_sweep_config(Path(path).expanduser()))  # checked, names the field
-        self.notify(f"Loaded {path}.", markup=False)
+        if not self.keep_handed(path):
+            self.notify(f"Loaded {path}.", markup=False)
 
     def action_save_toml(self) -> None:
         path = self.value("sw-config-file")
@@ -371,7 +380,7 @@ class SweepScreen(StepScreen):
         self.query_one("#sweep-status", Static).update(f"Submitting {config.name} ({launcher})...")
         self.query_one("#sweep-log", RichLog).clear()
         self.query_one("#sweep-summary", Static).update("")
-        self._launch(config, self.config_path(config.name), launcher, cluster, shards)
+        self._launch(config, self.launched_path(config.name), launcher, cluster, shards)
 
     @step_worker(group="sweep-launch", exclusive=True)
     def _launch(
@@ -410,16 +419,23 @@ class SweepScreen(StepScreen):
 
     def poll(self) -> None:
         # One poll at a time: a final state's ingest (and scoring) may outlast the interval.
-        if self.job is not None and not self.job.finished and not self.polling:
+        if self.job is not None and not settled(self.job) and not self.polling:
             self._poll(self.job.id)
 
     @step_worker(group="sweep-poll")
     def _poll(self, job_id: int) -> None:
         self.polling = True
         job = self.workspace.refresh_job(self.workspace.job(job_id))  # a final state is ingested here
+        if job.finished and not job.ingested_at:
+            # Another poll (the Fine-tune job list) saw it end first and is ingesting it; after a
+            # while read the files ourselves (ingesting twice adds nothing).
+            self.unsettled_polls += 1
+            if self.unsettled_polls > UNSETTLED_POLLS:
+                self.workspace.ingest_job(job)
+                job = self.workspace.job(job_id)
         progress = self.workspace.job_progress(job)
         rows = self.workspace.job_latest_rows(job, LOG_ROWS)
-        summary = self._summary(job) if job.finished else ""
+        summary = self._summary(job) if settled(job) else ""
         done, planned, rate = (
             (progress.done, progress.planned, progress.rows_per_second) if progress else (0, 0, None)
         )
@@ -464,6 +480,9 @@ class SweepScreen(StepScreen):
                 log.write(line)
         if not job.finished:
             status.update(Text(head + ". Quitting leaves it running; ctrl+t cancels."))
+            return
+        if not settled(job):
+            status.update(Text(head + ". Reading its rows into the store (and scoring them)..."))
             return
         if job.id in self.finished_seen:
             return
