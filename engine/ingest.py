@@ -105,11 +105,15 @@ def _ingest_sweep(store: Store, job: Job) -> IngestResult:
         result.rows_added += added
         stored = core.count_generations(store, sweep_id)
         expected = int(header.get("expected_rows") or 0)
-        if stored >= expected:
-            status = "completed"
-        else:
-            status = "running" if still_running else "interrupted"
-        core.set_sweep_status(store, sweep_id, status)
+        # An incomplete copy is "interrupted" in the store either way (no process here owns it);
+        # the reason says whether more rows are on their way.
+        status, why = "completed", None
+        if stored < expected and still_running:
+            status, why = "running", f"job {job.id} ({job.ref}) is still running; ingest again for the rest"
+        elif stored < expected:
+            status = "interrupted"
+            why = f"job {job.id} ended with {stored}/{expected} rows; re-submit the missing shards"
+        core.set_sweep_status(store, sweep_id, "interrupted" if why else status, error=why)
         if status == "completed" and added and (header.get("config") or {}).get("compute_metrics", True):
             compute_metrics_if_available(store, sweep_id)
         result.sweeps.append(SweepIngest(sweep_id, stored, expected, status))
