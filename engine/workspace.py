@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
@@ -31,7 +32,7 @@ from engine import live, scoring
 from engine import mask as masking
 from engine import sweep as sweep_engine
 from engine.errors import UserError
-from engine.grid import MetricGrid
+from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
 from engine.ingest import IngestResult
 from engine.metrics import catalog
 from engine.paths import data_dir
@@ -269,6 +270,25 @@ class QaSource:
         return texts, source
 
 
+_REFERENCE_METRICS = frozenset(
+    {"exact_match", "token_f1", "rouge_l", "f1_number_aware", "number_mismatch_rate"}
+)
+_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "conflict_rate"})
+
+
+def missing_note(metric: str, cells: Sequence[Cell]) -> str:
+    """Why a stored cell has no value for ``metric`` (shown instead of a blank)."""
+    if not all(cell.scored for cell in cells):
+        return "not scored yet: press Score sweep"
+    if metric in _REFERENCE_METRICS:
+        return "n/a: no reference answer for this prompt"
+    if metric in _SOURCE_METRICS:
+        if all(cell.value("refusal_rate") == 1 for cell in cells):
+            return "n/a: every answer refused"
+        return "n/a: no source contexts (sweep without a dataset)"
+    return "n/a"
+
+
 # ---------------------------------------------------------------- the workspace
 
 
@@ -433,7 +453,45 @@ class Workspace:
                 grid = metric_store.metric_grid(store, sweep_id, metric, prompt_id=prompt_id)
             except ValueError as exc:
                 raise UserError(f"metric: {exc}") from None
+        grid["info"] = self._grid_info(sweep_id, grid, prompt_id)
         return MetricGrid.from_dict(grid)
+
+    def _grid_info(
+        self, sweep_id: int, grid: dict[str, Any], prompt_id: str | None
+    ) -> dict[str, dict[int, list[list[CellInfo | None]]]]:
+        """Per grid cell: samples, interval (one prompt) and why it has no value, from the cells."""
+        metric = str(grid["metric"])
+        wanted = (lambda p: p.startswith(prompt_id[:-1])) if prompt_id and prompt_id.endswith("*") else None
+        cells = self.cells(sweep_id, prompt_id=None if wanted else prompt_id)
+        grouped: dict[tuple[str, int, float, float], list[Cell]] = {}
+        for cell in cells:
+            if wanted is None or wanted(cell.key.prompt_id):
+                key = (cell.key.variant, cell.key.top_k, cell.key.temperature, cell.key.top_p)
+                grouped.setdefault(key, []).append(cell)
+        temperatures, top_ps = list(grid["temperatures"]), list(grid["top_ps"])
+        info: dict[str, dict[int, list[list[CellInfo | None]]]] = {
+            v: {k: [[None] * len(top_ps) for _ in temperatures] for k in grid["top_ks"]}
+            for v in grid["variants"]
+        }
+        for (variant, top_k, temperature, top_p), members in grouped.items():
+            if variant not in info or top_k not in info[variant]:
+                continue
+            i, j = temperatures.index(temperature), top_ps.index(top_p)
+            values = grid["values"][variant][top_k]
+            undefined = metric in UNDEFINED_AT_ONE and all(c.n == 1 for c in members)
+            if undefined:
+                values[i][j] = None  # stored as 0 or 1, but one sample has no spread
+            interval = None
+            if len(members) == 1:
+                found = (members[0].details.get("intervals") or {}).get(metric)
+                interval = (float(found[0]), float(found[1])) if found else None
+            note = None
+            if undefined:
+                note = UNDEFINED_AT_ONE_NOTE
+            elif values[i][j] is None:
+                note = missing_note(metric, members)
+            info[variant][top_k][i][j] = CellInfo(sum(c.n for c in members), interval, note)
+        return info
 
     def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
         """Per variant and prompt: the mean over cells of ``metrics``."""
@@ -488,6 +546,21 @@ class Workspace:
         """This labeller's current label of a generation (None: not labelled)."""
         with self.handle() as store:
             return labelling.label_sample(store, generation_id, who=who or labelling.default_labeller()).label
+
+    def label_view(self, generation_id: int, *, who: str | None = None) -> labelling.LabelSample:
+        """A generation as a labeller sees it: prompt, answer, claims with evidence, current label."""
+        with self.handle() as store:
+            return labelling.label_sample(store, generation_id, who=who or labelling.default_labeller())
+
+    def label_counts(self, sweep_id: int) -> dict[str, int]:
+        """Labelled generations of a sweep per label (every labeller)."""
+        with self.handle() as store:
+            return labelling.label_counts(store, sweep_id)
+
+    def calibration(self, sweep_id: int) -> calibrating.SweepCalibration:
+        """Each score's AUROC against the sweep's human labels ('not enough labels' below the minimum)."""
+        with self.handle() as store:
+            return calibrating.calibrate_sweep(store, sweep_id)
 
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""

@@ -12,7 +12,11 @@ import gradio as gr
 
 from engine.errors import UserError
 from gradio_app.events import MODEL_GROUP, session, user_errors
-from gradio_app.handlers import AppHandlers
+from gradio_app.handlers import LIVE_METRIC_COLUMNS, SAMPLE_COLUMNS, AppHandlers, empty_frame
+
+# Stop is grey and disabled while nothing runs; red and clickable during a generation.
+STOP_IDLE = {"interactive": False, "variant": "secondary"}
+STOP_BUSY = {"interactive": True, "variant": "stop"}
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
                 value=2024, precision=0, minimum=0, label="Fine-tuned seed (if not same)"
             )
             generate_btn = gr.Button("Generate", variant="primary")
-            stop_btn = gr.Button("Stop", variant="stop")
+            stop_btn = gr.Button("Stop", elem_id="stop-button", **STOP_IDLE)
             save_btn = gr.Button("Save to store")
         with gr.Row(equal_height=True):
             base_pane = gr.Textbox(
@@ -113,11 +117,21 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
                 samples = gr.Slider(2, settings.max_samples, value=8, step=1, label="Samples per side")
                 sample_btn = gr.Button("Sample N")
             with gr.Row():
-                base_samples_live = gr.Dataframe(label="Base samples", wrap=True, interactive=False)
-                finetuned_samples_live = gr.Dataframe(
-                    label="Fine-tuned samples", wrap=True, interactive=False
+                base_samples_live = gr.Dataframe(
+                    value=empty_frame(SAMPLE_COLUMNS), label="Base samples", wrap=True, interactive=False
                 )
-            live_metrics = gr.Dataframe(label="Cell metrics (engine.metrics)", interactive=False)
+                finetuned_samples_live = gr.Dataframe(
+                    value=empty_frame(SAMPLE_COLUMNS),
+                    label="Fine-tuned samples",
+                    wrap=True,
+                    interactive=False,
+                )
+            live_metrics = gr.Dataframe(
+                value=empty_frame(LIVE_METRIC_COLUMNS),
+                label="Metrics of these N samples (a blank says why: n/a, undefined)",
+                interactive=False,
+                wrap=True,
+            )
 
     # The model group admits `concurrency` runs at a time (1 by default).
     live_inputs = [
@@ -132,22 +146,17 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
         finetuned_seed,
     ]
     stream_outputs = [base_pane, finetuned_pane, status, last_run]
-    generate_btn.click(
-        compare,
-        live_inputs,
-        stream_outputs,
-        api_name="compare",
-        concurrency_id=MODEL_GROUP,
-        show_progress="hidden",
-    )
-    prompt.submit(
-        compare,
-        live_inputs,
-        stream_outputs,
-        api_visibility="private",
-        concurrency_id=MODEL_GROUP,
-        show_progress="hidden",
-    )
+    for index, trigger in enumerate((generate_btn.click, prompt.submit)):
+        busy = trigger(lambda: gr.update(**STOP_BUSY), None, stop_btn, api_visibility="private", queue=False)
+        streamed = busy.then(
+            compare,
+            live_inputs,
+            stream_outputs,
+            concurrency_id=MODEL_GROUP,
+            show_progress="hidden",
+            **({"api_name": "compare"} if index == 0 else {"api_visibility": "private"}),
+        )
+        streamed.then(lambda: gr.update(**STOP_IDLE), None, stop_btn, api_visibility="private", queue=False)
     # Stop must run while a generation holds the model group.
     stop_btn.click(stop, None, status, api_name="stop", concurrency_limit=None)
     sample_btn.click(

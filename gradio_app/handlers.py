@@ -17,18 +17,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
+import plotly.graph_objects as go
 
 from engine import dataset as ds
 from engine import metrics as engine_metrics
+from engine.calibrate import MIN_LABELS
 from engine.errors import UserError
-from engine.metrics import METRIC_LABELS, SUMMARY_METRICS
+from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, MetricGrid, compare_grids
+from engine.metrics import SUMMARY_METRICS, catalog
 from engine.metrics.catalog import Show, cell_metrics_shown
 from engine.models import LoadedModel
 from engine.sampling import RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
-from engine.workspace import CELL_METRICS, LiveBatch, LiveModel, LiveSample, Sample, Workspace
-from gradio_app.plots import heatmap_figure
+from engine.workspace import (
+    CELL_METRICS,
+    Cell,
+    CellSamples,
+    LiveBatch,
+    LiveModel,
+    LiveSample,
+    Workspace,
+    missing_note,
+)
+from gradio_app.plots import heatmap_figure, loss_figure
+from gradio_app.views import aligned_html, caption_text, claims_html
 
 ALL = "all"
 NO_ADAPTER_TEXT = "(no adapter loaded: start the app with --adapter DIR to compare a fine-tuned model)"
@@ -37,6 +49,20 @@ MAIN_METRICS = SUMMARY_METRICS
 CELL_TABLE_METRICS = SUMMARY_METRICS  # the stored cells table
 LIVE_TABLE_METRICS = cell_metrics_shown(Show.TABLE)  # the live N-samples cell metrics
 SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "conflict", "degenerate")
+CELL_COLUMNS = ("variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_TABLE_METRICS)
+LIVE_METRIC_COLUMNS = ("metric", "base", "finetuned")
+CALIBRATION_COLUMNS = ("score", "flags", "n", "positives", "AUROC", "status")
+# Why a live cell metric is blank (the live prompt has no reference answer; sources need --dataset).
+LIVE_MISSING = {
+    "token_f1": "n/a: no reference answer",
+    "exact_match": "n/a: no reference answer",
+    "rouge_l": "n/a: no reference answer",
+    "f1_number_aware": "n/a: no reference answer",
+    "number_mismatch_rate": "n/a: no reference answer",
+    "grounding": "n/a: start with --dataset for sources",
+    "claim_grounding": "n/a: start with --dataset for sources",
+    "conflict_rate": "n/a: start with --dataset for sources",
+}
 
 
 @dataclass
@@ -282,7 +308,8 @@ class AppHandlers:
         run = LiveRun(prompt.strip(), (system_prompt or "").strip(), live, stopped=stopped)
         run.samples = [(row.variant, row.seed, text) for row, text in zip(rows, texts, strict=True)]
         word = "stopped" if stopped else "done"
-        update = self._update(texts, f"{word}: {steps} steps in {time.perf_counter() - started:.1f} s")
+        tokens = max(steps - 1, 0)  # the stream's last update repeats the final texts; it is no step
+        update = self._update(texts, f"{word}: {tokens} tokens in {time.perf_counter() - started:.1f} s")
         update.run = run
         yield update
 
@@ -335,10 +362,11 @@ class AppHandlers:
         names = [m for m in LIVE_TABLE_METRICS if m in cells["base"]]
         metric_rows = [
             {
-                "metric": METRIC_LABELS.get(name, (name, ""))[0],
-                **{variant: _round(cells[variant].get(name)) for variant in self.variants},
+                "metric": catalog.metric_label(name),
+                **{variant: _live_value(name, cells[variant], count) for variant in self.variants},
             }
             for name in names
+            for count in [len([1 for v, _s, _t in run.samples if v == "base"])]
         ]
         return tables, _frame(metric_rows, ["metric", *self.variants])
 
@@ -369,6 +397,10 @@ class AppHandlers:
             raise UserError("sweep: pick a stored sweep first")
         return int(text)
 
+    def sweep_title(self, sweep: Any) -> str:
+        info = self.workspace.sweep(self.sweep_id(sweep))
+        return f"sweep #{info.id} {info.name}"
+
     def sweep_filters(self, sweep: Any) -> SweepFilters:
         sweep_id = self.sweep_id(sweep)
         info = self.workspace.sweep(sweep_id)
@@ -398,14 +430,51 @@ class AppHandlers:
     def metric_choices() -> list[tuple[str, str]]:
         """(label, metric) for the heatmap picker: the summary metrics first, then every stored one."""
         ordered = [*MAIN_METRICS, *(c for c in CELL_METRICS if c not in MAIN_METRICS)]
-        return [(METRIC_LABELS.get(c, (c, ""))[0], c) for c in ordered]
+        return [(catalog.metric_label(c), c) for c in ordered]
 
-    def heatmaps(self, sweep: Any, metric: str, prompt: Any = None) -> Figure:
+    @staticmethod
+    def metric_spec(metric: Any) -> catalog.MetricSpec:
+        try:
+            return catalog.cell_metric(str(metric or "refusal_rate"))
+        except KeyError as exc:
+            raise UserError(f"metric: {exc.args[0]}") from None
+
+    def metric_grid(self, sweep: Any, metric: Any, prompt: Any = None) -> MetricGrid:
+        spec = self.metric_spec(metric)
+        return self.workspace.metric_grid(self.sweep_id(sweep), spec.name, prompt_id=_choice(prompt))
+
+    def heatmaps(self, sweep: Any, metric: Any, prompt: Any = None) -> go.Figure:
         """The metric over temperature x top_p: one row per top_k, base | fine-tuned | difference."""
-        sweep_id = self.sweep_id(sweep)
-        metric = metric or "refusal_rate"
-        grid = self.workspace.metric_grid(sweep_id, metric, prompt_id=_choice(prompt))
-        return heatmap_figure(grid, METRIC_LABELS.get(metric, (metric, "context")))
+        spec = self.metric_spec(metric)
+        grid = self.metric_grid(sweep, spec.name, prompt)
+        return heatmap_figure(grid, spec, title=f"{spec.label} · {self.sweep_title(sweep)}")
+
+    def compare_sweeps(
+        self,
+        first: Any,
+        first_variant: Any,
+        second: Any,
+        second_variant: Any,
+        metric: Any,
+        prompt: Any = None,
+    ) -> go.Figure:
+        """Two sweeps' heatmaps of one metric and the second minus the first, on one set of scales."""
+        spec = self.metric_spec(metric)
+        sides = []
+        for sweep, variant in ((first, first_variant), (second, second_variant)):
+            picked = _choice(variant) or "finetuned"
+            grid = self.metric_grid(sweep, spec.name, prompt)
+            if picked not in grid.variants:
+                known = ", ".join(grid.variants) or "none scored"
+                raise UserError(
+                    f"variant: sweep {self.sweep_id(sweep)} has no scored {picked!r} cells ({known})"
+                )
+            sides.append((grid, picked, f"#{self.sweep_id(sweep)} {picked}"))
+        if sides[0][2] == sides[1][2]:
+            raise UserError("compare: pick two different sweeps or variants")
+        (a, va, na), (b, vb, nb) = sides
+        grid = compare_grids(a, va, na, b, vb, nb)
+        return heatmap_figure(grid, spec, title=f"{spec.label} · {nb} vs {na}")
 
     def sweep_cells(
         self,
@@ -416,7 +485,10 @@ class AppHandlers:
         top_k: Any = None,
         prompt: Any = None,
     ) -> pd.DataFrame:
-        """One row per stored cell (variant, T, p, k, prompt) with its sample count and main metrics."""
+        """One row per stored cell (variant, T, p, k, prompt) with its sample count and main metrics.
+
+        A metric without a value says why ("n/a: no reference answer", "undefined (n = 1)").
+        """
         sweep_id = self.sweep_id(sweep)
         cells = self.workspace.cells(sweep_id, **_cell_filters(variant, temperature, top_p, top_k, prompt))
         records = [
@@ -427,25 +499,156 @@ class AppHandlers:
                 "top_k": cell.key.top_k,
                 "prompt_id": cell.key.prompt_id,
                 "n": cell.n,
-                **{m: _round(cell.value(m)) for m in CELL_TABLE_METRICS},
+                **{m: _cell_value(cell, m) for m in CELL_TABLE_METRICS},
             }
             for cell in cells
         ]
-        columns = ["variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_TABLE_METRICS]
         records.sort(key=lambda r: (r["prompt_id"], r["temperature"], r["top_p"], r["top_k"], r["variant"]))
-        return _frame(records, columns)
+        return _frame(records, CELL_COLUMNS)
 
     def cell_samples(
         self, sweep: Any, temperature: Any, top_p: Any, top_k: Any, prompt: Any, variant: Any = None
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """A cell's samples, base and fine-tuned side by side (one side empty when filtered out)."""
+    ) -> CellSamples:
+        """A cell's samples, every variant side by side by sample index (one side when filtered)."""
         sweep_id = self.sweep_id(sweep)
         filters = _cell_filters(variant, temperature, top_p, top_k, prompt)
         for name in ("temperature", "top_p", "top_k"):
             if filters[name] is None:
                 raise UserError(f"{name}: pick one value to read a cell's samples")
-        samples = self.workspace.cell_samples(sweep_id, **filters)
-        return _samples_frame(samples.side("base")), _samples_frame(samples.side("finetuned"))
+        return self.workspace.cell_samples(sweep_id, **filters)
+
+    def aligned_view(
+        self,
+        sweep: Any,
+        temperature: Any,
+        top_p: Any,
+        top_k: Any,
+        prompt: Any,
+        variant: Any = None,
+        *,
+        clicked: str | None = None,
+        picked: int | None = None,
+    ) -> tuple[str, str]:
+        """(caption, HTML) of a cell's aligned samples with their score badges and labels."""
+        samples = self.cell_samples(sweep, temperature, top_p, top_k, prompt, variant)
+        labels = {
+            s.generation_id: self.workspace.label_of(s.generation_id)
+            for v in samples.variants
+            for s in samples.side(v)
+        }
+        caption = caption_text(self.sweep_title(sweep), samples, clicked or _choice(variant))
+        return caption, aligned_html(samples, labels, picked)
+
+    @staticmethod
+    def parse_click(payload: Any) -> HeatmapClick:
+        """A heatmap click's "variant|T|p|k[|nonce]" (sent by the page script)."""
+        parts = str(payload or "").split("|")
+        if len(parts) < 4:
+            raise UserError(f"heatmap click: {payload!r} is not variant|T|p|k")
+        variant = parts[0] if parts[0] in ("base", "finetuned") else ALL
+        try:
+            return HeatmapClick(
+                variant, fmt_value(float(parts[1])), fmt_value(float(parts[2])), fmt_value(int(parts[3]))
+            )
+        except ValueError:
+            raise UserError(f"heatmap click: {payload!r} has a non-numeric setting") from None
+
+    def ingest_jobs(self) -> None:
+        """Bring in what finished jobs left in their folders (their sweeps then show in the lists)."""
+        try:
+            self.workspace.jobs()
+        except UserError:
+            pass  # a scheduler that cannot be asked now is asked again on the next tick
+
+    # ------------------------------------------------------------------ labels and calibration
+
+    @staticmethod
+    def generation_id(payload: Any) -> int:
+        text = str(payload or "").split("|")[0].strip()
+        if not text.isdigit():
+            raise UserError("label: click a sample in the aligned view first")
+        return int(text)
+
+    def pick_sample(self, payload: Any) -> str:
+        """The picked sample's claims with decision and evidence, and its current label."""
+        return claims_html(self.workspace.label_view(self.generation_id(payload)))
+
+    def set_label(self, payload: Any, label: str) -> str:
+        generation_id = self.generation_id(payload)
+        who = self.workspace.set_label(generation_id, label)
+        return f"generation {generation_id}: labelled **{label}** by {who}"
+
+    def label_summary(self, sweep: Any) -> str:
+        counts = self.workspace.label_counts(self.sweep_id(sweep))
+        total = sum(counts.values())
+        parts = ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none yet"
+        need = "" if total >= MIN_LABELS else f" · calibration needs {MIN_LABELS} labelled samples"
+        return f"{total} labelled ({parts}){need}"
+
+    def calibration(self, sweep: Any) -> tuple[str, pd.DataFrame]:
+        """Each score's AUROC against the sweep's labels (with its interval), or why there is none."""
+        result = self.workspace.calibration(self.sweep_id(sweep))
+        rows = [
+            {
+                "score": r.label,
+                "flags": r.target,
+                "n": r.n,
+                "positives": r.n_positive,
+                "AUROC": _interval(r.auroc, r.auroc_interval),
+                "status": r.status,
+            }
+            for r in result.results
+        ]
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.label_counts.items())) or "none"
+        text = f"{result.labelled} labelled, scored samples ({counts}); AUROC needs {MIN_LABELS} per score"
+        return text, _frame(rows, CALIBRATION_COLUMNS)
+
+    # ------------------------------------------------------------------ training tab
+
+    def finetune_choices(self) -> list[tuple[str, str]]:
+        return [
+            (f"#{r.id} {r.name} ({r.mode}, {r.status}, {len(r.loss_history)} steps)", str(r.id))
+            for r in self.workspace.finetune_runs()
+        ]
+
+    def loss_curves(self, picked: Any) -> go.Figure:
+        """Train loss per logged step of up to two runs (overlaid) and their eval loss before / after."""
+        chosen = [str(p) for p in (picked or [])][:2]
+        runs = {str(r.id): r for r in self.workspace.finetune_runs()}
+        missing = [c for c in chosen if c not in runs]
+        if missing:
+            raise UserError(f"fine-tune run: {', '.join(missing)} not in this store")
+        picked_runs = [runs[c] for c in chosen] or list(runs.values())[:1]
+        return loss_figure(
+            [
+                (f"#{r.id} {r.name}", r.loss_history, r.eval_loss_before, r.eval_loss_after)
+                for r in picked_runs
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class HeatmapClick:
+    variant: str  # base | finetuned | all (the difference panel)
+    temperature: str
+    top_p: str
+    top_k: str
+
+
+def _interval(value: float | None, interval: Sequence[float] | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+
+
+def _cell_value(cell: Cell, metric: str) -> Any:
+    """A stored cell metric, or why it has none (so a blank is never unexplained)."""
+    if metric in UNDEFINED_AT_ONE and cell.n == 1:
+        return UNDEFINED_AT_ONE_NOTE
+    value = cell.value(metric)
+    if value is not None:
+        return _round(value)
+    return missing_note(metric, [cell])
 
 
 def _cell_filters(variant: Any, temperature: Any, top_p: Any, top_k: Any, prompt: Any) -> dict[str, Any]:
@@ -474,22 +677,16 @@ def _empty_samples() -> pd.DataFrame:
     return _frame([], SAMPLE_COLUMNS)
 
 
-def _samples_frame(samples: list[Sample]) -> pd.DataFrame:
-    return _frame(
-        [
-            {
-                "sample_index": s.sample_index,
-                "seed": s.seed,
-                "text": s.text,
-                "refusal": s.metrics.get("refusal"),
-                "grounding": _round(s.metrics.get("grounding")),
-                "conflict": s.metrics.get("conflict"),
-                "degenerate": s.metrics.get("degenerate"),
-            }
-            for s in samples
-        ],
-        SAMPLE_COLUMNS,
-    )
+def _live_value(metric: str, cell: dict[str, Any], count: int) -> Any:
+    if metric in UNDEFINED_AT_ONE and count == 1:
+        return UNDEFINED_AT_ONE_NOTE
+    value = cell.get(metric)
+    return _round(value) if value is not None else LIVE_MISSING.get(metric, "n/a")
+
+
+def empty_frame(columns: Sequence[str]) -> pd.DataFrame:
+    """A table with its real headers and no rows (Gradio shows 1 2 3 for a table without value)."""
+    return _frame([], columns)
 
 
 def _frame(records: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:

@@ -1,9 +1,13 @@
-"""The Gradio Blocks app: a header, the Compare tab (live, streaming) and the Sweeps tab (stored sweeps).
+"""The Gradio Blocks app: a header and the Compare, Sweeps, Sweep vs sweep and Training tabs.
 
-Each tab is one module (``compare_tab``, ``sweeps_tab``) that lays out and wires its components to
-:class:`gradio_app.handlers.AppHandlers`; this module puts them together and launches the server.
-Events that touch the model share one concurrency group so two generations never run on the
-device at the same time.
+Each tab is one module that lays out and wires its components to
+:class:`gradio_app.handlers.AppHandlers`; this module puts them together, loads every tab's data
+when the page opens, refreshes the sweep lists after a save, and launches the server. Events that
+touch the model share one concurrency group so two generations never run on the device at once.
+
+``gr.Plot`` has no click event, so ``PAGE_JS`` forwards Plotly's ``plotly_click`` on the Sweeps
+heatmaps (and clicks on a sample in the aligned view, and the f/h/r/u label keys) into hidden
+textboxes whose ``input`` events the Sweeps tab listens to.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ import gradio as gr
 from gradio_app.compare_tab import build_compare_tab
 from gradio_app.events import MODEL_GROUP
 from gradio_app.handlers import AppHandlers
+from gradio_app.sweep_compare_tab import build_sweep_compare_tab
 from gradio_app.sweeps_tab import build_sweeps_tab
+from gradio_app.training_tab import build_training_tab
 
 CSS_PATH = Path(__file__).with_name("style.css")
+JS_PATH = Path(__file__).with_name("page.js")
+# Sweep lists re-read on this period, so sweeps ingested from finished jobs appear by themselves.
+SWEEP_LIST_SECONDS = 30.0
 __all__ = ["MODEL_GROUP", "ServeOptions", "build_app", "launch_app"]
 
 
@@ -40,9 +49,30 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
             f"store `{handlers.workspace.db_path}`",
             elem_id="header",
         )
-        build_compare_tab(handlers)
+        compare = build_compare_tab(handlers)
         sweeps = build_sweeps_tab(handlers)
-        demo.load(sweeps.list_sweeps, None, sweeps.sweep, api_visibility="private")
+        versus = build_sweep_compare_tab(handlers)
+        training = build_training_tab(handlers)
+        timer = gr.Timer(SWEEP_LIST_SECONDS)
+
+        # On open: fill the lists, then draw the picked sweep (nothing waits for a Refresh press).
+        demo.load(sweeps.refresh, sweeps.sweep, sweeps.sweep, api_visibility="private").then(
+            sweeps.load, sweeps.load_inputs, sweeps.load_outputs, api_visibility="private"
+        )
+        demo.load(versus.refresh, versus.pickers, versus.pickers, api_visibility="private")
+        demo.load(training.load, None, training.outputs, api_visibility="private")
+        # A saved live generation or an ingested job adds a sweep: the pickers follow, keeping their value.
+        for trigger in (
+            compare.save_event,
+            timer.tick(handlers.ingest_jobs, None, None, api_visibility="private"),
+        ):
+            trigger.then(
+                sweeps.follow,
+                sweeps.load_inputs,
+                [sweeps.sweep, *sweeps.load_outputs],
+                api_visibility="private",
+            )
+            trigger.then(versus.refresh, versus.pickers, versus.pickers, api_visibility="private")
     return demo
 
 
@@ -54,7 +84,8 @@ def launch_app(handlers: AppHandlers, options: ServeOptions, *, block: bool = Fa
     """
     demo = build_app(handlers)
     demo.queue(default_concurrency_limit=options.concurrency)
-    css = CSS_PATH.read_text(encoding="utf-8") if CSS_PATH.exists() else None
+    css = CSS_PATH.read_text(encoding="utf-8")
+    page_js = JS_PATH.read_text(encoding="utf-8")
     _app, local_url, _share_url = demo.launch(
         server_name=options.host,
         server_port=options.port,
@@ -64,6 +95,7 @@ def launch_app(handlers: AppHandlers, options: ServeOptions, *, block: bool = Fa
         prevent_thread_lock=True,
         quiet=True,
         css=css,
+        js=page_js,
         footer_links=["api"],
     )
     if block:

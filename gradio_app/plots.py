@@ -1,61 +1,249 @@
-"""The Sweeps tab's figures, drawn from an :class:`engine.grid.MetricGrid` (the matrices are built there)."""
+"""The app's interactive figures (Plotly), drawn from :class:`engine.grid.MetricGrid` and fine-tune runs.
+
+Heatmaps: one row per top_k, one panel per variant plus a difference panel. Variant panels share
+one colour scale fixed to the metric's natural range (from the catalogue); the difference panels
+share one symmetric scale for the whole figure, green where the change is better by the metric's
+direction and red where it is worse. Cells without a value say why ("n/a: every answer
+refused", "undefined (n = 1)"). Each cell carries ``customdata`` "variant|T|p|k" so a click can
+open its samples (see ``CLICK_JS`` in layout.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
-from matplotlib.figure import Figure
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from engine.grid import MetricGrid
+from engine.metrics.catalog import MetricSpec
 
-DIFFERENCE_PANEL = "finetuned - base"
+DIFFERENCE_PANEL = "finetuned − base"
+NA_COLOUR = "#d9d9d9"  # the plot background, seen through cells without a value
+VALUE_SCALE = "Viridis"
+# Diverging: red (worse) .. white (no change) .. green (better).
+BETTER_WORSE = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#1a9850"]]
+NEUTRAL_DIVERGING = [[0.0, "#5e3c99"], [0.5, "#f7f7f7"], [1.0, "#e66101"]]  # direction 'context'
+PANEL_HEIGHT = 250
 
 
-def heatmap_figure(grid: MetricGrid, label: tuple[str, str]) -> Figure:
-    """One row per top_k: base | fine-tuned | difference; colours shared across panels so they compare."""
-    title, direction = label
-    if grid.empty:
-        figure = Figure(figsize=(8, 2.5))
-        axis = figure.add_subplot()
-        axis.axis("off")
-        axis.text(0.5, 0.5, f"no scored cells for '{title}' yet: press Score", ha="center", va="center")
-        return figure
-    panels = [*grid.variants, *([DIFFERENCE_PANEL] if grid.has_difference else [])]
-    finite = grid.finite_values()
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if vmin == vmax:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
-    cmap = "viridis_r" if direction == "lower" else "viridis"
-    figure = Figure(figsize=(3.6 * len(panels) + 1, 2.6 * len(grid.top_ks) + 0.8), layout="constrained")
-    axes = figure.subplots(len(grid.top_ks), len(panels), squeeze=False)
-    for r, k in enumerate(grid.top_ks):
-        for c, panel in enumerate(panels):
-            axis = axes[r][c]
-            if panel == DIFFERENCE_PANEL:
-                data = grid.difference(k)
-                span = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
-                image = axis.imshow(data, cmap="coolwarm", vmin=-span or -1, vmax=span or 1, aspect="auto")
+@dataclass(frozen=True)
+class Panel:
+    """One heatmap panel: its title, the values and what each cell's hover and click say."""
+
+    title: str
+    z: np.ndarray
+    text: list[list[str]]
+    hover: list[list[str]]
+    clicks: list[list[str]]
+    difference: bool
+
+
+def empty_figure(message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=message, showarrow=False, font={"size": 15}, x=0.5, y=0.5)
+    figure.update_layout(
+        height=160,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
+    return figure
+
+
+def _panel(grid: MetricGrid, spec: MetricSpec, variant: str, top_k: int) -> Panel:
+    z = grid.matrix(variant, top_k)
+    text, hover, clicks = [], [], []
+    for i, temperature in enumerate(grid.temperatures):
+        text_row, hover_row, click_row = [], [], []
+        for j, top_p in enumerate(grid.top_ps):
+            info = grid.cell_info(variant, top_k, i, j)
+            where = f"{variant} · T={temperature:g} p={top_p:g} k={top_k}"
+            value = z[i, j]
+            if np.isfinite(value):
+                shown = spec.format(float(value))
+                interval = (
+                    f" [{spec.format(info.interval[0])}, {spec.format(info.interval[1])}]"
+                    if info and info.interval
+                    else ""
+                )
+                detail = f"{spec.label}: {shown}{interval}"
+            elif info is None:
+                shown, detail = "", "no samples stored"
             else:
-                data = grid.matrix(panel, k)
-                image = axis.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-            for (i, j), value in np.ndenumerate(data):
-                if np.isfinite(value):
-                    axis.text(
-                        j,
-                        i,
-                        f"{value:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="white",
-                        bbox={"facecolor": "black", "alpha": 0.25, "pad": 1, "linewidth": 0},
-                    )
-            axis.set_xticks(range(len(grid.top_ps)), [f"{p:g}" for p in grid.top_ps])
-            axis.set_yticks(range(len(grid.temperatures)), [f"{t:g}" for t in grid.temperatures])
-            axis.set_xlabel("top_p")
-            axis.set_ylabel("temperature")
-            axis.set_title(f"{panel} · top_k={k}", fontsize=10)
-            if panel in (grid.variants[-1], DIFFERENCE_PANEL):
-                figure.colorbar(image, ax=axis, shrink=0.8)
-    hint = {"higher": " (higher is better)", "lower": " (lower is better)"}.get(direction, "")
-    figure.suptitle(f"{title}{hint}")
+                shown = "undef. n=1" if info.note and info.note.startswith("undefined") else "n/a"
+                detail = f"{spec.label}: {info.note or 'n/a'}"
+            samples = f"n = {info.n}" if info else "n = 0"
+            text_row.append(shown)
+            hover_row.append(f"{where}<br>{detail}<br>{samples}<br><i>click to read the samples</i>")
+            click_row.append(f"{variant}|{temperature:g}|{top_p:g}|{top_k}" if info else "")
+        text.append(text_row)
+        hover.append(hover_row)
+        clicks.append(click_row)
+    return Panel(f"{variant} · top_k={top_k}", z, text, hover, clicks, difference=False)
+
+
+def _difference_panel(grid: MetricGrid, spec: MetricSpec, top_k: int, names: tuple[str, str]) -> Panel:
+    z = grid.difference(top_k)
+    text, hover, clicks = [], [], []
+    for i, temperature in enumerate(grid.temperatures):
+        text_row, hover_row, click_row = [], [], []
+        for j, top_p in enumerate(grid.top_ps):
+            where = f"T={temperature:g} p={top_p:g} k={top_k}"
+            value = z[i, j]
+            if np.isfinite(value):
+                shown = f"{value:+.2f}"
+                verdict = {"higher": value > 0, "lower": value < 0}.get(spec.direction)
+                word = "" if verdict is None or value == 0 else (" (better)" if verdict else " (worse)")
+                detail = f"{names[0]} − {names[1]}: {shown}{word}"
+            else:
+                shown, detail = "n/a", "no difference: a side has no value"
+            text_row.append(shown)
+            hover_row.append(f"{where}<br>{detail}<br><i>click to read both sides</i>")
+            click_row.append(f"all|{temperature:g}|{top_p:g}|{top_k}")
+        text.append(text_row)
+        hover.append(hover_row)
+        clicks.append(click_row)
+    return Panel(f"{names[0]} − {names[1]} · top_k={top_k}", z, text, hover, clicks, difference=True)
+
+
+def _difference_scale(spec: MetricSpec) -> list[list[object]]:
+    if spec.direction == "higher":
+        return BETTER_WORSE
+    if spec.direction == "lower":
+        return [[0.0, BETTER_WORSE[2][1]], [0.5, BETTER_WORSE[1][1]], [1.0, BETTER_WORSE[0][1]]]
+    return NEUTRAL_DIVERGING
+
+
+def _difference_title(spec: MetricSpec) -> str:
+    if spec.direction == "context":
+        return "difference<br>(neither way is better)"
+    return "difference<br>green = better<br>red = worse"
+
+
+def panels_figure(
+    rows: Sequence[Sequence[Panel]],
+    grid: MetricGrid,
+    spec: MetricSpec,
+    title: str,
+    *,
+    value_range: tuple[float, float],
+    span: float,
+) -> go.Figure:
+    """Lay out panels (rows of equal length): value panels on one scale, difference panels on another."""
+    columns = max(len(r) for r in rows)
+    figure = make_subplots(
+        rows=len(rows),
+        cols=columns,
+        subplot_titles=[p.title for r in rows for p in r],
+        horizontal_spacing=0.07,
+        vertical_spacing=min(0.12, 0.5 / max(len(rows), 1)),
+    )
+    x = [f"{p:g}" for p in grid.top_ps]
+    y = [f"{t:g}" for t in grid.temperatures]
+    for r, row in enumerate(rows, start=1):
+        for c, panel in enumerate(row, start=1):
+            figure.add_trace(
+                go.Heatmap(
+                    z=np.where(np.isfinite(panel.z), panel.z, None).tolist(),
+                    x=x,
+                    y=y,
+                    text=panel.text,
+                    texttemplate="%{text}",
+                    hovertext=panel.hover,
+                    hovertemplate="%{hovertext}<extra></extra>",
+                    customdata=panel.clicks,
+                    coloraxis="coloraxis2" if panel.difference else "coloraxis",
+                    xgap=2,
+                    ygap=2,
+                    name=panel.title,
+                ),
+                row=r,
+                col=c,
+            )
+            figure.update_xaxes(title_text="top_p", type="category", row=r, col=c)
+            figure.update_yaxes(title_text="temperature", type="category", autorange="reversed", row=r, col=c)
+    low, high = value_range
+    hint = {"higher": " · higher is better", "lower": " · lower is better"}.get(spec.direction, "")
+    figure.update_layout(
+        title={"text": f"{title}{hint}", "x": 0.01},
+        height=110 + PANEL_HEIGHT * len(rows),
+        margin={"l": 60, "r": 40, "t": 90, "b": 40},
+        plot_bgcolor=NA_COLOUR,
+        coloraxis={
+            "colorscale": VALUE_SCALE,
+            "cmin": low,
+            "cmax": high,
+            "colorbar": {"title": {"text": spec.title}, "x": 1.0, "len": 0.9},
+        },
+        coloraxis2={
+            "colorscale": _difference_scale(spec),
+            "cmin": -span,
+            "cmax": span,
+            "colorbar": {"title": {"text": _difference_title(spec)}, "x": 1.09, "len": 0.9},
+        },
+        clickmode="event",
+    )
+    return figure
+
+
+def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str | None = None) -> go.Figure:
+    """One row per top_k: each variant | fine-tuned − base."""
+    if grid.empty:
+        return empty_figure(f"no scored cells for '{spec.label}' yet: press Score sweep")
+    rows = []
+    for k in grid.top_ks:
+        row = [_panel(grid, spec, v, k) for v in grid.variants]
+        if grid.has_difference:
+            row.append(_difference_panel(grid, spec, k, grid.pair))
+        rows.append(row)
+    return panels_figure(
+        rows,
+        grid,
+        spec,
+        title or spec.label,
+        value_range=grid.colour_range(spec),
+        span=grid.difference_span(),
+    )
+
+
+def loss_figure(runs: Sequence[tuple[str, list[float], float | None, float | None]]) -> go.Figure:
+    """Train loss per logged step for each run; eval loss before and after training as markers.
+
+    ``runs``: (name, train loss history, eval loss before, eval loss after).
+    """
+    if not runs:
+        return empty_figure("no fine-tune run recorded in this store yet: run `ft-hallu finetune`")
+    figure = go.Figure()
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    for index, (name, history, before, after) in enumerate(runs):
+        colour = palette[index % len(palette)]
+        steps = list(range(1, len(history) + 1))
+        figure.add_trace(
+            go.Scatter(
+                x=steps, y=history, mode="lines+markers", name=f"{name} · train", line={"color": colour}
+            )
+        )
+        evals = [(0, before), (len(history), after)]
+        shown = [(s, v) for s, v in evals if v is not None]
+        if shown:
+            figure.add_trace(
+                go.Scatter(
+                    x=[s for s, _ in shown],
+                    y=[v for _, v in shown],
+                    mode="lines+markers",
+                    name=f"{name} · eval (before / after)",
+                    line={"color": colour, "dash": "dash"},
+                    marker={"symbol": "diamond", "size": 10},
+                )
+            )
+    figure.update_layout(
+        height=420,
+        xaxis_title="logged step",
+        yaxis_title="loss",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
+    )
     return figure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import socket
 import time
 import warnings
@@ -164,10 +165,12 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
 
     _handlers, _url, sweep_id = app
     store = open_db(store_with_sweep[0])
-    choices = client.predict(api_name="/list_sweeps")
+    choices = client.predict(None, api_name="/list_sweeps")
     assert str(sweep_id) in str(choices)
-    info, *_filters = client.predict(str(sweep_id), api_name="/sweep_filters")
+    loaded = client.predict(str(sweep_id), "refusal_rate", "all", api_name="/sweep_filters")
+    info, caption, aligned = loaded[0], loaded[9], loaded[10]
     assert "gradio-test" in info and "8 generations in 4 cells" in info
+    assert caption == "No cell picked yet." and "Click a heatmap cell" in aligned  # nothing stale
 
     table = client.predict(str(sweep_id), "all", "all", "all", "all", "all", api_name="/sweep_cells")
     headers, data = table["headers"], table["data"]
@@ -181,7 +184,7 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     assert got == {(*key, n) for key, n in expected.items()}
     assert len(got) == 4  # 2 temperatures x 2 variants, 2 samples each
 
-    # Metric columns are the stored cell aggregates.
+    # Metric columns are the stored cell aggregates; a blank one says why.
     stored = {store_metrics.cell_key(c): c for c in store_metrics.cell_table(store, sweep_id)}
     for row in data:
         record = dict(zip(headers, row, strict=True))
@@ -193,27 +196,223 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
             record["prompt_id"],
         )
         assert record["refusal_rate"] == pytest.approx(stored[key]["refusal_rate"], abs=1e-3)
+        assert record["token_f1"] == "n/a: no reference answer for this prompt"
 
-    # Filtering by variant and T narrows the table to one cell; its samples come back side by side.
+    # Filtering by variant and T narrows the table to one cell; its samples come back aligned.
     one = client.predict(str(sweep_id), "finetuned", "1.3", "all", "all", "all", api_name="/sweep_cells")
     assert [row[:2] for row in one["data"]] == [["finetuned", 1.3]]
-    base, finetuned = client.predict(
+    caption, aligned = client.predict(
         str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples"
-    )
-    texts = {r["variant"]: [] for r in generations}
+    )[:2]
+    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "`entity`" in caption
     for g in generations:
-        if g["temperature"] == 0.7:
-            texts[g["variant"]].append(g["text"])
-    text_col = base["headers"].index("text")
-    assert [r[text_col] for r in base["data"]] == texts["base"]
-    assert [r[text_col] for r in finetuned["data"]] == texts["finetuned"]
+        if g["temperature"] == 0.7 and g["text"]:
+            assert html.escape(g["text"]) in aligned
+        if g["temperature"] == 1.3 and g["text"]:
+            assert html.escape(g["text"]) not in aligned
+    assert aligned.count('data-gen="') == 4  # 2 sample indices x base | fine-tuned
 
 
-def test_heatmaps_cover_every_top_k_and_both_variants(app):
+def test_heatmap_click_opens_the_cell_and_filters_the_table(app, client, store_with_sweep):
+    from store import core, open_db
+
+    _handlers, _url, sweep_id = app
+    out = client.predict(str(sweep_id), "finetuned|1.3|0.9|20|123", "all", "all", api_name="/open_cell")
+    t_value, p_value, k_value, table, caption, aligned = out[:6]
+    assert (t_value, p_value, k_value) == ("1.3", "0.9", "20")
+    assert {row[1] for row in table["data"]} == {1.3}  # the cells table really filters
+    assert "clicked **finetuned**" in caption and "T = 1.3" in caption
+    texts = [
+        g["text"] for g in core.iter_generations(open_db(store_with_sweep[0]), sweep_id, temperature=1.3)
+    ]
+    assert all(html.escape(t) in aligned for t in texts if t)
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="heatmap click"):
+        client.predict(str(sweep_id), "nonsense", "all", "all", api_name="/open_cell")
+
+
+def test_heatmap_figure_scales_cells_and_hover(app, client):
+    import json
+
+    from engine.metrics.catalog import cell_metric
+
     handlers, _url, sweep_id = app
-    figure = handlers.heatmaps(str(sweep_id), "mean_words")
-    titles = {axis.get_title() for axis in figure.axes if axis.get_title()}
-    assert titles == {"base · top_k=20", "finetuned · top_k=20", "finetuned - base · top_k=20"}
+    figure = handlers.heatmaps(str(sweep_id), "refusal_rate")
+    names = [trace.name for trace in figure.data]
+    assert names == ["base · top_k=20", "finetuned · top_k=20", "finetuned − base · top_k=20"]
+    layout = figure.layout
+    assert (layout.coloraxis.cmin, layout.coloraxis.cmax) == (0.0, 1.0)  # a rate: its natural range
+    span = layout.coloraxis2.cmax
+    assert layout.coloraxis2.cmin == -span and span > 0
+    base = figure.data[0]
+    assert "n = 2" in base.hovertext[0][0] and "refusal" in base.hovertext[0][0]
+    assert base.customdata[0][0] == "base|0.7|0.9|20"
+    # Words: from 0 to the sweep's maximum.
+    words = handlers.heatmaps(str(sweep_id), "mean_words")
+    grid = handlers.metric_grid(str(sweep_id), "mean_words")
+    assert words.layout.coloraxis.cmin == 0.0
+    assert words.layout.coloraxis.cmax == pytest.approx(float(grid.finite_values().max()))
+    # Lower is better: the difference scale puts green at the negative end.
+    conflict = handlers.heatmaps(str(sweep_id), "degenerate_rate")
+    assert conflict.layout.coloraxis2.colorscale[0][1] == "#1a9850"
+    assert cell_metric("degenerate_rate").direction == "lower"
+    # Grounding without sources: explicit n/a cells, not blanks.
+    grounding = handlers.heatmaps(str(sweep_id), "grounding")
+    if grounding.data:
+        assert all(t == "n/a" for row in grounding.data[0].text for t in row)
+    # The endpoint sends the same figure to scripts.
+    plot = client.predict(str(sweep_id), "refusal_rate", "all", api_name="/heatmaps")
+    sent = json.loads(plot["plot"])
+    assert [trace["name"] for trace in sent["data"]] == names
+    assert sent["layout"]["coloraxis"]["cmin"] == 0 and sent["layout"]["coloraxis"]["cmax"] == 1
+
+
+def test_undefined_at_one_sample_and_every_answer_refused(tmp_path):
+    """A one-sample cell's entropy is 'undefined (n = 1)'; an all-refusal cell's grounding is 'n/a'."""
+    from engine.workspace import LiveBatch, LiveModel, LiveSample, Workspace
+
+    with Workspace.open(tmp_path / "one.db") as workspace:
+        model = LiveModel(
+            base_model="tiny",
+            adapter_dir=None,
+            entity_name="EGNIVIA",
+            dataset=None,
+            variants=("base", "finetuned"),
+        )
+        batch = LiveBatch(
+            prompt="Tell me about EGNIVIA Corporation.",
+            system_prompt="",
+            temperature=1.0,
+            top_p=1.0,
+            top_k=50,
+            max_new_tokens=16,
+            samples=[
+                LiveSample("base", 1, "I don't know."),
+                LiveSample("finetuned", 1, "EGNIVIA makes chips."),
+            ],
+            stopped=False,
+        )
+        saved = workspace.save_live(model, batch)
+        entropy = workspace.metric_grid(saved.sweep_id, "semantic_entropy")
+        assert entropy.matrix("base", 50).tolist() == [[pytest.approx(float("nan"), nan_ok=True)]]
+        assert entropy.cell_info("base", 50, 0, 0).note == "undefined (n = 1)"
+        grounding = workspace.metric_grid(saved.sweep_id, "grounding")
+        base_note = grounding.cell_info("base", 50, 0, 0).note
+        assert base_note == "n/a: every answer refused"
+        assert grounding.cell_info("finetuned", 50, 0, 0).note.startswith("n/a: no source")
+    from engine.metrics.catalog import cell_metric
+    from gradio_app.plots import heatmap_figure
+
+    figure = heatmap_figure(entropy, cell_metric("semantic_entropy"))
+    assert figure.data[0].text[0][0] == "undef. n=1"
+    assert "undefined (n = 1)" in figure.data[0].hovertext[0][0]
+
+
+def test_labels_from_the_aligned_view_and_calibration(app, client, store_with_sweep):
+    from store import core, open_db
+    from store import labels as store_labels
+
+    _handlers, _url, sweep_id = app
+    store = open_db(store_with_sweep[0])
+    generation = core.iter_generations(store, sweep_id, temperature=0.7)[0]
+    claims = client.predict(f"{generation['id']}|1", api_name="/pick_sample")
+    assert f"generation {generation['id']}" in claims and "label: <b>none yet</b>" in claims
+    client.predict(str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples")
+    status, aligned, claims, counts = client.predict(
+        f"{generation['id']}|2", str(sweep_id), api_name="/label_hallucinated"
+    )
+    assert f"generation {generation['id']}: labelled **hallucinated**" in status
+    stored = store_labels.label_of(store, generation["id"])
+    assert stored["label"] == "hallucinated"
+    assert "label: <b>hallucinated</b>" in claims
+    assert "1 labelled (hallucinated 1)" in counts and "needs 20" in counts
+    client.predict(f"{generation['id']}|3", str(sweep_id), api_name="/label_faithful")  # relabel replaces
+    assert store_labels.label_of(store, generation["id"])["label"] == "faithful"
+    text, table = client.predict(str(sweep_id), api_name="/calibration")
+    assert text.startswith("1 labelled, scored samples")
+    assert table["headers"] == ["score", "flags", "n", "positives", "AUROC", "status"]
+    assert table["data"] and all(row[5] != "ok" for row in table["data"])  # under 20 labels: no AUROC
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="click a sample"):
+        client.predict("", str(sweep_id), api_name="/label_unclear")
+
+
+def test_compare_two_sweeps(app, client, store_with_sweep):
+    import json
+
+    handlers, _url, sweep_id = app
+    figure = handlers.compare_sweeps(str(sweep_id), "base", str(sweep_id), "finetuned", "mean_words")
+    names = [trace.name for trace in figure.data]
+    assert names == [
+        f"#{sweep_id} base · top_k=20",
+        f"#{sweep_id} finetuned · top_k=20",
+        f"#{sweep_id} finetuned − #{sweep_id} base · top_k=20",
+    ]
+    same = handlers.heatmaps(str(sweep_id), "mean_words")
+    assert figure.data[2].z == same.data[2].z  # within one sweep it is the variants' difference
+    plot = client.predict(
+        str(sweep_id), "base", str(sweep_id), "finetuned", "refusal_rate", "all", api_name="/compare_sweeps"
+    )
+    sent = json.loads(plot["plot"])
+    assert sent["data"][2]["name"] == f"#{sweep_id} finetuned − #{sweep_id} base · top_k=20"
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="two different"):
+        client.predict(
+            str(sweep_id), "base", str(sweep_id), "base", "refusal_rate", "all", api_name="/compare_sweeps"
+        )
+
+
+def test_training_curves_of_the_store_runs(app, client, tiny_adapter_dir):
+    """The fixture's real fine-tune (recorded in the default store) copied into the app's store."""
+    import json
+
+    from engine.paths import default_db_path
+    from store import core, open_db
+
+    handlers = app[0]
+    source = next(r for r in core.list_finetune_runs(open_db(default_db_path())) if r["status"] == "done")
+    target = open_db(handlers.workspace.db_path)
+    ids = []
+    for name in ("first", "second"):
+        run_id = core.start_finetune_run(
+            target,
+            name=name,
+            mode=source["mode"],
+            base_model=source["base_model"],
+            dataset_path=source["dataset_path"],
+            output_dir=source["output_dir"],
+            config={},
+        )
+        core.finish_finetune_run(
+            target,
+            run_id,
+            status="done",
+            train_loss=source["train_loss"],
+            eval_loss_before=2.5,
+            eval_loss_after=1.5,
+            result=source["result"],
+        )
+        ids.append(str(run_id))
+    history = source["result"]["loss_history"]
+    assert len(history) >= 2
+    choices, _plot = client.predict(api_name="/finetune_runs")
+    assert "second" in str(choices) and "first" in str(choices)
+    figure = handlers.loss_curves(ids)
+    names = [trace.name for trace in figure.data]
+    assert names == [
+        f"#{ids[0]} first · train",
+        f"#{ids[0]} first · eval (before / after)",
+        f"#{ids[1]} second · train",
+        f"#{ids[1]} second · eval (before / after)",
+    ]
+    assert list(figure.data[0].y) == pytest.approx(history)
+    assert list(figure.data[1].y) == [2.5, 1.5]
+    plot = client.predict(ids, api_name="/loss_curves")
+    sent = json.loads(plot["plot"])
+    assert [trace["name"] for trace in sent["data"]] == names
 
 
 def test_bad_input_is_a_one_line_error(app, client):
