@@ -18,14 +18,16 @@ import pytest
 
 pytest.importorskip("textual")
 
-from textual.widgets import DataTable, Input, Log, Static  # noqa: E402
+from textual.widgets import DataTable, Input, RichLog, Static  # noqa: E402
 from textual.widgets._footer import FooterKey  # noqa: E402
 
 from engine.workspace import Workspace  # noqa: E402
 from store.db import open_db  # noqa: E402
 from store.masks import get_mask  # noqa: E402
 from tui.app import STEPS, FtHalluApp  # noqa: E402
+from tui.dialogs import ChoiceScreen  # noqa: E402
 from tui.prefs import load_prefs  # noqa: E402
+from tui.screens.base import log_text  # noqa: E402
 
 SIZE = (80, 24)
 
@@ -68,6 +70,20 @@ def static_text(app: FtHalluApp, widget_id: str) -> str:
 
 def table_rows(table: DataTable) -> list[list[str]]:
     return [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
+
+
+def input_value(app: FtHalluApp, input_id: str) -> str:
+    return app.screen.query_one(f"#{input_id}", Input).value
+
+
+async def answer(pilot, app: FtHalluApp, key: str, *, expect: str) -> str:
+    """Wait for the modal question, check it says ``expect``, answer with ``key``; returns its text."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), 30, f"the question ({expect})")
+    question = f"{app.screen.title_text}\n{app.screen.question}"
+    assert expect in question, question
+    await pilot.press(key)
+    await wait_for(pilot, lambda: not isinstance(app.screen, ChoiceScreen), 10, "the question to close")
+    return question
 
 
 # ------------------------------------------------------------------ mask
@@ -133,14 +149,32 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             check_masked_file(out)
             assert source.read_bytes() == original  # the input is never written
 
-            # A second apply to the same output is refused in place (a worker error), not a crash.
-            await pilot.press("ctrl+s")
-            await wait_for(pilot, lambda: "Not written" in static_text(app, "mask-leaks"), 30, "the refusal")
-            assert "already exists" in static_text(app, "mask-leaks")
-            assert any("already exists" in m for m in notifications(app)) and app.is_running
+            # Hand-off: the masked file is Fine-tune's dataset and Sweep's dataset and entity.
+            await pilot.press("f3")
+            await wait_for(pilot, lambda: app.current_mode == "finetune", 10, "Fine-tune")
+            await wait_for(
+                pilot, lambda: input_value(app, "ft-dataset") == str(out.resolve()), 10, "the dataset"
+            )
+            await pilot.press("f4")
+            await wait_for(
+                pilot, lambda: input_value(app, "sw-dataset") == str(out.resolve()), 10, "sweep dataset"
+            )
+            assert input_value(app, "sw-entity") == "EGNIVIA"
+            await pilot.press("f2")
+            await wait_for(pilot, lambda: app.current_mode == "mask", 10, "Mask again")
 
-            # Undo the applied masking: its output goes, the store records it, the input stays.
+            # A second apply to the same output asks first; 'n' writes nothing.
+            written = out.read_bytes()
+            await pilot.press("ctrl+s")
+            await answer(pilot, app, "n", expect=f"{out.name} already exists")
+            assert out.read_bytes() == written and "Wrote" in static_text(app, "mask-leaks")
+
+            # Undo asks first: 'n' keeps the file, 'y' undoes: its output goes, the store records it.
             await pilot.press("ctrl+z")
+            await answer(pilot, app, "n", expect="Undo")
+            assert out.exists()
+            await pilot.press("ctrl+z")
+            await answer(pilot, app, "y", expect=f"Undo masking {mask_id}")
             await wait_for(pilot, lambda: not out.exists(), 30, "the undo")
             assert not out.exists(), static_text(app, "mask-leaks")
             assert "Undone masking" in static_text(app, "mask-leaks") and not screen.done
@@ -150,6 +184,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             finally:
                 store.close()
             await pilot.press("ctrl+z")  # nothing left to undo: one line, still running
+            await answer(pilot, app, "y", expect="Undo")
             await wait_for(pilot, lambda: "undo:" in notifications(app)[-1], 30, "the undo refusal")
             assert "undo: no applied masking to undo" in notifications(app)[-1]
             await pilot.press("ctrl+q")
@@ -172,6 +207,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             # After a restart ctrl+z undoes the latest masking recorded in the store.
             app.screen.last_mask_id = None
             await pilot.press("ctrl+z")
+            await answer(pilot, app, "y", expect="the latest applied masking")
             await wait_for(pilot, lambda: "Undone masking" in static_text(app, "mask-leaks"), 30, "the undo")
             assert not out.exists() and "Undone masking" in static_text(app, "mask-leaks")
 
@@ -193,6 +229,7 @@ def test_errors_are_notifications_never_a_crash(
 ) -> None:
     """A UserError is one line; an unexpected exception in an action, an @on handler or a thread
     worker is 'Type: message'. The app keeps running every time."""
+    import engine.launch
     import engine.sweep
     import tui.screens.mask
 
@@ -233,9 +270,9 @@ def test_errors_are_notifications_never_a_crash(
             assert "RuntimeError: validate exploded" in notifications(app)
             assert app.is_running and not sweep.running
 
-            # An unexpected exception in a thread worker: reported, and the screen recovers.
+            # An unexpected exception in a thread worker (the job submission): reported, the screen recovers.
             monkeypatch.undo()
-            monkeypatch.setattr(engine.sweep, "run_sweep", explode("sweep engine"))
+            monkeypatch.setattr(engine.launch, "launch_sweep", explode("sweep engine"))
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not sweep.running, 10, "the failed worker to be reported")
             assert "RuntimeError: sweep engine exploded" in notifications(app)
@@ -289,12 +326,20 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             await wait_for(pilot, lambda: screen.jobs[job.id].finished, 240, "the local fine-tune to finish")
             final = screen.jobs[job.id]
             assert final.state == "COMPLETED", (final.state, final.detail, screen.shown_tail[1][-2000:])
-            # The live log tail shows the job's own output.
+            # The live log tail shows the job's own output, wrapped rather than cut.
             await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail")
-            log_text = "\n".join(str(line) for line in screen.query_one("#ft-log", Log).lines)
-            assert "step 2/2" in log_text
+            assert "step 2/2" in log_text(screen.query_one("#ft-log", RichLog))
             rows = table_rows(screen.query_one("#ft-jobs", DataTable))
             assert rows[0][4] == "COMPLETED"
+            # The same run name again: the adapter folder is in use, so it asks before any job starts.
+            await pilot.press("ctrl+r")
+            await answer(pilot, app, "n", expect=f"{adapter} already holds a run")
+            await pilot.pause(0.5)
+            assert len(screen.jobs) == 1
+            # Hand-off: the finished adapter (and its base) is the Sweep's.
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: input_value(app, "sw-adapter") == str(adapter), 10, "the adapter")
+            assert input_value(app, "sw-base") == "tiny"
             await pilot.press("ctrl+q")
 
     run(scenario)
@@ -318,11 +363,12 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
     run(restarted)
 
 
-# ------------------------------------------------------------------ sweep, then browse it in Results
+# ------------------------------------------------------------------ sweep as a job, then Results
 
 
-def test_run_small_sweep_then_browse_cells_and_samples(
-    tmp_path: Path, workspace: Workspace, tiny_model_dir: Path
+@pytest.mark.slow  # a real detached job: a fresh interpreter imports torch (20-60 s on 2 busy cores)
+def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
+    tmp_path: Path, workspace: Workspace, tiny_model_dir: Path, tiny_adapter_dir: Path
 ) -> None:
     prefs = tmp_path / "prefs.json"
 
@@ -330,40 +376,119 @@ def test_run_small_sweep_then_browse_cells_and_samples(
         app = FtHalluApp(workspace, start="sweep", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
-            await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_temps="1.0", sw_topps="0.9, 1.0")
-            await fill(pilot, app, sw_topks="0", sw_samples="2", sw_tokens="4")
+            await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_adapter=str(tiny_adapter_dir))
+            await fill(pilot, app, sw_temps="1.0", sw_topps="0.9, 1.0", sw_topks="0", sw_samples="2")
+            await fill(pilot, app, sw_tokens="4")
+            assert "ft-hallu launch sweep --config" in static_text(app, "sweep-cli")
+            assert "--local" in static_text(app, "sweep-cli")
             await pilot.press("ctrl+r")
-            await wait_for(
-                pilot, lambda: screen.last_sweep_id is not None or not screen.running, 120, "the sweep"
-            )
+            await wait_for(pilot, lambda: screen.job is not None, 60, "the sweep job")
+            first = screen.job
+            assert first.kind == "sweep" and first.launcher == "local"
+            # The job belongs to its own process: quitting asks, names it, and 'n' stays.
+            if not screen.job.finished:
+                await pilot.press("ctrl+q")
+                question = await answer(pilot, app, "n", expect=f"sweep job {first.id}")
+                assert "keeps running" in question and app.is_running
+            await wait_for(pilot, lambda: screen.last_sweep_id is not None, 240, "the sweep job to be stored")
             status = static_text(app, "sweep-status")
-            assert screen.last_sweep_id is not None, status
-            assert "Done" in status
-            assert "4 rows" in static_text(app, "sweep-summary")
+            assert f"Done: sweep {screen.last_sweep_id} stored" in status, status
+            assert "8/8 rows stored" in static_text(app, "sweep-summary")
+            # The live log says which variant and cell each row belongs to.
+            assert "finetuned T=1 p=0.9 k=0" in log_text(screen.query_one("#sweep-log", RichLog))
+            sweep_id = screen.last_sweep_id
 
+            # Hand-off: Results opens on the sweep just stored.
             await pilot.press("f5")
-            await pilot.pause()
             results = app.screen
+            await wait_for(pilot, lambda: results.sweep_id == sweep_id, 30, "the handed-on sweep")
             sweeps = results.query_one("#results-sweeps", DataTable)
-            await wait_for(pilot, lambda: sweeps.row_count > 0, 30, "the sweep list")
-            assert table_rows(sweeps)[0][1] == "tui-sweep"
-            assert table_rows(sweeps)[0][3] == "4/4"
-            await pilot.press("enter")  # choose the sweep: focus moves to its cells
-            await pilot.pause()
-            cells = results.query_one("#results-cells", DataTable)
-            assert app.focused is cells
-            await wait_for(pilot, lambda: cells.row_count == 2, 30, "the cell table")
-            headers = [str(column.label) for column in cells.columns.values()]
-            assert headers[:6] == ["variant", "T", "p", "k", "prompt", "n"]
-            cell_rows = table_rows(cells)
-            assert [row[2] for row in cell_rows] == ["0.90", "1.00"] and all(
-                row[5] == "2" for row in cell_rows
+            assert table_rows(sweeps)[0][1] == "tui-sweep" and table_rows(sweeps)[0][3] == "8/8"
+
+            # The same config under another name is that sweep: shown, never "Done" with nothing stored.
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: app.current_mode == "sweep", 10, "Sweep again")
+            await fill(pilot, app, sw_name="renamed")
+            await pilot.press("ctrl+r")
+            question = await answer(pilot, app, "s", expect=f"Identical to sweep {sweep_id} ('tui-sweep'")
+            assert "fresh seeds" in question
+            await wait_for(pilot, lambda: app.current_mode == "results", 10, "Results")
+            assert any(f"Identical to sweep {sweep_id}" in m for m in notifications(app))
+            assert len(workspace.sweeps()) == 1
+
+            # Fresh seeds: a new job with the next free seed; cancelling it asks first.
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: app.current_mode == "sweep", 10, "Sweep again")
+            await pilot.press("ctrl+r")
+            await answer(pilot, app, "f", expect="Identical")
+            await wait_for(pilot, lambda: screen.job is not None and screen.job.id != first.id, 60, "job 2")
+            assert input_value(app, "sw-seed") == "2025"
+            await pilot.press("ctrl+t")
+            await answer(pilot, app, "y", expect=f"Cancel sweep job {screen.job.id}")
+            await wait_for(pilot, lambda: screen.job.finished, 30, "the cancel")
+            assert screen.job.state == "CANCELLED"
+            await pilot.press("ctrl+q")  # nothing runs any more: quits at once
+        assert app.return_code == 0
+
+    run(scenario)
+
+
+def test_results_compare_variants_side_by_side_and_label_a_sample(
+    tmp_path: Path, workspace: Workspace, tiny_model_dir: Path, tiny_adapter_dir: Path
+) -> None:
+    from engine import sweep as sweep_engine
+    from engine.metrics import catalog
+    from engine.workspace import SweepConfig
+
+    config = SweepConfig(
+        name="side-by-side",
+        base_model="tiny",
+        adapter=str(tiny_adapter_dir),
+        samples_per_cell=2,
+        max_new_tokens=4,
+        grid=sweep_engine.Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0, 5]),
+    )
+    sweep_id = workspace.run_sweep(config).sweep_id
+    cells = {(c.key.variant, c.key.top_k): c for c in workspace.cells(sweep_id)}
+    samples = workspace.cell_samples(sweep_id, temperature=1.0, top_p=1.0, top_k=0, prompt_id="entity")
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            table = screen.query_one("#results-cells", DataTable)
+            await wait_for(pilot, lambda: table.row_count == 2 and len(table.columns) > 5, 30, "the cells")
+            headers = [str(column.label) for column in table.columns.values()]
+            assert headers[:5] == ["\nT", "\np", "\nk", "\nprompt", "\nn"]
+            first_metric, title = (
+                catalog.SUMMARY_METRICS[0],
+                catalog.cell_metric(catalog.SUMMARY_METRICS[0]).title,
             )
-            await pilot.press("down", "enter")
-            await wait_for(pilot, lambda: "p=1" in static_text(app, "results-samples"), 30, "the samples")
-            samples = static_text(app, "results-samples")
-            assert "p=1" in samples and "#0:" in samples and "#1:" in samples
-            await pilot.press("ctrl+q")
+            assert headers[5:8] == [f"{title}\nb", "\nft", "\nΔ"]
+            # One row per cell: base | fine-tuned | difference, as the store has them.
+            row = table_rows(table)[0]
+            base, tuned = cells[("base", 0)].value(first_metric), cells[("finetuned", 0)].value(first_metric)
+            assert row[3] == "entity" and row[4] == "2/2"
+            assert row[5:8] == [f"{base:.2f}", f"{tuned:.2f}", f"{tuned - base:+.2f}"]
+            legend = static_text(app, "results-legend")
+            for name in catalog.SUMMARY_METRICS:
+                assert f"{catalog.cell_metric(name).title} = {catalog.metric_label(name)}" in legend
+            # The chosen cell's samples of both variants, next to each other.
+            await wait_for(pilot, lambda: len(screen.query(".results-side")) == 2, 30, "both sides")
+            sides = [str(box.query_one(Static).render()) for box in screen.query(".results-side")]
+            assert sides[0].startswith("base") and sides[1].startswith("finetuned")
+            for side, variant in zip(sides, ("base", "finetuned"), strict=True):
+                for sample in samples.side(variant):
+                    assert " ".join(sample.text.split()) in side
+            # A human label on the fine-tuned sample #1: n moves down, v to the other side, l labels.
+            await pilot.press("c", "n", "v", "l")
+            await answer(pilot, app, "h", expect="Label finetuned sample #1")
+            target = samples.rows[1].get("finetuned")
+            await wait_for(
+                pilot, lambda: screen.labels.get(target.generation_id) == "hallucinated", 30, "label"
+            )
+            assert workspace.label_of(target.generation_id) == "hallucinated"
+            assert "[hallucinated]" in str(screen.query(".results-side")[1].query_one(Static).render())
 
     run(scenario)
 
@@ -450,8 +575,11 @@ def test_generate_from_local_filing_against_local_endpoint(
             await wait_for(pilot, lambda: not screen.running, 30, "generation")
             status = static_text(app, "gen-status")
             assert "Done" in status, (status, static_text(app, "gen-error"))
-            items = "\n".join(str(line) for line in screen.query_one("#gen-items", Log).lines)
-            assert "Q0:" in items  # the items as they arrived
+            assert "Q0:" in log_text(screen.query_one("#gen-items", RichLog))  # items as they arrived
+            # Hand-off: Mask opens with the generated file.
+            await pilot.press("f2")
+            await wait_for(pilot, lambda: app.current_mode == "mask", 10, "Mask")
+            assert input_value(app, "mask-file") == str((out / "train.jsonl").resolve())
             await pilot.press("ctrl+q")
 
     with running_stub() as stub:
@@ -459,6 +587,60 @@ def test_generate_from_local_filing_against_local_endpoint(
     rows = (out / "train.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 3
     assert secret not in (tmp_path / "prefs.json").read_text(encoding="utf-8")
+
+
+def test_generate_folder_follows_the_source_and_says_what_is_missing(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import generate as gen
+
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="generate", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("ctrl+r")  # no source at all: says what to give, not "...not both"
+            await pilot.pause()
+            assert "source: give a ticker (with a year) or a local filing" in notifications(app)
+            assert not any("not both" in m for m in notifications(app))
+            await fill(pilot, app, gen_ticker="NVDA", gen_year="2023")
+            assert input_value(app, "gen-out") == str(gen.output_dir_for("NVDA-2023"))
+            # Switching to a local filing moves the folder with it (it was never typed by hand).
+            await fill(pilot, app, gen_ticker="", gen_filing="acme-10k.txt")
+            assert input_value(app, "gen-out") == str(gen.output_dir_for("acme-10k"))
+            await fill(pilot, app, gen_ticker="NVDA")
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            assert any("not both" in m for m in notifications(app))
+            # A folder typed by hand is the operator's: a new source leaves it alone.
+            await fill(pilot, app, gen_ticker="", gen_out="mine")
+            await fill(pilot, app, gen_filing="other.txt")
+            assert input_value(app, "gen-out") == "mine"
+            # Idle: the progress bar has a total (no indeterminate animation).
+            assert app.screen.query_one("#gen-progress").total == 1
+
+    run(scenario)
+
+
+def test_below_80x24_says_so_and_notifications_time_out(tmp_path: Path, workspace: Workspace) -> None:
+    async def small() -> None:
+        app = FtHalluApp(workspace, start="mask", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=(60, 20)) as pilot:
+            await pilot.pause()
+            note = app.screen.query_one("#too-small", Static)
+            assert note.display and "needs 80x24" in str(note.render()) and "60x20" in str(note.render())
+            app.notify("passing note")
+            await pilot.pause(app.NOTIFICATION_TIMEOUT + 0.8)
+            assert "passing note" not in notifications(app)  # gone without a key press
+
+    async def big_enough() -> None:
+        app = FtHalluApp(workspace, start="mask", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert not app.screen.query_one("#too-small", Static).display
+
+    run(small)
+    run(big_enough)
 
 
 def test_every_step_entry_point_is_guarded() -> None:
