@@ -33,6 +33,22 @@ from engine.models import (
 )
 
 MODES = ("lora", "qlora", "full")
+# transformers' SchedulerType values (5.24), so a typo is refused before torch loads; a test keeps
+# this list in step with the installed transformers.
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+    "greedy",
+)
 
 
 @dataclass
@@ -54,7 +70,7 @@ class FinetuneConfig:
     per_device_batch_size: int = setting(7, min=1)
     gradient_accumulation_steps: int = setting(4, min=1)
     learning_rate: float = setting(1e-4, gt=0)
-    lr_scheduler: str = setting("linear", non_empty=True)
+    lr_scheduler: str = setting("linear", choices=LR_SCHEDULERS)
     warmup_ratio: float = setting(0.0, min=0, lt=1)
     optim: str = "auto"  # auto = paged_adamw_32bit on CUDA (as the original), adamw_torch on CPU
     gradient_checkpointing: bool = True

@@ -139,6 +139,7 @@ RAW_CASES: dict[str, dict] = {
     "ft-epochs-zero": finetune("epochs = 0\n", expect="epochs = 0: must be > 0"),
     "ft-epochs-string": finetune('epochs = "three"\n', expect='epochs = "three": must be a number'),
     "ft-mode": finetune('mode = "dora"\n', expect="mode = \"dora\": must be one of lora, qlora, full; did you mean 'lora'?"),
+    "ft-lr-scheduler": finetune('lr_scheduler = "cosin"\n', expect="lr_scheduler = \"cosin\": must be one of linear, cosine"),
     "ft-unknown-field": finetune("lora_rank = 8\n", expect="unknown field 'lora_rank'; did you mean 'lora_r'?"),
     "ft-target-modules": finetune("target_modules = 3\n", expect="target_modules = 3: must be a string or a list of strings"),
     "ft-eval-fraction": finetune("eval_fraction = 1.0\n", expect="eval_fraction = 1.0: must be >= 0 and < 1"),

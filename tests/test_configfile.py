@@ -128,3 +128,11 @@ def test_the_three_real_configs_refuse_nan(tmp_path):
     cluster.write_text("gpus = nan\n")
     with pytest.raises(UserError, match=r"cluster.toml: gpus = nan: must be a whole number"):
         load_cluster_settings(cluster)
+
+
+def test_lr_scheduler_choices_follow_transformers():
+    from transformers.trainer_utils import SchedulerType
+
+    from engine.finetune import LR_SCHEDULERS
+
+    assert set(LR_SCHEDULERS) == {item.value for item in SchedulerType}
