@@ -188,7 +188,7 @@ def test_three_task_array_sweep_equals_a_local_run(slurm, tmp_path, tiny_model_d
 
 
 def test_shard_cancelled_midway_then_resubmitted_completes_without_duplicates(
-    slurm, tmp_path, tiny_model_dir
+    slurm, tmp_path, tiny_model_dir, capsys
 ):
     config = sweep_toml(tmp_path / "cfg", samples=6, tokens=32, top_ks="[0]")  # 12 rows, 6 per task
     job = L.launch_sweep(slurm, config, ONE_CPU, shards=2, log_dir=tmp_path / "jobs")
@@ -202,6 +202,11 @@ def test_shard_cancelled_midway_then_resubmitted_completes_without_duplicates(
             job = L.refresh(slurm, job)
             raise AssertionError(f"shard 1 wrote no row: {job.state} {job.tasks}\n{L.tail(job, 30)}")
         time.sleep(0.05)
+    # Progress from afar, read from the results files while the shards write them.
+    running = L.progress(job)
+    assert 0 < running.done < running.planned == 12 and running.rows_per_second > 0, running
+    assert cli_main(["--db", str(slurm.path), "jobs", "--no-refresh"]) == 0
+    assert "progress: " in capsys.readouterr().out
     job = L.cancel(slurm, job, task=1)  # scancel <array>_1 while it is part-way through
     job = L.wait(slurm, job, timeout=240, poll_seconds=0.5)
     assert job.tasks["1"]["state"] == "CANCELLED" and job.state == "CANCELLED", job.tasks
