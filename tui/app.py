@@ -196,7 +196,8 @@ def screen_action_commands(screen: Screen) -> Iterable[SystemCommand]:
         sources.append((focused, list(type(focused).BINDINGS)))
     for target, bindings in sources:
         for binding in bindings:
-            if not (isinstance(binding, Binding) and binding.description and binding.show):
+            # Hidden keys too: the palette is where a key the footer has no room for is found.
+            if not (isinstance(binding, Binding) and binding.description):
                 continue
             key = binding.key.split(",")[0]
             yield SystemCommand(

@@ -98,6 +98,9 @@ class MaskScreen(StepScreen):
         Binding("ctrl+o", "focus_widget('mask-file')", "Form"),
         Binding("ctrl+g", "focus_widget('mask-rules')", "Rules"),
         Binding("ctrl+l", "focus_widget('mask-rows')", "Rows"),
+        # Hidden (the footer is full at 80 columns): scroll a long diff from the tables; in docs/TUI.md.
+        Binding("shift+down", "scroll_diff(3)", "Diff down", show=False, priority=True),
+        Binding("shift+up", "scroll_diff(-3)", "Diff up", show=False, priority=True),
     ]
 
     class Applied(Message):
@@ -201,6 +204,10 @@ class MaskScreen(StepScreen):
             table.add_row(str(row), at, f"{accepted}/{len(diff_edits)}", on, key=str(row))
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def action_scroll_diff(self, lines: int) -> None:
+        box = self.query_one("#mask-diff-box", VerticalScroll)
+        box.scroll_relative(y=lines, animate=False)
 
     def show_row(self, row: int) -> None:
         if self.plan is not None:
