@@ -124,3 +124,28 @@ def test_full_mode_via_cli_records_the_run(sample_dataset, tmp_path, tiny_model_
     )
     assert again.returncode == 2
     assert "output folder exists" in again.stderr
+
+
+def test_a_fine_tune_failing_after_staging_leaves_no_folder_and_a_failed_run(
+    tiny_model_dir, sample_dataset, tmp_path
+):
+    """transformers refuses the optimizer name only once the staging folder exists: both are cleaned up."""
+    from store import core, open_db
+
+    output = tmp_path / "runs" / "bad-optim"
+    config = finetune.FinetuneConfig(
+        name="bad-optim",
+        base_model=str(tiny_model_dir),
+        dataset=str(sample_dataset),
+        output_dir=str(output),
+        optim="no_such_optimizer",
+        max_steps=1,
+        gradient_checkpointing=False,
+    )
+    db = tmp_path / "store.db"
+    with pytest.raises(ValueError):
+        finetune.run_finetune(config, db_path=db, progress=lambda _message: None)
+    assert not output.exists()
+    assert [p.name for p in output.parent.iterdir()] == []  # no .bad-optim.<pid>.*.staging left
+    run = core.list_finetune_runs(open_db(db))[0]
+    assert run["status"] == "failed" and "no_such_optimizer" in run["error"]
