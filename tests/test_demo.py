@@ -56,3 +56,26 @@ def test_demo_defaults_to_the_real_model_and_learns_from_answers_only():
     assert plan.finetune.include_context is False and plan.finetune.assistant_only_loss is True
     assert plan.sweep.adapter == plan.finetune.output_dir
     assert len(plan.sweep.grid.cells()) == 36
+
+
+def test_smollm2_config_file_is_what_the_demo_runs():
+    from pathlib import Path
+
+    from engine.finetune import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "finetune.smollm2.toml")
+    demo = demo_plan("smollm2").finetune
+    for name in (
+        "base_model",
+        "dataset",
+        "epochs",
+        "per_device_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "lr_scheduler",
+        "include_context",
+        "assistant_only_loss",
+        "max_length",
+        "gradient_checkpointing",
+    ):
+        assert getattr(config, name) == getattr(demo, name), name
