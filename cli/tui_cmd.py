@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 from cli.common import db_path_from
 from engine.workspace import Workspace
@@ -26,10 +27,15 @@ def run(args: argparse.Namespace) -> int:
 
     with Workspace.open(db_path_from(args)) as workspace:
         app = FtHalluApp(workspace, start=args.step)
-        result = app.run()
-        # The screen is restored by now; work this process still finishes is said, never a blank wait.
-        for line in app.left_stopping:
-            print(f"ft-hallu tui: {line}", flush=True)
-        for job_line in app.left_running:
-            print(f"ft-hallu tui: {job_line}", flush=True)
+        # Our own loop (not app.run's asyncio.run): asyncio.run waits for worker threads before it
+        # returns, which left a blank terminal while a generation finished its chunk. Here the
+        # screen is restored first, then what still finishes (or keeps running) is said, then we wait.
+        loop = asyncio.new_event_loop()
+        try:
+            result = loop.run_until_complete(app.run_async())
+            for line in [*app.left_stopping, *app.left_running]:
+                print(f"ft-hallu tui: {line}", flush=True)
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
     return int(result or 0)

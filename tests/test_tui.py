@@ -79,7 +79,8 @@ def input_value(app: FtHalluApp, input_id: str) -> str:
 async def answer(pilot, app: FtHalluApp, key: str, *, expect: str) -> str:
     """Wait for the modal question, check it says ``expect``, answer with ``key``; returns its text."""
     await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), 30, f"the question ({expect})")
-    question = f"{app.screen.title_text}\n{app.screen.question}"
+    choices = "\n".join(f"{k}: {label}" for k, label, _value in app.screen.answers)
+    question = f"{app.screen.title_text}\n{app.screen.question}\n{choices}"
     assert expect in question, question
     await pilot.press(key)
     await wait_for(pilot, lambda: not isinstance(app.screen, ChoiceScreen), 10, "the question to close")
