@@ -581,7 +581,7 @@ class AppHandlers:
     def label_summary(self, sweep: Any) -> str:
         counts = self.workspace.label_counts(self.sweep_id(sweep))
         total = sum(counts.values())
-        parts = ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none yet"
+        parts = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count) or "none yet"
         need = "" if total >= MIN_LABELS else f" · calibration needs {MIN_LABELS} labelled samples"
         return f"{total} labelled ({parts}){need}"
 
@@ -599,7 +599,7 @@ class AppHandlers:
             }
             for r in result.results
         ]
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.label_counts.items())) or "none"
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.label_counts.items()) if v) or "none"
         text = f"{result.labelled} labelled, scored samples ({counts}); AUROC needs {MIN_LABELS} per score"
         return text, _frame(rows, CALIBRATION_COLUMNS)
 
@@ -641,14 +641,30 @@ def _interval(value: float | None, interval: Sequence[float] | None) -> str:
     return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
+# The cells table's narrow columns get the short form of why a value is missing.
+SHORT_NOTES = {
+    "n/a: no reference answer for this prompt": "n/a: no ref.",
+    "n/a: every answer refused": "n/a: refused",
+    "n/a: no source contexts (sweep without a dataset)": "n/a: no sources",
+    "not scored yet: press Score sweep": "not scored",
+    UNDEFINED_AT_ONE_NOTE: "undef. n=1",
+}
+CELL_TABLE_HELP = (
+    "A cell without a value says why: **n/a: no ref.** (token F1 and exact match need a reference "
+    "answer; the entity prompt has none), **n/a: no sources** (grounding needs the sweep's dataset), "
+    "**n/a: refused** (every answer refused: nothing to ground), **undef. n=1** (spread needs 2+ samples)."
+)
+
+
 def _cell_value(cell: Cell, metric: str) -> Any:
     """A stored cell metric, or why it has none (so a blank is never unexplained)."""
     if metric in UNDEFINED_AT_ONE and cell.n == 1:
-        return UNDEFINED_AT_ONE_NOTE
+        return SHORT_NOTES[UNDEFINED_AT_ONE_NOTE]
     value = cell.value(metric)
     if value is not None:
         return _round(value)
-    return missing_note(metric, [cell])
+    note = missing_note(metric, [cell])
+    return SHORT_NOTES.get(note, note)
 
 
 def _cell_filters(variant: Any, temperature: Any, top_p: Any, top_k: Any, prompt: Any) -> dict[str, Any]:

@@ -15,7 +15,15 @@ import gradio as gr
 
 from engine.labels import LABEL_KEYS
 from gradio_app.events import user_errors
-from gradio_app.handlers import ALL, CALIBRATION_COLUMNS, CELL_COLUMNS, AppHandlers, empty_frame, fmt_value
+from gradio_app.handlers import (
+    ALL,
+    CALIBRATION_COLUMNS,
+    CELL_COLUMNS,
+    CELL_TABLE_HELP,
+    AppHandlers,
+    empty_frame,
+    fmt_value,
+)
 from gradio_app.plots import empty_figure
 from gradio_app.views import EMPTY_VIEW
 
@@ -202,7 +210,9 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
 
     with gr.Tab("Sweeps"):
         with gr.Row():
-            sweep = gr.Dropdown(label="Stored sweep", choices=[], allow_custom_value=True, scale=4)
+            sweep = gr.Dropdown(
+                label="Stored sweep", choices=[], allow_custom_value=True, scale=4, elem_id="sweeps-picker"
+            )
             refresh_btn = gr.Button("Refresh list", scale=1)
             score_btn = gr.Button("Score sweep", scale=1)
         sweep_info = gr.Markdown(NO_SWEEP, elem_id="sweep-info")
@@ -226,12 +236,13 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
                 show_btn = gr.Button("Show samples")
             cells = gr.Dataframe(
                 value=empty_frame(CELL_COLUMNS),
-                label="Cells (blank metric = the reason is written in the cell)",
+                label="Cells",
                 interactive=False,
                 max_height=320,
                 wrap=True,
                 elem_id="cells-table",
             )
+            gr.Markdown(CELL_TABLE_HELP)
         gr.Markdown("### Samples, aligned by sample index (base and fine-tuned share seeds)")
         caption = gr.Markdown(EMPTY_CAPTION, elem_id="sample-caption")
         aligned = gr.HTML(EMPTY_VIEW, elem_id="aligned-samples")

@@ -196,7 +196,7 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
             record["prompt_id"],
         )
         assert record["refusal_rate"] == pytest.approx(stored[key]["refusal_rate"], abs=1e-3)
-        assert record["token_f1"] == "n/a: no reference answer for this prompt"
+        assert record["token_f1"] == "n/a: no ref."
 
     # Filtering by variant and T narrows the table to one cell; its samples come back aligned.
     one = client.predict(str(sweep_id), "finetuned", "1.3", "all", "all", "all", api_name="/sweep_cells")
@@ -365,54 +365,59 @@ def test_compare_two_sweeps(app, client, store_with_sweep):
         )
 
 
-def test_training_curves_of_the_store_runs(app, client, tiny_adapter_dir):
-    """The fixture's real fine-tune (recorded in the default store) copied into the app's store."""
+def test_training_curves_of_the_store_runs(app, client, sample_dataset, tmp_path):
+    """A real (short) fine-tune recorded in the app's store, and a second run beside it, overlaid."""
     import json
 
-    from engine.paths import default_db_path
+    from engine.finetune import FinetuneConfig, run_finetune
     from store import core, open_db
 
     handlers = app[0]
-    source = next(r for r in core.list_finetune_runs(open_db(default_db_path())) if r["status"] == "done")
-    target = open_db(handlers.workspace.db_path)
-    ids = []
-    for name in ("first", "second"):
-        run_id = core.start_finetune_run(
-            target,
-            name=name,
-            mode=source["mode"],
-            base_model=source["base_model"],
-            dataset_path=source["dataset_path"],
-            output_dir=source["output_dir"],
-            config={},
-        )
-        core.finish_finetune_run(
-            target,
-            run_id,
-            status="done",
-            train_loss=source["train_loss"],
-            eval_loss_before=2.5,
-            eval_loss_after=1.5,
-            result=source["result"],
-        )
-        ids.append(str(run_id))
-    history = source["result"]["loss_history"]
-    assert len(history) >= 2
-    choices, _plot = client.predict(api_name="/finetune_runs")
-    assert "second" in str(choices) and "first" in str(choices)
+    config = FinetuneConfig(
+        name="curve",
+        base_model="tiny",
+        dataset=str(sample_dataset),
+        output_dir=str(tmp_path / "curve-adapter"),
+        epochs=2,
+        per_device_batch_size=8,
+        gradient_accumulation_steps=1,
+        learning_rate=3e-3,
+        lr_scheduler="constant",
+        gradient_checkpointing=False,
+        logging_steps=1,
+    )
+    result = run_finetune(config, db_path=handlers.workspace.db_path, progress=lambda _msg: None)
+    assert len(result.loss_history) >= 2
+    store = open_db(handlers.workspace.db_path)
+    second = core.start_finetune_run(
+        store,
+        name="second",
+        mode="lora",
+        base_model="tiny",
+        dataset_path=str(sample_dataset),
+        output_dir=str(tmp_path / "second"),
+        config={},
+    )
+    core.finish_finetune_run(
+        store,
+        second,
+        status="done",
+        eval_loss_before=2.5,
+        eval_loss_after=1.5,
+        result={"loss_history": [x / 2 for x in result.loss_history]},
+    )
+    ids = [str(result.run_id), str(second)]
+    choices, first_plot = client.predict(api_name="/finetune_runs")
+    assert "curve" in str(choices) and "second" in str(choices)
+    assert [t["name"] for t in json.loads(first_plot["plot"])["data"]][0] == f"#{second} second · train"
     figure = handlers.loss_curves(ids)
     names = [trace.name for trace in figure.data]
-    assert names == [
-        f"#{ids[0]} first · train",
-        f"#{ids[0]} first · eval (before / after)",
-        f"#{ids[1]} second · train",
-        f"#{ids[1]} second · eval (before / after)",
-    ]
-    assert list(figure.data[0].y) == pytest.approx(history)
-    assert list(figure.data[1].y) == [2.5, 1.5]
+    assert names[0] == f"#{ids[0]} curve · train" and f"#{ids[1]} second · train" in names
+    assert list(figure.data[0].y) == pytest.approx(result.loss_history)
+    assert list(figure.data[1].y) == pytest.approx([result.eval_loss_before, result.eval_loss_after])
+    assert list(figure.data[-1].y) == [2.5, 1.5]
     plot = client.predict(ids, api_name="/loss_curves")
-    sent = json.loads(plot["plot"])
-    assert [trace["name"] for trace in sent["data"]] == names
+    assert [trace["name"] for trace in json.loads(plot["plot"])["data"]] == names
 
 
 def test_bad_input_is_a_one_line_error(app, client):

@@ -1,19 +1,31 @@
-"""The Gradio page as a browser renders it: headless Chromium's DOM and a screenshot of the Compare tab."""
+"""The Gradio page as a user drives it: headless Chromium over the DevTools protocol, real clicks and keys.
+
+One app (tiny model with its adapter, a temp store with two small scored sweeps) and one browser
+page are shared by the module; the tests run in order on that page like one user's session:
+open, look at the Compare tab, open the Sweeps tab (drawn without pressing anything), click a
+heatmap cell, label a sample with a key, switch sweeps. Screenshots go to $FT_HALLU_SCREENSHOTS
+when it is set (else the test's temp folder) so a person can look at them.
+"""
 
 from __future__ import annotations
 
-import re
+import base64
+import json
+import os
 import shutil
 import socket
 import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-# Labels the Compare tab must render (panes, sliders, seed), as the browser shows them.
 RENDERED_LABELS = (
     "Base model",
     "Fine-tuned model (LoRA adapter on)",
@@ -25,7 +37,8 @@ RENDERED_LABELS = (
     "Prompt",
     "System prompt",
 )
-WIDTH, HEIGHT = 1400, 1800
+WIDTH, HEIGHT = 1400, 1000
+WAIT_SECONDS = 90.0  # the machine is shared and slow; every wait polls and returns as soon as it holds
 
 
 def free_port() -> int:
@@ -34,77 +47,323 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Page:
+    """One Chromium tab driven over the DevTools protocol (Runtime.evaluate, Input.*, Page.*)."""
+
+    def __init__(self, websocket: Any) -> None:
+        self._ws = websocket
+        self._next_id = 0
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next_id += 1
+        call_id = self._next_id
+        self._ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self._ws.recv(timeout=WAIT_SECONDS))
+            if message.get("id") == call_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+
+    def js(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression[:80]}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, what: str) -> Any:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            value = self.js(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}: {expression}")
+
+    def click_at(self, x: float, y: float) -> None:
+        self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y, button="none", buttons=0)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1, buttons=1)
+
+    def click(self, selector: str) -> None:
+        """Scroll the element into view and click its centre with the mouse."""
+        box = self.wait_for(
+            f"""(() => {{ const el = document.querySelector({json.dumps(selector)});
+                 if (!el) return null; el.scrollIntoView({{block: 'center'}});
+                 const r = el.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()""",
+            selector,
+        )
+        self.click_at(*box)
+
+    def press(self, key: str) -> None:
+        for kind in ("keyDown", "keyUp"):
+            self.send("Input.dispatchKeyEvent", type=kind, key=key, text=key if kind == "keyDown" else "")
+
+    def text(self, selector: str) -> str:
+        return self.js(f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''")
+
+    def screenshot(self, path: Path) -> Path:
+        height = self.js("document.documentElement.scrollHeight")
+        shot = self.send(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": WIDTH, "height": min(int(height), 6000), "scale": 1},
+        )
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+
 @pytest.fixture(scope="module")
-def page_url(tiny_adapter_dir, tmp_path_factory):
+def app(tiny_adapter_dir, tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("headless Chromium not installed (Debian package 'chromium'; .ci/run installs it)")
     from engine.models import load_model
+    from engine.sweep import Grid, SweepConfig, run_sweep
     from engine.workspace import Workspace
     from gradio_app.handlers import AppHandlers, AppSettings
     from gradio_app.layout import ServeOptions, launch_app
 
-    loaded = load_model("tiny", adapter_dir=str(tiny_adapter_dir))
-    db = tmp_path_factory.mktemp("browser-store") / "ft-hallu.db"
-    with Workspace.open(db) as workspace:
-        handlers = AppHandlers(
-            loaded, workspace, AppSettings(base_model="tiny", adapter_dir=str(tiny_adapter_dir))
-        )
-        demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
-        yield url
-        demo.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FT_HALLU_EMBEDDINGS", "0")  # lexical similarity: the embedding model would dominate
+        loaded = load_model("tiny", adapter_dir=str(tiny_adapter_dir))
+        db = tmp_path_factory.mktemp("browser-store") / "ft-hallu.db"
+        sweeps = {}
+        for name, seed, grid in (
+            ("browser-first", 11, Grid(temperatures=[0.7, 1.3], top_ps=[0.9], top_ks=[20])),
+            ("browser-second", 99, Grid(temperatures=[1.0], top_ps=[0.95], top_ks=[40])),
+        ):
+            config = SweepConfig(
+                name=name,
+                base_model="tiny",
+                adapter=str(tiny_adapter_dir),
+                samples_per_cell=2,
+                max_new_tokens=8,
+                seed=seed,
+                grid=grid,
+            )
+            sweeps[name] = run_sweep(config, db_path=db, loaded=loaded).sweep_id
+        with Workspace.open(db) as workspace:
+            handlers = AppHandlers(
+                loaded, workspace, AppSettings(base_model="tiny", adapter_dir=str(tiny_adapter_dir))
+            )
+            demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+            yield url, db, sweeps
+            demo.close()
 
 
-def chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        f"--window-size={WIDTH},{HEIGHT}",
-        # Virtual time runs the page's scripts (Svelte renders client-side) before the dump/screenshot.
-        "--virtual-time-budget=15000",
-        *extra,
-        url,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+@pytest.fixture(scope="module")
+def page(app, tmp_path_factory) -> Iterator[Page]:
+    from websockets.sync.client import connect
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    process = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--remote-debugging-port=0",
+            "--remote-allow-origins=*",
+            f"--user-data-dir={profile}",
+            f"--window-size={WIDTH},{HEIGHT}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not (port_file.exists() and port_file.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
+            targets = json.load(response)
+        target = next(t for t in targets if t["type"] == "page")
+        with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=30) as websocket:
+            driven = Page(websocket)
+            driven.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=WIDTH,
+                height=HEIGHT,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            driven.send("Page.navigate", url=app[0])
+            driven.wait_for("document.querySelector('#base-pane') !== null", "the Compare tab")
+            yield driven
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
-def test_rendered_dom_has_both_panes_and_the_sliders(page_url, tmp_path):
-    result = chromium(page_url, tmp_path / "profile", "--dump-dom")
-    assert result.returncode == 0, result.stderr[-2000:]
-    dom = result.stdout
-    # The page also embeds its config as JSON, so look for the labels inside rendered label elements.
-    rendered = set(re.findall(r'data-testid="block-info"[^>]*>\s*([^<]+?)\s*<', dom))
-    missing = [label for label in RENDERED_LABELS if label not in rendered]
-    assert not missing, f"not rendered: {missing}; rendered labels: {sorted(rendered)}"
-    assert len(re.findall(r'<input[^>]*type="range"', dom)) >= 4  # temperature, top_p, top_k, max tokens
-    assert "Generate" in dom and "Stop" in dom and "Save to store" in dom
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("FT_HALLU_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def test_screenshot_shows_the_compare_tab(page_url, tmp_path):
-    from PIL import Image, ImageStat
+def generations(db: Path, sweep_id: int, **where: Any) -> list[dict[str, Any]]:
+    from store import core, open_db
 
-    png = tmp_path / "compare.png"
-    result = chromium(page_url, tmp_path / "profile", f"--screenshot={png}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert png.exists() and png.stat().st_size > 20_000
-    with Image.open(png) as image:
-        assert image.size == (WIDTH, HEIGHT)
-        gray = image.convert("L")
-        # A blank (all white) or unrendered page has almost no variation and very few colours.
-        assert ImageStat.Stat(gray).stddev[0] > 10
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
-        assert len(colours) > 200
-        # The Generate button's orange and the Stop button's red are on screen (the buttons rendered).
-        rgb = image.convert("RGB")
-        pixels = [c for _count, c in colours]
-        assert any(r > 220 and 90 < g < 140 and b < 60 for r, g, b in pixels), "no orange primary button"
-        assert any(r > 220 and g < 90 and b < 90 for r, g, b in pixels), "no red Stop button"
-        rgb.close()
+    return core.iter_generations(open_db(db), sweep_id, **where)
+
+
+def test_compare_tab_renders_with_stop_idle(page, shots):
+    labels = set(
+        page.js("[...document.querySelectorAll('[data-testid=block-info]')].map(e => e.textContent.trim())")
+    )
+    missing = [label for label in RENDERED_LABELS if label not in labels]
+    assert not missing, f"not rendered: {missing}; rendered labels: {sorted(labels)}"
+    assert page.js("document.querySelectorAll('input[type=range]').length") >= 4
+    # Stop is disabled (and not red) while nothing runs.
+    assert page.js("document.querySelector('#stop-button').disabled") is True
+    assert "stop" not in page.js("document.querySelector('#stop-button').className")
+    # Empty tables show their real headers, not 1 2 3.
+    page.js("[...document.querySelectorAll('button')].find(b => b.textContent.includes('N samples')).click()")
+    headers = page.wait_for(
+        "[...document.querySelectorAll('th')].map(t => t.textContent.trim()).filter(Boolean)", "table headers"
+    )
+    assert "sample_index" in " ".join(headers) and "metric" in " ".join(headers)
+    page.screenshot(shots / "compare-tab.png")
+
+
+def test_sweeps_tab_opens_drawn_with_the_rate_scale_fixed(page, app, shots):
+    _url, _db, sweeps = app
+    page.js(
+        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Sweeps').click()"
+    )
+    # Nothing pressed: the newest sweep is picked and its heatmaps drawn.
+    page.wait_for(
+        "document.querySelector('#sweep-heatmaps .js-plotly-plot .heatmaplayer') !== null", "heatmaps"
+    )
+    assert "browser-second" in page.text("#sweep-info")
+    scale = page.js(
+        "(() => { const c = document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullLayout.coloraxis;"
+        " return [c.cmin, c.cmax]; })()"
+    )
+    assert scale == [0, 1]  # refusal rate: the colour scale spans 0-1, whatever the data
+    ticks = page.js(
+        "[...document.querySelector('#sweep-heatmaps g.colorbar').querySelectorAll('.cbaxis text, text.ytick, .ytick text')]"
+        ".map(t => t.textContent)"
+    )
+    assert "0" in ticks and "1" in ticks, ticks
+    # Pick the first sweep (a real click on the dropdown, then on its option).
+    page.click("#sweeps-picker input")
+    option = f"#{sweeps['browser-first']} browser-first"
+    page.wait_for(
+        f"[...document.querySelectorAll('ul[role=listbox] li')].some(li => li.textContent.includes({json.dumps(option)}))",
+        "the sweep options",
+    )
+    box = page.js(
+        f"""(() => {{ const li = [...document.querySelectorAll('ul[role=listbox] li')]
+             .find(li => li.textContent.includes({json.dumps(option)}));
+             const r = li.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"""
+    )
+    page.click_at(*box)
+    page.wait_for(
+        "document.querySelector('#sweep-info').textContent.includes('browser-first')", "first sweep"
+    )
+    page.wait_for(
+        "document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData.length === 3"
+        " && document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData[0].z.length === 2",
+        "the first sweep's heatmaps",
+    )
+    page.screenshot(shots / "sweeps-tab.png")
+
+
+def test_clicking_a_heatmap_cell_opens_its_aligned_samples(page, app, shots):
+    _url, db, sweeps = app
+    # The fine-tuned panel (second subplot), row T=1.3, column p=0.9: where Plotly draws it.
+    box = page.js(
+        """(() => { const gd = document.querySelector('#sweep-heatmaps .js-plotly-plot');
+             gd.scrollIntoView({block: 'center'});
+             const L = gd._fullLayout, r = gd.getBoundingClientRect();
+             return [r.left + L.xaxis2._offset + L.xaxis2.l2p(0), r.top + L.yaxis2._offset + L.yaxis2.l2p(1)]; })()"""
+    )
+    page.click_at(*box)
+    caption = page.wait_for(
+        "(t => t.includes('T = 1.3') && t)(document.querySelector('#sample-caption').textContent)",
+        "the caption",
+    )
+    assert "browser-first" in caption and "p = 0.9" in caption and "k = 20" in caption
+    assert "clicked finetuned" in caption and "entity" in caption
+    shown = page.text("#aligned-samples")
+    rows = generations(db, sweeps["browser-first"], temperature=1.3)
+    assert {r["variant"] for r in rows} == {"base", "finetuned"}
+    for row in rows:
+        assert row["text"] in shown, row["text"]
+    for row in generations(db, sweeps["browser-first"], temperature=0.7):
+        if row["text"] and row["text"] not in {r["text"] for r in rows}:
+            assert row["text"] not in shown
+    # The cells table is filtered to the clicked setting.
+    table = page.text("#cells-table")
+    assert "1.3" in table and "0.7" not in table
+    page.screenshot(shots / "aligned-samples.png")
+
+
+def test_a_key_labels_the_picked_sample(page, app, shots):
+    from store import labels as store_labels
+    from store import open_db
+
+    _url, db, _sweeps = app
+    page.click("#aligned-samples td[data-gen]")
+    generation_id = int(page.js("document.querySelector('#aligned-samples td.picked').dataset.gen"))
+    page.wait_for(
+        f"document.querySelector('#sample-claims').textContent.includes('generation {generation_id}')",
+        "claims",
+    )
+    page.press("h")
+    page.wait_for(
+        "document.querySelector('#label-status').textContent.includes('hallucinated')", "the label status"
+    )
+    assert store_labels.label_of(open_db(db), generation_id)["label"] == "hallucinated"
+    page.wait_for(
+        "document.querySelector('#aligned-samples').textContent.includes('label: hallucinated')", "badge"
+    )
+    page.screenshot(shots / "labelled.png")
+
+
+def test_switching_sweeps_leaves_nothing_stale(page, app, shots):
+    _url, db, sweeps = app
+    first_texts = [r["text"] for r in generations(db, sweeps["browser-first"]) if r["text"]]
+    second_texts = {r["text"] for r in generations(db, sweeps["browser-second"])}
+    page.click("#sweeps-picker input")
+    option = f"#{sweeps['browser-second']} browser-second"
+    page.wait_for(
+        f"[...document.querySelectorAll('ul[role=listbox] li')].some(li => li.textContent.includes({json.dumps(option)}))",
+        "the sweep options",
+    )
+    box = page.js(
+        f"""(() => {{ const li = [...document.querySelectorAll('ul[role=listbox] li')]
+             .find(li => li.textContent.includes({json.dumps(option)}));
+             const r = li.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"""
+    )
+    page.click_at(*box)
+    page.wait_for(
+        "document.querySelector('#sweep-info').textContent.includes('browser-second')", "second sweep"
+    )
+    page.wait_for(
+        "document.querySelector('#sample-caption').textContent.includes('No cell picked')", "cleared caption"
+    )
+    assert "Click a heatmap cell" in page.text("#aligned-samples")
+    assert "Click a sample above" in page.text("#sample-claims")
+    page.wait_for(
+        "!document.querySelector('#cells-table').textContent.includes('0.7')", "the second sweep's cells"
+    )
+    shown = "".join(
+        page.text(s) for s in ("#sample-caption", "#aligned-samples", "#sample-claims", "#cells-table")
+    )
+    stale = [t for t in first_texts if t not in second_texts and t in shown]
+    assert not stale, stale
+    assert "browser-first" not in shown and "40" in page.text("#cells-table")
+    page.screenshot(shots / "switched.png")
