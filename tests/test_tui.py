@@ -331,7 +331,7 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail")
             assert "step 2/2" in log_text(screen.query_one("#ft-log", RichLog))
             rows = table_rows(screen.query_one("#ft-jobs", DataTable))
-            assert rows[0][4] == "COMPLETED"
+            assert rows[0][3] == "COMPLETED"
             # The same run name again: the adapter folder is in use, so it asks before any job starts.
             await pilot.press("ctrl+r")
             await answer(pilot, app, "n", expect=f"{adapter} already holds a run")

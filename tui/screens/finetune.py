@@ -43,6 +43,8 @@ from tui.screens.base import (
 
 LAUNCHERS = ("local", "slurm")
 POLL_SECONDS = 1.0
+# The job list; each job's detail goes below it (wrapped), so 80 columns hold every column whole.
+JOB_COLUMNS = ("#", "job", "name", "state", "elapsed")
 TAIL_LINES = 60
 CLUSTER_FIELDS: tuple[tuple[str, str, str], ...] = (
     # (input id, label, placeholder)
@@ -166,6 +168,7 @@ class FinetuneScreen(StepScreen):
         self.launching = False
         self.first_poll = True
         self.handed_jobs: set[int] = set()  # fine-tunes whose adapter was handed to Sweep
+        self.job_widths: list[int] = []
 
     def compose(self) -> ComposeResult:
         defaults = FinetuneConfig()
@@ -184,13 +187,14 @@ class FinetuneScreen(StepScreen):
                 )
         yield Static("", id="ft-cli", classes="hint")
         yield DataTable(id="ft-jobs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="ft-detail", classes="hint")
         yield wrapped_log("ft-log")
         yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one("#ft-jobs", DataTable)
-        table.add_columns("#", "launcher", "job", "name", "state", "elapsed", "detail")
+        table.add_columns(*JOB_COLUMNS)
         remembered = self.ft_app.prefs.get("finetune_job")
         if isinstance(remembered, int):
             self.selected_job = remembered
@@ -372,30 +376,41 @@ class FinetuneScreen(StepScreen):
         rows = {
             job.id: (
                 str(job.id),
-                job.launcher,
-                job.job_id,
+                Text(job.ref),
                 Text(job.name),
                 job.state,
                 elapsed_text(job.started_at or job.submitted_at, job.finished_at),
-                Text(job.detail or ""),  # whole: the table scrolls sideways, the log below wraps
             )
             for job in message.jobs
         }
         self.hand_on_adapters(previous, message.jobs)
-        if list(previous) == list(self.jobs) and table.row_count == len(rows):
+        # Widths from the content, set here: auto-widths follow only on the table's next refresh,
+        # so an unfocused table showed 'COMPLET' and 'loc' (a state that grows rebuilds it).
+        widths = [
+            max([len(title), *(len(str(values[index])) for values in rows.values())])
+            for index, title in enumerate(JOB_COLUMNS)
+        ]
+        if list(previous) == list(self.jobs) and table.row_count == len(rows) and widths == self.job_widths:
             for job_id, values in rows.items():
                 for column, value in zip(table.columns, values, strict=False):
-                    # update_width: a state that grows (RUNNING -> COMPLETED) widens its column.
-                    table.update_cell(str(job_id), column, value, update_width=True)
+                    table.update_cell(str(job_id), column, value)
         else:
-            table.clear()
+            table.clear(columns=True)
+            for title, width in zip(JOB_COLUMNS, widths, strict=True):
+                table.add_column(title, width=width)
             for job_id, values in rows.items():
                 table.add_row(*values, key=str(job_id))
+            self.job_widths = widths
         if self.first_poll:
             running = [job for job in message.jobs if not job.finished]
             if running:
                 self.notify(f"Reattached to {len(running)} running job(s).")
             self.first_poll = False
+        shown = self.jobs.get(message.tail_job) if message.tail_job is not None else None
+        detail = ""
+        if shown is not None:
+            detail = f"job {shown.id} {shown.state}: {shown.detail or 'no detail'}; output {shown.output_dir}"
+        self.query_one("#ft-detail", Static).update(Text(detail))
         if message.tail_job is not None:
             if self.selected_job != message.tail_job:
                 self.selected_job = message.tail_job
