@@ -146,6 +146,11 @@ class SweepScreen(StepScreen):
                 summary,
             )
 
+    class JobGone(Message):
+        def __init__(self, job_id: int) -> None:
+            super().__init__()
+            self.job_id = job_id
+
     class Cancelled(Message):
         def __init__(self, job: Job) -> None:
             super().__init__()
@@ -349,7 +354,7 @@ class SweepScreen(StepScreen):
         line = f"Identical to sweep {same.id} ({same.name!r}, {same.status}, {rows})"
         self.query_one("#sweep-status", Static).update(Text(line + ".", style="yellow"))
         answers: list[tuple[str, str, Any]] = [("s", f"Show sweep {same.id} in Results", "show")]
-        if same.status != "completed":
+        if same.status not in ("completed", "running"):  # a running one is followed, not doubled
             answers.append(("r", f"Resume sweep {same.id} (it keeps its name {same.name!r})", "resume"))
         answers.append(("f", "A new sweep with fresh seeds under this name", "fresh"))
         question = (
@@ -425,7 +430,12 @@ class SweepScreen(StepScreen):
     @step_worker(group="sweep-poll")
     def _poll(self, job_id: int) -> None:
         self.polling = True
-        job = self.workspace.refresh_job(self.workspace.job(job_id))  # a final state is ingested here
+        try:
+            job = self.workspace.job(job_id)
+        except UserError:  # a remembered job of another store (--db): nothing to reattach to
+            self.post_message(self.JobGone(job_id))
+            return
+        job = self.workspace.refresh_job(job)  # a final state is ingested here
         if job.finished and not job.ingested_at:
             # Another poll (the Fine-tune job list) saw it end first and is ingesting it; after a
             # while read the files ourselves (ingesting twice adds nothing).
@@ -458,6 +468,12 @@ class SweepScreen(StepScreen):
         except Exception as exc:  # noqa: BLE001 - the sweep itself is stored; only the summary is missing
             lines.append(f"(no metrics summary: {exc})")
         return "\n".join(lines)
+
+    def on_sweep_screen_job_gone(self, message: JobGone) -> None:
+        self.polling = False
+        if self.ft_app.prefs.get("sweep_job") == message.job_id:
+            self.ft_app.prefs.pop("sweep_job", None)
+            self.ft_app.write_prefs()
 
     def on_sweep_screen_job_update(self, message: JobUpdate) -> None:
         self.polling = False
