@@ -1,4 +1,4 @@
-"""``ft-hallu serve``: the Gradio comparison app (base vs fine-tuned live; stored sweeps as heatmaps).
+"""``ft-hallu serve``: the Gradio app (base vs fine-tuned live; stored sweeps reviewed: heatmaps, samples, labels).
 
 Gradio is imported only when the command runs, so other verbs stay fast and engine/ never needs it.
 A public share link is refused unless sign-in is configured; passwords are never printed.
@@ -19,7 +19,7 @@ from engine.workspace import Workspace
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="Gradio app: base and fine-tuned side by side, stored sweeps as heatmaps",
+        help="Gradio app: base and fine-tuned side by side; review sweeps (heatmaps, aligned samples, labels, loss curves)",
         description="Launch the comparison app. --share gives a public Gradio link and needs --auth or --auth-file.",
     )
     parser.add_argument("--base", default=DEFAULT_BASE_MODEL, help="base model (hub id, folder, or 'tiny')")

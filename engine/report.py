@@ -21,6 +21,7 @@ from engine import labels as engine_labels
 from engine import metrics as engine_metrics
 from engine import scoring
 from engine.files import write_atomic, write_bytes_atomic
+from engine.grid import MetricGrid
 from engine.metrics import catalog
 from store import core as store_core
 from store import metrics as store_metrics
@@ -93,23 +94,11 @@ def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
     metric = grid["metric"]
     variants, top_ks = grid["variants"], grid["top_ks"]
     temperatures, top_ps = grid["temperatures"], grid["top_ps"]
-    arrays = {
-        (v, k): np.array(
-            [[np.nan if x is None else x for x in row] for row in grid["values"][v][k]], dtype=float
-        )
-        for v in variants
-        for k in top_ks
-    }
-    finite = [a[np.isfinite(a)] for a in arrays.values()]
-    present = np.concatenate(finite) if finite else np.array([])
+    matrices = MetricGrid.from_dict(grid)  # the matrices and colour range the Gradio heatmaps use too
+    arrays = {(v, k): matrices.matrix(v, k) for v in variants for k in top_ks}
     spec = catalog.cell_metric(metric)
-    if spec.bounded:  # rates, shares, F1: one fixed colour scale, comparable across figures
-        vmin, vmax = spec.range[0], float(spec.range[1])
-    else:
-        vmin = float(present.min()) if present.size else 0.0
-        vmax = float(present.max()) if present.size else 1.0
-        if vmax <= vmin:
-            vmax = vmin + 1.0
+    # Bounded metrics (rates, shares, F1) on their fixed range; others from their low end to the maximum.
+    vmin, vmax = matrices.colour_range(spec)
     direction = spec.direction
     cmap_name = {"higher": "RdYlGn", "lower": "RdYlGn_r"}.get(direction, "viridis")
     cmap = matplotlib.colormaps[cmap_name].with_extremes(bad="#dddddd")

@@ -4,7 +4,7 @@
   const send = (id, value) => {
     const box = document.querySelector(`#${id} textarea, #${id} input`);
     if (!box) return;
-    box.value = `${value}|${Date.now()}`; // a nonce: clicking the same cell twice is still an input
+    box.value = `${value}|${Date.now()}`; // a nonce: clicking the same cell twice is still a change
     box.dispatchEvent(new Event("input", { bubbles: true }));
   };
   const hook = () => {

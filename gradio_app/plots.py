@@ -71,7 +71,7 @@ def _panel(grid: MetricGrid, spec: MetricSpec, variant: str, top_k: int) -> Pane
                 )
                 detail = f"{spec.label}: {shown}{interval}"
             elif info is None:
-                shown, detail = "", "no samples stored"
+                shown, detail = "–", "no cell at this setting"
             else:
                 shown = "undef. n=1" if info.note and info.note.startswith("undefined") else "n/a"
                 detail = f"{spec.label}: {info.note or 'n/a'}"
@@ -163,8 +163,54 @@ def panels_figure(
                 row=r,
                 col=c,
             )
-            figure.update_xaxes(title_text="top_p", type="category", row=r, col=c)
-            figure.update_yaxes(title_text="temperature", type="category", autorange="reversed", row=r, col=c)
+            # Every panel shows every setting, even one whose cells are all missing.
+            figure.update_xaxes(
+                title_text="top_p",
+                type="category",
+                categoryorder="array",
+                categoryarray=x,
+                range=[-0.5, len(x) - 0.5],
+                showgrid=False,
+                row=r,
+                col=c,
+            )
+            figure.update_yaxes(
+                title_text="temperature",
+                type="category",
+                categoryorder="array",
+                categoryarray=y,
+                range=[len(y) - 0.5, -0.5],
+                showgrid=False,
+                row=r,
+                col=c,
+            )
+    # Heatmaps draw no text where z is missing: the reasons go on top as text marks (hover and click too).
+    for r, row in enumerate(rows, start=1):
+        for c, panel in enumerate(row, start=1):
+            missing = [
+                (i, j)
+                for i in range(len(y))
+                for j in range(len(x))
+                if not np.isfinite(panel.z[i, j]) and panel.text[i][j]
+            ]
+            if not missing:
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=[x[j] for _i, j in missing],
+                    y=[y[i] for i, _j in missing],
+                    mode="text",
+                    text=[panel.text[i][j] for i, j in missing],
+                    textfont={"color": "#333", "size": 13},
+                    hovertext=[panel.hover[i][j] for i, j in missing],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                    customdata=[panel.clicks[i][j] for i, j in missing],
+                    showlegend=False,
+                    name=f"{panel.title} (no value)",
+                ),
+                row=r,
+                col=c,
+            )
     low, high = value_range
     hint = {"higher": " · higher is better", "lower": " · lower is better"}.get(spec.direction, "")
     figure.update_layout(
@@ -176,7 +222,7 @@ def panels_figure(
             "colorscale": VALUE_SCALE,
             "cmin": low,
             "cmax": high,
-            "colorbar": {"title": {"text": spec.title}, "x": 1.0, "len": 0.9},
+            "colorbar": {"title": {"text": spec.name}, "x": 1.0, "len": 0.9},
         },
         coloraxis2={
             "colorscale": _difference_scale(spec),

@@ -58,7 +58,7 @@ def build_sweep_compare_tab(handlers: AppHandlers) -> SweepCompareTab:
         with gr.Row():
             metric = gr.Dropdown(label="Metric", choices=handlers.metric_choices(), value="refusal_rate")
             prompt = gr.Dropdown(label="Prompt id", choices=[ALL], value=ALL, allow_custom_value=True)
-            compare_btn = gr.Button("Compare", variant="primary")
+            compare_btn = gr.Button("Compare", variant="primary", elem_id="sweep-compare-button")
         plot = gr.Plot(label="Sweep vs sweep", elem_id="sweep-compare")
 
     inputs = [first, first_variant, second, second_variant, metric, prompt]

@@ -27,6 +27,8 @@ from gradio_app.handlers import (
 from gradio_app.plots import empty_figure
 from gradio_app.views import EMPTY_VIEW
 
+# Wide enough that no header breaks inside a word (variant, T, p, k, prompt, n, then the metrics).
+CELL_COLUMN_WIDTHS = ["95px", "115px", "70px", "70px", "95px", "45px"] + ["130px"] * (len(CELL_COLUMNS) - 6)
 NO_SWEEP = "no sweep stored yet: run `ft-hallu sweep`, import a log, or save a live generation"
 EMPTY_CAPTION = "No cell picked yet."
 EMPTY_CLAIMS = "<p class='dim'>Click a sample above to see its claims and label it.</p>"
@@ -149,6 +151,8 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
     @user_errors
     def open_cell(sweep, payload, variant, prompt):
         """A heatmap click: filter the cells to that setting and show its aligned samples."""
+        if not payload:
+            return tuple(gr.skip() for _ in cell_view)
         click = handlers.parse_click(payload)
         prompt = ALL if str(prompt or "").endswith("*") else prompt  # a prefix: every prompt's rows
         return show_cell(sweep, variant, click.temperature, click.top_p, click.top_k, prompt, click.variant)
@@ -177,7 +181,7 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
 
     @user_errors
     def pick_sample(payload):
-        return handlers.pick_sample(payload)
+        return handlers.pick_sample(payload) if payload else EMPTY_CLAIMS
 
     def labeller(label: str):
         @user_errors
@@ -241,11 +245,13 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
                 max_height=320,
                 wrap=True,
                 elem_id="cells-table",
+                column_widths=CELL_COLUMN_WIDTHS,
             )
             gr.Markdown(CELL_TABLE_HELP)
         gr.Markdown("### Samples, aligned by sample index (base and fine-tuned share seeds)")
         caption = gr.Markdown(EMPTY_CAPTION, elem_id="sample-caption")
         aligned = gr.HTML(EMPTY_VIEW, elem_id="aligned-samples")
+        gr.Markdown("Label a sample: click it, then press **f** / **h** / **r** / **u** or a button.")
         with gr.Row(elem_id="label-row"):
             picked = gr.Textbox(visible="hidden", elem_id="picked-sample", label="picked sample")
             buttons = {
@@ -298,7 +304,9 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
             cells,
             **({"api_name": "sweep_cells"} if index == 0 else {"api_visibility": "private"}),
         )
-    heat_click.input(
+    # .change, not .input: Gradio 6 textboxes dispatch "input" from key events only, and the page
+    # script sets the value. The app never writes #heat-click; it clears #picked-sample on a load.
+    heat_click.change(
         open_cell, [sweep, heat_click, variant_filter, heat_prompt], cell_view, api_name="open_cell"
     )
     cells.select(
@@ -313,7 +321,7 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
         [caption, aligned, view_state],
         api_name="cell_samples",
     )
-    picked.input(pick_sample, picked, claims, api_name="pick_sample")
+    picked.change(pick_sample, picked, claims, api_name="pick_sample")
     for label, button in buttons.items():
         button.click(
             labeller(label),

@@ -83,7 +83,8 @@ def caption_text(sweep: str, samples: CellSamples, clicked_variant: str | None) 
     """What the view shows: sweep, variant(s), T / p / k, prompt."""
     sides = " | ".join(VARIANT_TITLES.get(v, v) for v in samples.variants) or "no variant"
     clicked = f" · clicked **{clicked_variant}**" if clicked_variant and clicked_variant != "all" else ""
-    prompt_id = samples.prompt_id or "every prompt"
+    prompt_ids = sorted({row.prompt_id for row in samples.rows})
+    prompt_id = samples.prompt_id or (prompt_ids[0] if len(prompt_ids) == 1 else "every prompt")
     prompt = " ".join((samples.prompt or "").split())
     if len(prompt) > 160:
         prompt = prompt[:159] + "…"

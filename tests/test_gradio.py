@@ -239,7 +239,7 @@ def test_heatmap_figure_scales_cells_and_hover(app, client):
 
     handlers, _url, sweep_id = app
     figure = handlers.heatmaps(str(sweep_id), "refusal_rate")
-    names = [trace.name for trace in figure.data]
+    names = [trace.name for trace in figure.data if trace.type == "heatmap"]
     assert names == ["base · top_k=20", "finetuned · top_k=20", "finetuned − base · top_k=20"]
     layout = figure.layout
     assert (layout.coloraxis.cmin, layout.coloraxis.cmax) == (0.0, 1.0)  # a rate: its natural range
@@ -264,7 +264,7 @@ def test_heatmap_figure_scales_cells_and_hover(app, client):
     # The endpoint sends the same figure to scripts.
     plot = client.predict(str(sweep_id), "refusal_rate", "all", api_name="/heatmaps")
     sent = json.loads(plot["plot"])
-    assert [trace["name"] for trace in sent["data"]] == names
+    assert [trace["name"] for trace in sent["data"] if trace["type"] == "heatmap"] == names
     assert sent["layout"]["coloraxis"]["cmin"] == 0 and sent["layout"]["coloraxis"]["cmax"] == 1
 
 
@@ -344,7 +344,7 @@ def test_compare_two_sweeps(app, client, store_with_sweep):
 
     handlers, _url, sweep_id = app
     figure = handlers.compare_sweeps(str(sweep_id), "base", str(sweep_id), "finetuned", "mean_words")
-    names = [trace.name for trace in figure.data]
+    names = [trace.name for trace in figure.data if trace.type == "heatmap"]
     assert names == [
         f"#{sweep_id} base · top_k=20",
         f"#{sweep_id} finetuned · top_k=20",

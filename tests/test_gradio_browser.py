@@ -102,7 +102,15 @@ class Page:
     def text(self, selector: str) -> str:
         return self.js(f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''")
 
+    def settle(self) -> None:
+        """Wait until no event is pending (every Gradio status tracker hidden)."""
+        self.wait_for(
+            "[...document.querySelectorAll('[data-testid=status-tracker]')].every(e => e.classList.contains('hide'))",
+            "pending events to finish",
+        )
+
     def screenshot(self, path: Path) -> Path:
+        self.settle()
         height = self.js("document.documentElement.scrollHeight")
         shot = self.send(
             "Page.captureScreenshot",
@@ -274,7 +282,7 @@ def test_sweeps_tab_opens_drawn_with_the_rate_scale_fixed(page, app, shots):
         "document.querySelector('#sweep-info').textContent.includes('browser-first')", "first sweep"
     )
     page.wait_for(
-        "document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData.length === 3"
+        "document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData.filter(t => t.type === 'heatmap').length === 3"
         " && document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData[0].z.length === 2",
         "the first sweep's heatmaps",
     )
@@ -367,3 +375,33 @@ def test_switching_sweeps_leaves_nothing_stale(page, app, shots):
     assert not stale, stale
     assert "browser-first" not in shown and "40" in page.text("#cells-table")
     page.screenshot(shots / "switched.png")
+
+
+def test_sweep_vs_sweep_and_training_tabs(page, app, shots):
+    _url, _db, sweeps = app
+    page.js(
+        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Sweep vs sweep').click()"
+    )
+    page.click("#sweep-compare-button")
+    names = page.wait_for(
+        "(() => { const gd = document.querySelector('#sweep-compare .js-plotly-plot');"
+        " return gd && gd._fullData && gd._fullData.filter(t => t.type === 'heatmap').map(t => t.name); })()",
+        "the sweep-vs-sweep heatmaps",
+    )
+    first, second = sweeps["browser-first"], sweeps["browser-second"]
+    assert names == [
+        f"#{first} finetuned · top_k=20",
+        f"#{second} finetuned · top_k=20",
+        f"#{second} finetuned − #{first} finetuned · top_k=20",
+        f"#{first} finetuned · top_k=40",
+        f"#{second} finetuned · top_k=40",
+        f"#{second} finetuned − #{first} finetuned · top_k=40",
+    ]
+    page.screenshot(shots / "sweep-vs-sweep.png")
+    page.js(
+        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Training').click()"
+    )
+    page.wait_for(
+        "(document.querySelector('#loss-curves') || {textContent: ''}).textContent.includes('no fine-tune run')",
+        "the training tab's empty state",
+    )
