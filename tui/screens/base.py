@@ -150,6 +150,8 @@ class StepScreen(Screen):
 
     STEP: ClassVar[str] = ""
     TITLE_TEXT: ClassVar[str] = ""
+    # Typing starts in the first field (not in the scrolling form around it).
+    AUTO_FOCUS = "Input"
     # Width of the form labels; a screen with longer labels sets it from them (never cut).
     LABEL_WIDTH: ClassVar[int] = 16
     compose_error: str | None = None

@@ -99,6 +99,7 @@ def legend(variants: tuple[str, ...]) -> Text:
 class ResultsScreen(StepScreen):
     STEP = "results"
     TITLE_TEXT = "Results"
+    AUTO_FOCUS = "#results-sweeps"
     BINDINGS = [
         Binding("r", "reload", "Reload"),
         Binding("m", "score", "Score"),
