@@ -127,11 +127,12 @@ def test_sweep_stores_both_variants_and_stops_on_the_end_of_turn_token(short_run
     loaded = load_model(base, adapter_dir=short_run.output_dir)
     end_id = loaded.tokenizer.convert_tokens_to_ids(END_OF_TURN[base])
     assert end_id in loaded.stop_ids
-    prompt = chat_prompt(loaded.tokenizer, "Answer in one word.", "What is two plus two?")
-    rows = [RowSpec(prompt, "base", 0.7, 1.0, 1, seed=3)]
+    prompt = chat_prompt(loaded.tokenizer, "", "What is the capital of France?")
+    rows = [RowSpec(prompt, "base", 0.7, 1.0, 1, seed=3)]  # top_k 1: greedy
     [row] = generate_rows(loaded, rows, max_new_tokens=24)
-    if base == "smollm2":  # a real model answers and closes its turn
+    if base == "smollm2":  # a real model answers ("The capital of France is Paris.") and closes its turn
         assert row.token_ids[-1] == end_id and row.new_tokens < 24
+        assert "Paris" in row.text
         assert row.text and END_OF_TURN[base] not in row.text
     else:  # random weights: it stops on a stop token or runs to the limit, never past a stop token
         assert row.token_ids[-1] in loaded.stop_ids or row.new_tokens == 24
