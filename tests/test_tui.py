@@ -300,6 +300,7 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
     shutil.copy(sample_dataset_path(), tmp_path / "qa.jsonl")
     adapter = tmp_path / "adapter"
     prefs = tmp_path / "prefs.json"
+    launched: list[int] = []
 
     async def scenario() -> None:
         app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
@@ -324,8 +325,23 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             await wait_for(pilot, lambda: bool(screen.jobs), 30, "the job in the list")
             job = next(iter(screen.jobs.values()))
             assert job.launcher == "local" and job.name.endswith("tui-tiny")
-            await wait_for(pilot, lambda: screen.jobs[job.id].finished, 240, "the local fine-tune to finish")
-            final = screen.jobs[job.id]
+            launched.append(job.id)
+            # Quit while it trains: the question names the job, y quits at once and it keeps running.
+            if not screen.jobs[job.id].finished:
+                await pilot.press("ctrl+q")
+                await answer(pilot, app, "y", expect=f"finetune job {job.id}")
+        assert app.return_code == 0 and any(f"job {job.id}" in line for line in app.left_running)
+
+    run(scenario)
+
+    async def reattached() -> None:
+        app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            job_id = launched[0]
+            await wait_for(pilot, lambda: job_id in screen.jobs, 30, "the job after the restart")
+            await wait_for(pilot, lambda: screen.jobs[job_id].finished, 240, "the local fine-tune to finish")
+            final = screen.jobs[job_id]
             assert final.state == "COMPLETED", (final.state, final.detail, screen.shown_tail[1][-2000:])
             # The live log tail shows the job's own output, wrapped rather than cut.
             await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail")
@@ -343,7 +359,7 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
             assert input_value(app, "sw-base") == "tiny"
             await pilot.press("ctrl+q")
 
-    run(scenario)
+    run(reattached)
     assert (adapter / "adapter_config.json").is_file()
     job_name = "ft-hallu-tui-tiny"  # the launcher names a job after its config file
 

@@ -337,6 +337,8 @@ class FinetuneScreen(StepScreen):
         job = message.job
         self.selected_job = job.id
         self.ft_app.prefs["finetune_job"] = job.id
+        waiting = self.ft_app.prefs.get("finetunes_to_hand_on")
+        self.ft_app.prefs["finetunes_to_hand_on"] = [*(waiting if isinstance(waiting, list) else []), job.id]
         self.ft_app.write_prefs()
         self.notify(f"Job {job.id} submitted ({job.ref}).")
         self.poll_jobs()
@@ -426,20 +428,25 @@ class FinetuneScreen(StepScreen):
                 self.shown_tail = (message.tail_job, message.tail)
 
     def hand_on_adapters(self, previous: dict[int, Job], jobs: list[Job]) -> None:
-        """A fine-tune seen finishing here hands its adapter (and base model) to the Sweep form."""
+        """A fine-tune launched from this TUI hands its adapter (and base) to Sweep once it completes,
+        also when it completed while the TUI was closed (the launched ids are in the preferences)."""
+        prefs = self.ft_app.prefs
+        waiting = [i for i in prefs.get("finetunes_to_hand_on", []) if isinstance(i, int)]
         for job in jobs:
-            was = previous.get(job.id)
+            seen_finishing = job.id in previous and not previous[job.id].finished
             if job.kind == "sweep" or job.state != "COMPLETED" or job.id in self.handed_jobs:
                 continue
-            if was is None or was.finished:
-                continue  # finished before this TUI looked: the operator chooses
+            if job.id not in waiting and not seen_finishing:
+                continue  # finished before this TUI looked, launched elsewhere: the operator chooses
             self.handed_jobs.add(job.id)
+            waiting = [i for i in waiting if i != job.id]
+            prefs["finetunes_to_hand_on"] = waiting
             raw = job.config.get("finetune") or {}
             table = raw.get("finetune", raw) if isinstance(raw, dict) else {}
             values = {"sw-adapter": job.output_dir}
             if isinstance(table.get("base_model"), str):
                 values["sw-base"] = table["base_model"]
-            self.ft_app.handoff("sweep", values)
+            self.ft_app.handoff("sweep", values)  # writes the preferences
             self.notify(
                 f"Job {job.id} finished: F4 sweeps its adapter {job.output_dir} (filled in).", markup=False
             )
