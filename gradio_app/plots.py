@@ -26,7 +26,7 @@ VALUE_SCALE = "Viridis"
 # Diverging: red (worse) .. white (no change) .. green (better).
 BETTER_WORSE = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#1a9850"]]
 NEUTRAL_DIVERGING = [[0.0, "#5e3c99"], [0.5, "#f7f7f7"], [1.0, "#e66101"]]  # direction 'context'
-PANEL_HEIGHT = 250
+PANEL_HEIGHT = 280
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def panels_figure(
         cols=columns,
         subplot_titles=[p.title for r in rows for p in r],
         horizontal_spacing=0.07,
-        vertical_spacing=min(0.12, 0.5 / max(len(rows), 1)),
+        vertical_spacing=min(0.2, 0.6 / max(len(rows), 1)),
     )
     x = [f"{p:g}" for p in grid.top_ps]
     y = [f"{t:g}" for t in grid.temperatures]
