@@ -90,7 +90,7 @@ def legend(variants: tuple[str, ...]) -> Text:
     text = Text()
     shorts = ", ".join(f"{variant_short(v)} = {v}" for v in variants)
     if len(variants) > 1:
-        shorts += f", {DELTA} = fine-tuned - base"
+        shorts += f", {DELTA} = fine-tuned - base; n = samples per variant"
     text.append(shorts + ". ", style="bold")
     text.append("; ".join(f"{title} = {catalog.metric_label(name)}" for name, title in METRIC_COLUMNS))
     return text
@@ -268,6 +268,7 @@ class ResultsScreen(StepScreen):
         n_width = max([1, *(len(text) for text in n_text.values())])
         for title, width in (("T", 4), ("p", 4), ("k", 3), ("prompt", prompt_width), ("n", n_width)):
             table.add_column(Text(f"\n{title}"), width=width)
+        table.fixed_columns = 5  # the cell stays in view while left/right scroll the metrics
         others = [v for v in variants if v != "base"]
         if scored:
             for _name, title in METRIC_COLUMNS:
