@@ -97,9 +97,9 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
             finetuned_seed = gr.Number(
                 value=2024, precision=0, minimum=0, label="Fine-tuned seed (if not same)"
             )
-            generate_btn = gr.Button("Generate", variant="primary")
+            generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-button")
             stop_btn = gr.Button("Stop", elem_id="stop-button", **STOP_IDLE)
-            save_btn = gr.Button("Save to store")
+            save_btn = gr.Button("Save to store", elem_id="save-button")
         with gr.Row(equal_height=True):
             base_pane = gr.Textbox(
                 label="Base model", lines=10, max_lines=30, interactive=False, elem_id="base-pane"

@@ -119,8 +119,8 @@ def _difference_scale(spec: MetricSpec) -> list[list[object]]:
 
 def _difference_title(spec: MetricSpec) -> str:
     if spec.direction == "context":
-        return "difference<br>(neither way is better)"
-    return "difference<br>green = better<br>red = worse"
+        return "difference (neither way is better)"
+    return "difference: green better, red worse"
 
 
 def panels_figure(
@@ -139,7 +139,7 @@ def panels_figure(
         cols=columns,
         subplot_titles=[p.title for r in rows for p in r],
         horizontal_spacing=0.07,
-        vertical_spacing=min(0.2, 0.6 / max(len(rows), 1)),
+        vertical_spacing=min(0.18, 0.36 / max(len(rows), 1)),
     )
     x = [f"{p:g}" for p in grid.top_ps]
     y = [f"{t:g}" for t in grid.temperatures]
@@ -222,13 +222,13 @@ def panels_figure(
             "colorscale": VALUE_SCALE,
             "cmin": low,
             "cmax": high,
-            "colorbar": {"title": {"text": spec.name}, "x": 1.0, "len": 0.9},
+            "colorbar": {"title": {"text": spec.name, "side": "right"}, "x": 1.0, "len": 0.9},
         },
         coloraxis2={
             "colorscale": _difference_scale(spec),
             "cmin": -span,
             "cmax": span,
-            "colorbar": {"title": {"text": _difference_title(spec)}, "x": 1.09, "len": 0.9},
+            "colorbar": {"title": {"text": _difference_title(spec), "side": "right"}, "x": 1.1, "len": 0.9},
         },
         clickmode="event",
     )

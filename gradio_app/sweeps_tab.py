@@ -28,7 +28,7 @@ from gradio_app.plots import empty_figure
 from gradio_app.views import EMPTY_VIEW
 
 # Wide enough that no header breaks inside a word (variant, T, p, k, prompt, n, then the metrics).
-CELL_COLUMN_WIDTHS = ["95px", "115px", "70px", "70px", "95px", "45px"] + ["130px"] * (len(CELL_COLUMNS) - 6)
+CELL_COLUMN_WIDTHS = ["95px", "115px", "70px", "70px", "95px", "45px"] + ["115px"] * (len(CELL_COLUMNS) - 6)
 NO_SWEEP = "no sweep stored yet: run `ft-hallu sweep`, import a log, or save a live generation"
 EMPTY_CAPTION = "No cell picked yet."
 EMPTY_CLAIMS = "<p class='dim'>Click a sample above to see its claims and label it.</p>"

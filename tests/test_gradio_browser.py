@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -404,4 +405,28 @@ def test_sweep_vs_sweep_and_training_tabs(page, app, shots):
     page.wait_for(
         "(document.querySelector('#loss-curves') || {textContent: ''}).textContent.includes('no fine-tune run')",
         "the training tab's empty state",
+    )
+
+
+def test_a_saved_live_generation_appears_in_the_sweep_list(page, app, shots):
+    page.js(
+        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Compare').click()"
+    )
+    page.click("#generate-button")
+    page.wait_for("document.querySelector('#status').textContent.includes('done:')", "the generation to end")
+    status = page.text("#status")
+    tokens = int(re.search(r"done: (\d+) tokens", status)[1])
+    assert 1 <= tokens <= 64, status  # generated tokens, not the stream's updates (64 tokens said 65)
+    assert page.js("document.querySelector('#stop-button').disabled") is True  # idle again
+    page.click("#save-button")
+    page.wait_for("document.querySelector('#status').textContent.includes('ad-hoc sweep')", "the save")
+    page.js(
+        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Sweeps').click()"
+    )
+    page.settle()
+    assert "browser-second" in page.text("#sweep-info")  # the sweep on show is kept
+    page.click("#sweeps-picker input")
+    page.wait_for(
+        "[...document.querySelectorAll('ul[role=listbox] li')].some(li => li.textContent.includes('(adhoc,'))",
+        "the saved sweep in the list, without pressing Refresh",
     )
