@@ -263,6 +263,13 @@ class StepScreen(Screen):
             self._handed: dict[str, str] = {k: v for k, v in saved.items() if isinstance(v, str)}
         return self._handed
 
+    def clear_handed(self) -> None:
+        """The handed-on values were used (a launch): a TOML loaded later is taken as it is."""
+        self.handed.clear()
+        handed = self.ft_app.prefs.get("handed")
+        if isinstance(handed, dict) and handed.pop(self.STEP, None) is not None:
+            self.ft_app.write_prefs()
+
     def keep_handed(self, source: str) -> list[str]:
         """After loading ``source`` over the form: put the handed-on values back, say which."""
         kept = []

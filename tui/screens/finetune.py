@@ -340,6 +340,7 @@ class FinetuneScreen(StepScreen):
         waiting = self.ft_app.prefs.get("finetunes_to_hand_on")
         self.ft_app.prefs["finetunes_to_hand_on"] = [*(waiting if isinstance(waiting, list) else []), job.id]
         self.ft_app.write_prefs()
+        self.clear_handed()
         self.notify(f"Job {job.id} submitted ({job.ref}).")
         self.poll_jobs()
         self.query_one("#ft-jobs", DataTable).focus()

@@ -411,6 +411,7 @@ class SweepScreen(StepScreen):
     def on_sweep_screen_launched(self, message: Launched) -> None:
         self.running = False
         job = message.job
+        self.clear_handed()
         self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.")
         self.follow(job.id)
 
