@@ -156,6 +156,13 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             await wait_for(
                 pilot, lambda: input_value(app, "ft-dataset") == str(out.resolve()), 10, "the dataset"
             )
+            # Loading a TOML fills the form from it but keeps what the previous step just wrote.
+            tiny_toml = Path(__file__).resolve().parents[1] / "configs" / "finetune.tiny.toml"
+            await fill(pilot, app, ft_config_file=str(tiny_toml))
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: input_value(app, "ft-name") == "tiny-demo", 10, "the loaded TOML")
+            assert input_value(app, "ft-dataset") == str(out.resolve())
+            assert any("kept dataset" in m for m in notifications(app))
             await pilot.press("f4")
             await wait_for(
                 pilot, lambda: input_value(app, "sw-dataset") == str(out.resolve()), 10, "sweep dataset"
