@@ -667,6 +667,26 @@ def test_below_80x24_says_so_and_notifications_time_out(tmp_path: Path, workspac
     run(big_enough)
 
 
+def test_slurm_hint_names_the_launcher_field_not_a_cli_flag(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no sbatch here: the engine's hint is about --local
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="sweep", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await fill(pilot, app, sw_launcher="slurm", sw_base="tiny", sw_name="on-slurm")
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: "Failed" in static_text(app, "sweep-status"), 30, "the refusal")
+            status = static_text(app, "sweep-status")
+            assert "sbatch: not found" in status and "set launcher to local" in status, status
+            assert "--local" not in status and not any("--local" in m for m in notifications(app))
+
+    run(scenario)
+
+
 def test_every_step_entry_point_is_guarded() -> None:
     """Actions and handlers are wrapped when a step class is created; an @on handler without
     @guarded is refused then, so a new handler cannot bring back a crash to the shell."""

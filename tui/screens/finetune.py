@@ -68,7 +68,9 @@ def config_slug(name: str) -> str:
 
 def launcher_words(line: str) -> str:
     """Engine messages name CLI flags; on this screen the same choice is the launcher field."""
-    return line.replace("use --local", "set launcher to local").replace("with --local", "with launcher local")
+    for flag_words in ("launch with --local", "use --local"):
+        line = line.replace(flag_words, "set launcher to local")
+    return line.replace("--local", "launcher local")
 
 
 def cli_command(kind: str, config_path: str, launcher: str, cluster_file: str, extra: str = "") -> str:
