@@ -49,7 +49,9 @@ MAIN_METRICS = SUMMARY_METRICS
 CELL_TABLE_METRICS = SUMMARY_METRICS  # the stored cells table
 LIVE_TABLE_METRICS = cell_metrics_shown(Show.TABLE)  # the live N-samples cell metrics
 SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "conflict", "degenerate")
-CELL_COLUMNS = ("variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_TABLE_METRICS)
+# Metric headers with spaces, so a narrow column wraps between words, not inside one.
+CELL_METRIC_HEADERS = {m: m.replace("_", " ") for m in CELL_TABLE_METRICS}
+CELL_COLUMNS = ("variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_METRIC_HEADERS.values())
 LIVE_METRIC_COLUMNS = ("metric", "base", "finetuned")
 CALIBRATION_COLUMNS = ("score", "flags", "n", "positives", "AUROC", "status")
 # Why a live cell metric is blank (the live prompt has no reference answer; sources need --dataset).
@@ -499,7 +501,7 @@ class AppHandlers:
                 "top_k": cell.key.top_k,
                 "prompt_id": cell.key.prompt_id,
                 "n": cell.n,
-                **{m: _cell_value(cell, m) for m in CELL_TABLE_METRICS},
+                **{CELL_METRIC_HEADERS[m]: _cell_value(cell, m) for m in CELL_TABLE_METRICS},
             }
             for cell in cells
         ]

@@ -64,15 +64,22 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         # A saved live generation or an ingested job adds a sweep: the pickers follow, keeping their value.
         for trigger in (
             compare.save_event,
-            timer.tick(handlers.ingest_jobs, None, None, api_visibility="private"),
+            timer.tick(handlers.ingest_jobs, None, None, api_visibility="private", show_progress="hidden"),
         ):
             trigger.then(
                 sweeps.follow,
                 sweeps.load_inputs,
                 [sweeps.sweep, *sweeps.load_outputs],
                 api_visibility="private",
+                show_progress="hidden",
             )
-            trigger.then(versus.refresh, versus.pickers, versus.pickers, api_visibility="private")
+            trigger.then(
+                versus.refresh,
+                versus.pickers,
+                versus.pickers,
+                api_visibility="private",
+                show_progress="hidden",
+            )
     return demo
 
 

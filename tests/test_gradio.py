@@ -195,8 +195,8 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
             record["top_k"],
             record["prompt_id"],
         )
-        assert record["refusal_rate"] == pytest.approx(stored[key]["refusal_rate"], abs=1e-3)
-        assert record["token_f1"] == "n/a: no ref."
+        assert record["refusal rate"] == pytest.approx(stored[key]["refusal_rate"], abs=1e-3)
+        assert record["token f1"] == "n/a: no ref."
 
     # Filtering by variant and T narrows the table to one cell; its samples come back aligned.
     one = client.predict(str(sweep_id), "finetuned", "1.3", "all", "all", "all", api_name="/sweep_cells")
