@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class DemoResult:
     finetune_seconds: float
     sweep_seconds: float
     seconds: float
-    notes: list[str] = field(default_factory=list)
 
 
 def demo_plan(model: str = DEFAULT_DEMO_MODEL, *, samples_per_cell: int | None = None) -> DemoPlan:
@@ -69,7 +68,9 @@ def demo_plan(model: str = DEFAULT_DEMO_MODEL, *, samples_per_cell: int | None =
 
         raise UserError(f"demo model must be one of {', '.join(DEMO_MODELS)}, got {model!r}")
     if samples_per_cell is not None:  # checked here, before a minute of fine-tuning, not after it
-        check_field(SweepConfig, "samples_per_cell", samples_per_cell, source="command line", label="--samples")
+        check_field(
+            SweepConfig, "samples_per_cell", samples_per_cell, source="command line", label="--samples"
+        )
     home = data_dir()
     dataset = str(ds.sample_dataset_path())
     if model == "tiny":

@@ -449,6 +449,14 @@ def check_adapter_matches_base(base: str, adapter_dir: str | Path) -> None:
                 f"adapter {folder} was trained on {recorded.get('name')} ({_describe(theirs)}) and does not fit "
                 f"base {base} ({_describe({k: current.get(k) for k in theirs})}); pass the base it was trained on"
             )
+        digest = base_identity(base)["digest"]
+        if recorded.get("digest") and digest and digest != recorded["digest"]:
+            # Same shapes, other weights (e.g. another fine-tune of the same architecture): allowed.
+            print(
+                f"note: adapter {folder} was trained on {recorded.get('name')} ({recorded['digest'][:24]}...); "
+                f"loading it on {base} ({digest[:24]}...), which has the same shapes",
+                file=sys.stderr,
+            )
         return
     gguf = gguf_source(base)
     base_path = gguf_cache_dir(gguf) if gguf is not None else Path(resolve_model_path(base))
