@@ -114,7 +114,9 @@ def _ingest_sweep(store: Store, job: Job) -> IngestResult:
             status = "interrupted"
             why = f"job {job.id} ended with {stored}/{expected} rows; re-submit the missing shards"
         core.set_sweep_status(store, sweep_id, "interrupted" if why else status, error=why)
-        if status == "completed" and added and (header.get("config") or {}).get("compute_metrics", True):
+        # Scored on completion even when this call added nothing: earlier ingests of a running job
+        # stored rows without scoring them; compute_missing only scores what lacks metrics.
+        if status == "completed" and (header.get("config") or {}).get("compute_metrics", True):
             compute_metrics_if_available(store, sweep_id)
         result.sweeps.append(SweepIngest(sweep_id, stored, expected, status))
     return result
