@@ -475,3 +475,31 @@ def test_auth_file_parsing(tmp_path):
     auth_file = tmp_path / "auth.txt"
     auth_file.write_text("alice:pa:ss\n\n# comment\n bob : x \n", encoding="utf-8")
     assert read_auth_file(auth_file) == [("alice", "pa:ss"), ("bob", " x")]
+
+
+def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_path):
+    """A sweep scored with sources: the sample view lists each claim's decision and best evidence."""
+    from claims_sweep import make_scored_sweep
+
+    from engine.workspace import Workspace
+    from gradio_app.handlers import AppHandlers, AppSettings
+    from store import claims as store_claims
+    from store import core
+
+    store, sweep_id = make_scored_sweep(tmp_path)
+    with Workspace.open(tmp_path / "ft.db") as workspace:
+        handlers = AppHandlers(loaded, workspace, AppSettings(base_model="tiny"))
+        rows = [r for r in core.iter_generations(store, sweep_id) if r["variant"] == "finetuned"]
+        claimed = next(r for r in rows if store_claims.generation_claims(store, r["id"]))
+        claims = store_claims.generation_claims(store, claimed["id"])
+        shown = handlers.pick_sample(f"{claimed['id']}|1")
+        for claim in claims:
+            assert html.escape(claim["text"]) in shown
+            assert f'class="badge {claim["decision"]}"' in shown
+            if claim["evidence"]:
+                assert html.escape(claim["evidence"]) in shown
+        cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
+        caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
+        assert f"T = {cell[0]:g} · p = {cell[1]:g} · k = {cell[2]}" in caption
+        assert "claims " in aligned and "ground " in aligned  # the per-sample score badges
+        assert html.escape(claimed["text"]) in aligned
