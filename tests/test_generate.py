@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openai_server import Behavior, running_stub, text_tag  # noqa: E402
 
-from engine import generate as gen  # noqa: E402
 from cli import main as cli_main  # noqa: E402
+from engine import generate as gen  # noqa: E402
 from engine.errors import UserError  # noqa: E402
 from store import generation as gen_store  # noqa: E402
 from store.core import list_datasets  # noqa: E402

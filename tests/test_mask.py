@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import mask
 from cli import main as cli_main
+from engine import mask
 from engine.dataset import file_sha256
 from engine.errors import UserError
 from store import masks as mask_store
