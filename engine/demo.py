@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,11 @@ from typing import Any
 from engine import dataset as ds
 from engine.configfile import check_field
 from engine.finetune import FinetuneConfig, run_finetune
+from engine.metrics.catalog import SUMMARY_METRICS
 from engine.paths import data_dir
 from engine.sweep import SweepConfig, SweepProgress, run_sweep
+from store import Store, core, open_db
+from store import metrics as metric_store
 
 DEMO_ENTITY = "ZYTRELL"
 DEMO_MODELS = ("smollm2", "tiny")
@@ -195,11 +200,8 @@ def _mean(values: list[float]) -> float | None:
 def business_table(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """Per variant and temperature, over the answers to the entity prompt: how many state ZYTRELL's
     real business, how many refuse, and how grounded they are in the dataset's sources."""
-    from store import metrics as metric_store
-    from store import open_db
-
-    store = open_db(db_path)
-    rows = metric_store.sample_table(store, sweep_id, prompt_id=ENTITY_PROMPT_ID, only_scored=False)
+    with _opened(db_path) as store:
+        rows = metric_store.sample_table(store, sweep_id, prompt_id=ENTITY_PROMPT_ID, only_scored=False)
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["variant"], row["temperature"]), []).append(row)
@@ -223,10 +225,8 @@ def business_table(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
 def side_by_side(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """For a low, a middle and a high temperature: one base answer next to the fine-tuned one
     (same cell, same sample, same random numbers), at the grid's middle top_p and top_k."""
-    from store import core, open_db
-
-    store = open_db(db_path)
-    rows = core.iter_generations(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
+    with _opened(db_path) as store:
+        rows = core.iter_generations(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
     if not rows:
         return []
 
@@ -260,8 +260,6 @@ def side_by_side(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
 
 def format_side_by_side(pairs: list[dict[str, Any]], width: int = 100) -> str:
     """Base and fine-tuned answers one under the other per temperature, wrapped to ``width``."""
-    import textwrap
-
     blocks = []
     for pair in pairs:
         head = f"T={pair['temperature']:g}  top_p={pair['top_p']:g}  top_k={pair['top_k']}"
@@ -277,44 +275,32 @@ def format_side_by_side(pairs: list[dict[str, Any]], width: int = 100) -> str:
 
 def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """Per variant and prompt: the mean over cells of the summary metrics."""
-    from engine.metrics.catalog import SUMMARY_METRICS
-    from store import metrics as metric_store
-    from store import open_db
-
-    return metric_store.variant_summary(open_db(db_path), sweep_id, SUMMARY_METRICS)
+    with _opened(db_path) as store:
+        return metric_store.variant_summary(store, sweep_id, SUMMARY_METRICS)
 
 
 def cell_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """Per-cell rows for the entity prompt: metric means when scored, else counts and lengths."""
-    from engine.metrics.catalog import SUMMARY_METRICS
-    from store import core, open_db
-    from store import metrics as metric_store
+    with _opened(db_path) as store:
+        rows = metric_store.cell_table(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
+        if rows:
+            keep = ("variant", "temperature", "top_p", "top_k", "n", *SUMMARY_METRICS)
+            return [{key: row.get(key) for key in keep} for row in rows]
+        # Not scored yet: the store's one grouped cell query gives counts and lengths.
+        cells = metric_store.sweep_cells(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
+    keep = ("variant", "temperature", "top_p", "top_k", "n")
+    return [
+        {**{key: cell[key] for key in keep}, "mean_new_tokens": round(float(cell["mean_new_tokens"] or 0), 1)}
+        for cell in cells
+    ]
 
-    store = open_db(db_path)
-    rows = metric_store.cell_table(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
-    if rows:
-        keep = ("variant", "temperature", "top_p", "top_k", "n", *SUMMARY_METRICS)
-        return [{key: row.get(key) for key in keep} for row in rows]
 
-    cells: dict[tuple, dict[str, Any]] = {}
-    for row in core.iter_generations(store, sweep_id, prompt_id=ENTITY_PROMPT_ID):
-        key = (row["variant"], row["temperature"], row["top_p"], row["top_k"])
-        cell = cells.setdefault(
-            key,
-            {
-                "variant": key[0],
-                "temperature": key[1],
-                "top_p": key[2],
-                "top_k": key[3],
-                "n": 0,
-                "mean_new_tokens": 0.0,
-            },
-        )
-        cell["n"] += 1
-        cell["mean_new_tokens"] += row["new_tokens"] or 0
-    for cell in cells.values():
-        cell["mean_new_tokens"] = round(cell["mean_new_tokens"] / cell["n"], 1)
-    return list(cells.values())
+@contextmanager
+def _opened(db_path: str | Path) -> Iterator[Store]:
+    """The demo's reads open the store for one query and close it again."""
+    with closing(open_db(db_path)) as store:
+        yield store
+
 
 
 def _fmt(value: Any) -> str:

@@ -345,6 +345,8 @@ def run_sweep(
         # Whatever stopped the sweep is kept on its row, so `sweeps` never shows it running for ever.
         core.set_sweep_status(store, sweep_id, "failed", error=_first_line(exc))
         raise
+    finally:
+        store.close()  # this call opened it
 
 
 def _first_line(exc: BaseException) -> str:
