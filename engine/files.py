@@ -10,11 +10,25 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(name: str, *, fallback: str, max_length: int | None = None) -> str:
+    """``name`` as a file-name part: runs of other characters become "-", no leading/trailing "-" or ".".
+
+    The one rule for every file or folder named after a user's run, job or model name.
+    """
+    safe = _UNSAFE_NAME_CHARS.sub("-", name).strip("-.")
+    if max_length is not None:
+        safe = safe[:max_length].strip("-.")
+    return safe or fallback
 
 
 def file_sha256(path: str | Path) -> str:

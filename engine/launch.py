@@ -35,6 +35,7 @@ from engine import sweep as sweeping
 from engine.configfile import load_dataclass, read_toml, setting, validate_instance
 from engine.dataset import write_atomic
 from engine.errors import UserError
+from engine.files import slug
 from engine.finetune import is_adapter_dir
 from engine.finetune import load_config as load_finetune_config
 from engine.ingest import ingest_job
@@ -362,7 +363,7 @@ def _sbatch_quote(where: str, value: str) -> str:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:40] or "job"
+    return slug(name, fallback="job", max_length=40)
 
 
 def _body_lines(spec: LaunchSpec) -> list[str]:

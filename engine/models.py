@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.files import file_sha256
+from engine.files import file_sha256, slug
 from engine.paths import bundled_data_dir, models_dir
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def file_digest(path: Path) -> str:
 
 def gguf_cache_dir(gguf: Path) -> Path:
     """Where the dequantised copy of ``gguf`` lives: keyed by the file's digest, not its name."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", gguf.stem)[:60]
+    stem = slug(gguf.stem, fallback="model", max_length=60)
     return models_dir() / f"gguf-{stem}-{file_digest(gguf)[:16]}"
 
 

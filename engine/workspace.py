@@ -13,7 +13,6 @@ closes every handle at the end.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from engine import live, scoring
 from engine import mask as masking
 from engine import sweep as sweep_engine
 from engine.errors import UserError
+from engine.files import slug
 from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
 from engine.ingest import IngestResult
 from engine.metrics import catalog
@@ -680,8 +680,7 @@ class Workspace:
         self, config: finetune_engine.FinetuneConfig, cluster: launching.ClusterSettings | None, launcher: str
     ) -> Job:
         """Write the config as ``<data>/configs/<name>.toml`` and launch it."""
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "finetune"
-        config_path = data_dir() / "configs" / f"{slug}.toml"
+        config_path = data_dir() / "configs" / f"{slug(config.name, fallback='finetune')}.toml"
         ds.write_atomic(config_path, finetune_engine.config_to_toml(config))
         return self.launch(config_path, cluster, launcher)
 

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import queue
-import re
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict
@@ -16,7 +15,7 @@ from typing import Any
 
 from engine.dataset import write_records_atomic
 from engine.errors import UserError
-from engine.files import file_sha256, write_atomic
+from engine.files import file_sha256, slug, write_atomic
 from engine.generate.client import ChunkCaller, ChunkOutcome, ChunkStopped, package_parts, resolve_api_key
 from engine.generate.config import (
     MANIFEST_FILE,
@@ -385,5 +384,4 @@ def _public_config(config: GenerateConfig) -> dict[str, Any]:
 
 
 def output_dir_for(name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "generated"
-    return data_dir() / "generated" / safe
+    return data_dir() / "generated" / slug(name, fallback="generated")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from textual.widgets import DataTable, Input, RichLog, Static
 from engine import finetune as finetune_engine
 from engine.dataset import write_atomic
 from engine.errors import UserError
-from engine.files import resolve_from
+from engine.files import resolve_from, slug
 from engine.finetune import FinetuneConfig, config_from_dict
 from engine.launch import ClusterSettings, load_cluster_settings
 from engine.paths import data_dir
@@ -63,7 +62,7 @@ def _field_id(name: str) -> str:
 
 def config_slug(name: str) -> str:
     """The file name the workspace gives a launched config (<data>/configs/<slug>.toml)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "finetune"
+    return slug(name, fallback="finetune")
 
 
 def launcher_words(line: str) -> str:
