@@ -8,7 +8,9 @@ In ONE run, on the same model, prompt and number of new tokens (min_new_tokens =
 (b) the engine: ``run_sweep`` over every row of both variants with one loaded model (per-row
     sampling, base and adapter rows side by side in each batch, rows written to SQLite per batch).
 
-Prints samples/s for each and the ratio (b)/(a).  ``--baseline-cells N`` times the baseline on N
+Prints samples/s for each and the ratio (b)/(a).  ``--logprobs compare`` also times the engine
+sweep with the token log-prob/entropy recording off and on (order on, off, off, on, ... so a drift
+in the machine's load hits both sides) and prints the ratio on/off: the recording's cost.  ``--baseline-cells N`` times the baseline on N
 evenly spread cells and scales to all 36 (a call's cost does not depend on its cell: it always makes
 the same number of tokens).  Wall-clock rates depend on whatever else runs on the machine; the
 process's CPU time is printed too (with ``--threads 1`` it measures the work itself, not the load).
@@ -17,6 +19,7 @@ process's CPU time is printed too (with ``--threads 1`` it measures the work its
     .venv/bin/python bench/sweep_bench.py --baseline-cells 4   # quicker baseline, scaled
     .venv/bin/python bench/sweep_bench.py --device cuda --model phi3.5-mini-random --samples 10
     .venv/bin/python bench/sweep_bench.py ... --json figures.json   # the figures as JSON as well
+    .venv/bin/python bench/sweep_bench.py --skip-baseline --logprobs compare   # the log-prob cost
 
 ``bench/gpu_check.py`` calls ``run_bench`` for its sweep section.
 """
@@ -31,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -88,12 +92,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--skip-baseline", action="store_true", help="time only the engine")
+    parser.add_argument(
+        "--logprobs",
+        choices=("on", "off", "compare"),
+        default="on",
+        help="record token log-probs and entropies in the engine sweep (default on, as the engine); "
+        "compare: time it off and on and print the ratio",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="with --logprobs compare: engine runs per side (default 2)"
+    )
     parser.add_argument("--json", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if not 1 <= args.baseline_cells <= 36:
         parser.error("--baseline-cells must be between 1 and 36")
     if not 0 <= args.baseline_samples <= args.samples:
         parser.error("--baseline-samples must be between 0 and --samples")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     return args
 
 
@@ -182,6 +198,62 @@ def weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
+def time_engine(config, loaded, db_path: Path, args) -> tuple[float, float, list[int], Any]:
+    """One engine sweep into a fresh store: (wall seconds, CPU seconds, rows done per call, result)."""
+    from engine.sweep import run_sweep
+
+    batches: list[int] = []
+    sync(args.device)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = run_sweep(config, db_path=db_path, loaded=loaded, progress=lambda p: batches.append(p.done))
+    sync(args.device)
+    return time.perf_counter() - started, time.process_time() - cpu_started, batches, result
+
+
+def check_stored(db_path: Path, sweep_id: int, args, *, recorded: bool) -> None:
+    """Every row made all its tokens, and carries token statistics exactly when they were recorded."""
+    from store import core, open_db
+
+    store = open_db(db_path)
+    stored = core.iter_generations(store, sweep_id)
+    store.close()
+    assert all(r["new_tokens"] == args.max_new_tokens for r in stored), "a row stopped early"
+    assert all(("token_stats" in (r.get("extra") or {})) == recorded for r in stored), "token stats"
+
+
+def compare_logprobs(config, loaded, work: Path, args, *, first_on: tuple[float, float]) -> dict:
+    """Engine sweeps with token log-prob recording off and on, alternating (the (b) run is the first
+    'on'): the ratio of mean wall and CPU time on/off is the recording's cost."""
+    import dataclasses
+
+    times: dict[bool, list[tuple[float, float]]] = {True: [first_on], False: []}
+    # on (the (b) run), off, off, on, on, off, ...: each side sees early and late load alike.
+    order = [False, False, True] + [run % 4 in (0, 3) for run in range(max(0, 2 * args.repeats - 4))]
+    order = order[: 2 * args.repeats - 1]
+    for index, recorded in enumerate(order):
+        side = dataclasses.replace(config, token_logprobs=recorded)
+        db = work / f"logprobs-{index}.db"
+        seconds, cpu, _batches, result = time_engine(side, loaded, db, args)
+        check_stored(db, result.sweep_id, args, recorded=recorded)
+        times[recorded].append((seconds, cpu))
+        print(f"logprobs {'on ' if recorded else 'off'}: {seconds:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+    mean = {side: [sum(t[i] for t in runs) / len(runs) for i in (0, 1)] for side, runs in times.items()}
+    ratio_wall, ratio_cpu = mean[True][0] / mean[False][0], mean[True][1] / mean[False][1]
+    load = os.getloadavg()
+    print(
+        f"ratio logprobs on/off: {ratio_wall:.3f} wall ({(ratio_wall - 1) * 100:+.1f} %), "
+        f"{ratio_cpu:.3f} CPU time ({(ratio_cpu - 1) * 100:+.1f} %); means of {len(times[True])} on and "
+        f"{len(times[False])} off runs; load average now {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    return {
+        "runs_on": times[True],
+        "runs_off": times[False],
+        "ratio_wall": ratio_wall,
+        "ratio_cpu": ratio_cpu,
+        "load_average_end": load[0],
+    }
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     """Run both sides, print the table, and return every figure (seconds, rates, ratio, bounds)."""
     if args.device == "cpu":
@@ -195,7 +267,7 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     from engine.models import load_model, resolve_model_path
     from engine.sampling import RowSpec, generate_rows
-    from engine.sweep import Grid, SweepConfig, chat_prompt, run_sweep
+    from engine.sweep import Grid, SweepConfig, chat_prompt
 
     load_start = os.getloadavg()
     print(
@@ -230,6 +302,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         min_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
         compute_metrics=False,
+        token_logprobs=args.logprobs != "off",
     )
     cells = Grid().cells()
     timed_cells = spread_cells(cells, args.baseline_cells)
@@ -290,14 +363,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     generate_rows(loaded, warm, max_new_tokens=4)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    batches: list[int] = []
-    sync(args.device)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    result = run_sweep(
-        config, db_path=work / "bench.db", loaded=loaded, progress=lambda p: batches.append(p.done)
-    )
-    sync(args.device)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    seconds, cpu, batches, result = time_engine(config, loaded, work / "bench.db", args)
     assert result.generated_now == 2 * per_variant, result
     phases.append(Phase("(b) engine sweep, both variants", 2 * per_variant, seconds, len(batches), cpu))
     figures["engine"] = {
@@ -326,10 +392,9 @@ def run_bench(args: argparse.Namespace) -> dict:
             f"{step_bound * 1e3:.2f} ms = {bound:.2f} s (measured {seconds:.2f} s, {bound / seconds:.0%} of the "
             f"bound's speed); peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
         )
-    from store import core, open_db
-
-    stored = core.iter_generations(open_db(work / "bench.db"), result.sweep_id)
-    assert all(r["new_tokens"] == args.max_new_tokens for r in stored), "a row stopped early"
+    check_stored(work / "bench.db", result.sweep_id, args, recorded=config.token_logprobs)
+    if args.logprobs == "compare":
+        figures["logprobs"] = compare_logprobs(config, loaded, work, args, first_on=(seconds, cpu))
 
     print()
     print(

@@ -26,7 +26,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         _require_sweep(workspace, args.sweep)
         with workspace.handle() as store:
             result = engine_calibrate.calibrate_sweep(
-                store, args.sweep, judge_model=args.judge_model, min_labels=args.min_labels
+                store,
+                args.sweep,
+                judge_model=args.judge_model,
+                verifier_model=args.verifier,
+                min_labels=args.min_labels,
             )
     counts = ", ".join(f"{label} {n}" for label, n in sorted(result.label_counts.items())) or "none"
     print(f"sweep {args.sweep}: {result.labelled} labelled generation(s) ({counts})")
@@ -69,14 +73,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "calibrate",
         help="AUROC/AUPRC of every score against the human labels, with bootstrap intervals",
         description=(
-            "For each score (claim grounding, grounding, conflict, degenerate, refusal, semantic entropy "
-            "per cell and pooled per temperature, the judge's when --judge-model is given): AUROC and "
+            "For each score (claim grounding, grounding, conflict, degenerate, refusal, token log-prob and "
+            "entropy when the sweep recorded them, semantic entropy per cell and pooled per temperature, "
+            "the judge's when --judge-model is given, a verifier's when one has run): AUROC and "
             "AUPRC with 95% bootstrap intervals and the threshold that maximises TPR - FPR. Fewer than "
             "--min-labels usable labels: 'not enough labels'."
         ),
     )
     calibrate.add_argument("--sweep", type=int, required=True)
     calibrate.add_argument("--judge-model", default=None, help="include this judge model's scores")
+    calibrate.add_argument(
+        "--verifier",
+        default=None,
+        metavar="MODEL",
+        help="the verifier whose scores to include (default: the first that has run on the sweep)",
+    )
     calibrate.add_argument("--min-labels", type=int, default=engine_calibrate.MIN_LABELS)
     calibrate.add_argument("--json", default=None, help="also write the results to this JSON file")
     calibrate.set_defaults(func=_calibrate)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cli.common import db_path_from
+from engine import verifier as engine_verifier
 from engine.errors import UserError
 from engine.importlog import import_log
 from engine.metrics.catalog import CATALOG
@@ -27,10 +28,28 @@ def _print_catalogue() -> None:
         print(f"{spec.name:<22} {spec.kind:<7} {spec.direction:<8} {span:<12} {spec.label}")
 
 
+def _verifier_settings(args: argparse.Namespace) -> engine_verifier.VerifierSettings | None:
+    """The --verifier options as settings (None without --verifier), checked with the model's config."""
+    if not args.verifier:
+        if args.verifier_batch_size is not None or args.trust_remote_code:
+            raise UserError("--verifier-batch-size and --trust-remote-code need --verifier MODEL")
+        return None
+    if args.verifier_batch_size is not None and args.verifier_batch_size < 1:
+        raise UserError(f"--verifier-batch-size must be at least 1, got {args.verifier_batch_size}")
+    settings = engine_verifier.VerifierSettings(
+        model=args.verifier, device=args.verifier_device, trust_remote_code=args.trust_remote_code
+    )
+    if args.verifier_batch_size is not None:
+        settings.batch_size = args.verifier_batch_size
+    engine_verifier.check_verifier(settings)  # labels read before anything is scored or stored
+    return settings
+
+
 def _metrics(args: argparse.Namespace) -> int:
     if args.list:
         _print_catalogue()
         return 0
+    settings = _verifier_settings(args)
     with Workspace.open(db_path_from(args)) as workspace:
         if args.sweep is not None:
             _require_sweep(workspace, args.sweep)
@@ -43,6 +62,14 @@ def _metrics(args: argparse.Namespace) -> int:
         for sweep_id in sweep_ids:
             scored = workspace.score(sweep_id)
             print(f"sweep {sweep_id}: scored {scored} generation(s) (already scored ones kept)")
+        if settings is not None:
+            with workspace.handle() as store:
+                verifier = engine_verifier.Verifier(store, settings)
+                for sweep_id in sweep_ids:
+                    run = engine_verifier.verify_sweep(
+                        store, sweep_id, verifier, entropy=not args.verifier_no_entropy
+                    )
+                    print(f"sweep {sweep_id}: {run.summary()}")
     return 0
 
 
@@ -90,6 +117,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--list",
         action="store_true",
         help="print the metric catalogue (name, kind, direction, range) and exit",
+    )
+    metrics.add_argument(
+        "--verifier",
+        default="",
+        metavar="MODEL",
+        help="optional: an NLI / fact-checking classifier (hub id or local folder) that checks each claim "
+        "against its evidence and clusters samples by entailment; cached, shown as 'verifier: MODEL'",
+    )
+    metrics.add_argument(
+        "--verifier-batch-size", type=int, default=None, help="pairs per verifier call (default 16)"
+    )
+    metrics.add_argument("--verifier-device", choices=("auto", "cpu", "cuda"), default="auto")
+    metrics.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the verifier folder run its own code (HHEM-2.1-open needs it); off by default",
+    )
+    metrics.add_argument(
+        "--verifier-no-entropy", action="store_true", help="skip the verifier's entailment clustering"
     )
     metrics.set_defaults(func=_metrics)
 

@@ -8,6 +8,7 @@ left out: they make no claim to check), the refusal detector separates *refusal*
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -15,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from engine import verifier as engine_verifier
 from engine.metrics import catalog
+from engine.metrics.tokens import TOKEN_METRICS
 
 MIN_LABELS = 20  # fewer labelled, scored samples than this: "not enough labels"
 BOOTSTRAP_RESAMPLES = 1000
@@ -147,6 +150,9 @@ class ScoreSpec:
     target: str  # "hallucinated" (vs faithful) or "refusal" (vs everything else)
     level: str = "sample"  # sample | cell (one value per cell, given to each of its samples)
     judge: bool = False  # only a judge gives it
+    verifier: bool = False  # only a trained verifier gives it (engine/verifier.py)
+    # Recorded while sampling (token log-probs): left out for a sweep that has none (imported logs).
+    white_box: bool = False
 
 
 @dataclass
@@ -168,9 +174,23 @@ class CalibrationResult:
     tpr: float | None = None
     fpr: float | None = None
     judge_model: str | None = None
+    verifier_model: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The score's label, with "(judge: MODEL)" or "(verifier: NAME)" for the optional ones."""
+        return self.label + _origin(self)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _origin(result: CalibrationResult) -> str:
+    if result.judge_model:
+        return f" (judge: {result.judge_model})"
+    if result.verifier_model:
+        return f" (verifier: {result.verifier_model})"
+    return ""
 
 
 def target_of(label: str, target: str) -> bool | None:
@@ -265,6 +285,8 @@ SCORES: tuple[ScoreSpec, ...] = (
     _hallucination_score("conflict"),
     _hallucination_score("degenerate"),
     _refusal_score(),
+    # Token signals recorded while sampling: low log-prob / high entropy flags a hallucination.
+    *(dataclasses.replace(_hallucination_score(name), white_box=True) for name in TOKEN_METRICS),
     _hallucination_score("semantic_entropy", "cell"),
     ScoreSpec(
         "semantic_entropy_pooled",
@@ -282,6 +304,28 @@ SCORES: tuple[ScoreSpec, ...] = (
         level="cell",
         judge=True,
     ),
+    ScoreSpec(
+        "verifier_claim_grounding",
+        "verifier claim grounding, weakest claim's entailment (optional)",
+        False,
+        "hallucinated",
+        verifier=True,
+    ),
+    ScoreSpec(
+        "verifier_entailed_share",
+        "verifier share of entailed claims (optional)",
+        False,
+        "hallucinated",
+        verifier=True,
+    ),
+    ScoreSpec(
+        "verifier_semantic_entropy",
+        "verifier semantic entropy by entailment (optional)",
+        True,
+        "hallucinated",
+        level="cell",
+        verifier=True,
+    ),
 )
 
 
@@ -291,6 +335,7 @@ def calibrate_rows(
     specs: Sequence[ScoreSpec] = SCORES,
     min_labels: int = MIN_LABELS,
     judge_model: str | None = None,
+    verifier_model: str | None = None,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> list[CalibrationResult]:
     """Calibrate every spec over rows that carry ``label`` and one value per score name."""
@@ -298,10 +343,16 @@ def calibrate_rows(
     for spec in specs:
         if spec.judge and judge_model is None:
             continue
+        if spec.verifier and verifier_model is None:
+            continue
+        if spec.white_box and all(row.get(spec.name) is None for row in rows):
+            continue  # the sweep was not sampled by the engine with token log-probs
         pairs = [(row.get(spec.name), row["label"]) for row in rows if row.get("label")]
         result = calibrate_score(spec, pairs, min_labels=min_labels, resamples=resamples)
         if spec.judge:
             result.judge_model = judge_model
+        if spec.verifier:
+            result.verifier_model = verifier_model
         results.append(result)
     return results
 
@@ -312,7 +363,7 @@ def format_results(results: Sequence[CalibrationResult]) -> list[str]:
         f"{'score':<26} {'n':>4} {'pos':>4}  {'AUROC [95% CI]':<22} {'AUPRC [95% CI]':<22} best threshold",
     ]
     for r in results:
-        name = r.score + (f" (judge: {r.judge_model})" if r.judge_model else "")
+        name = r.score + _origin(r)
         if r.status != "ok":
             lines.append(f"{name:<26} {r.n:>4} {r.n_positive:>4}  {r.status}")
             continue
@@ -342,12 +393,15 @@ class SweepCalibration:
     label_counts: dict[str, int]
     results: list[CalibrationResult]
     judge_model: str | None
+    verifier_model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "results": [r.to_dict() for r in self.results]}
 
 
-def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = None) -> list[dict[str, Any]]:
+def sweep_score_rows(
+    store: Any, sweep_id: int, *, judge_model: str | None = None, verifier_model: str | None = None
+) -> list[dict[str, Any]]:
     """One row per scored generation: its grid key and every calibrated score (cell scores repeated).
 
     ``label`` is the newest human label of the generation (any labeller), or None.
@@ -389,6 +443,7 @@ def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = Non
                 "conflict": _flag(metrics.get("conflict")),
                 "degenerate": _flag(metrics.get("degenerate")),
                 "refusal": _flag(metrics.get("refusal")),
+                **{name: metrics.get(name) for name in TOKEN_METRICS},
                 "semantic_entropy": cell.get("semantic_entropy"),
             }
         )
@@ -407,7 +462,23 @@ def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = Non
             member["semantic_entropy_pooled"] = pooled.semantic_entropy
     if judge_model is not None:
         _add_judge_scores(store, sweep_id, judge_model, rows, store_claims)
+    if verifier_model is not None:
+        _add_verifier_scores(store, sweep_id, verifier_model, rows)
     return rows
+
+
+def _add_verifier_scores(store: Any, sweep_id: int, model: str, rows: list[dict[str, Any]]) -> None:
+    from store import verifier as store_verifier
+
+    per_answer = engine_verifier.answer_scores(store, sweep_id, model)
+    cells = {
+        (c["variant"], float(c["temperature"]), float(c["top_p"]), int(c["top_k"]), c["prompt_id"]): c
+        for c in store_verifier.verifier_cells(store, sweep_id, model=model)
+    }
+    for row in rows:
+        row.update(per_answer.get(row["generation_id"]) or {})
+        cell = cells.get((row["variant"], row["temperature"], row["top_p"], row["top_k"], row["prompt_id"]))
+        row["verifier_semantic_entropy"] = cell["semantic_entropy"] if cell else None
 
 
 def _flag(value: Any) -> float | None:
@@ -437,22 +508,37 @@ def calibrate_sweep(
     sweep_id: int,
     *,
     judge_model: str | None = None,
+    verifier_model: str | None = None,
     min_labels: int = MIN_LABELS,
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> SweepCalibration:
-    """Every score of a scored sweep against its human labels (the judge's only with ``judge_model``)."""
+    """Every score of a scored sweep against its human labels (the judge's only with ``judge_model``;
+    a verifier's with ``verifier_model``, by default the first verifier that has run on the sweep)."""
     from engine.errors import UserError
     from store import core as store_core
+    from store import verifier as store_verifier
 
     if not store_core.get_sweep(store, sweep_id):
         raise UserError(f"sweep {sweep_id}: no such sweep")
-    rows = sweep_score_rows(store, sweep_id, judge_model=judge_model)
+    verifiers = store_verifier.verifier_models(store, sweep_id)
+    if verifier_model is None:
+        verifier_model = next(iter(verifiers), None)
+    elif verifier_model not in verifiers:
+        known = ", ".join(verifiers) or "none has run on it"
+        raise UserError(f"--verifier {verifier_model}: no verdicts for sweep {sweep_id} (verifiers: {known})")
+    rows = sweep_score_rows(store, sweep_id, judge_model=judge_model, verifier_model=verifier_model)
     labelled = [row for row in rows if row["label"]]
     counts: dict[str, int] = {}
     for row in labelled:
         counts[row["label"]] = counts.get(row["label"], 0) + 1
-    results = calibrate_rows(labelled, min_labels=min_labels, judge_model=judge_model, resamples=resamples)
-    return SweepCalibration(sweep_id, len(labelled), counts, results, judge_model)
+    results = calibrate_rows(
+        labelled,
+        min_labels=min_labels,
+        judge_model=judge_model,
+        verifier_model=verifier_model,
+        resamples=resamples,
+    )
+    return SweepCalibration(sweep_id, len(labelled), counts, results, judge_model, verifier_model)
 
 
 def report_section(
@@ -483,7 +569,7 @@ def report_section(
         )
     rows = []
     for r in result.results:
-        name = r.label + (f" (judge: {r.judge_model})" if r.judge_model else "")
+        name = r.display_name
         if r.status != "ok":
             rows.append([name, r.target, str(r.n), str(r.n_positive), r.status, "", "", ""])
             continue

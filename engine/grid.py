@@ -6,6 +6,7 @@ into matrices (missing cells as NaN) and the fine-tuned minus base difference is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,11 +86,18 @@ class MetricGrid:
         return rows[i][j] if rows else None
 
     def colour_range(self, spec: MetricSpec) -> tuple[float, float]:
-        """The metric's natural range: fixed when bounded (rates 0..1), else its low end to the grid's maximum."""
+        """The metric's natural range: fixed when bounded (rates 0..1), else its low end to the grid's maximum.
+
+        A range open below (log-probs: -inf..0) starts at the grid's minimum instead.
+        """
         low = float(spec.range[0])
+        finite = self.finite_values()
+        if not math.isfinite(low):
+            high = float(spec.range[1]) if spec.range[1] is not None else 0.0
+            low = float(finite.min()) if finite.size else high - 1.0
+            return (low, high) if high > low else (high - 1.0, high)
         if spec.range[1] is not None:
             return low, float(spec.range[1])
-        finite = self.finite_values()
         high = float(finite.max()) if finite.size else low + 1.0
         return low, high if high > low else low + 1.0
 

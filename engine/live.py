@@ -38,6 +38,8 @@ class LiveSample:
     variant: str
     seed: int
     text: str
+    # The sampler's token log-prob/entropy summary (TokenStats.to_dict()), when it recorded one.
+    token_stats: dict[str, Any] | None = None
 
 
 @dataclass
@@ -140,6 +142,7 @@ def save_live(store: Store, model: LiveModel, batch: LiveBatch) -> SavedLive:
                     "max_new_tokens": batch.max_new_tokens,
                     "stopped": batch.stopped,
                     "from": "gradio",
+                    **({"token_stats": sample.token_stats} if sample.token_stats else {}),
                 },
             }
         )

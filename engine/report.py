@@ -20,6 +20,7 @@ from engine import judge as engine_judge
 from engine import labels as engine_labels
 from engine import metrics as engine_metrics
 from engine import scoring
+from engine import verifier as engine_verifier
 from engine.files import write_atomic, write_bytes_atomic
 from engine.grid import MetricGrid
 from engine.metrics import catalog
@@ -253,6 +254,7 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
             engine_calibrate.report_section(store, sweep_id),
             engine_labels.claims_section(store, sweep_id),
             *engine_judge.report_sections(store, sweep_id),
+            *engine_verifier.report_sections(store, sweep_id),
         ],
     )
     for group in prompt_groups(store_metrics.prompt_ids(store, sweep_id)):

@@ -9,6 +9,14 @@ touch the scores; our processor returns scores where only the drawn token is fin
 
 Top-k is applied on a ``topk`` of the scores (k_max candidates) rather than a full-vocabulary sort,
 and top-p only over those candidates, which is what makes big batches cheap on a 32k vocabulary.
+
+With ``record_logprobs`` (the default) the same processor also records, before any warping, each
+row's log-probability of the token it draws and the entropy of the model's own distribution (the
+softmax of the raw logits: temperature 1, no top-k/top-p); engine/metrics/tokens.py summarises them
+per answer. One ``exp`` over the vocabulary per step, shared by both, in preallocated buffers: on the
+``medium`` bench model that costs the share of sweep time given in bench/RESULTS.md (target <= 5 %).
+It also applies ``min_new_tokens`` itself (stop tokens masked after the statistics are taken), so
+the recorded distribution is the model's, not one with the stop tokens removed.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 from transformers.generation.streamers import BaseStreamer
 
+from engine.metrics.tokens import TokenStats, token_stats
 from engine.models import LoadedModel
 
 BASE_ADAPTER_NAME = "__base__"  # peft's name for "no adapter" in per-row adapter_names
@@ -47,6 +56,14 @@ class RowResult:
     text: str
     new_tokens: int
     token_ids: list[int] = field(default_factory=list)
+    # Per answer token (the stop token and padding excluded); empty when not recorded.
+    token_logprobs: list[float] = field(default_factory=list)
+    token_entropies: list[float] = field(default_factory=list)
+
+    @property
+    def token_stats(self) -> TokenStats | None:
+        """Mean/min log-prob and mean/max entropy of the answer's tokens (None: not recorded or no token)."""
+        return token_stats(self.token_logprobs, self.token_entropies)
 
 
 def row_seed(*parts: Any) -> int:
@@ -96,27 +113,72 @@ def filtered_logits(
 class PerRowSampler(LogitsProcessor):
     """Per-row temperature/top-k/top-p sampling inside the logits processor (see module docstring)."""
 
-    def __init__(self, rows: Sequence[RowSpec], max_new_tokens: int, device: torch.device | str):
+    def __init__(
+        self,
+        rows: Sequence[RowSpec],
+        max_new_tokens: int,
+        device: torch.device | str,
+        *,
+        record_logprobs: bool = False,
+        min_new_tokens: int = 0,
+        stop_ids: Sequence[int] = (),
+    ):
         self.temperatures = torch.tensor([max(r.temperature, 1e-5) for r in rows], device=device)
         self.top_ks = torch.tensor([int(r.top_k) for r in rows], device=device)
         self.top_ps = torch.tensor([float(r.top_p) for r in rows], device=device)
         self.uniforms = row_uniforms([r.seed for r in rows], max_new_tokens).to(device)
+        self.min_new_tokens = int(min_new_tokens)
+        self.stop_ids = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
         self.step = 0
+        self.record_logprobs = record_logprobs
+        # [rows, steps]: the chosen token's log-prob and the distribution's entropy at each step.
+        self.token_logprobs = torch.zeros(len(rows), max_new_tokens, device=device) if record_logprobs else None
+        self.token_entropies = torch.zeros(len(rows), max_new_tokens, device=device) if record_logprobs else None
+        self._shifted: torch.Tensor | None = None  # scratch [rows, vocab] buffers, reused every step
+        self._exp: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        column = min(self.step, self.uniforms.shape[1] - 1)
+        log_z = self._record_entropy(scores, column) if self.record_logprobs else None
+        if self.step < self.min_new_tokens and self.stop_ids.numel():
+            scores[:, self.stop_ids] = float("-inf")  # what transformers' min_new_tokens does
         values, indices = filtered_logits(scores, self.temperatures, self.top_ks, self.top_ps)
         probs = torch.softmax(values.double(), dim=-1)
         cdf = torch.cumsum(probs, dim=-1)
-        u = self.uniforms[:, min(self.step, self.uniforms.shape[1] - 1)]
+        u = self.uniforms[:, column]
         target = (u * cdf[:, -1]).unsqueeze(-1)
         choice = torch.searchsorted(cdf, target, right=True).clamp_(max=values.shape[-1] - 1)
         # Guard against landing on a zero-probability tail position through rounding.
         allowed = torch.isfinite(values.gather(1, choice))
         choice = torch.where(allowed, choice, torch.zeros_like(choice))
         tokens = indices.gather(1, choice)
+        if log_z is not None:
+            assert self._shifted is not None and self.token_logprobs is not None
+            self.token_logprobs[:, column] = self._shifted.gather(1, tokens).squeeze(1) - log_z
         self.step += 1
         # In place: ``scores`` is generate's private float32 copy of this step's logits.
         return scores.fill_(float("-inf")).scatter_(1, tokens, 0.0)
+
+    def _record_entropy(self, scores: torch.Tensor, column: int) -> torch.Tensor:
+        """Store this step's entropy of softmax(scores); returns log Z of the max-shifted scores.
+
+        H = log Z - sum(e * s') / Z with s' = scores - max and e = exp(s'): one exp over the vocabulary.
+        """
+        if self._shifted is None or self._shifted.shape != scores.shape:
+            self._shifted = torch.empty_like(scores, dtype=torch.float32)
+            self._exp = torch.empty_like(scores, dtype=torch.float32)
+        assert self._exp is not None and self.token_entropies is not None
+        shifted = torch.sub(scores, scores.amax(dim=-1, keepdim=True), out=self._shifted)
+        weights = torch.exp(shifted, out=self._exp)
+        z = weights.sum(dim=-1)
+        log_z = z.log()
+        entropy = log_z - torch.linalg.vecdot(weights, shifted) / z
+        bad = torch.isnan(entropy)
+        if bad.any():  # a -inf logit (a processor before ours masked it): 0 * -inf; rare, so recompute
+            probs = torch.softmax(scores[bad].float(), dim=-1)
+            entropy[bad] = torch.special.entr(probs).sum(dim=-1)
+        self.token_entropies[:, column] = entropy
+        return log_z
 
 
 class _RowStreamer(BaseStreamer):
@@ -163,15 +225,26 @@ def generate_rows(
     min_new_tokens: int = 0,
     streamer: BaseStreamer | None = None,
     stopping_criteria: Any = None,
+    record_logprobs: bool = True,
 ) -> list[RowResult]:
-    """Generate every row in one ``generate`` call (left-padded prompts, per-row sampling and adapter)."""
+    """Generate every row in one ``generate`` call (left-padded prompts, per-row sampling and adapter).
+
+    ``record_logprobs``: fill each result's token log-probs and entropies (see the module docstring).
+    """
     tokenizer = loaded.tokenizer
     model = loaded.model
     device = loaded.device.device
     encoded = tokenizer(
         [r.prompt_text for r in rows], return_tensors="pt", padding=True, add_special_tokens=False
     ).to(device)
-    sampler = PerRowSampler(rows, max_new_tokens, device)
+    sampler = PerRowSampler(
+        rows,
+        max_new_tokens,
+        device,
+        record_logprobs=record_logprobs,
+        min_new_tokens=min_new_tokens,
+        stop_ids=loaded.stop_ids,
+    )
     kwargs, base_only = _adapter_routing(loaded, rows)
     adapter_off = model.disable_adapter() if base_only else contextlib.nullcontext()
     with torch.inference_mode(), adapter_off:
@@ -190,7 +263,7 @@ def generate_rows(
             top_k=None,
             num_beams=1,
             max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens or None,
+            min_new_tokens=None,  # applied by the processor, after it has read the raw distribution
             eos_token_id=loaded.stop_ids,
             pad_token_id=tokenizer.pad_token_id,
             use_cache=True,
@@ -199,7 +272,17 @@ def generate_rows(
             **kwargs,
         )
     new_ids = output[:, encoded["input_ids"].shape[1] :].tolist()
-    return [_finish_row(tokenizer, ids, loaded.stop_ids) for ids in new_ids]
+    results = [_finish_row(tokenizer, ids, loaded.stop_ids) for ids in new_ids]
+    if sampler.token_logprobs is not None and sampler.token_entropies is not None:
+        logprobs = sampler.token_logprobs.cpu().tolist()
+        entropies = sampler.token_entropies.cpu().tolist()
+        stop_ids = set(loaded.stop_ids)
+        for index, result in enumerate(results):
+            ids = result.token_ids
+            answer = len(ids) - 1 if ids and ids[-1] in stop_ids else len(ids)  # the stop token is no answer
+            result.token_logprobs = logprobs[index][:answer]
+            result.token_entropies = entropies[index][:answer]
+    return results
 
 
 def _shared_prompt_cache(
@@ -255,10 +338,13 @@ def stream_rows(
     *,
     max_new_tokens: int,
     should_stop: Callable[[], bool] | None = None,
+    results: list[RowResult] | None = None,
 ) -> Iterator[list[str]]:
     """Yield every row's text so far after each decoding step; the last yield is the final texts.
 
     The tokens are exactly those of :func:`generate_rows` on the same rows (it is the same call).
+    ``results``, when given, receives the final :class:`RowResult` of each row (with its token
+    log-probs and entropies) before the last yield.
     """
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -302,6 +388,8 @@ def stream_rows(
     thread.join()
     if "error" in result:
         raise result["error"]
+    if results is not None:
+        results[:] = result["rows"]
     yield [r.text for r in result["rows"]]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from engine.errors import UserError
 from engine.metrics import METRICS_VERSION, SourceIndex, load_sources, score_cell, score_sample
 from engine.metrics import claims as claim_metrics
+from engine.metrics.tokens import stats_from_extra
 from store import claims as store_claims
 from store import core as store_core
 from store import metrics as store_metrics
@@ -71,6 +72,8 @@ def compute_missing(
         )
         for row, scored, claims in zip(batch, scored_rows, batch_claims, strict=True):
             scored.claim_grounding = claim_metrics.claim_grounding(claims)
+            for name, value in stats_from_extra(row.get("extra")).items():
+                setattr(scored, name, value)  # recorded at sampling time, not computed from the text
             records.append((row["id"], scored.to_dict()))
             claim_records.append((row["id"], [claim.to_dict() for claim in claims]))
             stale_cells.add(store_metrics.cell_key(row))

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
+from engine import verifier as engine_verifier
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError, not_a_file
 from engine.files import resolve_from
 from engine.finetune import is_adapter_dir, read_run_record
+from engine.metrics.tokens import TokenStats
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, check_adapter_matches_base, load_model, render_chat
 from engine.scoring import compute_missing
 from store import core, open_db
@@ -68,6 +70,12 @@ class SweepConfig:
     mix_variants: bool = False
     precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"))
     compute_metrics: bool = True
+    # Record each token's log-prob and the entropy of the model's own distribution while sampling
+    # (engine/metrics/tokens.py); the cost is measured by bench/sweep_bench.py --logprobs compare.
+    token_logprobs: bool = True
+    # Optional trained verifier (hub id or local folder) run on the claims once the sweep is scored
+    # (engine/verifier.py); "" = none. `ft-hallu metrics --verifier` runs one on any sweep.
+    verifier: str = ""
     grid: Grid = field(default_factory=Grid)
 
     @property
@@ -133,6 +141,8 @@ def load_sweep_config(
     base = config_path.resolve().parent
     for name in ("adapter", "dataset"):
         setattr(config, name, resolve_from(getattr(config, name), base))
+    if config.verifier and Path(resolve_from(config.verifier, base)).exists():
+        config.verifier = resolve_from(config.verifier, base)  # a folder next to the config, not a hub id
     config.adapters = {label: resolve_from(folder, base) for label, folder in config.adapters.items()}
     return config
 
@@ -287,6 +297,8 @@ def check_inputs(config: SweepConfig) -> None:
         raise UserError(f"base_model {config.base_model}: no such folder")
     if config.dataset and not Path(config.dataset).is_file():
         raise not_a_file(config.dataset, "dataset")
+    if config.verifier:
+        engine_verifier.check_verifier(engine_verifier.VerifierSettings(model=config.verifier))
 
 
 def load_for_sweep(config: SweepConfig) -> LoadedModel:
@@ -394,6 +406,8 @@ def _run_recorded(
     core.set_sweep_status(store, sweep_id, "completed" if complete else "interrupted")
     if complete and config.compute_metrics:
         compute_metrics_if_available(store, sweep_id)
+        if config.verifier:
+            verify_if_requested(store, sweep_id, config.verifier)
     return SweepResult(sweep_id, len(planned), written, skipped, time.perf_counter() - started, str(db_path))
 
 
@@ -460,7 +474,11 @@ def generate_planned(
         ]
         batch_started = time.perf_counter()
         results = generate_rows(
-            loaded, specs, max_new_tokens=config.max_new_tokens, min_new_tokens=config.min_new_tokens
+            loaded,
+            specs,
+            max_new_tokens=config.max_new_tokens,
+            min_new_tokens=config.min_new_tokens,
+            record_logprobs=config.token_logprobs,
         )
         per_row_seconds = (time.perf_counter() - batch_started) / len(batch)
         written += write(
@@ -478,7 +496,7 @@ def generate_planned(
                     "text": result.text,
                     "new_tokens": result.new_tokens,
                     "seconds": per_row_seconds,
-                    "extra": {"batch_rows": len(batch)},
+                    "extra": _extra(len(batch), result.token_stats),
                 }
                 for r, result in zip(batch, results, strict=True)
             ]
@@ -495,6 +513,23 @@ def generate_planned(
                 )
             )
     return written
+
+
+def _extra(batch_rows: int, stats: TokenStats | None) -> dict[str, Any]:
+    """A generation's ``extra``: its batch size and, when recorded, its token log-prob signals."""
+    extra: dict[str, Any] = {"batch_rows": batch_rows}
+    if stats is not None:
+        extra["token_stats"] = stats.to_dict()
+    return extra
+
+
+def verify_if_requested(store, sweep_id: int, model: str) -> None:
+    """Run the sweep's verifier on its claims; a verifier failure is a warning (the sweep is kept)."""
+    try:
+        loaded = engine_verifier.Verifier(store, engine_verifier.VerifierSettings(model=model))
+        print(engine_verifier.verify_sweep(store, sweep_id, loaded).summary(), file=sys.stderr)
+    except Exception as exc:  # the generations are stored; `ft-hallu metrics --verifier` can run it again
+        print(f"warning: verifier for sweep {sweep_id} failed: {exc}", file=sys.stderr)
 
 
 def compute_metrics_if_available(store, sweep_id: int) -> int:

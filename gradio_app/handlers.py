@@ -27,7 +27,7 @@ from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, MetricGrid, com
 from engine.metrics import SUMMARY_METRICS, catalog
 from engine.metrics.catalog import Show, cell_metrics_shown
 from engine.models import LoadedModel
-from engine.sampling import RowSpec, generate_rows, stream_rows
+from engine.sampling import RowResult, RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
 from engine.workspace import (
     CELL_METRICS,
@@ -106,6 +106,8 @@ class LiveRun:
     # (variant, seed, text) per generated sample
     samples: list[tuple[str, int, str]] = field(default_factory=list)
     stopped: bool = False
+    # Per sample, the sampler's token log-prob/entropy summary (None where it has none).
+    token_stats: list[dict[str, Any] | None] = field(default_factory=list)
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -114,6 +116,7 @@ class LiveRun:
             "settings": self.settings.__dict__,
             "samples": [list(s) for s in self.samples],
             "stopped": self.stopped,
+            "token_stats": list(self.token_stats),
         }
 
     @classmethod
@@ -124,6 +127,7 @@ class LiveRun:
             settings=LiveSettings(**state["settings"]),
             samples=[(str(v), int(s), str(t)) for v, s, t in state["samples"]],
             stopped=bool(state.get("stopped")),
+            token_stats=[dict(t) if t else None for t in state.get("token_stats") or []],
         )
 
     def to_batch(self) -> LiveBatch:
@@ -135,7 +139,12 @@ class LiveRun:
             top_p=live.top_p,
             top_k=live.top_k,
             max_new_tokens=live.max_new_tokens,
-            samples=[LiveSample(variant, seed, text) for variant, seed, text in self.samples],
+            samples=[
+                LiveSample(variant, seed, text, stats)
+                for (variant, seed, text), stats in zip(
+                    self.samples, self.token_stats or [None] * len(self.samples), strict=True
+                )
+            ],
             stopped=self.stopped,
         )
 
@@ -291,10 +300,15 @@ class AppHandlers:
         flag = self._flag(session)
         started = time.perf_counter()
         texts: list[str] = [""] * len(rows)
+        finished: list[RowResult] = []
         steps = 0
         try:
             for texts in stream_rows(
-                self.loaded, rows, max_new_tokens=live.max_new_tokens, should_stop=flag.is_set
+                self.loaded,
+                rows,
+                max_new_tokens=live.max_new_tokens,
+                should_stop=flag.is_set,
+                results=finished,
             ):
                 steps += 1
                 yield self._update(
@@ -309,6 +323,7 @@ class AppHandlers:
                     del self._stop_flags[session]
         run = LiveRun(prompt.strip(), (system_prompt or "").strip(), live, stopped=stopped)
         run.samples = [(row.variant, row.seed, text) for row, text in zip(rows, texts, strict=True)]
+        run.token_stats = [_stats_dict(result) for result in finished] if len(finished) == len(rows) else []
         word = "stopped" if stopped else "done"
         tokens = max(steps - 1, 0)  # the stream's last update repeats the final texts; it is no step
         update = self._update(texts, f"{word}: {tokens} tokens in {time.perf_counter() - started:.1f} s")
@@ -330,6 +345,7 @@ class AppHandlers:
         run.samples = [
             (row.variant, row.seed, result.text) for row, result in zip(rows, results, strict=True)
         ]
+        run.token_stats = [_stats_dict(result) for result in results]
         tables, metrics = self._score_live(run)
         return tables.get("base", _empty_samples()), tables.get("finetuned", _empty_samples()), metrics, run
 
@@ -592,7 +608,7 @@ class AppHandlers:
         result = self.workspace.calibration(self.sweep_id(sweep))
         rows = [
             {
-                "score": r.label,
+                "score": r.display_name,
                 "flags": r.target,
                 "n": r.n,
                 "positives": r.n_positive,
@@ -635,6 +651,11 @@ class HeatmapClick:
     temperature: str
     top_p: str
     top_k: str
+
+
+def _stats_dict(result: RowResult) -> dict[str, Any] | None:
+    stats = result.token_stats
+    return stats.to_dict() if stats is not None else None
 
 
 def _interval(value: float | None, interval: Sequence[float] | None) -> str:

@@ -111,6 +111,19 @@ def _m002(db) -> None:
     _add_metric_columns(db, "cell_metrics", {"claim_grounding": float})
 
 
+@MIGRATIONS(name="003_token_logprobs")
+def _m003(db) -> None:
+    # Token log-probs and entropies recorded while sampling (engine/metrics/tokens.py), and their cell means.
+    columns = {
+        "mean_token_logprob": float,
+        "min_token_logprob": float,
+        "mean_token_entropy": float,
+        "max_token_entropy": float,
+    }
+    _add_metric_columns(db, "generation_metrics", columns)
+    _add_metric_columns(db, "cell_metrics", columns)
+
+
 def metric_columns(store: Store, table: str) -> dict[str, type]:
     """The typed metric columns ``table`` has after its migrations, in schema order, with their types."""
     skip = _NOT_METRICS[table]

@@ -28,6 +28,8 @@ ROW = {"question": "What does NVIDIA make?", "answer": "NVIDIA makes GPUs.", "co
 QA = "".join(json.dumps({**ROW, "id": i, "question": f"Q{i}: what does NVIDIA make?"}) + "\n" for i in range(12))
 SWEEP_HEAD = '[sweep]\nbase_model = "tiny"\n'
 FT_HEAD = '[finetune]\nbase_model = "tiny"\ndataset = "qa.jsonl"\noutput_dir = "out"\n'
+# A classifier config whose labels say nothing (transformers' defaults): a verifier must refuse it.
+UNNAMED_LABELS = json.dumps({"model_type": "bert", "id2label": {"0": "LABEL_0", "1": "LABEL_1"}})
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,12 @@ RAW_CASES: dict[str, dict] = {
     "sweep-string-list": sweep('[sweep.grid]\ntemperatures = "hot"\n', expect='grid.temperatures = "hot": must be a list of numbers'),
     "sweep-grid-string": sweep("grid = 'big'\n", expect='grid = "big": must be a table'),
     "sweep-bool-mix": sweep('mix_variants = "yes"\n', expect='mix_variants = "yes": must be true or false'),
+    "sweep-bool-logprobs": sweep('token_logprobs = "yes"\n', expect='token_logprobs = "yes": must be true or false'),
+    "sweep-verifier-missing": sweep('verifier = "./no-verifier"\n', expect="verifier ./no-verifier: cannot load its config"),
+    "sweep-verifier-labels": sweep('verifier = "v"\n', files={"v/config.json": UNNAMED_LABELS}, expect="v: cannot read its labels (0: 'LABEL_0', 1: 'LABEL_1'"),
+    "metrics-verifier-labels": cli("--db", "{d}/store.db", "metrics", "--verifier", "{d}/v", files={"v/config.json": UNNAMED_LABELS}, expect="verifier {d}/v: cannot read its labels"),
+    "metrics-verifier-batch": cli("--db", "{d}/store.db", "metrics", "--verifier", "{d}/v", "--verifier-batch-size", "0", expect="--verifier-batch-size must be at least 1"),
+    "metrics-batch-without-verifier": cli("--db", "{d}/store.db", "metrics", "--verifier-batch-size", "4", expect="--verifier-batch-size and --trust-remote-code need --verifier MODEL"),
     "sweep-adapters-list": sweep('adapters = ["a"]\n', expect='adapters = ["a"]: must be a table'),
     # ---- sweep config: ranges and meaning -------------------------------------------------
     "sweep-negative-batch": sweep("batch_size = -3\n", expect="batch_size = -3: must be >= 0"),

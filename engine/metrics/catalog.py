@@ -14,6 +14,7 @@ once as the sample metric and once as the cell metric with ``mean_of`` naming th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
@@ -41,7 +42,7 @@ class MetricSpec:
     label: str  # what the front ends print
     kind: MetricKind  # 'sample': one value per generation; 'cell': one per grid cell
     higher_is_better: bool | None  # None: neither (read it in context)
-    range: tuple[float, float | None] = (0.0, 1.0)  # (low, high); high None when unbounded
+    range: tuple[float, float | None] = (0.0, 1.0)  # (low, high); high None, low -inf when unbounded
     fmt: str = ".3f"  # format spec for one value
     description: str = ""
     column_type: type = float  # the store column's type: int for flags and counts
@@ -127,6 +128,35 @@ CATALOG: tuple[MetricSpec, ...] = (
     _sample("degenerate", "degenerate text", False, "empty, looping or gibberish", fmt="d", column_type=int),
     _sample(
         "n_words", "length (words)", None, "words in the answer", range=(0.0, None), fmt="d", column_type=int
+    ),
+    # Token signals recorded while sampling (engine/metrics/tokens.py): the model's own distribution.
+    _sample(
+        "mean_token_logprob",
+        "mean token log-prob (nats)",
+        True,
+        "mean log-prob of the answer's tokens under the model's own distribution (T=1, no top-k/p)",
+        range=(-math.inf, 0.0),
+    ),
+    _sample(
+        "min_token_logprob",
+        "lowest token log-prob (nats)",
+        True,
+        "log-prob of the answer's least likely token under the model's own distribution",
+        range=(-math.inf, 0.0),
+    ),
+    _sample(
+        "mean_token_entropy",
+        "mean token entropy (nats)",
+        False,
+        "mean entropy of the model's next-token distributions over the answer",
+        range=(0.0, None),
+    ),
+    _sample(
+        "max_token_entropy",
+        "highest token entropy (nats)",
+        False,
+        "entropy of the answer's most uncertain next-token distribution",
+        range=(0.0, None),
     ),
     # ---------------------------------------------------------------- per cell
     _cell(
@@ -269,6 +299,45 @@ CATALOG: tuple[MetricSpec, ...] = (
         fmt=".1f",
         mean_of="n_words",
         show=Show.TABLE,
+    ),
+    _cell(
+        "mean_token_logprob",
+        "logp",
+        "mean token log-prob (nats)",
+        True,
+        "mean over samples of the answer's mean token log-prob",
+        range=(-math.inf, 0.0),
+        mean_of="mean_token_logprob",
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "min_token_logprob",
+        "minlp",
+        "lowest token log-prob (nats)",
+        True,
+        "mean over samples of the answer's lowest token log-prob",
+        range=(-math.inf, 0.0),
+        mean_of="min_token_logprob",
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "mean_token_entropy",
+        "tokH",
+        "mean token entropy (nats)",
+        False,
+        "mean over samples of the answer's mean next-token entropy",
+        range=(0.0, None),
+        mean_of="mean_token_entropy",
+        show=Show.HEATMAP,
+    ),
+    _cell(
+        "max_token_entropy",
+        "maxH",
+        "highest token entropy (nats)",
+        False,
+        "mean over samples of the answer's highest next-token entropy",
+        range=(0.0, None),
+        mean_of="max_token_entropy",
     ),
     _cell(
         "n_clusters",

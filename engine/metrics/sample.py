@@ -125,6 +125,12 @@ class SampleMetrics:
     claim_grounding: float | None = None  # share of supported claims; set by engine/scoring.py
     grounding_checked: int = 0
     conflict: bool | None = None
+    # Token signals recorded while sampling (engine/metrics/tokens.py); set by engine/scoring.py
+    # from the generation's stored values, None for text without them (imported logs).
+    mean_token_logprob: float | None = None
+    min_token_logprob: float | None = None
+    mean_token_entropy: float | None = None
+    max_token_entropy: float | None = None
     unsupported: list[str] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
     refusal_patterns: list[str] = field(default_factory=list)
