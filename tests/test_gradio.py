@@ -122,6 +122,16 @@ def test_save_stores_the_live_generation_as_an_adhoc_sweep_row(app, client):
         ("finetuned", 3, final[1]),
     }
     assert all(r["extra"]["max_new_tokens"] == 8 for r in rows)
+    # The sampler's token log-probs travel with the live samples into the scored store.
+    from store import metrics as store_metrics
+
+    with_stats = [r for r in rows if "token_stats" in r["extra"]]
+    assert with_stats
+    scored = {s["generation_id"]: s for s in store_metrics.sample_table(store, adhoc[0]["id"])}
+    for row in with_stats:
+        stats = row["extra"]["token_stats"]
+        assert scored[row["id"]]["mean_token_logprob"] == pytest.approx(stats["mean_token_logprob"])
+        assert stats["min_token_logprob"] <= stats["mean_token_logprob"] < 0
 
 
 def test_n_samples_mode_shows_the_spread_and_the_cell_metrics(app, client):
