@@ -210,7 +210,10 @@ def load_config(settings: VerifierSettings) -> tuple[Any, LabelMap | None]:
     try:
         config = AutoConfig.from_pretrained(settings.model, trust_remote_code=settings.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise UserError(f"verifier {settings.model}: cannot load its config ({_first_line(exc)})") from None
+        hint = "; --trust-remote-code runs it" if "custom code" in str(exc) else ""
+        raise UserError(
+            f"verifier {settings.model}: cannot load its config ({_first_line(exc)}){hint}"
+        ) from None
     if settings.trust_remote_code and getattr(config, "auto_map", None):
         return config, None  # custom code: its labels are read once the model is loaded
     return config, label_map(config.id2label, model=settings.model)

@@ -15,7 +15,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from claims_sweep import make_scored_sweep  # noqa: E402
-from verifier_models import build_bert_classifier, build_roberta_classifier  # noqa: E402
+from verifier_models import (  # noqa: E402
+    build_bert_classifier,
+    build_predict_model,
+    build_roberta_classifier,
+)
 
 from engine import verifier as vf  # noqa: E402
 from engine.errors import UserError  # noqa: E402
@@ -266,3 +270,17 @@ def test_a_sweep_config_runs_its_verifier_after_scoring(
         assert list(store.db["sweeps"].rows) == []  # refused before the sweep's row exists
     finally:
         store.close()
+
+
+def test_a_custom_code_model_with_predict_runs_only_when_its_code_is_trusted(scored, tmp_path) -> None:
+    """HHEM-2.1-open's interface: the folder's own code, predict(pairs) -> P(consistent)."""
+    store, sweep_id = scored
+    folder = build_predict_model(tmp_path / "overlap")
+    with pytest.raises(UserError, match="--trust-remote-code") as refused:
+        vf.check_verifier(vf.VerifierSettings(model=str(folder)))
+    assert "\n" not in str(refused.value)
+    verifier = vf.Verifier(store, vf.VerifierSettings(model=str(folder), trust_remote_code=True))
+    verdicts = verifier.score_pairs([("the cat sat on the mat", "the cat sat"), ("the cat", "a dog ran")])
+    assert [(v.label, v.p_entailment) for v in verdicts] == [("entailment", 1.0), ("not_entailment", 0.0)]
+    run = vf.verify_sweep(store, sweep_id, verifier, entropy=False)
+    assert run.claims_verified > 0 and run.forward_calls == 1

@@ -3,6 +3,7 @@ tokenizer (MNLI-style, three labels) and a RoBERTa with a byte-level BPE tokeniz
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from claims_sweep import ANSWERS, SOURCES
@@ -106,4 +107,61 @@ def build_roberta_classifier(folder: Path, id2label: dict[int, str], *, seed: in
     model = RobertaForSequenceClassification(config).eval()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+# A model folder with its own code and HHEM-2.1-open's interface: predict(pairs) -> the probability
+# that each hypothesis is consistent with its premise (here: the share of its words in the premise).
+PREDICT_MODEL_SOURCE = """
+import re
+
+import torch
+from transformers import PretrainedConfig, PreTrainedModel
+
+
+class OverlapConfig(PretrainedConfig):
+    model_type = "word-overlap"
+
+
+class OverlapScorer(PreTrainedModel):
+    config_class = OverlapConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.post_init()
+
+    def _init_weights(self, module):
+        pass
+
+    def predict(self, pairs):
+        scores = []
+        for premise, hypothesis in pairs:
+            have = set(re.findall(r"[a-z0-9]+", premise.lower()))
+            words = re.findall(r"[a-z0-9]+", hypothesis.lower())
+            scores.append(sum(w in have for w in words) / max(1, len(words)))
+        return torch.tensor(scores) * self.scale.detach()
+"""
+
+
+def build_predict_model(folder: Path) -> Path:
+    """Save a custom-code model (config auto_map + modeling_overlap.py) that only loads with
+    trust_remote_code and scores through ``predict``."""
+    import importlib.util
+
+    source_dir = folder.parent / f"{folder.name}-source"
+    source_dir.mkdir(parents=True, exist_ok=True)
+    source = source_dir / "modeling_overlap.py"
+    source.write_text(PREDICT_MODEL_SOURCE)
+    spec = importlib.util.spec_from_file_location("modeling_overlap", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["modeling_overlap"] = module  # save_pretrained copies the module's file by its name
+    try:
+        spec.loader.exec_module(module)
+        module.OverlapConfig.register_for_auto_class()
+        module.OverlapScorer.register_for_auto_class("AutoModelForSequenceClassification")
+        module.OverlapScorer(module.OverlapConfig()).save_pretrained(folder)
+    finally:
+        del sys.modules["modeling_overlap"]
     return folder
