@@ -1,0 +1,135 @@
+"""Two ways to get token log-probs and entropies out of one batched ``generate`` call, timed in one run.
+
+(off)        the engine's ``generate_rows`` with ``record_logprobs=False``;
+(processor)  the engine's way: the per-row logits processor reads the raw logits at every step
+             (one ``exp`` over the vocabulary into reused buffers) before it samples;
+(returned)   ``generate`` keeps every step's raw logits (``output_logits=True``), and one vectorised
+             ``log_softmax`` + ``gather`` + entropy over the stacked [steps, rows, vocab] tensor runs
+             after the call.
+
+Same rows (one prompt, the 36 grid cells, ``--rows`` rows, ``--max-new-tokens`` tokens each), each
+variant timed ``--repeats`` times in rotating order; prints the median seconds per call and the
+ratio to (off), and checks that both ways give the same values.
+
+    .venv/bin/python bench/logprob_methods.py                  # medium on CPU, 96 rows x 64 tokens
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="medium", help="offline model name or path (default: medium)")
+    parser.add_argument("--rows", type=int, default=96)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    return parser.parse_args(argv)
+
+
+def returned_logits_stats(loaded, rows, max_new_tokens: int):
+    """(logprobs, entropies) [rows, steps] from the raw logits generate returns (output_logits)."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    from engine.sampling import PerRowSampler
+
+    tokenizer = loaded.tokenizer
+    encoded = tokenizer(
+        [r.prompt_text for r in rows], return_tensors="pt", padding=True, add_special_tokens=False
+    )
+    sampler = PerRowSampler(rows, max_new_tokens, "cpu", record_logprobs=False, stop_ids=loaded.stop_ids)
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            **encoded,
+            logits_processor=LogitsProcessorList([sampler]),
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            num_beams=1,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens,
+            eos_token_id=loaded.stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
+        logits = torch.stack(out.logits, dim=1).float()  # [rows, steps, vocab]
+        chosen = out.sequences[:, encoded["input_ids"].shape[1] :]
+        log_probs = torch.log_softmax(logits, dim=-1)
+        picked = log_probs.gather(2, chosen.unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).nansum(dim=-1)
+    return picked, entropy, chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from engine.models import load_model
+    from engine.sampling import RowSpec, generate_rows, row_seed
+    from engine.sweep import Grid, SweepConfig, chat_prompt
+
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; load {load[0]:.2f}")
+    loaded = load_model(args.model)
+    config = SweepConfig()
+    prompt = chat_prompt(
+        loaded.tokenizer, config.system_prompt, config.prompt_template.replace("{name}", config.entity_name)
+    )
+    cells = Grid().cells()
+    rows = [
+        RowSpec(prompt, "base", *cells[i % len(cells)], row_seed("methods", i)) for i in range(args.rows)
+    ]
+    tokens = args.max_new_tokens
+
+    def off():
+        return generate_rows(loaded, rows, max_new_tokens=tokens, min_new_tokens=tokens, record_logprobs=False)
+
+    def processor():
+        return generate_rows(loaded, rows, max_new_tokens=tokens, min_new_tokens=tokens)
+
+    def returned():
+        return returned_logits_stats(loaded, rows, tokens)
+
+    variants = {"off": off, "processor": processor, "returned": returned}
+    generate_rows(loaded, rows[:4], max_new_tokens=4)  # one-off costs
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for repeat in range(args.repeats):
+        for name in names[repeat % 3 :] + names[: repeat % 3]:  # rotate the order
+            started = time.perf_counter()
+            variants[name]()
+            times[name].append(time.perf_counter() - started)
+            print(f"  {name:<10} {times[name][-1]:7.2f} s", flush=True)
+    # Both ways give the same values (the same rows, the same tokens).
+    recorded = processor()
+    picked, entropy, chosen = returned()
+    assert [r.token_ids for r in recorded] == chosen.tolist()
+    assert torch.allclose(torch.tensor([r.token_logprobs for r in recorded]), picked, atol=1e-3)
+    assert torch.allclose(torch.tensor([r.token_entropies for r in recorded]), entropy, atol=1e-3)
+    base = statistics.median(times["off"])
+    print(f"{args.rows} rows x {tokens} tokens, model {args.model}; median of {args.repeats} calls each:")
+    for name in names:
+        median = statistics.median(times[name])
+        print(f"  {name:<10} {median:7.2f} s  ratio to off {median / base:.3f}")
+    end = os.getloadavg()
+    print(f"load average at end: {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
