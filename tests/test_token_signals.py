@@ -69,6 +69,27 @@ def test_token_stats_summary() -> None:
     assert stats_from_extra({"batch_rows": 4}) == dict.fromkeys(TOKEN_METRICS)
 
 
+def test_processor_values_over_several_row_chunks_and_masked_logits() -> None:
+    """More rows than one CPU chunk, large logits and a -inf logit (as a processor before ours
+    would leave): entropies and chosen log-probs equal log_softmax's, in double precision."""
+    from engine.sampling import PerRowSampler
+
+    generator = torch.Generator().manual_seed(3)
+    scores = torch.randn(41, 700, generator=generator) * 12.0
+    scores[5, 17] = float("-inf")
+    rows = [RowSpec("p", "base", 1.0, 1.0, 0, row_seed("chunks", i)) for i in range(41)]
+    sampler = PerRowSampler(rows, 4, "cpu", record_logprobs=True)
+    returned = sampler(torch.zeros(41, 1, dtype=torch.long), scores.clone())
+    chosen = returned.argmax(dim=-1)
+    reference = torch.log_softmax(scores.double(), dim=-1)
+    entropy = -(reference.exp() * reference.nan_to_num(neginf=0.0)).sum(dim=-1)
+    assert sampler.token_entropies is not None and sampler.token_logprobs is not None
+    assert torch.allclose(sampler.token_entropies[:, 0].double(), entropy, atol=1e-4)
+    expected = reference.gather(1, chosen[:, None]).squeeze(1)
+    assert torch.allclose(sampler.token_logprobs[:, 0].double(), expected, atol=1e-4)
+    assert torch.isfinite(sampler.token_entropies[:, 0]).all()
+
+
 def test_recorded_values_are_the_models_own_log_probs_and_entropies(loaded, prompt) -> None:
     """Greedy, tempered and truncated rows side by side in one batch: each recorded value equals the
     raw distribution's (temperature 1, no top-k/p) from a separate forward pass."""
