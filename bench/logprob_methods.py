@@ -8,10 +8,12 @@
              after the call.
 
 Same rows (one prompt, the 36 grid cells, ``--rows`` rows, ``--max-new-tokens`` tokens each), each
-variant timed ``--repeats`` times in rotating order; prints the median seconds per call and the
-ratio to (off), and checks that both ways give the same values.
+variant timed ``--repeats`` times in rotating order (so a change in the machine's load hits every
+variant alike); prints the median wall and CPU seconds per call and their ratios to (off), and
+checks that both ways give the same values.
 
-    .venv/bin/python bench/logprob_methods.py                  # medium on CPU, 96 rows x 64 tokens
+    .venv/bin/python bench/logprob_methods.py                  # medium on CPU, 192 rows x 64 tokens
+    .venv/bin/python bench/logprob_methods.py --threads 1 --repeats 5 --skip-returned
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="medium", help="offline model name or path (default: medium)")
-    parser.add_argument("--rows", type=int, default=96)
+    parser.add_argument("--rows", type=int, default=192, help="rows per call (default: the CPU batch cap)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--skip-returned", action="store_true", help="time only off and processor (returned logits: ~5 GB)"
+    )
     return parser.parse_args(argv)
 
 
@@ -105,27 +110,35 @@ def main(argv: list[str] | None = None) -> int:
     def returned():
         return returned_logits_stats(loaded, rows, tokens)
 
-    variants = {"off": off, "processor": processor, "returned": returned}
+    variants = {"off": off, "processor": processor}
+    if not args.skip_returned:
+        variants["returned"] = returned
     generate_rows(loaded, rows[:4], max_new_tokens=4)  # one-off costs
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for repeat in range(args.repeats):
-        for name in names[repeat % 3 :] + names[: repeat % 3]:  # rotate the order
-            started = time.perf_counter()
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:  # rotate the order
+            started, cpu_started = time.perf_counter(), time.process_time()
             variants[name]()
-            times[name].append(time.perf_counter() - started)
-            print(f"  {name:<10} {times[name][-1]:7.2f} s", flush=True)
-    # Both ways give the same values (the same rows, the same tokens).
-    recorded = processor()
-    picked, entropy, chosen = returned()
-    assert [r.token_ids for r in recorded] == chosen.tolist()
-    assert torch.allclose(torch.tensor([r.token_logprobs for r in recorded]), picked, atol=1e-3)
-    assert torch.allclose(torch.tensor([r.token_entropies for r in recorded]), entropy, atol=1e-3)
-    base = statistics.median(times["off"])
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
+            print(f"  {name:<10} {wall[name][-1]:7.2f} s wall {cpu[name][-1]:7.2f} s CPU", flush=True)
+    if not args.skip_returned:  # both ways give the same values (the same rows, the same tokens)
+        recorded = processor()
+        picked, entropy, chosen = returned()
+        assert [r.token_ids for r in recorded] == chosen.tolist()
+        assert torch.allclose(torch.tensor([r.token_logprobs for r in recorded]), picked, atol=1e-3)
+        assert torch.allclose(torch.tensor([r.token_entropies for r in recorded]), entropy, atol=1e-3)
+    base_wall, base_cpu = statistics.median(wall["off"]), statistics.median(cpu["off"])
     print(f"{args.rows} rows x {tokens} tokens, model {args.model}; median of {args.repeats} calls each:")
     for name in names:
-        median = statistics.median(times[name])
-        print(f"  {name:<10} {median:7.2f} s  ratio to off {median / base:.3f}")
+        mid_wall, mid_cpu = statistics.median(wall[name]), statistics.median(cpu[name])
+        print(
+            f"  {name:<10} {mid_wall:7.2f} s wall (x{mid_wall / base_wall:.3f})  "
+            f"{mid_cpu:7.2f} s CPU (x{mid_cpu / base_cpu:.3f})"
+        )
     end = os.getloadavg()
     print(f"load average at end: {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
     return 0
