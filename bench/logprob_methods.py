@@ -14,6 +14,7 @@ checks that both ways give the same values.
 
     .venv/bin/python bench/logprob_methods.py                  # medium on CPU, 192 rows x 64 tokens
     .venv/bin/python bench/logprob_methods.py --threads 1 --repeats 5 --skip-returned
+    .venv/bin/python bench/logprob_methods.py --threads 1 --processor-only   # the processor alone, per step
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--processor-only",
+        action="store_true",
+        help="time only the logits processor on random logits [rows, 32064]: CPU ms per step, off vs on",
+    )
     parser.add_argument(
         "--skip-returned", action="store_true", help="time only off and processor (returned logits: ~5 GB)"
     )
@@ -77,6 +83,32 @@ def returned_logits_stats(loaded, rows, max_new_tokens: int):
     return picked, entropy, chosen
 
 
+def processor_only(rows_count: int, repeats: int, vocab: int = 32064, steps: int = 10) -> None:
+    """CPU time of one ``PerRowSampler`` step with and without recording, on random logits."""
+    import torch
+
+    from engine.sampling import PerRowSampler, RowSpec
+    from engine.sweep import Grid
+
+    cells = Grid().cells()
+    rows = [RowSpec("p", "base", *cells[i % len(cells)], i) for i in range(rows_count)]
+    logits = torch.randn(rows_count, vocab, generator=torch.Generator().manual_seed(0)) * 3.0
+    per_step: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(repeats):
+        for record in (False, True):
+            sampler = PerRowSampler(rows, steps, "cpu", record_logprobs=record)
+            copies = [logits.clone() for _ in range(steps)]  # the processor writes into its input
+            started = time.process_time()
+            for scores in copies:
+                sampler(None, scores)
+            per_step[record].append((time.process_time() - started) / steps * 1e3)
+    off, on = statistics.median(per_step[False]), statistics.median(per_step[True])
+    print(
+        f"processor, {rows_count} rows x {vocab}: {off:.1f} ms CPU per step without recording, "
+        f"{on:.1f} ms with it (+{on - off:.1f} ms; medians of {repeats})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -84,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.processor_only:
+        processor_only(args.rows, max(args.repeats, 3))
+        return 0
     from engine.models import load_model
     from engine.sampling import RowSpec, generate_rows, row_seed
     from engine.sweep import Grid, SweepConfig, chat_prompt
