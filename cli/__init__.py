@@ -31,6 +31,7 @@ from cli import (
     tui_cmd,
 )
 from cli.common import db_path_from
+from engine import console
 from engine.errors import UserError
 from engine.paths import DATA_DIR_ENV, default_db_path
 
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"SQLite store (default: {default_db_path()}; set FT_HALLU_HOME to move the data folder)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show library warnings, progress bars and hub notices (default: ft-hallu's own lines only)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(subparsers)
@@ -84,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. The single error boundary: anything the user can fix is one line, exit 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    console.configure(verbose=True if args.verbose else None)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

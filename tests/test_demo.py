@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -6,6 +7,14 @@ import pytest
 
 from engine.demo import business_table, demo_plan, side_by_side, states_real_business
 from store import core, open_db
+
+
+# What library chatter looks like: warnings with their source line, tqdm bars, hub notices.
+NOISE = re.compile(r"Warning|warnings\.warn|\d+%\||it/s\]|examples/s|Loading weights|publisher trust")
+
+
+def library_noise(output: str) -> list[str]:
+    return [line for line in output.splitlines() if NOISE.search(line)]
 
 
 @pytest.mark.slow
@@ -23,6 +32,7 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     db_path = tmp_path / "home" / "ft-hallu.db"
     assert f"stored in {db_path}" in done.stdout
     assert "[3/4] sweep" in done.stderr and "eval loss" in done.stderr  # progress is visible
+    assert library_noise(done.stdout + done.stderr) == []  # only ft-hallu's own lines
     store = open_db(db_path)
     [sweep] = core.list_sweeps(store)
     # 36 cells x 1 sample x (entity prompt + 2 held-out questions) x (base + fine-tuned)
