@@ -1,15 +1,17 @@
 """Blind labelling, several labellers and their agreement: `ft-hallu label --blind`, `--who`, CSV
 export/import with who, and Cohen's kappa / `--agreed-only` in `ft-hallu calibrate`.
 
-The Gradio and TUI blind views are checked in test_gradio.py and test_tui.py with the same
-``blind_checks.assert_blind`` used here.
+The TUI's blind view (App.run_test pilot) is checked here, the Gradio tab in test_gradio.py
+(gradio_client), both with the same ``blind_checks.assert_blind`` as the CLI's output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,8 @@ from engine import calibrate as ec  # noqa: E402
 from engine import labels as el  # noqa: E402
 from engine.errors import UserError  # noqa: E402
 from store import labels as sl  # noqa: E402
+
+SIZE = (80, 24)
 
 
 @pytest.fixture
@@ -312,3 +316,92 @@ def test_blind_texts_helper_lists_what_the_views_may_show(scored) -> None:
     store, sweep_id, _ = scored
     texts = blind_texts(store, sweep_id)
     assert set(ANSWERS["finetuned"]) <= texts and "Tell me about EGNIVIA Corporation." in texts
+
+
+# ------------------------------------------------------------------ TUI
+
+
+async def _wait(pilot, predicate, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def test_tui_blind_label_view_hides_what_the_cli_hides_and_keeps_labellers_apart(
+    scored, tmp_path, monkeypatch
+) -> None:
+    pytest.importorskip("textual")
+    from textual.widgets import Input, Static
+    from textual.widgets._footer import FooterKey
+
+    from engine.workspace import Workspace
+    from tui.app import FtHalluApp
+    from tui.screens.blind import BlindLabelScreen
+    from tui.screens.results import ResultsScreen
+
+    store, sweep_id, db = scored
+    monkeypatch.setenv("FT_HALLU_LABELLER", "tui-ann")
+    by_text = _text_of(store, sweep_id)
+    order = el.blind_order(sl.sweep_generation_ids(store, sweep_id), el.DEFAULT_BLIND_SEED)
+    seen: list[int] = []
+    rendered: list[str] = []
+
+    def item_text(app) -> str:
+        screen = app.screen
+        return "\n".join(
+            str(screen.query_one(f"#{w}", Static).render()) for w in ("blind-note", "blind-item")
+        )
+
+    async def next_item(pilot, app, key: str | None) -> None:
+        before = item_text(app) if key else ""
+        if key:
+            await pilot.press(key)
+        await _wait(
+            pilot, lambda: item_text(app) != before and "answer: " in item_text(app), "the next sample"
+        )
+        text = item_text(app)
+        rendered.append(text)
+        answer = text.split("answer: ", 1)[1].split("\n", 1)[0]
+        seen.append(by_text[answer])
+
+    async def scenario() -> None:
+        with Workspace.open(db) as workspace:
+            app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")
+            async with app.run_test(size=SIZE) as pilot:
+                screen = app.screen
+                await _wait(pilot, lambda: screen.sweep_id == sweep_id, "the sweep")
+                await pilot.press("b")
+                await _wait(pilot, lambda: isinstance(app.screen, BlindLabelScreen), "the blind screen")
+                assert app.screen.query_one("#blind-who", Input).value == "tui-ann"
+                # Every key of the screen is in the footer, inside 80 columns.
+                shown = {k.action: k.region for k in app.screen.query(FooterKey) if k.region.width}
+                for binding in BlindLabelScreen.BINDINGS:
+                    assert binding.action in shown and shown[binding.action].right <= SIZE[0], binding
+                await next_item(pilot, app, None)
+                await next_item(pilot, app, "f")  # faithful, then the next one
+                await next_item(pilot, app, "s")  # skipped
+                await next_item(pilot, app, "h")
+                assert app.screen.query_one("#blind-seed", Input).value == str(el.DEFAULT_BLIND_SEED)
+                # Another labeller: enter in the field starts bob's pass from the beginning.
+                who = app.screen.query_one("#blind-who", Input)
+                who.value = "tui-bob"
+                who.focus()
+                before = item_text(app)
+                await pilot.press("enter")
+                await _wait(
+                    pilot, lambda: item_text(app) != before and "tui-bob" in item_text(app), "bob's pass"
+                )
+                rendered.append(item_text(app))
+                assert "6 left for tui-bob" in item_text(app)
+                await pilot.press("escape")
+                await _wait(pilot, lambda: isinstance(app.screen, ResultsScreen), "back to results")
+
+    asyncio.run(scenario())
+    assert seen == order[:4]  # the CLI's order for the same seed
+    assert "1 of 6 · 6 left for tui-ann" in rendered[0]
+    assert_blind(rendered, store, sweep_id)
+    labels = {(r["generation_id"], r["who"]): r["label"] for r in el.sweep_labels(store, sweep_id)}
+    assert labels == {(order[0], "tui-ann"): "faithful", (order[2], "tui-ann"): "hallucinated"}
+    assert sl.blind_seed(store, sweep_id, who="tui-bob") == el.DEFAULT_BLIND_SEED
