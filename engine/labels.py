@@ -135,7 +135,11 @@ def sweep_labels(store: Any, sweep_id: int, *, who: str | None = None) -> list[d
 
 
 def label_counts(store: Any, sweep_id: int) -> dict[str, int]:
-    return store_labels.label_counts(store, sweep_id)
+    """Labelled generations per label, each generation once (its newest label, as calibrate counts it)."""
+    counts = {value: 0 for value in LABEL_VALUES}
+    for label in choose_labels(sweep_labels(store, sweep_id)).labels.values():
+        counts[label] += 1
+    return counts
 
 
 def _require_sweep(store: Any, sweep_id: int) -> dict[str, Any]:

@@ -121,6 +121,8 @@ def test_two_labellers_are_kept_apart_and_blind_never_shows_the_other_label(
         (order[1], "ann"): "faithful",
         (order[0], "bob"): "faithful",
     }
+    # Counted once per generation (its newest label), as calibrate counts it.
+    assert el.label_counts(store, sweep_id) == {"faithful": 2, "hallucinated": 0, "refusal": 0, "unclear": 0}
 
 
 def test_blind_api_refuses_bad_positions_names_and_seeds(scored) -> None:
