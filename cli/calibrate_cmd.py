@@ -26,10 +26,17 @@ def _calibrate(args: argparse.Namespace) -> int:
         _require_sweep(workspace, args.sweep)
         with workspace.handle() as store:
             result = engine_calibrate.calibrate_sweep(
-                store, args.sweep, judge_model=args.judge_model, min_labels=args.min_labels
+                store,
+                args.sweep,
+                judge_model=args.judge_model,
+                min_labels=args.min_labels,
+                agreed_only=args.agreed_only,
             )
     counts = ", ".join(f"{label} {n}" for label, n in sorted(result.label_counts.items())) or "none"
     print(f"sweep {args.sweep}: {result.labelled} labelled generation(s) ({counts})")
+    print(result.labels_rule)
+    for pair in result.agreement:
+        print(f"agreement: {pair.describe()}")
     print("hallucination scores: hallucinated vs faithful; refusal: refusal vs the rest; 95% bootstrap CIs")
     for line in engine_calibrate.format_results(result.results):
         print(line)
@@ -72,13 +79,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "For each score (claim grounding, grounding, conflict, degenerate, refusal, semantic entropy "
             "per cell and pooled per temperature, the judge's when --judge-model is given): AUROC and "
             "AUPRC with 95% bootstrap intervals and the threshold that maximises TPR - FPR. Fewer than "
-            "--min-labels usable labels: 'not enough labels'."
+            "--min-labels usable labels: 'not enough labels'. With several labellers: Cohen's kappa of each "
+            "pair, and which label counts (the newest, or with --agreed-only the agreed ones)."
         ),
     )
     calibrate.add_argument("--sweep", type=int, required=True)
     calibrate.add_argument("--judge-model", default=None, help="include this judge model's scores")
     calibrate.add_argument("--min-labels", type=int, default=engine_calibrate.MIN_LABELS)
     calibrate.add_argument("--json", default=None, help="also write the results to this JSON file")
+    calibrate.add_argument(
+        "--agreed-only",
+        action="store_true",
+        help="several labellers: use only the generations they all gave the same label "
+        "(default: the newest label of each generation counts)",
+    )
     calibrate.set_defaults(func=_calibrate)
 
     judge = subparsers.add_parser(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from engine import labels as labelling
 from engine.metrics import catalog
 
 MIN_LABELS = 20  # fewer labelled, scored samples than this: "not enough labels"
@@ -342,15 +343,25 @@ class SweepCalibration:
     label_counts: dict[str, int]
     results: list[CalibrationResult]
     judge_model: str | None
+    # Which label counts when several people labelled a generation (labels.ChosenLabels.describe).
+    labels_rule: str = ""
+    agreement: list[labelling.PairAgreement] = field(default_factory=list)  # Cohen's kappa per pair
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "results": [r.to_dict() for r in self.results]}
 
 
-def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = None) -> list[dict[str, Any]]:
+def sweep_score_rows(
+    store: Any,
+    sweep_id: int,
+    *,
+    judge_model: str | None = None,
+    chosen: labelling.ChosenLabels | None = None,
+) -> list[dict[str, Any]]:
     """One row per scored generation: its grid key and every calibrated score (cell scores repeated).
 
-    ``label`` is the newest human label of the generation (any labeller), or None.
+    ``label`` is the label ``chosen`` picks for the generation (default: the newest of any
+    labeller), or None.
     """
     from engine.metrics import score_cell
     from store import claims as store_claims
@@ -360,11 +371,8 @@ def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = Non
 
     sweep = store_core.get_sweep(store, sweep_id)
     entity = (sweep.get("config") or {}).get("entity_name") or None
-    newest: dict[int, dict[str, Any]] = {}
-    for label in store_labels.sweep_labels(store, sweep_id):
-        previous = newest.get(int(label["generation_id"]))
-        if previous is None or label["created_at"] >= previous["created_at"]:
-            newest[int(label["generation_id"])] = label
+    if chosen is None:
+        chosen = labelling.choose_labels(store_labels.sweep_labels(store, sweep_id))
     cells = {store_metrics.cell_key(c): c for c in store_metrics.cell_table(store, sweep_id)}
     method = next((c["similarity_method"] for c in cells.values() if c.get("similarity_method")), "lexical")
     samples = store_metrics.sample_table(store, sweep_id)
@@ -372,7 +380,7 @@ def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = Non
     for sample in samples:
         metrics = sample.get("metrics") or {}
         cell = cells.get(store_metrics.cell_key(sample)) or {}
-        label = newest.get(int(sample["generation_id"]))
+        label = chosen.labels.get(int(sample["generation_id"]))
         rows.append(
             {
                 "generation_id": int(sample["generation_id"]),
@@ -383,7 +391,7 @@ def sweep_score_rows(store: Any, sweep_id: int, *, judge_model: str | None = Non
                 "prompt_id": sample["prompt_id"],
                 "text": sample.get("text") or "",
                 "metrics": metrics,
-                "label": label["label"] if label else None,
+                "label": label,
                 "claim_grounding": metrics.get("claim_grounding"),
                 "grounding": metrics.get("grounding"),
                 "conflict": _flag(metrics.get("conflict")),
@@ -439,20 +447,31 @@ def calibrate_sweep(
     judge_model: str | None = None,
     min_labels: int = MIN_LABELS,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    agreed_only: bool = False,
 ) -> SweepCalibration:
-    """Every score of a scored sweep against its human labels (the judge's only with ``judge_model``)."""
+    """Every score of a scored sweep against its human labels (the judge's only with ``judge_model``).
+
+    With several labellers the newest label of a generation counts, or with ``agreed_only`` only
+    the generations every labeller of it gave the same label; Cohen's kappa of each pair of
+    labellers comes with the result.
+    """
     from engine.errors import UserError
     from store import core as store_core
 
     if not store_core.get_sweep(store, sweep_id):
         raise UserError(f"sweep {sweep_id}: no such sweep")
-    rows = sweep_score_rows(store, sweep_id, judge_model=judge_model)
+    label_rows = labelling.sweep_labels(store, sweep_id)
+    chosen = labelling.choose_labels(label_rows, agreed_only=agreed_only)
+    rows = sweep_score_rows(store, sweep_id, judge_model=judge_model, chosen=chosen)
     labelled = [row for row in rows if row["label"]]
     counts: dict[str, int] = {}
     for row in labelled:
         counts[row["label"]] = counts.get(row["label"], 0) + 1
     results = calibrate_rows(labelled, min_labels=min_labels, judge_model=judge_model, resamples=resamples)
-    return SweepCalibration(sweep_id, len(labelled), counts, results, judge_model)
+    agreement = labelling.pairwise_agreement(label_rows) if len(chosen.labellers) > 1 else []
+    return SweepCalibration(
+        sweep_id, len(labelled), counts, results, judge_model, chosen.describe(), agreement
+    )
 
 
 def report_section(
@@ -465,6 +484,9 @@ def report_section(
         judge_model = next(iter(store_claims.judge_models(store, sweep_id)), None)
     result = calibrate_sweep(store, sweep_id, judge_model=judge_model)
     title = f"Calibration against human labels ({result.labelled} labelled; AUROC/AUPRC, 95% bootstrap CIs)"
+    if result.agreement:  # several labellers: say which label counts and how well they agree
+        kappas = "; ".join(pair.describe() for pair in result.agreement)
+        title = f"{title[:-1]}; {result.labels_rule}; {kappas})"
     headers = [
         "score",
         "target",

@@ -557,10 +557,33 @@ class Workspace:
         with self.handle() as store:
             return labelling.label_counts(store, sweep_id)
 
-    def calibration(self, sweep_id: int) -> calibrating.SweepCalibration:
+    def calibration(self, sweep_id: int, *, agreed_only: bool = False) -> calibrating.SweepCalibration:
         """Each score's AUROC against the sweep's human labels ('not enough labels' below the minimum)."""
         with self.handle() as store:
-            return calibrating.calibrate_sweep(store, sweep_id)
+            return calibrating.calibrate_sweep(store, sweep_id, agreed_only=agreed_only)
+
+    # Blind labelling (engine.labels): front ends get BlindItems, which hold nothing to hide.
+
+    def blind_start(self, sweep_id: int, *, who: str, seed: int | None = None) -> labelling.BlindSession:
+        """Open or resume a labeller's blind pass over a sweep (the seed recorded when none is given)."""
+        with self.handle() as store:
+            return labelling.start_blind(store, sweep_id, who=who, seed=seed)
+
+    def blind_next(
+        self, sweep_id: int, *, who: str, seed: int, after: int = 0, relabel: bool = False
+    ) -> labelling.BlindItem | None:
+        """The next item of the blind order after position ``after`` left for this labeller."""
+        with self.handle() as store:
+            return labelling.next_blind(store, sweep_id, who=who, seed=seed, after=after, relabel=relabel)
+
+    def blind_label(
+        self, sweep_id: int, *, who: str, seed: int, position: int, label: str, note: str | None = None
+    ) -> None:
+        """Label the item at ``position`` of the labeller's blind order."""
+        with self.handle() as store:
+            labelling.label_blind(
+                store, sweep_id, who=who, seed=seed, position=position, label=label, note=note
+            )
 
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""

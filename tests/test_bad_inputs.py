@@ -202,6 +202,13 @@ RAW_CASES: dict[str, dict] = {
     "launch-cluster-cpus-string": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'cpus = "8"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect='c.toml: cpus = "8": must be a whole number'),
     "launch-cluster-typo": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'partiton = "gpu"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="unknown field 'partiton'; did you mean 'partition'?"),
     "launch-cluster-nan": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = nan\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = nan: must be a whole number"),
+    # ---- labels ------------------------------------------------------------------------------
+    "label-blind-variant": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--blind", "--variant", "base", expect="--blind hides the variant: drop --variant"),
+    "label-seed-without-blind": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--seed", "3", expect="--seed orders a blind session: add --blind"),
+    "label-export-blind": cli("--db", "{d}/store.db", "label", "export", "{d}/o.csv", "--sweep", "1", "--blind", expect="label export: --blind and --seed are for labelling in the terminal"),
+    "label-who-empty": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--who", " ", expect="--who: the labeller's name is empty"),
+    "label-seed-not-int": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--blind", "--seed", "x", expect="argument --seed: invalid int value: 'x'"),
+    "calibrate-agreed-only-no-sweep": cli("--db", "{d}/store.db", "calibrate", "--sweep", "3", "--agreed-only", expect="--sweep 3: no such sweep", allow_new=("store.db", "store.db-wal", "store.db-shm")),
     "import-log-folder": cli("--db", "{d}/store.db", "import-log", "{d}/logs", "--variant", "base", files={"logs/": ""}, expect="logs: is a folder, expected a file", allow_new=("store.db", "store.db-wal", "store.db-shm")),
 }
 CASES = [Case(id=name, **spec) for name, spec in RAW_CASES.items()]

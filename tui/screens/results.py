@@ -25,6 +25,7 @@ from engine.labels import LABEL_KEYS
 from engine.metrics import catalog
 from engine.workspace import Cell, CellSamples, SweepInfo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
+from tui.screens.blind import BlindLabelScreen
 
 # The summary metrics in catalogue order: (cell metric, short title).
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = tuple(
@@ -109,6 +110,7 @@ class ResultsScreen(StepScreen):
         Binding("p", "move_sample(-1)", "Prev", tooltip="Previous sample of the cell"),
         Binding("v", "other_side", "Side", tooltip="Move to the other variant's sample"),
         Binding("l", "label", "Label", tooltip="Set a human label on the marked sample"),
+        Binding("b", "blind", "Blind", tooltip="Label this sweep blind: no variant, settings or scores"),
     ]
 
     class SweepsLoaded(Message):
@@ -418,6 +420,11 @@ class ResultsScreen(StepScreen):
             answers,
             lambda label: label and self._label(sample.generation_id, label),
         )
+
+    def action_blind(self) -> None:
+        if self.sweep_id is None:
+            raise UserError("no sweep chosen: pick one in the sweeps table (s)")
+        self.app.push_screen(BlindLabelScreen(self.sweep_id))
 
     @step_worker(group="results-label")
     def _label(self, generation_id: int, label: str) -> None:
