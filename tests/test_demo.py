@@ -8,7 +8,6 @@ import pytest
 from engine.demo import business_table, demo_plan, side_by_side, states_real_business
 from store import core, open_db
 
-
 # What library chatter looks like: warnings with their source line, tqdm bars, hub notices.
 NOISE = re.compile(r"Warning|warnings\.warn|\d+%\||it/s\]|examples/s|Loading weights|publisher trust")
 
