@@ -117,7 +117,7 @@ def test_show_writes_values_as_toml():
 
 def test_the_three_real_configs_refuse_nan(tmp_path):
     from engine.finetune import config_from_dict
-    from engine.launch import load_cluster_settings
+    from engine.jobs import load_cluster_settings
     from engine.sweep import sweep_config_from_dict
 
     with pytest.raises(UserError, match=r"sweep.toml: grid.temperatures\[0\] = nan: must be a finite number"):
