@@ -548,3 +548,79 @@ def test_cli_launch_verbs_refuse_what_they_cannot_do(tmp_path, capsys):
     assert "already finished: COMPLETED" in capsys.readouterr().err
     assert cli_main([*db, "ingest", "1"]) == 0  # the stand-in command wrote no run record
     assert capsys.readouterr().out.strip() == "job 1: no run record yet"
+
+
+def test_cli_job_group_launches_lists_follows_and_ingests(tmp_path, capsys):
+    """The `job` group's own spellings: no deprecation note, the same jobs as the old verbs."""
+    db = ["--db", str(tmp_path / "ft-hallu.db")]
+    config = write_finetune_config(tmp_path / "cfg")
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text(f"command = {json.dumps(list(shell_command('echo group-job-ran')))}\n")
+    common = ["--cluster", str(cluster), "--log-dir", str(tmp_path / "logs"), "--local"]
+    assert cli_main([*db, "job", "launch", "finetune", "--config", str(config), *common]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("job 1: local:") and "follow with: ft-hallu job logs 1 --follow" in out
+    assert "deprecated" not in err
+    assert cli_main([*db, "job", "logs", "1", "--follow"]) == 0
+    assert "group-job-ran" in capsys.readouterr().out
+    assert cli_main([*db, "job", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "COMPLETED" in out and "ingested: no run record" in out and err == ""
+    assert cli_main([*db, "job", "ingest", "1"]) == 0
+    assert capsys.readouterr().out.strip() == "job 1: no run record yet"
+    assert cli_main([*db, "job", "resubmit", "1", "--task", "0"]) == 2
+    assert "only sweep jobs have shards to re-submit" in capsys.readouterr().err
+    assert cli_main([*db, "job", "cancel", "1"]) == 2
+    assert "already finished: COMPLETED" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (["launch", "--config", "f.toml"], ["job", "launch", "--config", "f.toml"]),
+        (["--db", "x.db", "launch", "sweep", "--config", "s.toml"], ["--db", "x.db", "job", "launch", "sweep", "--config", "s.toml"]),
+        (["launch", "resubmit", "4", "--task", "1"], ["job", "resubmit", "4", "--task", "1"]),
+        (["--db=x.db", "jobs", "--no-refresh"], ["--db=x.db", "job", "list", "--no-refresh"]),
+        (["logs", "3", "-f"], ["job", "logs", "3", "-f"]),
+        (["cancel", "3"], ["job", "cancel", "3"]),
+        (["ingest", "3"], ["job", "ingest", "3"]),
+        (["mask", "qa.jsonl", "--entity", "N"], ["mask", "plan", "qa.jsonl", "--entity", "N"]),
+        (["mask", "--entity", "N", "qa.jsonl"], ["mask", "plan", "--entity", "N", "qa.jsonl"]),
+        (["mask-undo", "2"], ["mask", "undo", "2"]),
+        (["mask-list"], ["mask", "list"]),
+        (["mask-leaks", "qa.jsonl"], ["mask", "leaks", "qa.jsonl"]),
+    ],
+)  # fmt: skip
+def test_old_spellings_become_the_group_commands_with_a_note(old, new):
+    from cli import deprecated
+
+    words, note = deprecated.rewrite(old)
+    assert words == new
+    assert note.startswith("ft-hallu: note: `ft-hallu ") and "\n" not in note
+
+
+@pytest.mark.parametrize(
+    "current",
+    [["job", "list"], ["mask", "plan", "qa.jsonl"], ["mask", "--help"], ["mask"], ["--help"], [], ["sweep", "--config", "jobs"]],
+)  # fmt: skip
+def test_current_spellings_are_left_alone(current):
+    from cli import deprecated
+
+    assert deprecated.rewrite(current) == (current, None)
+
+
+def test_poll_computes_the_new_state_once_and_writes_it_once(tmp_path, store):
+    """A job seen ending: one UPDATE of its row, the returned job equal to the stored one, nothing
+    ingested (refresh, which also settles, then reads the job folder in)."""
+    spec = local_spec(tmp_path, "echo quick")
+    job = L.launch(store, spec, L.LocalLauncher())
+    wait_until(lambda: L.LocalLauncher.exit_file(job).exists())
+    before = store.db.conn.total_changes
+    polled = L.poll(store, job)
+    assert store.db.conn.total_changes - before == 1
+    assert polled == L.get_job(store, job.id)
+    assert (polled.state, polled.exit_code, polled.ingested_at) == ("COMPLETED", 0, None)
+    assert polled.started_at and polled.finished_at
+    assert L.poll(store, polled) == polled and store.db.conn.total_changes - before == 1  # final: no write
+    settled = L.settle_jobs(store)
+    assert [j.id for j in settled] == [job.id] and settled[0].ingested_at

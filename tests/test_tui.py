@@ -702,3 +702,33 @@ def test_every_step_entry_point_is_guarded() -> None:
             @on(DataTable.RowSelected)
             def _picked(self, event: DataTable.RowSelected) -> None:
                 pass
+
+
+def test_every_binding_has_an_id_and_a_tooltip() -> None:
+    """As in posting: each key has an id (stable for a keymap, ``<screen>.<action>``) and a tooltip
+    (shown in the command palette); no id is used twice."""
+    from textual.binding import Binding
+
+    from tui.app import SCREENS
+    from tui.screens.mask import ToggleTable
+
+    owners = [FtHalluApp, ChoiceScreen, ToggleTable, *SCREENS.values()]
+    bindings = [(owner.__name__, b) for owner in owners for b in owner.BINDINGS if isinstance(b, Binding)]
+    assert len(bindings) == sum(len(owner.BINDINGS) for owner in owners)  # no tuple shorthands left
+    missing = [(owner, b.key, b.action) for owner, b in bindings if not (b.id and b.tooltip)]
+    assert missing == []
+    ids = [b.id for _owner, b in bindings]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_in_flight_flags_are_reactives() -> None:
+    from textual.reactive import Reactive
+
+    from tui.screens.finetune import FinetuneScreen
+    from tui.screens.generate import GenerateScreen
+    from tui.screens.sweep import SweepScreen
+
+    for screen, names in ((SweepScreen, ("running", "polling")), (FinetuneScreen, ("running",)),
+                          (GenerateScreen, ("running",))):  # fmt: skip
+        for name in names:
+            assert isinstance(screen.__dict__.get(name), Reactive), (screen.__name__, name)
