@@ -1,6 +1,7 @@
 """Jobs: fine-tunes and sweeps launched through Slurm or as a detached local process, and followed.
 
-The modules, bottom up (each imports only those above it):
+The modules, bottom up (each imports only modules listed before it; a ``layers`` contract in
+pyproject.toml checks the order):
 
 - ``settings``: :class:`ClusterSettings` (the cluster TOML) and the environment a job is handed;
 - ``spec``: :class:`LaunchSpec`, built from checked data, never from a sweep or fine-tune config;
