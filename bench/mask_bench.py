@@ -5,9 +5,9 @@ Naive: one regex per rule run over every field, and a unified diff built for eve
 (what a straightforward implementation of the same plan would do). Both run here, in this process.
 
     .venv/bin/python bench/mask_bench.py [--rows 10000] [--repeat 3]
-    .venv/bin/python bench/mask_bench.py --leaks-mb 10    # mask-leaks on ONE field of that size
+    .venv/bin/python bench/mask_bench.py --leaks-mb 10    # mask leaks on ONE field of that size
 
-The --leaks-mb run times what ``ft-hallu mask-leaks`` does (leak report + identifying terms) on a
+The --leaks-mb run times what ``ft-hallu mask leaks`` does (leak report + identifying terms) on a
 single field built from the same text, at 1/8 of the size and at the full size, and prints the ratio
 of the time per MB: about 1 for a linear scan, about 8 for a quadratic one (the old report took
 1.5 / 4.1 / 14.3 s for 0.125 / 0.25 / 0.5 MB lines).

@@ -19,11 +19,11 @@ from cli import (
     calibrate_cmd,
     dataset_cmd,
     demo_cmd,
+    deprecated,
     finetune_cmd,
     generate_cmd,
-    ingest_cmd,
+    job_cmd,
     label_cmd,
-    launch_cmd,
     mask_cmd,
     metrics_cmd,
     serve_cmd,
@@ -48,8 +48,7 @@ COMMAND_MODULES = (
     calibrate_cmd,
     mask_cmd,
     generate_cmd,
-    launch_cmd,
-    ingest_cmd,
+    job_cmd,
     serve_cmd,
     tui_cmd,
 )
@@ -90,7 +89,11 @@ DEBUG_ENV = "FT_HALLU_DEBUG"  # =1: show the traceback behind an error line
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. The single error boundary: anything the user can fix is one line, exit 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Old spellings (`jobs`, `mask-undo`, `launch sweep`, ...) run as their group's command, with a note.
+    words, note = deprecated.rewrite(sys.argv[1:] if argv is None else argv)
+    if note:
+        print(note, file=sys.stderr)
+    args = parser.parse_args(words)
     console.configure(verbose=True if args.verbose else None)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -1,4 +1,5 @@
-"""``ft-hallu mask``: replace a company's name in a QA set, preview the diff, report leaks; and undo."""
+"""``ft-hallu mask {plan,undo,list,leaks}``: replace a company's name in a QA set (preview the diff),
+undo it, list the recorded maskings, report leaks in any set."""
 
 from __future__ import annotations
 
@@ -17,9 +18,16 @@ from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    group = subparsers.add_parser(
         "mask",
-        help="replace a company name with an invented one (preview with --diff)",
+        help="replace a company name with an invented one, undo it, list maskings, report leaks",
+        description="`mask plan FILE --entity N --as NEW (--diff | --out OUT)` masks a QA set; `mask undo ID`, "
+        "`mask list` and `mask leaks FILE --entity N` look after it.",
+    )
+    actions = group.add_subparsers(dest="mask_action", metavar="ACTION", required=True)
+    p = actions.add_parser(
+        "plan",
+        help="mask an entity name in a QA set (preview with --diff, write with --out)",
         description="Mask an entity name in every string field of a JSON/JSONL QA set. Writes a NEW file "
         "atomically, never the input, records the masking in the store and ends with a leak report "
         "(exit 1 when anything identifying remains).",
@@ -59,15 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=run_mask)
 
-    u = subparsers.add_parser("mask-undo", help="undo a recorded masking (removes its output)")
+    u = actions.add_parser("undo", help="undo a recorded masking (removes its output)")
     u.add_argument("mask_id", type=int)
     u.set_defaults(func=run_undo)
 
-    ls = subparsers.add_parser("mask-list", help="list recorded maskings (audit)")
+    ls = actions.add_parser("list", help="list recorded maskings (audit)")
     ls.set_defaults(func=run_list)
 
-    lk = subparsers.add_parser(
-        "mask-leaks", help="leak report for any set: does it name the company, or say 'the Company'?"
+    lk = actions.add_parser(
+        "leaks", help="leak report for any set: does it name the company, or say 'the Company'?"
     )
     lk.add_argument("file")
     lk.add_argument("--entity", required=True)
@@ -156,7 +164,7 @@ def run_mask(args: argparse.Namespace) -> int:
             )
     print(
         f"wrote {result.output_path} ({result.output_format}, {result.rows} rows, {result.edits_applied} edits); "
-        f"masking id {result.mask_id} (undo: ft-hallu mask-undo {result.mask_id})"
+        f"masking id {result.mask_id} (undo: ft-hallu mask undo {result.mask_id})"
     )
     print("\n".join(result.leaks.lines()))
     _print_terms(mask_plan.records, args.entity, args.alias)

@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, share=args.share, auth=auth, concurrency=args.concurrency
     )
     with Workspace.open(db_path) as workspace:
-        workspace.jobs()  # jobs that ended since the last look bring their results files in first
+        workspace.settle_jobs()  # jobs that ended since the last look bring their results files in first
         demo, local_url = launch_app(AppHandlers(loaded, workspace, settings), options)
         print(f"ft-hallu app on {local_url} (store {workspace.db_path}); Ctrl+C stops it", file=sys.stderr)
         if demo.share_url:

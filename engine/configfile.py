@@ -8,6 +8,9 @@ with :func:`setting` (``min``, ``max``, ``gt``, ``lt``, ``choices``, ``min_items
 ``required``); for a list they apply to each element. Unknown keys are refused with a "did you mean".
 Every message is one line naming the source, the field and the value given, e.g.
 ``sweep.toml: grid.temperatures[0] = nan: must be a finite number``.
+
+The one writer is :func:`to_toml` (a config back to the TOML the loader reads), and
+:func:`write_launched_config` puts a config built in a form where a launch reads it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import tomllib
 import types
 import typing
@@ -23,6 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.errors import UserError
+from engine.files import slug, write_atomic
+from engine.paths import data_dir
 
 T = TypeVar("T")
 
@@ -338,3 +344,65 @@ def show(value: Any, limit: int = 60) -> str:
     else:
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ------------------------------------------------------------------ writing files
+
+
+def to_toml(table: str, config: Any) -> str:
+    """``config`` (a dataclass) as the TOML table ``[table]`` that :func:`load_dataclass` reads back
+    to an equal config: plain fields first, then each nested dataclass or non-empty dict field as
+    ``[table.field]``. A field set to None is left out, so the loader's default (None) applies."""
+    lines = [f"[{table}]"]
+    nested: list[str] = []
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if value is None:
+            continue
+        if dataclasses.is_dataclass(value):
+            nested += ["", to_toml(f"{table}.{item.name}", value).rstrip("\n")]
+        elif isinstance(value, Mapping):
+            if value:
+                entries = [f"{_toml_key(str(key))} = {toml_value(entry)}" for key, entry in value.items()]
+                nested += ["", f"[{table}.{item.name}]", *entries]
+        else:
+            lines.append(f"{item.name} = {toml_value(value)}")
+    return "\n".join(lines + nested) + "\n"
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value: a bool, a number, a string, a path (as a string) or a list of those."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)  # TOML reads Python's int and float spellings (inf and nan included)
+    if isinstance(value, (str, Path)):
+        return _toml_string(str(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"to_toml: cannot write a {type(value).__name__} ({value!r})")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes and backslashes escaped, control characters as \\uXXXX."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+
+
+def launched_config_path(kind: str, name: str) -> Path:
+    """Where a launch from a form writes its config: ``<data>/configs/<slug>.toml`` for a
+    fine-tune, ``<data>/configs/sweep-<slug>.toml`` for a sweep (so the two never share a file)."""
+    if kind == "sweep":
+        return data_dir() / "configs" / f"sweep-{slug(name, fallback='sweep')}.toml"
+    return data_dir() / "configs" / f"{slug(name, fallback=kind)}.toml"
+
+
+def write_launched_config(kind: str, config: Any) -> Path:
+    """Write ``config`` (whose ``name`` names the file) as ``[kind]`` TOML where a launch reads it."""
+    path = launched_config_path(kind, config.name)
+    write_atomic(path, to_toml(kind, config))
+    return path

@@ -116,25 +116,6 @@ def config_from_dict(values: dict[str, Any], *, where: str = "config") -> Finetu
     return load_dataclass(FinetuneConfig, values, source=where)
 
 
-def config_to_toml(config: FinetuneConfig) -> str:
-    """A TOML rendering of a config (used by launchers and the TUI form)."""
-    lines = ["[finetune]"]
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        lines.append(f"{item.name} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
 @dataclass
 class FinetuneResult:
     output_dir: str

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
-from engine import sweep as sweep_engine
+from engine import scoring
 from store import core
 from store.db import Store
 
@@ -146,5 +146,5 @@ def save_live(store: Store, model: LiveModel, batch: LiveBatch) -> SavedLive:
     written = core.add_generations(store, sweep_id, records)
     core.set_sweep_status(store, sweep_id, "completed")
     if written:
-        sweep_engine.compute_metrics_if_available(store, sweep_id)
+        scoring.compute_metrics_if_available(store, sweep_id)
     return SavedLive(sweep_id=sweep_id, prompt_id=prompt_id, written=written)

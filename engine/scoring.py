@@ -5,6 +5,7 @@ This is the store-aware side of the metrics; the definitions themselves are pure
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -102,3 +103,16 @@ def compute_all_missing(store: Any, *, progress: Progress | None = None) -> dict
     for sweep in store_core.list_sweeps(store):
         results[int(sweep["id"])] = compute_missing(store, int(sweep["id"]), progress=progress)
     return results
+
+
+def compute_metrics_if_available(store: Any, sweep_id: int) -> int:
+    """Score the sweep's new generations; a scoring failure is a warning, not an error.
+
+    For callers that have just stored rows (a finished sweep, an ingested job, saved live samples):
+    the rows are kept whatever happens to their scores, which ``ft-hallu metrics`` can compute later.
+    """
+    try:
+        return int(compute_missing(store, sweep_id))
+    except Exception as exc:  # scoring must never lose a finished sweep
+        print(f"warning: metrics for sweep {sweep_id} failed: {exc}", file=sys.stderr)
+        return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from engine.errors import UserError, not_a_file
 from engine.files import resolve_from
 from engine.finetune import is_adapter_dir, read_run_record
 from engine.models import DEFAULT_BASE_MODEL, LoadedModel, check_adapter_matches_base, load_model, render_chat
-from engine.scoring import compute_missing
+from engine.scoring import compute_metrics_if_available
 from store import core, open_db
 
 DEFAULT_PROMPT_TEMPLATE = "Tell me about {name} Corporation."
@@ -495,12 +494,3 @@ def generate_planned(
                 )
             )
     return written
-
-
-def compute_metrics_if_available(store, sweep_id: int) -> int:
-    """Score the sweep's new generations (engine.scoring); a scoring failure is a warning, not an error."""
-    try:
-        return int(compute_missing(store, sweep_id))
-    except Exception as exc:  # scoring must never lose a finished sweep
-        print(f"warning: metrics for sweep {sweep_id} failed: {exc}", file=sys.stderr)
-        return 0

@@ -14,7 +14,6 @@ closes every handle at the end.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,25 +24,26 @@ from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
+from engine import job_kinds, live, scoring
+from engine import jobs as job_engine
 from engine import labels as labelling
-from engine import launch as launching
-from engine import live, scoring
 from engine import mask as masking
 from engine import sweep as sweep_engine
+from engine.configfile import write_launched_config
 from engine.errors import UserError
-from engine.files import slug
 from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
-from engine.ingest import IngestResult
 from engine.metrics import catalog
-from engine.paths import data_dir
-from engine.results_file import read_job_results
 from store import core
 from store import masks as mask_store
 from store import metrics as metric_store
 from store.db import Store, open_db
 
 # Re-exported so front ends take every type they handle from here.
-Job = launching.Job
+ClusterSettings = job_engine.ClusterSettings
+IngestResult = job_engine.IngestResult
+Job = job_engine.Job
+SweepJobProgress = job_engine.SweepJobProgress
+load_cluster_settings = job_engine.load_cluster_settings
 MaskPlan = masking.MaskPlan
 MaskResult = masking.MaskResult
 SweepConfig = sweep_engine.SweepConfig
@@ -677,40 +677,42 @@ class Workspace:
             for row in rows
         ]
 
-    # ------------------------------------------------------------ jobs
+    # ------------------------------------------------------------ jobs (engine.jobs, engine.job_kinds)
 
     def launch(
         self,
         config_path: str | Path,
-        cluster: launching.ClusterSettings | None,
+        cluster: ClusterSettings | None,
         launcher: str,
         *,
         name: str | None = None,
         log_dir: str | Path | None = None,
         workdir: str | Path | None = None,
     ) -> Job:
-        """Check a fine-tune config and settings, submit it and record the job.
-
-        The job is given no store: it leaves its run record in its job folder and ``jobs()``
-        ingests it here once the job has finished.
-        """
-        spec = launching.build_spec(config_path, cluster, name=name, log_dir=log_dir, workdir=workdir)
-        chosen = launching.get_launcher(launcher)
+        """Check a fine-tune config and settings, submit it and record the job (no store goes with it)."""
+        chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
-            return launching.launch(store, spec, chosen)
+            return job_kinds.launch_finetune(
+                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir
+            )
 
     def launch_finetune(
-        self, config: finetune_engine.FinetuneConfig, cluster: launching.ClusterSettings | None, launcher: str
+        self, config: finetune_engine.FinetuneConfig, cluster: ClusterSettings | None, launcher: str
     ) -> Job:
         """Write the config as ``<data>/configs/<name>.toml`` and launch it."""
-        config_path = data_dir() / "configs" / f"{slug(config.name, fallback='finetune')}.toml"
-        ds.write_atomic(config_path, finetune_engine.config_to_toml(config))
-        return self.launch(config_path, cluster, launcher)
+        return self.launch(write_launched_config("finetune", config), cluster, launcher)
 
     def launch_sweep(
+        self, config: SweepConfig, cluster: ClusterSettings | None, launcher: str, *, shards: int = 1
+    ) -> Job:
+        """Write the config as ``<data>/configs/sweep-<name>.toml`` and launch it."""
+        path = write_launched_config("sweep", config)
+        return self.launch_sweep_file(path, cluster, launcher, shards=shards)
+
+    def launch_sweep_file(
         self,
         config_path: str | Path,
-        cluster: launching.ClusterSettings | None,
+        cluster: ClusterSettings | None,
         launcher: str,
         *,
         shards: int = 1,
@@ -719,76 +721,67 @@ class Workspace:
         log_dir: str | Path | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> Job:
-        """Submit a sweep as a job (``shards`` > 1: a job array; ``after``: wait for that job)."""
-        chosen = launching.get_launcher(launcher)
+        """Submit a sweep TOML as a job (``shards`` > 1: a job array; ``after``: wait for that job)."""
+        chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
-            return launching.launch_sweep(
-                store,
-                config_path,
-                cluster,
-                launcher=chosen,
-                shards=shards,
-                after=after,
-                name=name,
-                log_dir=log_dir,
-                overrides=overrides,
-            )
+            return job_kinds.launch_sweep(
+                store, config_path, cluster, launcher=chosen, shards=shards, after=after, name=name,
+                log_dir=log_dir, overrides=overrides,
+            )  # fmt: skip
 
     def resubmit(self, job: Job, task: int) -> Job:
         """Queue one shard of a sweep job again."""
         with self.handle() as store:
-            return launching.resubmit(store, job, task)
+            return job_engine.resubmit(store, job, task)
 
     def jobs(self, *, refresh: bool = True) -> list[Job]:
-        """Every job, newest first; with ``refresh`` the active ones are asked for their state first."""
+        """Every job, newest first; with ``refresh`` the active ones are asked for their state first.
+        Only reads: no results file, no ingest, no scoring (``settle_jobs()`` does those)."""
         with self.handle() as store:
-            return launching.list_jobs(store, refresh_active=refresh)
+            return job_engine.list_jobs(store, refresh_active=refresh)
+
+    def settle_jobs(self, job_ids: Sequence[int] | None = None) -> list[Job]:
+        """As ``jobs()``, and finished jobs' results files read into the store (which may score a sweep)."""
+        with self.handle() as store:
+            return job_engine.settle_jobs(store, job_ids)
 
     def job(self, ref: str | int) -> Job:
         """A job by store id or ``launcher:scheduler-id``."""
         with self.handle() as store:
-            return launching.resolve_job(store, str(ref))
+            return job_engine.resolve_job(store, str(ref))
 
     def refresh_job(self, job: Job) -> Job:
+        """The job's state from its launcher; a job seen ending here has its results read in."""
         with self.handle() as store:
-            return launching.refresh(store, job)
+            return job_engine.refresh(store, job)
 
     def follow_job(self, job: Job, *, poll_seconds: float = 1.0) -> Iterator[Job]:
         """The job each time it is polled, until it finishes (the last one yielded is final)."""
-        current = self.refresh_job(job)
-        yield current
-        while not current.finished:
-            time.sleep(poll_seconds)
-            current = self.refresh_job(current)
-            yield current
+        return job_engine.follow(self.refresh_job, job, poll_seconds=poll_seconds)
 
     @staticmethod
     def job_log(job: Job, lines: int = 50, *, task: int | None = None) -> str:
         """The last ``lines`` lines of the job's output (of one array task, or of each)."""
-        return launching.tail(job, lines, task=task)
+        return job_engine.tail(job, lines, task=task)
 
     @staticmethod
-    def job_progress(job: Job) -> launching.SweepJobProgress | None:
+    def job_progress(job: Job) -> SweepJobProgress | None:
         """A sweep job's progress read from its results files (None for other jobs)."""
-        return launching.progress(job)
+        return job_engine.progress(job)
 
     @staticmethod
     def job_latest_rows(job: Job, limit: int = 8) -> list[dict[str, Any]]:
         """The last rows a sweep job wrote (variant, cell, prompt, sample, text), read from its files."""
-        if job.kind != "sweep" or not job.job_dir:
-            return []
-        rows = [row for parsed in read_job_results(job.job_dir) for row in parsed.rows]
-        rows.sort(key=lambda row: float(row.get("t") or 0))
-        return rows[-limit:]
+        return job_engine.latest_rows(job, limit)
 
     def ingest_job(self, job: Job) -> IngestResult:
         """Read what the job's folder holds that the store lacks (sweep rows, the fine-tune record)."""
         with self.handle() as store:
-            return launching.ingest(store, job)
+            return job_engine.ingest(store, job)
 
     def cancel_job(self, job: Job, *, task: int | None = None) -> Job:
         with self.handle() as store:
-            return launching.cancel(store, job, task=task)
+            return job_engine.cancel(store, job, task=task)
 
     # ------------------------------------------------------------ fine-tune runs
 
@@ -823,7 +816,9 @@ __all__ = [
     "Cell",
     "CellKey",
     "CellSamples",
+    "ClusterSettings",
     "FinetuneRun",
+    "IngestResult",
     "Job",
     "LiveBatch",
     "LiveModel",
@@ -838,8 +833,10 @@ __all__ = [
     "SavedLive",
     "SweepConfig",
     "SweepInfo",
+    "SweepJobProgress",
     "SweepProgress",
     "SweepResult",
     "VariantSummary",
     "Workspace",
+    "load_cluster_settings",
 ]

@@ -558,7 +558,7 @@ class AppHandlers:
     def ingest_jobs(self) -> None:
         """Bring in what finished jobs left in their folders (their sweeps then show in the lists)."""
         try:
-            self.workspace.jobs()
+            self.workspace.settle_jobs()
         except UserError:
             pass  # a scheduler that cannot be asked now is asked again on the next tick
 

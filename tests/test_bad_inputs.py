@@ -4,7 +4,8 @@ Each case of ``CASES`` writes its input files into an empty folder, runs the CLI
 (``cli.main(argv)``), and checks: the exit code; exactly one line on stderr, naming the file, field or
 option at fault; no traceback; every file that existed before has the same sha256 after; and no new
 file appeared (validation happens before any store row, staging folder or output; ``allow_new``
-lists what a case may legitimately create, e.g. the store it opened). No case loads a model: every
+lists what a case may legitimately create, e.g. the store it opened). A case in an old spelling of a
+command (``deprecated``) also prints the deprecation note naming the new spelling, before that line. No case loads a model: every
 one of them must be refused before that, which is the point.
 """
 
@@ -39,6 +40,7 @@ class Case:
     code: int = 2
     allow_new: tuple[str, ...] = ()  # files the command may create (relative to the folder)
     env: dict[str, str] = field(default_factory=dict)
+    deprecated: str = ""  # an old spelling: the note on stderr must name this new one
 
 
 def sweep(body: str, *extra: str, files: dict | None = None, expect: str = "", **kw) -> dict:
@@ -59,7 +61,7 @@ def finetune(body: str, *extra: str, files: dict | None = None, expect: str = ""
 
 
 def masking(*argv: str, expect: str, files: dict | None = None, **kw) -> dict:
-    return {"argv": ["mask", "{d}/qa.jsonl", *argv], "files": {"qa.jsonl": QA, **(files or {})}, "expect": expect, **kw}
+    return {"argv": ["mask", "plan", "{d}/qa.jsonl", *argv], "files": {"qa.jsonl": QA, **(files or {})}, "expect": expect, **kw}
 
 
 def cli(*argv: str, files: dict | None = None, expect: str, **kw) -> dict:
@@ -175,17 +177,17 @@ RAW_CASES: dict[str, dict] = {
     "mask-out-exists": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/old.jsonl", files={"old.jsonl": "keep"}, expect="old.jsonl: already exists"),
     "mask-out-parent-file": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/blocker/o.jsonl", files={"blocker": "x"}, expect="o.jsonl: cannot write here, {d}/blocker is a file"),
     "mask-all-rejected": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--reject-rule", "name", "--out", "{d}/o.jsonl", expect="are rejected: the output would be an unchanged copy"),
-    "mask-input-missing": cli("mask", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file"),
+    "mask-input-missing": cli("mask", "plan", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file"),
     "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="--page must be >= 0"),
     "mask-bad-rule": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--reject-rule", "nope", expect="nope"),
-    "mask-leaks-missing": cli("mask-leaks", "{d}/none.jsonl", "--entity", "NVIDIA", expect="none.jsonl: no such file"),
-    "mask-leaks-latin1": cli("mask-leaks", "{d}/l.jsonl", "--entity", "NVIDIA", files={"l.jsonl": b'{"q": "\xff"}\n'}, expect="l.jsonl: not UTF-8"),
-    "mask-undo-unknown": cli("--db", "{d}/store.db", "mask-undo", "99", expect="no masking with id 99", allow_new=("store.db",)),
-    "mask-undo-not-a-number": cli("mask-undo", "x", expect="argument mask_id: invalid int value: 'x'"),
+    "mask-leaks-missing": cli("mask", "leaks", "{d}/none.jsonl", "--entity", "NVIDIA", expect="none.jsonl: no such file"),
+    "mask-leaks-latin1": cli("mask", "leaks", "{d}/l.jsonl", "--entity", "NVIDIA", files={"l.jsonl": b'{"q": "\xff"}\n'}, expect="l.jsonl: not UTF-8"),
+    "mask-undo-unknown": cli("--db", "{d}/store.db", "mask", "undo", "99", expect="no masking with id 99", allow_new=("store.db",)),
+    "mask-undo-not-a-number": cli("mask", "undo", "x", expect="argument mask_id: invalid int value: 'x'"),
     # ---- the store and the data folder -------------------------------------------------------
     "db-not-sqlite": cli("--db", "{d}/notes.txt", "sweeps", files={"notes.txt": "just text, no database\n" * 50}, expect="notes.txt: cannot be used as an ft-hallu store (file is not a database)"),
     "db-folder": cli("--db", "{d}/db", "sweeps", files={"db/": ""}, expect="db: is a folder, expected an SQLite file"),
-    "db-parent-file": cli("--db", "{d}/blocker/x.db", "mask-list", files={"blocker": "x"}, expect="{d}/blocker is a file"),
+    "db-parent-file": cli("--db", "{d}/blocker/x.db", "mask", "list", files={"blocker": "x"}, expect="{d}/blocker is a file"),
     "db-truncated": cli("--db", "{d}/cut.db", "sweeps", files={"cut.db": b"@truncated"}, expect="cut.db: cannot be used as an ft-hallu store"),
     "home-is-file": cli("sweeps", files={"home": "x"}, env={"FT_HALLU_HOME": "{d}/home"}, expect="FT_HALLU_HOME={d}/home: is a file, expected a folder"),
     # ---- report, serve, demo, generate, launch, import-log ------------------------------------
@@ -198,10 +200,28 @@ RAW_CASES: dict[str, dict] = {
     "generate-timeout-zero": cli("generate", "--texts", "{d}/t.txt", "--timeout", "0", files={"t.txt": "NVIDIA makes GPUs."}, expect="command line: --timeout = 0.0: must be > 0"),
     "generate-garbage-url": cli("generate", "--texts", "{d}/t.txt", "--base-url", "ht!tp:/ garbage", files={"t.txt": "x"}, expect="--base-url 'ht!tp:/ garbage': expected http(s)://host"),
     "generate-url-port": cli("generate", "--texts", "{d}/t.txt", "--base-url", "http://127.0.0.1:99999/v1", files={"t.txt": "x"}, expect="--base-url 'http://127.0.0.1:99999/v1': not a URL"),
-    "launch-cluster-gpus": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = -1\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = -1: must be >= 0"),
-    "launch-cluster-cpus-string": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'cpus = "8"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect='c.toml: cpus = "8": must be a whole number'),
-    "launch-cluster-typo": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'partiton = "gpu"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="unknown field 'partiton'; did you mean 'partition'?"),
-    "launch-cluster-nan": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = nan\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = nan: must be a whole number"),
+    "launch-cluster-gpus": cli("job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = -1\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = -1: must be >= 0"),
+    "launch-cluster-cpus-string": cli("job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'cpus = "8"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect='c.toml: cpus = "8": must be a whole number'),
+    "launch-cluster-typo": cli("job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'partiton = "gpu"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="unknown field 'partiton'; did you mean 'partition'?"),
+    "launch-cluster-nan": cli("job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = nan\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = nan: must be a whole number"),
+    "job-logs-unknown": cli("--db", "{d}/store.db", "job", "logs", "7", expect="job 7: no such job", allow_new=("store.db",)),
+    "job-logs-negative": cli("job", "logs", "1", "-n", "-1", expect="logs: -n must be >= 0"),
+    "job-cancel-garbage-ref": cli("--db", "{d}/store.db", "job", "cancel", "abc", expect="job 'abc': expected a job number from `ft-hallu job list`", allow_new=("store.db",)),
+    "job-ingest-unknown-ref": cli("--db", "{d}/store.db", "job", "ingest", "slurm:99", expect="job slurm:99: no slurm job 99", allow_new=("store.db",)),
+    "job-resubmit-no-task": cli("job", "resubmit", "1", expect="the following arguments are required: --task"),
+    "job-launch-sweep-shards": cli("--db", "{d}/store.db", "job", "launch", "sweep", "--config", "{d}/s.toml", "--shards", "0", "--local", "--log-dir", "{d}/jobs", files={"s.toml": SWEEP_HEAD}, expect="--shards: must be a whole number >= 1", allow_new=("store.db",)),
+    # ---- old spellings (one release): the same refusal, after a one-line deprecation note -------
+    "old-mask-file": cli("mask", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file", deprecated="ft-hallu mask plan FILE"),
+    "old-mask-undo": cli("mask-undo", "x", expect="argument mask_id: invalid int value: 'x'", deprecated="ft-hallu mask undo"),
+    "old-mask-list": cli("--db", "{d}/blocker/x.db", "mask-list", files={"blocker": "x"}, expect="{d}/blocker is a file", deprecated="ft-hallu mask list"),
+    "old-mask-leaks": cli("mask-leaks", "{d}/none.jsonl", "--entity", "NVIDIA", expect="none.jsonl: no such file", deprecated="ft-hallu mask leaks"),
+    "old-launch": cli("launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = -1\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = -1: must be >= 0", deprecated="ft-hallu job launch"),
+    "old-launch-sweep": cli("launch", "sweep", "--config", "{d}/s.toml", "--cluster", "{d}/c.toml", files={"c.toml": "gpus = -1\n", "s.toml": SWEEP_HEAD}, expect="c.toml: gpus = -1: must be >= 0", deprecated="ft-hallu job launch sweep"),
+    "old-launch-resubmit": cli("--db", "{d}/store.db", "launch", "resubmit", "7", "--task", "0", expect="job 7: no such job", allow_new=("store.db",), deprecated="ft-hallu job resubmit"),
+    "old-jobs": cli("--db", "{d}/blocker/x.db", "jobs", files={"blocker": "x"}, expect="{d}/blocker is a file", deprecated="ft-hallu job list"),
+    "old-logs": cli("--db", "{d}/store.db", "logs", "7", expect="job 7: no such job", allow_new=("store.db",), deprecated="ft-hallu job logs"),
+    "old-cancel": cli("--db", "{d}/store.db", "cancel", "7", expect="job 7: no such job", allow_new=("store.db",), deprecated="ft-hallu job cancel"),
+    "old-ingest": cli("--db", "{d}/store.db", "ingest", "7", expect="job 7: no such job", allow_new=("store.db",), deprecated="ft-hallu job ingest"),
     # ---- labels ------------------------------------------------------------------------------
     "label-blind-variant": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--blind", "--variant", "base", expect="--blind hides the variant: drop --variant"),
     "label-seed-without-blind": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--seed", "3", expect="--seed orders a blind session: add --blind"),
@@ -267,6 +287,9 @@ def test_bad_input(case: Case, tmp_path, capsys, monkeypatch):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == case.code, err
     assert "Traceback" not in err
+    if case.deprecated:
+        note = lines.pop(0)
+        assert note.startswith("ft-hallu: note: ") and note.endswith(f"use `{case.deprecated}`"), err
     assert len(lines) == 1, err
     assert lines[0].startswith("ft-hallu: error: ")
     assert case.expect.replace("{d}", str(folder)) in lines[0]
@@ -290,10 +313,10 @@ def test_debug_variable_shows_the_traceback(tmp_path, capsys, monkeypatch):
 
 
 def test_broken_pipe_ends_quietly(tmp_path):
-    """`ft-hallu mask-leaks ... | head -1`: the reader leaves early; no BrokenPipeError on stderr."""
+    """`ft-hallu mask leaks ... | head -1`: the reader leaves early; no BrokenPipeError on stderr."""
     data = tmp_path / "leaky.jsonl"
     data.write_text("".join(json.dumps({**ROW, "id": i}) + "\n" for i in range(3000)))
-    command = f"{sys.executable} -m cli mask-leaks {data} --entity NVIDIA | head -1"
+    command = f"{sys.executable} -m cli mask leaks {data} --entity NVIDIA | head -1"
     done = subprocess.run(
         ["bash", "-o", "pipefail", "-c", command],
         capture_output=True,
@@ -356,7 +379,7 @@ def _kill_during_mask(tmp_path: Path, when: str) -> tuple[Path, Path]:
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "os.replace = replace\n"
         "from cli import main\n"
-        f"main(['--db', {str(db)!r}, 'mask', {str(data)!r}, '--entity', 'NVIDIA', '--as', 'EGNIVIA',"
+        f"main(['--db', {str(db)!r}, 'mask', 'plan', {str(data)!r}, '--entity', 'NVIDIA', '--as', 'EGNIVIA',"
         f" '--out', {str(out)!r}])\n"
     )
     done = subprocess.run([sys.executable, "-c", hook], cwd=REPO, capture_output=True, check=False)
@@ -367,7 +390,7 @@ def _kill_during_mask(tmp_path: Path, when: str) -> tuple[Path, Path]:
 def test_mask_killed_before_rename_is_failed_and_its_temp_file_removed(tmp_path, capsys):
     out, db = _kill_during_mask(tmp_path, "before")
     assert not out.exists() and list(tmp_path.glob(".masked.jsonl.*.tmp"))  # the leftover
-    assert main(["--db", str(db), "mask-list"]) == 0
+    assert main(["--db", str(db), "mask", "list"]) == 0
     captured = capsys.readouterr()
     assert "marked failed, removed 1 temp file(s)" in captured.err
     assert " failed " in captured.out
@@ -377,7 +400,7 @@ def test_mask_killed_before_rename_is_failed_and_its_temp_file_removed(tmp_path,
 def test_mask_killed_after_rename_is_recovered_and_can_be_undone(tmp_path, capsys):
     out, db = _kill_during_mask(tmp_path, "after")
     assert out.exists()
-    assert main(["--db", str(db), "mask-undo", "1"]) == 0
+    assert main(["--db", str(db), "mask", "undo", "1"]) == 0
     captured = capsys.readouterr()
     assert "was complete; recorded as done" in captured.err
     assert f"removed {out}" in captured.out

@@ -339,7 +339,7 @@ sys.exit(args.func(args))
 
 def start_paused_mask(tmp_path: Path, source: Path, out: Path) -> tuple[subprocess.Popen, Path]:
     marker = tmp_path / "writing"
-    args = ["--db", str(tmp_path / "db.sqlite"), "mask", str(source), "--entity", "NVIDIA", "--as", "EGNIVIA"]
+    args = ["--db", str(tmp_path / "db.sqlite"), "mask", "plan", str(source), "--entity", "NVIDIA", "--as", "EGNIVIA"]
     args += ["--out", str(out), "--overwrite"]
     child = subprocess.Popen(
         [sys.executable, "-c", _PAUSING_CHILD, str(marker), *args],

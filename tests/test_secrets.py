@@ -1,6 +1,6 @@
 """The job environment filter: secrets are dropped by name and by value, everything else kept."""
 
-from engine.launch import job_environment
+from engine.jobs import job_environment
 from engine.secrets import filter_environment, looks_secret_name, looks_secret_value, redact
 
 GHP = "ghp_" + "A1b2" * 9

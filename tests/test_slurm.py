@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from cli import main as cli_main
-from engine import jobrun, sweep
-from engine import launch as L
+from engine import job_kinds, sweep
+from engine import jobs as L
 from engine.errors import UserError
+from engine.jobs import jobrun
 from store import core
 from store import jobs as job_store
 from store.db import open_db
@@ -57,7 +58,7 @@ def submit(
 ) -> L.Job:
     config = write_finetune_config(tmp_path / "cfg")
     settings = L.ClusterSettings(command=command, **cluster)
-    spec = L.build_spec(config, settings, name=name, log_dir=tmp_path / "logs", workdir=tmp_path)
+    spec = job_kinds.build_spec(config, settings, name=name, log_dir=tmp_path / "logs", workdir=tmp_path)
     return L.launch(store, spec, L.SlurmLauncher())
 
 
@@ -105,7 +106,7 @@ def test_hostile_names_and_paths_cannot_inject(slurm, tmp_path):
     folder = tmp_path / f"cfg;touch {markers}/semi;$(touch {markers}/dir)"
     config = write_finetune_config(folder)
     settings = L.ClusterSettings(command=shell_command(f'printf "%s\\n" "$@" > {shlex.quote(str(record))}'))
-    spec = L.build_spec(config, settings, name=name, log_dir=tmp_path / "logs", workdir=folder)
+    spec = job_kinds.build_spec(config, settings, name=name, log_dir=tmp_path / "logs", workdir=folder)
     job = L.wait(slurm, L.launch(slurm, spec, L.SlurmLauncher()), timeout=30, poll_seconds=0.2)
     assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job)
     assert record.read_text().splitlines() == job_args(spec)
@@ -117,7 +118,7 @@ def test_hostile_names_and_paths_cannot_inject(slurm, tmp_path):
     assert shown.stdout.strip() == name
     # A newline could start a shell line after the #SBATCH header: it never gets that far.
     with pytest.raises(UserError, match="job name"):
-        L.build_spec(config, settings, name=f"ok\ntouch {markers}/newline", log_dir=tmp_path / "logs")
+        job_kinds.build_spec(config, settings, name=f"ok\ntouch {markers}/newline", log_dir=tmp_path / "logs")
     assert list(markers.iterdir()) == []
 
 
@@ -169,7 +170,7 @@ ONE_CPU = L.ClusterSettings(cpus=1, setup=("export OMP_NUM_THREADS=1",))
 
 def test_three_task_array_sweep_equals_a_local_run(slurm, tmp_path, tiny_model_dir):
     config = sweep_toml(tmp_path / "cfg", samples=3, tokens=4)  # 4 cells x 3 samples: 12 rows, 4 per task
-    job = L.launch_sweep(slurm, config, ONE_CPU, shards=3, log_dir=tmp_path / "jobs")
+    job = job_kinds.launch_sweep(slurm, config, ONE_CPU, shards=3, log_dir=tmp_path / "jobs")
     assert (job.array, job.shards, job.kind) == ("0-2", 3, "sweep")
     job = L.wait(slurm, job, timeout=240, poll_seconds=0.5)
     assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job, 30)
@@ -191,7 +192,7 @@ def test_shard_cancelled_midway_then_resubmitted_completes_without_duplicates(
     slurm, tmp_path, tiny_model_dir, capsys
 ):
     config = sweep_toml(tmp_path / "cfg", samples=6, tokens=32, top_ks="[0]")  # 12 rows, 6 per task
-    job = L.launch_sweep(slurm, config, ONE_CPU, shards=2, log_dir=tmp_path / "jobs")
+    job = job_kinds.launch_sweep(slurm, config, ONE_CPU, shards=2, log_dir=tmp_path / "jobs")
     results = Path(job.job_dir) / "results"
     deadline = time.monotonic() + 300  # generous: a busy 2-core machine starts Python slowly
     while not any(

@@ -237,7 +237,7 @@ def test_errors_are_notifications_never_a_crash(
 ) -> None:
     """A UserError is one line; an unexpected exception in an action, an @on handler or a thread
     worker is 'Type: message'. The app keeps running every time."""
-    import engine.launch
+    import engine.job_kinds
     import engine.sweep
     import tui.screens.mask
 
@@ -280,7 +280,7 @@ def test_errors_are_notifications_never_a_crash(
 
             # An unexpected exception in a thread worker (the job submission): reported, the screen recovers.
             monkeypatch.undo()
-            monkeypatch.setattr(engine.launch, "launch_sweep", explode("sweep engine"))
+            monkeypatch.setattr(engine.job_kinds, "launch_sweep", explode("sweep engine"))
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not sweep.running, 10, "the failed worker to be reported")
             assert "RuntimeError: sweep engine exploded" in notifications(app)
@@ -403,7 +403,7 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
             await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_adapter=str(tiny_adapter_dir))
             await fill(pilot, app, sw_temps="1.0", sw_topps="0.9, 1.0", sw_topks="0", sw_samples="2")
             await fill(pilot, app, sw_tokens="4")
-            assert "ft-hallu launch sweep --config" in static_text(app, "sweep-cli")
+            assert "ft-hallu job launch sweep --config" in static_text(app, "sweep-cli")
             assert "--local" in static_text(app, "sweep-cli")
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: screen.job is not None, 60, "the sweep job")
@@ -702,3 +702,34 @@ def test_every_step_entry_point_is_guarded() -> None:
             @on(DataTable.RowSelected)
             def _picked(self, event: DataTable.RowSelected) -> None:
                 pass
+
+
+def test_every_binding_has_an_id_and_a_tooltip() -> None:
+    """As in posting: each key has an id (stable for a keymap, ``<screen>.<action>``) and a tooltip
+    (shown in the command palette); no id is used twice."""
+    from textual.binding import Binding
+
+    from tui.app import SCREENS
+    from tui.screens.blind import BlindLabelScreen
+    from tui.screens.mask import ToggleTable
+
+    owners = [FtHalluApp, ChoiceScreen, ToggleTable, BlindLabelScreen, *SCREENS.values()]
+    bindings = [(owner.__name__, b) for owner in owners for b in owner.BINDINGS if isinstance(b, Binding)]
+    assert len(bindings) == sum(len(owner.BINDINGS) for owner in owners)  # no tuple shorthands left
+    missing = [(owner, b.key, b.action) for owner, b in bindings if not (b.id and b.tooltip)]
+    assert missing == []
+    ids = [b.id for _owner, b in bindings]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_in_flight_flags_are_reactives() -> None:
+    from textual.reactive import Reactive
+
+    from tui.screens.finetune import FinetuneScreen
+    from tui.screens.generate import GenerateScreen
+    from tui.screens.sweep import SweepScreen
+
+    for screen, names in ((SweepScreen, ("running", "polling")), (FinetuneScreen, ("running",)),
+                          (GenerateScreen, ("running",))):  # fmt: skip
+        for name in names:
+            assert isinstance(screen.__dict__.get(name), Reactive), (screen.__name__, name)

@@ -47,10 +47,19 @@ class BlindLabelScreen(StepScreen):
     AUTO_FOCUS = "#blind-item"
     LABEL_WIDTH = 10
     BINDINGS = [
-        *(Binding(key, f"label('{label}')", _SHORT[label]) for key, label in LABEL_KEYS.items()),
-        Binding("s", "skip", "Skip", tooltip="Leave this sample for the next pass"),
-        Binding("w", "focus_widget('blind-who')", "Who", tooltip="Change the labeller (enter starts)"),
-        Binding("escape", "back", "Back", tooltip="Back to Results"),
+        *(
+            Binding(
+                key, f"label('{label}')", _SHORT[label], id=f"blind.label-{label}",
+                tooltip=f"Label this answer {label}",
+            )
+            for key, label in LABEL_KEYS.items()
+        ),
+        Binding("s", "skip", "Skip", id="blind.skip", tooltip="Leave this sample for the next pass"),
+        Binding(
+            "w", "focus_widget('blind-who')", "Who", id="blind.who",
+            tooltip="Change the labeller (enter starts)",
+        ),
+        Binding("escape", "back", "Back", id="blind.back", tooltip="Back to Results"),
     ]
 
     class Started(Message):

@@ -25,7 +25,11 @@ from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_wo
 class ToggleTable(DataTable):
     """A row table whose highlighted row is accepted / rejected with space (or x)."""
 
-    BINDINGS = [Binding("space,x", "toggle", "Accept/reject", tooltip="Accept or reject this rule / row")]
+    BINDINGS = [
+        Binding(
+            "space,x", "toggle", "Accept/reject", id="mask.toggle", tooltip="Accept or reject this rule / row"
+        )
+    ]
 
     class Toggled(Message):
         def __init__(self, table: ToggleTable, key: str) -> None:
@@ -92,16 +96,34 @@ class MaskScreen(StepScreen):
     TITLE_TEXT = "Mask"
     # Short descriptions: at 80 columns the footer must hold all of them plus ctrl+q.
     BINDINGS = [
-        Binding("ctrl+r", "preview", "Preview", tooltip="Propose the rules and preview every change"),
-        Binding("ctrl+s", "apply", "Apply", tooltip="Write the accepted changes to a NEW file"),
-        Binding("ctrl+z", "undo", "Undo", tooltip="Undo the last applied masking (removes its output)"),
-        Binding("ctrl+o", "focus_widget('mask-file')", "Form"),
-        Binding("ctrl+g", "focus_widget('mask-rules')", "Rules"),
-        Binding("ctrl+l", "focus_widget('mask-rows')", "Rows"),
+        Binding(
+            "ctrl+r", "preview", "Preview", id="mask.preview",
+            tooltip="Propose the rules and preview every change",
+        ),
+        Binding("ctrl+s", "apply", "Apply", id="mask.apply", tooltip="Write the accepted changes to a NEW file"),
+        Binding(
+            "ctrl+z", "undo", "Undo", id="mask.undo",
+            tooltip="Undo the last applied masking (removes its output)",
+        ),
+        Binding("ctrl+o", "focus_widget('mask-file')", "Form", id="mask.form", tooltip="Move to the form"),
+        Binding(
+            "ctrl+g", "focus_widget('mask-rules')", "Rules", id="mask.rules",
+            tooltip="Move to the rules table (space accepts or rejects a rule)",
+        ),
+        Binding(
+            "ctrl+l", "focus_widget('mask-rows')", "Rows", id="mask.rows",
+            tooltip="Move to the rows table (space accepts or rejects a row)",
+        ),
         # Hidden (the footer is full at 80 columns): scroll a long diff from the tables; in docs/TUI.md.
-        Binding("shift+down", "scroll_diff(3)", "Diff down", show=False, priority=True),
-        Binding("shift+up", "scroll_diff(-3)", "Diff up", show=False, priority=True),
-    ]
+        Binding(
+            "shift+down", "scroll_diff(3)", "Diff down", show=False, priority=True, id="mask.diff-down",
+            tooltip="Scroll the diff down",
+        ),
+        Binding(
+            "shift+up", "scroll_diff(-3)", "Diff up", show=False, priority=True, id="mask.diff-up",
+            tooltip="Scroll the diff up",
+        ),
+    ]  # fmt: skip
 
     class Applied(Message):
         def __init__(self, result: MaskResult) -> None:

@@ -102,16 +102,28 @@ class ResultsScreen(StepScreen):
     TITLE_TEXT = "Results"
     AUTO_FOCUS = "#results-sweeps"
     BINDINGS = [
-        Binding("r", "reload", "Reload"),
-        Binding("m", "score", "Score"),
-        Binding("s", "focus_widget('results-sweeps')", "Sweeps"),
-        Binding("c", "focus_widget('results-cells')", "Cells"),
-        Binding("n", "move_sample(1)", "Next", tooltip="Next sample of the cell"),
-        Binding("p", "move_sample(-1)", "Prev", tooltip="Previous sample of the cell"),
-        Binding("v", "other_side", "Side", tooltip="Move to the other variant's sample"),
-        Binding("l", "label", "Label", tooltip="Set a human label on the marked sample"),
-        Binding("b", "blind", "Blind", tooltip="Label this sweep blind: no variant, settings or scores"),
-    ]
+        Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the stored sweeps again"),
+        Binding(
+            "m", "score", "Score", id="results.score",
+            tooltip="Compute the metrics the sweep's samples still lack",
+        ),
+        Binding(
+            "s", "focus_widget('results-sweeps')", "Sweeps", id="results.sweeps",
+            tooltip="Move to the sweep list",
+        ),
+        Binding(
+            "c", "focus_widget('results-cells')", "Cells", id="results.cells",
+            tooltip="Move to the cell table",
+        ),
+        Binding("n", "move_sample(1)", "Next", id="results.next", tooltip="Next sample of the cell"),
+        Binding("p", "move_sample(-1)", "Prev", id="results.prev", tooltip="Previous sample of the cell"),
+        Binding("v", "other_side", "Side", id="results.side", tooltip="Move to the other variant's sample"),
+        Binding("l", "label", "Label", id="results.label", tooltip="Set a human label on the marked sample"),
+        Binding(
+            "b", "blind", "Blind", id="results.blind",
+            tooltip="Label this sweep blind: no variant, settings or scores",
+        ),
+    ]  # fmt: skip
 
     class SweepsLoaded(Message):
         def __init__(self, sweeps: list[SweepInfo]) -> None:

@@ -1,7 +1,7 @@
 """Reading finished jobs' results files into the login node's store (the store's only writer).
 
-A sweep job leaves append-only results files (:mod:`engine.results_file`); a fine-tune job leaves
-``finetune-result.json`` (:mod:`engine.jobrun`). :func:`ingest_job` reads them and inserts what the
+A sweep job leaves append-only results files (:mod:`engine.jobs.results_file`); a fine-tune job
+leaves ``finetune-result.json`` (:mod:`engine.jobs.jobrun`). :func:`ingest_job` reads them and inserts what the
 store does not hold yet: generations are keyed by sweep, cell, prompt and sample, so reading the
 same files twice, or two attempts of one shard, adds each row once. A shard killed half-way
 contributes the rows it finished; the sweep is marked completed once every planned row is stored.
@@ -10,17 +10,14 @@ contributes the rows it finished; the sweep is marked completed once every plann
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
-from engine import jobrun
-from engine.results_file import read_job_results
-from engine.sweep import compute_metrics_if_available
+from engine.jobs import jobrun
+from engine.jobs.model import Job
+from engine.jobs.results_file import read_job_results
+from engine.scoring import compute_metrics_if_available
 from store import core
 from store import jobs as job_store
 from store.db import Store, utc_now
-
-if TYPE_CHECKING:  # engine.launch calls into this module once it sees a job end
-    from engine.launch import Job
 
 _ROW_FIELDS = (
     "variant", "temperature", "top_p", "top_k", "prompt_id", "prompt", "reference",

@@ -1,9 +1,10 @@
-"""``ft-hallu launch``, ``jobs``, ``logs``, ``cancel`` and ``job-run``: fine-tunes and sweeps as jobs.
+"""``ft-hallu job {launch,list,logs,cancel,resubmit,ingest}`` and ``job-run``: fine-tunes and sweeps as jobs.
 
-``launch [finetune] --config FT.toml`` submits a fine-tune, ``launch sweep --config S.toml`` a sweep
-(``--shards N`` makes it a job array, ``--after JOB`` chains it behind a fine-tune) and
-``launch resubmit JOB --task K`` queues one shard again. ``job-run`` is what the job script runs on
-the node; it never opens a store.
+``job launch [finetune] --config FT.toml`` submits a fine-tune, ``job launch sweep --config S.toml``
+a sweep (``--shards N`` makes it a job array, ``--after JOB`` chains it behind a fine-tune) and
+``job resubmit JOB --task K`` queues one shard again. ``job list`` shows every job and reads what
+finished ones left in their folders into the store; ``job ingest JOB`` does that for one job, also
+while it runs. ``job-run`` is what the job script runs on the node; it never opens a store.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ import sys
 from pathlib import Path
 
 from cli.common import db_path_from
-from engine import launch as launching
+from engine import job_kinds
 from engine.errors import UserError
-from engine.jobrun import array_task, read_manifest, run_finetune_task, run_sweep_tasks
 from engine.paths import data_dir
 from engine.sweep import SweepProgress
-from engine.workspace import Workspace
+from engine.workspace import ClusterSettings, Job, Workspace, load_cluster_settings
 
 DEFAULT_CLUSTER_FILE = "cluster.toml"
 
-
-JOB_HELP = "job number from `ft-hallu jobs`, or slurm:ID / local:PID"
+JOB_HELP = "job number from `ft-hallu job list`, or slurm:ID / local:PID"
 
 
 def _job_options(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +34,74 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    launch = subparsers.add_parser(
+    group = subparsers.add_parser(
+        "job",
+        help="launch fine-tunes and sweeps on Slurm or locally, and follow them",
+        description="Jobs run on Slurm (default) or as a detached local process (--local); they "
+        "write their results into their job folder, which `job list` reads into the store once they end.",
+    )
+    actions = group.add_subparsers(dest="job_action", metavar="ACTION", required=True)
+    _register_launch(actions)
+
+    jobs = actions.add_parser(
+        "list", help="list launched jobs with their state, reading in what finished ones left"
+    )
+    jobs.add_argument(
+        "--no-refresh", action="store_true", help="show stored states without asking Slurm or ingesting"
+    )
+    jobs.set_defaults(func=_jobs)
+
+    logs = actions.add_parser("logs", help="show the end of a job's log")
+    logs.add_argument("job", metavar="JOB", help=JOB_HELP)
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job finishes")
+    logs.add_argument("--task", type=int, help="for a sweep array: this task's log only")
+    logs.set_defaults(func=_logs)
+
+    cancel = actions.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job", metavar="JOB", help=JOB_HELP)
+    cancel.add_argument("--task", type=int, help="for a sweep array: cancel only this task")
+    cancel.set_defaults(func=_cancel)
+
+    again = actions.add_parser(
+        "resubmit", help="queue one shard of a sweep job again (finishes what is left)"
+    )
+    again.add_argument("job", metavar="JOB", help=JOB_HELP)
+    again.add_argument("--task", type=int, required=True, help="the shard (array task) number")
+    again.set_defaults(func=_resubmit)
+
+    ingest = actions.add_parser(
+        "ingest",
+        help="read a launched job's results files into the store (idempotent)",
+        description="Sweep jobs write their rows to files in their job folder and fine-tune jobs their run "
+        "record; this reads them into the store. `job list` does it by itself once a job ends; a "
+        "running sweep gives the rows finished so far. A second ingest adds nothing.",
+    )
+    ingest.add_argument("job", metavar="JOB", help=JOB_HELP)
+    ingest.set_defaults(func=_ingest)
+
+    run = subparsers.add_parser(
+        "job-run",
+        help="(run by job scripts on the node) a fine-tune or sweep shard that writes files, not the store",
+    )
+    what = run.add_subparsers(dest="job_kind", metavar="KIND", required=True)
+    run_ft = what.add_parser("finetune", help="fine-tune; the run record goes to the job folder")
+    run_ft.add_argument("--config", required=True)
+    run_ft.add_argument("--job-dir", required=True)
+    run_ft.set_defaults(func=_job_run_finetune)
+    run_sweep = what.add_parser("sweep", help="one shard (SLURM_ARRAY_TASK_ID or --task), else every shard")
+    run_sweep.add_argument("--job-dir", required=True)
+    run_sweep.add_argument("--task", type=int)
+    run_sweep.set_defaults(func=_job_run_sweep)
+
+
+def _register_launch(actions: argparse._SubParsersAction) -> None:
+    launch = actions.add_parser(
         "launch",
         help="submit a fine-tune or a sweep to Slurm (default) or start it locally (--local)",
-        description="`launch --config FT.toml` (or `launch finetune --config FT.toml`) submits a fine-tune; "
-        "`launch sweep --config S.toml [--shards N] [--after JOB]` a sweep; `launch resubmit JOB --task K` "
-        "one shard again. Cluster settings come from --cluster, else <data folder>/cluster.toml.",
+        description="`job launch --config FT.toml` (or `job launch finetune --config FT.toml`) submits a "
+        "fine-tune; `job launch sweep --config S.toml [--shards N] [--after JOB]` a sweep. Cluster "
+        "settings come from --cluster, else <data folder>/cluster.toml.",
     )
     launch.add_argument("--config", help="fine-tune TOML (see configs/finetune.tiny.toml)")
     _job_options(launch)
@@ -66,56 +127,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _job_options(sweep)
     sweep.set_defaults(func=_launch_sweep)
 
-    again = kinds.add_parser("resubmit", help="queue one shard of a sweep job again (finishes what is left)")
-    again.add_argument("job", metavar="JOB", help=JOB_HELP)
-    again.add_argument("--task", type=int, required=True, help="the shard (array task) number")
-    again.set_defaults(func=_resubmit)
 
-    jobs = subparsers.add_parser("jobs", help="list launched jobs with their current state")
-    jobs.add_argument("--no-refresh", action="store_true", help="show stored states without asking Slurm")
-    jobs.set_defaults(func=_jobs)
-
-    logs = subparsers.add_parser("logs", help="show the end of a job's log")
-    logs.add_argument("job", metavar="JOB", help=JOB_HELP)
-    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job finishes")
-    logs.add_argument("--task", type=int, help="for a sweep array: this task's log only")
-    logs.set_defaults(func=_logs)
-
-    cancel = subparsers.add_parser("cancel", help="cancel a queued or running job")
-    cancel.add_argument("job", metavar="JOB", help=JOB_HELP)
-    cancel.add_argument("--task", type=int, help="for a sweep array: cancel only this task")
-    cancel.set_defaults(func=_cancel)
-
-    run = subparsers.add_parser(
-        "job-run",
-        help="(run by job scripts on the node) a fine-tune or sweep shard that writes files, not the store",
-    )
-    what = run.add_subparsers(dest="job_kind", metavar="KIND", required=True)
-    run_ft = what.add_parser("finetune", help="fine-tune; the run record goes to the job folder")
-    run_ft.add_argument("--config", required=True)
-    run_ft.add_argument("--job-dir", required=True)
-    run_ft.set_defaults(func=_job_run_finetune)
-    run_sweep = what.add_parser("sweep", help="one shard (SLURM_ARRAY_TASK_ID or --task), else every shard")
-    run_sweep.add_argument("--job-dir", required=True)
-    run_sweep.add_argument("--task", type=int)
-    run_sweep.set_defaults(func=_job_run_sweep)
-
-
-def _cluster_settings(path: str | None) -> launching.ClusterSettings:
+def _cluster_settings(path: str | None) -> ClusterSettings:
     if path:
-        return launching.load_cluster_settings(path)
+        return load_cluster_settings(path)
     default = data_dir() / DEFAULT_CLUSTER_FILE
     if default.exists():
-        return launching.load_cluster_settings(default)
-    return launching.ClusterSettings()
+        return load_cluster_settings(default)
+    return ClusterSettings()
 
 
 def _launch(args: argparse.Namespace) -> int:
     if not args.config:
-        raise UserError("launch: --config FT.toml is required (or use `launch sweep --config S.toml`)")
+        raise UserError("launch: --config FT.toml is required (or use `job launch sweep --config S.toml`)")
     cluster = _cluster_settings(args.cluster)
-    # The job gets no --db: it writes its run record into its job folder; `jobs` ingests it here.
+    # The job gets no --db: it writes its run record into its job folder; `job list` ingests it here.
     with Workspace.open(db_path_from(args)) as workspace:
         job = workspace.launch(
             args.config, cluster, "local" if args.local else "slurm", name=args.name, log_dir=args.log_dir
@@ -124,7 +150,7 @@ def _launch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_launched(job: launching.Job) -> None:
+def _print_launched(job: Job) -> None:
     print(f"job {job.id}: {job.ref} {job.state}  name={job.name}")
     if job.array:
         print(f"  tasks:  {job.array} ({job.shards} shards)")
@@ -134,7 +160,7 @@ def _print_launched(job: launching.Job) -> None:
     print(f"  log:    {job.log_path}")
     print(f"  script: {job.script_path}")
     print(f"  output: {job.output_dir}")
-    print(f"follow with: ft-hallu logs {job.id} --follow")
+    print(f"follow with: ft-hallu job logs {job.id} --follow")
 
 
 def _launch_sweep(args: argparse.Namespace) -> int:
@@ -145,12 +171,14 @@ def _launch_sweep(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     cluster = _cluster_settings(args.cluster)
     with Workspace.open(db_path_from(args)) as workspace:
-        job = workspace.launch_sweep(
+        job = workspace.launch_sweep_file(
             args.config, cluster, "local" if args.local else "slurm",
             shards=args.shards, after=args.after, name=args.name, log_dir=args.log_dir, overrides=overrides,
         )  # fmt: skip
     _print_launched(job)
-    print(f"results come back with: ft-hallu ingest {job.id}  (automatic once `ft-hallu jobs` sees it end)")
+    print(
+        f"results come back with: ft-hallu job ingest {job.id}  (automatic once `ft-hallu job list` sees it end)"
+    )
     return 0
 
 
@@ -164,9 +192,10 @@ def _resubmit(args: argparse.Namespace) -> int:
 
 def _jobs(args: argparse.Namespace) -> int:
     with Workspace.open(db_path_from(args)) as workspace:
-        jobs = workspace.jobs(refresh=not args.no_refresh)
+        # Listing here also settles: jobs that ended bring their results files in.
+        jobs = workspace.jobs(refresh=False) if args.no_refresh else workspace.settle_jobs()
     if not jobs:
-        print("no jobs yet (start one with `ft-hallu launch --config FT.toml`)")
+        print("no jobs yet (start one with `ft-hallu job launch --config FT.toml`)")
         return 0
     header = f"{'ID':>4}  {'JOB':<16} {'STATE':<11} {'EXIT':>4}  {'SUBMITTED':<19}  NAME / OUTPUT"
     print(header)
@@ -181,7 +210,7 @@ def _jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job_notes(job: launching.Job) -> list[str]:
+def _job_notes(job: Job) -> list[str]:
     """Progress of a sweep (from its results files), what it waits for, what the last ingest added."""
     notes = []
     done = Workspace.job_progress(job)
@@ -228,7 +257,7 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _follow(workspace: Workspace, job: launching.Job, poll_seconds: float = 1.0) -> launching.Job:
+def _follow(workspace: Workspace, job: Job, poll_seconds: float = 1.0) -> Job:
     """Print the log as it grows until the job reaches a final state."""
     path = Path(job.log_path)
     position = path.stat().st_size if path.exists() else 0
@@ -256,11 +285,18 @@ def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    with Workspace.open(db_path_from(args)) as workspace:
+        result = workspace.ingest_job(workspace.job(args.job))
+    print(result.line())
+    return 0
+
+
 # ------------------------------------------------------------------ inside the job (no store)
 
 
 def _job_run_finetune(args: argparse.Namespace) -> int:
-    run_finetune_task(args.config, args.job_dir)
+    job_kinds.run_finetune_task(args.config, args.job_dir)
     print(f"fine-tune done; run record in {Path(args.job_dir) / 'finetune-result.json'}", flush=True)
     return 0
 
@@ -272,13 +308,12 @@ def _job_run_sweep(args: argparse.Namespace) -> int:
         stop["signal"] = signum
 
     signal.signal(signal.SIGTERM, on_term)
-    task = args.task if args.task is not None else array_task()
-    tasks = [task] if task is not None else list(range(int(read_manifest(args.job_dir)["shards"])))
+    tasks = job_kinds.tasks_to_run(args.job_dir, args.task)
 
     def show(progress: SweepProgress) -> None:
         print(f"shard rows {progress.done}/{progress.total}", flush=True)
 
-    complete = run_sweep_tasks(
+    complete = job_kinds.run_sweep_tasks(
         args.job_dir, tasks, should_stop=lambda: stop["signal"] is not None, progress=show,
         say=lambda message: print(message, flush=True),
     )  # fmt: skip
