@@ -102,6 +102,7 @@ GENERIC_WORDS = frozenset(
     Monday Tuesday Wednesday Thursday Friday Saturday Sunday Q1 Q2 Q3 Q4 H1 H2 FY
     AI GPU CPU DPU PC IP API SDK SEC US USA EU UK CEO CFO COO CTO CIO IT HR ESG GAAP IPO LLC LLP
     FAQ OEM ML IoT COVID COVID-19 R&D IPR&D LLM NLP OS AR VR XR IC ASIC SoC DRAM 3D 5G
+    HQ IR PR QA KPI ROI EPS EBITDA USD EUR GBP JPY CNY
     Mr Mrs Ms Dr Jr Sr
     President Vice Chairman Chairwoman Chair Chief Officer Officers Director Directors Secretary
     Counsel General Senior Executive Treasurer Controller Founder Board Committee Series
@@ -239,6 +240,9 @@ _TICKER_WORD_RE = re.compile(
 _TICKER_PAREN_RE = re.compile(
     r"\((?:[A-Z][A-Za-z]*(?: [A-Z][A-Za-z]*)?)\s*:\s*(?P<t>[A-Z]{1,5}(?:\.[A-Z])?)\)"
 )
+_NEXT_WORD_RE = re.compile(r"\s*(,)?\s*([\w\-]*)")
+_COPULAS = frozenset("is was remains became has".split())
+_ROLE_VERBS = frozenset("as is was are were acts serves served".split())
 _LINK_RE = re.compile(
     r"(?:\s+[A-Za-z][\w\-]*){0,2}?\s+(?:based\s+on|built\s+on|powered\s+by|featuring|features|feature|"
     rf"includes|include|including)\s+(?:(?:the|a|an|our|its)\s+)?(?:{_MOD}\s+){{0,2}}?(?=[A-Z0-9])"
@@ -377,9 +381,13 @@ class _Scanner:
         self, texts: Sequence[str], runs: Sequence[dict[int, int]], learned: _Learned, anchors: set[str]
     ) -> None:
         """Second pass: names tied to products already found ("the 40 Series based on the X")."""
+        anchor_words = {name.split(" ")[0] for name in anchors}
         for text, text_runs in zip(texts, runs, strict=True):
             for start, end in text_runs.items():
-                if self.plain(text[start:end]) in anchors:
+                run = text[start:end]
+                if anchor_words.isdisjoint(run.split(" ")):
+                    continue
+                if self.plain(run) in anchors:
                     link = _LINK_RE.match(text, end)
                     if link and link.end() in text_runs:
                         self._capture(
@@ -516,42 +524,33 @@ class _Scanner:
             learned.organisation_tokens.update(tokens)
         if end >= len(text) or text[end] not in " ,\t\n":
             return
-        made = self.made_by_re.match(text, end)
-        if made:
-            self._capture(
-                text,
-                start,
-                runs,
-                learned,
-                KIND_PRODUCT,
-                "made by the entity",
-                start,
-                strong=True,
-                until=made.end(),
-            )
-        for pattern in (self.copula_re, self.apposition_re):
-            owned = pattern.match(text, end)
-            if owned:
-                self._belongs(text, start, runs, learned, owned)
-        if self.other_re.match(text, end):
+        # The next word decides which patterns can match at all: most runs try none of them.
+        after = _NEXT_WORD_RE.match(text, end)
+        comma, word = bool(after.group(1)), after.group(2)
+        if " by " in text[end : end + 60]:
+            made = self.made_by_re.match(text, end)
+            if made:
+                cue = "made by the entity"
+                self._capture(
+                    text, start, runs, learned, KIND_PRODUCT, cue, start, strong=True, until=made.end()
+                )
+        if comma or word in _COPULAS:
+            for pattern in (self.copula_re, self.apposition_re):
+                owned = pattern.match(text, end)
+                if owned:
+                    self._belongs(text, start, runs, learned, owned)
+        if word in ("and", "or") and self.other_re.match(text, end):
             self._capture(text, start, runs, learned, KIND_PRODUCT, "listed with the entity's", start)
         if _PERSON_RE.fullmatch(run):
             person = _PERSON_AFTER_RE.match(text, end)
             if person and not _FORMER_RE.search(person.group("window")):
                 org = person.group("org")
                 other = None if not org or self.has_entity(org) else org
+                cue, until = "officer", person.end()
                 self._capture(
-                    text,
-                    start,
-                    runs,
-                    learned,
-                    KIND_PERSON,
-                    "officer",
-                    start,
-                    until=person.end(),
-                    other_org=other,
+                    text, start, runs, learned, KIND_PERSON, cue, start, until=until, other_org=other
                 )
-        if _ROLE_AFTER_RE.match(text, end):
+        if (comma or word in _ROLE_VERBS) and _ROLE_AFTER_RE.match(text, end):
             learned.third_party.add(self.plain(run))
 
     def _belongs(
