@@ -398,6 +398,8 @@ class _Scanner:
         self, text: str, start: int, runs: dict[int, int], starts: list[int], learned: _Learned
     ) -> None:
         """Cues in the words before a run: possession, making, a title, a role, a place."""
+        if _at_sentence_start(text, start):  # no cue crosses a sentence end; most runs stop here
+            return
         left = max(0, start - _LOOK_BACK)
         words = _TOKEN_RE.findall(text, left, start)
         if left and words:
