@@ -108,7 +108,9 @@ def naive(records: list, rules: list[mask.MaskRule]) -> tuple[int, int]:
     return edits, len(diffs[:20])
 
 
-LEAKS_TARGET_S = 5.0
+# Per MB: the report now also learns the identifying names (products, people, tickers), about 4x the
+# work of the name-only report the old 5 s for 10 MB was set for (bench/RESULTS.md).
+LEAKS_TARGET_S_PER_MB = 1.5
 
 
 def long_field(size: int, rows: list[dict]) -> str:
@@ -133,9 +135,10 @@ def leaks_main(megabytes: float) -> int:
     per_mb_ratio = (full_s / full) / (small_s / (full // 8))
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"mask-leaks on one field ({origin} text): {found} leaks and names in {megabytes:g} MB")
-    print(f"  {megabytes / 8:g} MB: {small_s:.2f} s;  {megabytes:g} MB: {full_s:.2f} s (target < {LEAKS_TARGET_S:.0f} s)")
+    target_s = LEAKS_TARGET_S_PER_MB * megabytes
+    print(f"  {megabytes / 8:g} MB: {small_s:.2f} s;  {megabytes:g} MB: {full_s:.2f} s (target < {target_s:.1f} s)")
     print(f"  time per MB, full size / one eighth: {per_mb_ratio:.2f} (1 = linear, 8 = quadratic)")
-    return 0 if full_s < LEAKS_TARGET_S else 1
+    return 0 if full_s < target_s else 1
 
 
 def best_of(function, records, rules, repeat: int) -> tuple[float, tuple[int, int]]:

@@ -321,9 +321,10 @@ class _Scanner:
     def entity_split(self, tokens: list[str]) -> list[str]:
         """The tokens after the entity's name inside a run ("NVIDIA RTX GPUs" -> RTX GPUs); the
         tokens before it when it ends the run; the run itself when it does not hold the name."""
-        folded = [t.casefold() for t in tokens]
-        if not self.first_words.intersection(folded):
+        joined = " ".join(tokens).casefold()
+        if not any(first in joined for first in self.first_words):  # the common case, in C
             return tokens
+        folded = [t.casefold() for t in tokens]
         cut, before = -1, len(tokens)
         for name in self.names:
             size = len(name)
