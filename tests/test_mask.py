@@ -375,6 +375,17 @@ def test_invented_replacements_keep_the_shape_and_are_deterministic():
     (rule,) = mask.leak_rules(["Hopper"], records=records, rules=rules(), seed=0)
     assert rule.id == "leak:Hopper" and rule.target == "Hopper"
     assert rule.replacement == mask.invent_replacement("Hopper", 0, 1) != taken
+    # A surname alone ("Mr. Teter") gets the surname of the full name's replacement.
+    people = [{"q": "Timothy S. Teter has served as our General Counsel. Mr. Teter is a lawyer."}]
+    assert set(names_of(people, "NVIDIA")) == {"Timothy S. Teter", "Teter"}
+    full, alone = mask.leak_rules(["Teter", "Timothy S. Teter"], records=people, rules=rules())
+    assert (full.target, alone.target) == ("Timothy S. Teter", "Teter")
+    assert alone.replacement == full.replacement.split(" ")[-1]
+    masked = mask.plan(people, [*rules(), full, alone]).masked_records()[0]["q"]
+    assert (
+        masked
+        == f"{full.replacement} has served as our General Counsel. Mr. {alone.replacement} is a lawyer."
+    )
 
 
 def test_names_are_masked_in_the_same_plan_and_a_rejected_one_is_kept(tmp_path):

@@ -91,7 +91,8 @@ def test_identifying_names_of_the_seed_set_are_reported_and_can_be_masked(seed_d
     rows = {n.name: n.rows for n in report.names}
     assert {name: rows.get(name) for name in PRODUCT_ROWS} == PRODUCT_ROWS
     assert not set(NOT_NAMES) & set(rows), set(NOT_NAMES) & set(rows)
-    assert {"Debora Shoquist", "Timothy S. Teter"} <= {n.name for n in report.names if n.kind == "person"}
+    people = {n.name: n.rows for n in report.names if n.kind == "person"}
+    assert {"Debora Shoquist", "Timothy S. Teter", "Teter"} <= set(people)  # Teter: "Mr. Teter" rows
     hopper = next(n for n in report.names if n.name == "Hopper")
     assert "introduced" in hopper.evidence and "Hopper" in hopper.example
 

@@ -64,20 +64,32 @@ def leak_rules(
     targets = [r.target.casefold() for r in rules] + [n.casefold() for n in names]
     taken = {r.replacement.casefold() for r in rules}
     existing = {r.target.casefold() for r in rules}
+
+    def free(new: str) -> bool:
+        folded = new.casefold()
+        parts = [w.casefold() for w in _ANY_WORD_RE.findall(new)]
+        return (
+            folded not in taken
+            and not any(p in words for p in parts)
+            and not any(t in folded for t in targets)
+        )
+
     out: list[MaskRule] = []
-    for name in names:
+    last_words: dict[str, str] = {}  # last word of a longer name -> last word of its replacement
+    # Longer names first, so "Mr. Teter" gets the surname of the replacement of "Timothy S. Teter".
+    for name in sorted(names, key=lambda n: -len(n.split())):
         if name.casefold() in existing:
             continue
+        new = last_words.get(name, "")
         for attempt in range(1000):
+            if new and free(new):
+                break
             new = invent_replacement(name, seed, attempt)
-            folded = new.casefold()
-            parts = [w.casefold() for w in _ANY_WORD_RE.findall(new)]
-            if folded in taken or any(p in words for p in parts) or any(t in folded for t in targets):
-                continue
-            break
         else:  # 1000 collisions: a set holding most short words
             raise UserError(f"no free invented replacement for {name!r}; mask it with --alias {name}=NEW")
-        taken.add(folded)
+        if " " in name and " " in new:
+            last_words.setdefault(name.rsplit(" ", 1)[1], new.rsplit(" ", 1)[1])
+        taken.add(new.casefold())
         existing.add(name.casefold())
         kind = (kinds or {}).get(name, "name")
         out.append(

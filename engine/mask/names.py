@@ -20,6 +20,7 @@ and "our", and "its" in a row that mentions the entity. A name is tied to the en
 * an officer title: "Mara Lindqvist has served as Chief Executive Officer", "Jensen Huang, our
   CEO", "CEO Jensen Huang" (not "former", nor a title of another organisation: "President of Acme");
 * a ticker cue: "under the symbol ZYTL", "(NASDAQ: NVDA)", in a row that mentions the entity;
+* a surname: the last word of a person found, where it stands alone ("Mr. Teter");
 * a list or a link: names listed with a tied one ("GeForce and NVIDIA RTX GPUs", "CUDA and our
   other tools") or tied to a product by "based on / built on / powered by / features / includes"
   ("the 40 Series based on the Ada Lovelace architecture").
@@ -787,6 +788,12 @@ def identifying_names(
             scanner.scan_links(texts, text_runs, linked, anchors)
         for name, captures in _judge_all(linked, judge).items():
             found.setdefault(name, captures)
+    # A person is also named by the surname alone ("Mr. Teter"): counted where it stands alone.
+    for name, captures in list(found.items()):
+        tokens = name.split(" ")
+        person = next((c for c in captures if c.kind == KIND_PERSON), None)
+        if person and len(tokens) > 1 and tokens[-1] not in found and not judge.refuse(tokens[-1], [person]):
+            found[tokens[-1]] = [_Capture(KIND_PERSON, f"surname of {name}", person.evidence, False)]
     return _count(rows, found)
 
 
