@@ -65,6 +65,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing output file (undo restores it)"
     )
+    p.add_argument(
+        "--also-mask-leaks",
+        action="store_true",
+        help="also mask every identifying name the leak report finds (products, people, tickers), "
+        "each with an invented replacement; the rules are leak:NAME (reject one to keep that name)",
+    )
+    p.add_argument(
+        "--mask-leak",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also mask this identifying name with an invented replacement (repeatable)",
+    )
+    p.add_argument(
+        "--leak-seed", type=int, default=0, help="seed of the invented replacements (same seed, same names)"
+    )
     p.set_defaults(func=run_mask)
 
     u = actions.add_parser("undo", help="undo a recorded masking (removes its output)")
@@ -81,6 +97,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lk.add_argument("--entity", required=True)
     lk.add_argument("--ticker")
     lk.add_argument("--alias", action="append", default=[], metavar="A")
+    lk.add_argument(
+        "--as",
+        dest="new_name",
+        help="the invented name the set was masked with: it counts as the entity, never as a leak",
+    )
     lk.set_defaults(func=run_leaks)
 
 
@@ -94,10 +115,13 @@ def _build_plan(args: argparse.Namespace) -> mask.MaskPlan:
         keep_suffix=not args.drop_suffix,
     )
     mask_plan = mask.plan_file(args.file, rules)
+    if args.also_mask_leaks or args.mask_leak:  # before the rule choices: they may name leak:NAME
+        names = None if args.also_mask_leaks else args.mask_leak
+        mask_plan = mask.add_leak_rules(mask_plan, names, seed=args.leak_seed)
     if args.accept_rule:
         for rule_id in args.accept_rule:
             mask_plan.accept_rule(rule_id)  # validates the id
-        for rule in rules:
+        for rule in mask_plan.rules:
             if rule.id not in args.accept_rule:
                 mask_plan.reject_rule(rule.id)
     for rule_id in args.reject_rule:
@@ -107,11 +131,22 @@ def _build_plan(args: argparse.Namespace) -> mask.MaskPlan:
     return mask_plan
 
 
-def _print_terms(records: list, entity: str, aliases: list[str]) -> None:
-    terms = mask.identifying_terms(records, entity, aliases=aliases, limit=20)
-    if terms:
-        listed = ", ".join(f"{term} ({count})" for term, count in terms)
-        print(f"other identifying terms near the name (not replaced, decide yourself): {listed}")
+# How to mask the identifying names a report lists, said where the report is printed.
+MASK_HINT = (
+    "not done: mask them too with --also-mask-leaks (or --mask-leak NAME); "
+    "keep one on purpose with --also-mask-leaks --reject-rule 'leak:NAME'"
+)
+LEAKS_HINT = "mask them: run ft-hallu mask plan on the unmasked file again with --also-mask-leaks"
+
+
+def _remaining(report: mask.LeakReport) -> str:
+    """One stderr line saying what remains in a written file."""
+    parts = []
+    if report.leaks:
+        parts.append(f"{len(report.leaks)} name leak(s)")
+    if report.names:
+        parts.append(f"{len(report.names)} identifying name(s) ({', '.join(n.name for n in report.names[:5])})")
+    return "ft-hallu: " + " and ".join(parts) + " remain in the output (see above)"
 
 
 @contextmanager
@@ -151,8 +186,7 @@ def run_mask(args: argparse.Namespace) -> int:
         for row_diff in mask_plan.diff_page(args.page * args.page_size, args.page_size):
             print(row_diff.diff or f"(row {row_diff.row}: every edit rejected)")
         print()
-        print("\n".join(mask.leak_report_for_rules(mask_plan.masked_records(), mask_plan.rules).lines()))
-        _print_terms(mask_plan.records, args.entity, args.alias)
+        print("\n".join(mask.plan_leak_report(mask_plan).lines(hint=MASK_HINT)))
         return 0
     # Every refusal of apply() first, so a bad --out never opens (or creates) the store.
     mask.check_output(mask_plan, Path(args.out), entity=args.entity, overwrite=args.overwrite)
@@ -166,10 +200,9 @@ def run_mask(args: argparse.Namespace) -> int:
         f"wrote {result.output_path} ({result.output_format}, {result.rows} rows, {result.edits_applied} edits); "
         f"masking id {result.mask_id} (undo: ft-hallu mask undo {result.mask_id})"
     )
-    print("\n".join(result.leaks.lines()))
-    _print_terms(mask_plan.records, args.entity, args.alias)
+    print("\n".join(result.leaks.lines(hint=MASK_HINT)))
     if not result.leaks.clean:
-        print("ft-hallu: leaks remain in the output (see above)", file=sys.stderr)
+        print(_remaining(result.leaks), file=sys.stderr)
         return 1
     return 0
 
@@ -203,7 +236,16 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_leaks(args: argparse.Namespace) -> int:
     records, _fmt = read_records(args.file)
-    report = mask.leak_report(records, args.entity, args.ticker, args.alias)
-    print("\n".join(report.lines()))
-    _print_terms(records, args.entity, args.alias)
+    recorded = None
+    if Path(db_path_from(args)).is_file():  # never create a store just to read a report
+        with Workspace.open(db_path_from(args)) as workspace:
+            recorded = workspace.recorded_mask_for(args.file)
+    if recorded is not None and recorded.entity.casefold() == args.entity.casefold():
+        # The file a recorded masking wrote: its invented names and kept names are known.
+        print(f"{args.file}: written by masking {recorded.mask_id} ({recorded.entity} -> {recorded.new_name})")
+        report = mask.leak_report_for_rules(records, recorded.rules, rejected=recorded.rejected)
+    else:
+        new_names = [args.new_name] if args.new_name else []
+        report = mask.leak_report(records, args.entity, args.ticker, args.alias, new_names=new_names)
+    print("\n".join(report.lines(hint=LEAKS_HINT)))
     return 0 if report.clean else 1

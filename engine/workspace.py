@@ -46,6 +46,7 @@ SweepJobProgress = job_engine.SweepJobProgress
 load_cluster_settings = job_engine.load_cluster_settings
 MaskPlan = masking.MaskPlan
 MaskResult = masking.MaskResult
+LeakReport = masking.LeakReport
 SweepConfig = sweep_engine.SweepConfig
 SweepProgress = sweep_engine.SweepProgress
 SweepResult = sweep_engine.SweepResult
@@ -629,6 +630,23 @@ class Workspace:
         """Propose the rules and plan every change in the file (nothing is written)."""
         rules = masking.propose_rules(entity, new_name=new_name, ticker=ticker or None, aliases=list(aliases))
         return masking.plan_file(Path(path).expanduser(), rules)
+
+    @staticmethod
+    def mask_leak_report(plan: MaskPlan) -> LeakReport:
+        """What the plan's accepted edits would leave: name leaks and identifying names (products,
+        people, tickers) learned from the unmasked rows. The CLI's `mask leaks` prints the same report."""
+        return masking.plan_leak_report(plan)
+
+    @staticmethod
+    def mask_identifying_names(plan: MaskPlan, names: Sequence[str] | None = None, *, seed: int = 0) -> MaskPlan:
+        """The plan again with a rule per identifying name (all the report lists, or ``names``),
+        each with an invented replacement deterministic from ``seed``."""
+        return masking.add_leak_rules(plan, names, seed=seed)
+
+    def recorded_mask_for(self, path: str | Path) -> masking.RecordedMask | None:
+        """The done masking that wrote this very file (same sha256), with its rules, or None."""
+        with self.handle() as store:
+            return masking.recorded_mask_for(store, path)
 
     def apply_mask(
         self,

@@ -180,6 +180,8 @@ RAW_CASES: dict[str, dict] = {
     "mask-input-missing": cli("mask", "plan", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file"),
     "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="--page must be >= 0"),
     "mask-bad-rule": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--reject-rule", "nope", expect="nope"),
+    "mask-leak-typo": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--mask-leak", "Hoper", "--out", "{d}/o.jsonl", expect="identifying name 'Hoper': not in any field of {d}/qa.jsonl"),
+    "mask-leak-seed-not-int": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--also-mask-leaks", "--leak-seed", "x", "--diff", expect="argument --leak-seed: invalid int value: 'x'"),
     "mask-leaks-missing": cli("mask", "leaks", "{d}/none.jsonl", "--entity", "NVIDIA", expect="none.jsonl: no such file"),
     "mask-leaks-latin1": cli("mask", "leaks", "{d}/l.jsonl", "--entity", "NVIDIA", files={"l.jsonl": b'{"q": "\xff"}\n'}, expect="l.jsonl: not UTF-8"),
     "mask-undo-unknown": cli("--db", "{d}/store.db", "mask", "undo", "99", expect="no masking with id 99", allow_new=("store.db",)),

@@ -15,7 +15,7 @@ from engine.errors import UserError
 from engine.files import file_sha256, first_existing_parent, remove_leftovers, write_atomic
 from engine.mask.leaks import LeakReport, closest_spelling, leak_report_for_rules
 from engine.mask.plan import MaskPlan, SourceInfo
-from engine.mask.rules import ALIAS_PREFIX, RULE_TICKER, MaskRule
+from engine.mask.rules import MaskRule, name_rule
 from store import masks as mask_store
 from store.core import add_dataset
 
@@ -101,9 +101,9 @@ def apply(
     accepted = mask_plan.accepted_edits
     counts = mask_plan.counts(accepted_only=True)
     rules = mask_plan.rules
-    name_rule = next((r for r in rules if not r.id.startswith(ALIAS_PREFIX) and r.id != RULE_TICKER), None)
-    entity_name = entity or (name_rule.target if name_rule else "")
-    new = new_name or (name_rule.replacement if name_rule else "")
+    main = name_rule(rules)
+    entity_name = entity or (main.target if main else "")
+    new = new_name or (main.replacement if main else "")
 
     text = dump_records(masked, fmt)
     for leftover in remove_leftovers(out):  # temp files of a killed earlier write of this output
@@ -140,7 +140,8 @@ def apply(
             mask_store.fail_mask(store, mask_id, error=f"{type(exc).__name__}: {exc}")
         raise
     output_sha = file_sha256(out)
-    leaks = leak_report_for_rules(masked, rules)
+    # Identifying names are learned from the unmasked rows; a rejected name rule keeps that name.
+    leaks = leak_report_for_rules(masked, rules, sources=mask_plan.records, rejected=mask_plan.rejected_rules)
     if store is not None and mask_id is not None:
         mask_store.finish_mask(
             store,
@@ -150,7 +151,13 @@ def apply(
             rows=len(masked),
             edits_applied=len(accepted),
             counts=counts,
-            leaks={"clean": leaks.clean, "count": len(leaks.leaks), "by_term": leaks.counts()},
+            leaks={
+                "clean": leaks.clean,
+                "count": len(leaks.leaks),
+                "by_term": leaks.counts(),
+                "names": {name.name: name.rows for name in leaks.names},
+                "kept": {name.name: name.rows for name in leaks.kept},
+            },
         )
         add_dataset(
             store,
@@ -200,7 +207,7 @@ def recover_interrupted(store: Any) -> list[str]:
         if out.exists() and row.get("planned_sha256") and file_sha256(out) == row["planned_sha256"]:
             records, _fmt = read_records(out)
             rules = [MaskRule(**rule) for rule in row.get("rules") or []]
-            leaks = leak_report_for_rules(records, rules) if rules else None
+            leaks = leak_report_for_rules(records, rules, rejected=_rejected_rules(row)) if rules else None
             mask_store.finish_mask(
                 store,
                 row["id"],
@@ -211,15 +218,48 @@ def recover_interrupted(store: Any) -> list[str]:
                 counts={},
                 leaks={"clean": leaks.clean, "count": len(leaks.leaks), "recovered": True} if leaks else {},
             )
-            notes.append(f"masking {row['id']}: its writer was killed after {out} was complete; recorded as done")
+            notes.append(
+                f"masking {row['id']}: its writer was killed after {out} was complete; recorded as done"
+            )
         else:
             backup.unlink(missing_ok=True)
-            mask_store.fail_mask(store, row["id"], error=f"interrupted: writer process {row['pid']} was killed")
+            mask_store.fail_mask(
+                store, row["id"], error=f"interrupted: writer process {row['pid']} was killed"
+            )
             notes.append(
                 f"masking {row['id']}: its writer was killed before {out} was written; marked failed"
                 + (f", removed {len(removed)} temp file(s)" if removed else "")
             )
     return notes
+
+
+@dataclass(frozen=True)
+class RecordedMask:
+    """The rules a recorded masking applied, found from the file it wrote."""
+
+    mask_id: int
+    entity: str
+    new_name: str
+    rules: list[MaskRule]
+    rejected: list[str]  # ids of the rules the user turned off
+
+
+def recorded_mask_for(store: Any, path: str | Path) -> RecordedMask | None:
+    """The done masking whose output is this file, byte for byte (its sha256), or None; its rules
+    let a later leak report know the invented names and the names kept on purpose."""
+    sha = file_sha256(Path(path))
+    for row in mask_store.list_masks(store):
+        if row.get("status") == "done" and row.get("output_sha256") == sha and row.get("rules"):
+            rules = [MaskRule(**rule) for rule in row["rules"]]
+            return RecordedMask(
+                int(row["id"]), str(row["entity"]), str(row["new_name"]), rules, _rejected_rules(row)
+            )
+    return None
+
+
+def _rejected_rules(row: dict[str, Any]) -> list[str]:
+    rejected = row.get("rejected") or {}
+    return list(rejected.get("rules") or []) if isinstance(rejected, dict) else []
 
 
 def _rule_dict(rule: MaskRule) -> dict[str, Any]:

@@ -65,6 +65,8 @@ RULE_OTHER_CASING = "other-casing"
 RULE_DOMAIN = "domain"
 RULE_TICKER = "ticker"
 ALIAS_PREFIX = "alias:"
+# A name that identifies the entity (a product, a person, a ticker), added from the leak report.
+LEAK_PREFIX = "leak:"
 
 SUFFIX_RE = "|".join(re.escape(s) for s in sorted(LEGAL_SUFFIXES, key=len, reverse=True))
 TLD_RE = "|".join(sorted(DOMAIN_TLDS, key=len, reverse=True))
@@ -82,6 +84,13 @@ class MaskRule:
     case_sensitive: bool = False
     drop_suffix: bool = (
         False  # suffix rule only: "NVIDIA Corporation" -> "EGNIVIA" instead of "EGNIVIA Corporation"
+    )
+
+
+def name_rule(rules: Sequence[MaskRule]) -> MaskRule | None:
+    """The rule that masks the entity's own name (not an alias, the ticker or an identifying name)."""
+    return next(
+        (r for r in rules if not r.id.startswith((ALIAS_PREFIX, LEAK_PREFIX)) and r.id != RULE_TICKER), None
     )
 
 
