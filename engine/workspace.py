@@ -273,7 +273,7 @@ class QaSource:
 _REFERENCE_METRICS = frozenset(
     {"exact_match", "token_f1", "rouge_l", "f1_number_aware", "number_mismatch_rate"}
 )
-_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "conflict_rate"})
+_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "claim_support_min", "conflict_rate"})
 
 
 def missing_note(metric: str, cells: Sequence[Cell]) -> str:

@@ -19,6 +19,7 @@ BADGES = (
     ("degenerate", "degenerate"),
     ("conflict", "conflict"),
     ("grounding", "ground"),
+    ("claim_support_min", "weakest"),
     ("claim_grounding", "claims"),
     ("token_f1", "F1"),
     ("n_words", "words"),
