@@ -9,7 +9,11 @@ A *miss* is a hallucinated answer whose verdict is "no problem": every atomic cl
 failure class of a miss is read from the label's reason (keywords, see ``failure_classes``), an
 answer can be in several.
 
-    PYTHONPATH=. .venv/bin/python bench/claims_bench.py [--method lexical|embedding]
+    PYTHONPATH=. .venv/bin/python bench/claims_bench.py [--method lexical|embedding] [--compare REV]
+
+``--compare REV`` also times the scoring of the 144 demo texts with the engine of git revision REV
+(exported to a temporary folder), alternating old and new runs in fresh processes, and prints the
+ratio of the medians: one run, one machine, the same load.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,10 +111,53 @@ def evaluate(name: str, labelled: list[dict[str, str]], scored: list[dict[str, A
     print(f"  faithful answers flagged: {false_alarms}")
 
 
+def time_demo(method: str) -> float:
+    """Seconds to score the demo's 144 texts (sources and evidence index built before the clock)."""
+    labelled = list(csv.DictReader(DEMO.open(newline="")))
+    texts = [r["text"] for r in labelled]
+    sources = load_sources(str(SAMPLE_QA), "ZYTRELL")
+    index = cm.load_evidence(str(SAMPLE_QA), "ZYTRELL", method=method)
+    started = time.perf_counter()
+    samples = [score_sample(t, sources=sources, entity="ZYTRELL") for t in texts]
+    cm.answer_claims(texts, refusals=[s.refusal for s in samples], index=index, entity="ZYTRELL")
+    return time.perf_counter() - started
+
+
+def compare(revision: str, method: str, rounds: int = 5) -> None:
+    """Median scoring time of the demo texts, old engine vs this one, alternating fresh processes."""
+    with tempfile.TemporaryDirectory(prefix="claims-bench-") as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", revision, "engine", "store"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path;"
+            f"sys.path.insert(1, {str(REPO / 'bench')!r}); import claims_bench as b;"
+            "b.cm = __import__('engine.metrics.claims', fromlist=['x']);"
+            "print(b.time_demo(sys.argv[2]))"
+        )
+        times: dict[str, list[float]] = {"old": [], "new": []}
+        for _ in range(rounds):
+            for name, root in (("old", folder), ("new", str(REPO))):
+                env = {**os.environ, "PYTHONPATH": root}
+                out = subprocess.run(
+                    [sys.executable, "-c", code, root, method], env=env, check=True, capture_output=True, text=True
+                ).stdout
+                times[name].append(float(out.strip().splitlines()[-1]))
+        old, new = statistics.median(times["old"]), statistics.median(times["new"])
+        print(
+            f"scoring the demo's 144 texts ({method}), median of {rounds}: {revision} {old:.3f} s, "
+            f"now {new:.3f} s, ratio now/old {new / old:.2f} (load average {os.getloadavg()})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="lexical", choices=("lexical", "embedding"))
+    parser.add_argument("--compare", metavar="REV", help="also time the engine of this git revision")
     args = parser.parse_args()
+    if args.compare:
+        compare(args.compare, args.method)
     print(f"load average before: {os.getloadavg()}")
     labelled = list(csv.DictReader(DEMO.open(newline="")))
     texts = [r["text"] for r in labelled]

@@ -12,6 +12,7 @@ from engine.errors import UserError
 from engine.metrics import METRICS_VERSION, SourceIndex, load_sources, score_cell, score_sample
 from engine.metrics import claims as claim_metrics
 from engine.metrics import profile as entity_profiles
+from engine.metrics.profile import EntityProfile
 from store import claims as store_claims
 from store import core as store_core
 from store import metrics as store_metrics
@@ -29,9 +30,7 @@ def sweep_context(sweep: dict[str, Any]) -> tuple[str | None, SourceIndex | None
     return entity, sources, key
 
 
-def entity_profile(
-    store: Any, dataset_path: str | None, entity: str | None
-) -> entity_profiles.EntityProfile | None:
+def entity_profile(store: Any, dataset_path: str | None, entity: str | None) -> EntityProfile | None:
     """The entity profile of a QA file's contexts: the stored one for these sources, entity and
     extractor version, else extracted now and stored. None without a readable dataset."""
     if not dataset_path or load_sources(dataset_path, entity) is None:
@@ -44,6 +43,18 @@ def entity_profile(
     profile = entity_profiles.extract_profile(texts, entity)
     store_profiles.save_profile(store, profile.to_dict())
     return profile
+
+
+def profile_section(store: Any, sweep_id: int) -> tuple[str, list[str], list[list[str]]]:
+    """The report's table of the entity profile the claim checks used: what, value, source sentence."""
+    sweep = store_core.find_sweep(store, sweep_id) or {}
+    config = sweep.get("config") or {}
+    profile = entity_profile(store, config.get("dataset_path"), config.get("entity_name") or None)
+    title = "Entity profile: what the claim checks believe about the company (from the sources)"
+    headers = ["fact", "value", "source sentence"]
+    if profile is None:
+        return title, headers, [["–", "no source contexts (sweep without a dataset)", ""]]
+    return title, headers, [list(row) for row in profile.summary()]
 
 
 def compute_missing(

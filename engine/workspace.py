@@ -562,6 +562,18 @@ class Workspace:
         with self.handle() as store:
             return calibrating.calibrate_sweep(store, sweep_id)
 
+    def entity_profile(self, dataset: str | Path, entity: str | None) -> scoring.EntityProfile:
+        """The entity profile of a QA file's contexts (stored once per sources + entity + extractor)."""
+        path = Path(dataset)
+        if not path.is_file():
+            raise UserError(f"--dataset {path}: no such file")
+        ds.load_items(path, require_context=False)  # a bad file is refused with its line and field
+        with self.handle() as store:
+            profile = scoring.entity_profile(store, str(path), entity or None)
+        if profile is None:
+            raise UserError(f"--dataset {path}: no source contexts to build a profile from")
+        return profile
+
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""
         with self.handle() as store:

@@ -5,6 +5,7 @@ The entity profile's own rules are tested on three source sets in tests/test_pro
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -242,15 +243,48 @@ def test_embedding_claim_grounding_on_the_original_answers_is_as_documented() ->
     }
     index = cm.load_evidence(str(SEED / "EGNIVIA-train.jsonl"), "EGNIVIA", method="embedding")
     assert index is not None and index.method == "embedding"
-    scores, positives = [], []
+    scores, weakest, positives = [], [], []
     for cell in parse_log(SEED / "sweep-output-finetuned.txt").cells:
         label = labels[(cell.temperature, cell.top_p, cell.top_k)]
         if label in ("faithful", "hallucinated"):
-            grounding = cm.claim_grounding(cm.check_claims(cell.text, index, entity="EGNIVIA"))
-            scores.append(-grounding)  # low claim grounding flags a hallucination
+            claims = cm.check_claims(cell.text, index, entity="EGNIVIA")
+            scores.append(-cm.claim_grounding(claims))  # low claim grounding flags a hallucination
+            weakest.append(-cm.claim_support_min(claims))
             positives.append(label == "hallucinated")
     docs = (Path(__file__).resolve().parents[1] / "docs" / "METRICS.md").read_text()
-    row = docs.split(EMBEDDING_START, 1)[1].split("<!-- /validation -->", 1)[0].strip().splitlines()[-1]
-    documented = float([v.strip() for v in row.strip("|").split("|")][3])
+    block = docs.split(EMBEDDING_START, 1)[1].split("<!-- /validation -->", 1)[0].strip().splitlines()
+    documented = {
+        row.split("|")[1].strip().split()[0].strip("`"): float(row.strip("|").split("|")[3])
+        for row in block[2:]
+    }
     assert (len(scores), sum(positives)) == (35, 10)
-    assert auroc(scores, positives) == pytest.approx(documented, abs=0.0015)
+    assert auroc(scores, positives) == pytest.approx(documented["claim_grounding"], abs=0.0015)
+    assert auroc(weakest, positives) == pytest.approx(documented["claim_support_min"], abs=0.0015)
+
+
+def test_report_and_cli_show_the_profile_and_the_atomic_claims(tmp_path, capsys) -> None:
+    """The HTML report lists the entity profile and every atomic claim (escaped); `ft-hallu profile`
+    prints the stored profile through the Workspace."""
+    import html
+
+    from cli import main
+    from engine.report import write_report
+    from store import claims as store_claims
+
+    answers = {"finetuned": ["EGNIVIA is a privately held <b>start-up</b> & sells bicycles to farmers."]}
+    store, sweep_id = make_scored_sweep(tmp_path, answers)
+    paths = write_report(store, sweep_id, tmp_path / "report", method="lexical")
+    page = paths.html.read_text()
+    assert "Entity profile: what the claim checks believe" in page
+    assert html.escape(SOURCES[3]) in page  # the listing fact's source sentence
+    assert "<b>start-up</b>" not in page and "&lt;b&gt;start-up&lt;/b&gt;" in page
+    for claim in store_claims.sweep_claims(store, sweep_id):
+        assert html.escape(f"{claim['decision']} ({claim['rule']})") in page
+    assert "contradicted (status)" in page and "source says: a listed company" in page
+    db = str(tmp_path / "ft.db")
+    assert main(["--db", db, "profile", "--dataset", str(tmp_path / "qa.jsonl"), "--entity", "EGNIVIA"]) == 0
+    printed = capsys.readouterr().out
+    assert "listing" in printed and SOURCES[3] in printed
+    assert main(["--db", db, "profile", "--dataset", str(tmp_path / "qa.jsonl"), "--entity", "EGNIVIA", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["entity"] == "EGNIVIA" and any(f["kind"] == "listing" for f in data["facts"])

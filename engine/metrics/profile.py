@@ -27,6 +27,7 @@ docs/METRICS.md.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,7 @@ STARTUP_MAX_AGE = 10
 STARTUP_MAX_EMPLOYEES = 500
 
 
+@functools.lru_cache(maxsize=65536)
 def word_key(word: str) -> str:
     """A word's stem with a trailing 'e' dropped and hyphens removed ('start-ups' = 'startup')."""
     stemmed = stem(word.replace("-", ""))
@@ -251,12 +253,18 @@ class EntityProfile:
     def ownership(self, value: str) -> ProfileFact | None:
         return next((f for f in self.of_kind("ownership") if f.value == value), None)
 
-    def own_keys(self) -> set[str]:
+    @functools.cached_property
+    def own_keys(self) -> frozenset[str]:
         """Term keys of what the company itself offers (products, segments): never another's role."""
         keys: set[str] = set()
         for fact in self.of_kind("product"):
             keys.update(_keys(fact.value))
-        return keys
+        return frozenset(keys)
+
+    @functools.cached_property
+    def party_phrases(self) -> tuple[tuple[ProfileFact, str, frozenset[str]], ...]:
+        """Each party with its noun phrase's (head key, modifier keys), computed once."""
+        return tuple((f, *_split_np(f.value)) for f in self.of_kind("party"))  # type: ignore[misc]
 
     def summary(self) -> list[tuple[str, str, str]]:
         """(what, value, source sentence) rows for a reader: attributes, parties, places."""
@@ -712,20 +720,20 @@ def _status(claim: str, profile: EntityProfile) -> ProfileFinding | None:
     return None
 
 
-def _split_np(phrase: str) -> tuple[str, set[str]]:
+def _split_np(phrase: str) -> tuple[str, frozenset[str]]:
     """(head key, modifier keys) of a noun phrase; generic words are not modifiers."""
     keys = [k for k in _keys(phrase) if k]
     if not keys:
-        return "", set()
-    return keys[-1], {k for k in keys[:-1] if k not in _GENERIC_KEYS}
+        return "", frozenset()
+    return keys[-1], frozenset(k for k in keys[:-1] if k not in _GENERIC_KEYS)
 
 
 _GENERIC_KEYS = frozenset(word_key(w) for w in _GENERIC_HEADS)
 
 
 def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
-    own = profile.own_keys()
-    parties = profile.of_kind("party")
+    own = profile.own_keys
+    parties = [party for party, _, _ in profile.party_phrases]
     # "ENTITY is a robotics start-up" when robotics start-ups are its competitors.
     for match in _COPULA_NP.finditer(claim):
         if _NEGATED.search(claim[: match.start() + len(match.group(0)) - len(match.group("rest"))]):
@@ -734,8 +742,7 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
             head, mods = _split_np(phrase)
             if not head or head in _GENERIC_KEYS:
                 continue
-            for party in parties:
-                party_head, party_mods = _split_np(party.value)
+            for party, party_head, party_mods in profile.party_phrases:
                 if party_head != head or (party_mods and not (mods & party_mods)):
                     continue
                 if head in own and (not party_mods or (mods & party_mods) <= own):
