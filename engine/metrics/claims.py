@@ -911,9 +911,10 @@ def claim_grounding(claims: Sequence[Claim | dict[str, Any]]) -> float | None:
 def marked_answer(text: str, claims: Sequence[dict[str, Any]], *, mark: Callable[[str, str], str]) -> str:
     """The answer with each claim's unsupported words wrapped by ``mark(word, decision)``.
 
-    Works on the answer with special tokens removed (the text the claim spans refer to). Atomic
-    claims of one clause may overlap (verbs sharing an object); a word marked by two claims is
-    marked once, as the worse decision (contradicted over unsupported).
+    Works on the answer with special tokens removed (the text the claim spans refer to). Each claim
+    marks words in every segment its text is made of, so atomic claims of one clause overlap on
+    their shared words; a word marked by two claims is marked once, as the worse decision
+    (contradicted over unsupported).
     """
     clean = _SPECIAL_TOKEN_RE.sub(" ", text).strip()
     marks: dict[tuple[int, int], str] = {}
@@ -922,10 +923,11 @@ def marked_answer(text: str, claims: Sequence[dict[str, Any]], *, mark: Callable
         if claim["decision"] == "supported" or not unsupported:
             continue
         pattern = _word_pattern(unsupported)
-        for match in pattern.finditer(clean, int(claim["start"]), int(claim["end"])):
-            span = (match.start(), match.end())
-            if marks.get(span) != "contradicted":
-                marks[span] = claim["decision"]
+        for start, end in claim.get("segments") or [[claim["start"], claim["end"]]]:
+            for match in pattern.finditer(clean, int(start), int(end)):
+                span = (match.start(), match.end())
+                if marks.get(span) != "contradicted":
+                    marks[span] = claim["decision"]
     pieces: list[str] = []
     position = 0
     for (start, end), decision in sorted(marks.items()):
