@@ -744,7 +744,10 @@ def _decide(
     claim_text: str, start: int, end: int, masked: str, index: EvidenceIndex, similarity: np.ndarray | None
 ) -> Claim:
     term_pairs = claim_terms(masked)
-    terms = {term for term, _ in term_pairs}
+    # Support is about what the claim says the company does it *to*: the common verbs ("designs",
+    # "sells") weigh nothing, so "designs GPUs for gaming" is matched on GPUs and gaming. The
+    # negation and role rules still read the verbs.
+    terms = {term for term, _ in term_pairs if term not in _COMMON_VERBS}
     ranked = _support(index, terms, similarity)
     best_score, best_index, best_coverage = ranked[0] if ranked else (0.0, -1, 0.0)
     candidates = [
@@ -800,10 +803,24 @@ def _decide(
     return claim
 
 
+# Verbs any company description uses: a source set that never says "builds" has not denied it.
+_COMMON_VERBS = frozenset(
+    term_key(w)
+    for w in """design designs designed designing make makes making build builds building sell sells
+    selling sold offer offers offering provide provides providing develop develops developing produce
+    produces producing operate operates operating run runs running deliver delivers delivering supply
+    supplies supplying distribute distributes distributing create creates creating own owns serve
+    serves serving focus focuses specialize specializes specialise specialises enable enables help
+    helps use uses support supports manufacture manufactures manufacturing work works""".split()
+)
+
+
 def _unknown_words(term_pairs: Sequence[tuple[str, str]], index: EvidenceIndex) -> list[str]:
-    """The claim's words (not figures) that no source sentence has, as the claim writes them."""
+    """The claim's words (not figures, not common company verbs) no source sentence has, as written."""
     seen: dict[str, None] = {}
     for term, surface in term_pairs:
+        if term in _COMMON_VERBS:
+            continue
         if not term.startswith("#") and not index.knows(term):
             seen.setdefault(surface, None)
     return list(seen)

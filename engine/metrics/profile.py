@@ -91,7 +91,7 @@ _OFFER_VERBS = (
 # A company offering something itself: "ENTITY designs ...", "we provide ...", "it operates ...".
 _OWN_OFFER = re.compile(
     rf"\b(?:{ENTITY_TOKEN}|we|it|the company)\s+(?:also\s+|primarily\s+|mainly\s+|principally\s+)?"
-    rf"(?P<verb>{_OFFER_VERBS})\s+(?!to\b|in\b)(?P<rest>.+)",
+    rf"(?P<verb>{_OFFER_VERBS})\s+(?!to\b|in\b)(?=(?P<rest>.+))",
     re.IGNORECASE,
 )
 # "ENTITY is a regional network that operates 14 hospitals": the relative clause is the company's.
@@ -104,7 +104,7 @@ _MAIN_PRODUCT = re.compile(
     r"(?:is|are|include|includes)\s+(?P<rest>.+)",
     re.IGNORECASE,
 )
-_POSSESSIVE = re.compile(rf"\b(?:its|our|{ENTITY_TOKEN}'s|{ENTITY_TOKEN}’s)\s+(?P<rest>.+)", re.IGNORECASE)
+_POSSESSIVE = re.compile(rf"\b(?:its|our|{ENTITY_TOKEN}'s|{ENTITY_TOKEN}’s)\s+(?=(?P<rest>.+))", re.IGNORECASE)
 _SEGMENTS = re.compile(r"\bsegments?\b", re.IGNORECASE)
 
 # Roles: a cue that relates the company to other parties, and the nouns that name a party's role.
@@ -740,13 +740,16 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
             continue
         for phrase in noun_phrases(match.group("rest")):
             head, mods = _split_np(phrase)
-            if not head or head in _GENERIC_KEYS:
+            if not head:
                 continue
             for party, party_head, party_mods in profile.party_phrases:
-                if party_head != head or (party_mods and not (mods & party_mods)):
+                shared = mods & party_mods
+                if party_head != head or (party_mods and not shared):
                     continue
-                if head in own and (not party_mods or (mods & party_mods) <= own):
-                    continue  # the sources also describe the company itself this way
+                if head in _GENERIC_KEYS and not shared:
+                    continue  # "a provider", "a company": the head alone names no role
+                if (shared and shared <= own) or (not party_mods and head in own):
+                    continue  # the shared words describe the company's own offerings too
                 return ProfileFinding("role", party.sentence, f"{party.value}: its {party.role}s", phrase)
     # "designs lidar systems" / "manufacturer of lidar systems" when suppliers provide the lidar sensors.
     supplied = [p for p in parties if p.role == "supplier" and p.detail]
