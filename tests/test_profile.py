@@ -67,6 +67,7 @@ EXPECTED_FACTS = {
         ("party", "partner", "independent software vendors"),
         ("party", "supplier", "foundries"),
         ("product", "segment", "Compute & Networking"),
+        ("product", "product", "Omniverse"),  # "EGNIVIA Omniverse is a ... platform": a product
     },
     "ZYTRELL": {
         ("founded", "", "2004"),
@@ -87,6 +88,7 @@ EXPECTED_FACTS = {
         ("headquarters", "", "Boise, Idaho"),
         ("employees", "", "18,400"),
         ("ownership", "", "non-profit"),
+        ("type", "", "non-profit regional hospital network"),
         ("party", "customer", "patients"),
         ("party", "competitor", "retail clinics"),
         ("party", "supplier", "medical device suppliers"),
@@ -137,22 +139,36 @@ STATUS = {
     ),
 }
 ROLE = {
-    "EGNIVIA": (["EGNIVIA is a foundry."], ["EGNIVIA depends on foundries."]),
+    "EGNIVIA": (
+        ["EGNIVIA is a foundry.", "EGNIVIA is a foundry company."],
+        ["EGNIVIA depends on foundries.", "EGNIVIA is a software vendor."],  # ISVs are partners
+    ),
     "ZYTRELL": (
         [
             "ZYTRELL is a retailer.",
+            "ZYTRELL is a logistics company.",
             "ZYTRELL is a manufacturer of lidar systems.",
             "ZYTRELL makes battery cells.",
         ],
         [
             "ZYTRELL sells to retailers.",
             "ZYTRELL is a robot manufacturer.",
+            "ZYTRELL is a robotics company.",
+            "ZYTRELL is a warehouse automation vendor.",  # "automation": its own segment too
             "ZYTRELL designs fleet software.",
         ],
     ),
     "KESTOVA": (
-        ["KESTOVA is a retail clinic.", "KESTOVA manufactures surgical robots."],
-        ["KESTOVA competes with retail clinics.", "KESTOVA operates outpatient clinics."],
+        [
+            "KESTOVA is a retail clinic.",
+            "KESTOVA is a retail company.",
+            "KESTOVA manufactures surgical robots.",
+        ],
+        [
+            "KESTOVA competes with retail clinics.",
+            "KESTOVA operates outpatient clinics.",
+            "KESTOVA is a health system.",
+        ],
     ),
 }
 PLACE = {

@@ -187,6 +187,15 @@ _EXCHANGE = re.compile(
     r"\b(Nasdaq(?: Global(?: Select)?)?(?: Market)?|NYSE|New York Stock Exchange|[A-Z][a-z]+ Stock Exchange)\b"
 )
 _TICKER = re.compile(r"\bunder the (?:symbol|ticker)\s+(?:\"|')?([A-Z]{1,6})\b")
+_SELF_DESCRIPTION = re.compile(
+    rf"^{ENTITY_TOKEN}(?P<name>(?:\s+[A-Z][\w&\-]*)*)\s+(?:is|was|has been)\s+(?:a|an|the)\s+(?P<rest>.+)"
+)
+_ORGANISATION_HEADS = frozenset(
+    """company corporation firm business organization organisation network group system provider
+    chain operator maker manufacturer producer developer designer retailer bank insurer carrier
+    airline hospital university agency institution enterprise conglomerate cooperative partnership
+    venture startup start-up foundation charity utility""".split()
+)
 _NONPROFIT = re.compile(r"\b(?:non-?profit|not-for-profit|tax-exempt|charitable)\b", re.IGNORECASE)
 _PRIVATE = re.compile(
     r"\bprivately[- ](?:held|owned)\b|\bprivate company\b|\bfamily[- ]owned\b|\bowned by (?:its )?founders\b",
@@ -211,7 +220,7 @@ _SENTENCE_END = re.compile(r"(?<=[a-z0-9%)][.!?])\s+(?=[A-Z0-9\"'(])|\n+")
 class ProfileFact:
     """One thing the sources say, with the sentence that says it (as written)."""
 
-    kind: str  # founded | headquarters | employees | listing | ownership | product | party | place
+    kind: str  # founded | headquarters | employees | listing | ownership | type | product | party | place
     value: str  # a year, a place, a count, a noun phrase
     sentence: str
     role: str = ""  # parties: customer | supplier | competitor | partner; products: product | segment
@@ -259,7 +268,7 @@ class EntityProfile:
     def own_keys(self) -> frozenset[str]:
         """Term keys of what the company itself offers (products, segments): never another's role."""
         keys: set[str] = set()
-        for fact in self.of_kind("product"):
+        for fact in [*self.of_kind("product"), *self.of_kind("type")]:
             keys.update(_keys(fact.value))
         return frozenset(keys)
 
@@ -271,7 +280,17 @@ class EntityProfile:
     def summary(self) -> list[tuple[str, str, str]]:
         """(what, value, source sentence) rows for a reader: attributes, parties, places."""
         rows = []
-        order = ("founded", "headquarters", "employees", "listing", "ownership", "product", "party", "place")
+        order = (
+            "type",
+            "founded",
+            "headquarters",
+            "employees",
+            "listing",
+            "ownership",
+            "product",
+            "party",
+            "place",
+        )
         for kind in order:
             for fact in self.of_kind(kind):
                 what = kind if kind not in ("party", "product") else f"{kind}: {fact.role}"
@@ -385,6 +404,17 @@ def _attributes(text: str, sentence: str, add: AddFact) -> None:
                 "listing", value, sentence, detail=f"symbol {ticker.group(1)}" if ticker else match.group(0)
             )
         )
+    if match := _SELF_DESCRIPTION.search(text):
+        # "ENTITY Health is a non-profit regional hospital network": what it is, and its full name;
+        # "ENTITY Omniverse is a simulation platform": a named product, not the company.
+        name = match.group("name").strip()
+        for phrase in noun_phrases(match.group("rest"))[:1]:
+            if not name or phrase.split()[-1].lower().rstrip("s") in _ORGANISATION_HEADS:
+                add(ProfileFact("type", phrase, sentence))
+                if name:
+                    add(ProfileFact("type", name, sentence, detail="name"))
+            else:
+                add(ProfileFact("product", name, sentence, role="product", detail=phrase))
     if _NONPROFIT.search(text):
         add(ProfileFact("ownership", "non-profit", sentence))
     if _PRIVATE.search(text):
@@ -749,6 +779,8 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
             if not head:
                 continue
             for party, party_head, party_mods in profile.party_phrases:
+                if party.role == "partner":
+                    continue  # partners often share the company's own trade
                 shared = mods & party_mods
                 if party_head != head or (party_mods and not shared):
                     continue
@@ -757,6 +789,8 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
                 if (shared and shared <= own) or (not party_mods and head in own):
                     continue  # the shared words describe the company's own offerings too
                 return ProfileFinding("role", party.sentence, f"{party.value}: its {party.role}s", phrase)
+            if finding := _business_of_others(head, mods, phrase, profile):
+                return finding
     # "designs lidar systems" / "manufacturer of lidar systems" when suppliers provide the lidar sensors.
     supplied = [p for p in parties if p.role == "supplier" and p.detail]
     for match in _PRODUCER.finditer(claim):
@@ -775,7 +809,25 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
     return None
 
 
-def _near_any(key: str, keys: set[str]) -> bool:
+def _business_of_others(
+    head: str, mods: frozenset[str], phrase: str, profile: EntityProfile
+) -> ProfileFinding | None:
+    """'a logistics company' when logistics providers are its customers: a generic head ("company",
+    "firm", "provider") whose every modifier names another party and none the company's own offerings."""
+    if head not in _GENERIC_KEYS or not mods:
+        return None
+    own = profile.own_keys
+    if any(mod in own or _near_any(mod, own) for mod in mods):
+        return None
+    for party, party_head, party_mods in profile.party_phrases:
+        if party.role == "partner":
+            continue  # a partner's field may well be the company's own
+        if mods <= party_mods | {party_head}:
+            return ProfileFinding("role", party.sentence, f"{party.value}: its {party.role}s", phrase)
+    return None
+
+
+def _near_any(key: str, keys: Iterable[str]) -> bool:
     return len(key) >= 5 and any(len(k) >= 5 and (k.startswith(key) or key.startswith(k)) for k in keys)
 
 
