@@ -100,8 +100,9 @@ def test_supported_unsupported_and_contradicted(lexical_index: cm.EvidenceIndex)
         assert (wrong.decision, wrong.rule, wrong.strength) == ("contradicted", "negation", 0.0)
         assert wrong.evidence == SOURCES[1]
         assert wrong.unsupported[0] == "manufactures"
-    # A claim that agrees with the denial is not a contradiction.
+    # A claim that agrees with the denial is not a contradiction, nor one using the word as a noun.
     assert only("EGNIVIA does not manufacture semiconductors.").decision != "contradicted"
+    assert only("EGNIVIA pioneered computing for manufacturing.").rule != "negation"
 
     private, develops = cm.check_claims(
         "EGNIVIA is a privately held company that develops a simulation platform for 3D workflows.",

@@ -875,10 +875,18 @@ def _contradiction(
     tokens = [w.lower() for w in words(prepared)]
     for term, surface in term_pairs:
         denied = index.denials.get(term)
-        if denied is None or _negated_in_claim(tokens, surface.lower()):
+        if denied is None or _negated_in_claim(tokens, surface.lower()) or _as_noun(tokens, surface.lower()):
             continue
         return "negation", index.display[denied], f"does not {surface.lower()}", surface
     return None
+
+
+_NOUN_BEFORE = frozenset("for of in on the a an its their our his her with into".split())
+
+
+def _as_noun(tokens: Sequence[str], word: str) -> bool:
+    """The word is used as a noun, not asserted as a verb ("chips for manufacturing")."""
+    return any(token == word and i > 0 and tokens[i - 1] in _NOUN_BEFORE for i, token in enumerate(tokens))
 
 
 def _negated_in_claim(tokens: Sequence[str], word: str) -> bool:

@@ -797,7 +797,7 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
         if _NEGATED.search(claim[: match.start()]):
             continue
         for phrase in noun_phrases(match.group("rest")):
-            words = set(_keys(phrase)) - _GENERIC_KEYS
+            words = set(_keys(phrase)) - _GENERIC_KEYS - _ACTIVITY_KEYS
             for party in supplied:
                 shared = {
                     w for w in words & set(_keys(party.detail)) if w not in own and not _near_any(w, own)
@@ -807,6 +807,16 @@ def _role(claim: str, profile: EntityProfile) -> ProfileFinding | None:
                         "role", party.sentence, f"{party.value} provide {party.detail}", phrase
                     )
     return None
+
+
+# What suppliers *do* rather than provide ("all phases of the manufacturing process, including
+# wafer fabrication, assembly, testing"): sharing these words is no sign of role confusion.
+_ACTIVITY_KEYS = frozenset(
+    word_key(w)
+    for w in """manufacture manufacturing production produce process processes assembly assemble
+    testing test packaging package phase phases fabrication design development supply service
+    services part parts""".split()
+)
 
 
 def _business_of_others(
