@@ -51,13 +51,15 @@ def show_sample(sample: engine_labels.LabelSample, position: int, total: int, ou
     print(f"answer: {shown(marked_answer(sample.text, sample.claims, mark=_mark))}", file=out)
     if not sample.claims:
         print("claims: none checked (a refusal, or a sweep without sources)", file=out)
-    for number, claim in enumerate(sample.claims, start=1):
-        print(
-            f"  claim {number} [{claim['decision']}, {claim['rule']}, {claim['score']:.2f}]: {shown(claim['text'])}",
-            file=out,
-        )
+    ordered = sorted(sample.claims, key=lambda c: (c.get("clause") or 0, c["start"]))
+    for number, claim in enumerate(ordered, start=1):
+        strength = claim.get("strength")
+        measure = f"strength {strength:.2f}" if strength is not None else f"{claim['score']:.2f}"
+        print(f"  claim {number} [{claim['decision']}, {claim['rule']}, {measure}]: {shown(claim['text'])}", file=out)
         if claim.get("evidence"):
             print(f"    evidence: {shown(claim['evidence'])}", file=out)
+        if claim.get("source_says"):
+            print(f"    source says: {shown(claim['source_says'])}", file=out)
     print(
         "  [[word]]: not in the evidence of an unsupported/contradicted claim; [word]: of a supported one",
         file=out,

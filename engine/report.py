@@ -251,6 +251,7 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
         base_vs_finetuned=pairs,
         extra_sections=[
             engine_calibrate.report_section(store, sweep_id),
+            scoring.profile_section(store, sweep_id),
             engine_labels.claims_section(store, sweep_id),
             *engine_judge.report_sections(store, sweep_id),
         ],

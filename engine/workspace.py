@@ -274,7 +274,7 @@ class QaSource:
 _REFERENCE_METRICS = frozenset(
     {"exact_match", "token_f1", "rouge_l", "f1_number_aware", "number_mismatch_rate"}
 )
-_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "conflict_rate"})
+_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "claim_support_min", "conflict_rate"})
 
 
 def missing_note(metric: str, cells: Sequence[Cell]) -> str:
@@ -585,6 +585,18 @@ class Workspace:
             labelling.label_blind(
                 store, sweep_id, who=who, seed=seed, position=position, label=label, note=note
             )
+
+    def entity_profile(self, dataset: str | Path, entity: str | None) -> scoring.EntityProfile:
+        """The entity profile of a QA file's contexts (stored once per sources + entity + extractor)."""
+        path = Path(dataset)
+        if not path.is_file():
+            raise UserError(f"--dataset {path}: no such file")
+        ds.load_items(path, require_context=False)  # a bad file is refused with its line and field
+        with self.handle() as store:
+            profile = scoring.entity_profile(store, str(path), entity or None)
+        if profile is None:
+            raise UserError(f"--dataset {path}: no source contexts to build a profile from")
+        return profile
 
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""

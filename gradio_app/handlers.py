@@ -63,6 +63,7 @@ LIVE_MISSING = {
     "number_mismatch_rate": "n/a: no reference answer",
     "grounding": "n/a: start with --dataset for sources",
     "claim_grounding": "n/a: start with --dataset for sources",
+    "claim_support_min": "n/a: start with --dataset for sources",
     "conflict_rate": "n/a: start with --dataset for sources",
 }
 

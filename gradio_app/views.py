@@ -19,6 +19,7 @@ BADGES = (
     ("degenerate", "degenerate"),
     ("conflict", "conflict"),
     ("grounding", "ground"),
+    ("claim_support_min", "weakest"),
     ("claim_grounding", "claims"),
     ("token_f1", "F1"),
     ("n_words", "words"),
@@ -108,17 +109,37 @@ def claims_html(view: Any) -> str:
             + '<p class="dim">No claims checked for this sample (grounding needs the sweep\'s sources).</p>'
         )
     rows = []
-    for claim in view.claims:
+    for claim in sorted(view.claims, key=lambda c: (c.get("clause") or 0, c.get("start") or 0)):
         decision = str(claim.get("decision") or "")
-        score = claim.get("score")
-        shown = "" if score is None else f"{float(score):.2f}"
+        strength = claim.get("strength")
+        shown = "" if strength is None else f"strength {float(strength):.2f}"
+        says = claim.get("source_says")
         rows.append(
             f'<tr><td class="claim">{escape(str(claim.get("text") or ""))}</td>'
             f'<td><span class="badge {escape(decision)}">{escape(decision)}</span><br>'
             f'<span class="dim">{escape(str(claim.get("rule") or ""))} {shown}</span></td>'
-            f'<td class="evidence">{escape(str(claim.get("evidence") or "–"))}</td></tr>'
+            f'<td class="evidence">{escape(str(claim.get("evidence") or "–"))}'
+            + (f'<br><span class="dim">source says: {escape(str(says))}</span>' if says else "")
+            + "</td></tr>"
         )
     return (
-        head + '<table class="claims"><thead><tr><th>claim</th><th>decision</th><th>best evidence</th></tr>'
+        head
+        + '<table class="claims"><thead><tr><th>atomic claim</th><th>decision</th><th>best evidence</th></tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
+        + _profile_html(getattr(view, "profile", None) or [])
+    )
+
+
+def _profile_html(profile: list[tuple[str, str, str]]) -> str:
+    """The entity profile the claims were checked against, folded (what the checker believes)."""
+    if not profile:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(what)}</td><td>{escape(value)}</td><td class='evidence'>{escape(sentence)}</td></tr>"
+        for what, value, sentence in profile
+    )
+    return (
+        f'<details class="profile"><summary>Entity profile from the sources ({len(profile)} facts)</summary>'
+        f'<table class="claims"><thead><tr><th>fact</th><th>value</th><th>source sentence</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
     )

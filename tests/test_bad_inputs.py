@@ -192,6 +192,9 @@ RAW_CASES: dict[str, dict] = {
     "db-parent-file": cli("--db", "{d}/blocker/x.db", "mask", "list", files={"blocker": "x"}, expect="{d}/blocker is a file"),
     "db-truncated": cli("--db", "{d}/cut.db", "sweeps", files={"cut.db": b"@truncated"}, expect="cut.db: cannot be used as an ft-hallu store"),
     "home-is-file": cli("sweeps", files={"home": "x"}, env={"FT_HALLU_HOME": "{d}/home"}, expect="FT_HALLU_HOME={d}/home: is a file, expected a folder"),
+    "profile-no-dataset": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/none.jsonl", "--entity", "X", expect="--dataset {d}/none.jsonl: no such file"),
+    "profile-bad-dataset": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/qa.jsonl", "--entity", "X", files={"qa.jsonl": '{"question": "q?"}\n'}, expect="qa.jsonl"),
+    "profile-empty-entity": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/qa.jsonl", "--entity", " ", files={"qa.jsonl": QA}, expect="--entity"),
     # ---- report, serve, demo, generate, launch, import-log ------------------------------------
     "report-out-file": cli("--db", "{d}/store.db", "report", "--sweep", "1", "--out", "{d}/r", files={"r": "x"}, expect="--out {d}/r: is a file"),
     "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="--port 99999: must be between 1 and 65535"),

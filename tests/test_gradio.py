@@ -498,10 +498,14 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
             assert f'class="badge {claim["decision"]}"' in shown
             if claim["evidence"]:
                 assert html.escape(claim["evidence"]) in shown
+            assert f"strength {claim['strength']:.2f}" in shown
+            if claim["source_says"]:
+                assert html.escape(f"source says: {claim['source_says']}") in shown
+        assert "Entity profile from the sources" in shown  # what the checker believes, folded
         cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
         caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
         assert f"T = {cell[0]:g} · p = {cell[1]:g} · k = {cell[2]}" in caption
-        assert "claims " in aligned and "ground " in aligned  # the per-sample score badges
+        assert "claims " in aligned and "ground " in aligned and "weakest " in aligned  # score badges
         assert html.escape(claimed["text"]) in aligned
 
 

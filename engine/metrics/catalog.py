@@ -19,7 +19,8 @@ from enum import IntEnum
 from typing import Literal
 
 # Bump when a definition changes: stored rows with an older version are recomputed.
-METRICS_VERSION = 1
+# 2: claim_grounding over atomic claims, and claim_support_min.
+METRICS_VERSION = 2
 
 MetricKind = Literal["sample", "cell"]
 
@@ -103,10 +104,17 @@ CATALOG: tuple[MetricSpec, ...] = (
     ),
     _sample("grounding", "grounding in sources", True, "share of checked terms found in the sources"),
     _sample(
+        "claim_support_min",
+        "weakest-claim support",
+        True,
+        "support of the answer's weakest atomic claim, contradicted = 0: the default hallucination "
+        "score (engine/metrics/claims.py)",
+    ),
+    _sample(
         "claim_grounding",
         "claim-level grounding",
         True,
-        "share of the answer's claims the sources support (engine/metrics/claims.py)",
+        "share of the answer's atomic claims the sources support (engine/metrics/claims.py)",
     ),
     _sample(
         "conflict",
@@ -146,6 +154,15 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean grounding",
         mean_of="grounding",
         show=Show.SUMMARY,
+    ),
+    _cell(
+        "claim_support_min",
+        "weakest",
+        "weakest-claim support",
+        True,
+        "mean support of the weakest atomic claim (contradicted = 0)",
+        mean_of="claim_support_min",
+        show=Show.HEATMAP,
     ),
     _cell(
         "claim_grounding",
