@@ -84,7 +84,7 @@ def test_import_both_variants_then_report(env, capsys) -> None:
     assert images and all(src.startswith("data:image/png;base64,") for src in images)  # self-contained
     assert "refusal / don&#x27;t-know rate" in page and "grounding in sources" in page
     assert "$9.99 billion" in page  # the conflicting sample is listed among the least grounded
-    assert "Per-cell table" in page and page.count("<tr>") > 16
+    assert "Per-cell scores" in page and page.count("<tr>") > 16
     markdown = (out_dir / "report.md").read_text()
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)
     assert figures and all((out_dir / f).read_bytes().startswith(b"\x89PNG") for f in figures)
