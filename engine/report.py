@@ -416,7 +416,14 @@ def examples_section(ctx: ReportContext) -> Section:
             if prompt.reference:
                 caption += f" (reference: “{_one_line(prompt.reference)}”)"
         blocks.append(
-            Table(headers, rows, caption=caption, text_columns=frozenset(range(1, len(headers))), shown=None)
+            Table(
+                headers,
+                rows,
+                name=f"examples-{_file_stem(group.group)}",
+                caption=caption,
+                text_columns=frozenset(range(1, len(headers))),
+                shown=None,
+            )
         )
     return Section("Example answers, base next to fine-tuned", blocks)
 
