@@ -332,12 +332,13 @@ def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str, name: str,
 
 
 def _small_png(data: bytes) -> bytes:
-    """The PNG with a 64-colour palette: a heatmap has few colours, and the file shrinks ~3x."""
+    """The PNG with a 256-colour palette: a heatmap has few colours, so the file shrinks ~3x (95 -> 34 KB)
+    with no banding in the colour bars (64 colours banded them)."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(data)).convert("RGB")
     out = io.BytesIO()
-    image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
     return out.getvalue()
 
 

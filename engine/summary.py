@@ -597,7 +597,7 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
     per-temperature table and the example answers; then the notes."""
     blocks = []
     for group in summary.groups:
-        lines = [textwrap.fill(group.headline, width)]
+        lines = [textwrap.fill(group.headline, width, break_on_hyphens=False)]
         prompts = "; ".join(f'"{" ".join(p.text.split())}"' for p in group.prompts)
         lines.append(
             textwrap.fill(f"prompt{'s (pooled)' if len(group.prompts) > 1 else ''}: {prompts}", width)
@@ -612,7 +612,7 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
             for answer in pair.answers:
                 label = _name(answer.variant)
                 text = " ".join((answer.text or "(empty)").split())
-                wrapped = textwrap.wrap(text, width - 14) or [""]
+                wrapped = textwrap.wrap(text, width - 14, break_on_hyphens=False) or [""]
                 lines.append(f"  {label:>10}: {wrapped[0]}")
                 lines.extend(f"{'':14}{line}" for line in wrapped[1:])
         for flat in group.flat:
