@@ -558,6 +558,53 @@ def _divergent_pairs(samples: Sequence[dict[str, Any]], entity: str | None) -> l
     return pairs
 
 
+def slices_section(ctx: ReportContext) -> Section | list[Section]:
+    """With one sample per cell (the original run's), a cell has no spread: pool every answer of a
+    variant and prompt at one temperature over top_p and top_k and count its meanings. With more
+    samples per cell the summary's agreement says it, and this costs an embedding pass: left out."""
+    if (ctx.summary.samples_per_cell or 0) > 1 or not ctx.samples:
+        return []
+    pooled: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for sample in ctx.samples:
+        pooled[(sample["variant"], str(sample["prompt_id"]), float(sample["temperature"]))].append(sample)
+    _announce_embeddings(ctx.say, "to cluster each temperature's answers by meaning (one sample per cell)")
+    entropy = catalog.cell_metric("semantic_entropy")
+    rows = []
+    for (variant, prompt_id, temperature), members in sorted(pooled.items()):
+        cell = engine_metrics.score_cell(
+            [m["text"] or "" for m in members],
+            [m.get("metrics") or {} for m in members],
+            entity=ctx.entity,
+            method=ctx.method,
+        )
+        rows.append(
+            [
+                _variant(variant),
+                prompt_id,
+                f"{temperature:g}",
+                str(cell.n),
+                entropy.format(cell.semantic_entropy, cell.n),
+                str(cell.n_clusters),
+                f"{cell.majority_share:.{catalog.decimals_for(cell.n)}f}",
+                cell.similarity_method,
+            ]
+        )
+    headers = [
+        "variant",
+        "prompt",
+        "T",
+        "n",
+        "semantic entropy (nats)",
+        "clusters",
+        "majority share",
+        "similarity",
+    ]
+    return Section(
+        "Meaning clusters per temperature (one sample per cell: every top_p and top_k pooled)",
+        [Table(headers, rows, name="temperature-slices")],
+    )
+
+
 def cells_section(ctx: ReportContext) -> Section:
     """Every cell's scores (short column titles; the legend names them)."""
     specs = [catalog.cell_metric(m) for m in TABLE_COLUMNS]
@@ -635,6 +682,7 @@ SECTION_BUILDERS: list[SectionBuilder] = [
     examples_section,
     heatmap_sections,
     samples_section,
+    slices_section,
     cells_section,
     other_sections,
     metadata_section,

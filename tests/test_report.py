@@ -90,6 +90,8 @@ def test_import_both_variants_then_report(env, capsys) -> None:
     assert "refusal / don&#x27;t-know rate" in page and "grounding in sources" in page
     assert "$9.99 billion" in page  # the conflicting sample is listed among the least grounded
     assert "Per-cell scores" in page and page.count("<tr>") > 16
+    # one sample per cell (a printed log): the report pools each temperature to count meanings
+    assert "Meaning clusters per temperature" in page and (out_dir / "tables" / "temperature-slices.csv").exists()
     markdown = (out_dir / "report.md").read_text()
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)
     assert figures and all((out_dir / f).read_bytes().startswith(b"\x89PNG") for f in figures)
@@ -258,6 +260,7 @@ def test_report_figures_have_difference_panels_and_flat_metrics_are_one_line(tin
     with Workspace.open(tiny_report["db"]) as workspace:
         flat = {f.metric for f in workspace.summary(tiny_report["sweep_id"]).group("entity").flat}
     assert "refusal_rate" in flat
+    assert "Meaning clusters per temperature" not in page  # two samples per cell: the summary's agreement
     for metric in REPORT_METRICS:  # a flat metric is one line and no figure; a drawn one is on the page
         drawn = (figures / f"{metric}-entity.png").exists()
         label = html.escape(catalog.metric_label(metric))
