@@ -30,8 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from statsmodels.stats.proportion import proportion_confint
-
 from engine.grid import MetricGrid, degenerate_note
 from engine.metrics import catalog
 from engine.metrics.catalog import MetricSpec, decimals_for
@@ -196,6 +194,10 @@ class SweepSummary:
 
 def mean_interval(values: Sequence[float], level: float = LEVEL) -> Estimate:
     """The mean of values in [0, 1] with a Wilson score interval on their sum (see the module doc)."""
+    # Imported here: statsmodels (and the scipy.stats it loads) adds about a second to every CLI
+    # verb and the TUI's start, which all import the Workspace.
+    from statsmodels.stats.proportion import proportion_confint
+
     present = [float(v) for v in values if v is not None]
     if not present:
         return NO_VALUES
