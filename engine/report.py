@@ -692,15 +692,16 @@ SECTION_BUILDERS: list[SectionBuilder] = [
 # ------------------------------------------------------------------ building
 
 
-def build_report(
+def report_context(
     store: Any,
     sweep_id: int,
     *,
     method: str = "auto",
     say: Say | None = None,
     data_folder: str | Path | None = None,
-) -> Report:
-    """Gather everything the report shows (scoring what is missing first)."""
+) -> ReportContext:
+    """Score what is missing (saying so, and saying when a model loads), then read what the
+    section builders need."""
     say = say or (lambda _message: None)
     missing = store_metrics.generations_missing_metrics(store, sweep_id)
     if missing:
@@ -709,11 +710,10 @@ def build_report(
         )
         say(f"scoring {len(missing)} answers of sweep {sweep_id}")
     scoring.compute_missing(store, sweep_id, method=method)
-    sweep = store_core.get_sweep(store, sweep_id)
-    ctx = ReportContext(
+    return ReportContext(
         store=store,
         sweep_id=sweep_id,
-        sweep=sweep,
+        sweep=store_core.get_sweep(store, sweep_id),
         summary=engine_summary.build_summary(store, sweep_id),
         cells=store_metrics.cell_table(store, sweep_id),
         samples=store_metrics.sample_table(store, sweep_id),
@@ -721,6 +721,18 @@ def build_report(
         method=method,
         say=say,
     )
+
+
+def build_report(
+    store: Any,
+    sweep_id: int,
+    *,
+    method: str = "auto",
+    say: Say | None = None,
+    data_folder: str | Path | None = None,
+) -> Report:
+    """Every section of :data:`SECTION_BUILDERS`, in order."""
+    ctx = report_context(store, sweep_id, method=method, say=say, data_folder=data_folder)
     sections: list[Section] = []
     for builder in SECTION_BUILDERS:
         built = builder(ctx)

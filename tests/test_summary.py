@@ -297,3 +297,22 @@ def test_paths_are_shown_relative_to_the_data_folder(tmp_path) -> None:
     assert display_path(str(data / "runs" / "lora"), data) == "<data>/runs/lora"
     assert display_path(str(Path("/somewhere/else/qa.jsonl")), data) == "…/else/qa.jsonl"
     assert display_path(None, data) == "–"
+
+
+def test_report_lists_repeated_answers_once_with_a_count_and_words_not_stems(sweep_store) -> None:
+    from engine.metrics.text import stem
+    from engine.report import report_context, samples_section, unsupported_words
+
+    store, sweep_id = sweep_store
+    ctx = report_context(store, sweep_id, method="lexical")
+    least = next(b for b in samples_section(ctx).blocks if getattr(b, "name", "") == "least-grounded")
+    assert least.headers[0] == "×" and least.headers[-1] == "answer"
+    keys = [(row[1], row[2], row[-1]) for row in least.rows]
+    assert len(keys) == len(set(keys))  # each (variant, prompt, answer) once
+    # base gives the invented answer 16 times per prompt (every cell but the refusals), once listed
+    base_invented = [
+        row for row in least.rows if row[1] == "base" and row[2] == "entity" and row[-1] == INVENTED
+    ]
+    assert [row[0] for row in base_invented] == ["16"] and base_invented[0][3] == "0.5, 1, 2"
+    assert "multinational" in unsupported_words("A multinational maker.", [stem("multinational")])
+    assert stem("multinational") != "multinational"  # the stored terms are stems; shown as the answer's words
