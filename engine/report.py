@@ -671,7 +671,10 @@ def metadata_section(ctx: ReportContext) -> Section:
         ["main score", f"{ctx.summary.score_label} ({ctx.summary.score}; catalog.MAIN_SCORE)"],
         ["data folder", "<data> = the folder holding the store"],
     ]
-    return Section("Run metadata", [Table(["", ""], rows, name="metadata", shown=None)])
+    return Section(
+        "Run metadata",
+        [Table(["", ""], rows, name="metadata", shown=None, text_columns=frozenset({1}))],
+    )
 
 
 SectionBuilder = Callable[[ReportContext], "Section | list[Section]"]
@@ -898,7 +901,8 @@ def table_latex(table: Table) -> str:
         "p{6cm}" if i in table.text_columns else ("l" if i == 0 else "r") for i in range(len(table.headers))
     )
     lines = [
-        "% written by ft-hallu report; needs \\usepackage{booktabs}",
+        "% written by ft-hallu report; needs \\usepackage{booktabs}. Answers may hold any Unicode",
+        "% character: compile with LuaLaTeX or XeLaTeX.",
         f"\\begin{{tabular}}{{{spec}}}",
         "\\toprule",
         " & ".join(latex_text(h) for h in table.headers) + " \\\\",
@@ -907,7 +911,7 @@ def table_latex(table: Table) -> str:
     lines += [" & ".join(latex_text(v) for v in row) + " \\\\" for row in table.rows]
     lines += ["\\bottomrule", "\\end{tabular}"]
     if table.caption:
-        lines.insert(1, f"% {latex_text(table.caption)}")
+        lines.insert(2, f"% {latex_text(table.caption)}")
     return "\n".join(lines) + "\n"
 
 
