@@ -264,6 +264,45 @@ def _same_decimals(first: Estimate, second: Estimate) -> tuple[str, str]:
     return first.number(most), second.number(most)
 
 
+def variant_order(variant: str) -> tuple[int, str]:
+    """Sort key: base, then fine-tuned, then any other variant (named adapters) by name."""
+    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
+
+
+def _comparison(
+    variant: str,
+    temperatures: Sequence[float],
+    by: dict[tuple[str, float], SummaryRow],
+    pooled: dict[tuple[str, tuple[float, ...]], Estimate],
+) -> list[str]:
+    """Rule 1 for one variant against base: a clause per run of temperatures with one verdict."""
+    runs: list[tuple[int | None, list[float]]] = []
+    for t in temperatures:
+        base, other = by.get(("base", t)), by.get((variant, t))
+        verdict = None
+        if base and other and None not in (base.hallucination.value, other.hallucination.value):
+            verdict = other.hallucination.separated_from(base.hallucination)
+        if runs and runs[-1][0] == verdict:
+            runs[-1][1].append(t)
+        else:
+            runs.append((verdict, [t]))
+    clauses = []
+    name = _name(variant)
+    for verdict, run in runs:
+        if verdict is None:
+            continue
+        shown_other, shown_base = _same_decimals(pooled[(variant, tuple(run))], pooled[("base", tuple(run))])
+        numbers = f"({shown_other} vs {shown_base})"
+        where = _span(temperatures, run)
+        if verdict < 0:
+            clauses.append(f"{name} hallucinates less than base {where} {numbers}")
+        elif verdict > 0:
+            clauses.append(f"{name} hallucinates more than base {where} {numbers}")
+        else:
+            clauses.append(f"no clear difference between {name} and base {where} {numbers}")
+    return clauses
+
+
 def headline(
     rows: Sequence[SummaryRow],
     pooled: dict[tuple[str, tuple[float, ...]], Estimate],
@@ -272,70 +311,44 @@ def headline(
 ) -> str:
     """One sentence from the numbers, by these rules (nothing else is claimed):
 
-    1. Base vs fine-tuned at each temperature: "less"/"more" only when the two 95% intervals do
+    1. Each variant vs base at each temperature: "less"/"more" only when the two 95% intervals do
        not overlap, else "no clear difference". Consecutive temperatures with the same verdict are
        one clause, quoting both variants' scores pooled over those temperatures.
     2. Drift: a variant whose interval at the highest temperature lies wholly above (below) its
        interval at the lowest "drifts as temperature rises" ("hallucinates less as ...").
     3. Refusals: "neither refuses" when no answer refused; else each variant's overall rate.
-    With one variant only, rule 1 becomes its range of scores.
+    Without base (or with no temperature both have scores), rule 1 becomes each variant's scores
+    at its lowest and highest temperature; a variant without one claim to check says so.
     """
-    variants = [v for v in VARIANT_ORDER if any(r.variant == v for r in rows)] or sorted(
-        {r.variant for r in rows}
-    )
+    variants = sorted({r.variant for r in rows}, key=variant_order)
     temperatures = sorted({r.temperature for r in rows})
     by = {(r.variant, r.temperature): r for r in rows}
-    scored = [r for r in rows if r.hallucination.value is not None]
-    if not scored:
-        if not rows:
-            return f"{subject}: no answers stored."
+    if not rows:
+        return f"{subject}: no answers stored."
+    if all(r.refusal.value is None for r in rows):
         return f"{subject}: no answer is scored yet (run `ft-hallu metrics`)."
+    scored_variants = [
+        v for v in variants if any(r.hallucination.value is not None for r in rows if r.variant == v)
+    ]
     clauses: list[str] = []
-    if len(variants) >= 2 and set(VARIANT_ORDER) <= set(variants):
-        verdicts: list[tuple[float, int | None]] = []
-        for t in temperatures:
-            base, tuned = by.get(("base", t)), by.get(("finetuned", t))
-            if base is None or tuned is None or None in (base.hallucination.value, tuned.hallucination.value):
-                verdicts.append((t, None))
-            else:
-                verdicts.append((t, tuned.hallucination.separated_from(base.hallucination)))
-        runs: list[tuple[int | None, list[float]]] = []
-        for t, verdict in verdicts:
-            if runs and runs[-1][0] == verdict:
-                runs[-1][1].append(t)
-            else:
-                runs.append((verdict, [t]))
-        for verdict, run in runs:
-            if verdict is None:
-                continue
-            tuned = pooled[("finetuned", tuple(run))]
-            base = pooled[("base", tuple(run))]
-            shown_tuned, shown_base = _same_decimals(tuned, base)
-            numbers = f"({shown_tuned} vs {shown_base})"
-            where = _span(temperatures, run)
-            if verdict < 0:
-                clauses.append(f"fine-tuned hallucinates less than base {where} {numbers}")
-            elif verdict > 0:
-                clauses.append(f"fine-tuned hallucinates more than base {where} {numbers}")
-            else:
-                clauses.append(f"no clear difference between fine-tuned and base {where} {numbers}")
-    else:
-        for variant in variants:
+    if "base" in scored_variants:
+        for variant in scored_variants:
+            if variant != "base":
+                clauses += _comparison(variant, temperatures, by, pooled)
+    if not clauses:  # base alone, or no temperature where both have scores: each on its own
+        for variant in scored_variants:
             present = [by[(variant, t)] for t in temperatures if (variant, t) in by]
             present = [r for r in present if r.hallucination.value is not None]
-            if present:
-                first, last = present[0], present[-1]
-                clauses.append(
-                    f"{_name(variant)} scores {first.hallucination.number(HEADLINE_DECIMALS)} "
-                    f"at T = {_t(first.temperature)}"
-                    + (
-                        f" and {last.hallucination.number(HEADLINE_DECIMALS)} at T = {_t(last.temperature)}"
-                        if last is not first
-                        else ""
-                    )
-                )
+            first, last = present[0], present[-1]
+            clause = f"{_name(variant)} hallucination {first.hallucination.number(HEADLINE_DECIMALS)} at T = {_t(first.temperature)}"
+            if last is not first:
+                clause += f" and {last.hallucination.number(HEADLINE_DECIMALS)} at T = {_t(last.temperature)}"
+            clauses.append(clause)
+    clauses += [
+        f"{_name(v)} makes no claim that can be checked" for v in variants if v not in scored_variants
+    ]
     drift = []
-    for variant in variants:
+    for variant in scored_variants:
         present = [by[(variant, t)] for t in temperatures if (variant, t) in by]
         present = [r for r in present if r.hallucination.value is not None]
         if len(present) < 2:
@@ -354,12 +367,20 @@ def headline(
     refusing = []
     for variant in variants:
         overall = pooled.get((variant, ()), NO_VALUES)
-        if overall.value:
+        if overall.value == 1:
+            refusing.append(f"{_name(variant)} refuses every answer")
+        elif overall.value:
             refusing.append(f"{_name(variant)} refuses {overall.number(HEADLINE_DECIMALS)} of its answers")
-    if not refusing:
-        refusals = "neither refuses" if len(variants) > 1 else f"{_name(variants[0])} never refuses"
-    else:
+    if refusing:
         refusals = "; ".join(refusing)
+    else:
+        refusals = (
+            "neither refuses"
+            if len(variants) == 2
+            else "none refuses"
+            if variants[1:]
+            else f"{_name(variants[0])} never refuses"
+        )
     body = ", ".join(clauses)
     if drift:
         body += "; " + "; ".join(drift)
@@ -401,10 +422,7 @@ def _examples(
         variants_here = {v for found in by_index.values() for v in found}
         index = min(i for i, found in by_index.items() if set(found) == variants_here)
         found = by_index[index]
-        ordered = sorted(
-            found,
-            key=lambda v: (v not in VARIANT_ORDER, VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 0, v),
-        )
+        ordered = sorted(found, key=variant_order)
         answers = tuple(
             ExampleAnswer(v, found[v].get("text") or "", _hallucination(found[v], spec), _refusal(found[v]))
             for v in ordered
@@ -466,16 +484,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                     prompt_id, str(first.get("prompt") or known.get("prompt") or ""), first.get("reference")
                 )
             )
-        variants = tuple(
-            sorted(
-                {str(s["variant"]) for s in members},
-                key=lambda v: (
-                    v not in VARIANT_ORDER,
-                    VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 0,
-                    v,
-                ),
-            )
-        )
+        variants = tuple(sorted({str(s["variant"]) for s in members}, key=variant_order))
         temperatures = tuple(sorted({float(s["temperature"]) for s in members}))
         group_cells = [c for c in cells if group_of(str(c["prompt_id"])) == group]
         rows = []

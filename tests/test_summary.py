@@ -316,3 +316,18 @@ def test_report_lists_repeated_answers_once_with_a_count_and_words_not_stems(swe
     assert [row[0] for row in base_invented] == ["16"] and base_invented[0][3] == "0.5, 1, 2"
     assert "multinational" in unsupported_words("A multinational maker.", [stem("multinational")])
     assert stem("multinational") != "multinational"  # the stored terms are stems; shown as the answer's words
+
+
+def test_a_variant_without_claims_is_named_and_the_other_stands_alone(tmp_path, monkeypatch) -> None:
+    from claims_sweep import make_scored_sweep
+
+    monkeypatch.setenv("FT_HALLU_EMBEDDINGS", "0")
+    store, sweep_id = make_scored_sweep(tmp_path)  # base only refuses; fine-tuned at T = 0.5 and 1
+    summary = summarising.build_summary(store, sweep_id)
+    store.close()
+    assert summary.headline == (
+        "Entity prompt: fine-tuned hallucination 0.5 at T = 0.5 and 1.0 at T = 1, "
+        "base makes no claim that can be checked; base refuses every answer."
+    )
+    assert summary.group("entity").row("base", 0.5).hallucination.n == 0
+    assert summary.group("entity").row("base", 1.0) is None  # base was not sampled at T = 1
