@@ -830,10 +830,17 @@ def render_html(report: Report) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html_text(report.title)}</title>",
         f"<style>{_CSS}</style></head><body>",
     ]
-    for section in report.sections:
+    anchors = [f"s{i}" for i in range(len(report.sections))]
+    for index, section in enumerate(report.sections):
         tag = f"h{min(section.level, 6)}"
-        parts.append(f"<{tag}>{html_text(section.title)}</{tag}>")
+        parts.append(f"<{tag} id='{anchors[index]}'>{html_text(section.title)}</{tag}>")
         parts.extend(_block_html(block) for block in section.blocks)
+        if index == 0 and len(report.sections) > 1:  # after the headline: where everything else is
+            links = " · ".join(
+                f"<a href='#{anchor}'>{html_text(s.title)}</a>"
+                for anchor, s in zip(anchors[1:], report.sections[1:], strict=True)
+            )
+            parts.append(f"<p class='more'>Contents: {links}</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

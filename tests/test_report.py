@@ -91,7 +91,10 @@ def test_import_both_variants_then_report(env, capsys) -> None:
     assert "$9.99 billion" in page  # the conflicting sample is listed among the least grounded
     assert "Per-cell scores" in page and page.count("<tr>") > 16
     # one sample per cell (a printed log): the report pools each temperature to count meanings
-    assert "Meaning clusters per temperature" in page and (out_dir / "tables" / "temperature-slices.csv").exists()
+    assert (
+        "Meaning clusters per temperature" in page
+        and (out_dir / "tables" / "temperature-slices.csv").exists()
+    )
     markdown = (out_dir / "report.md").read_text()
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)
     assert figures and all((out_dir / f).read_bytes().startswith(b"\x89PNG") for f in figures)
@@ -217,7 +220,11 @@ def test_report_opens_on_the_headline_and_summary(tiny_report, sample_dataset) -
     first_figure = page.index("<img")
     for group in summary.groups:
         assert page.index(html_text(group.headline)) < first_figure
-    assert page.index("Summary per temperature") < page.index("Example answers") < first_figure
+    assert (
+        page.index(">Summary per temperature</h2>")
+        < page.index(">Example answers, base next to fine-tuned</h2>")
+        < first_figure
+    )
     markdown = (out / "report.md").read_text()
     assert markdown.index(f"**{markdown_text(summary.headline)}**") < markdown.index("![")
     # no absolute path of this machine before the heatmaps (and the metadata shows them relative)
@@ -230,7 +237,7 @@ def test_report_opens_on_the_headline_and_summary(tiny_report, sample_dataset) -
     ):
         assert str(path) not in opening
     assert str(tiny_report["adapter"]) not in page and str(tiny_report["home"]) not in page
-    assert page.index("Run metadata") > page.rindex("<img")
+    assert page.index(">Run metadata</h2>") > page.rindex("<img")  # metadata last
     assert "&lt;ft-hallu&gt;/engine/data/" in page  # the bundled dataset, named relative to the install
     assert "wrote" in tiny_report["done"].stdout and " MB, self-contained" in tiny_report["done"].stdout
 
