@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from cli.common import db_path_from
@@ -69,13 +70,22 @@ def _import_log(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():  # checked before the store is opened or a figure drawn
-        raise UserError(f"--out {out}: is a file, expected a folder for report.html, report.md, figures/")
+        raise UserError(f"--out {out}: is a file, expected a folder for report.html, report.md, figures/, tables/")
     with Workspace.open(db_path_from(args)) as workspace:
         _require_sweep(workspace, args.sweep)
         with workspace.handle() as store:
-            paths = write_report(store, args.sweep, args.out)
-    print(f"wrote {paths.html}")
+            paths = write_report(
+                store,
+                args.sweep,
+                args.out,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+                data_folder=workspace.db_path.resolve().parent,
+            )
+    size = paths.html.stat().st_size
+    print(f"wrote {paths.html} ({size / 1e6:.2f} MB, self-contained)")
     print(f"wrote {paths.markdown}")
+    print(f"wrote {len(paths.figures)} figure files (PNG, SVG) and {len(paths.tables)} table files (CSV, LaTeX)")
+    print(f"in {paths.seconds:.0f} s")
     return 0
 
 
@@ -118,8 +128,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
         "report",
         help="write a self-contained HTML and Markdown report of a sweep",
-        description="Heatmaps per metric (temperature x top_p per top_k, base vs fine-tuned), cell table, divergent samples.",
+        description=(
+            "Headline and summary per prompt group first (hallucination, refusals, agreement with 95%% "
+            "intervals), example answers, heatmaps with difference panels (PNG and SVG), tables as CSV "
+            "and LaTeX, run metadata last."
+        ),
     )
     report.add_argument("--sweep", type=int, required=True)
-    report.add_argument("--out", required=True, help="output folder (report.html, report.md, figures/)")
+    report.add_argument(
+        "--out", required=True, help="output folder (report.html, report.md, figures/, tables/)"
+    )
     report.set_defaults(func=_report)

@@ -28,6 +28,7 @@ from engine import job_kinds, live, scoring
 from engine import jobs as job_engine
 from engine import labels as labelling
 from engine import mask as masking
+from engine import summary as summarising
 from engine import sweep as sweep_engine
 from engine.configfile import write_launched_config
 from engine.errors import UserError
@@ -54,6 +55,8 @@ LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
 SavedLive = live.SavedLive
+SweepSummary = summarising.SweepSummary
+GroupSummary = summarising.GroupSummary
 # The stored per-cell metrics, in the catalogue's display order.
 CELL_METRICS: tuple[str, ...] = tuple(spec.name for spec in catalog.CELL_METRICS if spec.stored)
 
@@ -494,6 +497,15 @@ class Workspace:
             info[variant][top_k][i][j] = CellInfo(sum(c.n for c in members), interval, note)
         return info
 
+    def summary(self, sweep_id: int) -> SweepSummary:
+        """The sweep's finding (engine/summary.py): per prompt group, per variant x temperature,
+        hallucination, refusals and agreement with 95% intervals and n, a headline, example answers,
+        the metrics with no variation. What every front end shows first."""
+        with self.handle() as store:
+            if not core.find_sweep(store, sweep_id):
+                raise UserError(f"sweep {sweep_id}: no such sweep in {self._db_path}")
+            return summarising.build_summary(store, sweep_id)
+
     def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
         """Per variant and prompt: the mean over cells of ``metrics``."""
         with self.handle() as store:
@@ -849,6 +861,7 @@ __all__ = [
     "ClusterSettings",
     "FinetuneRun",
     "IngestResult",
+    "GroupSummary",
     "Job",
     "LiveBatch",
     "LiveModel",
@@ -866,6 +879,7 @@ __all__ = [
     "SweepJobProgress",
     "SweepProgress",
     "SweepResult",
+    "SweepSummary",
     "VariantSummary",
     "Workspace",
     "load_cluster_settings",

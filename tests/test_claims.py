@@ -289,3 +289,12 @@ def test_report_and_cli_show_the_profile_and_the_atomic_claims(tmp_path, capsys)
     assert main(["--db", db, "profile", "--dataset", str(tmp_path / "qa.jsonl"), "--entity", "EGNIVIA", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["entity"] == "EGNIVIA" and any(f["kind"] == "listing" for f in data["facts"])
+
+
+def test_the_main_score_flags_below_the_claims_support_threshold() -> None:
+    """The catalogue's hallucination-rate threshold is the claim checker's own (one fact, two places)."""
+    from engine.metrics import catalog
+
+    spec = catalog.cell_metric("claim_support_min")
+    assert set(cm.SUPPORTED_AT.values()) == {spec.flags_below}
+    assert catalog.hallucination_side(spec, 0.44) == 1.0 and catalog.hallucination_side(spec, 0.45) == 0.0

@@ -14,6 +14,7 @@ once as the sample metric and once as the cell metric with ``mean_of`` naming th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
@@ -50,6 +51,9 @@ class MetricSpec:
     mean_of: str | None = None  # cell metrics: the sample metric whose mean this is
     show: Show = Show.STORED
     short: str = ""  # a column title for narrow tables (the TUI's); the name when empty
+    # A score whose values below this mark an answer as hallucinated (its rate is what summaries
+    # report); None: the score is read as it is.
+    flags_below: float | None = None
 
     @property
     def direction(self) -> str:
@@ -68,11 +72,39 @@ class MetricSpec:
         """Both ends of the range are known (rates, shares, F1): plots can use a fixed scale."""
         return self.range[1] is not None
 
-    def format(self, value: float | None) -> str:
-        """One value as the front ends print it; '–' for a missing value."""
+    def format(self, value: float | None, n: int | None = None) -> str:
+        """One value as the front ends print it; '–' for a missing value.
+
+        With ``n`` (the values the number is a mean of) the decimals follow :func:`decimals_for`
+        (at most the spec's own for unbounded metrics such as lengths).
+        """
         if value is None:
             return "–"
-        return format(int(value) if self.fmt.endswith("d") else value, self.fmt)
+        if self.fmt.endswith("d"):
+            return format(int(value), "d")
+        if n is None:
+            return format(value, self.fmt)
+        return f"{value:.{self.decimals(n)}f}"
+
+    def decimals(self, n: int) -> int:
+        """Decimals for a mean of ``n`` values of this metric (see :func:`decimals_for`)."""
+        if self.bounded:
+            return decimals_for(n, float(self.range[1]) - float(self.range[0]))  # type: ignore[arg-type]
+        own = int(self.fmt[1:-1]) if self.fmt[1:-1].isdigit() else 3
+        return min(own, decimals_for(n))
+
+
+def decimals_for(n: int, span: float = 1.0) -> int:
+    """Decimals a mean of ``n`` values on a range ``span`` wide can honestly carry.
+
+    Rule: a mean of n values moves in steps of about span / n (a rate exactly 1/n), so digits
+    far below that step say nothing. On a unit range: n < 4 -> 1 decimal (halves and thirds),
+    n < 100 -> 2 (quarters read exactly: n = 4 shows 0.25, not 0.250), from 100 -> 3.
+    """
+    if n <= 0 or span <= 0:
+        return 1
+    steps = n / span
+    return 1 if steps < 4 else 2 if steps < 100 else 3
 
 
 def _sample(name: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
@@ -163,6 +195,9 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean support of the weakest atomic claim (contradicted = 0)",
         mean_of="claim_support_min",
         show=Show.HEATMAP,
+        # claims.SUPPORTED_AT: a claim is supported from 0.45 up, and every unsupported or
+        # contradicted claim's strength is below it (tests/test_claims.py holds the two equal).
+        flags_below=0.45,
     ),
     _cell(
         "claim_grounding",
@@ -330,6 +365,38 @@ def metric_label(name: str) -> str:
     """A cell metric's label; the name itself for anything the catalogue does not know."""
     spec = _CELL_BY_NAME.get(name)
     return spec.label if spec else name
+
+
+# The main hallucination score: the one cell metric that summaries, headlines and first views open
+# on (engine/summary.py). It must be the mean of a per-sample score with a direction and a bounded
+# range. The weakest-claim support ranks answers best on the blind held-out set (AUROC 0.998, fine-
+# tuned 0.995; docs/METRICS.md); with ``flags_below`` its summaries report the share of answers
+# with an unsupported or contradicted claim: a hallucination rate.
+MAIN_SCORE = "claim_support_min"
+
+
+def main_score() -> MetricSpec:
+    """The main hallucination score's spec (:data:`MAIN_SCORE`)."""
+    return cell_metric(MAIN_SCORE)
+
+
+def hallucination_side(spec: MetricSpec, value: float | None) -> float | None:
+    """A directional bounded score turned so that higher means more hallucination (1 - grounding)."""
+    if value is None:
+        return None
+    if spec.flags_below is not None:
+        return 1.0 if value < spec.flags_below else 0.0
+    if spec.higher_is_better is None or not spec.bounded:
+        raise ValueError(f"{spec.name}: a hallucination score needs a direction and a bounded range")
+    low, high = float(spec.range[0]), float(spec.range[1])  # type: ignore[arg-type]
+    return low + high - value if spec.higher_is_better else value
+
+
+def hallucination_label(spec: MetricSpec) -> str:
+    """How the hallucination side of ``spec`` is named where it is shown: '1 − claim-level grounding'."""
+    if spec.flags_below is not None:
+        return "hallucination rate"
+    return f"1 − {spec.label}" if spec.higher_is_better else spec.label
 
 
 # The few per-cell scores front ends show first (tables, pickers, the demo's summary).
