@@ -148,9 +148,9 @@ def test_headline_is_built_from_the_numbers(sweep_store) -> None:
     store, sweep_id = sweep_store
     entity = summarising.build_summary(store, sweep_id).group("entity")
     assert entity.headline == (
-        "Entity prompt: fine-tuned hallucinates less than base at T ≤ 1 (0.0 vs 1.0), "
-        "no clear difference between fine-tuned and base at T = 2 (1.0 vs 1.0); "
-        "fine-tuned drifts as temperature rises (0.0 at T = 0.5 → 1.0 at T = 2); "
+        "Entity prompt: fine-tuned hallucinates less than base at T ≤ 1 (0.00 vs 1.00), "
+        "no clear difference between fine-tuned and base at T = 2 (1.00 vs 1.00); "
+        "fine-tuned drifts as temperature rises (0.00 at T = 0.5 → 1.00 at T = 2); "
         "base refuses 0.11 of its answers."
     )
 
@@ -234,7 +234,7 @@ def test_flat_metrics_and_small_n_are_said_in_one_line(sweep_store) -> None:
     headers, rows = summary_table(summary.group("entity"), long=True)
     assert headers == ["T", "variant", "hallucination", "refusal rate", "agreement", "n"] and len(rows) == 6
     # the long table (a row per temperature and variant) is what a terminal gets
-    assert any(line.split()[:4] == ["0.5", "fine-tuned", "0.0", "[0.0,"] for line in text.splitlines())
+    assert any(line.split()[:4] == ["0.5", "fine-tuned", "0.00", "[0.00,"] for line in text.splitlines())
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
@@ -249,7 +249,7 @@ def test_decimals_follow_what_n_allows() -> None:
     assert rate.format(0.25, 4) == "0.25" and rate.format(0.5, 2) == "0.5" and rate.format(0.25, 40) == "0.25" and rate.format(0.25) == "0.250"
     assert catalog.cell_metric("mean_words").format(23.456, 1000) == "23.5"  # never beyond its own format
     assert Estimate(0.5, 0.3, 0.7, 18).text() == "0.50 [0.30, 0.70]"
-    assert Estimate(0.5, 0.3, 0.7, 4).text() == "0.5 [0.3, 0.7]"
+    assert Estimate(0.5, 0.3, 0.7, 3).text() == "0.5 [0.3, 0.7]"
 
 
 def test_degenerate_cell_metrics_are_named() -> None:

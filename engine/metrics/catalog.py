@@ -14,7 +14,6 @@ once as the sample metric and once as the cell metric with ``mean_of`` naming th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Literal
