@@ -32,7 +32,9 @@ from cli import (
 )
 from cli.common import db_path_from
 from engine.errors import UserError
+from engine.liveness import exit_code, stop_reason, stop_signals
 from engine.paths import DATA_DIR_ENV, default_db_path
+from engine.secrets import redact
 
 __all__ = ["build_parser", "db_path_from", "main"]
 
@@ -89,16 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         check_data_dir()
-        return int(args.func(args) or 0)
+        with stop_signals():  # SIGTERM and SIGHUP unwind like Ctrl-C: temp files go, runs are marked
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return _quiet_broken_pipe()
-    except KeyboardInterrupt:
-        print("ft-hallu: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"ft-hallu: {stop_reason(exc)}", file=sys.stderr)
+        return exit_code(exc)
     except (UserError, OSError, sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()
-        print(f"ft-hallu: error: {error_line(exc, args)}", file=sys.stderr)
+        # redact(): the last net, so no password from a URL or token reaches the terminal.
+        print(f"ft-hallu: error: {redact(error_line(exc, args))}", file=sys.stderr)
         return 2
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from cli.common import db_path_from
@@ -106,24 +103,6 @@ def _print_terms(records: list, entity: str, aliases: list[str]) -> None:
         print(f"other identifying terms near the name (not replaced, decide yourself): {listed}")
 
 
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the atomic write removes its temp file on the way out."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_mask(args: argparse.Namespace) -> int:
     if not args.diff and not args.out:
         raise UserError("--out FILE is required (or use --diff to preview)")
@@ -150,10 +129,9 @@ def run_mask(args: argparse.Namespace) -> int:
     mask.check_output(mask_plan, Path(args.out), entity=args.entity, overwrite=args.overwrite)
     with Workspace.open(db_path_from(args)) as workspace:
         _recover(workspace)
-        with _sigterm_as_exit():
-            result = workspace.apply_mask(
-                mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
-            )
+        result = workspace.apply_mask(
+            mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
+        )
     print(
         f"wrote {result.output_path} ({result.output_format}, {result.rows} rows, {result.edits_applied} edits); "
         f"masking id {result.mask_id} (undo: ft-hallu mask-undo {result.mask_id})"
@@ -187,7 +165,7 @@ def run_list(args: argparse.Namespace) -> int:
         print("no maskings recorded")
     for record in records:
         print(
-            f"{record.id:>4}  {record.status:<8} {record.created_at}  {record.entity} -> {record.new_name}  "
+            f"{record.id:>4}  {record.status:<11} {record.created_at}  {record.entity} -> {record.new_name}  "
             f"{record.source_path} -> {record.output_path}  edits {record.edits_applied}"
         )
     return 0

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from engine import jobrun
+from engine.liveness import tracked_run
 from engine.results_file import read_job_results
 from engine.sweep import compute_metrics_if_available
 from store import core
@@ -63,6 +64,11 @@ class IngestResult:
 
 def ingest_job(store: Store, job: Job) -> IngestResult:
     """Insert whatever the job's folder holds that the store lacks; safe to call any number of times."""
+    with tracked_run(store, "ingest", f"job {job.id}"):
+        return _ingest(store, job)
+
+
+def _ingest(store: Store, job: Job) -> IngestResult:
     if not job.job_dir:
         result = IngestResult(job.id, job.kind)  # launched before job folders: nothing travels as files
     elif job.kind == "sweep":

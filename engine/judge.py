@@ -29,8 +29,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine import secrets
 from engine.errors import UserError
 from engine.generate import EndpointConfig, resolve_api_key
+from engine.liveness import tracked_run
 from engine.metrics import semantic_entropy
 from store import claims as store_claims
 from store import core as store_core
@@ -218,7 +220,7 @@ class Judge:
         self._stop.set()
 
     def redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return secrets.redact(text.replace(self._key, "***") if self._key else text)
 
     def claim(self, claim: str, evidence: Sequence[str]) -> tuple[Verdict, str]:
         """(verdict, cache key) for a claim against its evidence sentences."""
@@ -469,6 +471,13 @@ def judge_sweep(
     if not store_core.get_sweep(store, sweep_id):
         raise UserError(f"sweep {sweep_id}: no such sweep")
     judge = Judge(store, config)
+    with tracked_run(store, "judge", f"sweep {sweep_id}"):
+        return _judge_parts(store, sweep_id, judge, claims=claims, entropy=entropy, progress=progress)
+
+
+def _judge_parts(
+    store: Any, sweep_id: int, judge: Judge, *, claims: bool, entropy: bool, progress: Progress | None
+) -> JudgeRun:
     total = JudgeRun(judge.model)
     parts = []
     if claims:

@@ -357,13 +357,13 @@ def _kill_during_mask(tmp_path: Path, when: str) -> tuple[Path, Path]:
     return out, db
 
 
-def test_mask_killed_before_rename_is_failed_and_its_temp_file_removed(tmp_path, capsys):
+def test_mask_killed_before_rename_is_interrupted_and_its_temp_file_removed(tmp_path, capsys):
     out, db = _kill_during_mask(tmp_path, "before")
     assert not out.exists() and list(tmp_path.glob(".masked.jsonl.*.tmp"))  # the leftover
     assert main(["--db", str(db), "mask-list"]) == 0
     captured = capsys.readouterr()
-    assert "marked failed, removed 1 temp file(s)" in captured.err
-    assert " failed " in captured.out
+    assert "marked interrupted, removed 1 temp file(s)" in captured.err
+    assert " interrupted " in captured.out
     assert not list(tmp_path.glob(".masked.jsonl.*"))
 
 

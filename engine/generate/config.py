@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from engine.configfile import setting, validate_instance
 from engine.errors import UserError
+from engine.secrets import redact, redact_url
 
 RAW_ITEMS_FILE = "raw-items.jsonl"
 MERGED_FILE = "train.jsonl"
@@ -25,14 +26,15 @@ def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url
     """An OpenAI-compatible base URL must be http(s)://host[:port][/path]; the message names it."""
     from urllib.parse import urlsplit
 
+    shown = redact_url(url)  # the message never repeats a password given in the URL
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
     except ValueError as exc:
-        raise UserError(f"{source}: {label} {url!r}: not a URL ({exc})") from None
+        raise UserError(f"{source}: {label} {shown!r}: not a URL ({redact(str(exc))})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(
-            f"{source}: {label} {url!r}: expected http(s)://host[:port]/path, e.g. http://127.0.0.1:11434/v1"
+            f"{source}: {label} {shown!r}: expected http(s)://host[:port]/path, e.g. http://127.0.0.1:11434/v1"
         )
 
 
