@@ -85,7 +85,11 @@ DEBUG_ENV = "FT_HALLU_DEBUG"  # =1: show the traceback behind an error line
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. The single error boundary: anything the user can fix is one line, exit 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # options are range-checked as they are read (cli.common.Checked)
+    except UserError as exc:
+        print(f"ft-hallu: error: {redact(_one_line(str(exc)))}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, db_path_from
 from engine.errors import UserError
 from engine.importlog import import_log
 from engine.metrics.catalog import CATALOG
@@ -85,7 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score generations that lack hallucination metrics (incremental)",
         description="Compute per-generation and per-cell metrics for what is missing; scored rows are kept.",
     )
-    metrics.add_argument("--sweep", type=int, default=None, help="only this sweep (default: every sweep)")
+    metrics.add_argument(
+        "--sweep", action=Checked, kind=int, rules=ID, default=None, help="only this sweep (default: every sweep)"
+    )
     metrics.add_argument(
         "--list",
         action="store_true",
@@ -105,10 +107,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     importer.add_argument("file", help="printed sweep output, e.g. sweep-output-base.txt")
     importer.add_argument("--variant", required=True, choices=("base", "finetuned"))
-    importer.add_argument("--sweep-name", default=None, help="sweep to create or extend (by name)")
-    importer.add_argument("--into", type=int, default=None, help="add to this existing sweep id")
     importer.add_argument(
-        "--entity", default=None, help="masked entity name (default: inferred from the prompt)"
+        "--sweep-name", action=Checked, rules=NAME, default=None, help="sweep to create or extend (by name)"
+    )
+    importer.add_argument("--into", action=Checked, kind=int, rules=ID, default=None, help="add to this existing sweep id")
+    importer.add_argument(
+        "--entity", action=Checked, rules=NAME, default=None, help="masked entity name (default: inferred from the prompt)"
     )
     importer.add_argument(
         "--dataset", default=None, help="QA file whose context fields are the entity's sources"
@@ -120,6 +124,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a self-contained HTML and Markdown report of a sweep",
         description="Heatmaps per metric (temperature x top_p per top_k, base vs fine-tuned), cell table, divergent samples.",
     )
-    report.add_argument("--sweep", type=int, required=True)
+    report.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
     report.add_argument("--out", required=True, help="output folder (report.html, report.md, figures/)")
     report.set_defaults(func=_report)

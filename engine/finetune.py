@@ -55,7 +55,7 @@ LR_SCHEDULERS = (
 
 @dataclass
 class FinetuneConfig:
-    name: str = setting("finetune", non_empty=True)
+    name: str = setting("finetune", name=True)
     base_model: str = setting("microsoft/Phi-3.5-mini-instruct", non_empty=True)  # or a local folder, or "tiny" (offline)
     dataset: str = setting("", required=True)  # QA file (JSON array or JSONL of question/answer/context)
     output_dir: str = ""  # default: <data folder>/runs/<name>

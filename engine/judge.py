@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine import secrets
+from engine.configfile import setting, validate_instance
 from engine.errors import UserError
 from engine.generate import EndpointConfig, resolve_api_key
 from engine.liveness import tracked_run
@@ -63,9 +64,9 @@ class JudgeConfig:
     """Which endpoint and model judge, and how hard to retry. The key is never part of a config."""
 
     endpoint: EndpointConfig
-    max_attempts: int = 4
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 20.0
+    max_attempts: int = setting(4, min=1, max=100)
+    backoff_base_s: float = setting(1.0, min=0)
+    backoff_max_s: float = setting(20.0, min=0)
     max_tokens: int = 16  # one word, with room for a stray full stop or quote
     temperature: float = 0.0
     top_p: float = 1.0
@@ -75,6 +76,7 @@ class JudgeConfig:
         return self.endpoint.model
 
     def validate(self) -> None:
+        validate_instance(self, source="judge")  # the endpoint too: a nan or negative timeout, an empty model
         if not self.endpoint.model.strip():
             raise UserError("judge: --judge-model is empty")
         if self.max_attempts < 1:

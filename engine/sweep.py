@@ -48,12 +48,12 @@ class Grid:
 
 @dataclass
 class SweepConfig:
-    name: str = setting("sweep", non_empty=True)
+    name: str = setting("sweep", name=True)
     base_model: str = setting(DEFAULT_BASE_MODEL, non_empty=True)
     adapter: str = ""  # fine-tuned LoRA adapter folder; empty = base only
     # Several fine-tunes against one base: label -> adapter folder, each label a variant of its own.
     adapters: dict[str, str] = field(default_factory=dict)
-    entity_name: str = setting("EGNIVIA", non_empty=True)  # the masked name the prompt asks about
+    entity_name: str = setting("EGNIVIA", name=True)  # the masked name the prompt asks about
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     system_prompt: str = ds.DEFAULT_SYSTEM_PROMPT
     dataset: str = ""  # QA file: held-out questions and the sources used for grounding metrics

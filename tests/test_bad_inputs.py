@@ -153,7 +153,7 @@ RAW_CASES: dict[str, dict] = {
     "ft-output-is-file": finetune("", files={"out": "x"}, expect="out: output_dir is a file"),
     "ft-output-parent-file": finetune("", head='[finetune]\nbase_model = "tiny"\ndataset = "qa.jsonl"\noutput_dir = "blocker/out"\n', files={"blocker": "x"}, expect="blocker is a file"),
     "ft-output-not-empty": finetune("", files={"out/keep.txt": "mine"}, expect="output folder exists and is not empty"),
-    "ft-cli-max-steps": finetune("", "--max-steps", "-5", expect="command line: --max-steps = -5: must be >= -1"),
+    "ft-cli-max-steps": finetune("", "--max-steps", "-5", expect="command line: --max-steps = -5: must be >= 1"),
     "ft-missing-base-folder": finetune('base_model = "./nothing"\n', head='[finetune]\ndataset = "qa.jsonl"\noutput_dir = "out"\n', expect="base_model ./nothing: no such folder"),
     # ---- dataset check ----------------------------------------------------------------------
     "dataset-duplicate-ids": cli("dataset", "check", "{d}/dup.jsonl", files={"dup.jsonl": json.dumps({**ROW, "id": 1}) + "\n" + json.dumps({**ROW, "question": "Other?", "id": 1}) + "\n"}, expect="dup.jsonl:2: id '1' already used at {d}/dup.jsonl:1", code=1),
@@ -163,7 +163,7 @@ RAW_CASES: dict[str, dict] = {
     "dataset-latin1": cli("dataset", "check", "{d}/l.jsonl", files={"l.jsonl": b'{"question": "caf\xe9"}\n'}, expect="l.jsonl: not UTF-8"),
     "dataset-array-of-strings": cli("dataset", "check", "{d}/a.json", files={"a.json": '["x"]'}, expect="a.json: item 0: expected an object"),
     "dataset-number-field": cli("dataset", "check", "{d}/n.jsonl", files={"n.jsonl": json.dumps({**ROW, "answer": 3}) + "\n"}, expect="n.jsonl:1: field 'answer' must be a string"),
-    "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="eval_fraction must be in [0, 1)"),
+    "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="command line: --eval-fraction = 1.5: must be >= 0 and < 1"),
     # ---- mask -------------------------------------------------------------------------------
     "mask-typo": masking("--entity", "NVDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="no occurrence of NVDIA in any field of {d}/qa.jsonl; did you mean NVIDIA (36)?"),
     "mask-typo-preview": masking("--entity", "NVDIA", "--as", "EGNIVIA", "--diff", expect="no occurrence of NVDIA in any field"),
@@ -176,7 +176,7 @@ RAW_CASES: dict[str, dict] = {
     "mask-out-parent-file": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/blocker/o.jsonl", files={"blocker": "x"}, expect="o.jsonl: cannot write here, {d}/blocker is a file"),
     "mask-all-rejected": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--reject-rule", "name", "--out", "{d}/o.jsonl", expect="are rejected: the output would be an unchanged copy"),
     "mask-input-missing": cli("mask", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file"),
-    "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="--page must be >= 0"),
+    "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="command line: --page = -1: must be >= 0"),
     "mask-bad-rule": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--reject-rule", "nope", expect="nope"),
     "mask-leaks-missing": cli("mask-leaks", "{d}/none.jsonl", "--entity", "NVIDIA", expect="none.jsonl: no such file"),
     "mask-leaks-latin1": cli("mask-leaks", "{d}/l.jsonl", "--entity", "NVIDIA", files={"l.jsonl": b'{"q": "\xff"}\n'}, expect="l.jsonl: not UTF-8"),
@@ -190,7 +190,7 @@ RAW_CASES: dict[str, dict] = {
     "home-is-file": cli("sweeps", files={"home": "x"}, env={"FT_HALLU_HOME": "{d}/home"}, expect="FT_HALLU_HOME={d}/home: is a file, expected a folder"),
     # ---- report, serve, demo, generate, launch, import-log ------------------------------------
     "report-out-file": cli("--db", "{d}/store.db", "report", "--sweep", "1", "--out", "{d}/r", files={"r": "x"}, expect="--out {d}/r: is a file"),
-    "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="--port 99999: must be between 1 and 65535"),
+    "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="command line: --port = 99999: must be >= 1 and <= 65535"),
     "serve-missing-adapter": cli("serve", "--base", "tiny", "--adapter", "{d}/gone", expect="--adapter: folder {d}/gone does not exist"),
     "serve-share-without-auth": cli("serve", "--base", "tiny", "--share", expect="--share publishes the app"),
     "demo-zero-samples": cli("demo", "--samples", "0", expect="command line: --samples = 0: must be >= 1"),
