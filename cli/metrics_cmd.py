@@ -10,6 +10,7 @@ from engine.errors import UserError
 from engine.importlog import import_log
 from engine.metrics.catalog import CATALOG
 from engine.report import write_report
+from engine.scoring import source_problem
 from engine.workspace import Workspace
 
 
@@ -43,6 +44,9 @@ def _metrics(args: argparse.Namespace) -> int:
         for sweep_id in sweep_ids:
             scored = workspace.score(sweep_id)
             print(f"sweep {sweep_id}: scored {scored} generation(s) (already scored ones kept)")
+            problem = source_problem(workspace.sweep(sweep_id).config)
+            if problem:
+                print(f"sweep {sweep_id}: note: {problem}")
     return 0
 
 

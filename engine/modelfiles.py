@@ -11,7 +11,6 @@ loading or saving into one line naming the path (:func:`loading`, :func:`saving`
 
 from __future__ import annotations
 
-import errno
 import json
 import struct
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.files import is_disk_full
 
 # Any of these makes a tokenizer transformers can load without a download.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
@@ -133,19 +133,6 @@ def loading(what: str, path: str | Path) -> Iterator[None]:
         raise UserError(f"{path}: not enough memory to load the {what}") from None
     except Exception as exc:  # noqa: BLE001 - transformers, peft, safetensors, torch: one line each
         raise UserError(f"{path}: cannot load the {what}: {_first_line(exc)}") from exc
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """ENOSPC or EDQUOT, also when a library only says so in its message (torch's writer does)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            return True
-        text = str(seen).lower()
-        if "no space left" in text or "disk quota" in text or "file too large" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 @contextmanager

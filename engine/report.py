@@ -8,20 +8,31 @@ all samples at one temperature), the per-cell table and the most divergent sampl
 from __future__ import annotations
 
 import base64
-import html
 import io
+import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine import calibrate as engine_calibrate
+from engine import files, scoring
 from engine import judge as engine_judge
 from engine import labels as engine_labels
 from engine import metrics as engine_metrics
-from engine import scoring
-from engine.files import write_atomic, write_bytes_atomic
+from engine.errors import UserError
+from engine.files import (
+    first_existing_parent,
+    is_disk_full,
+    naming,
+    remove_empty,
+    remove_leftovers,
+    replace_folder,
+    staging_folder,
+)
 from engine.grid import MetricGrid
+from engine.markup import html_text, markdown_text
 from engine.metrics import catalog
 from store import core as store_core
 from store import metrics as store_metrics
@@ -268,7 +279,7 @@ def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
             if not has_values:
                 continue
             title = f"{_label(metric)} — prompt {group}"
-            slug = group.replace("*", "all").replace("/", "_")
+            slug = files.slug(group.replace("*", "all"), fallback="prompt", max_length=60)
             report.heatmaps.append(
                 Heatmap(metric, _label(metric), group, heatmap_png(grid, title), f"{metric}-{slug}.png")
             )
@@ -317,11 +328,11 @@ h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 
 
 def _table_html(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    head = "".join(f"<th>{html_text(h)}</th>" for h in headers)
     body = []
     for row in rows:
         cells = "".join(
-            f"<td class='num'>{html.escape(v)}</td>" if i >= numeric_from else f"<td>{html.escape(v)}</td>"
+            f"<td class='num'>{html_text(v)}</td>" if i >= numeric_from else f"<td>{html_text(v)}</td>"
             for i, v in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
@@ -329,9 +340,7 @@ def _table_html(headers: list[str], rows: list[list[str]], numeric_from: int = 1
 
 
 def _table_md(headers: list[str], rows: list[list[str]]) -> str:
-    def clean(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
+    clean = markdown_text  # answers, names and paths shown as written: no tag, link or emphasis
     lines = ["| " + " | ".join(clean(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines.extend("| " + " | ".join(clean(v) for v in row) + " |" for row in rows)
     return "\n".join(lines)
@@ -433,29 +442,30 @@ def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
 def render_html(report: Report) -> str:
     title = f"ft-hallu report — sweep {report.sweep['id']}"
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html_text(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{html_text(title)}</h1>",
         _table_html(["", ""], [[k, v] for k, v in _sweep_lines(report)], numeric_from=99),
         "<p>Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.</p>",
     ]
     sections = _sections(report)
     parts.append(
-        f"<h2>{html.escape(sections[0][0])}</h2>"
+        f"<h2>{html_text(sections[0][0])}</h2>"
         + _table_html(sections[0][1], sections[0][2], numeric_from=2)
     )
     parts.append("<h2>Heatmaps</h2>")
     for heatmap in report.heatmaps:
         encoded = base64.b64encode(heatmap.png).decode("ascii")
-        parts.append(f"<h3>{html.escape(heatmap.label)} — prompt {html.escape(heatmap.prompt_group)}</h3>")
-        parts.append(f"<img alt='{html.escape(heatmap.label)}' src='data:image/png;base64,{encoded}'>")
+        parts.append(f"<h3>{html_text(heatmap.label)} — prompt {html_text(heatmap.prompt_group)}</h3>")
+        parts.append(f"<img alt='{html_text(heatmap.label)}' src='data:image/png;base64,{encoded}'>")
     for section_title, headers, rows in sections[1:]:
-        parts.append(f"<h2>{html.escape(section_title)}</h2>")
+        parts.append(f"<h2>{html_text(section_title)}</h2>")
         parts.append(_table_html(headers, rows, numeric_from=99) if rows else "<p>none</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
 def render_markdown(report: Report, figures_dir: str = "figures") -> str:
+    md = markdown_text
     lines = [f"# ft-hallu report — sweep {report.sweep['id']}", ""]
     lines.append(_table_md(["", ""], [[k, v] for k, v in _sweep_lines(report)]))
     lines += [
@@ -464,29 +474,58 @@ def render_markdown(report: Report, figures_dir: str = "figures") -> str:
         "",
     ]
     sections = _sections(report)
-    lines += [f"## {sections[0][0]}", "", _table_md(sections[0][1], sections[0][2]), "", "## Heatmaps", ""]
+    lines += [f"## {md(sections[0][0])}", "", _table_md(sections[0][1], sections[0][2]), "", "## Heatmaps", ""]
     for heatmap in report.heatmaps:
         lines += [
-            f"### {heatmap.label} — prompt {heatmap.prompt_group}",
+            f"### {md(heatmap.label)} — prompt {md(heatmap.prompt_group)}",
             "",
-            f"![{heatmap.label}]({figures_dir}/{heatmap.filename})",
+            f"![{md(heatmap.label)}]({figures_dir}/{heatmap.filename})",
             "",
         ]
     for section_title, headers, rows in sections[1:]:
-        lines += [f"## {section_title}", "", _table_md(headers, rows) if rows else "none", ""]
+        lines += [f"## {md(section_title)}", "", _table_md(headers, rows) if rows else "none", ""]
     return "\n".join(lines)
 
 
 def write_report(store: Any, sweep_id: int, out_dir: str | Path, *, method: str = "auto") -> ReportPaths:
-    """Write report.html (self-contained), report.md and figures/*.png into ``out_dir``, atomically."""
+    """Write report.html (self-contained), report.md and figures/*.png into ``out_dir``, atomically.
+
+    Everything is built in a staging folder beside ``out_dir`` first; only a finished report is moved
+    in (``figures/`` replaced whole, then the two files), so a full disk or a kill leaves no empty
+    ``figures/`` and no half-written file. Other files in ``out_dir`` are left alone.
+    """
     out = Path(out_dir)
     report = build_report(store, sweep_id, method=method)
-    figures = []
-    for heatmap in report.heatmaps:
-        path = out / "figures" / heatmap.filename
-        write_bytes_atomic(path, heatmap.png)
-        figures.append(path)
-    html_path, md_path = out / "report.html", out / "report.md"
-    write_atomic(html_path, render_html(report))
-    write_atomic(md_path, render_markdown(report))
-    return ReportPaths(html=html_path, markdown=md_path, figures=figures)
+    remove_leftovers(out)  # what a killed earlier report left beside it
+    existing = first_existing_parent(out.parent)
+    created = [p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p != existing and not p.exists()]
+    staging = staging_folder(out)
+    try:
+        with naming(out):
+            if report.heatmaps:
+                (staging / "figures").mkdir()
+            for heatmap in report.heatmaps:
+                (staging / "figures" / heatmap.filename).write_bytes(heatmap.png)
+            (staging / "report.html").write_text(render_html(report), encoding="utf-8")
+            (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
+            _move_in(staging, out)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)  # folders made on the way to the report go too
+        if is_disk_full(exc):
+            raise UserError(f"{out}: disk full while writing the report; nothing was written") from exc
+        raise
+    figures = [out / "figures" / heatmap.filename for heatmap in report.heatmaps]
+    return ReportPaths(html=out / "report.html", markdown=out / "report.md", figures=figures)
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Put a finished report in place: the staging folder itself when ``out`` is new, else its parts."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    if (staging / "figures").exists():
+        replace_folder(staging / "figures", out / "figures")
+    for name in ("report.html", "report.md"):
+        os.replace(staging / name, out / name)
+    shutil.rmtree(staging, ignore_errors=True)

@@ -647,7 +647,7 @@ def _interval(value: float | None, interval: Sequence[float] | None) -> str:
 SHORT_NOTES = {
     "n/a: no reference answer for this prompt": "n/a: no ref.",
     "n/a: every answer refused": "n/a: refused",
-    "n/a: no source contexts (sweep without a dataset)": "n/a: no sources",
+    "n/a: no source contexts (no dataset, or its context fields are empty)": "n/a: no sources",
     "not scored yet: press Score sweep": "not scored",
     UNDEFINED_AT_ONE_NOTE: "undef. n=1",
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from typing import Any
 
 from engine.dataset import write_records_atomic
 from engine.errors import UserError
-from engine.files import file_sha256, slug, write_atomic
+from engine.files import file_sha256, naming, slug, write_atomic
 from engine.generate.client import ChunkCaller, ChunkOutcome, ChunkStopped, package_parts, resolve_api_key
 from engine.generate.config import (
     MANIFEST_FILE,
@@ -67,12 +68,16 @@ def read_raw_records(path: Path) -> dict[str, dict[str, Any]]:
 def _append_line(path: Path, record: dict[str, Any]) -> None:
     # One write() of the whole line on an O_APPEND descriptor, then fsync: a kill leaves whole lines.
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with naming(path):  # a full disk names the file
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # a short write on a nearly full disk: cut it, keep whole lines
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+                raise OSError(errno.ENOSPC, "No space left on device (short write)", str(path))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _check_manifest(out_dir: Path, chunks: Sequence[Chunk], manifest: dict[str, Any]) -> None:
