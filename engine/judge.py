@@ -77,6 +77,7 @@ class JudgeConfig:
 
     def validate(self) -> None:
         validate_instance(self, source="judge")  # the endpoint too: a nan or negative timeout, an empty model
+        self.endpoint.validate("judge")  # its URL, named redacted
         if not self.endpoint.model.strip():
             raise UserError("judge: --judge-model is empty")
         if self.max_attempts < 1:
