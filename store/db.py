@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import json
 import sqlite3
@@ -15,6 +14,9 @@ from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
+
+from store.clock import utc_now  # noqa: F401 - the domain modules take it from here
+from store.liveness import settle
 
 # Domain modules, each exposing ``MIGRATIONS: Migrations``. Order matters only where a
 # later set references an earlier set's tables.
@@ -33,10 +35,6 @@ DOMAIN_MODULES = (
 BUSY_TIMEOUT_S = 60.0
 
 _migration_lock = threading.Lock()
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 def to_json(value: Any) -> str:
@@ -121,8 +119,6 @@ def open_db(path: str | Path, *, migrate: bool = True) -> Store:
         raise StoreError(f"{db_path}: cannot be used as an ft-hallu store ({exc})") from exc
     store = Store(path=db_path, db=db)
     if migrate:
-        from store.liveness import settle  # store.liveness imports this module
-
         settle(store)  # runs whose process died read 'interrupted' in the file itself
     return store
 

@@ -15,7 +15,9 @@ import socket
 import sqlite3
 from typing import Any
 
-from store.db import Store, utc_now
+from store.clock import utc_now
+
+Store = Any  # a store.db.Store (store.db opens the store and settles it with this module)
 
 # Tables whose rows are runs with a status, host and pid; 'running' is the live state of each.
 RUN_TABLES = ("sweeps", "finetune_runs", "generation_runs", "runs")
