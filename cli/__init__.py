@@ -60,7 +60,7 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other error), exit 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"ft-hallu: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"ft-hallu: error: {self.prog}: {redact(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -146,5 +146,5 @@ def test_judge_and_calibrate_commands_name_the_judge(scored, tmp_path, monkeypat
     paths = write_report(store, sweep_id, tmp_path / "report", method="lexical")
     markdown = paths.markdown.read_text()
     assert "| judge: judge-1 |" in markdown and "contradicted (negation)" in markdown
-    assert "[[bicycles]]" in markdown
+    assert "\\[\\[bicycles\\]\\]" in markdown  # [[bicycles]] once rendered: answer text is escaped Markdown
     assert "## judge: judge-1 — semantic entropy by bidirectional entailment" in markdown
