@@ -442,6 +442,8 @@ def _run_recorded(
         finally:
             core.release_cells(store, sweep_id, mine)
         todo = _todo(store, sweep_id, planned)
+        if any(_cell_of(row) in chosen for row in todo) and not stopping():
+            break  # sampled, yet not stored: said below, never sampled again in a loop
     stored = core.count_generations(store, sweep_id)
     complete = stored >= len(planned)
     if not complete and not stopping():

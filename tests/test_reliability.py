@@ -372,6 +372,7 @@ def write_qa(folder: Path, rows: int = 12) -> Path:
 # ---------------------------------------------------------------- class 2: one liveness rule
 
 
+@pytest.mark.slow  # two fine-tune processes (imports dominate): 87 s on 2 loaded cores
 def test_a_finetune_killed_with_sigkill_is_interrupted_also_after_its_rerun(tmp_path, tiny_model_dir):
     write_qa(tmp_path)
     config = tmp_path / "ft.toml"
@@ -520,6 +521,7 @@ def test_many_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
     assert applied and all(count == 1 for _set, _name, count in applied)
 
 
+@pytest.mark.slow  # two sweep processes and the tiny model: 45 s on 2 loaded cores
 def test_two_sweeps_started_together_on_a_new_store_share_the_cells(tmp_path, tiny_model_dir):
     config = tmp_path / "s.toml"
     config.write_text(
@@ -631,6 +633,7 @@ def test_report_on_a_full_disk_names_the_folder_and_leaves_nothing(tmp_path, sma
     assert list((tmp_path / "disk").iterdir()) == []  # no report, no figures/, no staging, no reports/
 
 
+@pytest.mark.slow  # one fine-tune process: 35 s on 2 loaded cores
 def test_a_finetune_saving_to_a_full_disk_fails_in_one_line_and_keeps_nothing(tmp_path, small_disk, tiny_model_dir):
     write_qa(tmp_path)
     limit = small_disk("disk", 160)  # the tiny adapter is 231 KB
