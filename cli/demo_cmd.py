@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import db_path_from
+from cli.common import Checked, db_path_from
 from engine.demo import DEFAULT_DEMO_MODEL, DEMO_MODELS, format_table, run_demo
 from engine.summary import format_summary
+from engine.sweep import SweepConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tiny: a random offline model, same steps in about a minute",
     )
     parser.add_argument(
-        "--samples", type=int, default=None, help="samples per grid cell (default 2 for smollm2, 3 for tiny)"
+        "--samples",
+        action=Checked,
+        field=(SweepConfig, "samples_per_cell"),
+        default=None,
+        help="samples per grid cell (default 2 for smollm2, 3 for tiny)",
     )
     parser.add_argument("--cells", action="store_true", help="also print the per-cell table")
     parser.set_defaults(func=_run)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli.common import db_path_from
-from engine.finetune import load_config, run_finetune
+from cli.common import Checked, db_path_from
+from engine.finetune import FinetuneConfig, load_config, run_finetune
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, help="fine-tune TOML (see configs/finetune.example.toml)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    parser.add_argument("--max-steps", type=int, help="override max_steps (quick checks)")
+    parser.add_argument(
+        "--max-steps",
+        action=Checked,
+        field=(FinetuneConfig, "max_steps"),
+        rules={"min": 1},  # -1 means "train for epochs" in a config; on the command line, leave the flag out
+        help="override max_steps (quick checks; leave it out to train for epochs)",
+    )
     parser.set_defaults(func=_run)
 
 

@@ -14,22 +14,23 @@ import signal
 import sys
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import NAME, Checked, db_path_from
 from engine import job_kinds
 from engine.errors import UserError
 from engine.paths import data_dir
-from engine.sweep import SweepProgress
+from engine.sweep import SweepConfig, SweepProgress
 from engine.workspace import ClusterSettings, Job, Workspace, load_cluster_settings
 
 DEFAULT_CLUSTER_FILE = "cluster.toml"
 
 JOB_HELP = "job number from `ft-hallu job list`, or slurm:ID / local:PID"
+TASK = {"min": 0}  # array task numbers start at 0
 
 
 def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", help="cluster settings TOML (see configs/cluster.example.toml)")
     parser.add_argument("--local", action="store_true", help="run on this machine instead of Slurm")
-    parser.add_argument("--name", help="job name (default: ft-hallu-<config name>)")
+    parser.add_argument("--name", action=Checked, rules=NAME, help="job name (default: ft-hallu-<config name>)")
     parser.add_argument("--log-dir", help="folder for the job folders (default: from settings)")
 
 
@@ -53,21 +54,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     logs = actions.add_parser("logs", help="show the end of a job's log")
     logs.add_argument("job", metavar="JOB", help=JOB_HELP)
-    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    logs.add_argument(
+        "-n", "--lines", action=Checked, kind=int, rules={"min": 0}, default=50, help="lines to show (default 50)"
+    )
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job finishes")
-    logs.add_argument("--task", type=int, help="for a sweep array: this task's log only")
+    logs.add_argument("--task", action=Checked, kind=int, rules=TASK, help="for a sweep array: this task's log only")
     logs.set_defaults(func=_logs)
 
     cancel = actions.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job", metavar="JOB", help=JOB_HELP)
-    cancel.add_argument("--task", type=int, help="for a sweep array: cancel only this task")
+    cancel.add_argument("--task", action=Checked, kind=int, rules=TASK, help="for a sweep array: cancel only this task")
     cancel.set_defaults(func=_cancel)
 
     again = actions.add_parser(
         "resubmit", help="queue one shard of a sweep job again (finishes what is left)"
     )
     again.add_argument("job", metavar="JOB", help=JOB_HELP)
-    again.add_argument("--task", type=int, required=True, help="the shard (array task) number")
+    again.add_argument(
+        "--task", action=Checked, kind=int, rules=TASK, required=True, help="the shard (array task) number"
+    )
     again.set_defaults(func=_resubmit)
 
     ingest = actions.add_parser(
@@ -91,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_ft.set_defaults(func=_job_run_finetune)
     run_sweep = what.add_parser("sweep", help="one shard (SLURM_ARRAY_TASK_ID or --task), else every shard")
     run_sweep.add_argument("--job-dir", required=True)
-    run_sweep.add_argument("--task", type=int)
+    run_sweep.add_argument("--task", action=Checked, kind=int, rules=TASK)
     run_sweep.set_defaults(func=_job_run_sweep)
 
 
@@ -120,10 +125,17 @@ def _register_launch(actions: argparse._SubParsersAction) -> None:
         "a results file in the job folder; the login node ingests them into its store.",
     )
     sweep.add_argument("--config", required=True, help="sweep TOML (see configs/sweep.example.toml)")
-    sweep.add_argument("--shards", type=int, default=1, help="array tasks to split the rows over (default 1)")
+    sweep.add_argument(
+        "--shards", action=Checked, kind=int, rules={"min": 1}, default=1,
+        help="array tasks to split the rows over (default 1)",
+    )
     sweep.add_argument("--after", metavar="JOB", help="start only once this job (a fine-tune) COMPLETED")
-    sweep.add_argument("--samples", type=int, help="override samples_per_cell")
-    sweep.add_argument("--batch-size", type=int, help="override rows per generate call")
+    sweep.add_argument(
+        "--samples", action=Checked, field=(SweepConfig, "samples_per_cell"), help="override samples_per_cell"
+    )
+    sweep.add_argument(
+        "--batch-size", action=Checked, field=(SweepConfig, "batch_size"), help="override rows per generate call"
+    )
     _job_options(sweep)
     sweep.set_defaults(func=_launch_sweep)
 

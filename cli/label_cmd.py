@@ -7,7 +7,7 @@ import sys
 import unicodedata
 from typing import TextIO
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, db_path_from
 from engine import labels as engine_labels
 from engine.errors import UserError
 from engine.metrics.claims import marked_answer
@@ -242,8 +242,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     label.add_argument("action", nargs="?", choices=("import", "export"), help="CSV import or export")
     label.add_argument("file", nargs="?", help="the CSV file (import/export)")
-    label.add_argument("--sweep", type=int, required=True)
-    label.add_argument("--who", default=None, help="labeller name (default: $FT_HALLU_LABELLER or the login)")
+    label.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
+    label.add_argument(
+        "--who", action=Checked, rules=NAME, default=None,
+        help="labeller name (default: $FT_HALLU_LABELLER or the login)",
+    )  # fmt: skip
     label.add_argument("--variant", default=None, help="only this variant; for import, rows without one")
     label.add_argument("--relabel", action="store_true", help="go through labelled samples again too")
     label.add_argument(

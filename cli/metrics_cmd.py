@@ -6,11 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, db_path_from
 from engine.errors import UserError
 from engine.importlog import import_log
 from engine.metrics.catalog import CATALOG
 from engine.report import write_report
+from engine.scoring import source_problem
 from engine.workspace import Workspace
 
 
@@ -44,6 +45,9 @@ def _metrics(args: argparse.Namespace) -> int:
         for sweep_id in sweep_ids:
             scored = workspace.score(sweep_id)
             print(f"sweep {sweep_id}: scored {scored} generation(s) (already scored ones kept)")
+            problem = source_problem(workspace.sweep(sweep_id).config)
+            if problem:
+                print(f"sweep {sweep_id}: note: {problem}")
     return 0
 
 
@@ -95,7 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score generations that lack hallucination metrics (incremental)",
         description="Compute per-generation and per-cell metrics for what is missing; scored rows are kept.",
     )
-    metrics.add_argument("--sweep", type=int, default=None, help="only this sweep (default: every sweep)")
+    metrics.add_argument(
+        "--sweep", action=Checked, kind=int, rules=ID, default=None, help="only this sweep (default: every sweep)"
+    )
     metrics.add_argument(
         "--list",
         action="store_true",
@@ -115,10 +121,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     importer.add_argument("file", help="printed sweep output, e.g. sweep-output-base.txt")
     importer.add_argument("--variant", required=True, choices=("base", "finetuned"))
-    importer.add_argument("--sweep-name", default=None, help="sweep to create or extend (by name)")
-    importer.add_argument("--into", type=int, default=None, help="add to this existing sweep id")
     importer.add_argument(
-        "--entity", default=None, help="masked entity name (default: inferred from the prompt)"
+        "--sweep-name", action=Checked, rules=NAME, default=None, help="sweep to create or extend (by name)"
+    )
+    importer.add_argument("--into", action=Checked, kind=int, rules=ID, default=None, help="add to this existing sweep id")
+    importer.add_argument(
+        "--entity", action=Checked, rules=NAME, default=None, help="masked entity name (default: inferred from the prompt)"
     )
     importer.add_argument(
         "--dataset", default=None, help="QA file whose context fields are the entity's sources"
@@ -134,7 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and LaTeX, run metadata last."
         ),
     )
-    report.add_argument("--sweep", type=int, required=True)
+    report.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
     report.add_argument(
         "--out", required=True, help="output folder (report.html, report.md, figures/, tables/)"
     )

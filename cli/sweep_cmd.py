@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli.common import db_path_from
-from engine.sweep import SweepProgress, load_sweep_config, run_sweep
+from cli.common import Checked, db_path_from
+from engine.sweep import SweepConfig, SweepProgress, load_sweep_config, run_sweep
 from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sweep", help="sample base and fine-tuned over the T x top_p x top_k grid")
     parser.add_argument("--config", required=True, help="sweep TOML (see configs/sweep.example.toml)")
-    parser.add_argument("--samples", type=int, help="override samples_per_cell")
+    parser.add_argument(
+        "--samples", action=Checked, field=(SweepConfig, "samples_per_cell"), help="override samples_per_cell"
+    )
     parser.add_argument("--adapter", help="override the fine-tuned adapter folder")
     parser.add_argument("--base-model", help="override base_model")
-    parser.add_argument("--batch-size", type=int, help="override rows per generate call")
+    parser.add_argument(
+        "--batch-size", action=Checked, field=(SweepConfig, "batch_size"), help="override rows per generate call"
+    )
     parser.set_defaults(func=_run)
     listing = subparsers.add_parser("sweeps", help="list stored sweeps")
     listing.set_defaults(func=_list)
@@ -49,9 +53,11 @@ def _run(args: argparse.Namespace) -> int:
     config = load_sweep_config(args.config, overrides, labels)
     # Not through a Workspace: the sweep checks its inputs before it creates the store.
     result = run_sweep(config, db_path=db_path_from(args), progress=print_progress)
+    twice = result.sampled_now - result.generated_now
     print(
         f"sweep {result.sweep_id}: {result.generated_now} new rows, {result.skipped_existing} already stored, "
         f"{result.total_rows} planned; {result.seconds:.1f} s; store {result.db_path}"
+        + (f" ({twice} sampled rows were stored first by another process)" if twice > 0 else "")
     )
     return 0
 

@@ -1,6 +1,11 @@
-"""Model, dataset and user text made safe for the formats the report writes: HTML, Markdown, LaTeX, CSV.
+"""Model, dataset and user text made safe for every surface that renders markup: HTML, Markdown,
+LaTeX, CSV.
 
-One place for it: the report's renderers call these and nothing else on text they did not write.
+One place for it: the report's renderers, every ``gr.Markdown`` / ``gr.HTML`` of the Gradio app and
+the labelling views call these and nothing else on text they did not write. (Rich / Textual markup
+lives in the TUI, which owns Rich: ``tui.screens.base.plain``.) An answer such as
+``<script>alert(1)</script>`` or ``**[click](javascript:...)**`` is shown as those characters, never
+run, linked or formatted.
 """
 
 from __future__ import annotations
@@ -9,6 +14,9 @@ import html
 import re
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~])")
+# ...and at the start of a line, before a space: list items ("- ", "+ ", "1. ", "1) ") and the
+# underlines of headings ("=", "-" alone); a number such as "0.25" or "-3" is left as it is.
+_LINE_START = re.compile(r"^(\d*)([.)])(?=\s)|^()([+\-=])(?=\s|$)", re.MULTILINE)
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -47,7 +55,12 @@ def markdown_text(text: object, *, inline: bool = True) -> str:
     value = _MARKDOWN_SPECIAL.sub(r"\\\1", value)
     if inline:
         value = " ".join(value.split())
-    return value
+    return _LINE_START.sub(_escape_line_start, value)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    digits, mark = (match.group(1), match.group(2)) if match.group(2) else (match.group(3), match.group(4))
+    return f"{digits}\\{mark}"
 
 
 def latex_text(text: object) -> str:

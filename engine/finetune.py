@@ -21,6 +21,8 @@ from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
 from engine.files import first_existing_parent, remove_leftovers, replace_folder, resolve_from, staging_folder
+from engine.liveness import recorded
+from engine.modelfiles import check_model_files, loading, saving
 from engine.models import (
     DeviceInfo,
     base_identity,
@@ -53,7 +55,7 @@ LR_SCHEDULERS = (
 
 @dataclass
 class FinetuneConfig:
-    name: str = setting("finetune", non_empty=True)
+    name: str = setting("finetune", name=True)
     base_model: str = setting("microsoft/Phi-3.5-mini-instruct", non_empty=True)  # or a local folder, or "tiny" (offline)
     dataset: str = setting("", required=True)  # QA file (JSON array or JSONL of question/answer/context)
     output_dir: str = ""  # default: <data folder>/runs/<name>
@@ -250,45 +252,47 @@ def run_finetune(
             output_dir=str(output_dir),
             config=dataclasses.asdict(config),
         )
-    try:
-        result = _train(
-            config,
-            device,
-            output_dir,
-            say,
-            torch,
-            AutoModelForCausalLM,
-            TrainerCallback,
-            SFTConfig,
-            SFTTrainer,
-        )
-    except BaseException as exc:
-        # _train removes its staging folder on the way out; this catches one it could not (a failed rmtree).
-        remove_leftovers(output_dir, including_pid=os.getpid())
+
+    def mark(status: str, reason: str) -> None:
         if store is not None and run_id is not None:
             from store import core
 
-            core.finish_finetune_run(
-                store,
-                run_id,
-                status="failed",
-                error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            )
-        raise
-    result.run_id = run_id
-    if store is not None and run_id is not None:
-        from store import core
+            core.finish_finetune_run(store, run_id, status=status, error=reason)
 
-        core.finish_finetune_run(
-            store,
-            run_id,
-            status="completed",
-            train_loss=result.train_loss,
-            eval_loss_before=result.eval_loss_before,
-            eval_loss_after=result.eval_loss_after,
-            train_seconds=result.train_seconds,
-            result=dataclasses.asdict(result),
-        )
+    try:
+        with recorded(mark):
+            result = _train(
+                config,
+                device,
+                output_dir,
+                say,
+                torch,
+                AutoModelForCausalLM,
+                TrainerCallback,
+                SFTConfig,
+                SFTTrainer,
+            )
+            result.run_id = run_id
+            if store is not None and run_id is not None:
+                from store import core
+
+                core.finish_finetune_run(
+                    store,
+                    run_id,
+                    status="completed",
+                    train_loss=result.train_loss,
+                    eval_loss_before=result.eval_loss_before,
+                    eval_loss_after=result.eval_loss_after,
+                    train_seconds=result.train_seconds,
+                    result=dataclasses.asdict(result),
+                )
+    except BaseException:
+        # _train removes its staging folder on the way out; this catches one it could not (a failed rmtree).
+        remove_leftovers(output_dir, including_pid=os.getpid())
+        raise
+    finally:
+        if store is not None:
+            store.close()
     return result
 
 
@@ -305,8 +309,7 @@ def check_inputs(config: FinetuneConfig) -> Path:
         raise UserError(f"{output_dir}: cannot create the output folder, {parent} is a file")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{output_dir}: cannot create the output folder, {parent} is not writable")
-    if config.base_model.startswith((".", "/", "~")) and not Path(config.base_model).expanduser().exists():
-        raise UserError(f"base_model {config.base_model}: no such folder")
+    check_model_files(config.base_model)
     split = ds.split_items(ds.load_items(config.dataset), eval_fraction=config.eval_fraction, seed=config.seed)
     if not split.train:
         raise UserError(f"{config.dataset}: no training rows after the split")
@@ -317,7 +320,8 @@ def _train(
     config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
 ):
     model_path = resolve_model_path(config.base_model)
-    tokenizer = load_tokenizer(model_path)
+    with loading("tokenizer", model_path):
+        tokenizer = load_tokenizer(model_path)
     tokenizer.padding_side = "right"  # training pads on the right; generation uses left
     train_data, eval_data = _build_datasets(config, tokenizer)
     say(
@@ -352,7 +356,8 @@ def _train(
         )
         load_kwargs["device_map"] = {"": 0}
     say(f"loading {config.base_model} ({config.mode}, {device.device})")
-    model = AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs)
+    with loading("model", model_path):
+        model = AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs)
     if config.mode == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -426,11 +431,13 @@ def _train(
         trainer.model.generation_config.use_cache = True
     except AttributeError:
         pass
+    what = "adapter" if config.mode != "full" else "model"
     try:
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-        trainer.save_model(str(staging))
-        tokenizer.padding_side = "left"
-        tokenizer.save_pretrained(str(staging))
+        with saving(what, output_dir):  # a full disk is one line naming the folder, not torch's traceback
+            trainer.save_model(str(staging))
+            tokenizer.padding_side = "left"
+            tokenizer.save_pretrained(str(staging))
         record = {
             "base_model": config.base_model,
             "base": base_identity(config.base_model),
@@ -440,12 +447,13 @@ def _train(
             "eval_loss_before": before,
             "eval_loss_after": after,
         }
-        (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
-        replace_folder(staging, output_dir)
+        with saving(what, output_dir):
+            (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
+            replace_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    say(f"saved {'adapter' if config.mode != 'full' else 'model'} to {output_dir}")
+    say(f"saved {what} to {output_dir}")
     return FinetuneResult(
         output_dir=str(output_dir),
         mode=config.mode,

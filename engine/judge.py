@@ -29,8 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine import secrets
+from engine.configfile import setting, validate_instance
 from engine.errors import UserError
 from engine.generate import EndpointConfig, resolve_api_key
+from engine.liveness import tracked_run
 from engine.metrics import semantic_entropy
 from store import claims as store_claims
 from store import core as store_core
@@ -61,9 +64,9 @@ class JudgeConfig:
     """Which endpoint and model judge, and how hard to retry. The key is never part of a config."""
 
     endpoint: EndpointConfig
-    max_attempts: int = 4
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 20.0
+    max_attempts: int = setting(4, min=1, max=100)
+    backoff_base_s: float = setting(1.0, min=0)
+    backoff_max_s: float = setting(20.0, min=0)
     max_tokens: int = 16  # one word, with room for a stray full stop or quote
     temperature: float = 0.0
     top_p: float = 1.0
@@ -73,6 +76,8 @@ class JudgeConfig:
         return self.endpoint.model
 
     def validate(self) -> None:
+        validate_instance(self, source="judge")  # the endpoint too: a nan or negative timeout, an empty model
+        self.endpoint.validate("judge")  # its URL, named redacted
         if not self.endpoint.model.strip():
             raise UserError("judge: --judge-model is empty")
         if self.max_attempts < 1:
@@ -218,7 +223,7 @@ class Judge:
         self._stop.set()
 
     def redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return secrets.redact(text.replace(self._key, "***") if self._key else text)
 
     def claim(self, claim: str, evidence: Sequence[str]) -> tuple[Verdict, str]:
         """(verdict, cache key) for a claim against its evidence sentences."""
@@ -469,6 +474,13 @@ def judge_sweep(
     if not store_core.get_sweep(store, sweep_id):
         raise UserError(f"sweep {sweep_id}: no such sweep")
     judge = Judge(store, config)
+    with tracked_run(store, "judge", f"sweep {sweep_id}"):
+        return _judge_parts(store, sweep_id, judge, claims=claims, entropy=entropy, progress=progress)
+
+
+def _judge_parts(
+    store: Any, sweep_id: int, judge: Judge, *, claims: bool, entropy: bool, progress: Progress | None
+) -> JudgeRun:
     total = JudgeRun(judge.model)
     parts = []
     if claims:

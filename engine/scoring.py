@@ -58,6 +58,20 @@ def profile_section(store: Any, sweep_id: int) -> tuple[str, list[str], list[lis
     return title, headers, [list(row) for row in profile.summary()]
 
 
+def source_problem(config: dict[str, Any]) -> str | None:
+    """Why a sweep's source scores (grounding, claims) are NULL although it names a dataset, or None."""
+    path = config.get("dataset_path")
+    if not path:
+        return None
+    if load_sources(path, config.get("entity_name") or None) is not None:
+        return None
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return f"{path}: no such file, so grounding and claims are n/a"
+    return f"{path}: its context fields hold no sentence, so grounding and claims are n/a"
+
+
 def compute_missing(
     store: Any, sweep_id: int, *, progress: Progress | None = None, method: str = "auto"
 ) -> int:

@@ -289,7 +289,7 @@ def missing_note(metric: str, cells: Sequence[Cell]) -> str:
     if metric in _SOURCE_METRICS:
         if all(cell.value("refusal_rate") == 1 for cell in cells):
             return "n/a: every answer refused"
-        return "n/a: no source contexts (sweep without a dataset)"
+        return "n/a: no source contexts (no dataset, or its context fields are empty)"
     return "n/a"
 
 

@@ -23,9 +23,11 @@ from engine import dataset as ds
 from engine import metrics as engine_metrics
 from engine.calibrate import MIN_LABELS
 from engine.errors import UserError
+from engine.escape import markdown_text
 from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, MetricGrid, compare_grids
 from engine.metrics import SUMMARY_METRICS, catalog
 from engine.metrics.catalog import Show, cell_metrics_shown
+from engine.modelfiles import check_fits_context
 from engine.models import LoadedModel
 from engine.sampling import RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
@@ -260,6 +262,8 @@ class AppHandlers:
     ) -> list[RowSpec]:
         """Sample i uses seed + i on each side, so sample 0 is what the streaming compare shows."""
         text = self.prompt_text(prompt, system_prompt)
+        tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        check_fits_context(self.loaded, tokens, live.max_new_tokens)  # refused before any sampling
         rows = []
         for index in range(samples):
             for variant in self.variants:
@@ -381,7 +385,8 @@ class AppHandlers:
         if not saved.written:
             return f"already saved in sweep {saved.sweep_id}"
         return (
-            f"saved {saved.written} generation(s) to ad-hoc sweep {saved.sweep_id} (prompt {saved.prompt_id})"
+            f"saved {saved.written} generation(s) to ad-hoc sweep {saved.sweep_id} "
+            f"(prompt {markdown_text(saved.prompt_id)})"
         )
 
     # ------------------------------------------------------------------ sweeps tab
@@ -411,9 +416,10 @@ class AppHandlers:
         keys = [cell.key for cell in cells]
         scored_cells = sum(1 for cell in cells if cell.scored)
         scored = f"{scored_cells} scored" if scored_cells else "no metrics yet (press Score)"
+        md = markdown_text  # a sweep's name, model and adapter are shown as written, never as markup
         text = (
-            f"**#{sweep_id} {info.name}** · source {info.source} · {info.status} · "
-            f"model {info.base_model} · adapter {info.adapter_dir or '-'} · "
+            f"**#{sweep_id} {md(info.name)}** · source {md(info.source)} · {md(info.status)} · "
+            f"model {md(info.base_model)} · adapter {md(info.adapter_dir or '-')} · "
             f"{info.generation_count} generations in {len(cells)} cells ({scored})"
         )
         return SweepFilters(
@@ -579,7 +585,7 @@ class AppHandlers:
     def set_label(self, payload: Any, label: str) -> str:
         generation_id = self.generation_id(payload)
         who = self.workspace.set_label(generation_id, label)
-        return f"generation {generation_id}: labelled **{label}** by {who}"
+        return f"generation {generation_id}: labelled **{markdown_text(label)}** by {markdown_text(who)}"
 
     def label_summary(self, sweep: Any) -> str:
         counts = self.workspace.label_counts(self.sweep_id(sweep))
@@ -648,7 +654,7 @@ def _interval(value: float | None, interval: Sequence[float] | None) -> str:
 SHORT_NOTES = {
     "n/a: no reference answer for this prompt": "n/a: no ref.",
     "n/a: every answer refused": "n/a: refused",
-    "n/a: no source contexts (sweep without a dataset)": "n/a: no sources",
+    "n/a: no source contexts (no dataset, or its context fields are empty)": "n/a: no sources",
     "not scored yet: press Score sweep": "not scored",
     UNDEFINED_AT_ONE_NOTE: "undef. n=1",
 }

@@ -7,9 +7,10 @@ it for labelling (the page script in layout.py forwards it to the app).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from html import escape
 from typing import Any
 
+from engine.escape import html_text as escape
+from engine.escape import markdown_text
 from engine.metrics.catalog import sample_metric
 from engine.workspace import CellSamples, Sample
 
@@ -82,8 +83,9 @@ def aligned_html(samples: CellSamples, labels: Mapping[int, str | None], picked:
 
 def caption_text(sweep: str, samples: CellSamples, clicked_variant: str | None) -> str:
     """What the view shows: sweep, variant(s), T / p / k, prompt."""
-    sides = " | ".join(VARIANT_TITLES.get(v, v) for v in samples.variants) or "no variant"
-    clicked = f" · clicked **{clicked_variant}**" if clicked_variant and clicked_variant != "all" else ""
+    md = markdown_text  # sweep names, variant labels, prompt ids and prompts come from users and datasets
+    sides = " \\| ".join(md(VARIANT_TITLES.get(v, v)) for v in samples.variants) or "no variant"
+    clicked = f" · clicked **{md(clicked_variant)}**" if clicked_variant and clicked_variant != "all" else ""
     prompt_ids = sorted({row.prompt_id for row in samples.rows})
     prompt_id = samples.prompt_id or (prompt_ids[0] if len(prompt_ids) == 1 else "every prompt")
     prompt = " ".join((samples.prompt or "").split())
@@ -91,8 +93,9 @@ def caption_text(sweep: str, samples: CellSamples, clicked_variant: str | None) 
         prompt = prompt[:159] + "…"
     count = max((len(samples.side(v)) for v in samples.variants), default=0)
     return (
-        f"**{sweep}** · variants {sides}{clicked} · **T = {samples.temperature:g} · p = {samples.top_p:g} · "
-        f"k = {samples.top_k}** · prompt `{prompt_id}`: {prompt or '(none)'} · {count} sample(s) per side"
+        f"**{md(sweep)}** · variants {sides}{clicked} · **T = {samples.temperature:g} · p = {samples.top_p:g} · "
+        f"k = {samples.top_k}** · prompt {md(prompt_id)}: {md(prompt) if prompt else '(none)'} · "
+        f"{count} sample(s) per side"
     )
 
 

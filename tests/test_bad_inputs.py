@@ -155,7 +155,7 @@ RAW_CASES: dict[str, dict] = {
     "ft-output-is-file": finetune("", files={"out": "x"}, expect="out: output_dir is a file"),
     "ft-output-parent-file": finetune("", head='[finetune]\nbase_model = "tiny"\ndataset = "qa.jsonl"\noutput_dir = "blocker/out"\n', files={"blocker": "x"}, expect="blocker is a file"),
     "ft-output-not-empty": finetune("", files={"out/keep.txt": "mine"}, expect="output folder exists and is not empty"),
-    "ft-cli-max-steps": finetune("", "--max-steps", "-5", expect="command line: --max-steps = -5: must be >= -1"),
+    "ft-cli-max-steps": finetune("", "--max-steps", "-5", expect="command line: --max-steps = -5: must be >= 1"),
     "ft-missing-base-folder": finetune('base_model = "./nothing"\n', head='[finetune]\ndataset = "qa.jsonl"\noutput_dir = "out"\n', expect="base_model ./nothing: no such folder"),
     # ---- dataset check ----------------------------------------------------------------------
     "dataset-duplicate-ids": cli("dataset", "check", "{d}/dup.jsonl", files={"dup.jsonl": json.dumps({**ROW, "id": 1}) + "\n" + json.dumps({**ROW, "question": "Other?", "id": 1}) + "\n"}, expect="dup.jsonl:2: id '1' already used at {d}/dup.jsonl:1", code=1),
@@ -165,7 +165,7 @@ RAW_CASES: dict[str, dict] = {
     "dataset-latin1": cli("dataset", "check", "{d}/l.jsonl", files={"l.jsonl": b'{"question": "caf\xe9"}\n'}, expect="l.jsonl: not UTF-8"),
     "dataset-array-of-strings": cli("dataset", "check", "{d}/a.json", files={"a.json": '["x"]'}, expect="a.json: item 0: expected an object"),
     "dataset-number-field": cli("dataset", "check", "{d}/n.jsonl", files={"n.jsonl": json.dumps({**ROW, "answer": 3}) + "\n"}, expect="n.jsonl:1: field 'answer' must be a string"),
-    "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="eval_fraction must be in [0, 1)"),
+    "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="command line: --eval-fraction = 1.5: must be >= 0 and < 1"),
     # ---- mask -------------------------------------------------------------------------------
     "mask-typo": masking("--entity", "NVDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="no occurrence of NVDIA in any field of {d}/qa.jsonl; did you mean NVIDIA (36)?"),
     "mask-typo-preview": masking("--entity", "NVDIA", "--as", "EGNIVIA", "--diff", expect="no occurrence of NVDIA in any field"),
@@ -178,7 +178,7 @@ RAW_CASES: dict[str, dict] = {
     "mask-out-parent-file": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/blocker/o.jsonl", files={"blocker": "x"}, expect="o.jsonl: cannot write here, {d}/blocker is a file"),
     "mask-all-rejected": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--reject-rule", "name", "--out", "{d}/o.jsonl", expect="are rejected: the output would be an unchanged copy"),
     "mask-input-missing": cli("mask", "plan", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file"),
-    "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="--page must be >= 0"),
+    "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="command line: --page = -1: must be >= 0"),
     "mask-bad-rule": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--reject-rule", "nope", expect="nope"),
     "mask-leak-typo": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--mask-leak", "Hoper", "--out", "{d}/o.jsonl", expect="identifying name 'Hoper': not in any field of {d}/qa.jsonl"),
     "mask-leak-seed-not-int": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--also-mask-leaks", "--leak-seed", "x", "--diff", expect="argument --leak-seed: invalid int value: 'x'"),
@@ -197,7 +197,7 @@ RAW_CASES: dict[str, dict] = {
     "profile-empty-entity": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/qa.jsonl", "--entity", " ", files={"qa.jsonl": QA}, expect="--entity"),
     # ---- report, serve, demo, generate, launch, import-log ------------------------------------
     "report-out-file": cli("--db", "{d}/store.db", "report", "--sweep", "1", "--out", "{d}/r", files={"r": "x"}, expect="--out {d}/r: is a file"),
-    "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="--port 99999: must be between 1 and 65535"),
+    "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="command line: --port = 99999: must be >= 1 and <= 65535"),
     "serve-missing-adapter": cli("serve", "--base", "tiny", "--adapter", "{d}/gone", expect="--adapter: folder {d}/gone does not exist"),
     "serve-share-without-auth": cli("serve", "--base", "tiny", "--share", expect="--share publishes the app"),
     "demo-zero-samples": cli("demo", "--samples", "0", expect="command line: --samples = 0: must be >= 1"),
@@ -392,13 +392,13 @@ def _kill_during_mask(tmp_path: Path, when: str) -> tuple[Path, Path]:
     return out, db
 
 
-def test_mask_killed_before_rename_is_failed_and_its_temp_file_removed(tmp_path, capsys):
+def test_mask_killed_before_rename_is_interrupted_and_its_temp_file_removed(tmp_path, capsys):
     out, db = _kill_during_mask(tmp_path, "before")
     assert not out.exists() and list(tmp_path.glob(".masked.jsonl.*.tmp"))  # the leftover
     assert main(["--db", str(db), "mask", "list"]) == 0
     captured = capsys.readouterr()
-    assert "marked failed, removed 1 temp file(s)" in captured.err
-    assert " failed " in captured.out
+    assert "marked interrupted, removed 1 temp file(s)" in captured.err
+    assert " interrupted " in captured.out
     assert not list(tmp_path.glob(".masked.jsonl.*"))
 
 

@@ -204,7 +204,7 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     caption, aligned = client.predict(
         str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples"
     )[:2]
-    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "`entity`" in caption
+    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "prompt entity:" in caption
     for g in generations:
         if g["temperature"] == 0.7 and g["text"]:
             assert html.escape(g["text"]) in aligned

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import secrets
 from engine.errors import UserError
 from engine.generate.config import INSTALL_HINT, TOOL_NAME, EndpointConfig, GenerateConfig, GenerationError
 from engine.generate.sources import Chunk
@@ -101,7 +102,7 @@ class ChunkCaller:
         self._stop.set()
 
     def redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return secrets.redact(text.replace(self._key, "***") if self._key else text)
 
     def run(self, chunk: Chunk) -> ChunkOutcome:
         config = self._config
@@ -145,7 +146,7 @@ class ChunkCaller:
         except openai.APITimeoutError as exc:
             raise _Retryable(f"timed out after {self._config.endpoint.timeout_s:g}s") from exc
         except openai.APIConnectionError as exc:
-            where = self._config.endpoint.base_url or "https://api.openai.com/v1"
+            where = secrets.redact_url(self._config.endpoint.base_url or "https://api.openai.com/v1")
             raise _Retryable(f"connection to {where} failed: {exc}") from exc
         except openai.APIStatusError as exc:
             message = f"HTTP {exc.status_code}: {_short(exc.message)}"

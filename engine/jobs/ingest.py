@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from engine.jobs import jobrun
 from engine.jobs.model import Job
 from engine.jobs.results_file import read_job_results
+from engine.liveness import tracked_run
 from engine.scoring import compute_metrics_if_available
 from store import core
 from store import jobs as job_store
@@ -60,6 +61,11 @@ class IngestResult:
 
 def ingest_job(store: Store, job: Job) -> IngestResult:
     """Insert whatever the job's folder holds that the store lacks; safe to call any number of times."""
+    with tracked_run(store, "ingest", f"job {job.id}"):
+        return _ingest(store, job)
+
+
+def _ingest(store: Store, job: Job) -> IngestResult:
     if not job.job_dir:
         result = IngestResult(job.id, job.kind)  # launched before job folders: nothing travels as files
     elif job.kind == "sweep":

@@ -584,6 +584,8 @@ def _for_embedding(text: str) -> str:
 
 def _normalised(vectors: np.ndarray) -> np.ndarray:
     matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2:  # no sentence to embed: an empty (0, d) matrix, not a 1-d array
+        return matrix.reshape(len(matrix), -1)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms == 0, 1.0, norms)
 

@@ -299,7 +299,7 @@ class FinetuneScreen(StepScreen):
 
     def start_launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher: str) -> None:
         self.running = True
-        self.notify(f"Submitting {config.name} ({launcher})...")
+        self.notify(f"Submitting {config.name} ({launcher})...", markup=False)  # a name is shown as typed
         self._launch(config, cluster, launcher)
 
     @step_worker(group="ft-launch")
@@ -333,7 +333,7 @@ class FinetuneScreen(StepScreen):
         self.ft_app.prefs["finetunes_to_hand_on"] = [*(waiting if isinstance(waiting, list) else []), job.id]
         self.ft_app.write_prefs()
         self.clear_handed()
-        self.notify(f"Job {job.id} submitted ({job.ref}).")
+        self.notify(f"Job {job.id} submitted ({job.ref}).", markup=False)
         self.poll_jobs()
         self.query_one("#ft-jobs", DataTable).focus()
 
@@ -473,7 +473,7 @@ class FinetuneScreen(StepScreen):
         )
 
     def start_cancel(self, job: Job) -> None:
-        self.notify(f"Cancelling job {job.id} ({job.ref})...")
+        self.notify(f"Cancelling job {job.id} ({job.ref})...", markup=False)
         self._cancel(job)
 
     @step_worker(group="ft-cancel")

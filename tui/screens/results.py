@@ -446,7 +446,7 @@ class ResultsScreen(StepScreen):
     def on_results_screen_labelled(self, message: Labelled) -> None:
         self.labels[message.generation_id] = message.label
         self.draw_samples()
-        self.notify(f"Labelled generation {message.generation_id} {message.label} ({message.who}).")
+        self.notify(f"Labelled generation {message.generation_id} {message.label} ({message.who}).", markup=False)
 
     # ------------------------------------------------------------ scoring
 

@@ -386,7 +386,7 @@ class SweepScreen(StepScreen):
         self.running = False
         job = message.job
         self.clear_handed()
-        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.")
+        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.", markup=False)
         self.follow(job.id)
 
     def follow(self, job_id: int) -> None:
