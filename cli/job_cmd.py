@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     logs = actions.add_parser("logs", help="show the end of a job's log")
     logs.add_argument("job", metavar="JOB", help=JOB_HELP)
     logs.add_argument(
-        "-n", "--lines", action=Checked, kind=int, rules={"min": 0}, default=50, help="lines to show (default 50)"
+        "-n", "--lines", action=Checked, kind=int, rules={"min": 1}, default=50, help="lines to show (default 50)"
     )
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job finishes")
     logs.add_argument("--task", action=Checked, kind=int, rules=TASK, help="for a sweep array: this task's log only")
@@ -252,8 +252,6 @@ def _ingest_line(summary: dict) -> str:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    if args.lines < 0:
-        raise UserError("logs: -n must be >= 0")
     with Workspace.open(db_path_from(args)) as workspace:
         job = workspace.job(args.job)
         text = workspace.job_log(job, args.lines, task=args.task)

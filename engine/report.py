@@ -38,8 +38,17 @@ from engine import labels as engine_labels
 from engine import metrics as engine_metrics
 from engine import scoring
 from engine import summary as engine_summary
+from engine.errors import UserError
 from engine.escape import csv_text, html_text, latex_text, markdown_text
-from engine.files import replace_folder, staging_folder, write_atomic, write_bytes_atomic
+from engine.files import (
+    first_existing_parent,
+    is_disk_full,
+    naming,
+    remove_empty,
+    remove_leftovers,
+    replace_folder,
+    staging_folder,
+)
 from engine.grid import NA_COLOUR, MetricGrid, degenerate_note, difference_scale, value_scale
 from engine.metrics import catalog
 from engine.metrics.catalog import MetricSpec
@@ -937,31 +946,37 @@ def write_report(
 ) -> ReportPaths:
     """Write report.html, report.md, figures/ (PNG + SVG) and tables/ (CSV + LaTeX) into ``out_dir``.
 
-    Everything is built in a staging folder first; then figures/ and tables/ are swapped in whole
-    and the two reports replaced atomically, so a failed run leaves the old report as it was and
-    other files in ``out_dir`` are never touched.
+    Everything is built in a staging folder beside ``out_dir`` first; only a finished report is
+    moved in (a new ``out_dir`` whole; else figures/ and tables/ swapped in whole, then the two
+    reports), so a failed run (a full disk, a kill) leaves the old report as it was, no empty
+    folder and no half-written file. Other files in ``out_dir`` are never touched.
     """
     started = time.perf_counter()
     out = Path(out_dir)
     report = build_report(store, sweep_id, method=method, say=say, data_folder=data_folder)
-    staging = staging_folder(out / "report")
+    remove_leftovers(out)  # what a killed earlier report left beside it
+    existing = first_existing_parent(out.parent)
+    created = [p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p != existing and not p.exists()]
+    staging = staging_folder(out)
     try:
-        for figure in report.figures():
-            write_bytes_atomic(staging / "figures" / f"{figure.name}.png", figure.png)
-            write_bytes_atomic(staging / "figures" / f"{figure.name}.svg", figure.svg)
-        for table in report.tables():
-            write_atomic(staging / "tables" / f"{table.name}.csv", table_csv(table))
-            write_atomic(staging / "tables" / f"{table.name}.tex", table_latex(table))
-        (staging / "figures").mkdir(exist_ok=True)
-        (staging / "tables").mkdir(exist_ok=True)
-        write_atomic(staging / "report.html", render_html(report))
-        write_atomic(staging / "report.md", render_markdown(report))
-        for folder in ("figures", "tables"):
-            replace_folder(staging / folder, out / folder)
-        for name in ("report.html", "report.md"):
-            os.replace(staging / name, out / name)
-    finally:
+        with naming(out):
+            for folder in ("figures", "tables"):
+                (staging / folder).mkdir()
+            for figure in report.figures():
+                (staging / "figures" / f"{figure.name}.png").write_bytes(figure.png)
+                (staging / "figures" / f"{figure.name}.svg").write_bytes(figure.svg)
+            for table in report.tables():
+                (staging / "tables" / f"{table.name}.csv").write_text(table_csv(table), encoding="utf-8")
+                (staging / "tables" / f"{table.name}.tex").write_text(table_latex(table), encoding="utf-8")
+            (staging / "report.html").write_text(render_html(report), encoding="utf-8")
+            (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
+            _move_in(staging, out)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)  # folders made on the way to the report go too
+        if is_disk_full(exc):
+            raise UserError(f"{out}: disk full while writing the report; nothing was written") from exc
+        raise
     return ReportPaths(
         html=out / "report.html",
         markdown=out / "report.md",
@@ -969,3 +984,15 @@ def write_report(
         tables=sorted((out / "tables").iterdir()),
         seconds=time.perf_counter() - started,
     )
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Put a finished report in place: the staging folder itself when ``out`` is new, else its parts."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    for folder in ("figures", "tables"):
+        replace_folder(staging / folder, out / folder)
+    for name in ("report.html", "report.md"):
+        os.replace(staging / name, out / name)
+    shutil.rmtree(staging, ignore_errors=True)

@@ -422,6 +422,13 @@ def _run_recorded(
             todo = _todo(store, sweep_id, planned)
             continue
         chosen = set(mine)
+        # Read what is missing again now the lease is held: another process may have stored (and
+        # released) one of these cells between our last read and the lease.
+        todo = _todo(store, sweep_id, planned)
+        rows = [row for row in todo if _cell_of(row) in chosen]
+        if not rows:
+            core.release_cells(store, sweep_id, mine)
+            continue
         before = claimed.written
 
         def report(step: SweepProgress, before: int = before) -> None:
@@ -434,7 +441,7 @@ def _run_recorded(
 
         try:
             claimed.written += generate_planned(
-                config, prompts, [row for row in todo if _cell_of(row) in chosen], write, loaded=loaded,
+                config, prompts, rows, write, loaded=loaded,
                 progress=report, should_stop=should_stop, already_done=len(planned) - len(todo),
                 planned_total=len(planned),
             )  # fmt: skip

@@ -106,7 +106,7 @@ def finetune(body: str, *, files: dict | None = None, expect: str, head: str = F
 
 
 def masking(*argv: str, expect: str) -> dict:
-    return cli("--db", "{d}/store.db", "mask", "{d}/qa.jsonl", *argv, files={"qa.jsonl": QA}, expect=expect)
+    return cli("--db", "{d}/store.db", "mask", "plan", "{d}/qa.jsonl", *argv, files={"qa.jsonl": QA}, expect=expect)
 
 
 MODEL_OK = {"model/config.json": MODEL_CONFIG, "model/tokenizer.json": "{}"}
@@ -144,12 +144,12 @@ RAW_CASES: dict[str, dict] = {
     "serve-precision": cli("serve", "--base", "tiny", "--precision", "fp8", expect="argument --precision: invalid choice: 'fp8'"),
     "mask-page-size-zero": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page-size", "0", expect="command line: --page-size = 0: must be >= 1"),
     "mask-reject-row-negative": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--reject-row", "-1", expect="command line: --reject-row = -1: must be >= 0"),
-    "launch-shards-zero": cli("launch", "sweep", "--config", "{d}/s.toml", "--shards", "0", files={"s.toml": SWEEP_HEAD}, expect="command line: --shards = 0: must be >= 1"),
-    "logs-lines-zero": cli("logs", "1", "-n", "0", expect="command line: -n = 0: must be >= 1"),
+    "launch-shards-zero": cli("job", "launch", "sweep", "--config", "{d}/s.toml", "--shards", "0", files={"s.toml": SWEEP_HEAD}, expect="command line: --shards = 0: must be >= 1"),
+    "logs-lines-zero": cli("job", "logs", "1", "-n", "0", expect="command line: -n = 0: must be >= 1"),
     "report-sweep-negative": cli("report", "--sweep", "-3", "--out", "{d}/r", expect="command line: --sweep = -3: must be >= 1"),
     "metrics-sweep-zero": cli("metrics", "--sweep", "0", expect="command line: --sweep = 0: must be >= 1"),
     "label-sweep-zero": cli("label", "--sweep", "0", expect="command line: --sweep = 0: must be >= 1"),
-    "mask-undo-negative": cli("mask-undo", "-1", expect="command line: mask_id = -1: must be >= 1"),
+    "mask-undo-negative": cli("mask", "undo", "-1", expect="command line: mask_id = -1: must be >= 1"),
     "import-log-into-zero": cli("import-log", "{d}/log.txt", "--variant", "base", "--into", "0", files={"log.txt": "x"}, expect="command line: --into = 0: must be >= 1"),
     # ---- class 4: the same ranges in config files ----------------------------------------------
     "sweep-eval-fraction-nan": sweep("eval_fraction = nan\n", expect="s.toml: eval_fraction = nan: must be a finite number"),
@@ -167,7 +167,7 @@ RAW_CASES: dict[str, dict] = {
     "judge-model-empty": judge("--model", "", expect='command line: --model = "": must not be empty'),
     "label-who-empty": cli("label", "--sweep", "1", "--who", "", expect='command line: --who = "": must not be empty'),
     "import-log-name-empty": cli("import-log", "{d}/log.txt", "--variant", "base", "--sweep-name", "", files={"log.txt": "x"}, expect='--sweep-name = "": must not be empty'),
-    "launch-name-empty": cli("launch", "--config", "{d}/ft.toml", "--name", "", files={"ft.toml": FT_HEAD}, expect='command line: --name = "": must not be empty'),
+    "launch-name-empty": cli("job", "launch", "--config", "{d}/ft.toml", "--name", "", files={"ft.toml": FT_HEAD}, expect='command line: --name = "": must not be empty'),
     "serve-entity-empty": cli("serve", "--base", "tiny", "--entity", "", expect='command line: --entity = "": must not be empty'),
     "sweep-entity-empty": sweep('entity_name = ""\n', expect='s.toml: entity_name = "": must not be empty'),
     "ft-name-blank": finetune('name = "   "\n', expect='ft.toml: name = "   ": must not be empty'),
@@ -176,7 +176,7 @@ RAW_CASES: dict[str, dict] = {
     "mask-as-zero-width": masking("--entity", "NVIDIA", "--as", f"EG{ZWSP}NIVIA", "--out", "{d}/o.jsonl", expect="U+200B ZERO WIDTH SPACE, at position 2"),
     "mask-alias-isolate": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--alias", f"Nvidia{LRI}Corp", "--diff", expect="U+2066 LEFT-TO-RIGHT ISOLATE"),
     "mask-ticker-bom": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--ticker", f"{BOM}NVDA", "--diff", expect="U+FEFF ZERO WIDTH NO-BREAK SPACE, at position 0"),
-    "mask-leaks-soft-hyphen": cli("mask-leaks", "{d}/qa.jsonl", "--entity", f"NVI{SHY}DIA", files={"qa.jsonl": QA}, expect="U+00AD SOFT HYPHEN"),
+    "mask-leaks-soft-hyphen": cli("mask", "leaks", "{d}/qa.jsonl", "--entity", f"NVI{SHY}DIA", files={"qa.jsonl": QA}, expect="U+00AD SOFT HYPHEN"),
     "generate-name-escape": gen("--name", "\x1b[31mred", expect='--name = "\\u001B[31mred": holds an invisible or control character, U+001B'),
     "label-who-line-separator": cli("label", "--sweep", "1", "--who", f"a{LS}b", expect="U+2028 LINE SEPARATOR"),
     "import-log-name-bidi": cli("import-log", "{d}/log.txt", "--variant", "base", "--sweep-name", f"run{RLO}1", files={"log.txt": "x"}, expect="U+202E RIGHT-TO-LEFT OVERRIDE"),
@@ -660,7 +660,7 @@ def test_a_mask_whose_output_does_not_fit_names_the_file_and_records_the_failure
     db = tmp_path / "store.db"
     quiet_store(db).close()
     out = tmp_path / "disk" / "masked.jsonl"
-    done = run_cli(["--db", str(db), "mask", str(data), "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", str(out)],
+    done = run_cli(["--db", str(db), "mask", "plan", str(data), "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", str(out)],
                    cwd=tmp_path, limit=limit)  # fmt: skip
     assert done.returncode == 2, done.stderr
     [line] = error_lines(done.stderr)
@@ -694,14 +694,14 @@ def test_a_mask_whose_store_record_fails_takes_its_output_back(tmp_path, capsys)
     data = write_qa(tmp_path)
     db, out = tmp_path / "store.db", tmp_path / "masked.jsonl"
     quiet_store(db).close()
-    argv = ["--db", str(db), "mask", str(data), "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", str(out)]
+    argv = ["--db", str(db), "mask", "plan", str(data), "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", str(out)]
     done = subprocess.run([sys.executable, "-c", MASK_THEN_FULL_STORE, str(out), *argv], cwd=tmp_path,
                           env=child_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2, done.stderr
     [line] = error_lines(done.stderr)
     assert line.startswith(f"ft-hallu: error: {db}: ") and "Traceback" not in done.stderr
     assert not out.exists() and not list(tmp_path.glob(".masked.jsonl.*"))
-    assert main(["--db", str(db), "mask-list"]) == 0  # the writer is gone: settled, never 'done'
+    assert main(["--db", str(db), "mask", "list"]) == 0  # the writer is gone: settled, never 'done'
     listing = capsys.readouterr()
     assert " interrupted " in listing.out and " done " not in listing.out
     assert rows_of(db, "select count(*) from datasets") == [(0,)]
