@@ -53,6 +53,7 @@ LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
 SavedLive = live.SavedLive
+QaSource = gen.QaSource
 # The stored per-cell metrics, in the catalogue's display order.
 CELL_METRICS: tuple[str, ...] = tuple(spec.name for spec in catalog.CELL_METRICS if spec.stored)
 
@@ -218,56 +219,6 @@ class FinetuneRun:
     started_at: str
     finished_at: str | None
     error: str | None
-
-
-@dataclass(frozen=True)
-class QaSource:
-    """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
-
-    filing: str = ""
-    texts: str = ""
-    ticker: str = ""
-    year: int | None = None
-    form: str = "10-K"
-    quarter: int | None = None
-    sec_identity: str | None = None
-    items: tuple[str, ...] = ()
-
-    def validate(self) -> None:
-        given = [name for name in ("filing", "texts", "ticker") if getattr(self, name)]
-        if len(given) != 1:
-            raise UserError("source: give one of a ticker (with a year), a local filing or a texts file")
-        if self.ticker and self.year is None:
-            raise UserError("year: required with a ticker")
-
-    @property
-    def default_name(self) -> str:
-        if self.ticker:
-            return f"{self.ticker.upper()}-{self.year}"
-        return Path(self.filing or self.texts).stem
-
-    def read(self) -> tuple[list[str], dict[str, Any]]:
-        """(texts, source description for the store); EDGAR is fetched over the network."""
-        self.validate()
-        if self.filing or self.texts:
-            path = Path(self.filing or self.texts).expanduser()
-            texts = gen.load_filing_texts(path) if self.filing else gen.load_texts_file(path)
-            kind = "filing" if self.filing else "texts"
-            return texts, {"kind": kind, "path": str(path.resolve()), "sha256": ds.file_sha256(path)}
-        assert self.year is not None  # checked by validate()
-        texts = gen.fetch_edgar_texts(
-            self.ticker,
-            self.year,
-            sec_identity=self.sec_identity,
-            form=self.form,
-            quarter=self.quarter,
-            item_names=self.items,
-        )
-        source: dict[str, Any] = {"kind": "edgar", "ticker": self.ticker.upper(), "year": self.year}
-        source["form"] = self.form
-        if self.quarter:
-            source["quarter"] = self.quarter
-        return texts, source
 
 
 _REFERENCE_METRICS = frozenset(
@@ -579,18 +530,20 @@ class Workspace:
     def generate_qa(
         self,
         config: gen.GenerateConfig,
-        source: QaSource,
+        source: QaSource | gen.SourceTexts,
         *,
         on_progress: gen.ProgressCallback | None = None,
     ) -> gen.GenerationResult:
-        """Read the source, chunk it and generate (resuming in the same output folder)."""
+        """Read the source (unless already read), chunk it and generate (resuming in the same output folder).
+
+        A caller that must refuse a bad source before the store file exists reads it first
+        (``source.read()``) and passes what that gave.
+        """
         gen.resolve_api_key(config.endpoint)  # fail before fetching anything
-        texts, described = source.read()
-        chunks = gen.make_chunks(
-            texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars
-        )
+        read = source.read()
+        chunks = read.chunks(chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars)
         with self.handle() as store:
-            return gen.generate(chunks, config, source=described, store=store, on_progress=on_progress)
+            return gen.generate(chunks, config, source=read.described, store=store, on_progress=on_progress)
 
     # ------------------------------------------------------------ masking
 
