@@ -38,6 +38,7 @@ from engine.metrics import catalog
 from engine.paths import data_dir
 from engine.results_file import read_job_results
 from store import core
+from store import labels as label_store
 from store import masks as mask_store
 from store import metrics as metric_store
 from store.db import Store, open_db
@@ -143,6 +144,7 @@ class Sample:
     text: str
     new_tokens: int | None
     metrics: dict[str, Any]  # per-sample scores ({} until scored)
+    label: str | None = None  # the labeller's current label (None: not labelled)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,10 @@ class CellSamples:
 
     def side(self, variant: str) -> list[Sample]:
         return [sample for row in self.rows if (sample := row.get(variant)) is not None]
+
+    def labels(self) -> dict[int, str]:
+        """Generation id -> label, for the labelled samples."""
+        return {s.generation_id: s.label for row in self.rows for s in row.by_variant.values() if s.label}
 
 
 @dataclass(frozen=True)
@@ -355,8 +361,10 @@ class Workspace:
         top_k: int,
         prompt_id: str | None = None,
         variant: str | None = None,
+        who: str | None = None,
     ) -> CellSamples:
-        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side."""
+        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side,
+        each with its label by ``who`` (default: this labeller)."""
         with self.handle() as store:
             rows = metric_store.sample_table(
                 store,
@@ -368,6 +376,8 @@ class Workspace:
                 top_k=top_k,
                 only_scored=False,
             )
+            ids = [int(row["generation_id"]) for row in rows]
+            labels = label_store.current_labels(store, ids, who=who or labelling.default_labeller())
         paired: dict[tuple[str, int], dict[str, Sample]] = {}
         variants: list[str] = []
         for row in rows:
@@ -380,6 +390,7 @@ class Workspace:
                 text=row.get("text") or "",
                 new_tokens=row.get("new_tokens"),
                 metrics=row.get("metrics") or {},
+                label=labels.get(int(row["generation_id"])),
             )
             paired.setdefault((sample.prompt_id, sample.sample_index), {})[sample.variant] = sample
             if sample.variant not in variants:

@@ -533,13 +533,8 @@ class AppHandlers:
     ) -> tuple[str, str]:
         """(caption, HTML) of a cell's aligned samples with their score badges and labels."""
         samples = self.cell_samples(sweep, temperature, top_p, top_k, prompt, variant)
-        labels = {
-            s.generation_id: self.workspace.label_of(s.generation_id)
-            for v in samples.variants
-            for s in samples.side(v)
-        }
         caption = caption_text(self.sweep_title(sweep), samples, clicked or _choice(variant))
-        return caption, aligned_html(samples, labels, picked)
+        return caption, aligned_html(samples, picked)
 
     @staticmethod
     def parse_click(payload: Any) -> HeatmapClick:
