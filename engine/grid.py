@@ -12,12 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.metrics.catalog import MetricSpec
+from engine.metrics.catalog import MetricSpec, MissingReason
 
 DIFFERENCE = ("finetuned", "base")  # (minuend, subtrahend) of the difference panel
-# Cell metrics that say nothing about one sample (no pairs, one cluster): undefined at n = 1.
-UNDEFINED_AT_ONE = frozenset({"semantic_entropy", "majority_share", "mean_similarity", "n_clusters"})
-UNDEFINED_AT_ONE_NOTE = "undefined (n = 1)"
 
 
 @dataclass(frozen=True)
@@ -26,7 +23,12 @@ class CellInfo:
 
     n: int
     interval: tuple[float, float] | None = None  # 95% bootstrap interval of the mean (one prompt)
-    note: str | None = None  # set when the cell has no value: "n/a: every answer refused", ...
+    reason: MissingReason | None = None  # set when the cell has no value (catalog.ALL_REFUSED, ...)
+
+    @property
+    def note(self) -> str | None:
+        """Why the cell has no value, in words: "n/a: every answer refused", "undefined (n = 1)"."""
+        return self.reason.long if self.reason else None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from engine import mask as masking
 from engine import sweep as sweep_engine
 from engine.errors import UserError
 from engine.files import slug
-from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
+from engine.grid import CellInfo, MetricGrid
 from engine.ingest import IngestResult
 from engine.metrics import catalog
 from engine.paths import data_dir
@@ -53,6 +53,7 @@ SweepResult = sweep_engine.SweepResult
 LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
+LiveSettings = live.LiveSettings
 SavedLive = live.SavedLive
 QaSource = gen.QaSource
 # The stored per-cell metrics, in the catalogue's display order.
@@ -227,23 +228,13 @@ class FinetuneRun:
     error: str | None
 
 
-_REFERENCE_METRICS = frozenset(
-    {"exact_match", "token_f1", "rouge_l", "f1_number_aware", "number_mismatch_rate"}
-)
-_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "conflict_rate"})
-
-
-def missing_note(metric: str, cells: Sequence[Cell]) -> str:
-    """Why a stored cell has no value for ``metric`` (shown instead of a blank)."""
+def missing_reason(metric: str, cells: Sequence[Cell]) -> catalog.MissingReason:
+    """Why stored cells have no value for ``metric`` (shown instead of a blank); the catalogue says
+    what each metric requires."""
     if not all(cell.scored for cell in cells):
-        return "not scored yet: press Score sweep"
-    if metric in _REFERENCE_METRICS:
-        return "n/a: no reference answer for this prompt"
-    if metric in _SOURCE_METRICS:
-        if all(cell.value("refusal_rate") == 1 for cell in cells):
-            return "n/a: every answer refused"
-        return "n/a: no source contexts (sweep without a dataset)"
-    return "n/a"
+        return catalog.NOT_SCORED
+    refused = all(cell.value("refusal_rate") == 1 for cell in cells)
+    return catalog.why_missing(metric, every_answer_refused=refused)
 
 
 # ---------------------------------------------------------------- the workspace
@@ -440,19 +431,19 @@ class Workspace:
                 continue
             i, j = temperatures.index(temperature), top_ps.index(top_p)
             values = grid["values"][variant][top_k]
-            undefined = metric in UNDEFINED_AT_ONE and all(c.n == 1 for c in members)
+            undefined = catalog.undefined_at(metric, max(c.n for c in members))
             if undefined:
                 values[i][j] = None  # stored as 0 or 1, but one sample has no spread
             interval = None
             if len(members) == 1:
                 found = (members[0].details.get("intervals") or {}).get(metric)
                 interval = (float(found[0]), float(found[1])) if found else None
-            note = None
+            reason = None
             if undefined:
-                note = UNDEFINED_AT_ONE_NOTE
+                reason = catalog.UNDEFINED_AT_ONE
             elif values[i][j] is None:
-                note = missing_note(metric, members)
-            info[variant][top_k][i][j] = CellInfo(sum(c.n for c in members), interval, note)
+                reason = missing_reason(metric, members)
+            info[variant][top_k][i][j] = CellInfo(sum(c.n for c in members), interval, reason)
         return info
 
     def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
@@ -769,6 +760,7 @@ __all__ = [
     "LiveBatch",
     "LiveModel",
     "LiveSample",
+    "LiveSettings",
     "MaskPlan",
     "MaskRecord",
     "MaskResult",
