@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import dataset as ds
 from engine import metrics as engine_metrics
 from engine import sweep as sweep_engine
 from engine.metrics import catalog
+from engine.models import adapter_digest
 from store import core
 from store.db import Store
 
@@ -176,20 +176,13 @@ def live_prompt_id(batch: LiveBatch) -> str:
     return f"live: {words} [{digest}]"
 
 
-def _adapter_digest(adapter: str | None) -> str | None:
-    if not adapter:
-        return None
-    weights = sorted(Path(adapter).glob("adapter_model.*"))
-    return ds.file_sha256(weights[0]) if weights else None
-
-
 def adhoc_sweep(store: Store, model: LiveModel) -> int:
     """This model pair's ad-hoc sweep (created on first save); a retrained adapter is a new pair."""
     identity = {
         "kind": "gradio-live",
         "base_model": model.base_model,
         "adapter": model.adapter_dir,
-        "adapter_weights": _adapter_digest(model.adapter_dir),
+        "adapter_weights": adapter_digest(model.adapter_dir),
     }
     adapter_name = Path(model.adapter_dir).name if model.adapter_dir else "no adapter"
     return core.get_or_create_sweep(
