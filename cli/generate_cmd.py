@@ -10,8 +10,8 @@ from typing import Any
 from cli.common import db_path_from
 from engine import generate as gen
 from engine.configfile import check_field
+from engine.endpoint import check_base_url
 from engine.errors import UserError, not_a_file
-from engine.generate.config import check_base_url
 from engine.workspace import Workspace
 
 
