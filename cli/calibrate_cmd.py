@@ -8,9 +8,9 @@ import json
 from cli.common import ID, NAME, Checked, db_path_from
 from engine import calibrate as engine_calibrate
 from engine import judge as engine_judge
+from engine.endpoint import DEFAULT_ENV_FILE, DEFAULT_KEY_ENV, EndpointConfig
 from engine.errors import UserError
 from engine.files import write_atomic
-from engine.generate import DEFAULT_ENV_FILE, DEFAULT_KEY_ENV, EndpointConfig
 from engine.workspace import Workspace
 
 

@@ -10,10 +10,9 @@ from typing import Any
 from cli.common import NAME, Checked, db_path_from
 from engine import generate as gen
 from engine.configfile import check_field
-from engine.dataset import file_sha256
+from engine.endpoint import check_base_url
 from engine.errors import UserError, not_a_file
-from engine.generate.config import check_base_url
-from store.db import open_db
+from engine.workspace import Workspace
 
 
 def register(subparsers: Any) -> None:
@@ -77,30 +76,19 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _source(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
-    """(texts, source description for the store, default name)."""
-    if args.filing:
-        path = Path(args.filing)
-        texts = gen.load_filing_texts(path)
-        return texts, {"kind": "filing", "path": str(path.resolve()), "sha256": file_sha256(path)}, path.stem
-    if args.texts:
-        path = Path(args.texts)
-        texts = gen.load_texts_file(path)
-        return texts, {"kind": "texts", "path": str(path.resolve()), "sha256": file_sha256(path)}, path.stem
-    if args.year is None:
+def _source(args: argparse.Namespace) -> gen.QaSource:
+    if args.ticker and args.year is None:
         raise UserError("--ticker needs --year")
-    texts = gen.fetch_edgar_texts(
-        args.ticker,
-        args.year,
-        sec_identity=args.sec_identity,
+    return gen.QaSource(
+        filing=args.filing or "",
+        texts=args.texts or "",
+        ticker=args.ticker or "",
+        year=args.year,
         form=args.form,
         quarter=args.quarter,
-        item_names=args.items,
+        sec_identity=args.sec_identity,
+        items=tuple(args.items),
     )
-    source = {"kind": "edgar", "ticker": args.ticker.upper(), "year": args.year, "form": args.form}
-    if args.quarter:
-        source["quarter"] = args.quarter
-    return texts, source, f"{args.ticker.upper()}-{args.year}"
 
 
 class _ProgressBar:
@@ -155,9 +143,8 @@ def run(args: argparse.Namespace) -> int:
     check_field(gen.EndpointConfig, "timeout_s", args.timeout, source="command line", label="--timeout")
     if args.base_url is not None:
         check_base_url(args.base_url, source="command line", label="--base-url")
-    gen.resolve_api_key(endpoint)  # fail on a missing key before reading or fetching anything
-    texts, source, default_name = _source(args)
-    name = args.name or default_name
+    source = _source(args)
+    name = args.name or source.default_name
     config = gen.GenerateConfig(
         output_dir=str(Path(args.out) if args.out else gen.output_dir_for(name)),
         name=name,
@@ -171,14 +158,14 @@ def run(args: argparse.Namespace) -> int:
         system_prompt=system_prompt,
     )
     config.validate()
-    chunks = gen.make_chunks(texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars)
-    store = open_db(db_path_from(args))
+    gen.resolve_api_key(endpoint)  # fail on a missing key before reading or fetching anything
+    texts = source.read()  # a bad filing or texts file is refused here, before the store file exists
     bar = _ProgressBar(enabled=not args.no_progress)
     try:
-        result = gen.generate(chunks, config, source=source, store=store, on_progress=bar)
+        with Workspace.open(db_path_from(args)) as workspace:
+            result = workspace.generate_qa(config, texts, on_progress=bar)
     finally:
         bar.close()
-        store.close()
     print(f"items:    {result.items} from {result.chunks_total} chunks ({result.chunks_sent} sent this run)")
     if result.dropped_items:
         print(f"dropped:  {result.dropped_items} malformed items")

@@ -18,12 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.metrics.catalog import MetricSpec
+from engine.metrics import catalog
+from engine.metrics.catalog import MetricSpec, MissingReason
 
 DIFFERENCE = ("finetuned", "base")  # (minuend, subtrahend) of the difference panel
-# Cell metrics that say nothing about one sample (no pairs, one cluster): undefined at n = 1.
-UNDEFINED_AT_ONE = frozenset({"semantic_entropy", "majority_share", "mean_similarity", "n_clusters"})
-UNDEFINED_AT_ONE_NOTE = "undefined (n = 1)"
 # Cell metrics computed from the samples' meaning clusters: with n samples they take one value per
 # way of splitting n answers into clusters, so a small n leaves them only a few possible values.
 CLUSTER_METRICS = frozenset({"semantic_entropy", "majority_share", "n_clusters"})
@@ -123,8 +121,8 @@ def degenerate_note(metric: str, n: int, spec: MetricSpec | None = None) -> str 
     """A line saying that n samples per cell leave ``metric`` only two or three possible values
     (semantic entropy at n = 2: 0 or 0.69 = ln 2); None when n gives it room."""
     label = spec.label if spec else metric
-    if n == 1 and metric in UNDEFINED_AT_ONE:
-        return f"{label}: {UNDEFINED_AT_ONE_NOTE} in every cell: one sample has no spread"
+    if catalog.undefined_at(metric, n):
+        return f"{label}: {catalog.UNDEFINED_AT_ONE.long} in every cell: one sample has no spread"
     levels = cell_metric_levels(metric, n)
     if levels is None or len(levels) > 3:
         return None
@@ -141,7 +139,12 @@ class CellInfo:
 
     n: int
     interval: tuple[float, float] | None = None  # 95% bootstrap interval of the mean (one prompt)
-    note: str | None = None  # set when the cell has no value: "n/a: every answer refused", ...
+    reason: MissingReason | None = None  # set when the cell has no value (catalog.ALL_REFUSED, ...)
+
+    @property
+    def note(self) -> str | None:
+        """Why the cell has no value, in words: "n/a: every answer refused", "undefined (n = 1)"."""
+        return self.reason.long if self.reason else None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,14 @@ from engine.files import resolve_from
 from engine.finetune import is_adapter_dir, read_run_record
 from engine.liveness import recorded
 from engine.modelfiles import check_adapter_files, check_fits_context, check_model_files, loading
-from engine.models import DEFAULT_BASE_MODEL, LoadedModel, check_adapter_matches_base, load_model, render_chat
+from engine.models import (
+    DEFAULT_BASE_MODEL,
+    LoadedModel,
+    adapter_digest,
+    check_adapter_matches_base,
+    load_model,
+    render_chat,
+)
 from engine.scoring import compute_metrics_if_available
 from store import core, open_db
 
@@ -223,7 +230,7 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
         "base_model": config.base_model,
         "adapter": config.adapter,
         # A retrained adapter in the same folder is a different model: hash its weights too.
-        "adapter_weights": _adapter_digest(config.adapter),
+        "adapter_weights": adapter_digest(config.adapter),
         "system_prompt": config.system_prompt,
         "prompts": [dataclasses.asdict(p) for p in prompts],
         "grid": dataclasses.asdict(config.grid),
@@ -235,18 +242,9 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
     }
     if config.adapters:  # only then, so the hashes of single-adapter sweeps stay as they were
         identity["adapters"] = {
-            label: [d, _adapter_digest(d)] for label, d in sorted(config.adapters.items())
+            label: [d, adapter_digest(d)] for label, d in sorted(config.adapters.items())
         }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-
-
-def _adapter_digest(adapter: str) -> str | None:
-    if not adapter:
-        return None
-    weights = sorted(Path(adapter).glob("adapter_model.*"))
-    if not weights:
-        return None
-    return ds.file_sha256(weights[0])
 
 
 def stored_config(config: SweepConfig, prompts: Sequence[Prompt]) -> dict[str, Any]:

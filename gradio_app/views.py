@@ -6,7 +6,6 @@ it for labelling (the page script in layout.py forwards it to the app).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from engine.escape import html_text as escape
@@ -42,9 +41,10 @@ def _badge(metric: str, short: str, value: Any) -> str:
     return f'<span class="badge" title="{escape(spec.label)}">{short} {text}</span>'
 
 
-def _sample_cell(sample: Sample | None, label: str | None, picked: int | None) -> str:
+def _sample_cell(sample: Sample | None, picked: int | None) -> str:
     if sample is None:
         return '<td class="sample missing">(no sample)</td>'
+    label = sample.label
     badges = "".join(_badge(m, short, sample.metrics.get(m)) for m, short in BADGES)
     if not sample.metrics:
         badges = '<span class="badge note">not scored</span>'
@@ -59,7 +59,7 @@ def _sample_cell(sample: Sample | None, label: str | None, picked: int | None) -
     )
 
 
-def aligned_html(samples: CellSamples, labels: Mapping[int, str | None], picked: int | None = None) -> str:
+def aligned_html(samples: CellSamples, picked: int | None = None) -> str:
     """One row per (prompt, sample index), one column per variant: they share seeds, so they pair."""
     if not samples.rows:
         return '<div class="aligned-empty">No samples stored for this cell.</div>'
@@ -70,10 +70,7 @@ def aligned_html(samples: CellSamples, labels: Mapping[int, str | None], picked:
         index = (
             f"{escape(row.prompt_id)}<br>#{row.sample_index}" if several_prompts else f"#{row.sample_index}"
         )
-        cells = "".join(
-            _sample_cell(s, labels.get(s.generation_id) if s else None, picked)
-            for s in (row.get(v) for v in samples.variants)
-        )
+        cells = "".join(_sample_cell(row.get(v), picked) for v in samples.variants)
         body.append(f'<tr><th class="index">{index}</th>{cells}</tr>')
     return (
         '<table class="aligned"><thead><tr><th class="index">sample</th>'

@@ -572,3 +572,24 @@ def test_blind_label_tab_hides_what_the_cli_hides_and_resumes(loaded, tmp_path):
         finally:
             demo.close()
             store.close()
+
+
+def test_sweeps_runner_names_every_output_of_a_load(app, store_with_sweep):
+    """The Sweeps tab's callbacks return {component: value}: a load names each of its outputs, a
+    follow-up after a save touches only the picker while a sweep is on show."""
+    import gradio as gr
+
+    from gradio_app.sweeps_tab import build_sweeps_tab
+
+    handlers, _url, sweep_id = app
+    with gr.Blocks():
+        tab = build_sweeps_tab(handlers)
+    loaded = tab.load(str(sweep_id), "refusal_rate", "all")
+    assert list(loaded) == tab.load_outputs  # every output, in the endpoint's order
+    assert "gradio-test" in loaded[tab.load_outputs[0]]
+    empty = tab.load(None, "refusal_rate", "all")
+    assert list(empty) == tab.load_outputs and empty[tab.load_outputs[0]].startswith("no sweep stored")
+    shown = tab.follow(str(sweep_id), "refusal_rate", "all")
+    assert list(shown) == [tab.sweep] and shown[tab.sweep]["value"] == str(sweep_id)
+    nothing_shown = tab.follow(None, "refusal_rate", "all")
+    assert list(nothing_shown) == [tab.sweep, *tab.load_outputs]

@@ -6,36 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.configfile import setting, validate_instance
+from engine.endpoint import DEFAULT_ENV_FILE as DEFAULT_ENV_FILE  # the endpoint's settings, re-exported
+from engine.endpoint import DEFAULT_KEY_ENV as DEFAULT_KEY_ENV
+from engine.endpoint import DEFAULT_MODEL as DEFAULT_MODEL
+from engine.endpoint import EndpointConfig
+from engine.endpoint import check_base_url as check_base_url
 from engine.errors import UserError
-from engine.secrets import redact, redact_url
 
 RAW_ITEMS_FILE = "raw-items.jsonl"
 MERGED_FILE = "train.jsonl"
 MANIFEST_FILE = "manifest.json"
-DEFAULT_MODEL = "gpt-4o-mini"
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-DEFAULT_ENV_FILE = "apikey.env"
 TOOL_NAME = "generate_dataset"
 # The package's shared SEC identity: EDGAR asks every user to send their own.
 PACKAGE_SEC_IDENTITY = "gary gary@financialdatasets.org"
 SEC_IDENTITY_ENV = "SEC_IDENTITY"
 INSTALL_HINT = "financial-datasets is not installed: run scripts/install-generate.sh"
-
-
-def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url") -> None:
-    """An OpenAI-compatible base URL must be http(s)://host[:port][/path]; the message names it."""
-    from urllib.parse import urlsplit
-
-    shown = redact_url(url)  # the message never repeats a password given in the URL
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as exc:
-        raise UserError(f"{source}: {label} {shown!r}: not a URL ({redact(str(exc))})") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(
-            f"{source}: {label} {shown!r}: expected http(s)://host[:port]/path, e.g. http://127.0.0.1:11434/v1"
-        )
 
 
 class GenerationError(UserError):
@@ -44,22 +29,6 @@ class GenerationError(UserError):
     def __init__(self, message: str, chunk_id: str | None = None):
         super().__init__(message)
         self.chunk_id = chunk_id
-
-
-@dataclass
-class EndpointConfig:
-    """Where the chat-completions requests go. The key itself is never part of a config."""
-
-    model: str = setting(DEFAULT_MODEL, name=True)
-    base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1 for Ollama; None = OpenAI
-    api_key_env: str = DEFAULT_KEY_ENV
-    env_file: str | None = DEFAULT_ENV_FILE  # python-dotenv file read when the variable is unset
-    timeout_s: float = setting(120.0, gt=0, max=86400)
-
-    def validate(self, source: str = "endpoint") -> None:
-        validate_instance(self, source=source)
-        if self.base_url is not None:
-            check_base_url(self.base_url, source=source)
 
 
 @dataclass

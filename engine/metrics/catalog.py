@@ -6,8 +6,10 @@ the two together). Definitions and limits are in docs/METRICS.md.
 
 Adding a metric: compute it (a SampleMetrics field in sample.py, or a CellMetrics value in
 cell.py), declare a MetricSpec below (``_sample(name, label, ...)`` or ``_cell(name, short title,
-label, ...)``), and, when ``stored``, add its column in a new named migration of
-store/metrics.py (``_add_metric_columns``); tests/test_catalog.py fails until both exist.
+label, ...)``, with ``requires=`` naming what it cannot be computed without), and, when ``stored``,
+add its column in a new named migration of store/metrics.py (``_add_metric_columns``);
+tests/test_catalog.py fails until both exist. Why a value is missing is a :class:`MissingReason`,
+declared once below with its long and short text.
 A per-sample value averaged per cell is declared twice on purpose:
 once as the sample metric and once as the cell metric with ``mean_of`` naming the sample one.
 """
@@ -23,6 +25,43 @@ from typing import Literal
 METRICS_VERSION = 2
 
 MetricKind = Literal["sample", "cell"]
+
+# What a metric may need besides the answer, as lm-evaluation-harness's metric specs say it:
+# a reference answer, the source contexts, or at least two samples of the cell.
+REQUIREMENTS = ("reference", "sources", "samples>=2")
+
+
+@dataclass(frozen=True)
+class MissingReason:
+    """Why a metric has no value, declared once: a code, the long text (hovers, notes) and a short
+    one (narrow table columns). Front ends pick the text by the code, never by matching the words."""
+
+    code: str
+    long: str
+    short: str
+
+
+NOT_SCORED = MissingReason("not_scored", "not scored yet: press Score sweep", "not scored")
+NO_REFERENCE = MissingReason("no_reference", "n/a: no reference answer for this prompt", "n/a: no ref.")
+NO_SOURCES = MissingReason(
+    "no_sources", "n/a: no source contexts (sweep without a dataset)", "n/a: no sources"
+)
+NO_LIVE_SOURCES = MissingReason("no_live_sources", "n/a: start with --dataset for sources", "n/a: no sources")
+ALL_REFUSED = MissingReason("all_refused", "n/a: every answer refused", "n/a: refused")
+UNDEFINED_AT_ONE = MissingReason("undefined_at_one", "undefined (n = 1)", "undef. n=1")
+UNAVAILABLE = MissingReason("unavailable", "n/a", "n/a")
+MISSING_REASONS: dict[str, MissingReason] = {
+    reason.code: reason
+    for reason in (
+        NOT_SCORED,
+        NO_REFERENCE,
+        NO_SOURCES,
+        NO_LIVE_SOURCES,
+        ALL_REFUSED,
+        UNDEFINED_AT_ONE,
+        UNAVAILABLE,
+    )
+}
 
 
 class Show(IntEnum):
@@ -53,6 +92,12 @@ class MetricSpec:
     # A score whose values below this mark an answer as hallucinated (its rate is what summaries
     # report); None: the score is read as it is.
     flags_below: float | None = None
+    requires: tuple[str, ...] = ()  # of REQUIREMENTS: without it the value is missing (or undefined)
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.requires if r not in REQUIREMENTS]
+        if unknown:
+            raise ValueError(f"metric {self.name}: unknown requirement {unknown[0]!r}; known: {REQUIREMENTS}")
 
     @property
     def direction(self) -> str:
@@ -118,9 +163,27 @@ def _cell(name: str, short: str, label: str, higher: bool | None, description: s
 CATALOG: tuple[MetricSpec, ...] = (
     # ---------------------------------------------------------------- per generation
     _sample("refusal", "refusal / don't know", None, "a refusal pattern matches", fmt="d", column_type=int),
-    _sample("exact_match", "exact match vs reference", True, "normalised answer equals the reference"),
-    _sample("token_f1", "token F1 vs reference", True, "F1 of normalised token bags (SQuAD)"),
-    _sample("rouge_l", "ROUGE-L vs reference", True, "F1 of the longest common token subsequence"),
+    _sample(
+        "exact_match",
+        "exact match vs reference",
+        True,
+        "normalised answer equals the reference",
+        requires=("reference",),
+    ),
+    _sample(
+        "token_f1",
+        "token F1 vs reference",
+        True,
+        "F1 of normalised token bags (SQuAD)",
+        requires=("reference",),
+    ),
+    _sample(
+        "rouge_l",
+        "ROUGE-L vs reference",
+        True,
+        "F1 of the longest common token subsequence",
+        requires=("reference",),
+    ),
     _sample(
         "number_mismatch",
         "wrong figure vs reference",
@@ -129,23 +192,36 @@ CATALOG: tuple[MetricSpec, ...] = (
         fmt="d",
         column_type=int,
         stored=False,
+        requires=("reference",),
     ),
     _sample(
-        "f1_number_aware", "number-aware F1 vs reference", True, "token F1, 0 when the figures are wrong"
+        "f1_number_aware",
+        "number-aware F1 vs reference",
+        True,
+        "token F1, 0 when the figures are wrong",
+        requires=("reference",),
     ),
-    _sample("grounding", "grounding in sources", True, "share of checked terms found in the sources"),
+    _sample(
+        "grounding",
+        "grounding in sources",
+        True,
+        "share of checked terms found in the sources",
+        requires=("sources",),
+    ),
     _sample(
         "claim_support_min",
         "weakest-claim support",
         True,
         "support of the answer's weakest atomic claim, contradicted = 0: the default hallucination "
         "score (engine/metrics/claims.py)",
+        requires=("sources",),
     ),
     _sample(
         "claim_grounding",
         "claim-level grounding",
         True,
         "share of the answer's atomic claims the sources support (engine/metrics/claims.py)",
+        requires=("sources",),
     ),
     _sample(
         "conflict",
@@ -154,6 +230,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "a figure or name the sources state otherwise",
         fmt="d",
         column_type=int,
+        requires=("sources",),
     ),
     _sample(
         "uses_entity",
@@ -185,6 +262,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean grounding",
         mean_of="grounding",
         show=Show.SUMMARY,
+        requires=("sources",),
     ),
     _cell(
         "claim_support_min",
@@ -193,6 +271,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         True,
         "mean support of the weakest atomic claim (contradicted = 0)",
         mean_of="claim_support_min",
+        requires=("sources",),
         show=Show.HEATMAP,
         # claims.SUPPORTED_AT: a claim is supported from 0.45 up, and every unsupported or
         # contradicted claim's strength is below it (tests/test_claims.py holds the two equal).
@@ -206,6 +285,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean share of supported claims",
         mean_of="claim_grounding",
         show=Show.HEATMAP,
+        requires=("sources",),
     ),
     _cell(
         "conflict_rate",
@@ -215,6 +295,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "share of samples contradicting the sources",
         mean_of="conflict",
         show=Show.SUMMARY,
+        requires=("sources",),
     ),
     _cell(
         "semantic_entropy",
@@ -224,6 +305,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "entropy of the samples over meaning clusters",
         range=(0.0, None),
         show=Show.SUMMARY,
+        requires=("samples>=2",),
     ),
     _cell(
         "majority_share",
@@ -232,6 +314,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         True,
         "size of the largest meaning cluster / N",
         show=Show.SUMMARY,
+        requires=("samples>=2",),
     ),
     _cell(
         "token_f1",
@@ -241,6 +324,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean token F1",
         mean_of="token_f1",
         show=Show.SUMMARY,
+        requires=("reference",),
     ),
     _cell(
         "f1_number_aware",
@@ -250,6 +334,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean number-aware F1",
         mean_of="f1_number_aware",
         show=Show.HEATMAP,
+        requires=("reference",),
     ),
     _cell(
         "exact_match",
@@ -259,9 +344,17 @@ CATALOG: tuple[MetricSpec, ...] = (
         "mean exact match",
         mean_of="exact_match",
         show=Show.HEATMAP,
+        requires=("reference",),
     ),
     _cell(
-        "rouge_l", "RL", "ROUGE-L vs reference", True, "mean ROUGE-L", mean_of="rouge_l", show=Show.HEATMAP
+        "rouge_l",
+        "RL",
+        "ROUGE-L vs reference",
+        True,
+        "mean ROUGE-L",
+        mean_of="rouge_l",
+        show=Show.HEATMAP,
+        requires=("reference",),
     ),
     _cell(
         "number_mismatch_rate",
@@ -271,6 +364,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "share of answers with wrong figures",
         mean_of="number_mismatch",
         show=Show.HEATMAP,
+        requires=("reference",),
     ),
     _cell(
         "degenerate_rate",
@@ -309,6 +403,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         "ROUGE-L F1 or embedding cosine, averaged over pairs",
         range=(-1.0, 1.0),
         show=Show.HEATMAP,
+        requires=("samples>=2",),
     ),
     _cell(
         "mean_words",
@@ -330,6 +425,7 @@ CATALOG: tuple[MetricSpec, ...] = (
         range=(1.0, None),
         fmt="d",
         column_type=int,
+        requires=("samples>=2",),
     ),
 )
 
@@ -358,6 +454,30 @@ def sample_metric(name: str) -> MetricSpec:
 def cell_metrics_shown(level: Show) -> tuple[str, ...]:
     """Names of the cell metrics shown at ``level`` or more prominently, in display order."""
     return tuple(s.name for s in CELL_METRICS if s.show <= level)
+
+
+def undefined_at(name: str, samples: int) -> bool:
+    """Whether the cell metric says nothing at ``samples`` samples (spread and clusters need two)."""
+    spec = _CELL_BY_NAME.get(name)
+    return spec is not None and "samples>=2" in spec.requires and samples < 2
+
+
+def why_missing(
+    name: str, *, every_answer_refused: bool, no_sources: MissingReason = NO_SOURCES
+) -> MissingReason:
+    """Why a scored cell has no value for the cell metric ``name``, from what the metric requires.
+
+    ``no_sources`` is the reason to give when sources were never there (a sweep without a dataset,
+    the live app started without ``--dataset``); with sources, a cell whose every answer refused
+    has nothing to ground.
+    """
+    spec = _CELL_BY_NAME.get(name)
+    requires = spec.requires if spec else ()
+    if "reference" in requires:
+        return NO_REFERENCE
+    if "sources" in requires:
+        return ALL_REFUSED if every_answer_refused else no_sources
+    return UNAVAILABLE
 
 
 def metric_label(name: str) -> str:

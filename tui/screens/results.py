@@ -136,9 +136,9 @@ class ResultsScreen(StepScreen):
             self.sweep_id, self.cells = sweep_id, cells
 
     class SamplesLoaded(Message):
-        def __init__(self, key: str, samples: CellSamples, labels: dict[int, str]) -> None:
+        def __init__(self, key: str, samples: CellSamples) -> None:
             super().__init__()
-            self.key, self.samples, self.labels = key, samples, labels
+            self.key, self.samples = key, samples
 
     class Scored(Message):
         def __init__(self, sweep_id: int, scored: int) -> None:
@@ -351,19 +351,13 @@ class ResultsScreen(StepScreen):
             top_k=cell.top_k,
             prompt_id=cell.prompt_id,
         )
-        labels: dict[int, str] = {}
-        for row in samples.rows:
-            for sample in row.by_variant.values():
-                label = self.workspace.label_of(sample.generation_id)
-                if label:
-                    labels[sample.generation_id] = label
-        self.post_message(self.SamplesLoaded(key, samples, labels))
+        self.post_message(self.SamplesLoaded(key, samples))
 
     def on_results_screen_samples_loaded(self, message: SamplesLoaded) -> None:
         if self.wanted_cell != (message.samples.sweep_id, message.key):
             return
         same_cell = self.samples is not None and self.wanted_cell == (self.sweep_id, message.key)
-        self.samples, self.labels = message.samples, message.labels
+        self.samples, self.labels = message.samples, message.samples.labels()
         if not same_cell:
             self.mark = (0, 0)
         self.draw_samples()
