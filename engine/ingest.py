@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from engine import jobrun
 from engine.results_file import read_job_results
 from engine.sweep import compute_metrics_if_available
+from store import checkpoints as checkpoint_store
 from store import core
 from store import jobs as job_store
 from store.db import Store, utc_now
@@ -164,6 +165,10 @@ def _ingest_finetune(store: Store, job: Job) -> IngestResult:
         train_seconds=outcome.get("train_seconds"),
         result=outcome,
         error=record.get("error"),
+    )
+    # The checkpoints the job kept travel in its result record, like the final losses.
+    checkpoint_store.add_checkpoints(
+        store, run_id, outcome.get("checkpoints") or [], output_dir=str(record.get("output_dir"))
     )
     result.finetune_run_id = run_id
     return result

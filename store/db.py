@@ -25,6 +25,7 @@ DOMAIN_MODULES = (
     "store.generation",
     "store.labels",
     "store.claims",
+    "store.checkpoints",
 )
 
 _migration_lock = threading.Lock()
