@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from cli import (
     calibrate_cmd,
+    compare_cmd,
     dataset_cmd,
     demo_cmd,
     finetune_cmd,
@@ -43,6 +44,7 @@ COMMAND_MODULES = (
     sweep_cmd,
     demo_cmd,
     metrics_cmd,
+    compare_cmd,
     label_cmd,
     calibrate_cmd,
     mask_cmd,

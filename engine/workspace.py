@@ -27,7 +27,7 @@ from engine import finetune as finetune_engine
 from engine import generate as gen
 from engine import labels as labelling
 from engine import launch as launching
-from engine import live, scoring
+from engine import live, scoring, study
 from engine import mask as masking
 from engine import sweep as sweep_engine
 from engine.errors import UserError
@@ -37,6 +37,7 @@ from engine.ingest import IngestResult
 from engine.metrics import catalog
 from engine.paths import data_dir
 from engine.results_file import read_job_results
+from store import checkpoints as checkpoint_store
 from store import core
 from store import masks as mask_store
 from store import metrics as metric_store
@@ -49,6 +50,11 @@ MaskResult = masking.MaskResult
 SweepConfig = sweep_engine.SweepConfig
 SweepProgress = sweep_engine.SweepProgress
 SweepResult = sweep_engine.SweepResult
+StudySettings = study.StudySettings
+Comparison = study.Comparison
+KnowledgeKept = study.KnowledgeKept
+TrajectoryPoint = study.TrajectoryPoint
+BestStep = study.BestStep
 LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
@@ -218,6 +224,27 @@ class FinetuneRun:
     started_at: str
     finished_at: str | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class FinetuneCheckpoint:
+    """An adapter a fine-tune kept during training (a sweep variant ``label``)."""
+
+    run_id: int
+    label: str  # step-<N>
+    step: int
+    epoch: float | None
+    train_loss: float | None
+    eval_loss: float | None
+    path: str
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A sweep's variants in training order with their losses and metrics, and the best trade-off step."""
+
+    points: list[study.TrajectoryPoint]
+    best: study.BestStep | None  # None for a sweep without checkpoints
 
 
 @dataclass(frozen=True)
@@ -767,6 +794,48 @@ class Workspace:
         with self.handle() as store:
             return launching.cancel(store, job, task=task)
 
+    # ------------------------------------------------------------ the study (docs/STUDY.md)
+
+    def compare(self, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
+        """Paired base − variant differences per cell (BH-adjusted), sampling-setting effects, operating
+        points, knowledge kept, the trajectory and the power analysis of one sweep."""
+        with self.handle() as store:
+            return study.compare(store, sweep_id, settings)
+
+    def knowledge_kept(self, sweep_id: int, settings: StudySettings | None = None) -> list[KnowledgeKept]:
+        """Per variant x temperature (temperature None: pooled): the share of control answers stating
+        the reference, with its interval over questions and the paired base − variant difference."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        return study.knowledge_kept(data, settings)
+
+    def trajectory(self, sweep_id: int, settings: StudySettings | None = None) -> Trajectory:
+        """Each variant's metrics with intervals next to its training step and losses (checkpoint
+        sweeps), and the best trade-off step by the rule of ``study.best_step``."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        points = study.trajectory(data, settings)
+        return Trajectory(points, study.best_step(points, settings) if data.trajectory else None)
+
+    def finetune_checkpoints(self, run_id: int) -> list[FinetuneCheckpoint]:
+        """The adapters fine-tune run ``run_id`` kept during training, by step."""
+        with self.handle() as store:
+            rows = checkpoint_store.list_checkpoints(store, run_id)
+        return [
+            FinetuneCheckpoint(
+                run_id=int(row["run_id"]),
+                label=str(row["label"]),
+                step=int(row["step"]),
+                epoch=row.get("epoch"),
+                train_loss=row.get("train_loss"),
+                eval_loss=row.get("eval_loss"),
+                path=str(row["path"]),
+            )
+            for row in rows
+        ]
+
     # ------------------------------------------------------------ fine-tune runs
 
     def finetune_runs(self) -> list[FinetuneRun]:
@@ -797,6 +866,13 @@ class Workspace:
 
 __all__ = [
     "CELL_METRICS",
+    "BestStep",
+    "Comparison",
+    "FinetuneCheckpoint",
+    "KnowledgeKept",
+    "StudySettings",
+    "Trajectory",
+    "TrajectoryPoint",
     "Cell",
     "CellKey",
     "CellSamples",

@@ -31,6 +31,7 @@ from typing import Any
 from engine.metrics.claims import build_evidence_index, check_claims
 from engine.metrics.grounding import SourceIndex
 from engine.metrics.reference import token_f1
+from engine.metrics.sample import is_degenerate, is_refusal
 from engine.metrics.text import _SPECIAL_TOKEN_RE, normalize_answer
 
 
@@ -39,6 +40,8 @@ class KnowledgeScore:
     states_reference: bool  # normalised containment of the reference or an alias
     token_f1: float  # best token F1 over the reference and its aliases
     claim_states: bool  # a supported claim states it, none is contradicted
+    refusal: bool  # a refusal pattern matches (engine/metrics/sample.py)
+    degenerate: bool  # empty, looping or gibberish
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,8 +76,11 @@ def claim_states_reference(answer: str, question: str, accepted: Sequence[str]) 
 
 def score_known_fact(answer: str, question: str, accepted: Sequence[str]) -> KnowledgeScore:
     """All three scores of ``answer`` to ``question`` whose accepted answers are ``accepted``."""
+    clean = _SPECIAL_TOKEN_RE.sub(" ", answer).strip()
     return KnowledgeScore(
-        states_reference=states_reference(answer, accepted),
-        token_f1=round(best_token_f1(answer, accepted), 4),
-        claim_states=claim_states_reference(answer, question, accepted),
+        states_reference=states_reference(clean, accepted),
+        token_f1=round(best_token_f1(clean, accepted), 4),
+        claim_states=claim_states_reference(clean, question, accepted),
+        refusal=is_refusal(clean),
+        degenerate=is_degenerate(clean),
     )
