@@ -632,6 +632,10 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def cells_for(self, variant: str, group: str, metric: str) -> list[CellDifference]:
+        """One row of the per-cell table (a heatmap of differences): its cells in grid order."""
+        return [c for c in self.cells if (c.variant, c.group, c.metric) == (variant, group, metric)]
+
 
 def compare(store, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
     """The full study of one sweep (what ``ft-hallu compare`` prints)."""

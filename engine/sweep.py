@@ -75,6 +75,9 @@ class SweepConfig:
     checkpoints: Literal["", "all"] | list[int] = setting("", min=1, min_items=1)
     # Questions about well-known facts asked over the same grid: "builtin", a QA file, or "" (none).
     control: str = ""
+    # Samples per cell of each control question; 0 = samples_per_cell. Control pairs are questions,
+    # so 1-2 samples suffice while the entity prompt keeps a larger N (docs/STUDY.md).
+    control_samples: int = setting(0, min=0)
     grid: Grid = field(default_factory=Grid)
 
     @property
@@ -170,6 +173,13 @@ def validate(config: SweepConfig, *, where: str = "config") -> None:
     _validate_adapters(config, where)
     if config.checkpoints and not config.adapter:
         raise UserError(f"{where}: checkpoints needs 'adapter' (the fine-tune run folder that kept them)")
+    if config.control_samples and not config.control:
+        raise UserError(f"{where}: control_samples needs 'control' (\"builtin\" or a QA file)")
+    if config.control_samples > config.samples_per_cell:
+        raise UserError(
+            f"{where}: control_samples = {config.control_samples} exceeds samples_per_cell = "
+            f"{config.samples_per_cell} (a shard takes whole cell x sample units)"
+        )
     if config.checkpoints and config.mix_variants:
         raise UserError(f"{where}: mix_variants = true works with one adapter only, not with checkpoints")
 
@@ -233,8 +243,11 @@ def plan_rows(config: SweepConfig, prompts: Sequence[Prompt]) -> list[PlannedRow
     rows: list[PlannedRow] = []
     variants = config.variants  # read once: a checkpoint sweep reads them from the run folder
     for prompt in prompts:
+        samples = config.samples_per_cell
+        if config.control_samples and control_set.is_control_prompt(prompt.prompt_id):
+            samples = config.control_samples
         for temperature, top_p, top_k in config.grid.cells():
-            for sample_index in range(config.samples_per_cell):
+            for sample_index in range(samples):
                 # The seed ignores the variant: base and fine-tuned draw the same uniforms for the same cell
                 # and sample (common random numbers), which makes their comparison paired.
                 seed = row_seed(config.seed, prompt.prompt_id, temperature, top_p, top_k, sample_index)
@@ -263,6 +276,8 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
         identity["adapters"] = {
             label: [d, _adapter_digest(d)] for label, d in sorted(config.adapters.items())
         }
+    if config.control_samples:  # likewise
+        identity["control_samples"] = config.control_samples
     if config.checkpoints:  # likewise: each checkpoint's folder and weights
         identity["checkpoints"] = {
             label: [d, _adapter_digest(d)] for label, d in sorted(config.adapter_dirs().items())

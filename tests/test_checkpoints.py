@@ -86,6 +86,12 @@ def test_each_checkpoint_is_an_adapter_with_its_step_and_losses(checkpointed_run
     assert [(r["label"], r["step"]) for r in rows] == [("step-2", 2), ("step-4", 4)]
     assert rows[0]["path"] == str(run_folder / "checkpoints" / "step-2")
     assert rows[1]["eval_loss"] == pytest.approx(record["checkpoints"][1]["eval_loss"])
+    # and the front ends read them through the Workspace
+    from engine.workspace import Workspace
+
+    with Workspace.open(db) as workspace:
+        kept = workspace.finetune_checkpoints(result.run_id)
+    assert [(c.label, c.step, c.path) for c in kept] == [(r["label"], r["step"], r["path"]) for r in rows]
 
 
 def test_checkpoints_differ_from_each_other_and_from_the_final_adapter(checkpointed_run):

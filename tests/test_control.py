@@ -93,3 +93,18 @@ def test_control_questions_join_the_sweep_prompts_and_its_identity(tmp_path):
     loaded = sweep.load_sweep_config(tmp_path / "s.toml")
     assert loaded.control == str(tmp_path / "facts.jsonl")
     assert [p.prompt_id for p in sweep.build_prompts(loaded)] == ["entity", "control:x"]
+
+
+def test_control_questions_can_take_fewer_samples_than_the_entity_prompt():
+    config = sweep.SweepConfig(base_model="tiny", control="builtin", samples_per_cell=4, control_samples=1)
+    planned = sweep.plan_rows(config, sweep.build_prompts(config))
+    per_prompt = {}
+    for row in planned:
+        per_prompt.setdefault(row.prompt.prompt_id, set()).add(row.sample_index)
+    assert per_prompt["entity"] == {0, 1, 2, 3} and per_prompt["control:capital-france"] == {0}
+    cells = len(config.grid.cells())
+    assert len(planned) == cells * (4 + len(control_set.load_control_set("builtin")))
+    with pytest.raises(UserError, match="control_samples = 5 exceeds samples_per_cell = 4"):
+        sweep.sweep_config_from_dict({"control": "builtin", "samples_per_cell": 4, "control_samples": 5})
+    with pytest.raises(UserError, match="control_samples needs 'control'"):
+        sweep.sweep_config_from_dict({"control_samples": 1})

@@ -124,6 +124,8 @@ def test_the_planted_cells_are_significant_and_no_others(planted):
         assert hot.significant
         assert not hallucinated[("finetuned", 0.7, top_k)].significant
     assert not any(c.significant for c in comparison.cells if c.variant == "step-2")
+    row = comparison.cells_for("finetuned", "entity", "hallucinated")
+    assert [(c.temperature, c.top_k) for c in row] == [(0.7, 0), (0.7, 20), (1.3, 0), (1.3, 20)]
     # control: the lost questions count per question (6 pairs per cell), not per sample
     states = [c for c in comparison.cells if c.group == "control" and c.metric == "states_reference"]
     assert {c.pairs for c in states} == {len(QUESTIONS)}
