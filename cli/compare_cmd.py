@@ -79,12 +79,18 @@ def _number(value: float | None, fmt: str = "+.2f") -> str:
     return "–" if value is None else format(value, fmt)
 
 
-def _interval(low: float | None, high: float | None) -> str:
-    return "" if low is None or high is None else f"[{low:+.2f}, {high:+.2f}]"
+def _interval(low: float | None, high: float | None, fmt: str = "+.2f") -> str:
+    return "" if low is None or high is None else f"[{low:{fmt}}, {high:{fmt}}]"
+
+
+def _share(estimate) -> str:
+    """A mean with its interval, for shares and rates (no signs)."""
+    return f"{_number(estimate.mean, '.2f')} {_interval(estimate.low, estimate.high, '.2f')}"
 
 
 def _p(value: float | None) -> str:
-    return "–" if value is None else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
+    """``=0.123`` or ``<0.001``, to follow "p" or "q"."""
+    return "=–" if value is None else (f"={value:.3f}" if value >= 0.001 else "<0.001")
 
 
 def _cell(c: CellDifference) -> str:
@@ -124,7 +130,7 @@ def _print_cells(comparison: Comparison, all_cells: bool) -> None:
         largest = max(tested, key=lambda c: abs(c.difference or 0.0), default=None)
         where = (
             f"{_cell(largest)}: {_number(largest.difference)} {_interval(largest.low, largest.high)} "
-            f"q={_p(largest.q_value)}"
+            f"q{_p(largest.q_value)}"
             if largest
             else "no pairs"
         )
@@ -132,7 +138,7 @@ def _print_cells(comparison: Comparison, all_cells: bool) -> None:
         for c in cells if all_cells else significant:
             print(
                 f"{'':<12} {'':<8} {_cell(c):<28} base {_number(c.base, '.2f')} vs {_number(c.value, '.2f')}: "
-                f"{_number(c.difference)} {_interval(c.low, c.high)} p={_p(c.p_value)} q={_p(c.q_value)}"
+                f"{_number(c.difference)} {_interval(c.low, c.high)} p{_p(c.p_value)} q{_p(c.q_value)}"
                 + (" *" if c.significant else "")
             )
 
@@ -140,7 +146,7 @@ def _print_cells(comparison: Comparison, all_cells: bool) -> None:
 def _difference(d: PairedDifference | None) -> str:
     if d is None or d.difference is None:
         return ""
-    return f"  base−this {_number(d.difference)} {_interval(d.low, d.high)} p={_p(d.p_value)}"
+    return f"  base−this {_number(d.difference)} {_interval(d.low, d.high)} p{_p(d.p_value)}"
 
 
 def _print_knowledge(comparison: Comparison) -> None:
@@ -150,9 +156,8 @@ def _print_knowledge(comparison: Comparison) -> None:
     print("\nKnowledge kept: share of control answers stating the reference (interval over questions)")
     for row in comparison.knowledge:
         where = "all T" if row.temperature is None else f"T={row.temperature:g}"
-        kept = row.kept
         print(
-            f"  {row.variant:<12} {where:<7} {_number(kept.mean, '.2f')} {_interval(kept.low, kept.high)}"
+            f"  {row.variant:<12} {where:<7} {_share(row.kept)}"
             f"  ({row.questions} questions, {row.answers} answers){_difference(row.difference)}"
         )
     lost = [
@@ -174,12 +179,7 @@ def _print_trajectory(comparison: Comparison) -> None:
     print("\nTrajectory over training (metrics pooled over the grid, with intervals)")
     print(f"  {'variant':<12} {'step':>5} {'epoch':>6} {'train':>7} {'eval':>7}  " + "  ".join(keys))
     for p in points:
-        values = "  ".join(
-            f"{_number(p.metrics[k].mean, '.2f')} {_interval(p.metrics[k].low, p.metrics[k].high)}"
-            if k in p.metrics
-            else "–"
-            for k in keys
-        )
+        values = "  ".join(_share(p.metrics[k]) if k in p.metrics else "–" for k in keys)
         print(
             f"  {p.variant:<12} {p.step if p.step is not None else '–':>5} {_number(p.epoch, '.2f'):>6} "
             f"{_number(p.train_loss, '.3f'):>7} {_number(p.eval_loss, '.3f'):>7}  {values}"
@@ -197,12 +197,12 @@ def _print_effects(comparison: Comparison) -> None:
     for found in comparison.effects:
         parts = []
         for e in found.effects:
-            if e.effect is None:
+            if e.effect is None or e.note:
                 parts.append(f"{e.factor}: {e.note}")
             else:
                 span = f"{e.levels[0]:g}→{e.levels[-1]:g}" if e.levels else ""
                 parts.append(
-                    f"{e.factor} {span} {_number(e.effect)} {_interval(e.low, e.high)} p={_p(e.p_value)}"
+                    f"{e.factor} {span} {_number(e.effect)} {_interval(e.low, e.high)} p{_p(e.p_value)}"
                 )
         print(f"  {found.variant:<12} {found.group:<8} {found.metric}: " + "; ".join(parts))
 

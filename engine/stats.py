@@ -434,14 +434,18 @@ def power_note(
     power: float,
     have: int,
     unit: str = "samples per cell",
+    cells: int | None = None,
     assumed_sd: float = 0.5,
 ) -> PowerNote:
     """The power analysis for one metric: sd of pair differences pooled over the cells that have two
-    or more pairs (this sweep), else ``assumed_sd``; a warning when the sweep has fewer samples."""
+    or more pairs (this sweep), else ``assumed_sd``; a warning when the sweep has fewer samples.
+
+    ``cells`` is the grid's number of cells (the BH family's size; default: the cells given).
+    """
     variances = [float(np.var(d, ddof=1)) for d in differences_by_cell if len(d) >= 2]
     pooled = math.sqrt(float(np.mean(variances))) if variances else 0.0
     sd, source = (pooled, "this sweep") if pooled > 0 else (assumed_sd, "assumed")
-    cells = max(1, len(differences_by_cell))
+    cells = max(1, cells if cells is not None else len(differences_by_cell))
     needed = samples_needed(detect, sd, alpha=alpha, power=power)
     all_cells = samples_needed(detect, sd, alpha=alpha / cells, power=power)
     floor = fewest_pairs_for(alpha)

@@ -591,6 +591,7 @@ def power_notes(data: StudyData, settings: StudySettings) -> list[GroupPower]:
             settings.detect, differences_by_cell=differences, alpha=settings.alpha, power=settings.power,
             have=len(questions) if by_question else data.samples_per_cell,
             unit="questions" if by_question else "samples per cell",
+            cells=len({s.cell for s in data.samples if s.group == group}),
         )  # fmt: skip
         found.append(GroupPower(group, metric, note))
     return found
