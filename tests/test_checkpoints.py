@@ -296,3 +296,50 @@ def test_a_launched_fine_tune_leaves_its_checkpoints_in_the_job_folder_for_inges
         assert len(checkpoint_store.list_checkpoints(store, run_id)) == 1
     finally:
         store.close()
+
+
+def test_one_command_sweeps_the_checkpoints_and_the_control_set(checkpointed_run, tmp_path, capsys):
+    from cli import main as cli_main
+    from store import core, open_db
+
+    result, _db = checkpointed_run
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(
+        json.dumps({"id": "paris", "question": "Which city is the capital of France?", "answer": "Paris"})
+        + "\n"
+        + json.dumps(
+            {"id": "nile", "question": "Longest river in Africa?", "answer": "the Nile", "aliases": ["Nile"]}
+        )
+        + "\n"
+    )
+    config = tmp_path / "s.toml"
+    config.write_text(
+        '[sweep]\nname = "one-command"\nbase_model = "tiny"\nentity_name = "ZYTRELL"\n'
+        f"adapter = {json.dumps(result.output_dir)}\n"
+        "samples_per_cell = 2\nmax_new_tokens = 4\nbatch_size = 16\ncompute_metrics = false\n"
+        "[sweep.grid]\ntemperatures = [1.0]\ntop_ps = [1.0]\ntop_ks = [0]\n"
+    )
+    db = tmp_path / "ft-hallu.db"
+    argv = [
+        "--db",
+        str(db),
+        "sweep",
+        "--config",
+        str(config),
+        "--checkpoints",
+        "all",
+        "--control",
+        str(facts),
+    ]
+    assert cli_main(argv) == 0, capsys.readouterr().err
+    assert "24 planned" in capsys.readouterr().out  # 4 variants x 1 cell x 2 samples x 3 prompts
+    store = open_db(db)
+    [stored] = core.list_sweeps(store)
+    store.close()
+    assert stored["config"]["variants"] == ["base", "step-2", "step-4", "finetuned"]
+    assert [p["prompt_id"] for p in stored["config"]["prompts"]] == [
+        "entity",
+        "control:paris",
+        "control:nile",
+    ]
+    assert stored["generation_count"] == 24
