@@ -177,6 +177,7 @@ def sample_values(
 
 def load_study_data(store, sweep_id: int, settings: StudySettings) -> StudyData:
     """Every generation of the sweep with its study values."""
+    validate_instance(settings, source="study settings")
     sweep = core.find_sweep(store, sweep_id)
     if not sweep:
         raise UserError(f"sweep {sweep_id}: no such sweep in {store.path}")
@@ -641,7 +642,6 @@ class Comparison:
 def compare(store, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
     """The full study of one sweep (what ``ft-hallu compare`` prints)."""
     settings = settings or StudySettings()
-    validate_instance(settings, source="compare settings")
     data = load_study_data(store, sweep_id, settings)
     warnings = []
     if data.unscored:
