@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from engine import checkpoints as keeping
 from engine import dataset as ds
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
@@ -87,6 +88,9 @@ class FinetuneConfig:
     packing: bool = False
     seed: int = setting(2024, min=0, lt=2**32)
     logging_steps: int = setting(10, min=1)
+    # LoRA adapters kept during training, each a sweep variant (engine/checkpoints.py): "none",
+    # "epoch", every N optimizer steps, or a list of steps. Each runs an eval (the eval split's loss).
+    save_checkpoints: Literal["none", "epoch"] | int | list[int] = setting("none", min=1, min_items=1)
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -132,6 +136,9 @@ class FinetuneResult:
     total_params: int
     loss_history: list[float] = field(default_factory=list)
     run_id: int | None = None
+    steps: int | None = None  # optimizer steps done
+    # engine.checkpoints.CheckpointRecord.to_dict() of each kept adapter (path relative to output_dir)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
 
 ProgressFn = Callable[[str], None]
@@ -286,6 +293,10 @@ def run_finetune(
                     train_seconds=result.train_seconds,
                     result=dataclasses.asdict(result),
                 )
+                if result.checkpoints:
+                    from store import checkpoints as checkpoint_store
+
+                    checkpoint_store.add_checkpoints(store, run_id, result.checkpoints, output_dir=result.output_dir)
     except BaseException:
         # _train removes its staging folder on the way out; this catches one it could not (a failed rmtree).
         remove_leftovers(output_dir, including_pid=os.getpid())
@@ -310,6 +321,10 @@ def check_inputs(config: FinetuneConfig) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{output_dir}: cannot create the output folder, {parent} is not writable")
     check_model_files(config.base_model)
+    if config.mode == "full" and keeping.wants_checkpoints(config.save_checkpoints):
+        raise UserError(
+            'save_checkpoints keeps LoRA adapters; mode = "full" has none (set save_checkpoints = "none")'
+        )
     split = ds.split_items(ds.load_items(config.dataset), eval_fraction=config.eval_fraction, seed=config.seed)
     if not split.train:
         raise UserError(f"{config.dataset}: no training rows after the split")
@@ -366,8 +381,9 @@ def _train(
         )
 
     staging = staging_folder(output_dir)
+    trainer_dir = staging / ".trainer"  # the Trainer's own folder (it saves nothing there: save_strategy no)
     args = SFTConfig(
-        output_dir=str(staging / "checkpoints"),
+        output_dir=str(trainer_dir),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_batch_size,
@@ -403,6 +419,25 @@ def _train(
             if logs and "loss" in logs:
                 say(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
+    run_record = {
+        "base_model": config.base_model,
+        "base": base_identity(config.base_model),
+        "mode": config.mode,
+        "dataset": config.dataset,
+        "config": dataclasses.asdict(config),
+    }
+    callbacks: list[Any] = [_Progress()]
+    keeper = None
+    if keeping.wants_checkpoints(config.save_checkpoints):
+        keeper = keeping.checkpoint_callback(
+            config.save_checkpoints,
+            run_folder=staging,
+            run_record=run_record,
+            has_eval=eval_data is not None,
+            say=say,
+        )
+        callbacks.append(keeper)
+        say(f"keeping a checkpoint {keeping.describe(config.save_checkpoints)}")
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -410,7 +445,7 @@ def _train(
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[_Progress()],
+        callbacks=callbacks,
     )
     # Our callback reports progress; transformers' printer would dump raw log dicts on stdout too.
     from transformers.trainer_callback import PrinterCallback
@@ -431,21 +466,25 @@ def _train(
         trainer.model.generation_config.use_cache = True
     except AttributeError:
         pass
+    kept = [record.to_dict() for record in keeper.kept] if keeper is not None else []
+    if keeper is not None and keeper.unreached:
+        say(f"note: training ended at step {trainer.state.global_step}; no checkpoint at step(s) {keeper.unreached}")
     what = "adapter" if config.mode != "full" else "model"
     try:
-        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
+        shutil.rmtree(trainer_dir, ignore_errors=True)
         with saving(what, output_dir):  # a full disk is one line naming the folder, not torch's traceback
             trainer.save_model(str(staging))
             tokenizer.padding_side = "left"
             tokenizer.save_pretrained(str(staging))
         record = {
-            "base_model": config.base_model,
-            "base": base_identity(config.base_model),
-            "mode": config.mode,
-            "dataset": config.dataset,
-            "config": dataclasses.asdict(config),
+            **run_record,
             "eval_loss_before": before,
             "eval_loss_after": after,
+            "steps": trainer.state.global_step,
+            "epoch": None if trainer.state.epoch is None else round(float(trainer.state.epoch), 4),
+            # measured like a checkpoint's train loss (the last log), so the trajectory compares
+            "train_loss": keeper.last_train_loss if keeper is not None else (losses[-1] if losses else None),
+            "checkpoints": kept,
         }
         with saving(what, output_dir):
             (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
@@ -466,6 +505,8 @@ def _train(
         trainable_params=trainable,
         total_params=total,
         loss_history=losses,
+        steps=trainer.state.global_step,
+        checkpoints=kept,
     )
 
 

@@ -16,6 +16,7 @@ from engine.jobs.model import Job
 from engine.jobs.results_file import read_job_results
 from engine.liveness import tracked_run
 from engine.scoring import compute_metrics_if_available
+from store import checkpoints as checkpoint_store
 from store import core
 from store import jobs as job_store
 from store.db import Store, utc_now
@@ -167,6 +168,10 @@ def _ingest_finetune(store: Store, job: Job) -> IngestResult:
         train_seconds=outcome.get("train_seconds"),
         result=outcome,
         error=record.get("error"),
+    )
+    # The checkpoints the job kept travel in its result record, like the final losses.
+    checkpoint_store.add_checkpoints(
+        store, run_id, outcome.get("checkpoints") or [], output_dir=str(record.get("output_dir"))
     )
     result.finetune_run_id = run_id
     return result
