@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
+from engine import parallel
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
 from engine.files import first_existing_parent, remove_leftovers, replace_folder, resolve_from, staging_folder
@@ -85,6 +86,15 @@ class FinetuneConfig:
     packing: bool = False
     seed: int = setting(2024, min=0, lt=2**32)
     logging_steps: int = setting(10, min=1)
+    # several processes (engine/parallel.py; docs/LAUNCH.md, "Fine-tunes over several GPUs"):
+    # `ft-hallu job launch` starts torchrun, one process per GPU, on `nodes` nodes (> 1 needs Slurm)
+    distributed: str = setting("none", choices=parallel.STRATEGIES)
+    processes_per_node: int = setting(0, min=0)  # 0: the cluster's gpus, or this machine's GPUs; else 1
+    nodes: int = setting(1, min=1)
+    fsdp_sharding: str = setting("full_shard", choices=parallel.FSDP_SHARDING)
+    fsdp_layer_classes: str | list[str] = "auto"  # FSDP wraps each; auto: the model's decoder layer class
+    zero_stage: int = setting(3, choices=parallel.ZERO_STAGES)  # deepspeed only
+    cpu_offload: bool = False  # fsdp / deepspeed: parameters (and optimizer states) wait in CPU memory
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -130,6 +140,9 @@ class FinetuneResult:
     total_params: int
     loss_history: list[float] = field(default_factory=list)
     run_id: int | None = None
+    distributed: str = "none"
+    world_size: int = 1  # processes that trained together
+    effective_batch_size: int = 0  # per-device batch x world_size x gradient accumulation
 
 
 ProgressFn = Callable[[str], None]
@@ -219,25 +232,38 @@ def run_finetune(
     db_path: str | Path | None = None,
     progress: ProgressFn | None = None,
 ) -> FinetuneResult:
-    """Train, evaluate before/after, save adapter (or full model) atomically, record the run."""
+    """Train, evaluate before/after, save adapter (or full model) atomically, record the run.
+
+    Under torchrun (``config.distributed`` set, launched by ``ft-hallu job launch``) every rank runs
+    this; only rank 0 removes leftovers, writes the store row, the adapter and its run record.
+    """
     output_dir = check_inputs(config)  # every input checked before torch loads, a store row or a staging folder
+    rank = parallel.current_rank()
+    if config.distributed != "none" and not rank.launched:
+        raise UserError(
+            f'distributed = "{config.distributed}" trains in one process per GPU: launch it with '
+            "`ft-hallu job launch --config FILE --local` (torchrun on this machine) or through Slurm"
+        )
     import torch
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    if not rank.is_main:
+        say = lambda _message: None  # noqa: E731 - rank 0 reports; the others would repeat every line
     device = device_info()
+    parallel.check_device(config, device.device)
     if config.mode == "qlora" and device.device != "cuda":
         raise UserError(
             'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
             'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
-    for leftover in remove_leftovers(output_dir):
+    for leftover in remove_leftovers(output_dir) if rank.is_main else []:
         say(f"removed {leftover}: left by an interrupted fine-tune")
 
     store = None
     run_id = None
-    if db_path is not None:
+    if db_path is not None and rank.is_main:
         from store import core, open_db
 
         store = open_db(db_path)
@@ -253,6 +279,7 @@ def run_finetune(
     try:
         result = _train(
             config,
+            rank,
             device,
             output_dir,
             say,
@@ -295,6 +322,7 @@ def run_finetune(
 def check_inputs(config: FinetuneConfig) -> Path:
     """Check what can be checked without loading a model; returns the output folder."""
     validate_instance(config, source="fine-tune config")
+    parallel.check_settings(config)
     output_dir = config.resolved_output_dir()
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"{output_dir}: output_dir is a file, expected a folder")
@@ -314,7 +342,7 @@ def check_inputs(config: FinetuneConfig) -> Path:
 
 
 def _train(
-    config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
+    config, rank, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
 ):
     model_path = resolve_model_path(config.base_model)
     tokenizer = load_tokenizer(model_path)
@@ -350,7 +378,7 @@ def _train(
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if device.bf16 else torch.float16,
         )
-        load_kwargs["device_map"] = {"": 0}
+        load_kwargs["device_map"] = {"": rank.local_rank}  # each process its own GPU
     say(f"loading {config.base_model} ({config.mode}, {device.device})")
     model = AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs)
     if config.mode == "qlora":
@@ -360,7 +388,13 @@ def _train(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
 
-    staging = staging_folder(output_dir)
+    layer_classes: list[str] = []
+    if config.distributed == "fsdp":
+        layer_classes = parallel.layer_class_setting(config.fsdp_layer_classes)
+        layer_classes = layer_classes or parallel.decoder_layer_classes(model.config)
+        say(f"FSDP wraps each {', '.join(layer_classes) or '(no layer class found: the whole model)'}")
+    # Only rank 0 writes: the other ranks' output path is never created (the Trainer saves on rank 0).
+    staging = staging_folder(output_dir) if rank.is_main else output_dir.with_name(f".{output_dir.name}.rank")
     args = SFTConfig(
         output_dir=str(staging / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -391,11 +425,12 @@ def _train(
         disable_tqdm=True,
         use_cpu=device.device == "cpu",
         dataloader_pin_memory=device.device == "cuda",
+        **parallel.trainer_arguments(config, layer_classes),
     )
 
     class _Progress(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **_kwargs):
-            if logs and "loss" in logs:
+            if logs and "loss" in logs and state.is_world_process_zero:
                 say(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
     trainer = SFTTrainer(
@@ -414,6 +449,10 @@ def _train(
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     say(f"trainable parameters: {trainable:,} of {total:,}")
+    world_size = args.world_size
+    batch = parallel.effective_batch(config.per_device_batch_size, world_size, config.gradient_accumulation_steps)
+    shown = parallel.describe_batch(config.per_device_batch_size, world_size, config.gradient_accumulation_steps)
+    say(shown + (f" ({config.distributed})" if config.distributed != "none" else ""))
     before = trainer.evaluate()["eval_loss"] if eval_data is not None else None
     started = time.perf_counter()
     train_output = trainer.train()
@@ -426,6 +465,25 @@ def _train(
         trainer.model.generation_config.use_cache = True
     except AttributeError:
         pass
+    result = FinetuneResult(
+        output_dir=str(output_dir),
+        mode=config.mode,
+        train_loss=float(train_output.training_loss),
+        eval_loss_before=before,
+        eval_loss_after=after,
+        train_seconds=seconds,
+        train_rows=len(train_data),
+        eval_rows=0 if eval_data is None else len(eval_data),
+        trainable_params=trainable,
+        total_params=total,
+        loss_history=losses,
+        distributed=config.distributed,
+        world_size=world_size,
+        effective_batch_size=batch,
+    )
+    if not rank.is_main:
+        trainer.save_model(str(staging))  # FSDP and ZeRO-3 gather the weights for rank 0 from every rank
+        return result
     try:
         shutil.rmtree(staging / "checkpoints", ignore_errors=True)
         trainer.save_model(str(staging))
@@ -439,6 +497,9 @@ def _train(
             "config": dataclasses.asdict(config),
             "eval_loss_before": before,
             "eval_loss_after": after,
+            "distributed": config.distributed,
+            "world_size": world_size,
+            "effective_batch_size": batch,
         }
         (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
         replace_folder(staging, output_dir)
@@ -446,19 +507,7 @@ def _train(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     say(f"saved {'adapter' if config.mode != 'full' else 'model'} to {output_dir}")
-    return FinetuneResult(
-        output_dir=str(output_dir),
-        mode=config.mode,
-        train_loss=float(train_output.training_loss),
-        eval_loss_before=before,
-        eval_loss_after=after,
-        train_seconds=seconds,
-        train_rows=len(train_data),
-        eval_rows=0 if eval_data is None else len(eval_data),
-        trainable_params=trainable,
-        total_params=total,
-        loss_history=losses,
-    )
+    return result
 
 
 def read_run_record(output_dir: str | Path) -> dict[str, Any]:
