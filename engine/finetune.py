@@ -112,6 +112,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     labels = {key: "--" + key.replace("_", "-") for key in overrides or {}}
     values.update(check_values(FinetuneConfig, overrides or {}, source="command line", labels=labels))
     config = config_from_dict(values, where=str(config_path))
+    parallel.check_settings(config, source=str(config_path))  # settings that cannot run together
     # Relative paths in a config file are relative to that file, so a job can run from anywhere.
     base = config_path.resolve().parent
     config.dataset = resolve_from(config.dataset, base)

@@ -54,7 +54,6 @@ def build_spec(
     raw = read_toml(config)
     # A bad config raises UserError naming the field; so do settings that cannot run together.
     finetune = load_finetune_config(config, overrides)
-    parallel.check_settings(finetune, source=str(config))
     distributed = distributed_launch(finetune, cluster, launcher, source=str(config))
     return jobs.finetune_spec(
         config, raw, finetune.resolved_output_dir(), cluster, name=name, log_dir=log_dir, workdir=workdir,

@@ -11,7 +11,7 @@ jobs sharing a node do not collide). ``--kill-on-bad-exit`` ends every node when
 Every process runs the same ``ft-hallu job-run finetune`` command under a small bash wrapper
 (:data:`RANK_WRAPPER`): rank 0 writes to the job's log, every other rank to
 ``<job folder>/ranks/rank-<N>.log``, and each leaves its exit status and host in
-``ranks/rank-<N>.exit``, so a rank that fails (an exception, a kill, a crash outside Python) is named
+``ranks/rank-<N>.exit`` (the host is Slurm's node name where there is one), so a rank that fails (an exception, a kill, a crash outside Python) is named
 in the job's detail line (:func:`engine.jobs.jobrun.rank_failures`). All values are shell-quoted;
 the only shell expansions are the rendezvous variables this module writes itself.
 """
@@ -32,7 +32,7 @@ RANK_WRAPPER = (
     'mkdir -p -- "$ranks"\n'
     'if [ "$rank" = 0 ]; then "$@"; else "$@" > "$ranks/rank-$rank.log" 2>&1; fi\n'
     "code=$?\n"
-    'printf \'%s %s\\n\' "$code" "$(hostname)" > "$ranks/rank-$rank.exit"\n'
+    'printf \'%s %s\\n\' "$code" "${SLURMD_NODENAME:-$(hostname)}" > "$ranks/rank-$rank.exit"\n'
     'exit "$code"\n'
 )
 WRAPPER_NAME = "ft-hallu-rank"  # $0 of the wrapper, shown by ps
