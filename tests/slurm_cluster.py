@@ -5,11 +5,12 @@ database, job completions to a text file so ``sacct -c`` works) into a short tem
 starts a private ``munged``, ``slurmctld`` and ``slurmd``, and stops them again. Nothing under
 /etc is read or written: clients find the cluster only through ``SLURM_CONF``.
 
-``start_cluster(nodes=("localhost", "vm"))`` starts one ``slurmd -N NAME`` per node instead, all on
-127.0.0.1, each with its own port, spool folder, pid and log file (Debian's Slurm 22.05 needs no
-``--enable-multiple-slurmd`` build for that: the nodes have distinct NodeHostnames). The node names
-must resolve (``localhost`` and this machine's host name do), because a multi-node job's rendezvous
-address is its first node's name.
+``start_cluster(nodes=("127.0.0.1", "127.0.0.2"))`` starts one ``slurmd -N NAME`` per node
+instead, all on this machine, each with its own port, spool folder, pid and log file (Debian's
+Slurm 22.05 needs no ``--enable-multiple-slurmd`` build for that: the nodes have distinct
+NodeHostnames). The node names must resolve, because a multi-node job's rendezvous address is its
+first node's name: loopback addresses do everywhere, need no /etc/hosts entry, and cannot clash
+with the single-node cluster's node. (``localhost`` is no good: Slurm reads it as this host's name.)
 
 Set ``FT_HALLU_REQUIRE_SLURM=1`` (CI does) to turn "cannot start" into a failure instead of a skip.
 """
