@@ -451,9 +451,9 @@ def _train(
     total = sum(p.numel() for p in trainer.model.parameters())
     say(f"trainable parameters: {trainable:,} of {total:,}")
     world_size = args.world_size
-    batch = parallel.effective_batch(config.per_device_batch_size, world_size, config.gradient_accumulation_steps)
-    shown = parallel.describe_batch(config.per_device_batch_size, world_size, config.gradient_accumulation_steps)
-    say(shown + (f" ({config.distributed})" if config.distributed != "none" else ""))
+    sizes = (config.per_device_batch_size, world_size, config.gradient_accumulation_steps, args.n_gpu)
+    batch = parallel.effective_batch(*sizes)
+    say(parallel.describe_batch(*sizes) + (f" ({config.distributed})" if config.distributed != "none" else ""))
     before = trainer.evaluate()["eval_loss"] if eval_data is not None else None
     started = time.perf_counter()
     train_output = trainer.train()

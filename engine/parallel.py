@@ -81,17 +81,20 @@ def current_rank(environ: dict[str, str] | None = None) -> Rank:
     return Rank(number("RANK"), number("LOCAL_RANK"), max(1, number("WORLD_SIZE")), True)
 
 
-def effective_batch(per_device: int, world_size: int, accumulation: int) -> int:
-    """Sequences per optimizer step: per-device batch x processes x accumulation steps."""
-    return per_device * world_size * accumulation
+def effective_batch(per_device: int, world_size: int, accumulation: int, gpus_per_process: int = 1) -> int:
+    """Sequences per optimizer step: per-device batch x processes x accumulation steps (x the GPUs
+    one process drives itself: the Trainer uses DataParallel when one process sees several)."""
+    return per_device * world_size * max(1, gpus_per_process) * accumulation
 
 
-def describe_batch(per_device: int, world_size: int, accumulation: int) -> str:
+def describe_batch(per_device: int, world_size: int, accumulation: int, gpus_per_process: int = 1) -> str:
     processes = "process" if world_size == 1 else "processes"
     steps = "step" if accumulation == 1 else "steps"
+    shared = f" x {gpus_per_process} GPUs each (DataParallel)" if gpus_per_process > 1 else ""
+    total = effective_batch(per_device, world_size, accumulation, gpus_per_process)
     return (
-        f"effective batch {effective_batch(per_device, world_size, accumulation)} = {per_device} per device"
-        f" x {world_size} {processes} x {accumulation} accumulation {steps}"
+        f"effective batch {total} = {per_device} per device x {world_size} {processes}{shared}"
+        f" x {accumulation} accumulation {steps}"
     )
 
 
