@@ -34,14 +34,19 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _distributed_options(parser: argparse.ArgumentParser) -> None:
-    """Fine-tune settings that say how many processes train (override the config's; docs/LAUNCH.md)."""
+    """Fine-tune settings that say how many processes train (override the config's; docs/LAUNCH.md).
+
+    No defaults (SUPPRESS): given before or after `finetune`, an option is not reset by the other parser.
+    """
+    unset = argparse.SUPPRESS
     parser.add_argument(
-        "--distributed", help="none | ddp | fsdp | deepspeed: one process per GPU, started by torchrun"
+        "--distributed", default=unset, help="none | ddp | fsdp | deepspeed: one process per GPU, started by torchrun"
     )
     parser.add_argument(
-        "--processes-per-node", type=int, help="processes (GPUs) per node (default: the cluster's gpus)"
-    )
-    parser.add_argument("--nodes", type=int, help="nodes (more than 1 needs Slurm)")
+        "--processes-per-node", type=int, default=unset,
+        help="processes (GPUs) per node (default: the cluster's gpus)",
+    )  # fmt: skip
+    parser.add_argument("--nodes", type=int, default=unset, help="nodes (more than 1 needs Slurm)")
 
 
 def _finetune_overrides(args: argparse.Namespace) -> dict[str, object]:
