@@ -27,13 +27,13 @@ from engine.configfile import to_toml
 from engine.errors import UserError
 from engine.finetune import FinetuneConfig, load_config, run_finetune
 from engine.jobs import jobrun
-from engine.jobs.torchrun import RANK_WRAPPER, WRAPPER_NAME
+from engine.jobs.torchrun import RANK_WRAPPER, WRAPPER_NAME, torchrun_literal
 from store import core
 from store import jobs as job_store
 from store.db import open_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_launch import SAMPLE, shell_command  # noqa: E402
+from test_launch import SAMPLE, shell_command, wait_until  # noqa: E402
 from test_launch import job_args as launch_args  # noqa: E402
 
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run")
@@ -174,9 +174,10 @@ def test_fsdp_local_launch_renders_torchrun_with_the_process_count(tmp_path):
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     # The command is the last shell line (the wrapper's text spans lines inside its quotes).
     command = shlex.split(script[script.index(shlex.quote(sys.executable) + " -m torch.distributed.run"):])
+    rank_command = ["/bin/bash", "-c", RANK_WRAPPER, WRAPPER_NAME, str(spec.job_dir), *spec.argv]
     assert command == [
         *TORCHRUN, "--standalone", "--nnodes=1", "--nproc-per-node=2", "--no-python",
-        "/bin/bash", "-c", RANK_WRAPPER, WRAPPER_NAME, str(spec.job_dir), *spec.argv,
+        *map(torchrun_literal, rank_command),  # torchrun's ${local_rank} macro turns $$ back into $
     ]  # fmt: skip
     assert spec.argv[-4:] == ("--config", str(config), "--job-dir", str(spec.job_dir))
 
@@ -186,10 +187,11 @@ def test_fsdp_local_launch_renders_torchrun_with_the_process_count(tmp_path):
 
 def test_multinode_sbatch_script_runs_one_torchrun_per_node_with_the_rendezvous(tmp_path):
     """Nodes, srun, rendezvous and quoting: the script is rendered, then run by bash with stand-ins
-    for srun, scontrol and torchrun that record what they were given and run each rank's command."""
+    for srun, scontrol and torchrun that record what they were given and run each rank's command
+    (the torchrun stand-in rewrites the rank's arguments as torchrun does, for its ${local_rank})."""
     markers = tmp_path / "markers"
     markers.mkdir()
-    folder = tmp_path / f"cfg $(touch {markers}/subst); touch {markers}/semi 'q"
+    folder = tmp_path / f"cfg $(touch {markers}/subst); touch {markers}/semi 'q $$ ${{local_rank}}"
     config = ddp_config(folder, extra='distributed = "fsdp"\nnodes = 2\n')
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -198,14 +200,25 @@ def test_multinode_sbatch_script_runs_one_torchrun_per_node_with_the_rendezvous(
     stand_ins = {
         "scontrol": 'printf "%s\\0" "$@" > "$RECORD/scontrol.args"; printf "gpu07\\ngpu08\\n"',
         "srun": 'printf "%s\\0" "$@" > "$RECORD/srun.args"; shift 5; exec "$@"',
-        # torchrun's part: record, then start rank 0 and rank 1 of this node as torchrun would.
-        "torchrun": 'printf "%s\\0" "$@" > "$RECORD/torchrun.args"\n'
-        'while [ "$1" != --no-python ]; do shift; done; shift\n'
-        'for r in 0 1; do RANK=$r "$@" || exit $?; done',
     }
     for name, body in stand_ins.items():
         (bin_dir / name).write_text("#!/bin/bash\n" + body + "\n")
         (bin_dir / name).chmod(0o755)
+    # torchrun's part: record, then start rank 0 and rank 1 of this node with the arguments rewritten
+    # by torchrun's own macro substitution (torch.distributed.elastic.utils.api.macros.substitute).
+    (bin_dir / "torchrun").write_text(
+        f"#!{sys.executable}\n"
+        "import os, subprocess, sys\n"
+        "from torch.distributed.elastic.utils.api import macros\n"
+        "args = sys.argv[1:]\n"
+        "open(os.path.join(os.environ['RECORD'], 'torchrun.args'), 'w').write(''.join(a + '\\0' for a in args))\n"
+        "command = args[args.index('--no-python') + 1:]\n"
+        "for rank in (0, 1):\n"
+        "    code = subprocess.call(macros.substitute(command, str(rank)), env={**os.environ, 'RANK': str(rank)})\n"
+        "    if code:\n"
+        "        sys.exit(code)\n"
+    )
+    (bin_dir / "torchrun").chmod(0o755)
     cluster = L.ClusterSettings(
         gpus=4, gpu_type="a100", cpus=8, time="02:00:00", torchrun=(str(bin_dir / "torchrun"),),
         command=shell_command('echo "rank $RANK ran: $*"'),
@@ -239,7 +252,8 @@ def test_multinode_sbatch_script_runs_one_torchrun_per_node_with_the_rendezvous(
         return (record / f"{name}.args").read_text().split("\0")[:-1]
 
     assert args("scontrol") == ["show", "hostnames", "gpu[07-08]"]
-    rank_command = ["--no-python", "/bin/bash", "-c", RANK_WRAPPER, WRAPPER_NAME, str(spec.job_dir), *spec.argv]
+    rank_command = ["/bin/bash", "-c", RANK_WRAPPER, WRAPPER_NAME, str(spec.job_dir), *spec.argv]
+    rank_command = ["--no-python", *map(torchrun_literal, rank_command)]
     assert args("srun") == [
         "--nodes=2", "--ntasks-per-node=1", "--ntasks=2", "--kill-on-bad-exit=1", "--cpus-per-task=8",
         str(bin_dir / "torchrun"), "--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d",
@@ -386,3 +400,30 @@ def test_two_process_ddp_through_torchrun_trains_like_one_process_and_its_adapte
     assert_one_ddp_run(job, store, single.loss_history)
     store.close()
     sweep_with(Path(job.output_dir), tmp_path)
+
+
+def test_cancelling_a_local_distributed_job_ends_every_rank(tmp_path):
+    """torchrun starts each rank in a session of its own; cancelling the job must still end them."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    config = ddp_config(tmp_path / "cfg", extra='distributed = "ddp"\nprocesses_per_node = 2\n')
+    cluster = L.ClusterSettings(
+        torchrun=TORCHRUN, command=shell_command(f'echo $$ > {shlex.quote(str(pids))}/rank-$RANK; exec sleep 300')
+    )
+    store = open_db(tmp_path / "ft-hallu.db")
+    job = job_kinds.launch_finetune(
+        store, config, cluster, launcher=L.LocalLauncher(), log_dir=tmp_path / "jobs", workdir=tmp_path
+    )
+    wait_until(lambda: len(list(pids.iterdir())) == 2, timeout=120)
+    ranks = [int(path.read_text()) for path in sorted(pids.iterdir())]
+    job = L.cancel(store, job)
+    assert job.state == "CANCELLED"
+
+    def gone(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+        except OSError:
+            return True
+
+    wait_until(lambda: all(gone(pid) for pid in ranks), timeout=30)
+    store.close()

@@ -13,7 +13,10 @@ Every process runs the same ``ft-hallu job-run finetune`` command under a small 
 ``<job folder>/ranks/rank-<N>.log``, and each leaves its exit status and host in
 ``ranks/rank-<N>.exit`` (the host is Slurm's node name where there is one), so a rank that fails (an exception, a kill, a crash outside Python) is named
 in the job's detail line (:func:`engine.jobs.jobrun.rank_failures`). All values are shell-quoted;
-the only shell expansions are the rendezvous variables this module writes itself.
+the only shell expansions are the rendezvous variables this module writes itself. torchrun itself
+rewrites every argument it hands a rank (``string.Template(arg).safe_substitute(local_rank=...)``,
+its ``${local_rank}`` macro, which also turns ``$$`` into ``$``), so each ``$`` in them is doubled
+first: a path holding ``$$`` or ``${local_rank}`` reaches the rank as written.
 """
 
 from __future__ import annotations
@@ -68,8 +71,14 @@ def default_torchrun(command: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def rank_command(job_dir: Path, argv: tuple[str, ...]) -> list[str]:
-    """What torchrun starts for each rank: the wrapper around the job's command."""
-    return ["/bin/bash", "-c", RANK_WRAPPER, WRAPPER_NAME, str(job_dir), *argv]
+    """What torchrun starts for each rank: the wrapper around the job's command (as torchrun must be
+    given it: see :func:`torchrun_literal`)."""
+    return [torchrun_literal(arg) for arg in ("/bin/bash", "-c", RANK_WRAPPER, WRAPPER_NAME, str(job_dir), *argv)]
+
+
+def torchrun_literal(arg: str) -> str:
+    """``arg`` such that torchrun's macro substitution gives it back unchanged ("$" -> "$$")."""
+    return arg.replace("$", "$$")
 
 
 def local_command(launch: DistributedLaunch, job_dir: Path, argv: tuple[str, ...]) -> list[str]:
