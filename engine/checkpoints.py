@@ -115,8 +115,12 @@ def checkpoint_callback(
     run_record: dict[str, Any],
     has_eval: bool,
     say: Callable[[str], None],
+    writes: bool = True,
 ):
     """A transformers ``TrainerCallback`` that keeps the adapter at the scheduled steps.
+
+    Under DDP every rank has one (each must take part in the evaluation at a checkpoint: it is a
+    collective call), and only rank 0's ``writes``.
 
     Its ``kept`` attribute lists the :class:`CheckpointRecord` of every checkpoint written, and
     ``unreached`` the listed steps training never got to.
@@ -184,7 +188,8 @@ def checkpoint_callback(
                 eval_loss=eval_loss,
                 path=f"{CHECKPOINTS_DIR}/{label_of(step)}",
             )
-            write_checkpoint(model, run_folder, record, run_record)
+            if writes:
+                write_checkpoint(model, run_folder, record, run_record)
             self.kept.append(record)
             losses = f"train loss {_show(train_loss)}, eval loss {_show(eval_loss)}"
             say(f"checkpoint {record.label} (epoch {record.epoch}): {losses}")

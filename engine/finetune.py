@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from engine import checkpoints as keeping
 from engine import dataset as ds
+from engine import parallel
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
 from engine.files import first_existing_parent, remove_leftovers, replace_folder, resolve_from, staging_folder
@@ -91,6 +92,15 @@ class FinetuneConfig:
     # LoRA adapters kept during training, each a sweep variant (engine/checkpoints.py): "none",
     # "epoch", every N optimizer steps, or a list of steps. Each runs an eval (the eval split's loss).
     save_checkpoints: Literal["none", "epoch"] | int | list[int] = setting("none", min=1, min_items=1)
+    # several processes (engine/parallel.py; docs/LAUNCH.md, "Fine-tunes over several GPUs"):
+    # `ft-hallu job launch` starts torchrun, one process per GPU, on `nodes` nodes (> 1 needs Slurm)
+    distributed: str = setting("none", choices=parallel.STRATEGIES)
+    processes_per_node: int = setting(0, min=0)  # 0: the cluster's gpus, or this machine's GPUs; else 1
+    nodes: int = setting(1, min=1)
+    fsdp_sharding: str = setting("full_shard", choices=parallel.FSDP_SHARDING)
+    fsdp_layer_classes: str | list[str] = "auto"  # FSDP wraps each; auto: the model's decoder layer class
+    zero_stage: int = setting(3, choices=parallel.ZERO_STAGES)  # deepspeed only
+    cpu_offload: bool = False  # fsdp / deepspeed: parameters (and optimizer states) wait in CPU memory
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -108,6 +118,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     labels = {key: "--" + key.replace("_", "-") for key in overrides or {}}
     values.update(check_values(FinetuneConfig, overrides or {}, source="command line", labels=labels))
     config = config_from_dict(values, where=str(config_path))
+    parallel.check_settings(config, source=str(config_path))  # settings that cannot run together
     # Relative paths in a config file are relative to that file, so a job can run from anywhere.
     base = config_path.resolve().parent
     config.dataset = resolve_from(config.dataset, base)
@@ -139,6 +150,9 @@ class FinetuneResult:
     steps: int | None = None  # optimizer steps done
     # engine.checkpoints.CheckpointRecord.to_dict() of each kept adapter (path relative to output_dir)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    distributed: str = "none"
+    world_size: int = 1  # processes that trained together
+    effective_batch_size: int = 0  # per-device batch x world_size x gradient accumulation
 
 
 ProgressFn = Callable[[str], None]
@@ -228,25 +242,38 @@ def run_finetune(
     db_path: str | Path | None = None,
     progress: ProgressFn | None = None,
 ) -> FinetuneResult:
-    """Train, evaluate before/after, save adapter (or full model) atomically, record the run."""
+    """Train, evaluate before/after, save adapter (or full model) atomically, record the run.
+
+    Under torchrun (``config.distributed`` set, launched by ``ft-hallu job launch``) every rank runs
+    this; only rank 0 removes leftovers, writes the store row, the adapter and its run record.
+    """
     output_dir = check_inputs(config)  # every input checked before torch loads, a store row or a staging folder
+    rank = parallel.current_rank()
+    if config.distributed != "none" and not rank.launched:
+        raise UserError(
+            f'distributed = "{config.distributed}" trains in one process per GPU: launch it with '
+            "`ft-hallu job launch --config FILE --local` (torchrun on this machine) or through Slurm"
+        )
     import torch
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    if not rank.is_main:
+        say = lambda _message: None  # noqa: E731 - rank 0 reports; the others would repeat every line
     device = device_info()
+    parallel.check_device(config, device.device)
     if config.mode == "qlora" and device.device != "cuda":
         raise UserError(
             'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
             'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
-    for leftover in remove_leftovers(output_dir):
+    for leftover in remove_leftovers(output_dir) if rank.is_main else []:
         say(f"removed {leftover}: left by an interrupted fine-tune")
 
     store = None
     run_id = None
-    if db_path is not None:
+    if db_path is not None and rank.is_main:
         from store import core, open_db
 
         store = open_db(db_path)
@@ -270,6 +297,7 @@ def run_finetune(
         with recorded(mark):
             result = _train(
                 config,
+                rank,
                 device,
                 output_dir,
                 say,
@@ -310,6 +338,7 @@ def run_finetune(
 def check_inputs(config: FinetuneConfig) -> Path:
     """Check what can be checked without loading a model; returns the output folder."""
     validate_instance(config, source="fine-tune config")
+    parallel.check_settings(config)
     output_dir = config.resolved_output_dir()
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"{output_dir}: output_dir is a file, expected a folder")
@@ -332,7 +361,7 @@ def check_inputs(config: FinetuneConfig) -> Path:
 
 
 def _train(
-    config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
+    config, rank, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
 ):
     model_path = resolve_model_path(config.base_model)
     with loading("tokenizer", model_path):
@@ -369,7 +398,7 @@ def _train(
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if device.bf16 else torch.float16,
         )
-        load_kwargs["device_map"] = {"": 0}
+        load_kwargs["device_map"] = {"": rank.local_rank}  # each process its own GPU
     say(f"loading {config.base_model} ({config.mode}, {device.device})")
     with loading("model", model_path):
         model = AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs)
@@ -380,7 +409,13 @@ def _train(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
 
-    staging = staging_folder(output_dir)
+    layer_classes: list[str] = []
+    if config.distributed == "fsdp":
+        layer_classes = parallel.layer_class_setting(config.fsdp_layer_classes)
+        layer_classes = layer_classes or parallel.decoder_layer_classes(model.config)
+        say(f"FSDP wraps each {', '.join(layer_classes) or '(no layer class found: the whole model)'}")
+    # Only rank 0 writes: the other ranks' output path is never created (the Trainer saves on rank 0).
+    staging = staging_folder(output_dir) if rank.is_main else output_dir.with_name(f".{output_dir.name}.rank")
     trainer_dir = staging / ".trainer"  # the Trainer's own folder (it saves nothing there: save_strategy no)
     args = SFTConfig(
         output_dir=str(trainer_dir),
@@ -412,11 +447,12 @@ def _train(
         disable_tqdm=True,
         use_cpu=device.device == "cpu",
         dataloader_pin_memory=device.device == "cuda",
+        **parallel.trainer_arguments(config, layer_classes),
     )
 
     class _Progress(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **_kwargs):
-            if logs and "loss" in logs:
+            if logs and "loss" in logs and state.is_world_process_zero:
                 say(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
     run_record = {
@@ -435,6 +471,7 @@ def _train(
             run_record=run_record,
             has_eval=eval_data is not None,
             say=say,
+            writes=rank.is_main,
         )
         callbacks.append(keeper)
         say(f"keeping a checkpoint {keeping.describe(config.save_checkpoints)}")
@@ -454,6 +491,10 @@ def _train(
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     say(f"trainable parameters: {trainable:,} of {total:,}")
+    world_size = args.world_size
+    sizes = (config.per_device_batch_size, world_size, config.gradient_accumulation_steps, args.n_gpu)
+    batch = parallel.effective_batch(*sizes)
+    say(parallel.describe_batch(*sizes) + (f" ({config.distributed})" if config.distributed != "none" else ""))
     before = trainer.evaluate()["eval_loss"] if eval_data is not None else None
     started = time.perf_counter()
     train_output = trainer.train()
@@ -470,6 +511,27 @@ def _train(
     if keeper is not None and keeper.unreached:
         say(f"note: training ended at step {trainer.state.global_step}; no checkpoint at step(s) {keeper.unreached}")
     what = "adapter" if config.mode != "full" else "model"
+    result = FinetuneResult(
+        output_dir=str(output_dir),
+        mode=config.mode,
+        train_loss=float(train_output.training_loss),
+        eval_loss_before=before,
+        eval_loss_after=after,
+        train_seconds=seconds,
+        train_rows=len(train_data),
+        eval_rows=0 if eval_data is None else len(eval_data),
+        trainable_params=trainable,
+        total_params=total,
+        loss_history=losses,
+        steps=trainer.state.global_step,
+        checkpoints=kept,
+        distributed=config.distributed,
+        world_size=world_size,
+        effective_batch_size=batch,
+    )
+    if not rank.is_main:
+        trainer.save_model(str(staging))  # FSDP and ZeRO-3 gather the weights for rank 0 from every rank
+        return result
     try:
         shutil.rmtree(trainer_dir, ignore_errors=True)
         with saving(what, output_dir):  # a full disk is one line naming the folder, not torch's traceback
@@ -485,6 +547,9 @@ def _train(
             # measured like a checkpoint's train loss (the last log), so the trajectory compares
             "train_loss": keeper.last_train_loss if keeper is not None else (losses[-1] if losses else None),
             "checkpoints": kept,
+            "distributed": config.distributed,
+            "world_size": world_size,
+            "effective_batch_size": batch,
         }
         with saving(what, output_dir):
             (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
@@ -493,21 +558,7 @@ def _train(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     say(f"saved {what} to {output_dir}")
-    return FinetuneResult(
-        output_dir=str(output_dir),
-        mode=config.mode,
-        train_loss=float(train_output.training_loss),
-        eval_loss_before=before,
-        eval_loss_after=after,
-        train_seconds=seconds,
-        train_rows=len(train_data),
-        eval_rows=0 if eval_data is None else len(eval_data),
-        trainable_params=trainable,
-        total_params=total,
-        loss_history=losses,
-        steps=trainer.state.global_step,
-        checkpoints=kept,
-    )
+    return result
 
 
 def read_run_record(output_dir: str | Path) -> dict[str, Any]:

@@ -494,13 +494,18 @@ class Workspace:
         name: str | None = None,
         log_dir: str | Path | None = None,
         workdir: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Job:
-        """Check a fine-tune config and settings, submit it and record the job (no store goes with it)."""
+        """Check a fine-tune config and settings, submit it and record the job (no store goes with it).
+
+        ``overrides`` are fine-tune settings given on the command line (distributed, nodes, ...).
+        """
         chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
             return job_kinds.launch_finetune(
-                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir
-            )
+                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir,
+                overrides=overrides,
+            )  # fmt: skip
 
     def launch_finetune(
         self, config: finetune_engine.FinetuneConfig, cluster: ClusterSettings | None, launcher: str

@@ -138,11 +138,18 @@ def _attempts_running(store: Store, job: Job) -> bool:
 def _ingest_finetune(store: Store, job: Job) -> IngestResult:
     result = IngestResult(job.id, "finetune", finetune_run_id=job.ingest.get("finetune_run_id"))
     record = jobrun.read_finetune_record(job.job_dir)
+    # Over several processes, the rank that failed first is the reason (the others were stopped).
+    failures = jobrun.rank_failures(job.job_dir) if job.finished and job.state != "COMPLETED" else []
+    if failures:
+        job_store.update_job(store, job.id, detail=jobrun.failure_line(failures))
     if not record:
         return result
     result.files = 1
     status = record.get("status")
-    if status == "running" and job.finished:
+    if failures and status != "completed":
+        status = "failed"
+        record = {**record, "error": jobrun.failure_line(failures)}
+    elif status == "running" and job.finished:
         # The process was killed before it could write its own ending.
         status = "failed"
         record = {**record, "error": f"job ended {job.state} before the fine-tune finished"}
