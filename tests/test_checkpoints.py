@@ -231,7 +231,7 @@ def test_checkpoint_settings_are_checked(checkpointed_run, tmp_path):
 
 def test_a_checkpoint_sweep_is_sharded_like_any_other(tmp_path):
     """Slurm array tasks take whole cell x sample units: all variants of a unit (same seed) together."""
-    from engine import shards
+    from engine.jobs import shards
 
     run = tmp_path / "run"
     records = [
@@ -263,8 +263,9 @@ def test_a_checkpoint_sweep_is_sharded_like_any_other(tmp_path):
 
 def test_a_launched_fine_tune_leaves_its_checkpoints_in_the_job_folder_for_ingest(tmp_path, tiny_model_dir):
     """The job never opens the store: the checkpoints reach it through the job's record and ingest."""
-    from engine import jobrun
-    from engine import launch as launching
+    from engine import job_kinds
+    from engine import jobs as launching
+    from engine.jobs import jobrun
     from store import checkpoints as checkpoint_store
     from store import open_db
 
@@ -279,7 +280,7 @@ def test_a_launched_fine_tune_leaves_its_checkpoints_in_the_job_folder_for_inges
     )
     store = open_db(tmp_path / "ft-hallu.db")
     try:
-        spec = launching.build_spec(config_path, log_dir=tmp_path / "jobs", workdir=tmp_path)
+        spec = job_kinds.build_spec(config_path, log_dir=tmp_path / "jobs", workdir=tmp_path)
         job = launching.launch(store, spec, launching.LocalLauncher())
         job = launching.wait(store, job, timeout=600, poll_seconds=0.5)
         assert (job.state, job.exit_code) == ("COMPLETED", 0), launching.tail(job, 40)

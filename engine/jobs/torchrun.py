@@ -116,7 +116,8 @@ def slurm_lines(
         return lines
     lines += [
         "# rendezvous: torchrun's c10d store on the first node of the allocation",
-        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)',
+        # awk reads every line: 'head' would leave scontrol writing into a closed pipe (exit 141 under pipefail)
+        'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | awk \'NR == 1\')',
         f"MASTER_PORT=$(({PORT_BASE} + SLURM_JOB_ID % {PORT_SPAN}))",
         "export MASTER_ADDR MASTER_PORT",
         'echo "ft-hallu: rendezvous at $MASTER_ADDR:$MASTER_PORT"',
