@@ -1,15 +1,13 @@
-"""``ft-hallu mask``: replace a company's name in a QA set, preview the diff, report leaks; and undo."""
+"""``ft-hallu mask {plan,undo,list,leaks}``: replace a company's name in a QA set (preview the diff),
+undo it, list the recorded maskings, report leaks in any set."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, CheckedAppend, db_path_from
 from engine import mask
 from engine.dataset import read_records
 from engine.errors import UserError
@@ -17,24 +15,38 @@ from engine.workspace import Workspace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    group = subparsers.add_parser(
         "mask",
-        help="replace a company name with an invented one (preview with --diff)",
+        help="replace a company name with an invented one, undo it, list maskings, report leaks",
+        description="`mask plan FILE --entity N --as NEW (--diff | --out OUT)` masks a QA set; `mask undo ID`, "
+        "`mask list` and `mask leaks FILE --entity N` look after it.",
+    )
+    actions = group.add_subparsers(dest="mask_action", metavar="ACTION", required=True)
+    p = actions.add_parser(
+        "plan",
+        help="mask an entity name in a QA set (preview with --diff, write with --out)",
         description="Mask an entity name in every string field of a JSON/JSONL QA set. Writes a NEW file "
         "atomically, never the input, records the masking in the store and ends with a leak report "
         "(exit 1 when anything identifying remains).",
     )
     p.add_argument("file", help="dataset to mask (JSON array or JSONL)")
-    p.add_argument("--entity", required=True, help="the real name, e.g. NVIDIA")
+    p.add_argument("--entity", action=Checked, rules=NAME, required=True, help="the real name, e.g. NVIDIA")
     p.add_argument(
-        "--as", dest="new_name", required=True, help="the invented name, e.g. EGNIVIA (casing kept)"
+        "--as",
+        dest="new_name",
+        action=Checked,
+        rules=NAME,
+        required=True,
+        help="the invented name, e.g. EGNIVIA (casing kept)",
     )
-    p.add_argument("--ticker", help="the stock ticker, e.g. NVDA")
-    p.add_argument("--new-ticker", help="replacement ticker (default: the new name's first letters)")
+    p.add_argument("--ticker", action=Checked, rules=NAME, help="the stock ticker, e.g. NVDA")
+    p.add_argument(
+        "--new-ticker", action=Checked, rules=NAME, help="replacement ticker (default: the new name's first letters)"
+    )
     p.add_argument(
         "--alias",
-        action="append",
-        default=[],
+        action=CheckedAppend,
+        rules=NAME,
         metavar="A",
         help="another name of the company; OLD=NEW sets its replacement",
     )
@@ -42,12 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--diff", action="store_true", help="preview only: rules, counts, diffs, leak report; write nothing"
     )
-    p.add_argument("--page", type=int, default=0, help="diff page to show (with --diff)")
-    p.add_argument("--page-size", type=int, default=10, help="rows per diff page")
+    p.add_argument(
+        "--page", action=Checked, kind=int, rules={"min": 0}, default=0, help="diff page to show (with --diff)"
+    )
+    p.add_argument("--page-size", action=Checked, kind=int, rules={"min": 1}, default=10, help="rows per diff page")
     p.add_argument("--reject-rule", action="append", default=[], metavar="ID", help="do not apply this rule")
     p.add_argument("--accept-rule", action="append", default=[], metavar="ID", help="apply ONLY these rules")
     p.add_argument(
-        "--reject-row", action="append", default=[], type=int, metavar="N", help="leave row N (0-based) as is"
+        "--reject-row", action=CheckedAppend, kind=int, rules={"min": 0}, metavar="N", help="leave row N (0-based) as is"
     )
     p.add_argument(
         "--drop-suffix",
@@ -57,22 +71,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing output file (undo restores it)"
     )
+    p.add_argument(
+        "--also-mask-leaks",
+        action="store_true",
+        help="also mask every identifying name the leak report finds (products, people, tickers), "
+        "each with an invented replacement; the rules are leak:NAME (reject one to keep that name)",
+    )
+    p.add_argument(
+        "--mask-leak",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also mask this identifying name with an invented replacement (repeatable)",
+    )
+    p.add_argument(
+        "--leak-seed", type=int, default=0, help="seed of the invented replacements (same seed, same names)"
+    )
     p.set_defaults(func=run_mask)
 
-    u = subparsers.add_parser("mask-undo", help="undo a recorded masking (removes its output)")
-    u.add_argument("mask_id", type=int)
+    u = actions.add_parser("undo", help="undo a recorded masking (removes its output)")
+    u.add_argument("mask_id", action=Checked, kind=int, rules=ID)
     u.set_defaults(func=run_undo)
 
-    ls = subparsers.add_parser("mask-list", help="list recorded maskings (audit)")
+    ls = actions.add_parser("list", help="list recorded maskings (audit)")
     ls.set_defaults(func=run_list)
 
-    lk = subparsers.add_parser(
-        "mask-leaks", help="leak report for any set: does it name the company, or say 'the Company'?"
+    lk = actions.add_parser(
+        "leaks", help="leak report for any set: does it name the company, or say 'the Company'?"
     )
     lk.add_argument("file")
-    lk.add_argument("--entity", required=True)
-    lk.add_argument("--ticker")
-    lk.add_argument("--alias", action="append", default=[], metavar="A")
+    lk.add_argument("--entity", action=Checked, rules=NAME, required=True)
+    lk.add_argument("--ticker", action=Checked, rules=NAME)
+    lk.add_argument("--alias", action=CheckedAppend, rules=NAME, metavar="A")
+    lk.add_argument(
+        "--as",
+        dest="new_name",
+        action=Checked,
+        rules=NAME,
+        help="the invented name the set was masked with: it counts as the entity, never as a leak",
+    )
     lk.set_defaults(func=run_leaks)
 
 
@@ -86,10 +123,13 @@ def _build_plan(args: argparse.Namespace) -> mask.MaskPlan:
         keep_suffix=not args.drop_suffix,
     )
     mask_plan = mask.plan_file(args.file, rules)
+    if args.also_mask_leaks or args.mask_leak:  # before the rule choices: they may name leak:NAME
+        names = None if args.also_mask_leaks else args.mask_leak
+        mask_plan = mask.add_leak_rules(mask_plan, names, seed=args.leak_seed)
     if args.accept_rule:
         for rule_id in args.accept_rule:
             mask_plan.accept_rule(rule_id)  # validates the id
-        for rule in rules:
+        for rule in mask_plan.rules:
             if rule.id not in args.accept_rule:
                 mask_plan.reject_rule(rule.id)
     for rule_id in args.reject_rule:
@@ -99,36 +139,27 @@ def _build_plan(args: argparse.Namespace) -> mask.MaskPlan:
     return mask_plan
 
 
-def _print_terms(records: list, entity: str, aliases: list[str]) -> None:
-    terms = mask.identifying_terms(records, entity, aliases=aliases, limit=20)
-    if terms:
-        listed = ", ".join(f"{term} ({count})" for term, count in terms)
-        print(f"other identifying terms near the name (not replaced, decide yourself): {listed}")
+# How to mask the identifying names a report lists, said where the report is printed.
+MASK_HINT = (
+    "not done: mask them too with --also-mask-leaks (or --mask-leak NAME); "
+    "keep one on purpose with --also-mask-leaks --reject-rule 'leak:NAME'"
+)
+LEAKS_HINT = "mask them: run ft-hallu mask plan on the unmasked file again with --also-mask-leaks"
 
 
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the atomic write removes its temp file on the way out."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _remaining(report: mask.LeakReport) -> str:
+    """One stderr line saying what remains in a written file."""
+    parts = []
+    if report.leaks:
+        parts.append(f"{len(report.leaks)} name leak(s)")
+    if report.names:
+        parts.append(f"{len(report.names)} identifying name(s) ({', '.join(n.name for n in report.names[:5])})")
+    return "ft-hallu: " + " and ".join(parts) + " remain in the output (see above)"
 
 
 def run_mask(args: argparse.Namespace) -> int:
     if not args.diff and not args.out:
         raise UserError("--out FILE is required (or use --diff to preview)")
-    if args.page < 0 or args.page_size < 1:
-        raise UserError("--page must be >= 0 and --page-size >= 1")
     mask_plan = _build_plan(args)
     if not mask_plan.edits:  # a typo in --entity: say so instead of writing an unchanged copy
         mask.require_changes(mask_plan, args.entity)
@@ -143,25 +174,22 @@ def run_mask(args: argparse.Namespace) -> int:
         for row_diff in mask_plan.diff_page(args.page * args.page_size, args.page_size):
             print(row_diff.diff or f"(row {row_diff.row}: every edit rejected)")
         print()
-        print("\n".join(mask.leak_report_for_rules(mask_plan.masked_records(), mask_plan.rules).lines()))
-        _print_terms(mask_plan.records, args.entity, args.alias)
+        print("\n".join(mask.plan_leak_report(mask_plan).lines(hint=MASK_HINT)))
         return 0
     # Every refusal of apply() first, so a bad --out never opens (or creates) the store.
     mask.check_output(mask_plan, Path(args.out), entity=args.entity, overwrite=args.overwrite)
     with Workspace.open(db_path_from(args)) as workspace:
         _recover(workspace)
-        with _sigterm_as_exit():
-            result = workspace.apply_mask(
-                mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
-            )
+        result = workspace.apply_mask(
+            mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
+        )
     print(
         f"wrote {result.output_path} ({result.output_format}, {result.rows} rows, {result.edits_applied} edits); "
-        f"masking id {result.mask_id} (undo: ft-hallu mask-undo {result.mask_id})"
+        f"masking id {result.mask_id} (undo: ft-hallu mask undo {result.mask_id})"
     )
-    print("\n".join(result.leaks.lines()))
-    _print_terms(mask_plan.records, args.entity, args.alias)
+    print("\n".join(result.leaks.lines(hint=MASK_HINT)))
     if not result.leaks.clean:
-        print("ft-hallu: leaks remain in the output (see above)", file=sys.stderr)
+        print(_remaining(result.leaks), file=sys.stderr)
         return 1
     return 0
 
@@ -187,7 +215,7 @@ def run_list(args: argparse.Namespace) -> int:
         print("no maskings recorded")
     for record in records:
         print(
-            f"{record.id:>4}  {record.status:<8} {record.created_at}  {record.entity} -> {record.new_name}  "
+            f"{record.id:>4}  {record.status:<11} {record.created_at}  {record.entity} -> {record.new_name}  "
             f"{record.source_path} -> {record.output_path}  edits {record.edits_applied}"
         )
     return 0
@@ -195,7 +223,16 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_leaks(args: argparse.Namespace) -> int:
     records, _fmt = read_records(args.file)
-    report = mask.leak_report(records, args.entity, args.ticker, args.alias)
-    print("\n".join(report.lines()))
-    _print_terms(records, args.entity, args.alias)
+    recorded = None
+    if Path(db_path_from(args)).is_file():  # never create a store just to read a report
+        with Workspace.open(db_path_from(args)) as workspace:
+            recorded = workspace.recorded_mask_for(args.file)
+    if recorded is not None and recorded.entity.casefold() == args.entity.casefold():
+        # The file a recorded masking wrote: its invented names and kept names are known.
+        print(f"{args.file}: written by masking {recorded.mask_id} ({recorded.entity} -> {recorded.new_name})")
+        report = mask.leak_report_for_rules(records, recorded.rules, rejected=recorded.rejected)
+    else:
+        new_names = [args.new_name] if args.new_name else []
+        report = mask.leak_report(records, args.entity, args.ticker, args.alias, new_names=new_names)
+    print("\n".join(report.lines(hint=LEAKS_HINT)))
     return 0 if report.clean else 1

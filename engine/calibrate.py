@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from engine import labels as labelling
 from engine import verifier as engine_verifier
 from engine.metrics import catalog
 from engine.metrics.tokens import TOKEN_METRICS
@@ -280,6 +281,7 @@ def _refusal_score() -> ScoreSpec:
 # conflict and degenerate get the AUROC (TPR + TNR) / 2 of the flag), the refusal detector, and
 # the scores that exist only for calibration (pooled entropy) or only with a judge.
 SCORES: tuple[ScoreSpec, ...] = (
+    _hallucination_score("claim_support_min"),
     _hallucination_score("claim_grounding"),
     _hallucination_score("grounding"),
     _hallucination_score("conflict"),
@@ -393,6 +395,9 @@ class SweepCalibration:
     label_counts: dict[str, int]
     results: list[CalibrationResult]
     judge_model: str | None
+    # Which label counts when several people labelled a generation (labels.ChosenLabels.describe).
+    labels_rule: str = ""
+    agreement: list[labelling.PairAgreement] = field(default_factory=list)  # Cohen's kappa per pair
     verifier_model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -400,11 +405,17 @@ class SweepCalibration:
 
 
 def sweep_score_rows(
-    store: Any, sweep_id: int, *, judge_model: str | None = None, verifier_model: str | None = None
+    store: Any,
+    sweep_id: int,
+    *,
+    judge_model: str | None = None,
+    chosen: labelling.ChosenLabels | None = None,
+    verifier_model: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per scored generation: its grid key and every calibrated score (cell scores repeated).
 
-    ``label`` is the newest human label of the generation (any labeller), or None.
+    ``label`` is the label ``chosen`` picks for the generation (default: the newest of any
+    labeller), or None.
     """
     from engine.metrics import score_cell
     from store import claims as store_claims
@@ -414,11 +425,8 @@ def sweep_score_rows(
 
     sweep = store_core.get_sweep(store, sweep_id)
     entity = (sweep.get("config") or {}).get("entity_name") or None
-    newest: dict[int, dict[str, Any]] = {}
-    for label in store_labels.sweep_labels(store, sweep_id):
-        previous = newest.get(int(label["generation_id"]))
-        if previous is None or label["created_at"] >= previous["created_at"]:
-            newest[int(label["generation_id"])] = label
+    if chosen is None:
+        chosen = labelling.choose_labels(store_labels.sweep_labels(store, sweep_id))
     cells = {store_metrics.cell_key(c): c for c in store_metrics.cell_table(store, sweep_id)}
     method = next((c["similarity_method"] for c in cells.values() if c.get("similarity_method")), "lexical")
     samples = store_metrics.sample_table(store, sweep_id)
@@ -426,7 +434,7 @@ def sweep_score_rows(
     for sample in samples:
         metrics = sample.get("metrics") or {}
         cell = cells.get(store_metrics.cell_key(sample)) or {}
-        label = newest.get(int(sample["generation_id"]))
+        label = chosen.labels.get(int(sample["generation_id"]))
         rows.append(
             {
                 "generation_id": int(sample["generation_id"]),
@@ -437,7 +445,8 @@ def sweep_score_rows(
                 "prompt_id": sample["prompt_id"],
                 "text": sample.get("text") or "",
                 "metrics": metrics,
-                "label": label["label"] if label else None,
+                "label": label,
+                "claim_support_min": metrics.get("claim_support_min"),
                 "claim_grounding": metrics.get("claim_grounding"),
                 "grounding": metrics.get("grounding"),
                 "conflict": _flag(metrics.get("conflict")),
@@ -511,9 +520,15 @@ def calibrate_sweep(
     verifier_model: str | None = None,
     min_labels: int = MIN_LABELS,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    agreed_only: bool = False,
 ) -> SweepCalibration:
     """Every score of a scored sweep against its human labels (the judge's only with ``judge_model``;
-    a verifier's with ``verifier_model``, by default the first verifier that has run on the sweep)."""
+    a verifier's with ``verifier_model``, by default the first verifier that has run on the sweep).
+
+    With several labellers the newest label of a generation counts, or with ``agreed_only`` only
+    the generations every labeller of it gave the same label; Cohen's kappa of each pair of
+    labellers comes with the result.
+    """
     from engine.errors import UserError
     from store import core as store_core
     from store import verifier as store_verifier
@@ -526,7 +541,11 @@ def calibrate_sweep(
     elif verifier_model not in verifiers:
         known = ", ".join(verifiers) or "none has run on it"
         raise UserError(f"--verifier {verifier_model}: no verdicts for sweep {sweep_id} (verifiers: {known})")
-    rows = sweep_score_rows(store, sweep_id, judge_model=judge_model, verifier_model=verifier_model)
+    label_rows = labelling.sweep_labels(store, sweep_id)
+    chosen = labelling.choose_labels(label_rows, agreed_only=agreed_only)
+    rows = sweep_score_rows(
+        store, sweep_id, judge_model=judge_model, chosen=chosen, verifier_model=verifier_model
+    )
     labelled = [row for row in rows if row["label"]]
     counts: dict[str, int] = {}
     for row in labelled:
@@ -538,7 +557,17 @@ def calibrate_sweep(
         verifier_model=verifier_model,
         resamples=resamples,
     )
-    return SweepCalibration(sweep_id, len(labelled), counts, results, judge_model, verifier_model)
+    agreement = labelling.pairwise_agreement(label_rows) if len(chosen.labellers) > 1 else []
+    return SweepCalibration(
+        sweep_id,
+        len(labelled),
+        counts,
+        results,
+        judge_model,
+        labels_rule=chosen.describe(),
+        agreement=agreement,
+        verifier_model=verifier_model,
+    )
 
 
 def report_section(
@@ -551,6 +580,9 @@ def report_section(
         judge_model = next(iter(store_claims.judge_models(store, sweep_id)), None)
     result = calibrate_sweep(store, sweep_id, judge_model=judge_model)
     title = f"Calibration against human labels ({result.labelled} labelled; AUROC/AUPRC, 95% bootstrap CIs)"
+    if result.agreement:  # several labellers: say which label counts and how well they agree
+        kappas = "; ".join(pair.describe() for pair in result.agreement)
+        title = f"{title[:-1]}; {result.labels_rule}; {kappas})"
     headers = [
         "score",
         "target",

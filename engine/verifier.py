@@ -37,7 +37,8 @@ from engine.configfile import setting, validate_instance
 from engine.errors import UserError
 from engine.judge import cluster_by_entailment
 from engine.metrics import semantic_entropy
-from engine.models import device_info, file_digest
+from engine.models.device import device_info
+from engine.models.folders import file_digest
 from store import claims as store_claims
 from store import metrics as store_metrics
 from store import verifier as store_verifier

@@ -14,279 +14,73 @@ closes every handle at the end.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
+from engine import job_kinds, live, scoring, study
+from engine import jobs as job_engine
 from engine import labels as labelling
-from engine import launch as launching
-from engine import live, scoring
 from engine import mask as masking
+from engine import summary as summarising
 from engine import sweep as sweep_engine
+from engine.configfile import write_launched_config
 from engine.errors import UserError
-from engine.files import slug
-from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
-from engine.ingest import IngestResult
-from engine.metrics import catalog
-from engine.paths import data_dir
-from engine.results_file import read_job_results
+from engine.grid import MetricGrid
+from engine.records import (
+    CELL_METRICS,
+    Cell,
+    CellKey,
+    CellSamples,
+    FinetuneCheckpoint,
+    FinetuneRun,
+    MaskRecord,
+    MaskUndo,
+    Sample,
+    SampleRow,
+    SweepInfo,
+    Trajectory,
+    VariantSummary,
+    grid_cell_info,
+    missing_reason,
+)
+from store import checkpoints as checkpoint_store
 from store import core
+from store import labels as label_store
 from store import masks as mask_store
 from store import metrics as metric_store
 from store.db import Store, open_db
 
 # Re-exported so front ends take every type they handle from here.
-Job = launching.Job
+ClusterSettings = job_engine.ClusterSettings
+IngestResult = job_engine.IngestResult
+Job = job_engine.Job
+SweepJobProgress = job_engine.SweepJobProgress
+load_cluster_settings = job_engine.load_cluster_settings
 MaskPlan = masking.MaskPlan
 MaskResult = masking.MaskResult
+LeakReport = masking.LeakReport
 SweepConfig = sweep_engine.SweepConfig
 SweepProgress = sweep_engine.SweepProgress
 SweepResult = sweep_engine.SweepResult
+StudySettings = study.StudySettings
+Comparison = study.Comparison
+KnowledgeKept = study.KnowledgeKept
+TrajectoryPoint = study.TrajectoryPoint
+BestStep = study.BestStep
 LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
+LiveSettings = live.LiveSettings
 SavedLive = live.SavedLive
-# The stored per-cell metrics, in the catalogue's display order.
-CELL_METRICS: tuple[str, ...] = tuple(spec.name for spec in catalog.CELL_METRICS if spec.stored)
-
-
-# ---------------------------------------------------------------- what the operations return
-
-
-class CellKey(NamedTuple):
-    """One grid cell of one variant and prompt (a tuple, so it also keys store queries)."""
-
-    variant: str
-    temperature: float
-    top_p: float
-    top_k: int
-    prompt_id: str
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> CellKey:
-        return cls(
-            str(row["variant"]),
-            float(row["temperature"]),
-            float(row["top_p"]),
-            int(row["top_k"]),
-            str(row["prompt_id"]),
-        )
-
-
-@dataclass(frozen=True)
-class SweepInfo:
-    id: int
-    name: str
-    source: str  # engine | import-log | adhoc
-    status: str
-    base_model: str
-    adapter_dir: str | None
-    generation_count: int
-    expected_rows: int | None
-    created_at: str
-    finished_at: str | None
-    config: dict[str, Any] = field(repr=False)
-    error: str | None = None  # why a failed or interrupted sweep stopped
-
-    @property
-    def variants(self) -> tuple[str, ...]:
-        return tuple(self.config.get("variants") or ())
-
-    @classmethod
-    def of(cls, row: dict[str, Any], generation_count: int) -> SweepInfo:
-        return cls(
-            id=int(row["id"]),
-            name=str(row.get("name") or ""),
-            source=str(row.get("source") or ""),
-            status=str(row.get("status") or ""),
-            base_model=str(row.get("base_model") or ""),
-            adapter_dir=row.get("adapter_dir"),
-            generation_count=generation_count,
-            expected_rows=row.get("expected_rows"),
-            created_at=str(row.get("created_at") or ""),
-            finished_at=row.get("finished_at"),
-            config=row.get("config") or {},
-            error=row.get("error"),
-        )
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A cell's stored generations (``n``) and, once scored, its aggregate."""
-
-    key: CellKey
-    n: int
-    mean_new_tokens: float | None
-    scored: bool
-    means: dict[str, float | None]  # cell metric -> value (None until scored or when undefined)
-    details: dict[str, Any] = field(repr=False)  # intervals, cluster labels, similarity method
-
-    def value(self, metric: str) -> float | None:
-        return self.means.get(metric)
-
-
-@dataclass(frozen=True)
-class Sample:
-    generation_id: int
-    variant: str
-    prompt_id: str
-    sample_index: int
-    seed: int | None
-    text: str
-    new_tokens: int | None
-    metrics: dict[str, Any]  # per-sample scores ({} until scored)
-
-
-@dataclass(frozen=True)
-class SampleRow:
-    """One sample index of a cell with every variant's text: they share seeds, so they pair."""
-
-    prompt_id: str
-    sample_index: int
-    by_variant: dict[str, Sample]
-
-    def get(self, variant: str) -> Sample | None:
-        return self.by_variant.get(variant)
-
-
-@dataclass(frozen=True)
-class CellSamples:
-    sweep_id: int
-    temperature: float
-    top_p: float
-    top_k: int
-    prompt_id: str | None  # None: every prompt of the cell
-    prompt: str | None
-    reference: str | None
-    variants: tuple[str, ...]
-    rows: list[SampleRow]
-
-    def side(self, variant: str) -> list[Sample]:
-        return [sample for row in self.rows if (sample := row.get(variant)) is not None]
-
-
-@dataclass(frozen=True)
-class VariantSummary:
-    variant: str
-    prompt_id: str
-    cells: int
-    samples: int
-    means: dict[str, float | None]
-
-
-@dataclass(frozen=True)
-class MaskUndo:
-    mask_id: int
-    message: str
-
-
-@dataclass(frozen=True)
-class MaskRecord:
-    id: int
-    status: str
-    entity: str
-    new_name: str
-    source_path: str | None
-    output_path: str
-    rows: int | None
-    edits_applied: int | None
-    created_at: str
-    leaks: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FinetuneRun:
-    id: int
-    name: str
-    mode: str
-    base_model: str
-    dataset_path: str
-    output_dir: str
-    status: str
-    train_loss: float | None
-    eval_loss_before: float | None
-    eval_loss_after: float | None
-    train_seconds: float | None
-    loss_history: list[float]
-    started_at: str
-    finished_at: str | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class QaSource:
-    """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
-
-    filing: str = ""
-    texts: str = ""
-    ticker: str = ""
-    year: int | None = None
-    form: str = "10-K"
-    quarter: int | None = None
-    sec_identity: str | None = None
-    items: tuple[str, ...] = ()
-
-    def validate(self) -> None:
-        given = [name for name in ("filing", "texts", "ticker") if getattr(self, name)]
-        if len(given) != 1:
-            raise UserError("source: give one of a ticker (with a year), a local filing or a texts file")
-        if self.ticker and self.year is None:
-            raise UserError("year: required with a ticker")
-
-    @property
-    def default_name(self) -> str:
-        if self.ticker:
-            return f"{self.ticker.upper()}-{self.year}"
-        return Path(self.filing or self.texts).stem
-
-    def read(self) -> tuple[list[str], dict[str, Any]]:
-        """(texts, source description for the store); EDGAR is fetched over the network."""
-        self.validate()
-        if self.filing or self.texts:
-            path = Path(self.filing or self.texts).expanduser()
-            texts = gen.load_filing_texts(path) if self.filing else gen.load_texts_file(path)
-            kind = "filing" if self.filing else "texts"
-            return texts, {"kind": kind, "path": str(path.resolve()), "sha256": ds.file_sha256(path)}
-        assert self.year is not None  # checked by validate()
-        texts = gen.fetch_edgar_texts(
-            self.ticker,
-            self.year,
-            sec_identity=self.sec_identity,
-            form=self.form,
-            quarter=self.quarter,
-            item_names=self.items,
-        )
-        source: dict[str, Any] = {"kind": "edgar", "ticker": self.ticker.upper(), "year": self.year}
-        source["form"] = self.form
-        if self.quarter:
-            source["quarter"] = self.quarter
-        return texts, source
-
-
-_REFERENCE_METRICS = frozenset(
-    {"exact_match", "token_f1", "rouge_l", "f1_number_aware", "number_mismatch_rate"}
-)
-_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "conflict_rate"})
-
-
-def missing_note(metric: str, cells: Sequence[Cell]) -> str:
-    """Why a stored cell has no value for ``metric`` (shown instead of a blank)."""
-    if not all(cell.scored for cell in cells):
-        return "not scored yet: press Score sweep"
-    if metric in _REFERENCE_METRICS:
-        return "n/a: no reference answer for this prompt"
-    if metric in _SOURCE_METRICS:
-        if all(cell.value("refusal_rate") == 1 for cell in cells):
-            return "n/a: every answer refused"
-        return "n/a: no source contexts (sweep without a dataset)"
-    return "n/a"
+SweepSummary = summarising.SweepSummary
+GroupSummary = summarising.GroupSummary
+QaSource = gen.QaSource
 
 
 # ---------------------------------------------------------------- the workspace
@@ -404,8 +198,10 @@ class Workspace:
         top_k: int,
         prompt_id: str | None = None,
         variant: str | None = None,
+        who: str | None = None,
     ) -> CellSamples:
-        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side."""
+        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side,
+        each with its label by ``who`` (default: this labeller)."""
         with self.handle() as store:
             rows = metric_store.sample_table(
                 store,
@@ -417,6 +213,8 @@ class Workspace:
                 top_k=top_k,
                 only_scored=False,
             )
+            ids = [int(row["generation_id"]) for row in rows]
+            labels = label_store.current_labels(store, ids, who=who or labelling.default_labeller())
         paired: dict[tuple[str, int], dict[str, Sample]] = {}
         variants: list[str] = []
         for row in rows:
@@ -429,6 +227,7 @@ class Workspace:
                 text=row.get("text") or "",
                 new_tokens=row.get("new_tokens"),
                 metrics=row.get("metrics") or {},
+                label=labels.get(int(row["generation_id"])),
             )
             paired.setdefault((sample.prompt_id, sample.sample_index), {})[sample.variant] = sample
             if sample.variant not in variants:
@@ -453,45 +252,21 @@ class Workspace:
                 grid = metric_store.metric_grid(store, sweep_id, metric, prompt_id=prompt_id)
             except ValueError as exc:
                 raise UserError(f"metric: {exc}") from None
-        grid["info"] = self._grid_info(sweep_id, grid, prompt_id)
+        prefix = prompt_id[:-1] if prompt_id and prompt_id.endswith("*") else None
+        cells = self.cells(sweep_id, prompt_id=None if prefix is not None else prompt_id)
+        if prefix is not None:
+            cells = [cell for cell in cells if cell.key.prompt_id.startswith(prefix)]
+        grid["info"] = grid_cell_info(grid, cells)
         return MetricGrid.from_dict(grid)
 
-    def _grid_info(
-        self, sweep_id: int, grid: dict[str, Any], prompt_id: str | None
-    ) -> dict[str, dict[int, list[list[CellInfo | None]]]]:
-        """Per grid cell: samples, interval (one prompt) and why it has no value, from the cells."""
-        metric = str(grid["metric"])
-        wanted = (lambda p: p.startswith(prompt_id[:-1])) if prompt_id and prompt_id.endswith("*") else None
-        cells = self.cells(sweep_id, prompt_id=None if wanted else prompt_id)
-        grouped: dict[tuple[str, int, float, float], list[Cell]] = {}
-        for cell in cells:
-            if wanted is None or wanted(cell.key.prompt_id):
-                key = (cell.key.variant, cell.key.top_k, cell.key.temperature, cell.key.top_p)
-                grouped.setdefault(key, []).append(cell)
-        temperatures, top_ps = list(grid["temperatures"]), list(grid["top_ps"])
-        info: dict[str, dict[int, list[list[CellInfo | None]]]] = {
-            v: {k: [[None] * len(top_ps) for _ in temperatures] for k in grid["top_ks"]}
-            for v in grid["variants"]
-        }
-        for (variant, top_k, temperature, top_p), members in grouped.items():
-            if variant not in info or top_k not in info[variant]:
-                continue
-            i, j = temperatures.index(temperature), top_ps.index(top_p)
-            values = grid["values"][variant][top_k]
-            undefined = metric in UNDEFINED_AT_ONE and all(c.n == 1 for c in members)
-            if undefined:
-                values[i][j] = None  # stored as 0 or 1, but one sample has no spread
-            interval = None
-            if len(members) == 1:
-                found = (members[0].details.get("intervals") or {}).get(metric)
-                interval = (float(found[0]), float(found[1])) if found else None
-            note = None
-            if undefined:
-                note = UNDEFINED_AT_ONE_NOTE
-            elif values[i][j] is None:
-                note = missing_note(metric, members)
-            info[variant][top_k][i][j] = CellInfo(sum(c.n for c in members), interval, note)
-        return info
+    def summary(self, sweep_id: int) -> SweepSummary:
+        """The sweep's finding (engine/summary.py): per prompt group, per variant x temperature,
+        hallucination, refusals and agreement with 95% intervals and n, a headline, example answers,
+        the metrics with no variation. What every front end shows first."""
+        with self.handle() as store:
+            if not core.find_sweep(store, sweep_id):
+                raise UserError(f"sweep {sweep_id}: no such sweep in {self._db_path}")
+            return summarising.build_summary(store, sweep_id)
 
     def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
         """Per variant and prompt: the mean over cells of ``metrics``."""
@@ -557,10 +332,45 @@ class Workspace:
         with self.handle() as store:
             return labelling.label_counts(store, sweep_id)
 
-    def calibration(self, sweep_id: int) -> calibrating.SweepCalibration:
+    def calibration(self, sweep_id: int, *, agreed_only: bool = False) -> calibrating.SweepCalibration:
         """Each score's AUROC against the sweep's human labels ('not enough labels' below the minimum)."""
         with self.handle() as store:
-            return calibrating.calibrate_sweep(store, sweep_id)
+            return calibrating.calibrate_sweep(store, sweep_id, agreed_only=agreed_only)
+
+    # Blind labelling (engine.labels): front ends get BlindItems, which hold nothing to hide.
+
+    def blind_start(self, sweep_id: int, *, who: str, seed: int | None = None) -> labelling.BlindSession:
+        """Open or resume a labeller's blind pass over a sweep (the seed recorded when none is given)."""
+        with self.handle() as store:
+            return labelling.start_blind(store, sweep_id, who=who, seed=seed)
+
+    def blind_next(
+        self, sweep_id: int, *, who: str, seed: int, after: int = 0, relabel: bool = False
+    ) -> labelling.BlindItem | None:
+        """The next item of the blind order after position ``after`` left for this labeller."""
+        with self.handle() as store:
+            return labelling.next_blind(store, sweep_id, who=who, seed=seed, after=after, relabel=relabel)
+
+    def blind_label(
+        self, sweep_id: int, *, who: str, seed: int, position: int, label: str, note: str | None = None
+    ) -> None:
+        """Label the item at ``position`` of the labeller's blind order."""
+        with self.handle() as store:
+            labelling.label_blind(
+                store, sweep_id, who=who, seed=seed, position=position, label=label, note=note
+            )
+
+    def entity_profile(self, dataset: str | Path, entity: str | None) -> scoring.EntityProfile:
+        """The entity profile of a QA file's contexts (stored once per sources + entity + extractor)."""
+        path = Path(dataset)
+        if not path.is_file():
+            raise UserError(f"--dataset {path}: no such file")
+        ds.load_items(path, require_context=False)  # a bad file is refused with its line and field
+        with self.handle() as store:
+            profile = scoring.entity_profile(store, str(path), entity or None)
+        if profile is None:
+            raise UserError(f"--dataset {path}: no source contexts to build a profile from")
+        return profile
 
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""
@@ -579,18 +389,20 @@ class Workspace:
     def generate_qa(
         self,
         config: gen.GenerateConfig,
-        source: QaSource,
+        source: QaSource | gen.SourceTexts,
         *,
         on_progress: gen.ProgressCallback | None = None,
     ) -> gen.GenerationResult:
-        """Read the source, chunk it and generate (resuming in the same output folder)."""
+        """Read the source (unless already read), chunk it and generate (resuming in the same output folder).
+
+        A caller that must refuse a bad source before the store file exists reads it first
+        (``source.read()``) and passes what that gave.
+        """
         gen.resolve_api_key(config.endpoint)  # fail before fetching anything
-        texts, described = source.read()
-        chunks = gen.make_chunks(
-            texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars
-        )
+        read = source.read()
+        chunks = read.chunks(chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars)
         with self.handle() as store:
-            return gen.generate(chunks, config, source=described, store=store, on_progress=on_progress)
+            return gen.generate(chunks, config, source=read.described, store=store, on_progress=on_progress)
 
     # ------------------------------------------------------------ masking
 
@@ -606,6 +418,23 @@ class Workspace:
         """Propose the rules and plan every change in the file (nothing is written)."""
         rules = masking.propose_rules(entity, new_name=new_name, ticker=ticker or None, aliases=list(aliases))
         return masking.plan_file(Path(path).expanduser(), rules)
+
+    @staticmethod
+    def mask_leak_report(plan: MaskPlan) -> LeakReport:
+        """What the plan's accepted edits would leave: name leaks and identifying names (products,
+        people, tickers) learned from the unmasked rows. The CLI's `mask leaks` prints the same report."""
+        return masking.plan_leak_report(plan)
+
+    @staticmethod
+    def mask_identifying_names(plan: MaskPlan, names: Sequence[str] | None = None, *, seed: int = 0) -> MaskPlan:
+        """The plan again with a rule per identifying name (all the report lists, or ``names``),
+        each with an invented replacement deterministic from ``seed``."""
+        return masking.add_leak_rules(plan, names, seed=seed)
+
+    def recorded_mask_for(self, path: str | Path) -> masking.RecordedMask | None:
+        """The done masking that wrote this very file (same sha256), with its rules, or None."""
+        with self.handle() as store:
+            return masking.recorded_mask_for(store, path)
 
     def apply_mask(
         self,
@@ -654,40 +483,47 @@ class Workspace:
             for row in rows
         ]
 
-    # ------------------------------------------------------------ jobs
+    # ------------------------------------------------------------ jobs (engine.jobs, engine.job_kinds)
 
     def launch(
         self,
         config_path: str | Path,
-        cluster: launching.ClusterSettings | None,
+        cluster: ClusterSettings | None,
         launcher: str,
         *,
         name: str | None = None,
         log_dir: str | Path | None = None,
         workdir: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Job:
-        """Check a fine-tune config and settings, submit it and record the job.
+        """Check a fine-tune config and settings, submit it and record the job (no store goes with it).
 
-        The job is given no store: it leaves its run record in its job folder and ``jobs()``
-        ingests it here once the job has finished.
+        ``overrides`` are fine-tune settings given on the command line (distributed, nodes, ...).
         """
-        spec = launching.build_spec(config_path, cluster, name=name, log_dir=log_dir, workdir=workdir)
-        chosen = launching.get_launcher(launcher)
+        chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
-            return launching.launch(store, spec, chosen)
+            return job_kinds.launch_finetune(
+                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir,
+                overrides=overrides,
+            )  # fmt: skip
 
     def launch_finetune(
-        self, config: finetune_engine.FinetuneConfig, cluster: launching.ClusterSettings | None, launcher: str
+        self, config: finetune_engine.FinetuneConfig, cluster: ClusterSettings | None, launcher: str
     ) -> Job:
         """Write the config as ``<data>/configs/<name>.toml`` and launch it."""
-        config_path = data_dir() / "configs" / f"{slug(config.name, fallback='finetune')}.toml"
-        ds.write_atomic(config_path, finetune_engine.config_to_toml(config))
-        return self.launch(config_path, cluster, launcher)
+        return self.launch(write_launched_config("finetune", config), cluster, launcher)
 
     def launch_sweep(
+        self, config: SweepConfig, cluster: ClusterSettings | None, launcher: str, *, shards: int = 1
+    ) -> Job:
+        """Write the config as ``<data>/configs/sweep-<name>.toml`` and launch it."""
+        path = write_launched_config("sweep", config)
+        return self.launch_sweep_file(path, cluster, launcher, shards=shards)
+
+    def launch_sweep_file(
         self,
         config_path: str | Path,
-        cluster: launching.ClusterSettings | None,
+        cluster: ClusterSettings | None,
         launcher: str,
         *,
         shards: int = 1,
@@ -696,76 +532,109 @@ class Workspace:
         log_dir: str | Path | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> Job:
-        """Submit a sweep as a job (``shards`` > 1: a job array; ``after``: wait for that job)."""
-        chosen = launching.get_launcher(launcher)
+        """Submit a sweep TOML as a job (``shards`` > 1: a job array; ``after``: wait for that job)."""
+        chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
-            return launching.launch_sweep(
-                store,
-                config_path,
-                cluster,
-                launcher=chosen,
-                shards=shards,
-                after=after,
-                name=name,
-                log_dir=log_dir,
-                overrides=overrides,
-            )
+            return job_kinds.launch_sweep(
+                store, config_path, cluster, launcher=chosen, shards=shards, after=after, name=name,
+                log_dir=log_dir, overrides=overrides,
+            )  # fmt: skip
 
     def resubmit(self, job: Job, task: int) -> Job:
         """Queue one shard of a sweep job again."""
         with self.handle() as store:
-            return launching.resubmit(store, job, task)
+            return job_engine.resubmit(store, job, task)
 
     def jobs(self, *, refresh: bool = True) -> list[Job]:
-        """Every job, newest first; with ``refresh`` the active ones are asked for their state first."""
+        """Every job, newest first; with ``refresh`` the active ones are asked for their state first.
+        Only reads: no results file, no ingest, no scoring (``settle_jobs()`` does those)."""
         with self.handle() as store:
-            return launching.list_jobs(store, refresh_active=refresh)
+            return job_engine.list_jobs(store, refresh_active=refresh)
+
+    def settle_jobs(self, job_ids: Sequence[int] | None = None) -> list[Job]:
+        """As ``jobs()``, and finished jobs' results files read into the store (which may score a sweep)."""
+        with self.handle() as store:
+            return job_engine.settle_jobs(store, job_ids)
 
     def job(self, ref: str | int) -> Job:
         """A job by store id or ``launcher:scheduler-id``."""
         with self.handle() as store:
-            return launching.resolve_job(store, str(ref))
+            return job_engine.resolve_job(store, str(ref))
 
     def refresh_job(self, job: Job) -> Job:
+        """The job's state from its launcher; a job seen ending here has its results read in."""
         with self.handle() as store:
-            return launching.refresh(store, job)
+            return job_engine.refresh(store, job)
 
     def follow_job(self, job: Job, *, poll_seconds: float = 1.0) -> Iterator[Job]:
         """The job each time it is polled, until it finishes (the last one yielded is final)."""
-        current = self.refresh_job(job)
-        yield current
-        while not current.finished:
-            time.sleep(poll_seconds)
-            current = self.refresh_job(current)
-            yield current
+        return job_engine.follow(self.refresh_job, job, poll_seconds=poll_seconds)
 
     @staticmethod
     def job_log(job: Job, lines: int = 50, *, task: int | None = None) -> str:
         """The last ``lines`` lines of the job's output (of one array task, or of each)."""
-        return launching.tail(job, lines, task=task)
+        return job_engine.tail(job, lines, task=task)
 
     @staticmethod
-    def job_progress(job: Job) -> launching.SweepJobProgress | None:
+    def job_progress(job: Job) -> SweepJobProgress | None:
         """A sweep job's progress read from its results files (None for other jobs)."""
-        return launching.progress(job)
+        return job_engine.progress(job)
 
     @staticmethod
     def job_latest_rows(job: Job, limit: int = 8) -> list[dict[str, Any]]:
         """The last rows a sweep job wrote (variant, cell, prompt, sample, text), read from its files."""
-        if job.kind != "sweep" or not job.job_dir:
-            return []
-        rows = [row for parsed in read_job_results(job.job_dir) for row in parsed.rows]
-        rows.sort(key=lambda row: float(row.get("t") or 0))
-        return rows[-limit:]
+        return job_engine.latest_rows(job, limit)
 
     def ingest_job(self, job: Job) -> IngestResult:
         """Read what the job's folder holds that the store lacks (sweep rows, the fine-tune record)."""
         with self.handle() as store:
-            return launching.ingest(store, job)
+            return job_engine.ingest(store, job)
 
     def cancel_job(self, job: Job, *, task: int | None = None) -> Job:
         with self.handle() as store:
-            return launching.cancel(store, job, task=task)
+            return job_engine.cancel(store, job, task=task)
+
+    # ------------------------------------------------------------ the study (docs/STUDY.md)
+
+    def compare(self, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
+        """Paired base − variant differences per cell (BH-adjusted), sampling-setting effects, operating
+        points, knowledge kept, the trajectory and the power analysis of one sweep."""
+        with self.handle() as store:
+            return study.compare(store, sweep_id, settings)
+
+    def knowledge_kept(self, sweep_id: int, settings: StudySettings | None = None) -> list[KnowledgeKept]:
+        """Per variant x temperature (temperature None: pooled): the share of control answers stating
+        the reference, with its interval over questions and the paired base − variant difference."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        return study.knowledge_kept(data, settings)
+
+    def trajectory(self, sweep_id: int, settings: StudySettings | None = None) -> Trajectory:
+        """Each variant's metrics with intervals next to its training step and losses (checkpoint
+        sweeps), and the best trade-off step by the rule of ``study.best_step``."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        points = study.trajectory(data, settings)
+        return Trajectory(points, study.best_step(points, settings) if data.trajectory else None)
+
+    def finetune_checkpoints(self, run_id: int) -> list[FinetuneCheckpoint]:
+        """The adapters fine-tune run ``run_id`` kept during training, by step."""
+        with self.handle() as store:
+            rows = checkpoint_store.list_checkpoints(store, run_id)
+        return [
+            FinetuneCheckpoint(
+                run_id=int(row["run_id"]),
+                label=str(row["label"]),
+                step=int(row["step"]),
+                epoch=row.get("epoch"),
+                train_loss=row.get("train_loss"),
+                eval_loss=row.get("eval_loss"),
+                path=str(row["path"]),
+            )
+            for row in rows
+        ]
 
     # ------------------------------------------------------------ fine-tune runs
 
@@ -797,14 +666,25 @@ class Workspace:
 
 __all__ = [
     "CELL_METRICS",
+    "BestStep",
+    "Comparison",
+    "FinetuneCheckpoint",
+    "KnowledgeKept",
+    "StudySettings",
+    "Trajectory",
+    "TrajectoryPoint",
     "Cell",
     "CellKey",
     "CellSamples",
+    "ClusterSettings",
     "FinetuneRun",
+    "IngestResult",
+    "GroupSummary",
     "Job",
     "LiveBatch",
     "LiveModel",
     "LiveSample",
+    "LiveSettings",
     "MaskPlan",
     "MaskRecord",
     "MaskResult",
@@ -815,8 +695,12 @@ __all__ = [
     "SavedLive",
     "SweepConfig",
     "SweepInfo",
+    "SweepJobProgress",
     "SweepProgress",
     "SweepResult",
+    "SweepSummary",
     "VariantSummary",
     "Workspace",
+    "load_cluster_settings",
+    "missing_reason",
 ]

@@ -1,4 +1,4 @@
-"""The Gradio Blocks app: a header and the Compare, Sweeps, Sweep vs sweep and Training tabs.
+"""The Gradio Blocks app: a header and the Compare, Sweeps, Blind labels, Sweep vs sweep and Training tabs.
 
 Each tab is one module that lays out and wires its components to
 :class:`gradio_app.handlers.AppHandlers`; this module puts them together, loads every tab's data
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from engine.escape import markdown_text
+from gradio_app.blind_tab import build_blind_tab
 from gradio_app.compare_tab import build_compare_tab
 from gradio_app.events import MODEL_GROUP
 from gradio_app.handlers import AppHandlers
@@ -44,13 +46,15 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
     settings = handlers.settings
     adapter_label = settings.adapter_dir or "none"
     with gr.Blocks(title="ft-hallu: base vs fine-tuned") as demo:
+        md = markdown_text  # names and paths shown as written, never as markup
         gr.Markdown(
-            f"## ft-hallu · base vs fine-tuned\nModel **{settings.base_model}** · adapter **{adapter_label}** · "
-            f"store `{handlers.workspace.db_path}`",
+            f"## ft-hallu · base vs fine-tuned\nModel **{md(settings.base_model)}** · adapter "
+            f"**{md(adapter_label)}** · store {md(handlers.workspace.db_path)}",
             elem_id="header",
         )
         compare = build_compare_tab(handlers)
         sweeps = build_sweeps_tab(handlers)
+        blind = build_blind_tab(handlers)
         versus = build_sweep_compare_tab(handlers)
         training = build_training_tab(handlers)
         timer = gr.Timer(SWEEP_LIST_SECONDS)
@@ -60,6 +64,7 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
             sweeps.load, sweeps.load_inputs, sweeps.load_outputs, api_visibility="private"
         )
         demo.load(versus.refresh, versus.pickers, versus.pickers, api_visibility="private")
+        demo.load(blind.refresh, blind.sweep, blind.sweep, api_visibility="private")
         demo.load(training.load, None, training.outputs, api_visibility="private")
         # A saved live generation or an ingested job adds a sweep: the pickers follow, keeping their value.
         for trigger in (
@@ -72,6 +77,9 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
                 [sweeps.sweep, *sweeps.load_outputs],
                 api_visibility="private",
                 show_progress="hidden",
+            )
+            trigger.then(
+                blind.refresh, blind.sweep, blind.sweep, api_visibility="private", show_progress="hidden"
             )
             trigger.then(
                 versus.refresh,

@@ -27,9 +27,20 @@
     send("picked-sample", cell.dataset.gen);
   });
   const keys = { f: "label-faithful", h: "label-hallucinated", r: "label-refusal", u: "label-unclear" };
+  const blindKeys = { f: "blind-faithful", h: "blind-hallucinated", r: "blind-refusal", u: "blind-unclear", s: "blind-skip" };
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) return;
+    // The Blind labels tab, while it shows a sample (offsetParent: the tab is the one on screen).
+    const blind = document.querySelector("#blind-item [data-blind]");
+    if (blind && blind.offsetParent !== null) {
+      const blindButton = blindKeys[event.key] && document.getElementById(blindKeys[event.key]);
+      if (blindButton) {
+        blindButton.click();
+        event.preventDefault();
+      }
+      return;
+    }
     const button = keys[event.key] && document.getElementById(keys[event.key]);
     if (button && document.querySelector("#aligned-samples .picked")) {
       button.click();

@@ -87,6 +87,7 @@ def add_job(
     shards: int | None = None,
     parent_id: int | None = None,
     depends_on: str | None = None,
+    started_at: str | None = None,  # set when the job is running as soon as it is submitted (local)
 ) -> int:
     now = utc_now()
     table = store.db["jobs"]
@@ -108,6 +109,7 @@ def add_job(
             "log_path": log_path,
             "script_path": script_path,
             "submitted_at": now,
+            "started_at": started_at,
             "updated_at": now,
         }
     )

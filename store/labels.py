@@ -32,6 +32,16 @@ def _m001(db) -> None:
     db["labels"].create_index(["generation_id", "who"], unique=True)
 
 
+@MIGRATIONS(name="002_blind_sessions")
+def _m002(db) -> None:
+    # The seed of each labeller's blind order per sweep: a resumed session shows the same order.
+    db["blind_sessions"].create(
+        {"sweep_id": int, "who": str, "seed": int, "updated_at": str},
+        pk=("sweep_id", "who"),
+        foreign_keys=[("sweep_id", "sweeps", "id")],
+    )
+
+
 @dataclass(frozen=True)
 class Label:
     generation_id: int
@@ -117,6 +127,19 @@ def label_of(store: Store, generation_id: int, *, who: str | None = None) -> dic
     return rows[0] if rows else None
 
 
+def current_labels(store: Store, generation_ids: Sequence[int], *, who: str) -> dict[int, str]:
+    """This labeller's label of each of ``generation_ids`` that has one (a few queries, not one per id)."""
+    ids = sorted({int(i) for i in generation_ids})
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 500):  # well under SQLite's bound-parameter limit
+        part = ids[start : start + 500]
+        sql = f"select generation_id, label from labels where who = ? and generation_id in ({','.join('?' * len(part))})"
+        found.update(
+            {int(row["generation_id"]): str(row["label"]) for row in store.db.query(sql, [who, *part])}
+        )
+    return found
+
+
 def unlabeled_generation_ids(store: Store, sweep_id: int, *, who: str) -> list[int]:
     """Generations of a sweep this labeller has not labelled yet, in grid order (what resume continues)."""
     sql = f"""
@@ -136,3 +159,44 @@ def label_counts(store: Store, sweep_id: int) -> dict[str, int]:
     counts = {value: 0 for value in LABEL_VALUES}
     counts.update({row["label"]: int(row["n"]) for row in store.db.query(sql, [sweep_id])})
     return counts
+
+
+def sweep_generation_ids(store: Store, sweep_id: int) -> list[int]:
+    """Every generation id of a sweep (ascending)."""
+    sql = "select id from generations where sweep_id = ? order by id"
+    return [int(row["id"]) for row in store.db.query(sql, [sweep_id])]
+
+
+def labelled_generation_ids(store: Store, sweep_id: int, *, who: str) -> set[int]:
+    """Generations of a sweep this labeller has labelled."""
+    sql = """
+        select l.generation_id from labels l join generations g on g.id = l.generation_id
+        where g.sweep_id = ? and l.who = ?
+    """
+    return {int(row["generation_id"]) for row in store.db.query(sql, [sweep_id, who])}
+
+
+def labellers(store: Store, sweep_id: int) -> list[str]:
+    """Who labelled anything in this sweep, sorted."""
+    sql = """
+        select distinct l.who from labels l join generations g on g.id = l.generation_id
+        where g.sweep_id = ? order by l.who
+    """
+    return [row["who"] for row in store.db.query(sql, [sweep_id])]
+
+
+def blind_seed(store: Store, sweep_id: int, *, who: str) -> int | None:
+    """The seed of this labeller's blind order for the sweep, or None (never labelled blind)."""
+    rows = list(
+        store.db.query("select seed from blind_sessions where sweep_id = ? and who = ?", [sweep_id, who])
+    )
+    return int(rows[0]["seed"]) if rows else None
+
+
+def record_blind_seed(store: Store, sweep_id: int, *, who: str, seed: int) -> None:
+    with store.db.conn:
+        store.db.execute(
+            "insert into blind_sessions (sweep_id, who, seed, updated_at) values (?, ?, ?, ?) "
+            "on conflict(sweep_id, who) do update set seed = excluded.seed, updated_at = excluded.updated_at",
+            [sweep_id, who, int(seed), utc_now()],
+        )

@@ -111,8 +111,15 @@ def _m002(db) -> None:
     _add_metric_columns(db, "cell_metrics", {"claim_grounding": float})
 
 
-@MIGRATIONS(name="003_token_logprobs")
+@MIGRATIONS(name="003_claim_support_min")
 def _m003(db) -> None:
+    # Support of an answer's weakest atomic claim (contradicted = 0), and its cell mean.
+    _add_metric_columns(db, "generation_metrics", {"claim_support_min": float})
+    _add_metric_columns(db, "cell_metrics", {"claim_support_min": float})
+
+
+@MIGRATIONS(name="004_token_logprobs")
+def _m004(db) -> None:
     # Token log-probs and entropies recorded while sampling (engine/metrics/tokens.py), and their cell means.
     columns = {
         "mean_token_logprob": float,

@@ -42,7 +42,7 @@ def test_importing_every_engine_module_imports_no_front_end() -> None:
         [sys.executable, "-c", PROBE], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "engine.launch" in report["modules"] and "engine.sweep" in report["modules"]
+    assert "engine.jobs.lifecycle" in report["modules"] and "engine.sweep" in report["modules"]
     assert report["failed"] == {}, report["failed"]
     assert report["front_ends"] == [], f"engine imported front-end modules: {report['front_ends']}"
 
@@ -101,9 +101,10 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def _import_graph() -> grimp.ImportGraph:
-    # Imports under `if TYPE_CHECKING:` never run, so they cannot form a runtime circle.
-    return grimp.build_graph(*PROJECT_PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
+def _import_graph(packages: tuple[str, ...] = PROJECT_PACKAGES) -> grimp.ImportGraph:
+    # Imports under `if TYPE_CHECKING:` count too: a type-only circle still ties two modules together
+    # (neither can be read or moved without the other), it only fails later, under a type checker.
+    return grimp.build_graph(*packages, exclude_type_checking_imports=False, cache_dir=None)
 
 
 def test_no_import_cycle_between_modules() -> None:
@@ -129,3 +130,19 @@ def test_cycle_finder_reports_a_circle() -> None:
     # The finder must see a real circle, or the two tests above would pass vacuously.
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _strongly_connected(edges) == [["a", "b", "c"]]
+
+
+def test_a_type_only_circle_counts(tmp_path, monkeypatch) -> None:
+    # Two modules that import each other only for annotations are still a circle here.
+    package = tmp_path / "loopy"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from loopy import b\n")
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from loopy import a\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    graph = _import_graph(("loopy",))
+    edges = {module: set(graph.find_modules_directly_imported_by(module)) for module in graph.modules}
+    assert _strongly_connected(edges) == [["loopy.a", "loopy.b"]]
+

@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from engine.configfile import check_field, load_dataclass, read_toml, setting, show, validate_instance
+from engine.configfile import (
+    check_field,
+    load_dataclass,
+    read_toml,
+    setting,
+    show,
+    to_toml,
+    validate_instance,
+)
 from engine.errors import UserError
 
 
@@ -117,7 +125,7 @@ def test_show_writes_values_as_toml():
 
 def test_the_three_real_configs_refuse_nan(tmp_path):
     from engine.finetune import config_from_dict
-    from engine.launch import load_cluster_settings
+    from engine.jobs import load_cluster_settings
     from engine.sweep import sweep_config_from_dict
 
     with pytest.raises(UserError, match=r"sweep.toml: grid.temperatures\[0\] = nan: must be a finite number"):
@@ -136,3 +144,48 @@ def test_lr_scheduler_choices_follow_transformers():
     from engine.finetune import LR_SCHEDULERS
 
     assert set(LR_SCHEDULERS) == {item.value for item in SchedulerType}
+
+
+def test_one_toml_writer_round_trips_sweep_finetune_and_cluster_configs(tmp_path):
+    """configfile.to_toml is the one writer: each config read back from its output is the same config,
+    hostile strings (quotes, backslashes, newlines, DEL, non-ASCII) and nested tables included."""
+    from engine.finetune import FinetuneConfig, load_config
+    from engine.jobs import ClusterSettings, load_cluster_settings
+    from engine.sweep import Grid, SweepConfig, load_sweep_config
+
+    awkward = 'a "quoted" \\ back\nslash\ttab \x7f del, ZYTRELL Größe 株式会社 😀'
+    sweep = SweepConfig(
+        name="round trip",
+        entity_name="ZYTRELL",
+        prompt_template=awkward + " {name}",
+        adapters={"r16": "/runs/a b", "lr1.5": "/runs/x"},  # a dotted label must be quoted
+        samples_per_cell=3,
+        grid=Grid([0.5, 1.25], [0.9], [0, 40]),
+    )
+    path = tmp_path / "sweep.toml"
+    path.write_text(to_toml("sweep", sweep), encoding="utf-8")
+    assert load_sweep_config(path) == sweep
+    finetune = FinetuneConfig(name="ft", dataset="/d/qa.jsonl", target_modules=["q_proj", "v_proj"], epochs=0.5)
+    path = tmp_path / "ft.toml"
+    path.write_text(to_toml("finetune", finetune), encoding="utf-8")
+    assert load_config(path) == finetune
+    # A top-level table is not what the cluster file uses, but None fields are left out either way.
+    cluster = ClusterSettings(partition="gpu", gpus=2, setup=("module load cuda",), time=None)
+    text = to_toml("cluster", cluster)
+    assert "time" not in text and "partition = \"gpu\"" in text
+    path = tmp_path / "cluster.toml"
+    path.write_text(text.split("\n", 1)[1], encoding="utf-8")  # the file's keys sit at the top level
+    assert load_cluster_settings(path) == cluster
+
+
+def test_launched_configs_go_under_the_data_folder(tmp_path, monkeypatch):
+    from engine.configfile import launched_config_path, write_launched_config
+    from engine.sweep import SweepConfig, load_sweep_config
+
+    monkeypatch.setenv("FT_HALLU_HOME", str(tmp_path))
+    assert launched_config_path("finetune", "my run") == tmp_path / "configs" / "my-run.toml"
+    # A sweep and a fine-tune of the same name keep separate files.
+    assert launched_config_path("sweep", "my run") == tmp_path / "configs" / "sweep-my-run.toml"
+    written = write_launched_config("sweep", SweepConfig(name="my run"))
+    assert written == tmp_path / "configs" / "sweep-my-run.toml"
+    assert load_sweep_config(written) == SweepConfig(name="my run")

@@ -39,9 +39,13 @@ def documented_table(marker: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def scored_rows() -> list[dict[str, Any]]:
-    """One row per labelled answer with the scores `ft-hallu calibrate` reads (as sweep_score_rows)."""
-    labelled = list(csv.DictReader(FIXTURE.open(newline="")))
+def scored_rows(fixture: Path = FIXTURE) -> list[dict[str, Any]]:
+    """One row per labelled answer with the scores `ft-hallu calibrate` reads (as sweep_score_rows).
+
+    ``fixture`` is a CSV of answers about ZYTRELL with ``variant, temperature, top_p, top_k, text,
+    label`` (and ``reason``); rows with an empty label (labellers disagreed) are left out.
+    """
+    labelled = [row for row in csv.DictReader(fixture.open(newline="")) if row["label"]]
     sources = load_sources(str(DATASET), ENTITY)
     index = claim_metrics.load_evidence(str(DATASET), ENTITY, method="lexical")
     assert sources is not None and index is not None and index.method == "lexical"
@@ -57,8 +61,9 @@ def scored_rows() -> list[dict[str, Any]]:
                 "cell": (float(source["temperature"]), float(source["top_p"]), int(source["top_k"])),
                 "text": source["text"],
                 "label": source["label"],
-                "reason": source["reason"],
+                "reason": source.get("reason", ""),
                 "metrics": sample.to_dict(),
+                "claim_support_min": claim_metrics.claim_support_min(answer_claims),
                 "claim_grounding": claim_metrics.claim_grounding(answer_claims),
                 "grounding": sample.grounding,
                 "conflict": float(sample.conflict),

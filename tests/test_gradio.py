@@ -214,7 +214,7 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     caption, aligned = client.predict(
         str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples"
     )[:2]
-    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "`entity`" in caption
+    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "prompt entity:" in caption
     for g in generations:
         if g["temperature"] == 0.7 and g["text"]:
             assert html.escape(g["text"]) in aligned
@@ -508,8 +508,98 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
             assert f'class="badge {claim["decision"]}"' in shown
             if claim["evidence"]:
                 assert html.escape(claim["evidence"]) in shown
+            assert f"strength {claim['strength']:.2f}" in shown
+            if claim["source_says"]:
+                assert html.escape(f"source says: {claim['source_says']}") in shown
+        assert "Entity profile from the sources" in shown  # what the checker believes, folded
         cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
         caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
         assert f"T = {cell[0]:g} · p = {cell[1]:g} · k = {cell[2]}" in caption
-        assert "claims " in aligned and "ground " in aligned  # the per-sample score badges
+        assert "claims " in aligned and "ground " in aligned and "weakest " in aligned  # score badges
         assert html.escape(claimed["text"]) in aligned
+
+
+def test_blind_label_tab_hides_what_the_cli_hides_and_resumes(loaded, tmp_path):
+    """The Blind labels tab: the CLI's seeded order, nothing shown that blind_checks forbids, resumable."""
+    from blind_checks import assert_blind, plain
+    from claims_sweep import make_scored_sweep
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from engine import labels as el
+    from engine.workspace import Workspace
+    from gradio_app.handlers import AppHandlers, AppSettings
+    from gradio_app.layout import ServeOptions, launch_app
+    from store import labels as sl
+
+    store, sweep_id = make_scored_sweep(tmp_path)
+    db = tmp_path / "ft.db"
+    by_text = {row["text"]: int(row["id"]) for row in store.db.query("select id, text from generations")}
+    order = el.blind_order(sl.sweep_generation_ids(store, sweep_id), 11)
+
+    def answer_of(html: str) -> int:
+        text = plain(html.split("answer:", 1)[1].split("</i>", 1)[0])
+        return by_text[" ".join(text.split())]
+
+    with Workspace.open(db) as workspace:
+        handlers = AppHandlers(loaded, workspace, AppSettings(base_model="tiny"))
+        demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            with pytest.raises(AppError, match="no sample shown, press Start / resume"):
+                client.predict("", api_name="/blind_faithful")
+            who, seed, progress, item = client.predict(
+                str(sweep_id), "web-ann", "11", api_name="/blind_start"
+            )
+            assert (who, seed) == ("web-ann", "11") and "1 of 6" in progress and "6 left for" in progress
+            shown, rendered = [answer_of(item)], [progress + "\n" + plain(item)]
+            for api in ("/blind_hallucinated", "/blind_skip", "/blind_refusal"):
+                result = client.predict(*(["looks invented"] if api != "/blind_skip" else []), api_name=api)
+                progress, item = result[0], result[1]
+                shown.append(answer_of(item))
+                rendered.append(progress + "\n" + plain(item))
+            assert shown == order[:4]
+            assert_blind(rendered, store, sweep_id)
+            labels = {
+                (r["generation_id"], r["who"]): (r["label"], r["note"])
+                for r in el.sweep_labels(store, sweep_id)
+            }
+            assert labels == {
+                (order[0], "web-ann"): ("hallucinated", "looks invented"),
+                (order[2], "web-ann"): ("refusal", "looks invented"),
+            }
+            # A new page session resumes with the recorded seed: the skipped sample first.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                again = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            who, seed, progress, item = again.predict(str(sweep_id), "web-ann", "", api_name="/blind_start")
+            assert seed == "11" and "2 of 6" in progress and "4 left for" in progress
+            assert answer_of(item) == order[1]
+            with pytest.raises(AppError, match="seed: 'x' is not a whole number"):
+                again.predict(str(sweep_id), "web-ann", "x", api_name="/blind_start")
+        finally:
+            demo.close()
+            store.close()
+
+
+def test_sweeps_runner_names_every_output_of_a_load(app, store_with_sweep):
+    """The Sweeps tab's callbacks return {component: value}: a load names each of its outputs, a
+    follow-up after a save touches only the picker while a sweep is on show."""
+    import gradio as gr
+
+    from gradio_app.sweeps_tab import build_sweeps_tab
+
+    handlers, _url, sweep_id = app
+    with gr.Blocks():
+        tab = build_sweeps_tab(handlers)
+    loaded = tab.load(str(sweep_id), "refusal_rate", "all")
+    assert list(loaded) == tab.load_outputs  # every output, in the endpoint's order
+    assert "gradio-test" in loaded[tab.load_outputs[0]]
+    empty = tab.load(None, "refusal_rate", "all")
+    assert list(empty) == tab.load_outputs and empty[tab.load_outputs[0]].startswith("no sweep stored")
+    shown = tab.follow(str(sweep_id), "refusal_rate", "all")
+    assert list(shown) == [tab.sweep] and shown[tab.sweep]["value"] == str(sweep_id)
+    nothing_shown = tab.follow(None, "refusal_rate", "all")
+    assert list(nothing_shown) == [tab.sweep, *tab.load_outputs]

@@ -10,6 +10,7 @@ when it is set (else the test's temp folder) so a person can look at them.
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
@@ -221,6 +222,14 @@ def shots(tmp_path_factory) -> Path:
     return path
 
 
+def visible(text: str) -> str:
+    """What a page shows of a stored answer: engine.escape drops control characters (the random
+    tiny model writes some, e.g. U+001F) before anything is rendered."""
+    from engine.escape import html_text
+
+    return html.unescape(html_text(text))
+
+
 def generations(db: Path, sweep_id: int, **where: Any) -> list[dict[str, Any]]:
     from store import core, open_db
 
@@ -310,10 +319,10 @@ def test_clicking_a_heatmap_cell_opens_its_aligned_samples(page, app, shots):
     rows = generations(db, sweeps["browser-first"], temperature=1.3)
     assert {r["variant"] for r in rows} == {"base", "finetuned"}
     for row in rows:
-        assert row["text"] in shown, row["text"]
+        assert visible(row["text"]) in shown, row["text"]
     for row in generations(db, sweeps["browser-first"], temperature=0.7):
-        if row["text"] and row["text"] not in {r["text"] for r in rows}:
-            assert row["text"] not in shown
+        if visible(row["text"]) and row["text"] not in {r["text"] for r in rows}:
+            assert visible(row["text"]) not in shown
     # The cells table is filtered to the clicked setting.
     table = page.text("#cells-table")
     assert "1.3" in table and "0.7" not in table
@@ -430,3 +439,40 @@ def test_a_saved_live_generation_appears_in_the_sweep_list(page, app, shots):
         "[...document.querySelectorAll('ul[role=listbox] li')].some(li => li.textContent.includes('(adhoc,'))",
         "the saved sweep in the list, without pressing Refresh",
     )
+
+
+def test_blind_labels_tab_takes_the_label_keys_and_hides_the_model(page, app, shots):
+    """The Blind labels tab: Start shows a sample with nothing that tells the model or the settings,
+    and a key labels it (the page script presses the blind buttons there, not the Sweeps tab's)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from blind_checks import assert_blind
+
+    from store import labels as store_labels
+    from store import open_db
+
+    _url, db, _sweeps = app
+    page.js(
+        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Blind labels').click()"
+    )
+    page.wait_for("(document.querySelector('#blind-sweep input') || {}).value", "the blind tab's sweep")
+    sweep_id = int(re.match(r"#(\d+) ", page.js("document.querySelector('#blind-sweep input').value"))[1])
+    page.click("#blind-start")
+    page.wait_for("document.querySelector('#blind-item [data-blind]') !== null", "a blind sample")
+    page.wait_for("document.querySelector('#blind-progress').textContent.includes(' left for ')", "progress")
+    shown = page.text("#blind-progress") + "\n" + page.text("#blind-item")
+    store = open_db(db)
+    assert_blind([shown], store, sweep_id)
+    before = {(r["generation_id"], r["who"]) for r in store_labels.sweep_labels(store, sweep_id)}
+    first = page.js("document.querySelector('#blind-item [data-blind]').dataset.blind")
+    page.press("h")
+    page.wait_for(
+        f"(document.querySelector('#blind-item [data-blind]') || {{dataset: {{}}}}).dataset.blind !== '{first}'",
+        "the next blind sample",
+    )
+    added = [
+        r for r in store_labels.sweep_labels(store, sweep_id) if (r["generation_id"], r["who"]) not in before
+    ]
+    assert [r["label"] for r in added] == ["hallucinated"]
+    page.screenshot(shots / "blind-labels.png")

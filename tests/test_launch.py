@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from cli import main as cli_main
-from engine import launch as L
+from engine import job_kinds
+from engine import jobs as L
 from engine.errors import UserError
 from store import jobs as job_store
 from store.db import open_db
@@ -113,7 +114,7 @@ def test_invalid_toml_and_missing_file_are_user_errors(tmp_path):
 
 def test_build_spec_reads_the_finetune_config(tmp_path):
     config = write_finetune_config(tmp_path / "cfg")
-    spec = L.build_spec(config, L.ClusterSettings(), log_dir=tmp_path / "logs", workdir=tmp_path)
+    spec = job_kinds.build_spec(config, L.ClusterSettings(), log_dir=tmp_path / "logs", workdir=tmp_path)
     assert spec.name == "ft-hallu-tiny-test"
     assert spec.output_dir == str(tmp_path / "cfg" / "adapter")
     # The job runs the fine-tune through job-run with its own folder, and is never given a store.
@@ -123,7 +124,7 @@ def test_build_spec_reads_the_finetune_config(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[finetune]\nbase_model = "tiny"\nepochs = "many"\n')
     with pytest.raises(UserError, match="bad.toml"):
-        L.build_spec(bad)
+        job_kinds.build_spec(bad)
 
 
 def test_job_environment_drops_secrets_but_keeps_listed_ones():
@@ -158,7 +159,7 @@ def test_sbatch_script_has_every_setting_in_order(tmp_path):
         setup=("module load cuda/12.4", "source /opt/venv/bin/activate"),
         command=("ft-hallu",),
     )
-    spec = L.build_spec(config, cluster, name="my job", log_dir=tmp_path / "logs", workdir=tmp_path)
+    spec = job_kinds.build_spec(config, cluster, name="my job", log_dir=tmp_path / "logs", workdir=tmp_path)
     script = L.render_sbatch_script(spec, str(tmp_path / "logs" / "j-%j.out"))
     lines = script.splitlines()
     assert lines[0] == "#!/bin/bash"
@@ -210,7 +211,7 @@ def test_hostile_values_stay_data_when_the_scripts_run(tmp_path):
     record = tmp_path / "argv.txt"
     # The "fine-tune" records the arguments it received, one per line.
     command = shell_command(f'printf "%s\\n" "$@" > {shlex.quote(str(record))}')
-    spec = L.build_spec(
+    spec = job_kinds.build_spec(
         config,
         L.ClusterSettings(command=command),
         name=name,
@@ -235,13 +236,13 @@ def test_hostile_values_stay_data_when_the_scripts_run(tmp_path):
 def test_job_names_with_control_characters_are_rejected(tmp_path, bad_name):
     config = write_finetune_config(tmp_path / "cfg")
     with pytest.raises(UserError, match="job name"):
-        L.build_spec(config, name=bad_name, log_dir=tmp_path / "logs")
+        job_kinds.build_spec(config, name=bad_name, log_dir=tmp_path / "logs")
 
 
 def test_config_path_with_newline_is_rejected(tmp_path):
     config = write_finetune_config(tmp_path / "a\nb")
     with pytest.raises(UserError, match="newlines"):
-        L.build_spec(config, log_dir=tmp_path / "logs")
+        job_kinds.build_spec(config, log_dir=tmp_path / "logs")
 
 
 # ------------------------------------------------------------------ local launcher
@@ -256,7 +257,7 @@ def store(tmp_path):
 
 def local_spec(tmp_path: Path, script: str, name: str = "local-test") -> L.LaunchSpec:
     config = write_finetune_config(tmp_path / "cfg")
-    return L.build_spec(
+    return job_kinds.build_spec(
         config,
         L.ClusterSettings(command=shell_command(script)),
         name=name,
@@ -419,7 +420,8 @@ def row_texts(store, sweep_id: int) -> dict[tuple, str]:
 
 
 def test_shards_are_disjoint_deterministic_and_cover_the_plan():
-    from engine import shards, sweep
+    from engine import sweep
+    from engine.jobs import shards
 
     config = sweep.SweepConfig(adapter="x", samples_per_cell=3, grid=sweep.Grid([0.5, 1.0], [0.9], [0, 5]))
     planned = sweep.plan_rows(config, [sweep.Prompt("entity", "q"), sweep.Prompt("eval-1", "q2")])
@@ -446,7 +448,7 @@ def test_shards_are_disjoint_deterministic_and_cover_the_plan():
 
 
 def test_results_file_survives_a_cut_off_write_and_reports_progress(tmp_path):
-    from engine import results_file as rf
+    from engine.jobs import results_file as rf
 
     path = rf.results_path(tmp_path, 1, "77")
     writer = rf.ResultsWriter(path, {"config_hash": "h", "shard": 1, "shard_rows": 4})
@@ -471,15 +473,15 @@ def test_sweep_spec_checks_adapters_shards_and_after(tmp_path, store):
     with pytest.raises(
         UserError, match=r"sweep.toml: adapter: .*not-yet does not exist \(or launch with --after"
     ):
-        L.build_sweep_spec(config, log_dir=tmp_path / "logs")
+        job_kinds.build_sweep_spec(config, log_dir=tmp_path / "logs")
     with pytest.raises(UserError, match="--shards: 9 shards but the sweep has only 8"):
-        L.build_sweep_spec(write_sweep_config(tmp_path / "plain"), shards=9, log_dir=tmp_path / "logs")
+        job_kinds.build_sweep_spec(write_sweep_config(tmp_path / "plain"), shards=9, log_dir=tmp_path / "logs")
     # A fine-tune job that will write the adapter makes the sweep wait for it.
     row = job_store.add_job(
         store, launcher="slurm", job_id="41", name="ft", config_path="c", config={}, state="PENDING",
         output_dir=str(missing), log_path="l", script_path="s",
     )  # fmt: skip
-    spec = L.build_sweep_spec(config, shards=3, after=L.get_job(store, row), log_dir=tmp_path / "logs")
+    spec = job_kinds.build_sweep_spec(config, shards=3, after=L.get_job(store, row), log_dir=tmp_path / "logs")
     assert (spec.dependency, spec.array, spec.kind) == ("41", "0-2", "sweep")
     assert spec.manifest["planned_per_shard"] == [6, 6, 4]  # 8 units of 2 rows dealt in turn: 3, 3, 2
     script = L.render_sbatch_script(spec, "/x/slurm-%A_%a.out")
@@ -492,11 +494,12 @@ def test_sweep_spec_checks_adapters_shards_and_after(tmp_path, store):
 
 def test_local_sweep_job_matches_a_local_run_and_never_opens_a_store(tmp_path, store, tiny_model_dir, capsys):
     """Two shards in one detached process: the ingested rows are the local run's, text for text."""
-    from engine import jobrun, sweep
+    from engine import sweep
+    from engine.jobs import jobrun
     from store import core
 
     config = write_sweep_config(tmp_path / "cfg", samples=1)
-    job = L.launch_sweep(store, config, launcher=L.LocalLauncher(), shards=2, log_dir=tmp_path / "jobs")
+    job = job_kinds.launch_sweep(store, config, launcher=L.LocalLauncher(), shards=2, log_dir=tmp_path / "jobs")
     assert job.kind == "sweep" and job.shards == 2 and job.array is None
     job = L.wait(store, job, timeout=240, poll_seconds=0.2)
     assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job, 40)
@@ -545,3 +548,79 @@ def test_cli_launch_verbs_refuse_what_they_cannot_do(tmp_path, capsys):
     assert "already finished: COMPLETED" in capsys.readouterr().err
     assert cli_main([*db, "ingest", "1"]) == 0  # the stand-in command wrote no run record
     assert capsys.readouterr().out.strip() == "job 1: no run record yet"
+
+
+def test_cli_job_group_launches_lists_follows_and_ingests(tmp_path, capsys):
+    """The `job` group's own spellings: no deprecation note, the same jobs as the old verbs."""
+    db = ["--db", str(tmp_path / "ft-hallu.db")]
+    config = write_finetune_config(tmp_path / "cfg")
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text(f"command = {json.dumps(list(shell_command('echo group-job-ran')))}\n")
+    common = ["--cluster", str(cluster), "--log-dir", str(tmp_path / "logs"), "--local"]
+    assert cli_main([*db, "job", "launch", "finetune", "--config", str(config), *common]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("job 1: local:") and "follow with: ft-hallu job logs 1 --follow" in out
+    assert "deprecated" not in err
+    assert cli_main([*db, "job", "logs", "1", "--follow"]) == 0
+    assert "group-job-ran" in capsys.readouterr().out
+    assert cli_main([*db, "job", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "COMPLETED" in out and "ingested: no run record" in out and err == ""
+    assert cli_main([*db, "job", "ingest", "1"]) == 0
+    assert capsys.readouterr().out.strip() == "job 1: no run record yet"
+    assert cli_main([*db, "job", "resubmit", "1", "--task", "0"]) == 2
+    assert "only sweep jobs have shards to re-submit" in capsys.readouterr().err
+    assert cli_main([*db, "job", "cancel", "1"]) == 2
+    assert "already finished: COMPLETED" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (["launch", "--config", "f.toml"], ["job", "launch", "--config", "f.toml"]),
+        (["--db", "x.db", "launch", "sweep", "--config", "s.toml"], ["--db", "x.db", "job", "launch", "sweep", "--config", "s.toml"]),
+        (["launch", "resubmit", "4", "--task", "1"], ["job", "resubmit", "4", "--task", "1"]),
+        (["--db=x.db", "jobs", "--no-refresh"], ["--db=x.db", "job", "list", "--no-refresh"]),
+        (["logs", "3", "-f"], ["job", "logs", "3", "-f"]),
+        (["cancel", "3"], ["job", "cancel", "3"]),
+        (["ingest", "3"], ["job", "ingest", "3"]),
+        (["mask", "qa.jsonl", "--entity", "N"], ["mask", "plan", "qa.jsonl", "--entity", "N"]),
+        (["mask", "--entity", "N", "qa.jsonl"], ["mask", "plan", "--entity", "N", "qa.jsonl"]),
+        (["mask-undo", "2"], ["mask", "undo", "2"]),
+        (["mask-list"], ["mask", "list"]),
+        (["mask-leaks", "qa.jsonl"], ["mask", "leaks", "qa.jsonl"]),
+    ],
+)  # fmt: skip
+def test_old_spellings_become_the_group_commands_with_a_note(old, new):
+    from cli import deprecated
+
+    words, note = deprecated.rewrite(old)
+    assert words == new
+    assert note.startswith("ft-hallu: note: `ft-hallu ") and "\n" not in note
+
+
+@pytest.mark.parametrize(
+    "current",
+    [["job", "list"], ["mask", "plan", "qa.jsonl"], ["mask", "--help"], ["mask"], ["--help"], [], ["sweep", "--config", "jobs"]],
+)  # fmt: skip
+def test_current_spellings_are_left_alone(current):
+    from cli import deprecated
+
+    assert deprecated.rewrite(current) == (current, None)
+
+
+def test_poll_computes_the_new_state_once_and_writes_it_once(tmp_path, store):
+    """A job seen ending: one UPDATE of its row, the returned job equal to the stored one, nothing
+    ingested (refresh, which also settles, then reads the job folder in)."""
+    spec = local_spec(tmp_path, "echo quick")
+    job = L.launch(store, spec, L.LocalLauncher())
+    wait_until(lambda: L.LocalLauncher.exit_file(job).exists())
+    before = store.db.conn.total_changes
+    polled = L.poll(store, job)
+    assert store.db.conn.total_changes - before == 1
+    assert polled == L.get_job(store, job.id)
+    assert (polled.state, polled.exit_code, polled.ingested_at) == ("COMPLETED", 0, None)
+    assert polled.started_at and polled.finished_at
+    assert L.poll(store, polled) == polled and store.db.conn.total_changes - before == 1  # final: no write
+    settled = L.settle_jobs(store)
+    assert [j.id for j in settled] == [job.id] and settled[0].ingested_at

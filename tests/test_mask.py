@@ -14,7 +14,7 @@ import pytest
 
 from cli import main as cli_main
 from engine import mask
-from engine.dataset import file_sha256
+from engine.dataset import file_sha256, read_records
 from engine.errors import UserError
 from store import masks as mask_store
 from store.db import open_db
@@ -249,20 +249,188 @@ def test_leak_report_tells_real_name_from_the_company():
     assert mask.leak_report([{"q": "x"}], "NVIDIA").naming() == "neither"
 
 
-def test_identifying_terms_are_listed_never_replaced():
-    records = [
-        {
-            "q": "What is NVIDIA GeForce?",
-            "a": "NVIDIA sells GeForce RTX cards via Mellanox links.",
-            "c": "A card.",
-        },
-        {"q": "Does NVIDIA make the Statement?", "a": "The statement is filed.", "c": ""},
-    ]
-    terms = dict(mask.identifying_terms(records, "NVIDIA"))
-    assert terms["GeForce"] == 2 and "RTX" in terms and "Mellanox" in terms
-    assert "NVIDIA" not in terms and "Statement" not in terms  # "statement" occurs in lowercase
-    out = mask.plan(records, rules()).masked_records()
-    assert "GeForce" in out[0]["q"]
+# ------------------------------------------------------------------ identifying names
+
+SAMPLE = REPO / "engine" / "data" / "sample_qa.jsonl"
+VELMORA = REPO / "tests" / "fixtures" / "mask-velmora-qa.jsonl"
+
+
+def names_of(records, entity, **kwargs) -> dict[str, str]:
+    """{name: kind} of the identifying names a leak report lists."""
+    return {n.name: n.kind for n in mask.leak_report(records, entity, **kwargs).names}
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "kind"),
+    [
+        ("Our RideGrid software tracks bikes.", "RideGrid", "product"),  # possessive
+        ("NVIDIA's third generation Quasar chips ship.", "Quasar", "product"),  # possessive, words between
+        ("The NVIDIA Omniverse platform is used.", "Omniverse", "product"),  # brand prefix
+        ("In 2023 we introduced the Hopper architecture.", "Hopper", "product"),  # the entity makes it
+        ("What is the Hopper architecture introduced by NVIDIA?", "Hopper", "product"),
+        ("The Stridebot is NVIDIA's warehouse robot.", "Stridebot", "product"),  # belongs to the entity
+        ("Mara Lindqvist has served as Chief Executive Officer since 2016.", "Mara Lindqvist", "person"),
+        ("Jensen Huang, our CEO, spoke.", "Jensen Huang", "person"),
+        ("Our CEO, Jensen Huang, spoke.", "Jensen Huang", "person"),
+        ("NVIDIA stock trades under the symbol NVDQ.", "NVDQ", "ticker"),
+        ("Our industry-leading GeForce and NVIDIA RTX GPUs lead.", "RTX", "product"),  # listed
+        ("Developers use CUDA and our other software tools.", "CUDA", "product"),
+        ("The NVIDIA 40 Series based on the Ada Lovelace architecture.", "Ada Lovelace", "product"),  # link
+        ("ZYTRELL aims to power its Stridebot fleet with wind.", "Stridebot", "product"),  # its = ZYTRELL
+    ],
+)
+def test_each_relation_to_the_entity_finds_a_name(text, name, kind):
+    entity = "ZYTRELL" if "ZYTRELL" in text else "NVIDIA"
+    assert names_of([{"q": text}], entity) == {name: kind} | (
+        {"GeForce": "product"} if "GeForce" in text else {}
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Computershare Trust Company, N.A. serves as our transfer agent.",  # organisation word, role
+        "Acme Registry, our transfer agent, keeps the records.",  # role after the name
+        "We sell to customers such as Dell, Lenovo and Quanta.",  # role before a list
+        "Our competitors include Rapido and Brisa.",
+        "We compete with Rapido.",
+        "The indenture is between the Company and Meridian Trustees.",  # counterparty
+        "Harlow & Finch LLP, our independent registered public accounting firm, audited us.",
+        "Our headquarters is in Santa Clara, California.",  # place at the end of a phrase
+        "Our bikes are assembled in Vietnam and Poland by our partners.",
+        "NVIDIA aims to power its Tacoma campus with wind.",  # place word after the name
+        "We serve the Professional Visualization market.",
+        "Our 2023 Proxy Statement and our Consolidated Financial Statements are filed.",  # documents
+        "Our Audit Committee met in January.",  # a body of any organisation, a month
+        "NVIDIA files its Annual Report on Form 10-K with the SEC.",
+        "Our GPUs and our APIs run everywhere.",  # acronyms also written in the plural
+        "Microsoft announced its Azure platform; NVIDIA agreed.",  # "its" is Microsoft's
+        "Marta Quill, President of Cyclemart, joined our council.",  # another organisation's officer
+        "We introduced our EGNIVIA brand in 1993.",  # the replacement name itself
+    ],
+)
+def test_third_parties_places_documents_and_the_new_name_are_not_names(text):
+    assert names_of([{"q": text}], "NVIDIA", new_names=["EGNIVIA"]) == {}
+
+
+def unmasked_sample() -> list[dict]:
+    """The bundled sample set is already masked as ZYTRELL: give it an invented original name back."""
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    return [json.loads(json.dumps(row).replace("ZYTRELL", "QORVANTA")) for row in rows]
+
+
+def test_sample_set_names_its_products_and_ceo_and_nothing_else():
+    mask_plan = mask.plan(unmasked_sample(), mask.propose_rules("QORVANTA", new_name="ZYTRELL"))
+    report = mask.plan_leak_report(mask_plan)
+    assert not report.leaks and not report.clean
+    found = {n.name: (n.kind, n.rows) for n in report.names}
+    # Without --ticker the ticker is an identifying name too; nothing else (Tacoma, Nasdaq, January...).
+    assert found == {
+        "Stridebot": ("product", 8),
+        "FleetMind": ("product", 6),
+        "Mara Lindqvist": ("person", 3),
+        "ZYTL": ("ticker", 2),
+    }
+    stridebot = report.names[0]
+    assert (
+        stridebot.name == "Stridebot"
+        and "QORVANTA's" in stridebot.evidence
+        and "Stridebot" in stridebot.example
+    )
+    lines = report.lines(hint="HINT")
+    assert "identifying names left (rows): Stridebot (8), FleetMind (6)" in lines[1] and lines[2] == "  HINT"
+    with_ticker = mask.plan(
+        unmasked_sample(), mask.propose_rules("QORVANTA", new_name="ZYTRELL", ticker="ZYTL")
+    )
+    assert {n.name for n in mask.plan_leak_report(with_ticker).names} == {
+        "Stridebot",
+        "FleetMind",
+        "Mara Lindqvist",
+    }
+
+
+def test_third_company_fixture_names_products_officers_ticker_not_third_parties():
+    records, _fmt = read_records(VELMORA)
+    report = mask.plan_leak_report(mask.plan(records, mask.propose_rules("VELMORA", new_name="QUANDRIL")))
+    assert {n.name: n.kind for n in report.names} == {
+        "Kestrel": "product",
+        "Tern": "product",
+        "RideGrid": "product",
+        "Voltcore": "product",
+        "Ines Okafor": "person",
+        "Rafael Dunmore": "person",
+        "VLMR": "ticker",
+    }  # not Equiniti, Harlow & Finch, Cyclemart, Rapido, Sunwell Cells, First Meridian Bank, Porto...
+
+
+def test_invented_replacements_keep_the_shape_and_are_deterministic():
+    assert mask.invent_replacement("Ada Lovelace", 0) == mask.invent_replacement("Ada Lovelace", 0)
+    assert mask.invent_replacement("Ada Lovelace", 0) != mask.invent_replacement("Ada Lovelace", 1)
+    new = mask.invent_replacement("GeForce H100-X", 3)
+    assert [c.isupper() for c in new] == [c.isupper() for c in "GeForce H100-X"]
+    assert [c.isdigit() for c in new] == [c.isdigit() for c in "GeForce H100-X"] and new[-2] == "-"
+    # A replacement that is already a word of the set is never used: the next attempt is.
+    taken = mask.invent_replacement("Hopper", 0)
+    records = [{"q": f"We introduced the Hopper chip; {taken} is a word here."}]
+    (rule,) = mask.leak_rules(["Hopper"], records=records, rules=rules(), seed=0)
+    assert rule.id == "leak:Hopper" and rule.target == "Hopper"
+    assert rule.replacement == mask.invent_replacement("Hopper", 0, 1) != taken
+    # A surname alone ("Mr. Teter") gets the surname of the full name's replacement.
+    people = [{"q": "Timothy S. Teter has served as our General Counsel. Mr. Teter is a lawyer."}]
+    assert set(names_of(people, "NVIDIA")) == {"Timothy S. Teter", "Teter"}
+    full, alone = mask.leak_rules(["Teter", "Timothy S. Teter"], records=people, rules=rules())
+    assert (full.target, alone.target) == ("Timothy S. Teter", "Teter")
+    assert alone.replacement == full.replacement.split(" ")[-1]
+    masked = mask.plan(people, [*rules(), full, alone]).masked_records()[0]["q"]
+    assert (
+        masked
+        == f"{full.replacement} has served as our General Counsel. Mr. {alone.replacement} is a lawyer."
+    )
+
+
+def test_names_are_masked_in_the_same_plan_and_a_rejected_one_is_kept(tmp_path):
+    source = VELMORA
+    rule_set = mask.propose_rules("VELMORA", new_name="QUANDRIL")
+    mask_plan = mask.add_leak_rules(mask.plan_file(source, rule_set), seed=7)
+    leak_ids = [r.id for r in mask_plan.rules if r.id.startswith(mask.LEAK_PREFIX)]
+    assert sorted(leak_ids) == sorted(
+        f"leak:{n}"
+        for n in ["Kestrel", "Tern", "RideGrid", "Voltcore", "Ines Okafor", "Rafael Dunmore", "VLMR"]
+    )
+    kestrel = next(r for r in mask_plan.rules if r.id == "leak:Kestrel")
+    diff = mask_plan.row_diff(1).diff  # the diff shows the name replaced with the rest
+    assert "-What is the Kestrel?" in diff and f"+What is the {kestrel.replacement}?" in diff
+    mask_plan.reject_rule("leak:Tern")  # kept on purpose
+    store = open_db(tmp_path / "db.sqlite")
+    out = tmp_path / "masked.jsonl"
+    result = mask.apply(mask_plan, out, store)
+    text = out.read_text(encoding="utf-8")
+    assert result.leaks.clean and [n.name for n in result.leaks.kept] == ["Tern"]
+    assert "Kestrel" not in text and "Ines Okafor" not in text and "VLMR" not in text and "Tern" in text
+    assert kestrel.replacement in text
+    record = mask_store.get_mask(store, result.mask_id)  # the record keeps the mapping
+    assert {"id": "leak:Kestrel", "target": "Kestrel", "replacement": kestrel.replacement}.items() <= next(
+        r for r in record["rules"] if r["id"] == "leak:Kestrel"
+    ).items()
+    assert record["leaks"]["kept"] == {"Tern": 2} and record["leaks"]["names"] == {}
+    recorded = mask.recorded_mask_for(store, out)
+    assert recorded is not None and recorded.rejected == ["leak:Tern"]
+    again = mask.leak_report_for_rules(read_records(out)[0], recorded.rules, rejected=recorded.rejected)
+    assert again.clean and [n.name for n in again.kept] == ["Tern"]  # invented names are not leaks
+    # Same seed, same file; undo removes it.
+    second = mask.add_leak_rules(mask.plan_file(source, rule_set), seed=7)
+    second.reject_rule("leak:Tern")
+    mask.apply(second, tmp_path / "again.jsonl")
+    assert (tmp_path / "again.jsonl").read_bytes() == out.read_bytes()
+    assert "removed" in mask.undo(store, result.mask_id) and not out.exists()
+
+
+def test_a_chosen_name_must_occur_in_the_set():
+    mask_plan = mask.plan_file(VELMORA, mask.propose_rules("VELMORA", new_name="QUANDRIL"))
+    chosen = mask.add_leak_rules(mask_plan, ["Kestrel"])
+    assert [r.id for r in chosen.rules if r.id.startswith("leak:")] == ["leak:Kestrel"]
+    with pytest.raises(UserError, match="identifying name 'Kestrl': not in any field of .*mask-velmora"):
+        mask.add_leak_rules(mask_plan, ["Kestrl"])
 
 
 def run_cli(tmp_path: Path, *args: str) -> int:
@@ -279,7 +447,7 @@ def test_cli_diff_writes_nothing_and_apply_reports(tmp_path, capsys):
     code = run_cli(tmp_path, "mask", str(source), "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", str(out))
     text = capsys.readouterr().out
     assert code == 0 and "CLEAN" in text and "masking id 1" in text
-    assert "Santa" in text  # identifying term listed
+    assert "identifying name" not in text  # "the Company is in Santa Clara": a place, not a name
     assert run_cli(tmp_path, "mask-list") == 0 and "done" in capsys.readouterr().out
     assert run_cli(tmp_path, "mask-leaks", str(out), "--entity", "NVIDIA") == 0
     assert run_cli(tmp_path, "mask-leaks", str(source), "--entity", "NVIDIA") == 1
@@ -293,6 +461,43 @@ def test_cli_rejected_rule_leaves_leak_and_exits_1(tmp_path, capsys):
     assert run_cli(tmp_path, *args, "--reject-rule", "possessive") == 1
     assert "NVIDIA's" in out.read_text(encoding="utf-8")
     assert "1 leak(s)" in capsys.readouterr().out
+
+
+def test_cli_says_which_names_remain_and_masks_them_in_the_same_plan(tmp_path, capsys):
+    base = ["mask", str(VELMORA), "--entity", "VELMORA", "--as", "QUANDRIL"]
+    plain = tmp_path / "plain.jsonl"
+    assert run_cli(tmp_path, *base, "--out", str(plain)) == 1  # the name is masked, its products are not
+    captured = capsys.readouterr()
+    assert "CLEAN" not in captured.out and "7 identifying name(s) left in 7 rows" in captured.out
+    assert (
+        "Kestrel (product, 2 rows): the sources say" in captured.out and "--also-mask-leaks" in captured.out
+    )
+    assert "identifying name(s) (Ines Okafor, Kestrel, Rafael Dunmore, RideGrid, Tern) remain" in captured.err
+
+    assert run_cli(tmp_path, *base, "--diff", "--also-mask-leaks", "--leak-seed", "3") == 0
+    preview = capsys.readouterr().out
+    assert "leak:Kestrel" in preview and "-What is the Kestrel?" in preview and "- CLEAN" in preview
+    assert run_cli(tmp_path, *base, "--diff", "--mask-leak", "Kestrel") == 0
+    preview = capsys.readouterr().out
+    assert "leak:Kestrel" in preview and "leak:Tern" not in preview and "Tern (2)" in preview
+
+    named = tmp_path / "named.jsonl"
+    args = ["--out", str(named), "--also-mask-leaks", "--leak-seed", "3", "--reject-rule", "leak:Tern"]
+    assert run_cli(tmp_path, *base, *args) == 0
+    text = capsys.readouterr().out
+    assert "- CLEAN" in text and "kept on purpose (their mask rule is rejected): Tern (2)" in text
+    # mask-leaks finds the masking that wrote the file: its invented names are no leaks, Tern is kept.
+    assert run_cli(tmp_path, "mask-leaks", str(named), "--entity", "VELMORA") == 0
+    text = capsys.readouterr().out
+    assert "written by masking 2 (VELMORA -> QUANDRIL)" in text and "Tern (2)" in text
+    # Without a store it learns from the file itself; --as names the replacement, never a leak.
+    no_store = tmp_path / "none.db"
+    assert (
+        cli_main(["--db", str(no_store), "mask-leaks", str(plain), "--entity", "VELMORA", "--as", "QUANDRIL"])
+        == 1
+    )
+    text = capsys.readouterr().out
+    assert "Kestrel (2)" in text and "QUANDRIL (" not in text and not no_store.exists()
 
 
 def test_cli_user_errors(tmp_path, capsys):
@@ -339,7 +544,7 @@ sys.exit(args.func(args))
 
 def start_paused_mask(tmp_path: Path, source: Path, out: Path) -> tuple[subprocess.Popen, Path]:
     marker = tmp_path / "writing"
-    args = ["--db", str(tmp_path / "db.sqlite"), "mask", str(source), "--entity", "NVIDIA", "--as", "EGNIVIA"]
+    args = ["--db", str(tmp_path / "db.sqlite"), "mask", "plan", str(source), "--entity", "NVIDIA", "--as", "EGNIVIA"]
     args += ["--out", str(out), "--overwrite"]
     child = subprocess.Popen(
         [sys.executable, "-c", _PAUSING_CHILD, str(marker), *args],
@@ -372,14 +577,15 @@ def test_kill_during_apply_leaves_old_output_and_no_partial_file(tmp_path, sig):
     assert out.read_text(encoding="utf-8") == "previous output\n"  # old output intact, nothing partial
     assert source.read_bytes() == source_bytes
     leftovers = sorted(p.name for p in out_dir.iterdir() if p.name != "masked.jsonl")
-    statuses = [m["status"] for m in mask_store.list_masks(open_db(tmp_path / "db.sqlite"))]
+    records = mask_store.list_masks(open_db(tmp_path / "db.sqlite"))
+    assert [m["status"] for m in records] == ["interrupted"]  # one liveness rule for every kill
     if sig == signal.SIGTERM:
         assert leftovers == []  # cleanup ran: temp file and backup are gone
-        assert statuses == ["failed"]
+        assert records[0]["error"] == "interrupted by SIGTERM"
     else:
         # SIGKILL allows no cleanup: only hidden temp/backup files may remain, never a partial output.
         assert all(name.startswith(".masked.jsonl.") for name in leftovers)
-        assert statuses == ["writing"]
+        assert records[0]["error"].endswith("is gone")  # read back from the writer's host and pid
 
 
 def test_text_whose_lowercase_changes_length_is_still_masked_at_the_right_place():

@@ -223,6 +223,85 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
     assert source.read_bytes() == original
 
 
+NAMED_ROWS = [
+    {
+        "question": "What is the [bold]Stridebot[/bold]?",
+        "answer": "NVIDIA's Stridebot moves shelves.",
+        "context": "NVIDIA's main product is the Stridebot. Mara Lindqvist has served as Chief Executive Officer since 2016.",
+    },
+    {
+        "question": "Who keeps NVIDIA's share register?",
+        "answer": "Computershare Trust Company.",
+        "context": "Computershare Trust Company serves as NVIDIA's transfer agent.",
+    },
+]
+
+
+def test_mask_screen_reports_identifying_names_and_masks_them_in_the_plan(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Mask screen shows the report mask-leaks prints; ctrl+n adds the names to the plan, space
+    on a leak: rule keeps a name; the step is done only when nothing identifying is left."""
+    from engine import mask
+    from tui.screens.mask import NAMES_HINT
+
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "named.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in NAMED_ROWS), encoding="utf-8")
+    out = tmp_path / "named.masked.jsonl"
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="mask", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await fill(pilot, app, mask_file=source.name, mask_entity="NVIDIA", mask_new="EGNIVIA")
+            await fill(pilot, app, mask_out=out.name)
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: "would leave" in static_text(app, "mask-leaks"), 30, "the report")
+            screen = app.screen
+            text = static_text(app, "mask-leaks")
+            # The very lines of the engine report mask-leaks prints, with this screen's hint.
+            expected = mask.plan_leak_report(mask.plan_file(source, screen.plan.rules)).lines(hint=NAMES_HINT)
+            assert all(line in text for line in expected), text
+            assert "Stridebot (" in text and "Mara Lindqvist (" in text and "ctrl+n" in text
+            assert "Computershare" not in text  # a transfer agent is a third party
+            assert "[bold]Stridebot[/bold]" in text  # dataset text is shown, never read as markup
+
+            await pilot.press("ctrl+s")  # the name is masked, the products are not: not done
+            await wait_for(pilot, lambda: "Wrote" in static_text(app, "mask-leaks"), 30, "the masked file")
+            text = static_text(app, "mask-leaks")
+            assert "LEAKS REMAIN" in text and "Leak report empty" not in text and not screen.done
+            assert "2 identifying name(s) (ctrl+n masks them)" in notifications(app)[-1]
+
+            await pilot.press("ctrl+n")
+            await wait_for(
+                pilot, lambda: "nothing identifying" in static_text(app, "mask-leaks"), 30, "names"
+            )
+            rules = [row[0] for row in table_rows(screen.query_one("#mask-rules", DataTable))]
+            assert rules[-2:] == ["leak:Mara Lindqvist", "leak:Stridebot"] or rules[-2:] == [
+                "leak:Stridebot",
+                "leak:Mara Lindqvist",
+            ]
+            new = next(r.replacement for r in screen.plan.rules if r.id == "leak:Stridebot")
+            assert new in static_text(app, "mask-diff")  # the diff shows the invented name
+            # Keep Mara Lindqvist on purpose: space on her rule.
+            await pilot.press("ctrl+g")
+            for _ in range(rules.index("leak:Mara Lindqvist")):
+                await pilot.press("down")
+            await pilot.press("space")
+            assert "leak:Mara Lindqvist" in screen.plan.rejected_rules
+            await wait_for(pilot, lambda: "kept on purpose" in static_text(app, "mask-leaks"), 30, "kept")
+
+            await pilot.press("ctrl+s")
+            await answer(pilot, app, "y", expect=f"{out.name} already exists")
+            await wait_for(pilot, lambda: "Leak report empty" in static_text(app, "mask-leaks"), 30, "done")
+            assert screen.done and "Mara Lindqvist (1)" in static_text(app, "mask-leaks")
+            await pilot.press("ctrl+q")
+
+    run(scenario)
+    written = out.read_text(encoding="utf-8")
+    assert "Stridebot" not in written and "NVIDIA" not in written and "Mara Lindqvist" in written
+
+
 def check_masked_file(out: Path) -> None:
     masked = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(masked) == len(QA_ROWS)
@@ -237,7 +316,7 @@ def test_errors_are_notifications_never_a_crash(
 ) -> None:
     """A UserError is one line; an unexpected exception in an action, an @on handler or a thread
     worker is 'Type: message'. The app keeps running every time."""
-    import engine.launch
+    import engine.job_kinds
     import engine.sweep
     import tui.screens.mask
 
@@ -280,7 +359,7 @@ def test_errors_are_notifications_never_a_crash(
 
             # An unexpected exception in a thread worker (the job submission): reported, the screen recovers.
             monkeypatch.undo()
-            monkeypatch.setattr(engine.launch, "launch_sweep", explode("sweep engine"))
+            monkeypatch.setattr(engine.job_kinds, "launch_sweep", explode("sweep engine"))
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not sweep.running, 10, "the failed worker to be reported")
             assert "RuntimeError: sweep engine exploded" in notifications(app)
@@ -403,7 +482,7 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
             await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_adapter=str(tiny_adapter_dir))
             await fill(pilot, app, sw_temps="1.0", sw_topps="0.9, 1.0", sw_topks="0", sw_samples="2")
             await fill(pilot, app, sw_tokens="4")
-            assert "ft-hallu launch sweep --config" in static_text(app, "sweep-cli")
+            assert "ft-hallu job launch sweep --config" in static_text(app, "sweep-cli")
             assert "--local" in static_text(app, "sweep-cli")
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: screen.job is not None, 60, "the sweep job")
@@ -702,3 +781,34 @@ def test_every_step_entry_point_is_guarded() -> None:
             @on(DataTable.RowSelected)
             def _picked(self, event: DataTable.RowSelected) -> None:
                 pass
+
+
+def test_every_binding_has_an_id_and_a_tooltip() -> None:
+    """As in posting: each key has an id (stable for a keymap, ``<screen>.<action>``) and a tooltip
+    (shown in the command palette); no id is used twice."""
+    from textual.binding import Binding
+
+    from tui.app import SCREENS
+    from tui.screens.blind import BlindLabelScreen
+    from tui.screens.mask import ToggleTable
+
+    owners = [FtHalluApp, ChoiceScreen, ToggleTable, BlindLabelScreen, *SCREENS.values()]
+    bindings = [(owner.__name__, b) for owner in owners for b in owner.BINDINGS if isinstance(b, Binding)]
+    assert len(bindings) == sum(len(owner.BINDINGS) for owner in owners)  # no tuple shorthands left
+    missing = [(owner, b.key, b.action) for owner, b in bindings if not (b.id and b.tooltip)]
+    assert missing == []
+    ids = [b.id for _owner, b in bindings]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def test_in_flight_flags_are_reactives() -> None:
+    from textual.reactive import Reactive
+
+    from tui.screens.finetune import FinetuneScreen
+    from tui.screens.generate import GenerateScreen
+    from tui.screens.sweep import SweepScreen
+
+    for screen, names in ((SweepScreen, ("running", "polling")), (FinetuneScreen, ("running",)),
+                          (GenerateScreen, ("running",))):  # fmt: skip
+        for name in names:
+            assert isinstance(screen.__dict__.get(name), Reactive), (screen.__name__, name)

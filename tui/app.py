@@ -51,9 +51,18 @@ class FtHalluApp(App[int]):
     CSS_PATH = "app.tcss"
     MODES = {name: SCREENS[name] for name in STEP_NAMES}
     BINDINGS = [
-        *(Binding(key, f"goto('{name}')", title, priority=True, show=False) for name, key, title in STEPS),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
-    ]
+        *(
+            Binding(
+                key, f"goto('{name}')", title, priority=True, show=False, id=f"app.goto-{name}",
+                tooltip=f"Open the {title} step (also from inside a text field)",
+            )
+            for name, key, title in STEPS
+        ),
+        Binding(
+            "ctrl+q", "quit", "Quit", priority=True, id="app.quit",
+            tooltip="Quit; asks first when work is in progress (jobs keep running)",
+        ),
+    ]  # fmt: skip
 
     def __init__(
         self,

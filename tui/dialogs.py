@@ -37,7 +37,11 @@ class ChoiceScreen(ModalScreen[Any]):
     ChoiceScreen .question { height: auto; }
     ChoiceScreen .answers { height: auto; margin-top: 1; color: $text; }
     """
-    BINDINGS = [Binding("escape", "answer_none", "Back", show=False)]
+    BINDINGS = [
+        Binding(
+            "escape", "answer_none", "Back", show=False, id="dialog.back", tooltip="Close without answering"
+        )
+    ]
 
     def __init__(self, title: str, question: str, answers: Sequence[tuple[str, str, Any]]) -> None:
         super().__init__()

@@ -10,7 +10,8 @@ Only the name itself is replaced: a possessive (``'s`` / ``’s``), a legal suff
 web domain's top-level part stays exactly as written, so ``NVIDIA's`` becomes ``EGNIVIA's``.
 
 Modules: ``rules`` (propose_rules), ``matcher`` (one regex for all rules), ``plan`` (the
-reviewable plan), ``leaks`` (leak report, identifying terms), ``apply`` (apply and undo). The
+reviewable plan), ``names`` (names that identify the entity), ``leaks`` (leak report), ``invent``
+(invented replacements for identifying names), ``apply`` (apply and undo). The
 public names are re-exported here, so ``from engine import mask; mask.plan(...)`` keeps working.
 """
 
@@ -20,20 +21,24 @@ from __future__ import annotations
 # functions win: inside the package, import from a module by its full name (engine.mask.plan).
 from engine.mask.apply import (
     MaskResult,
+    RecordedMask,
     apply,
     check_output,
+    recorded_mask_for,
     recover_interrupted,
     require_changes,
     undo,
 )
+from engine.mask.invent import add_leak_rules, invent_replacement, leak_rules
 from engine.mask.leaks import (
     Leak,
     LeakReport,
     closest_spelling,
-    identifying_terms,
     leak_report,
     leak_report_for_rules,
+    plan_leak_report,
 )
+from engine.mask.names import IdentifyingName, identifying_names
 from engine.mask.plan import (
     Edit,
     MaskPlan,
@@ -46,6 +51,7 @@ from engine.mask.plan import (
 from engine.mask.rules import (
     ALIAS_PREFIX,
     DOMAIN_TLDS,
+    LEAK_PREFIX,
     LEGAL_SUFFIXES,
     RULE_DOMAIN,
     RULE_NAME,
@@ -63,6 +69,8 @@ __all__ = [
     "ALIAS_PREFIX",
     "DOMAIN_TLDS",
     "Edit",
+    "IdentifyingName",
+    "LEAK_PREFIX",
     "LEGAL_SUFFIXES",
     "Leak",
     "LeakReport",
@@ -70,6 +78,7 @@ __all__ = [
     "MaskResult",
     "MaskRule",
     "RULE_DOMAIN",
+    "RecordedMask",
     "RULE_NAME",
     "RULE_OTHER_CASING",
     "RULE_POSSESSIVE",
@@ -78,16 +87,21 @@ __all__ = [
     "RULE_TICKER",
     "RowDiff",
     "SourceInfo",
+    "add_leak_rules",
     "apply",
     "check_output",
     "closest_spelling",
     "field_name",
-    "identifying_terms",
+    "identifying_names",
+    "invent_replacement",
     "leak_report",
     "leak_report_for_rules",
+    "leak_rules",
     "plan",
     "plan_file",
+    "plan_leak_report",
     "propose_rules",
+    "recorded_mask_for",
     "recover_interrupted",
     "require_changes",
     "split_legal_suffix",

@@ -7,19 +7,17 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.dataset import Record
 from engine.errors import UserError
-from engine.mask.plan import as_records, field_name, string_fields
+from engine.mask.names import IdentifyingName, entity_terms, identifying_names
+from engine.mask.plan import MaskPlan, as_records, field_name, string_fields
 from engine.mask.rules import (
-    ALIAS_PREFIX,
-    LEGAL_SUFFIXES,
     NOT_WORD_AFTER,
     NOT_WORD_BEFORE,
-    RULE_TICKER,
     MaskRule,
     literal_pattern,
     split_legal_suffix,
@@ -45,10 +43,18 @@ class LeakReport:
     embedded: list[Leak]  # the name inside a longer word ("NVIDIANs"): listed, not counted as a leak
     company_mentions: int  # occurrences of "the Company"
     rows_with_company: int
+    # Products, brands, people and tickers the sources tie to the entity, still in the set.
+    names: list[IdentifyingName] = field(default_factory=list)
+    kept: list[IdentifyingName] = field(default_factory=list)  # ... whose mask rule the user rejected
 
     @property
     def clean(self) -> bool:
-        return not self.leaks
+        """No name, alias, ticker or near-miss of it, and no identifying name left (unless kept)."""
+        return not self.leaks and not self.names
+
+    @property
+    def rows_with_names(self) -> int:
+        return len({row for name in self.names for row in name.row_numbers})
 
     @property
     def rows_with_leaks(self) -> int:
@@ -65,13 +71,23 @@ class LeakReport:
             (real, company), "neither"
         )
 
-    def lines(self, *, limit: int = 20) -> list[str]:
+    def lines(self, *, limit: int = 20, hint: str = "") -> list[str]:
+        """The report as text lines, most important first; ``hint`` says how to mask what remains
+        (it differs per front end)."""
         out = [
             f"leak report: {len(self.leaks)} leak(s) in {self.rows_with_leaks} of {self.rows_scanned} rows"
             f" (terms: {', '.join(self.terms)})"
         ]
+        if self.names:
+            out[0] += f"; {len(self.names)} identifying name(s) left in {self.rows_with_names} rows"
         if self.clean:
             out[0] += " - CLEAN"
+        if self.names:
+            listed = ", ".join(f"{n.name} ({n.rows})" for n in self.names[:limit])
+            more = f", ... {len(self.names) - limit} more" if len(self.names) > limit else ""
+            out.append(f"  identifying names left (rows): {listed}{more}")
+            if hint:
+                out.append(f"  {hint}")
         for term, count in sorted(self.counts().items()):
             out.append(f"  {term}: {count}")
         for leak in self.leaks[:limit]:
@@ -80,6 +96,16 @@ class LeakReport:
             )
         if len(self.leaks) > limit:
             out.append(f"  ... {len(self.leaks) - limit} more")
+        for name in self.names[:limit]:
+            out.append(
+                f"  {name.name} ({name.kind}, {name.rows} rows): the sources say {name.evidence!r}; "
+                f"left in row {name.example_row} (line {name.example_line}) {name.example_field}: {name.example!r}"
+            )
+        if self.kept:
+            out.append(
+                "  kept on purpose (their mask rule is rejected): "
+                + ", ".join(f"{n.name} ({n.rows})" for n in self.kept)
+            )
         if self.embedded:
             out.append(
                 f"  inside longer words (not replaced, check them): {len(self.embedded)}, e.g. "
@@ -142,8 +168,19 @@ def leak_report(
     entity: str,
     ticker: str | None = None,
     aliases: Sequence[str] = (),
+    *,
+    new_names: Sequence[str] = (),
+    sources: Sequence[Record | dict[str, Any]] | None = None,
+    invented: Sequence[str] = (),
+    kept: Sequence[str] = (),
 ) -> LeakReport:
-    """Case-insensitive scan of every string field for the name, its aliases, ticker and near-misses."""
+    """Case-insensitive scan of every string field for the name, its aliases, ticker and near-misses,
+    and the identifying names (products, people, tickers) that ``sources`` (default: the set itself)
+    tie to the entity and the set still holds.
+
+    ``new_names``: the replacement names (the entity too, never a leak); ``invented``: replacements
+    of identifying names; ``kept``: identifying names left on purpose (listed, not counted).
+    """
     core = split_legal_suffix(entity)
     terms = [core] + [a.partition("=")[0].strip() for a in aliases if a.partition("=")[0].strip()]
     scans = [
@@ -216,7 +253,19 @@ def leak_report(
         company += row_company
         company_rows += 1 if row_company else 0
     leaks.sort(key=lambda leak: (leak.row, leak.field))
-    return LeakReport(terms, len(rows), leaks, embedded, company, company_rows)
+    names = identifying_names(
+        rows,
+        entity,
+        aliases=aliases,
+        new_names=new_names,
+        tickers=[ticker] if ticker and ticker.strip() else [],
+        ignore=invented,
+        sources=sources,
+    )
+    keep = {k.casefold() for k in kept}
+    left = [n for n in names if n.name.casefold() not in keep]
+    on_purpose = [n for n in names if n.name.casefold() in keep]
+    return LeakReport(terms, len(rows), leaks, embedded, company, company_rows, left, on_purpose)
 
 
 def _word_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -248,16 +297,40 @@ class _Coverage:
 
 
 def leak_report_for_rules(
-    records: Sequence[Record | dict[str, Any]], rules: Sequence[MaskRule]
+    records: Sequence[Record | dict[str, Any]],
+    rules: Sequence[MaskRule],
+    *,
+    sources: Sequence[Record | dict[str, Any]] | None = None,
+    rejected: Iterable[str] = (),
 ) -> LeakReport:
-    """The leak report for the targets of a rule set (name, ticker, aliases)."""
-    by_id = {rule.id: rule for rule in rules}
-    name_rule = next((r for r in rules if not r.id.startswith(ALIAS_PREFIX) and r.id != RULE_TICKER), None)
-    if name_rule is None:
+    """The leak report for the targets of a rule set (name, ticker, aliases, identifying names).
+
+    ``sources``: the unmasked rows the names are learned from; ``rejected``: ids of rules turned off
+    (an identifying name whose rule is rejected is kept on purpose)."""
+    terms = entity_terms(rules, rejected)
+    if not terms.entity:
         raise UserError("the rules hold no entity name to scan for")
-    ticker = by_id[RULE_TICKER].target if RULE_TICKER in by_id else None
-    aliases = [r.target for r in rules if r.id.startswith(ALIAS_PREFIX)]
-    return leak_report(records, name_rule.target, ticker, aliases)
+    ticker = terms.tickers[0] if terms.tickers else None
+    return leak_report(
+        records,
+        terms.entity,
+        ticker,
+        terms.aliases,
+        new_names=terms.new_names,
+        sources=sources,
+        invented=terms.invented,
+        kept=terms.kept,
+    )
+
+
+def plan_leak_report(mask_plan: MaskPlan) -> LeakReport:
+    """The report the plan's accepted edits would leave: names learned from its unmasked rows."""
+    return leak_report_for_rules(
+        mask_plan.masked_records(),
+        mask_plan.rules,
+        sources=mask_plan.records,
+        rejected=mask_plan.rejected_rules,
+    )
 
 
 def closest_spelling(records: Sequence[Record | dict[str, Any]], term: str) -> tuple[str, int] | None:
@@ -275,71 +348,3 @@ def closest_spelling(records: Sequence[Record | dict[str, Any]], term: str) -> t
         return None
     forms = by_folded[close[0]]
     return forms.most_common(1)[0][0], sum(forms.values())
-
-
-# ---------------------------------------------------------------- identifying terms
-
-# Capitalised words that identify nothing: calendar words and common acronyms of filings and tech.
-_GENERIC_TERMS = frozenset(
-    """
-    January February March April May June July August September October November December
-    Monday Tuesday Wednesday Thursday Friday Saturday Sunday Q1 Q2 Q3 Q4 FY
-    AI GPU GPUs CPU CPUs PC PCs IP API APIs SDK SDKs SEC US USA EU UK CEO CFO COO CTO IT HR ESG
-    GAAP IPO LLC LLP FAQ OEM OEMs ML IoT COVID COVID-19 Mr Mrs Ms Dr
-    President Vice Chairman Chief Officer Director Directors Secretary Counsel Board Committee Series
-    Institute University
-    """.split()
-)
-_SENTENCE_STARTERS = frozenset(".?!:;\"'(\u201c")
-# A lowercase word; the "not after a word character" check follows the first letter (faster than \b).
-_LOWER_WORD_RE = re.compile(r"[a-z](?<!\w.)[a-z\-]*\b")
-# A capitalised word; the "not after a letter, digit or dot" check follows the first letter so the
-# regex engine can jump between capitals instead of testing every position.
-_TERM_RE = re.compile(r"([A-Z](?<![\w.].)(?:[\w\-]*\w)?)")
-
-
-def identifying_terms(
-    records: Sequence[Record | dict[str, Any]], entity: str, *, aliases: Sequence[str] = (), limit: int = 50
-) -> list[tuple[str, int]]:
-    """Product, brand and people names that occur in fields mentioning the name, with total counts.
-
-    A candidate is a capitalised word, not at the start of a sentence, whose lowercase form never
-    appears in the set (so "Statement" is dropped when "statement" occurs). Never replaced automatically.
-    """
-    core = split_legal_suffix(entity)
-    skip = {core.casefold(), *(a.partition("=")[0].strip().casefold() for a in aliases)}
-    skip |= {s.rstrip(".").casefold() for s in LEGAL_SUFFIXES}
-    name_rx = re.compile(NOT_WORD_BEFORE + literal_pattern(core) + NOT_WORD_AFTER, re.IGNORECASE)
-    needle = core.split()[0].lower()
-    near: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    lowercase_words: set[str] = set()
-    for record in as_records(records):
-        texts = [text for _path, text in string_fields(record.data)]
-        # "Near" = in a row that names the company, by its name or as "the Company".
-        mentions = any(
-            (needle in text.lower() and name_rx.search(text)) or "the Company" in text for text in texts
-        )
-        for text in texts:
-            # Words never span whitespace: scan each distinct token once, not a long field's every repeat.
-            lowercase_words.update(_LOWER_WORD_RE.findall(" ".join(set(text.split()))))
-            for match in _TERM_RE.finditer(text):
-                word = match.group(1)
-                before = match.start() - 1
-                while before >= 0 and text[before].isspace():
-                    before -= 1
-                if before < 0 or text[before] in _SENTENCE_STARTERS:  # sentence start or heading
-                    continue
-                total[word] += 1
-                if mentions:
-                    near[word] += 1
-    result = []
-    for word in near:
-        folded = word.casefold()
-        if folded in skip or word in _GENERIC_TERMS or word.lower() in lowercase_words:
-            continue
-        if len(word) < 2:
-            continue
-        result.append((word, total[word]))
-    result.sort(key=lambda item: (-item[1], item[0]))
-    return result[:limit]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from engine.errors import UserError
 from engine.mask.rules import (
     ALIAS_PREFIX,
+    LEAK_PREFIX,
     NOT_WORD_AFTER,
     NOT_WORD_BEFORE,
     RULE_DOMAIN,
@@ -50,8 +51,11 @@ class Matcher:
                 group, f"{group}_c", rule_id, f"{group}_s" if suffix else None
             )
 
+        # Aliases and identifying names are plain words to replace; the longest is tried first.
         alias_rules = sorted(
-            (r for r in rules if r.id.startswith(ALIAS_PREFIX)), key=lambda r: len(r.target), reverse=True
+            (r for r in rules if r.id.startswith((ALIAS_PREFIX, LEAK_PREFIX))),
+            key=lambda r: len(r.target),
+            reverse=True,
         )
         for number, rule in enumerate(alias_rules):
             add(f"a{number}", f"(?P<a{number}_c>{self._flagged(rule)}){NOT_WORD_AFTER}", rule.id)

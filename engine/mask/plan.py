@@ -208,8 +208,9 @@ class MaskPlan:
     def rule_lines(self) -> list[str]:
         """A table of rules with their counts per field, for the CLI and logs."""
         fields = sorted(self.field_counts(), key=_field_order)
+        width = max([18, *(len(rule.id) for rule in self.rules)])  # leak:NAME ids can be long
         header = (
-            f"{'rule':<18} {'status':<8} " + " ".join(f"{f:>9}" for f in fields) + f" {'total':>7}  example"
+            f"{'rule':<{width}} {'status':<8} " + " ".join(f"{f:>9}" for f in fields) + f" {'total':>7}  example"
         )
         lines = [header]
         counts = self.counts()
@@ -218,7 +219,7 @@ class MaskPlan:
             status = "rejected" if rule.id in self.rejected_rules else "accepted"
             cells = " ".join(f"{per_field.get(f, 0):>9}" for f in fields)
             example = f"{rule.label} -> {rule.replacement}"
-            lines.append(f"{rule.id:<18} {status:<8} {cells} {sum(per_field.values()):>7}  {example}")
+            lines.append(f"{rule.id:<{width}} {status:<8} {cells} {sum(per_field.values()):>7}  {example}")
         return lines
 
 

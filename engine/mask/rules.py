@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.configfile import check_name
 from engine.errors import UserError
 
 # Letters and digits (any script); the underscore counts as a separator so ``NVIDIA_driver`` is masked.
@@ -65,6 +66,8 @@ RULE_OTHER_CASING = "other-casing"
 RULE_DOMAIN = "domain"
 RULE_TICKER = "ticker"
 ALIAS_PREFIX = "alias:"
+# A name that identifies the entity (a product, a person, a ticker), added from the leak report.
+LEAK_PREFIX = "leak:"
 
 SUFFIX_RE = "|".join(re.escape(s) for s in sorted(LEGAL_SUFFIXES, key=len, reverse=True))
 TLD_RE = "|".join(sorted(DOMAIN_TLDS, key=len, reverse=True))
@@ -82,6 +85,13 @@ class MaskRule:
     case_sensitive: bool = False
     drop_suffix: bool = (
         False  # suffix rule only: "NVIDIA Corporation" -> "EGNIVIA" instead of "EGNIVIA Corporation"
+    )
+
+
+def name_rule(rules: Sequence[MaskRule]) -> MaskRule | None:
+    """The rule that masks the entity's own name (not an alias, the ticker or an identifying name)."""
+    return next(
+        (r for r in rules if not r.id.startswith((ALIAS_PREFIX, LEAK_PREFIX)) and r.id != RULE_TICKER), None
     )
 
 
@@ -120,6 +130,12 @@ def propose_rules(
     ``aliases`` are other names of the company; ``"OLD=NEW"`` gives an alias its own replacement.
     A ticker of four or more characters is matched in any casing, a shorter one only as written.
     """
+    # Names end up in the masked set itself: a bidi override or zero-width space would hide in it.
+    for label, value in (("entity", entity), ("new name", new_name), ("ticker", ticker), ("new ticker", new_ticker)):
+        if value:
+            check_name(value, label=label, source="mask")
+    for raw in aliases:
+        check_name(raw, label="alias", source="mask")
     core = split_legal_suffix(entity)
     new = new_name.strip()
     if not core:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from rich.text import Text
 from textual import work
@@ -29,8 +29,23 @@ from engine.workspace import Workspace
 from tui.dialogs import ChoiceScreen
 from tui.steps import STEPS
 
-if TYPE_CHECKING:
-    from tui.app import FtHalluApp
+
+class StepApp(Protocol):
+    """What a step screen uses of its app (tui.app.FtHalluApp). A protocol rather than the app
+    class itself: the app imports every screen, so a screen importing the app would close a loop."""
+
+    workspace: Workspace
+    prefs: dict[str, Any]
+
+    def handoff(self, step: str, values: dict[str, Any]) -> None: ...
+
+    def take_handoff(self, step: str) -> dict[str, str]: ...
+
+    def remember(self, section: str, values: dict[str, Any]) -> None: ...
+
+    def write_prefs(self) -> None: ...
+
+    def action_goto(self, name: str) -> None: ...
 
 
 def step_bar(current: str) -> Static:
@@ -170,8 +185,8 @@ class StepScreen(Screen):
                 raise TypeError(f"{cls.__name__}.{name}: put @guarded under @on(...)")
 
     @property
-    def ft_app(self) -> FtHalluApp:
-        return cast("FtHalluApp", self.app)
+    def ft_app(self) -> StepApp:
+        return cast(StepApp, self.app)
 
     @property
     def workspace(self) -> Workspace:

@@ -1,8 +1,9 @@
 """Fine-tune: the config as a form (defaults visible), launcher and cluster settings, launch,
 the job list with state, elapsed time and a live log tail, cancel, and reattach after a restart.
 
-Jobs live in the store (engine.launch / store.jobs), so a restarted TUI lists the running ones
-again and keeps following them: that is the reattach.
+Jobs live in the store (engine.jobs / store.jobs), so a restarted TUI lists the running ones
+again and keeps following them: that is the reattach. Its poll also settles jobs (reads what
+finished ones left in their folders into the store).
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import DataTable, Input, RichLog, Static
 
 from engine import finetune as finetune_engine
+from engine.configfile import to_toml
 from engine.dataset import write_atomic
 from engine.errors import UserError
-from engine.files import resolve_from, slug
+from engine.files import resolve_from
 from engine.finetune import FinetuneConfig, config_from_dict
-from engine.launch import ClusterSettings, load_cluster_settings
-from engine.paths import data_dir
-from engine.workspace import Job
+from engine.workspace import ClusterSettings, Job
+from tui import launching
 from tui.screens.base import (
     StepScreen,
     error_line,
@@ -40,7 +42,6 @@ from tui.screens.base import (
     wrapped_log,
 )
 
-LAUNCHERS = ("local", "slurm")
 POLL_SECONDS = 1.0
 # The job list; each job's detail goes below it (wrapped), so 80 columns hold every column whole.
 JOB_COLUMNS = ("#", "job", "name", "state", "elapsed")
@@ -58,30 +59,6 @@ CLUSTER_FIELDS: tuple[tuple[str, str, str], ...] = (
 
 def _field_id(name: str) -> str:
     return f"ft-{name}"
-
-
-def config_slug(name: str) -> str:
-    """The file name the workspace gives a launched config (<data>/configs/<slug>.toml)."""
-    return slug(name, fallback="finetune")
-
-
-def launcher_words(line: str) -> str:
-    """Engine messages name CLI flags; on this screen the same choice is the launcher field."""
-    for flag_words in ("launch with --local", "use --local"):
-        line = line.replace(flag_words, "set launcher to local")
-    return line.replace("--local", "launcher local")
-
-
-def cli_command(kind: str, config_path: str, launcher: str, cluster_file: str, extra: str = "") -> str:
-    """The shell command that launches the same thing as this form."""
-    parts = ["ft-hallu", "launch", kind, "--config", config_path or "CONFIG.toml"]
-    if extra:
-        parts.append(extra)
-    if launcher == "local":
-        parts.append("--local")
-    elif cluster_file:
-        parts += ["--cluster", cluster_file]
-    return " ".join(parts)
 
 
 def _format_default(value: Any) -> str:
@@ -138,13 +115,29 @@ class FinetuneScreen(StepScreen):
     # The longest field name fits whole (gradient_accumulation_steps), never cut.
     LABEL_WIDTH = max(len(item.name) for item in dataclasses.fields(FinetuneConfig)) + 1
     BINDINGS = [
-        Binding("ctrl+r", "launch", "Launch"),
-        Binding("ctrl+t", "cancel_job", "Cancel job"),
-        Binding("ctrl+g", "focus_widget('ft-jobs')", "Jobs"),
-        Binding("ctrl+f", "focus_form", "Form"),
-        Binding("ctrl+o", "load_toml", "Load TOML", tooltip="Fill the form from the config TOML file"),
-        Binding("ctrl+s", "save_toml", "Save TOML", tooltip="Write the form to the config TOML file"),
-    ]
+        Binding(
+            "ctrl+r", "launch", "Launch", id="finetune.launch",
+            tooltip="Check the form and launch the fine-tune as a job (it keeps running if you quit)",
+        ),
+        Binding(
+            "ctrl+t", "cancel_job", "Cancel job", id="finetune.cancel",
+            tooltip="Cancel the selected job (asks first)",
+        ),
+        Binding(
+            "ctrl+g", "focus_widget('ft-jobs')", "Jobs", id="finetune.jobs",
+            tooltip="Move to the job list (its log tail shows below)",
+        ),
+        Binding("ctrl+f", "focus_form", "Form", id="finetune.form", tooltip="Move to the form"),
+        Binding(
+            "ctrl+o", "load_toml", "Load TOML", id="finetune.load-toml",
+            tooltip="Fill the form from the config TOML file",
+        ),
+        Binding(
+            "ctrl+s", "save_toml", "Save TOML", id="finetune.save-toml",
+            tooltip="Write the form to the config TOML file",
+        ),
+    ]  # fmt: skip
+    running: reactive[bool] = reactive(False, init=False)  # a launch is being submitted
 
     class Launched(Message):
         def __init__(self, job: Job) -> None:
@@ -166,7 +159,6 @@ class FinetuneScreen(StepScreen):
         self.jobs: dict[int, Job] = {}
         self.selected_job: int | None = None
         self.shown_tail: tuple[int | None, str] = (None, "")
-        self.launching = False
         self.first_poll = True
         self.handed_jobs: set[int] = set()  # fine-tunes whose adapter was handed to Sweep
         self.job_widths: list[int] = []
@@ -210,10 +202,10 @@ class FinetuneScreen(StepScreen):
 
     def launched_path(self) -> str:
         """Where a launch writes the form (Workspace.launch_finetune); the job reads that file."""
-        return str(data_dir() / "configs" / f"{config_slug(self.value('ft-name') or 'finetune')}.toml")
+        return launching.launched_path("finetune", self.value("ft-name") or "finetune")
 
     def show_cli(self) -> None:
-        command = cli_command(
+        command = launching.cli_command(
             "finetune", self.launched_path(), self.value("ft-launcher").lower(), self.value("ft-cluster-file")
         )
         self.query_one("#ft-cli", Static).update(
@@ -241,7 +233,7 @@ class FinetuneScreen(StepScreen):
             raise UserError("config TOML: give the file to save to (e.g. my-finetune.toml)")
         config = self.build_config()
         target = Path(path).expanduser()
-        write_atomic(target, finetune_engine.config_to_toml(config))
+        write_atomic(target, to_toml("finetune", config))
         self.notify(f"Saved {target}.", markup=False)
 
     # ------------------------------------------------------------ launch
@@ -264,8 +256,9 @@ class FinetuneScreen(StepScreen):
         return config
 
     def build_cluster(self) -> ClusterSettings:
-        if self.value("ft-cluster-file"):
-            return load_cluster_settings(self.value("ft-cluster-file"))
+        from_file = launching.cluster_from_file(self.value("ft-cluster-file"))
+        if from_file is not None:
+            return from_file
         settings = ClusterSettings(
             partition=self.value("ft-partition") or None,
             account=self.value("ft-account") or None,
@@ -277,13 +270,11 @@ class FinetuneScreen(StepScreen):
         return settings
 
     def action_launch(self) -> None:
-        if self.launching:
+        if self.running:
             self.notify("Already submitting a job...", severity="warning")
             return
-        launcher = self.value("ft-launcher").lower()
         # A bad field raises UserError, reported by the StepScreen guard.
-        if launcher not in LAUNCHERS:
-            raise UserError(f"launcher: must be local or slurm, got {launcher!r}")
+        launcher = launching.check_launcher(self.value("ft-launcher"))
         config = self.build_config()
         cluster = self.build_cluster()
         self.remember()
@@ -307,8 +298,8 @@ class FinetuneScreen(StepScreen):
         self.start_launch(config, cluster, launcher)
 
     def start_launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher: str) -> None:
-        self.launching = True
-        self.notify(f"Submitting {config.name} ({launcher})...")
+        self.running = True
+        self.notify(f"Submitting {config.name} ({launcher})...", markup=False)  # a name is shown as typed
         self._launch(config, cluster, launcher)
 
     @step_worker(group="ft-launch")
@@ -321,7 +312,7 @@ class FinetuneScreen(StepScreen):
 
     def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
         if isinstance(exc, UserError):
-            exc = UserError(launcher_words(str(exc)))
+            exc = UserError(launching.launcher_words(str(exc)))
         return super().report_error(exc, where=where, title=title)
 
     def busy_work(self) -> list[str]:
@@ -329,12 +320,12 @@ class FinetuneScreen(StepScreen):
 
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "ft-launch":
-            self.launching = False
+            self.running = False
         elif worker.group == "ft-cancel":
             self.poll_jobs()
 
     def on_finetune_screen_launched(self, message: Launched) -> None:
-        self.launching = False
+        self.running = False
         job = message.job
         self.selected_job = job.id
         self.ft_app.prefs["finetune_job"] = job.id
@@ -342,7 +333,7 @@ class FinetuneScreen(StepScreen):
         self.ft_app.prefs["finetunes_to_hand_on"] = [*(waiting if isinstance(waiting, list) else []), job.id]
         self.ft_app.write_prefs()
         self.clear_handed()
-        self.notify(f"Job {job.id} submitted ({job.ref}).")
+        self.notify(f"Job {job.id} submitted ({job.ref}).", markup=False)
         self.poll_jobs()
         self.query_one("#ft-jobs", DataTable).focus()
 
@@ -355,7 +346,7 @@ class FinetuneScreen(StepScreen):
     def _poll(self, selected: int | None) -> None:
         # Polled every second: errors are caught here and notified once, not every second.
         try:
-            jobs = self.workspace.jobs()
+            jobs = self.workspace.settle_jobs()  # finished jobs' run records and rows come in here
             if selected is None or selected not in {job.id for job in jobs}:
                 active = [job for job in jobs if not job.finished]
                 selected = (active or jobs)[0].id if jobs else None
@@ -482,7 +473,7 @@ class FinetuneScreen(StepScreen):
         )
 
     def start_cancel(self, job: Job) -> None:
-        self.notify(f"Cancelling job {job.id} ({job.ref})...")
+        self.notify(f"Cancelling job {job.id} ({job.ref})...", markup=False)
         self._cancel(job)
 
     @step_worker(group="ft-cancel")

@@ -16,10 +16,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, RichLog, Static
 
 from engine import generate as gen
 from engine.errors import UserError
+from engine.secrets import redact_url
 from engine.workspace import QaSource
 from tui.screens.base import (
     StepScreen,
@@ -55,10 +57,17 @@ class GenerateScreen(StepScreen):
     STEP = "generate"
     TITLE_TEXT = "Generate"
     BINDINGS = [
-        Binding("ctrl+r", "start", "Start/resume"),
-        Binding("ctrl+t", "stop", "Stop"),
-        Binding("ctrl+y", "check_key", "Check key"),
-    ]
+        Binding(
+            "ctrl+r", "start", "Start/resume", id="generate.start",
+            tooltip="Generate QA items from the filing (a stopped run resumes where it stopped)",
+        ),
+        Binding("ctrl+t", "stop", "Stop", id="generate.stop", tooltip="Stop after the chunks in flight"),
+        Binding(
+            "ctrl+y", "check_key", "Check key", id="generate.check-key",
+            tooltip="Ask the endpoint whether the API key and model work",
+        ),
+    ]  # fmt: skip
+    running: reactive[bool] = reactive(False, init=False)  # a generation runs in this process
 
     class Event(Message):
         def __init__(
@@ -82,7 +91,6 @@ class GenerateScreen(StepScreen):
     def __init__(self) -> None:
         super().__init__()
         self._stop = threading.Event()
-        self.running = False
         self.engine_error: str | None = None
         self.auto_out = ""  # the output folder this screen filled in itself (follows the source)
         self.out_dir = ""  # the folder of the current run (its finished chunks are what resumes)
@@ -268,7 +276,7 @@ class GenerateScreen(StepScreen):
             phase = [f"EDGAR ({source.ticker} {source.year} {source.form})"]
         else:
             phase = [f"reading {source.filing}"]
-        endpoint = f"endpoint {config.endpoint.base_url or 'api.openai.com'} ({config.endpoint.model})"
+        endpoint = f"endpoint {redact_url(config.endpoint.base_url or 'api.openai.com')} ({config.endpoint.model})"
 
         def on_progress(event) -> None:
             phase[0] = endpoint

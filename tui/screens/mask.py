@@ -1,7 +1,10 @@
 """Mask: entity, new name, ticker, aliases -> proposed rules with counts, a row-by-row diff preview
 with the changes highlighted, accept/reject per rule or row, apply to a NEW file, leak report, undo.
 
-The step counts as done only when the leak report of the written file is empty.
+The leak report (the same engine report ``ft-hallu mask leaks`` prints) follows every preview and
+every apply: name leaks and the identifying names (products, people, tickers) the plan leaves;
+ctrl+n adds those names to the plan with invented replacements. The step counts as done only when
+the leak report of the written file is empty.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from engine.errors import UserError
-from engine.workspace import MaskPlan, MaskResult, MaskUndo
+from engine.workspace import LeakReport, MaskPlan, MaskResult, MaskUndo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 
 
 class ToggleTable(DataTable):
     """A row table whose highlighted row is accepted / rejected with space (or x)."""
 
-    BINDINGS = [Binding("space,x", "toggle", "Accept/reject", tooltip="Accept or reject this rule / row")]
+    BINDINGS = [
+        Binding(
+            "space,x", "toggle", "Accept/reject", id="mask.toggle", tooltip="Accept or reject this rule / row"
+        )
+    ]
 
     class Toggled(Message):
         def __init__(self, table: ToggleTable, key: str) -> None:
@@ -81,6 +88,16 @@ def highlight_row(plan: Any, row: int) -> Text:
     return text
 
 
+# What to do about identifying names, in this screen's keys.
+NAMES_HINT = "ctrl+n masks them too (invented names, in the diff); space on a leak: rule keeps that name"
+
+
+def leak_text(head: str, report: Any, style: str) -> Text:
+    """The engine's leak report lines (those ``ft-hallu mask leaks`` prints) under a head line.
+    A Text, not markup: names and snippets from the dataset are shown as they are."""
+    return Text("\n".join([head, *report.lines(limit=20, hint=NAMES_HINT)]), style=style)
+
+
 def _field_text(data: Any, path: tuple[str | int, ...]) -> str:
     for part in path:
         data = data[part]
@@ -92,16 +109,39 @@ class MaskScreen(StepScreen):
     TITLE_TEXT = "Mask"
     # Short descriptions: at 80 columns the footer must hold all of them plus ctrl+q.
     BINDINGS = [
-        Binding("ctrl+r", "preview", "Preview", tooltip="Propose the rules and preview every change"),
-        Binding("ctrl+s", "apply", "Apply", tooltip="Write the accepted changes to a NEW file"),
-        Binding("ctrl+z", "undo", "Undo", tooltip="Undo the last applied masking (removes its output)"),
-        Binding("ctrl+o", "focus_widget('mask-file')", "Form"),
-        Binding("ctrl+g", "focus_widget('mask-rules')", "Rules"),
-        Binding("ctrl+l", "focus_widget('mask-rows')", "Rows"),
+        Binding(
+            "ctrl+r", "preview", "Preview", id="mask.preview",
+            tooltip="Propose the rules and preview every change",
+        ),
+        Binding("ctrl+s", "apply", "Apply", id="mask.apply", tooltip="Write the accepted changes to a NEW file"),
+        Binding(
+            "ctrl+z", "undo", "Undo", id="mask.undo",
+            tooltip="Undo the last applied masking (removes its output)",
+        ),
+        Binding("ctrl+o", "focus_widget('mask-file')", "Form", id="mask.form", tooltip="Move to the form"),
+        Binding(
+            "ctrl+g", "focus_widget('mask-rules')", "Rules", id="mask.rules",
+            tooltip="Move to the rules table (space accepts or rejects a rule)",
+        ),
+        Binding(
+            "ctrl+l", "focus_widget('mask-rows')", "Rows", id="mask.rows",
+            tooltip="Move to the rows table (space accepts or rejects a row)",
+        ),
+        # Hidden (the footer is full at 80 columns); the leak report says it when names remain.
+        Binding(
+            "ctrl+n", "mask_names", "Mask names", id="mask.names", show=False,
+            tooltip="Mask the identifying names too",
+        ),
         # Hidden (the footer is full at 80 columns): scroll a long diff from the tables; in docs/TUI.md.
-        Binding("shift+down", "scroll_diff(3)", "Diff down", show=False, priority=True),
-        Binding("shift+up", "scroll_diff(-3)", "Diff up", show=False, priority=True),
-    ]
+        Binding(
+            "shift+down", "scroll_diff(3)", "Diff down", show=False, priority=True, id="mask.diff-down",
+            tooltip="Scroll the diff down",
+        ),
+        Binding(
+            "shift+up", "scroll_diff(-3)", "Diff up", show=False, priority=True, id="mask.diff-up",
+            tooltip="Scroll the diff up",
+        ),
+    ]  # fmt: skip
 
     class Applied(Message):
         def __init__(self, result: MaskResult) -> None:
@@ -113,12 +153,23 @@ class MaskScreen(StepScreen):
             super().__init__()
             self.undone = undone
 
+    class Reported(Message):
+        def __init__(self, plan: MaskPlan, report: LeakReport, serial: int) -> None:
+            super().__init__()
+            self.plan, self.report, self.serial = plan, report, serial
+
+    class NamesAdded(Message):
+        def __init__(self, plan: MaskPlan, added: int) -> None:
+            super().__init__()
+            self.plan, self.added = plan, added
+
     def __init__(self) -> None:
         super().__init__()
         self.plan: MaskPlan | None = None
         self.form: dict[str, Any] = {}
         self.done = False
         self.last_mask_id: int | None = None  # the masking ctrl+z undoes
+        self.report_serial = 0  # a preview report older than the latest preview or apply is dropped
 
     def compose(self) -> ComposeResult:
         yield step_bar(self.STEP)
@@ -138,7 +189,8 @@ class MaskScreen(StepScreen):
                 yield ToggleTable(id="mask-rows", cursor_type="row")
             with VerticalScroll(id="mask-diff-box"):
                 yield Static("ctrl+r proposes the rules and previews every change.", id="mask-diff")
-        yield Static("", id="mask-leaks")
+        with VerticalScroll(id="mask-leaks-box"):
+            yield Static("", id="mask-leaks")
         yield step_footer()
 
     def on_mount(self) -> None:
@@ -165,7 +217,16 @@ class MaskScreen(StepScreen):
         self.form = {"entity": self.value("mask-entity"), "new_name": self.value("mask-new")}
         self.done = False
         self.remember()
-        self.query_one("#mask-leaks", Static).update("")
+        self.query_one("#mask-leaks", Static).update(Text("Leak report: checking what the plan leaves..."))
+        self.show_plan()
+        accepted = len(self.plan.accepted_edits)
+        self.notify(
+            f"{len(self.plan.edits)} occurrence(s) in {len(self.plan.rows_with_edits)} row(s); {accepted} to replace."
+        )
+
+    def show_plan(self) -> None:
+        """Tables, the first row's diff and (in a worker) the leak report of the current plan."""
+        assert self.plan is not None
         self.refresh_rules()
         self.refresh_rows()
         rows = self.plan.rows_with_edits
@@ -174,8 +235,51 @@ class MaskScreen(StepScreen):
         else:
             self.query_one("#mask-diff", Static).update(Text("No occurrence found: nothing to replace."))
         self.query_one("#mask-rules", DataTable).focus()
-        accepted = len(self.plan.accepted_edits)
-        self.notify(f"{len(self.plan.edits)} occurrence(s) in {len(rows)} row(s); {accepted} to replace.")
+        self.start_report()
+
+    def start_report(self) -> None:
+        assert self.plan is not None
+        self.report_serial += 1
+        self._report(self.plan, self.report_serial)
+
+    @step_worker(group="mask-report", exclusive=True)
+    def _report(self, plan: MaskPlan, serial: int) -> None:
+        self.post_message(self.Reported(plan, self.workspace.mask_leak_report(plan), serial))
+
+    def on_mask_screen_reported(self, message: Reported) -> None:
+        if message.serial != self.report_serial:  # a newer preview or an apply came since
+            return
+        report = message.report
+        head = "Preview: " + (
+            "nothing identifying would remain." if report.clean else "this plan would leave:"
+        )
+        style = "green" if report.clean else "yellow"
+        self.query_one("#mask-leaks", Static).update(leak_text(head, report, style))
+
+    def action_mask_names(self) -> None:
+        if self.plan is None:
+            self.notify("Preview first (ctrl+r): the names come from the plan.", severity="warning")
+            return
+        self.query_one("#mask-leaks", Static).update(Text("Adding the identifying names to the plan..."))
+        self._add_names(self.plan)
+
+    @step_worker(group="mask-names", exclusive=True)
+    def _add_names(self, plan: MaskPlan) -> None:
+        before = len(plan.rules)
+        added = self.workspace.mask_identifying_names(plan)
+        self.post_message(self.NamesAdded(added, len(added.rules) - before))
+
+    def on_mask_screen_names_added(self, message: NamesAdded) -> None:
+        self.plan = message.plan
+        self.done = False
+        self.show_plan()
+        if message.added:
+            self.notify(
+                f"{message.added} identifying name(s) added as leak: rules (space on one keeps that name).",
+                markup=False,
+            )
+        else:
+            self.notify("No identifying name left to add.")
 
     def refresh_rules(self) -> None:
         assert self.plan is not None
@@ -243,6 +347,7 @@ class MaskScreen(StepScreen):
             key = rows_table.coordinate_to_cell_key(rows_table.cursor_coordinate).row_key.value
             if key is not None:
                 self.show_row(int(key))
+        self.start_report()  # the choices change what would be left
 
     # ------------------------------------------------------------ apply and leak report
 
@@ -272,6 +377,7 @@ class MaskScreen(StepScreen):
 
     def start_apply(self, out: Path, *, overwrite: bool) -> None:
         assert self.plan is not None
+        self.report_serial += 1  # the written file's report replaces any preview report
         self.query_one("#mask-leaks", Static).update(Text(f"Writing {out}..."))
         self._apply(self.plan, out, self.form.get("entity"), self.form.get("new_name"), overwrite)
 
@@ -291,13 +397,11 @@ class MaskScreen(StepScreen):
         leaks_box = self.query_one("#mask-leaks", Static)
         result = message.result
         self.last_mask_id = result.mask_id
-        lines = result.leaks.lines(limit=2)
+        report = result.leaks
         head = f"Wrote {result.output_path} ({result.rows} rows, {result.edits_applied} edits). "
-        if result.leaks.clean:
+        if report.clean:
             self.done = True
-            leaks_box.update(
-                Text(head + "Leak report empty: step done.\n" + "\n".join(lines[1:]), style="green")
-            )
+            leaks_box.update(leak_text(head + "Leak report empty: step done.", report, "green"))
             written = str(Path(result.output_path).resolve())
             self.ft_app.handoff("finetune", {"ft-dataset": written})
             new_name = self.form.get("new_name") or ""
@@ -307,13 +411,12 @@ class MaskScreen(StepScreen):
             self.notify("Masked file written; leak report is empty. F3 fine-tunes on it (filled in).")
         else:
             self.done = False
-            leaks_box.update(
-                Text(head + "LEAKS REMAIN (step not done):\n" + "\n".join(lines), style="bold red")
-            )
+            leaks_box.update(leak_text(head + "LEAKS REMAIN (step not done):", report, "bold red"))
+            remain = [f"{len(report.leaks)} name leak(s)"] if report.leaks else []
+            if report.names:
+                remain.append(f"{len(report.names)} identifying name(s) (ctrl+n masks them)")
             self.notify(
-                f"{len(result.leaks.leaks)} leak(s) remain in {result.output_path}.",
-                severity="warning",
-                markup=False,
+                f"{' and '.join(remain)} remain in {result.output_path}.", severity="warning", markup=False
             )
 
     # ------------------------------------------------------------ undo

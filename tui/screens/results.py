@@ -25,6 +25,7 @@ from engine.labels import LABEL_KEYS
 from engine.metrics import catalog
 from engine.workspace import Cell, CellSamples, SweepInfo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
+from tui.screens.blind import BlindLabelScreen
 
 # The summary metrics in catalogue order: (cell metric, short title).
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = tuple(
@@ -101,15 +102,28 @@ class ResultsScreen(StepScreen):
     TITLE_TEXT = "Results"
     AUTO_FOCUS = "#results-sweeps"
     BINDINGS = [
-        Binding("r", "reload", "Reload"),
-        Binding("m", "score", "Score"),
-        Binding("s", "focus_widget('results-sweeps')", "Sweeps"),
-        Binding("c", "focus_widget('results-cells')", "Cells"),
-        Binding("n", "move_sample(1)", "Next", tooltip="Next sample of the cell"),
-        Binding("p", "move_sample(-1)", "Prev", tooltip="Previous sample of the cell"),
-        Binding("v", "other_side", "Side", tooltip="Move to the other variant's sample"),
-        Binding("l", "label", "Label", tooltip="Set a human label on the marked sample"),
-    ]
+        Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the stored sweeps again"),
+        Binding(
+            "m", "score", "Score", id="results.score",
+            tooltip="Compute the metrics the sweep's samples still lack",
+        ),
+        Binding(
+            "s", "focus_widget('results-sweeps')", "Sweeps", id="results.sweeps",
+            tooltip="Move to the sweep list",
+        ),
+        Binding(
+            "c", "focus_widget('results-cells')", "Cells", id="results.cells",
+            tooltip="Move to the cell table",
+        ),
+        Binding("n", "move_sample(1)", "Next", id="results.next", tooltip="Next sample of the cell"),
+        Binding("p", "move_sample(-1)", "Prev", id="results.prev", tooltip="Previous sample of the cell"),
+        Binding("v", "other_side", "Side", id="results.side", tooltip="Move to the other variant's sample"),
+        Binding("l", "label", "Label", id="results.label", tooltip="Set a human label on the marked sample"),
+        Binding(
+            "b", "blind", "Blind", id="results.blind",
+            tooltip="Label this sweep blind: no variant, settings or scores",
+        ),
+    ]  # fmt: skip
 
     class SweepsLoaded(Message):
         def __init__(self, sweeps: list[SweepInfo]) -> None:
@@ -122,9 +136,9 @@ class ResultsScreen(StepScreen):
             self.sweep_id, self.cells = sweep_id, cells
 
     class SamplesLoaded(Message):
-        def __init__(self, key: str, samples: CellSamples, labels: dict[int, str]) -> None:
+        def __init__(self, key: str, samples: CellSamples) -> None:
             super().__init__()
-            self.key, self.samples, self.labels = key, samples, labels
+            self.key, self.samples = key, samples
 
     class Scored(Message):
         def __init__(self, sweep_id: int, scored: int) -> None:
@@ -337,19 +351,13 @@ class ResultsScreen(StepScreen):
             top_k=cell.top_k,
             prompt_id=cell.prompt_id,
         )
-        labels: dict[int, str] = {}
-        for row in samples.rows:
-            for sample in row.by_variant.values():
-                label = self.workspace.label_of(sample.generation_id)
-                if label:
-                    labels[sample.generation_id] = label
-        self.post_message(self.SamplesLoaded(key, samples, labels))
+        self.post_message(self.SamplesLoaded(key, samples))
 
     def on_results_screen_samples_loaded(self, message: SamplesLoaded) -> None:
         if self.wanted_cell != (message.samples.sweep_id, message.key):
             return
         same_cell = self.samples is not None and self.wanted_cell == (self.sweep_id, message.key)
-        self.samples, self.labels = message.samples, message.labels
+        self.samples, self.labels = message.samples, message.samples.labels()
         if not same_cell:
             self.mark = (0, 0)
         self.draw_samples()
@@ -419,6 +427,11 @@ class ResultsScreen(StepScreen):
             lambda label: label and self._label(sample.generation_id, label),
         )
 
+    def action_blind(self) -> None:
+        if self.sweep_id is None:
+            raise UserError("no sweep chosen: pick one in the sweeps table (s)")
+        self.app.push_screen(BlindLabelScreen(self.sweep_id))
+
     @step_worker(group="results-label")
     def _label(self, generation_id: int, label: str) -> None:
         who = self.workspace.set_label(generation_id, label)
@@ -427,7 +440,7 @@ class ResultsScreen(StepScreen):
     def on_results_screen_labelled(self, message: Labelled) -> None:
         self.labels[message.generation_id] = message.label
         self.draw_samples()
-        self.notify(f"Labelled generation {message.generation_id} {message.label} ({message.who}).")
+        self.notify(f"Labelled generation {message.generation_id} {message.label} ({message.who}).", markup=False)
 
     # ------------------------------------------------------------ scoring
 

@@ -9,7 +9,6 @@ The TUI process never generates: quitting is instant and the job keeps running.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, RichLog, Static
 
 from engine import sweep as sweep_engine
+from engine.configfile import to_toml
 from engine.dataset import write_atomic
 from engine.errors import UserError
-from engine.launch import ClusterSettings, load_cluster_settings
 from engine.metrics import catalog
-from engine.paths import data_dir
-from engine.workspace import Job, SweepConfig, SweepInfo
+from engine.workspace import ClusterSettings, Job, SweepConfig, SweepInfo
+from tui import launching
 from tui.screens.base import (
     StepScreen,
     guarded,
@@ -38,7 +38,6 @@ from tui.screens.base import (
     step_worker,
     wrapped_log,
 )
-from tui.screens.finetune import LAUNCHERS, cli_command, config_slug, launcher_words
 
 POLL_SECONDS = 1.0
 LOG_ROWS = 12  # latest generated rows shown, each with its variant and cell
@@ -65,35 +64,6 @@ def _defaults() -> dict[str, Any]:
     }
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-def sweep_toml(config: SweepConfig) -> str:
-    """The config in configs/sweep.example.toml's shape: [sweep], [sweep.grid], [sweep.adapters]."""
-    lines = ["[sweep]"]
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        if item.name not in ("grid", "adapters"):
-            lines.append(f"{item.name} = {_toml_value(value)}")
-    lines += ["", "[sweep.grid]"]
-    for item in dataclasses.fields(config.grid):
-        lines.append(f"{item.name} = {_toml_value(getattr(config.grid, item.name))}")
-    if config.adapters:
-        lines += ["", "[sweep.adapters]"]
-        lines += [f"{json.dumps(label)} = {_toml_value(folder)}" for label, folder in config.adapters.items()]
-    return "\n".join(lines) + "\n"
-
-
-UNSETTLED_POLLS = 60  # polls to wait for another reader's ingest before reading the files here
-
-
 def settled(job: Job) -> bool:
     """Finished and read into the store: nothing more will change."""
     return job.finished and bool(job.ingested_at)
@@ -110,11 +80,25 @@ class SweepScreen(StepScreen):
     STEP = "sweep"
     TITLE_TEXT = "Sweep"
     BINDINGS = [
-        Binding("ctrl+r", "start", "Launch"),
-        Binding("ctrl+t", "cancel_job", "Cancel"),
-        Binding("ctrl+o", "load_toml", "Load TOML", tooltip="Fill the form from the sweep TOML file"),
-        Binding("ctrl+s", "save_toml", "Save TOML", tooltip="Write the form to the sweep TOML file"),
-    ]
+        Binding(
+            "ctrl+r", "start", "Launch", id="sweep.launch",
+            tooltip="Check the form and launch the sweep as a job (it keeps running if you quit)",
+        ),
+        Binding(
+            "ctrl+t", "cancel_job", "Cancel", id="sweep.cancel",
+            tooltip="Cancel the sweep job (asks first; rows it wrote are kept)",
+        ),
+        Binding(
+            "ctrl+o", "load_toml", "Load TOML", id="sweep.load-toml",
+            tooltip="Fill the form from the sweep TOML file",
+        ),
+        Binding(
+            "ctrl+s", "save_toml", "Save TOML", id="sweep.save-toml",
+            tooltip="Write the form to the sweep TOML file",
+        ),
+    ]  # fmt: skip
+    running: reactive[bool] = reactive(False, init=False)  # a check or launch is in flight (not the job)
+    polling: reactive[bool] = reactive(False, init=False)  # a poll of the followed job is in flight
 
     class Checked(Message):
         def __init__(self, config: SweepConfig, identical: SweepInfo | None, seed_tried: int) -> None:
@@ -158,13 +142,10 @@ class SweepScreen(StepScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.running = False  # a launch or check is in flight (not the job itself)
         self.job: Job | None = None  # the sweep job this screen follows
         self.last_sweep_id: int | None = None
         self.shown_rows: tuple[Any, ...] = ()
         self.finished_seen: set[int] = set()
-        self.polling = False
-        self.unsettled_polls = 0
 
     def compose(self) -> ComposeResult:
         d = _defaults()
@@ -248,12 +229,8 @@ class SweepScreen(StepScreen):
         return config
 
     def build_launch(self) -> tuple[str, ClusterSettings, int]:
-        launcher = self.value("sw-launcher").lower() or "local"
-        if launcher not in LAUNCHERS:
-            raise UserError(f"launcher: must be local or slurm, got {launcher!r}")
-        cluster = (
-            load_cluster_settings(self.value("sw-cluster-file")) if self.value("sw-cluster-file") else None
-        )
+        launcher = launching.check_launcher(self.value("sw-launcher"))
+        cluster = launching.cluster_from_file(self.value("sw-cluster-file"))
         shards = parse_int(self.value("sw-shards"), field_name="shards", default=1) or 1
         if shards < 1:
             raise UserError("shards: at least 1")
@@ -261,15 +238,14 @@ class SweepScreen(StepScreen):
             raise UserError("shards: a local sweep runs as one process; set shards to 1 or launcher to slurm")
         return launcher, cluster or ClusterSettings(), shards
 
-    def launched_path(self, name: str | None = None) -> str:
+    def launched_path(self) -> str:
         """Where a launch writes the form (never over a TOML the operator loaded); the job reads it."""
-        slug = config_slug(name or self.value("sw-name") or "sweep")
-        return str(data_dir() / "configs" / f"sweep-{slug}.toml")
+        return launching.launched_path("sweep", self.value("sw-name") or "sweep")
 
     def show_cli(self) -> None:
         shards = self.value("sw-shards")
         extra = f"--shards {shards}" if shards not in ("", "1") else ""
-        command = cli_command(
+        command = launching.cli_command(
             "sweep",
             self.launched_path(),
             self.value("sw-launcher").lower(),
@@ -313,7 +289,7 @@ class SweepScreen(StepScreen):
         if not path:
             raise UserError("sweep TOML: give the file to save to (e.g. my-sweep.toml)")
         target = Path(path).expanduser()
-        write_atomic(target, sweep_toml(self.build_config()))
+        write_atomic(target, to_toml("sweep", self.build_config()))
         self.notify(f"Saved {target}.", markup=False)
 
     # ------------------------------------------------------------ launch
@@ -385,16 +361,14 @@ class SweepScreen(StepScreen):
         self.query_one("#sweep-status", Static).update(f"Submitting {config.name} ({launcher})...")
         self.query_one("#sweep-log", RichLog).clear()
         self.query_one("#sweep-summary", Static).update("")
-        self._launch(config, self.launched_path(config.name), launcher, cluster, shards)
+        self._launch(config, launcher, cluster, shards)
 
     @step_worker(group="sweep-launch", exclusive=True)
-    def _launch(
-        self, config: SweepConfig, path: str, launcher: str, cluster: ClusterSettings, shards: int
-    ) -> None:
-        # The job reads this file; the same one is what the CLI command above launches.
-        write_atomic(Path(path).expanduser(), sweep_toml(config))
-        job = self.workspace.launch_sweep(Path(path).expanduser(), cluster, launcher, shards=shards)
-        self.post_message(self.Launched(job))
+    def _launch(self, config: SweepConfig, launcher: str, cluster: ClusterSettings, shards: int) -> None:
+        # The workspace writes the config where the CLI command above reads it, then launches it.
+        self.post_message(
+            self.Launched(self.workspace.launch_sweep(config, cluster, launcher, shards=shards))
+        )
 
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "sweep-poll":
@@ -405,45 +379,41 @@ class SweepScreen(StepScreen):
 
     def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
         if isinstance(exc, UserError):
-            exc = UserError(launcher_words(str(exc)))
+            exc = UserError(launching.launcher_words(str(exc)))
         return super().report_error(exc, where=where, title=title)
 
     def on_sweep_screen_launched(self, message: Launched) -> None:
         self.running = False
         job = message.job
         self.clear_handed()
-        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.")
+        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.", markup=False)
         self.follow(job.id)
 
     def follow(self, job_id: int) -> None:
         self.ft_app.prefs["sweep_job"] = job_id
         self.ft_app.write_prefs()
-        self.polling = True
-        self._poll(job_id)
+        self.start_poll(job_id)
 
     # ------------------------------------------------------------ following the job
 
     def poll(self) -> None:
         # One poll at a time: a final state's ingest (and scoring) may outlast the interval.
         if self.job is not None and not settled(self.job) and not self.polling:
-            self._poll(self.job.id)
+            self.start_poll(self.job.id)
+
+    def start_poll(self, job_id: int) -> None:
+        self.polling = True
+        self._poll(job_id)
 
     @step_worker(group="sweep-poll")
     def _poll(self, job_id: int) -> None:
-        self.polling = True
         try:
-            job = self.workspace.job(job_id)
+            # Its state; once it has finished, its rows are read into the store (and scored) here,
+            # unless another poll of this process (the Fine-tune job list) is doing that right now.
+            [job] = self.workspace.settle_jobs([job_id])
         except UserError:  # a remembered job of another store (--db): nothing to reattach to
             self.post_message(self.JobGone(job_id))
             return
-        job = self.workspace.refresh_job(job)  # a final state is ingested here
-        if job.finished and not job.ingested_at:
-            # Another poll (the Fine-tune job list) saw it end first and is ingesting it; after a
-            # while read the files ourselves (ingesting twice adds nothing).
-            self.unsettled_polls += 1
-            if self.unsettled_polls > UNSETTLED_POLLS:
-                self.workspace.ingest_job(job)
-                job = self.workspace.job(job_id)
         progress = self.workspace.job_progress(job)
         rows = self.workspace.job_latest_rows(job, LOG_ROWS)
         summary = self._summary(job) if settled(job) else ""
@@ -537,7 +507,7 @@ class SweepScreen(StepScreen):
 
     def on_sweep_screen_cancelled(self, message: Cancelled) -> None:
         self.notify(f"Sweep job {message.job.id}: {message.job.state}.")
-        self._poll(message.job.id)
+        self.start_poll(message.job.id)
 
     def busy_work(self) -> list[str]:
         lines = [job_line(self.job)] if self.job is not None and not self.job.finished else []

@@ -10,23 +10,52 @@ and settings, the union of the shards is the unsharded sweep, text for text.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from engine.errors import UserError
-from engine.sweep import PlannedRow, SweepConfig
 
 Unit = tuple[float, float, int, int]  # temperature, top_p, top_k, sample_index
+
+
+class PlannedRow(Protocol):
+    """What slicing reads of a planned row (engine.sweep.PlannedRow has it)."""
+
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def top_p(self) -> float: ...
+    @property
+    def top_k(self) -> int: ...
+    @property
+    def sample_index(self) -> int: ...
+
+
+class _Grid(Protocol):
+    def cells(self) -> list[tuple[float, float, int]]: ...
+
+
+class ShardedConfig(Protocol):
+    """What the shard count is checked against (engine.sweep.SweepConfig has it)."""
+
+    @property
+    def grid(self) -> _Grid: ...
+    @property
+    def samples_per_cell(self) -> int: ...
+
+
+Row = TypeVar("Row", bound=PlannedRow)
 
 
 def unit_of(row: PlannedRow) -> Unit:
     return (row.temperature, row.top_p, row.top_k, row.sample_index)
 
 
-def unit_count(config: SweepConfig) -> int:
+def unit_count(config: ShardedConfig) -> int:
     """How many slices the sweep can be cut into at most."""
     return len(config.grid.cells()) * config.samples_per_cell
 
 
-def check_shards(config: SweepConfig, shards: int, where: str = "--shards") -> None:
+def check_shards(config: ShardedConfig, shards: int, where: str = "--shards") -> None:
     if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
         raise UserError(f"{where}: must be a whole number >= 1")
     most = unit_count(config)
@@ -47,7 +76,7 @@ def shard_of_units(planned: Sequence[PlannedRow], shards: int) -> dict[Unit, int
     return assignment
 
 
-def shard_rows(planned: Sequence[PlannedRow], task: int, shards: int) -> list[PlannedRow]:
+def shard_rows(planned: Sequence[Row], task: int, shards: int) -> list[Row]:
     """The rows array task ``task`` (0-based) of ``shards`` generates, in plan order."""
     if not 0 <= task < shards:
         raise UserError(f"shard {task}: out of range (this sweep has shards 0-{shards - 1})")
