@@ -25,6 +25,7 @@ import pytest
 pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Static  # noqa: E402
+from textual.widgets._footer import FooterKey  # noqa: E402
 
 from engine.metrics import catalog  # noqa: E402
 from engine.metrics.claim_words import claim_words  # noqa: E402
@@ -141,6 +142,14 @@ def test_left_right_page_whole_metric_groups_with_decimals_from_n(store_copy: Pa
             await pilot.press("c")
             table = screen.query_one("#results-cells", DataTable)
             assert app.focused is table
+            # The footer holds every shown key of the screen and the table's ←→ Group, in 80 columns.
+            shown = [b for b in (*screen.BINDINGS, *type(table).BINDINGS, *app.BINDINGS) if b.show]
+
+            def footer() -> dict:
+                return {key.action: key.region for key in screen.query(FooterKey) if key.region.width}
+
+            await wait_for(pilot, lambda: {b.action for b in shown} <= set(footer()), "the footer")
+            assert all(footer()[b.action].right <= SIZE[0] for b in shown), footer()
             seen = []
             for _ in range(len(screen.pages)):
                 await pilot.pause()
@@ -241,7 +250,7 @@ def test_sample_pane_shows_scores_claims_in_words_and_label(
                         assert f"{words.verdict}: {flat(words.text)}" in shown
                         assert f"why: {flat(words.reason)}" in shown
                         if words.evidence:
-                            assert f"source: {flat(words.evidence)}" in shown
+                            assert f"{words.evidence_label}: {flat(words.evidence)}" in shown
             assert HOSTILE in static_text(screen, f"results-sample-{hostile_id}")
             # The side by side header names the prompt; every line fits 80 columns.
             assert "Tell me about ZYTRELL" in static_text(screen, "results-prompt")

@@ -50,6 +50,12 @@ class ClaimWords:
     strength: float | None  # what the answer's weakest-claim score takes from this claim
 
     @property
+    def evidence_label(self) -> str:
+        """What the evidence sentence is to this claim: its support, what it goes against, or only
+        the closest sentence there is."""
+        return {"supported": "evidence", "contradicted": "contradicted by"}.get(self.decision, "closest source")
+
+    @property
     def counted(self) -> bool:
         """Whether the claim counts in the answer's scores (vague claims do not)."""
         return self.rule != "vague"

@@ -41,7 +41,7 @@ from engine.metrics import catalog
 from engine.metrics.catalog import MetricGroup, MetricSpec
 from engine.metrics.claim_words import claim_words
 from engine.records import missing_reason
-from engine.summary import GroupSummary, SweepSummary, summary_table, variant_name
+from engine.summary import ExampleAnswer, GroupSummary, SweepSummary, summary_table, variant_name
 from engine.workspace import Cell, CellSamples, Sample, SweepInfo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 from tui.screens.blind import BlindLabelScreen
@@ -62,8 +62,23 @@ SAMPLES_BESIDE_FROM = 36
 DECISION_STYLES = {"supported": "bold green", "contradicted": "bold red", "unsupported": "bold yellow"}
 
 
-def variant_short(variant: str) -> str:
-    return VARIANT_SHORT.get(variant, variant[:5])
+def variant_shorts(variants: Sequence[str]) -> dict[str, str]:
+    """Column titles for the variants: b, ft, and a named adapter by its name (up to 8 characters)
+    or the shortest prefix of 5 or more that no other variant shares."""
+    shorts = {v: VARIANT_SHORT[v] for v in variants if v in VARIANT_SHORT}
+    for variant in variants:
+        if variant in shorts:
+            continue
+        if len(variant) <= 8:
+            shorts[variant] = variant
+            continue
+        others = [v for v in variants if v != variant]
+        length = next(
+            (n for n in range(5, len(variant)) if not any(o.startswith(variant[:n]) for o in others)),
+            len(variant),
+        )
+        shorts[variant] = variant[:length]
+    return shorts
 
 
 def _g(value: float) -> str:
@@ -132,17 +147,70 @@ def format_delta(
     return Text(shown.replace("-", "−"), style="bold")
 
 
+VALUE, DIFFERENCE = "value", "difference"
+
+
 @dataclass(frozen=True)
 class MetricColumn:
-    """One metric's columns on a page: each variant's value, then each fine-tuned variant minus base."""
+    """One metric's columns on a page: each variant's value, then each fine-tuned variant minus base
+    (a metric wider than the table is split: its values on one page, its differences on the next)."""
 
     metric: str
     spec: MetricSpec
-    widths: tuple[int, ...]  # one per column (variants, then differences)
+    parts: tuple[tuple[str, str], ...]  # (VALUE or DIFFERENCE, variant) per column
+    widths: tuple[int, ...]  # one per column
 
     @property
     def width(self) -> int:
         return sum(w + CELL_PADDING for w in self.widths)
+
+    def split(self, room: int) -> list[MetricColumn]:
+        """As few pieces as fit ``room`` each (the title repeated on every piece)."""
+        pieces: list[list[int]] = []
+        for index, width in enumerate(self.widths):
+            if (
+                pieces
+                and sum(self.widths[i] + CELL_PADDING for i in pieces[-1]) + width + CELL_PADDING <= room
+            ):
+                pieces[-1].append(index)
+            else:
+                pieces.append([index])
+        return [
+            MetricColumn(
+                self.metric,
+                self.spec,
+                tuple(self.parts[i] for i in piece),
+                tuple(max(self.widths[i], len(self.spec.title) if i == piece[0] else 0) for i in piece),
+            )
+            for piece in pieces
+        ]
+
+    def heads(self, shorts: dict[str, str], single_difference: bool) -> list[str]:
+        """Two-line column titles: the metric over the first column, then b / ft / Δ."""
+        heads = []
+        for index, (kind, variant) in enumerate(self.parts):
+            below = (
+                shorts[variant] if kind == VALUE else DELTA if single_difference else DELTA + shorts[variant]
+            )
+            heads.append(f"{self.spec.title if index == 0 else ''}\n{below}")
+        return heads
+
+    def values(self, cell: GridCell) -> list[Text]:
+        shown = []
+        for kind, variant in self.parts:
+            if kind == VALUE:
+                text = Text(format_value(self.spec, cell.value(variant, self.metric), cell.n(variant)))
+            else:
+                text = format_delta(
+                    self.spec,
+                    cell.value(variant, self.metric),
+                    cell.value("base", self.metric),
+                    cell.n(variant),
+                    cell.n("base"),
+                )
+            text.justify = "right"
+            shown.append(text)
+        return shown
 
 
 @dataclass(frozen=True)
@@ -174,18 +242,16 @@ def differences(variants: Sequence[str]) -> list[str]:
 
 def metric_column(metric: str, grid: Sequence[GridCell], variants: Sequence[str]) -> MetricColumn:
     spec = catalog.cell_metric(metric)
+    shorts = variant_shorts(variants)
+    parts = [(VALUE, v) for v in variants] + [(DIFFERENCE, v) for v in differences(variants)]
+    column = MetricColumn(metric, spec, tuple(parts), tuple(0 for _ in parts))
+    single = len(differences(variants)) == 1
     widths = []
-    for index, variant in enumerate(variants):
-        shown = [len(format_value(spec, c.value(variant, metric), c.n(variant))) for c in grid]
-        head = len(spec.title) if index == 0 else len(variant_short(variant))
-        widths.append(max([head, *shown]))
-    for other in differences(variants):
-        shown = [
-            len(format_delta(spec, c.value(other, metric), c.value("base", metric), c.n(other), c.n("base")))
-            for c in grid
-        ]
-        widths.append(max([2, *shown]))
-    return MetricColumn(metric, spec, tuple(widths))
+    for (kind, variant), head in zip(parts, column.heads(shorts, single), strict=True):
+        one = MetricColumn(metric, spec, ((kind, variant),), (0,))
+        shown = [len(one.values(cell)[0]) for cell in grid]
+        widths.append(max([*(len(line) for line in head.split("\n")), *shown]))
+    return MetricColumn(metric, spec, tuple(parts), tuple(widths))
 
 
 def set_aside(grid: Sequence[GridCell], variants: Sequence[str], cells: Sequence[Cell]) -> SetAside:
@@ -208,7 +274,12 @@ def metric_pages(
     left_out = {metric for metric, _ in aside.flat} | {metric for metric, _ in aside.missing}
     pages: list[MetricPage] = []
     for group, metrics in catalog.cell_metric_groups():
-        columns = [metric_column(m, grid, variants) for m in metrics if m not in left_out]
+        columns = [
+            piece
+            for m in metrics
+            if m not in left_out
+            for piece in metric_column(m, grid, variants).split(width)
+        ]
         chunks: list[list[MetricColumn]] = []
         for column in columns:
             if chunks and sum(c.width for c in chunks[-1]) + column.width <= width:
@@ -256,10 +327,11 @@ def legend(
             )
             + "\n"
         )
-    shorts = [f"{variant_short(v)} = {variant_name(v)}" for v in variants]
+    short = variant_shorts(variants)
+    shorts = [f"{short[v]} = {variant_name(v)}" for v in variants if short[v] != v]
     others = differences(variants)
     if others:
-        shorts.append(f"{DELTA} = {variant_short(others[0]) if len(others) == 1 else 'each'} − b")
+        shorts.append(f"{DELTA} = {short[others[0]]} − b" if len(others) == 1 else f"{DELTA}x = x − b")
     line = ", ".join(shorts)
     if page is not None:
         line += " · ↑/↓ higher/lower is better"
@@ -306,10 +378,22 @@ def _prompt_line(group: GroupSummary) -> Text:
     return text
 
 
+def _answer_mark(answer: ExampleAnswer) -> tuple[str, str]:
+    """What the main score makes of an example answer, and its style."""
+    if answer.refusal:
+        return " (refusal)", "magenta"
+    if answer.hallucination is None:
+        return " (no claim to check)", "dim"
+    if catalog.main_score().flags_below is not None:
+        flagged = answer.hallucination >= 1
+        return (" (hallucinated)", "red") if flagged else (" (not flagged)", "green")
+    return f" (hallucination {answer.hallucination:.2f})", ""
+
+
 def finding_text(summary: SweepSummary) -> Text:
     """The summary laid out for a terminal: per group the headline, the prompt text and the table
-    (entity prompt, then held-out questions), then example answers, the metrics with no
-    variation, the notes and what the columns mean."""
+    (entity prompt, then held-out questions), what the columns mean, example answers, then the
+    notes and the metrics with no variation (one line per group)."""
     text = Text()
     if not summary.groups:
         text.append(summary.headline, style="bold")
@@ -321,23 +405,14 @@ def finding_text(summary: SweepSummary) -> Text:
         headers, rows = summary_table(group, long=True)
         text.append_text(_table_lines(headers, rows))
         text.append("\n")
-    described = (
-        f"hallucination = {summary.hallucination_label} ({summary.score_label} < "
-        f"{catalog.main_score().flags_below}), over answers with at least one claim; "
-        if catalog.main_score().flags_below is not None
-        else f"hallucination = {summary.hallucination_label}, over answers with at least one claim; "
-    )
+    main = catalog.main_score()
+    counted = f" ({summary.score_label} < {main.flags_below})" if main.flags_below is not None else ""
     text.append(
-        described + "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
+        f"hallucination = {summary.hallucination_label}{counted}, over answers with at least one claim; "
+        "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
         "[95% Wilson interval]; n = answers with claims / answers\n",
         style="dim",
     )
-    for note in summary.notes:
-        text.append(f"note: {note}\n", style="yellow")
-    for group in summary.groups:
-        for flat in group.flat:
-            # The heatmaps' "(no grid drawn)": here it is the cell table that leaves it out.
-            text.append(f"{group.title}: {flat.text().removesuffix(' (no grid drawn)')}\n", style="dim")
     for group in summary.groups:
         if not group.examples:
             continue
@@ -349,16 +424,20 @@ def finding_text(summary: SweepSummary) -> Text:
                 style="dim",
             )
             for answer in pair.answers:
+                mark, style = _answer_mark(answer)
                 text.append(f"  {variant_name(answer.variant)}", style="bold cyan")
-                if answer.refusal:
-                    text.append(" (refusal)", style="magenta")
-                elif answer.hallucination is not None:
-                    text.append(
-                        " (hallucination)" if answer.hallucination >= 0.5 else " (no hallucination found)",
-                        style="red" if answer.hallucination >= 0.5 else "green",
-                    )
+                text.append(mark, style=style)
                 text.append(": ")
                 text.append(" ".join((answer.text or "(empty)").split()) + "\n")
+    text.append("\n")
+    for note in summary.notes:
+        text.append(f"note: {note}\n", style="yellow")
+    for group in summary.groups:
+        if group.flat:
+            same = "; ".join(
+                f"{f.label} {_exact(catalog.cell_metric(f.metric), f.value)}" for f in group.flat
+            )
+            text.append(f"{group.title}, the same in every cell of every variant: {same}\n", style="dim")
     text.append("\nc: every cell, metric group by metric group, with its samples", style="dim")
     return text
 
@@ -421,7 +500,7 @@ def sample_text(sample: Sample, claims: Sequence[dict[str, Any]], marked: bool) 
         text.append(words.text)
         text.append(f"\n  why: {words.reason}", style="dim")
         if words.evidence:
-            text.append("\n  source: ", style="dim")
+            text.append(f"\n  {words.evidence_label}: ", style="dim")
             text.append(words.evidence, style="dim italic")
         text.append("\n")
     if sample.metrics and not claims and not sample.metrics.get("refusal"):
@@ -767,7 +846,8 @@ class ResultsScreen(StepScreen):
     def key_values(self, cell: GridCell) -> list[str]:
         values = [_g(cell.temperature), _g(cell.top_p), str(cell.top_k), cell.prompt_id]
         if self.n_varies():
-            values.append("/".join(str(cell.n(v)) for v in self.variants))
+            counts = [cell.n(v) for v in self.variants]
+            values.append(str(counts[0]) if len(set(counts)) == 1 else "/".join(map(str, counts)))
         return values
 
     def n_varies(self) -> bool:
@@ -798,12 +878,10 @@ class ResultsScreen(StepScreen):
             )
             table.add_column(head, width=width + CELL_PADDING)
         table.fixed_columns = len(titles)  # the cell stays in view should the page be wider
-        others = differences(self.variants)
+        shorts = variant_shorts(self.variants)
+        single = len(differences(self.variants)) == 1
         for column in page.columns if page else ():
-            heads = [f"{column.spec.title}\n{variant_short(self.variants[0])}"]
-            heads += [f"\n{variant_short(v)}" for v in self.variants[1:]]
-            heads += [f"\n{DELTA}" if len(others) == 1 else f"\n{DELTA}{variant_short(o)}" for o in others]
-            for head, width in zip(heads, column.widths, strict=True):
+            for head, width in zip(column.heads(shorts, single), column.widths, strict=True):
                 table.add_column(Text(head, justify="right"), width=width + CELL_PADDING)
         for cell, key in zip(self.grid, keys, strict=True):
             values: list[Text] = [
@@ -811,17 +889,7 @@ class ResultsScreen(StepScreen):
                 for index, value in enumerate(key)
             ]
             for column in page.columns if page else ():
-                spec, metric = column.spec, column.metric
-                values += [
-                    Text(format_value(spec, cell.value(v, metric), cell.n(v)), justify="right")
-                    for v in self.variants
-                ]
-                for o in others:
-                    delta = format_delta(
-                        spec, cell.value(o, metric), cell.value("base", metric), cell.n(o), cell.n("base")
-                    )
-                    delta.justify = "right"
-                    values.append(delta)
+                values += column.values(cell)
             table.add_row(*values, key=cell.key)
         if 0 < keep_row < table.row_count:
             table.move_cursor(row=keep_row)
