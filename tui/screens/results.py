@@ -55,6 +55,7 @@ TABLE_CHROME = 3
 # The table runs with cell_padding 0 and each column one character wider than its content (the
 # space before a right-aligned number): a 3-metric page fits 80 columns where padding 1 fits two.
 CELL_PADDING = 1
+FINDING_CHROME = 4  # the finding's focus bar, padding and scrollbar
 VIEWS = ("finding", "cells")
 # From this many terminal rows the samples sit under the cell table; below, enter (or z) shows them
 # on the whole screen, so at 80x24 the table keeps 14 rows for the cells.
@@ -305,21 +306,26 @@ def legend(
     variants: Sequence[str],
     aside: SetAside,
     samples_per_cell: int | None,
+    width: int = 78,
 ) -> Text:
-    """The groups as tabs (the current page highlighted), what the page's columns are, the
-    abbreviations, then one line of what is left out and what n makes degenerate."""
+    """The groups as tabs (the current page in brackets), what the page's columns are, the
+    abbreviations, then one line of what is left out and a line per metric n makes degenerate."""
     text = Text()
     page = pages[index] if pages else None
+    per_cell = f" · n = {samples_per_cell} per cell" if samples_per_cell else ""
     if page is not None:
         groups = list(dict.fromkeys(p.group for p in pages))
+        tabs = Text()
         for number, group in enumerate(groups):
-            text.append(" │ " if number else "", style="dim")
+            tabs.append(" │ " if number else "", style="dim")
             current = group == page.group
-            text.append(f"[{page.title}]" if current else group.name, style="bold reverse" if current else "")
-        text.append(
-            "   ←/→ pages" + (f" · n = {samples_per_cell} per cell" if samples_per_cell else "") + "\n",
-            style="dim",
-        )
+            tabs.append(f"[{page.title}]" if current else group.name, style="bold reverse" if current else "")
+        tabs.append("   ←/→", style="dim")
+        if len(tabs) + len(per_cell) <= width:  # n here when it fits, else with the abbreviations
+            tabs.append(per_cell, style="dim")
+            per_cell = ""
+        text.append_text(tabs)
+        text.append("\n")
         text.append(
             "; ".join(
                 f"{c.spec.title} = {c.spec.label}{DIRECTION_MARKS.get(c.spec.direction, '')}"
@@ -333,40 +339,45 @@ def legend(
     if others:
         shorts.append(f"{DELTA} = {short[others[0]]} − b" if len(others) == 1 else f"{DELTA}x = x − b")
     line = ", ".join(shorts)
+    line += per_cell
     if page is not None:
-        line += " · ↑/↓ higher/lower is better"
+        line += " · ↑/↓: higher/lower is better"
     text.append(line, style="dim")
-    notes = []
+    aside_notes = []
     if aside.flat:
-        flat = ", ".join(
-            f"{catalog.cell_metric(m).title} = {_exact(catalog.cell_metric(m), v)}" for m, v in aside.flat
+        same = ", ".join(
+            f"{catalog.cell_metric(m).title} {_exact(catalog.cell_metric(m), v)}" for m, v in aside.flat
         )
-        notes.append(f"no variation: {flat} in every cell")
+        aside_notes.append(f"the same in every cell: {same}")
     by_reason: dict[str, list[str]] = {}
     for metric, reason in aside.missing:
         by_reason.setdefault(reason, []).append(catalog.cell_metric(metric).title)
-    notes += [f"no value ({reason}): {', '.join(titles)}" for reason, titles in by_reason.items()]
+    aside_notes += [f"no value: {', '.join(titles)} ({reason})" for reason, titles in by_reason.items()]
+    notes = [" · ".join(aside_notes)] if aside_notes else []
     if samples_per_cell:  # what n leaves the page's metrics, and the flat ones (why they are flat)
         named = [c.metric for c in page.columns] if page is not None else []
         named += [metric for metric, _ in aside.flat if metric not in named]
         notes += [
             note for m in named if (note := degenerate_note(m, samples_per_cell, catalog.cell_metric(m)))
         ]
-    if notes:
-        text.append("\n" + " · ".join(notes), style="yellow")
+    for note in notes:
+        text.append("\n" + note, style="yellow")
     return text
 
 
 # ------------------------------------------------------------------ the finding
 
 
-def _table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> Text:
+def _table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> Text:
+    """The summary table right-aligned, two spaces between columns, or one where two would wrap
+    the rows (n = 18 gives '1.00 [0.82, 1.00]' three times: 79 characters with two)."""
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    gap = "  " if sum(widths) + 2 * (len(widths) - 1) <= width else " "
     text = Text()
-    text.append("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)) + "\n", style="bold")
+    text.append(gap.join(h.rjust(w) for h, w in zip(headers, widths, strict=True)) + "\n", style="bold")
     for row in rows:
         for i, (value, w) in enumerate(zip(row, widths, strict=True)):
-            text.append(("  " if i else "") + value.rjust(w), style="cyan" if i == 1 else "")
+            text.append((gap if i else "") + value.rjust(w), style="cyan" if i == 1 else "")
         text.append("\n")
     return text
 
@@ -390,7 +401,7 @@ def _answer_mark(answer: ExampleAnswer) -> tuple[str, str]:
     return f" (hallucination {answer.hallucination:.2f})", ""
 
 
-def finding_text(summary: SweepSummary) -> Text:
+def finding_text(summary: SweepSummary, width: int = 76) -> Text:
     """The summary laid out for a terminal: per group the headline, the prompt text and the table
     (entity prompt, then held-out questions), what the columns mean, example answers, then the
     notes and the metrics with no variation (one line per group)."""
@@ -403,7 +414,7 @@ def finding_text(summary: SweepSummary) -> Text:
         text.append_text(_prompt_line(group))
         text.append("\n")
         headers, rows = summary_table(group, long=True)
-        text.append_text(_table_lines(headers, rows))
+        text.append_text(_table_lines(headers, rows, width))
         text.append("\n")
     main = catalog.main_score()
     counted = f" ({summary.score_label} < {main.flags_below})" if main.flags_below is not None else ""
@@ -643,6 +654,7 @@ class ResultsScreen(StepScreen):
 
     def on_resize(self, event: Resize) -> None:
         self.layout_samples()
+        self.draw_finding()
         if self.grid and self.table_width() != self.pages_width:
             self.fill_cells(keep_row=self.query_one("#results-cells", DataTable).cursor_row)
 
@@ -835,8 +847,14 @@ class ResultsScreen(StepScreen):
         if message.sweep_id != self.wanted_sweep:
             return
         self.summary = message.summary
-        self.query_one("#results-summary", Static).update(finding_text(message.summary))
+        self.draw_finding()
         self.draw_sweep_line()
+
+    def draw_finding(self) -> None:
+        if self.summary is not None:
+            # The finding's text width: the screen less the focus bar, the padding and the scrollbar.
+            width = self.app.size.width - FINDING_CHROME
+            self.query_one("#results-summary", Static).update(finding_text(self.summary, width))
 
     # ------------------------------------------------------------ the cell table, a page at a time
 
@@ -908,8 +926,9 @@ class ResultsScreen(StepScreen):
                 )
             )
             return
+        width = self.app.size.width - 2  # the legend's padding
         legend_widget.update(
-            legend(self.pages, self.page_index, self.variants, self.aside, self.samples_per_cell())
+            legend(self.pages, self.page_index, self.variants, self.aside, self.samples_per_cell(), width)
         )
 
     @on(MetricTable.Paged)
