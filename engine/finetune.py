@@ -504,10 +504,13 @@ def _token_list(template: ChatTemplateUse) -> str:
 
 
 def _template_token_ids(tokenizer, template: ChatTemplateUse) -> list[int]:
-    """Ids of the special tokens a chosen template writes (added or already in the vocabulary)."""
+    """Ids of the special tokens a chosen template writes (added or already in the vocabulary) and
+    of the token ending its turns (Mistral's is EOS): rows a base model never used that way."""
     if not template.explicit:
         return []
     tokens = [*template.template.special_tokens, *(token for token, _ in template.tokens_added)]
+    if template.end_of_turn:
+        tokens.append(template.end_of_turn)
     return sorted({int(tokenizer.convert_tokens_to_ids(token)) for token in tokens})
 
 
