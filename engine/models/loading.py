@@ -125,7 +125,8 @@ def _probe_renders(tokenizer, chosen: ChatTemplate, field: str) -> None:
     except Exception as exc:  # noqa: BLE001 - jinja2's and transformers' errors alike: one line
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"{field} {name}: cannot render a chat: {first}") from None
-    if end_of_turn_token(tokenizer) is None:
+    # An adapter's recorded template was checked when it was chosen (or was its tokenizer's own).
+    if chosen.source != "adapter" and end_of_turn_token(tokenizer) is None:
         raise UserError(
             f"{field} {name}: no special token closes the assistant's turn, so generation could not stop "
             "there; end each turn with one (e.g. <|im_end|>) or with eos_token"
