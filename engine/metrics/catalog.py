@@ -214,14 +214,14 @@ CATALOG: tuple[MetricSpec, ...] = (
         "weakest-claim support",
         True,
         "support of the answer's weakest atomic claim, contradicted = 0: the default hallucination "
-        "score (engine/metrics/claims.py)",
+        "score (engine/metrics/claims/)",
         requires=("sources",),
     ),
     _sample(
         "claim_grounding",
         "claim-level grounding",
         True,
-        "share of the answer's atomic claims the sources support (engine/metrics/claims.py)",
+        "share of the answer's atomic claims the sources support (engine/metrics/claims/)",
         requires=("sources",),
     ),
     _sample(

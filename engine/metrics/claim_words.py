@@ -1,6 +1,6 @@
 """A stored claim's decision in plain words: what every front end prints next to a claim.
 
-The checker (engine/metrics/claims.py) stores a decision (supported | unsupported | contradicted)
+The checker (engine/metrics/claims/check.py) stores a decision (supported | unsupported | contradicted)
 and the rule that decided it (support, number, name, negation, status, role, place, profile,
 unknown, vague, none) with a support score. "unsupported (none 0.30)" says nothing to a reader;
 :func:`claim_words` says what happened: "not supported: the closest source sentence shares too
