@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cli.common import Checked, db_path_from
 from engine.checkpoints import parse_steps_option
 from engine.finetune import FinetuneConfig, load_config, run_finetune
+from engine.models import CHAT_TEMPLATE_NAMES, template_setting_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,6 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", required=True, help="fine-tune TOML (see configs/finetune.example.toml)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument(
+        "--chat-template", metavar="NAME|FILE",
+        help=f"override chat_template: {', '.join(CHAT_TEMPLATE_NAMES)} or a Jinja file (for a model without one)",
+    )  # fmt: skip
     parser.add_argument(
         "--max-steps",
         action=Checked,
@@ -40,6 +46,8 @@ def _run(args: argparse.Namespace) -> int:
         overrides["max_steps"] = args.max_steps
     if args.save_checkpoints is not None:
         overrides["save_checkpoints"] = parse_steps_option(args.save_checkpoints, words=("none", "epoch"))
+    if args.chat_template is not None:
+        overrides["chat_template"] = template_setting_from(args.chat_template, Path.cwd())
     config = load_config(args.config, overrides)
     result = run_finetune(config, db_path=db_path_from(args))
     before = "n/a" if result.eval_loss_before is None else f"{result.eval_loss_before:.4f}"

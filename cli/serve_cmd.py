@@ -14,7 +14,7 @@ from pathlib import Path
 from cli.common import Checked, db_path_from
 from engine.errors import UserError
 from engine.modelfiles import check_adapter_files, check_model_files, loading
-from engine.models import DEFAULT_BASE_MODEL, load_model
+from engine.models import CHAT_TEMPLATE_NAMES, DEFAULT_BASE_MODEL, check_chat_template, load_model
 from engine.sweep import SweepConfig
 from engine.workspace import Workspace
 
@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--base", default=DEFAULT_BASE_MODEL, help="base model (hub id, folder, or 'tiny')")
     parser.add_argument("--adapter", help="LoRA adapter folder of the fine-tuned model (omit for base only)")
+    parser.add_argument(
+        "--chat-template", default="", metavar="NAME|FILE",
+        help=f"chat template: {', '.join(CHAT_TEMPLATE_NAMES)} or a Jinja file (default: the adapter's "
+        "recorded one, else the tokenizer's own; one that differs from the adapter's is refused)",
+    )  # fmt: skip
     parser.add_argument(
         "--db", dest="serve_db", help="SQLite store (default: the global --db or the data folder)"
     )
@@ -138,6 +143,10 @@ def _run(args: argparse.Namespace) -> int:
     check_model_files(args.base, what="--base")  # before the port opens: no library traceback later
     if args.adapter:
         check_adapter_files(args.adapter)
+    # The tokenizer alone, before the port opens and any weights load: a template is needed.
+    check_chat_template(
+        args.base, args.chat_template, [args.adapter] if args.adapter else [], field="--chat-template"
+    )
     if args.dataset and not Path(args.dataset).is_file():
         raise UserError(f"--dataset: file {args.dataset} does not exist")
     if not auth and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -154,7 +163,13 @@ def _run(args: argparse.Namespace) -> int:
 
     print(f"loading {args.base}" + (f" with adapter {args.adapter}" if args.adapter else ""), file=sys.stderr)
     with loading("model", args.base if not args.adapter else f"{args.base} + adapter {args.adapter}"):
-        loaded = load_model(args.base, adapter_dir=args.adapter, precision=args.precision)
+        loaded = load_model(
+            args.base,
+            adapter_dir=args.adapter,
+            precision=args.precision,
+            chat_template=args.chat_template,
+            template_field="--chat-template",
+        )
     settings = AppSettings(
         base_model=args.base,
         adapter_dir=str(Path(args.adapter).resolve()) if args.adapter else None,

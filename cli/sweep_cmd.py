@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cli.common import Checked, db_path_from
 from engine.checkpoints import parse_steps_option
+from engine.models import CHAT_TEMPLATE_NAMES, template_setting_from
 from engine.sweep import SweepConfig, SweepProgress, load_sweep_config, run_sweep
 from engine.workspace import Workspace
 
@@ -20,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--adapter", help="override the fine-tuned adapter folder")
     parser.add_argument("--base-model", help="override base_model")
+    parser.add_argument(
+        "--chat-template", metavar="NAME|FILE",
+        help=f"override chat_template: {', '.join(CHAT_TEMPLATE_NAMES)} or a Jinja file (default: the adapter's)",
+    )  # fmt: skip
     parser.add_argument(
         "--batch-size", action=Checked, field=(SweepConfig, "batch_size"), help="override rows per generate call"
     )
@@ -51,8 +56,11 @@ def _run(args: argparse.Namespace) -> int:
         ("adapter", "adapter"),
         ("base_model", "base_model"),
         ("batch_size", "batch_size"),
+        ("chat_template", "chat_template"),
     ):
         value = getattr(args, attr)
+        if attr == "chat_template" and value is not None:
+            value = template_setting_from(value, Path.cwd())  # a file given here is relative to where it was typed
         if value is not None:
             overrides[key] = value
             labels[key] = "--" + attr.replace("_", "-")

@@ -86,7 +86,11 @@ def planned_steps(schedule: Schedule, *, max_steps: int) -> tuple[list[int], lis
 
 
 def write_checkpoint(
-    model: Any, run_folder: Path, record: CheckpointRecord, run_record: dict[str, Any]
+    model: Any,
+    run_folder: Path,
+    record: CheckpointRecord,
+    run_record: dict[str, Any],
+    save_options: dict[str, Any] | None = None,
 ) -> Path:
     """Save the adapter of ``model`` (a PEFT model) as ``run_folder/<record.path>``, all or nothing.
 
@@ -97,7 +101,7 @@ def write_checkpoint(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(target)
     try:
-        model.save_pretrained(str(staging))
+        model.save_pretrained(str(staging), **(save_options or {}))
         write_json_atomic(staging / RUN_RECORD, {**run_record, "checkpoint": record.to_dict()})
         if target.exists():  # a retried step (never in one run); keep the newest
             shutil.rmtree(target)
@@ -116,6 +120,7 @@ def checkpoint_callback(
     has_eval: bool,
     say: Callable[[str], None],
     writes: bool = True,
+    save_options: dict[str, Any] | None = None,
 ):
     """A transformers ``TrainerCallback`` that keeps the adapter at the scheduled steps.
 
@@ -189,7 +194,7 @@ def checkpoint_callback(
                 path=f"{CHECKPOINTS_DIR}/{label_of(step)}",
             )
             if writes:
-                write_checkpoint(model, run_folder, record, run_record)
+                write_checkpoint(model, run_folder, record, run_record, save_options)
             self.kept.append(record)
             losses = f"train loss {_show(train_loss)}, eval loss {_show(eval_loss)}"
             say(f"checkpoint {record.label} (epoch {record.epoch}): {losses}")

@@ -26,14 +26,19 @@ from engine.files import first_existing_parent, remove_leftovers, replace_folder
 from engine.liveness import recorded
 from engine.modelfiles import check_model_files, loading, saving
 from engine.models import (
+    RUN_RECORD,
+    ChatTemplateUse,
     DeviceInfo,
     base_identity,
+    chat_tokenizer,
+    check_chat_template,
     device_info,
     end_of_turn_token,
-    load_tokenizer,
+    grow_embeddings,
     render_chat,
     resolve_attn_implementation,
     resolve_model_path,
+    template_setting_from,
 )
 
 MODES = ("lora", "qlora", "full")
@@ -59,6 +64,8 @@ LR_SCHEDULERS = (
 class FinetuneConfig:
     name: str = setting("finetune", name=True)
     base_model: str = setting("microsoft/Phi-3.5-mini-instruct", non_empty=True)  # or a local folder, or "tiny" (offline)
+    # "" = the tokenizer's own; a base model without one needs chatml, gemma, llama3, mistral, phi3 or a Jinja file
+    chat_template: str = ""
     dataset: str = setting("", required=True)  # QA file (JSON array or JSONL of question/answer/context)
     output_dir: str = ""  # default: <data folder>/runs/<name>
     overwrite: bool = False
@@ -123,6 +130,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     base = config_path.resolve().parent
     config.dataset = resolve_from(config.dataset, base)
     config.output_dir = resolve_from(config.output_dir, base)
+    config.chat_template = template_setting_from(config.chat_template, base)
     if (base / config.base_model).exists() and config.base_model.startswith("."):
         config.base_model = str((base / config.base_model).resolve())
     return config
@@ -354,6 +362,8 @@ def check_inputs(config: FinetuneConfig) -> Path:
         raise UserError(
             'save_checkpoints keeps LoRA adapters; mode = "full" has none (set save_checkpoints = "none")'
         )
+    # The tokenizer alone (no weights): a base model without a chat template stops here, in seconds.
+    check_chat_template(config.base_model, config.chat_template)
     split = ds.split_items(ds.load_items(config.dataset), eval_fraction=config.eval_fraction, seed=config.seed)
     if not split.train:
         raise UserError(f"{config.dataset}: no training rows after the split")
@@ -363,9 +373,9 @@ def check_inputs(config: FinetuneConfig) -> Path:
 def _train(
     config, rank, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
 ):
+    with loading("tokenizer", config.base_model):  # before any weights (and before a GGUF is dequantised)
+        tokenizer, template = chat_tokenizer(config.base_model, chat_template=config.chat_template)
     model_path = resolve_model_path(config.base_model)
-    with loading("tokenizer", model_path):
-        tokenizer = load_tokenizer(model_path)
     tokenizer.padding_side = "right"  # training pads on the right; generation uses left
     train_data, eval_data = _build_datasets(config, tokenizer)
     say(
@@ -402,6 +412,15 @@ def _train(
     say(f"loading {config.base_model} ({config.mode}, {device.device})")
     with loading("model", model_path):
         model = AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs)
+    rows_before = grow_embeddings(model, len(tokenizer))
+    rows_after = _embedding_rows(model)
+    if rows_before is not None:
+        say(f"embeddings grown from {rows_before} to {len(tokenizer)} rows for {_token_list(template)}")
+    token_ids = _template_token_ids(tokenizer, template)
+    if peft_config is not None and token_ids:
+        # The rows of the template's special tokens are trained and saved with the adapter (a few
+        # rows, not the whole embedding matrix): a base model never saw them close a turn.
+        peft_config.trainable_token_indices = _token_layers(model, token_ids)
     if config.mode == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -461,7 +480,15 @@ def _train(
         "mode": config.mode,
         "dataset": config.dataset,
         "config": dataclasses.asdict(config),
+        "chat_template": {
+            **template.record(),
+            "tokens_trained": token_ids if config.mode != "full" else "all",
+            "embedding_rows": {"before": rows_before or rows_after, "after": rows_after},
+        },
     }
+    # The template's rows are in the adapter (trainable tokens); the grown embedding matrices are
+    # rebuilt the same way on load, so they are not saved whole (checkpoints alike).
+    adapter_save = {"save_embedding_layers": False} if token_ids and config.mode != "full" else {}
     callbacks: list[Any] = [_Progress()]
     keeper = None
     if keeping.wants_checkpoints(config.save_checkpoints):
@@ -472,10 +499,12 @@ def _train(
             has_eval=eval_data is not None,
             say=say,
             writes=rank.is_main,
+            save_options=adapter_save,
         )
         callbacks.append(keeper)
         say(f"keeping a checkpoint {keeping.describe(config.save_checkpoints)}")
-    trainer = SFTTrainer(
+    trainer_class = SFTTrainer if not _wraps_output_layer(peft_config) else _output_rows_trainer(SFTTrainer)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_data,
@@ -535,7 +564,10 @@ def _train(
     try:
         shutil.rmtree(trainer_dir, ignore_errors=True)
         with saving(what, output_dir):  # a full disk is one line naming the folder, not torch's traceback
-            trainer.save_model(str(staging))
+            if adapter_save:
+                trainer.model.save_pretrained(str(staging), **adapter_save)
+            else:
+                trainer.save_model(str(staging))
             tokenizer.padding_side = "left"
             tokenizer.save_pretrained(str(staging))
         record = {
@@ -552,7 +584,7 @@ def _train(
             "effective_batch_size": batch,
         }
         with saving(what, output_dir):
-            (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
+            (staging / RUN_RECORD).write_text(json.dumps(record, indent=2))
             replace_folder(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -561,9 +593,62 @@ def _train(
     return result
 
 
+def _token_list(template: ChatTemplateUse) -> str:
+    return ", ".join(token for token, _ in template.tokens_added) or "no new token"
+
+
+def _template_token_ids(tokenizer, template: ChatTemplateUse) -> list[int]:
+    """Ids of the special tokens a chosen template writes (added or already in the vocabulary) and
+    of the token ending its turns (Mistral's is EOS): rows a base model never used that way."""
+    if not template.explicit:
+        return []
+    tokens = [*template.template.special_tokens, *(token for token, _ in template.tokens_added)]
+    if template.end_of_turn:
+        tokens.append(template.end_of_turn)
+    return sorted({int(tokenizer.convert_tokens_to_ids(token)) for token in tokens})
+
+
+def _token_layers(model, token_ids: list[int]) -> list[int] | dict[str, list[int]]:
+    """peft's ``trainable_token_indices``: the input embedding rows, and the output rows too when
+    the output layer is not tied to the input (the end-of-turn row is what makes the model stop)."""
+    output = model.get_output_embeddings()
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if output is None or getattr(config, "tie_word_embeddings", False):
+        return token_ids
+    names = {id(module): name for name, module in model.named_modules()}
+    return {names[id(model.get_input_embeddings())]: token_ids, names[id(output)]: token_ids}
+
+
+def _wraps_output_layer(peft_config) -> bool:
+    return isinstance(getattr(peft_config, "trainable_token_indices", None), dict)
+
+
+def _output_rows_trainer(SFTTrainer):
+    """SFTTrainer whose loss goes through the output layer's forward.
+
+    trl 1.16 computes the loss from ``lm_head.weight`` directly (its fused LM head), which skips
+    peft's trainable-token rows on the output layer: the end-of-turn row would never learn and the
+    model never stop. transformers' own loss (full logits, the model's forward) trains them.
+    """
+    from transformers import Trainer
+
+    class OutputRowsTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(
+                self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+
+    return OutputRowsTrainer
+
+
+def _embedding_rows(model) -> int:
+    return int(model.get_input_embeddings().weight.shape[0])
+
+
 def read_run_record(output_dir: str | Path) -> dict[str, Any]:
     """The record a fine-tune leaves next to its adapter: base model name, mode, config, losses."""
-    path = Path(output_dir) / "ft-hallu-run.json"
+    path = Path(output_dir) / RUN_RECORD
     if not path.exists():
         return {}
     return json.loads(path.read_text())

@@ -39,6 +39,7 @@ class LiveModel:
     entity_name: str
     dataset: str | None
     variants: tuple[str, ...]
+    chat_template: str = ""  # SHA-256 of a chat template chosen for the model (not the tokenizer's own)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,8 @@ def adhoc_sweep(store: Store, model: LiveModel) -> int:
         "adapter": model.adapter_dir,
         "adapter_weights": adapter_digest(model.adapter_dir),
     }
+    if model.chat_template:  # only then, so ad-hoc sweeps of models with their own template keep their hash
+        identity["chat_template"] = model.chat_template
     adapter_name = Path(model.adapter_dir).name if model.adapter_dir else "no adapter"
     return core.get_or_create_sweep(
         store,

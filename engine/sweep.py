@@ -33,8 +33,11 @@ from engine.models import (
     LoadedModel,
     adapter_digest,
     check_adapter_matches_base,
+    check_chat_template,
     load_model,
     render_chat,
+    resolve_chat_template,
+    template_setting_from,
 )
 from engine.scoring import compute_metrics_if_available
 from store import core, open_db
@@ -61,6 +64,9 @@ class Grid:
 class SweepConfig:
     name: str = setting("sweep", name=True)
     base_model: str = setting(DEFAULT_BASE_MODEL, non_empty=True)
+    # "" = the adapter's recorded template, else the tokenizer's own; or chatml, gemma, llama3, mistral,
+    # phi3 or a Jinja file (one that differs from an adapter's recorded template is refused)
+    chat_template: str = ""
     adapter: str = ""  # fine-tuned LoRA adapter folder; empty = base only
     # Several fine-tunes against one base: label -> adapter folder, each label a variant of its own.
     adapters: dict[str, str] = field(default_factory=dict)
@@ -175,6 +181,7 @@ def load_sweep_config(
     if config.control != control_set.BUILTIN:
         config.control = resolve_from(config.control, base)
     config.adapters = {label: resolve_from(folder, base) for label, folder in config.adapters.items()}
+    config.chat_template = template_setting_from(config.chat_template, base)
     return config
 
 
@@ -292,6 +299,9 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
         "seed": config.seed,
         "precision": config.precision,
     }
+    if config.chat_template:  # only then, so the hashes of sweeps without the setting stay as they were
+        chosen = resolve_chat_template(config.chat_template)
+        identity["chat_template"] = chosen.sha256 if chosen else ""
     if config.adapters:  # only then, so the hashes of single-adapter sweeps stay as they were
         identity["adapters"] = {
             label: [d, adapter_digest(d)] for label, d in sorted(config.adapters.items())
@@ -356,6 +366,8 @@ def check_inputs(config: SweepConfig) -> None:
         check_adapter_files(folder)
         with loading("adapter", folder):
             check_adapter_matches_base(config.base_model, folder)  # its recorded base and shapes, no weights
+    # The tokenizer alone: no template (and no setting, no adapter record) stops here, before weights.
+    check_chat_template(config.base_model, config.chat_template, list(config.adapter_dirs().values()))
     if config.dataset and not Path(config.dataset).is_file():
         raise not_a_file(config.dataset, "dataset")
     if config.verifier:
@@ -370,7 +382,9 @@ def load_for_sweep(config: SweepConfig) -> LoadedModel:
     folders = config.adapter_dirs()
     first = next(iter(folders.values()), None)
     with loading("model", config.base_model if first is None else f"{config.base_model} + adapter {first}"):
-        loaded = load_model(config.base_model, adapter_dir=first, precision=config.precision)
+        loaded = load_model(
+            config.base_model, adapter_dir=first, precision=config.precision, chat_template=config.chat_template
+        )
     for label, folder in list(folders.items())[1:]:
         with loading("adapter", folder):
             loaded.model.load_adapter(folder, adapter_name=label)  # the first one is peft's "default"

@@ -50,6 +50,7 @@ from engine.records import (
     missing_reason,
 )
 from store import checkpoints as checkpoint_store
+from store import claims as claim_store
 from store import core
 from store import labels as label_store
 from store import masks as mask_store
@@ -244,6 +245,17 @@ class Workspace:
             variants=tuple(ordered),
             rows=[SampleRow(p, i, by_variant) for (p, i), by_variant in sorted(paired.items())],
         )
+
+    def sample_claims(self, sweep_id: int, generation_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each of these generations' atomic claims (decision, rule, score, evidence, strength), in
+        claim order; a generation without stored claims (a refusal, not scored yet) is left out.
+        ``engine.metrics.claim_words`` says each decision in plain words."""
+        with self.handle() as store:
+            rows = claim_store.sweep_claims(store, sweep_id, generation_ids=generation_ids)
+        claims: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            claims.setdefault(int(row["generation_id"]), []).append(row)
+        return claims
 
     def metric_grid(self, sweep_id: int, metric: str, *, prompt_id: str | None = None) -> MetricGrid:
         """One metric over T x top_p per variant and top_k; ``prompt_id`` may end in ``*`` (a prefix)."""

@@ -149,6 +149,7 @@ class AppHandlers:
             entity_name=self.settings.entity_name,
             dataset=self.settings.dataset,
             variants=self.variants,
+            chat_template=self.loaded.chat_template.identity if self.loaded.chat_template else "",
         )
 
     @property

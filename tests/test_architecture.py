@@ -13,10 +13,25 @@ import sys
 from pathlib import Path
 
 import grimp
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("engine", "store", "tui", "gradio_app", "cli")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+# Issue 23: no engine module holds more than this many lines; a bigger one is split by concept.
+ENGINE_MODULE_MAX_LINES = 600
+# Over the limit on this branch; they are being edited on other branches and the lead splits them
+# after those merge. Remove the xfail below once this tuple is empty.
+ENGINE_MODULES_STILL_OVER = (
+    "engine/calibrate.py",  # 621 after the signals merge (token and verifier scores)
+    "engine/finetune.py",
+    "engine/metrics/catalog.py",  # 673 after the signals merge (eight token-signal specs)
+    "engine/report.py",
+    "engine/study.py",
+    "engine/summary.py",
+    "engine/sweep.py",
+    "engine/workspace.py",
+)
 
 PROBE = """
 import importlib, json, pkgutil, sys
@@ -146,3 +161,22 @@ def test_a_type_only_circle_counts(tmp_path, monkeypatch) -> None:
     edges = {module: set(graph.find_modules_directly_imported_by(module)) for module in graph.modules}
     assert _strongly_connected(edges) == [["loopy.a", "loopy.b"]]
 
+
+def _engine_modules_over(limit: int) -> list[str]:
+    """'path (N lines)' for every module under engine/ with more than ``limit`` lines."""
+    over = []
+    for path in sorted((REPO / "engine").rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            over.append(f"{path.relative_to(REPO).as_posix()} ({lines} lines)")
+    return over
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="still over 600 lines, being edited on other branches, split by the lead later: "
+    + ", ".join(ENGINE_MODULES_STILL_OVER),
+)
+def test_no_engine_module_is_over_600_lines() -> None:
+    over = _engine_modules_over(ENGINE_MODULE_MAX_LINES)
+    assert over == [], f"engine modules over {ENGINE_MODULE_MAX_LINES} lines (split them by concept): {over}"

@@ -17,6 +17,7 @@ from claims_sweep import SOURCES, make_scored_sweep  # noqa: E402
 
 from engine.metrics import SourceIndex, embeddings_available  # noqa: E402
 from engine.metrics import claims as cm  # noqa: E402
+from engine.metrics.claims.check import _support  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_one_invented_conjunct_sinks_the_weakest_claim(lexical_index: cm.Evidenc
     assert cm.claim_grounding(claims) == 0.5
     # Before atomic claims this answer was one claim with support >= 0.45: supported.
     terms = {t for t, _ in cm.claim_terms(claims[0].text + " and sells bicycles")}
-    whole = cm._support(lexical_index, terms, None)
+    whole = _support(lexical_index, terms, None)
     assert whole[0][0] >= cm.SUPPORTED_AT["lexical"]
 
 

@@ -10,7 +10,8 @@ Only the name itself is replaced: a possessive (``'s`` / ``’s``), a legal suff
 web domain's top-level part stays exactly as written, so ``NVIDIA's`` becomes ``EGNIVIA's``.
 
 Modules: ``rules`` (propose_rules), ``matcher`` (one regex for all rules), ``plan`` (the
-reviewable plan), ``names`` (names that identify the entity), ``leaks`` (leak report), ``invent``
+reviewable plan), ``names`` (names that identify the entity; its vocabulary in ``name_words``, the
+reading of the sources' cues in ``name_cues``), ``leaks`` (leak report), ``invent``
 (invented replacements for identifying names), ``apply`` (apply and undo). The
 public names are re-exported here, so ``from engine import mask; mask.plan(...)`` keeps working.
 """

@@ -7,7 +7,7 @@ Used for the control set (engine/control.py): questions whose answer the base mo
   words. "The capital of France is Paris." states "Paris"; "Parisian" does not.
 * ``token_f1``: SQuAD token F1 against the reference (the best over its aliases). A one-word
   reference inside a sentence scores low on precision, so read it as a graded companion.
-* ``claim_states``: the claim check of engine/metrics/claims.py against the reference as evidence
+* ``claim_states``: the claim check of engine/metrics/claims/ against the reference as evidence
   (the question without its question mark, then the answer and its aliases: "What is the capital
   of France Paris"): at least one claim of the answer is *supported* by that evidence (it is about
   the question), every supported claim states the reference, and no claim is *contradicted*. It

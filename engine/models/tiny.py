@@ -32,7 +32,8 @@ PHI3_CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class OfflineChatFormat:
-    """The special tokens and chat template an offline tokenizer is built with."""
+    """The special tokens and chat template an offline tokenizer is built with ("" for none, as a
+    base model's tokenizer)."""
 
     name: str
     chat_template: str
@@ -133,7 +134,8 @@ def build_tokenizer(vocab_size: int, chat_format: OfflineChatFormat = PHI3_FORMA
         padding_side="left",
         extra_special_tokens=[t for t in chat_format.special_tokens if t not in named],
     )
-    wrapped.chat_template = chat_format.chat_template
+    if chat_format.chat_template:  # a base tokenizer's format has none
+        wrapped.chat_template = chat_format.chat_template
     return wrapped
 
 
