@@ -21,13 +21,14 @@ from engine.errors import UserError
 from engine.secrets import filter_environment
 
 # What every job inherits from the submitting shell, when set there: the system's basics, Slurm's
-# and the GPU stack's own variables, the ML libraries' settings, the Python environment, ft-hallu's
-# settings and the quiet-console variables engine/console.py sets. An entry is a name or a prefix
-# ending in '*'. Even here a variable whose name or value looks like a credential (HF_TOKEN,
-# FT_HALLU_* holding a password) is dropped: engine/secrets.py is the second net.
+# and the GPU stack's own variables (NCCL_/GLOO_ for fine-tunes over several processes), the ML
+# libraries' settings, the Python environment, ft-hallu's settings and the quiet-console variables
+# engine/console.py sets. An entry is a name or a prefix ending in '*'. Even here a variable whose
+# name or value looks like a credential (HF_TOKEN, FT_HALLU_* holding a password) is dropped:
+# engine/secrets.py is the second net.
 DEFAULT_ENV: tuple[str, ...] = (
     "PATH", "HOME", "USER", "LANG", "LC_*", "TZ", "TMPDIR",
-    "SLURM_*", "CUDA_*", "NVIDIA_*",
+    "SLURM_*", "CUDA_*", "NVIDIA_*", "NCCL_*", "GLOO_*",
     "HF_*", "TRANSFORMERS_*", "TORCH_*", "PYTORCH_*", "OMP_NUM_THREADS", "MKL_*",
     "PYTHONPATH", "VIRTUAL_ENV", "CONDA_*", "FT_HALLU_*",
     *QUIET_ENVIRONMENT,
@@ -57,6 +58,9 @@ class ClusterSettings:
     extra_sbatch: tuple[str, ...] = ()  # whole option strings, e.g. "--constraint=a100"
     setup: tuple[str, ...] = ()  # shell lines run before the fine-tune (module load, venv activation)
     command: tuple[str, ...] = ()  # argv that starts ft-hallu on the node; empty: this interpreter
+    # argv that starts torchrun (fine-tunes with distributed set); empty: this interpreter's
+    # torch.distributed.run, or "torchrun" on the node's PATH when `command` is set
+    torchrun: tuple[str, ...] = ()
     log_dir: str | None = None  # where scripts and logs go; must be visible from the compute node
     env: tuple[str, ...] = ()  # variables jobs inherit besides DEFAULT_ENV: names or PREFIX*, e.g. "WANDB_*"
     keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV  # exact names of credentials a job may still receive
@@ -105,6 +109,8 @@ class ClusterSettings:
                 raise UserError(f"{source}: setup[{index}] sets a secret; job scripts must not hold secrets")
         for index, arg in enumerate(self.command):
             reject_control(f"{source}: command[{index}]", arg)
+        for index, arg in enumerate(self.torchrun):
+            reject_control(f"{source}: torchrun[{index}]", arg)
         if self.log_dir is not None:
             check_path(f"{source}: log_dir", self.log_dir)
 
