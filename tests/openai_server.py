@@ -213,6 +213,8 @@ class OpenAIStub:
         elif outcome == "badfields":  # valid JSON, but one item lacks its answer
             good = items_for(text, count)
             arguments = json.dumps({"dataset_items": [{"question": "no answer", "context": "x"}, *good]})
+        elif outcome == "allbad":  # valid JSON, and no item has its answer
+            arguments = json.dumps({"dataset_items": [{"question": "no answer", "context": "x"}] * 2})
         elif outcome == "empty":
             arguments = json.dumps({"dataset_items": []})
         else:

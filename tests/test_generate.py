@@ -249,6 +249,17 @@ def test_malformed_tool_arguments_are_retried_and_bad_items_dropped(filing, tmp_
     assert bodies[-1]["response_format"]["json_schema"]["schema"]["required"] == ["dataset_items"]
 
 
+def test_a_reply_whose_every_item_is_unusable_is_asked_again(filing, tmp_path, keyed_env) -> None:
+    """Recorded as done with no items, the chunk would never be sent again; an empty list is an answer."""
+    chunks = chunks_of(filing)[:2]
+    with running_stub(Behavior(script=["allbad", "empty"])) as stub:
+        result = gen.generate(chunks, config_for(stub, tmp_path / "out", workers=1))
+        assert [r.outcome for r in stub.requests] == ["allbad", "empty", "ok"]
+    records = [json.loads(line) for line in (tmp_path / "out" / gen.RAW_ITEMS_FILE).read_text().splitlines()]
+    assert [(len(r["items"]), r["attempts"]) for r in records] == [(0, 2), (3, 1)]
+    assert result.items == 3 and result.dropped_items == 0
+
+
 def test_a_server_that_ignores_tool_choice_gets_asked_for_json(filing, tmp_path, keyed_env, caplog) -> None:
     """transformers serve's way: never a tool call. The first reply is prose cut at max_tokens; from
     then on every request asks for JSON (response_format and the instruction) and is read leniently

@@ -173,7 +173,7 @@ class ChunkCaller:
             raw_items = arguments.get("dataset_items") if isinstance(arguments, dict) else None
             if not isinstance(raw_items, list):
                 raise _Malformed(f"tool arguments have no 'dataset_items' list ({self._described(choice)})")
-            return (*self._validated(raw_items), "tool_call")
+            return (*self._usable(raw_items, choice), "tool_call")
         if not self._json_mode.is_set():
             self._json_mode.set()
             log.warning(
@@ -184,7 +184,18 @@ class ChunkCaller:
         raw_items = items_in_json(message.content or "")
         if raw_items is None:
             raise _Malformed(f"no {TOOL_NAME} tool call and no JSON items in the reply ({self._described(choice)})")
-        return (*self._validated(raw_items), "json")
+        return (*self._usable(raw_items, choice), "json")
+
+    def _usable(self, raw_items: list[Any], choice: Any) -> tuple[list[dict[str, str]], int]:
+        """The valid items and how many were dropped. A reply whose every item is unusable is asked
+        again (recorded as done, its chunk would never be sent again)."""
+        items, dropped = self._validated(raw_items)
+        if raw_items and not items:
+            raise _Malformed(
+                f"none of the {len(raw_items)} item(s) has a question, an answer and a context "
+                f"({self._described(choice)})"
+            )
+        return items, dropped
 
     def _validated(self, raw_items: list[Any]) -> tuple[list[dict[str, str]], int]:
         from pydantic import ValidationError
