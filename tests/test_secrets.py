@@ -84,3 +84,15 @@ def test_redact_url_hides_user_information_and_credential_query_values():
 def test_redact_applies_to_every_url_inside_a_message():
     line = "connection to http://me:PASS@h/v1 failed; retry at https://h/x?key=K1 with " + GHP
     assert redact(line) == "connection to http://***@h/v1 failed; retry at https://h/x?key=*** with ***"
+
+
+def test_every_front_end_s_error_line_is_redacted():
+    """The CLI's and the TUI's one line pass through redact(), whatever raised."""
+    from engine.errors import UserError
+    from tui.screens.base import error_line
+
+    raw = ConnectionError("connection to http://me:PASS@h/v1 failed with " + GHP)
+    assert error_line(raw) == "ConnectionError: connection to http://***@h/v1 failed with ***"
+    assert error_line(UserError("--base-url 'http://u:PASS@h/v1?token=T9': refused")) == (
+        "--base-url 'http://***@h/v1?token=***': refused"
+    )

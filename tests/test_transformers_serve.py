@@ -57,6 +57,9 @@ from engine import judge as jd  # noqa: E402
 from engine.endpoint import EndpointConfig  # noqa: E402
 from store import claims as store_claims  # noqa: E402
 
+# The module's fixtures (dequantising, the server's start) are most of its time: about 50 s of CPU.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-ftHALLU-serve-test-3b9e27"
 URL_PASSWORD = "pw-ftHALLU-7c41"  # in the base URL's user information: never shown or stored
