@@ -35,7 +35,7 @@ from cli import (
 from cli.common import db_path_from
 from engine import console
 from engine.errors import UserError
-from engine.liveness import exit_code, stop_reason, stop_signals
+from engine.liveness import exit_code, ignore_stop_signals, stop_reason, stop_signals
 from engine.paths import DATA_DIR_ENV, default_db_path
 from engine.secrets import redact
 
@@ -115,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except KeyboardInterrupt as exc:
+        ignore_stop_signals()  # the command is over: a second Ctrl-C must not turn its exit into a traceback
         print(f"ft-hallu: {stop_reason(exc)}", file=sys.stderr)
         return exit_code(exc)
     except (UserError, OSError, sqlite3.DatabaseError, UnicodeDecodeError) as exc:

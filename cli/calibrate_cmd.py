@@ -8,7 +8,7 @@ import json
 from cli.common import ID, NAME, Checked, db_path_from
 from engine import calibrate as engine_calibrate
 from engine import judge as engine_judge
-from engine.endpoint import DEFAULT_ENV_FILE, DEFAULT_KEY_ENV, EndpointConfig
+from engine.endpoint import DEFAULT_ENV_FILE, DEFAULT_KEY_ENV, EndpointConfig, parse_extra_body
 from engine.errors import UserError
 from engine.files import write_atomic
 from engine.workspace import Workspace
@@ -52,6 +52,7 @@ def _judge(args: argparse.Namespace) -> int:
         api_key_env=args.api_key_env,
         env_file=args.env_file or None,
         timeout_s=args.timeout,
+        extra_body=parse_extra_body(args.extra_body),
     )
     config = engine_judge.JudgeConfig(endpoint=endpoint, max_attempts=args.max_attempts)
     config.validate()  # before the store is touched
@@ -138,7 +139,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action=Checked,
         field=(engine_judge.JudgeConfig, "max_attempts"),
         default=4,
-        help="tries per question (default: %(default)s)",
+        help="tries per request on 429/5xx/timeouts (default: %(default)s); an unreadable reply is asked "
+        "about once more, with a reminder of the allowed words",
+    )
+    judge.add_argument(
+        "--extra-body",
+        metavar="JSON",
+        help="fields the server takes beyond the OpenAI API, sent with every request (see docs/GENERATE.md)",
     )
     judge.add_argument("--no-claims", action="store_true", help="skip the claim verdicts")
     judge.add_argument("--no-entropy", action="store_true", help="skip the entailment clustering")

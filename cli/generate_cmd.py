@@ -10,7 +10,7 @@ from typing import Any
 from cli.common import NAME, Checked, db_path_from
 from engine import generate as gen
 from engine.configfile import check_field
-from engine.endpoint import check_base_url
+from engine.endpoint import check_base_url, parse_extra_body
 from engine.errors import UserError, not_a_file
 from engine.workspace import Workspace
 
@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
         ("--chunk-chars", "chunk_chars", "characters per chunk (default: %(default)s)"),
         ("--chunk-overlap", "chunk_overlap_chars", "characters shared by neighbouring chunks (default: %(default)s)"),
         ("--max-attempts", "max_attempts", "tries per chunk on 429/5xx/timeouts (default: %(default)s)"),
+        ("--max-tokens", "max_tokens", "longest reply per chunk, in tokens, sent with every request (default: %(default)s)"),
+        ("--temperature", "temperature", "sampling temperature sent with every request (default: %(default)s)"),
+        ("--top-p", "top_p", "nucleus sampling top_p sent with every request (default: %(default)s)"),
     ):
         default = getattr(config(output_dir=""), name)
         parser.add_argument(flag, dest=name, action=Checked, field=(config, name), default=default, help=text)
@@ -70,6 +73,12 @@ def register(subparsers: Any) -> None:
         field=(gen.EndpointConfig, "timeout_s"),
         default=120.0,
         help="seconds per request (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--extra-body",
+        metavar="JSON",
+        help="fields the server takes beyond the OpenAI API, sent with every request, e.g. for transformers "
+        """serve: '{"generation_config": "{\\"do_sample\\": true}"}'""",
     )
     parser.add_argument("--system-prompt-file", help="replace financial-datasets' default system prompt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         api_key_env=args.api_key_env,
         env_file=args.env_file,
         timeout_s=args.timeout,
+        extra_body=parse_extra_body(args.extra_body),
     )
     # Options checked under their own names, before a key is read or a file fetched.
     check_field(gen.EndpointConfig, "timeout_s", args.timeout, source="command line", label="--timeout")
@@ -155,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         chunk_overlap_chars=args.chunk_overlap_chars,
         workers=args.workers,
         max_attempts=args.max_attempts,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
         system_prompt=system_prompt,
     )
     config.validate()

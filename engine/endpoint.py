@@ -4,8 +4,16 @@ What both callers need and used to write twice: the API key (from the environmen
 file, never in a config), one request at a time with the openai client's own retries off, errors
 sorted into worth-retrying (timeouts, lost connections, HTTP 429 and 5xx, and whatever the caller's
 reply parser refuses) and final (any other HTTP status, a rejected key), retries with exponential
-backoff and jitter that honour a server's Retry-After, the key redacted from every message, and a
-stop (``stop()``: Ctrl-C, a failed sibling request) checked before each attempt and during each wait.
+backoff and jitter that honour a server's Retry-After, the key redacted from every message, and the
+server's own reason for a refusal (a FastAPI server's ``{"detail": ...}``, an OpenAI-style
+``{"error": {"message": ...}}``), shortened and redacted, never just "Error code: 400".
+
+Two ways to end early. ``stop()`` (a failed sibling request) sends nothing new: it is checked before
+each attempt and ends each wait, while a request already in flight finishes. ``abort()`` (Ctrl-C,
+SIGTERM) also abandons the requests in flight at once: each request runs in a daemon thread the
+caller waits on in short steps (:data:`POLL_S`), so the caller returns within one step and the
+openai client is closed; a Ctrl-C in the waiting thread aborts too. The process may then exit
+without waiting for a server still writing a long answer, and its exit closes the connection.
 
 The caller keeps its own words: it wraps the failures below (:class:`Rejected`, :class:`GaveUp`,
 :class:`Stopped`) in its own errors, naming the chunk or the judge.
@@ -24,15 +32,23 @@ from typing import Any, TypeVar
 
 from engine.configfile import setting, validate_instance
 from engine.errors import UserError
-from engine.secrets import redact, redact_url
+from engine.secrets import looks_secret_name, looks_secret_value, redact, redact_url
 
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_ENV_FILE = "apikey.env"
 OPENAI_BASE_URL = "https://api.openai.com/v1"  # where the openai client sends requests without a base URL
 RETRY_AFTER_MAX_S = 60.0  # a server asking for longer is waited on for this long, then asked again
+POLL_S = 0.05  # how often a caller waiting on its request checks for an abort
+REASON_CHARS = 200  # a server's reason is cut to this many characters (some send whole HTML pages)
 
 T = TypeVar("T")
+# Request fields ft-hallu sets itself: extra_body may not override them (a sampling parameter is
+# passed explicitly by the caller, under its own name).
+OWN_FIELDS = frozenset(
+    {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "tools",
+     "tool_choice", "response_format", "stream", "n"}
+)  # fmt: skip
 
 
 def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url") -> None:
@@ -60,11 +76,46 @@ class EndpointConfig:
     api_key_env: str = DEFAULT_KEY_ENV
     env_file: str | None = DEFAULT_ENV_FILE  # python-dotenv file read when the variable is unset
     timeout_s: float = setting(120.0, gt=0, max=86400)
+    # Fields a server takes beyond the OpenAI API, sent with every request as given (the openai
+    # client's extra_body): transformers serve samples only when asked through
+    # {"generation_config": "{\"do_sample\": true}"} (a JSON string). Never a credential.
+    extra_body: dict[str, Any] | None = None
 
     def validate(self, source: str = "endpoint") -> None:
         validate_instance(self, source=source)
         if self.base_url is not None:
             check_base_url(self.base_url, source=source)
+        check_extra_body(self.extra_body, source=source)
+
+
+def parse_extra_body(text: str | None, *, source: str = "command line", label: str = "--extra-body") -> dict | None:
+    """A JSON object from the command line (``--extra-body '{"generation_config": "..."}'``), checked."""
+    import json
+
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{source}: {label}: not JSON ({exc.msg} at char {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: {label}: expected a JSON object {{...}}, got {type(value).__name__}")
+    check_extra_body(value, source=source, label=label)
+    return value
+
+
+def check_extra_body(extra: dict[str, Any] | None, *, source: str, label: str = "extra_body") -> None:
+    """Refuse fields ft-hallu sets itself and anything that looks like a credential (it is stored)."""
+    import json
+
+    for name, value in (extra or {}).items():
+        if name in OWN_FIELDS:
+            raise UserError(f"{source}: {label}: {name!r} is set by ft-hallu; use its own option")
+        if looks_secret_name(name) or looks_secret_value(json.dumps(value)):
+            raise UserError(
+                f"{source}: {label}: {name!r} looks like a credential; extra_body is stored with the run "
+                "(pass keys through the API key variable)"
+            )
 
 
 def resolve_api_key(endpoint: EndpointConfig) -> str:
@@ -138,7 +189,8 @@ class GaveUp(Exception):
 
 
 class Stopped(Exception):
-    """``stop()`` was called: no further attempt is made."""
+    """``stop()`` or ``abort()`` was called: no further attempt is made (or the request in flight
+    was abandoned)."""
 
 
 class EndpointClient:
@@ -164,6 +216,7 @@ class EndpointClient:
         self._key = api_key if api_key is not None else resolve_api_key(endpoint)
         self._log = log or logging.getLogger(__name__)
         self._stop = threading.Event()
+        self._abort = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._client = OpenAI(
             api_key=self._key,
@@ -173,7 +226,18 @@ class EndpointClient:
         )
 
     def stop(self) -> None:
+        """Send nothing new; requests in flight finish (see the module's doc)."""
         self._stop.set()
+
+    def abort(self) -> None:
+        """Send nothing new and abandon the requests in flight: their callers raise :class:`Stopped`."""
+        self._stop.set()
+        if not self._abort.is_set():
+            self._abort.set()
+            try:
+                self._client.close()  # idle connections go now; the one in flight with the process
+            except Exception as exc:  # noqa: BLE001 - closing is best effort; the abort stands
+                self._log.debug("closing the endpoint client: %s", exc)
 
     @property
     def stopped(self) -> bool:
@@ -186,25 +250,57 @@ class EndpointClient:
         """One chat-completions request (every sampling parameter passed by the caller).
 
         Raises :class:`Retryable` for a timeout, a lost connection or HTTP 429/5xx (with the
-        server's Retry-After) and :class:`Rejected` for any other HTTP status; messages never
-        hold the key.
+        server's Retry-After), :class:`Rejected` for any other HTTP status (with the server's own
+        reason) and :class:`Stopped` when :meth:`abort` abandoned it; messages never hold the key.
+        ``params`` may hold ``extra_body`` (fields the openai client does not know, sent as given).
         """
         import openai
 
+        if self.endpoint.extra_body:
+            params = {**params, "extra_body": {**self.endpoint.extra_body, **(params.get("extra_body") or {})}}
         try:
-            return self._client.chat.completions.create(
-                model=self.endpoint.model, messages=messages, **params
-            )
+            return self._send(messages, params)
         except openai.APITimeoutError as exc:
             raise Retryable(f"timed out after {self.endpoint.timeout_s:g}s") from exc
         except openai.APIConnectionError as exc:
+            if self._abort.is_set():
+                raise Stopped("aborted") from None
             where = redact_url(self.endpoint.base_url or OPENAI_BASE_URL)
             raise Retryable(self.redact(f"connection to {where} failed: {exc}")) from exc
         except openai.APIStatusError as exc:
-            message = f"HTTP {exc.status_code}: {short(self.redact(str(exc.message)))}"
+            message = f"HTTP {exc.status_code}: {short(self.redact(server_reason(exc)), REASON_CHARS)}"
             if exc.status_code == 429 or exc.status_code >= 500:
                 raise Retryable(message, retry_after=_retry_after(exc)) from exc
             raise Rejected(exc.status_code, message) from None
+
+    def _send(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Any:
+        """The request, in a daemon thread this one waits on in steps of POLL_S (see abort())."""
+        if self._abort.is_set():
+            raise Stopped("aborted")
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def send() -> None:
+            try:
+                outcome["response"] = self._client.chat.completions.create(
+                    model=self.endpoint.model, messages=messages, **params
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=send, name="ft-hallu-request", daemon=True).start()
+        try:
+            while not done.wait(POLL_S):
+                if self._abort.is_set():
+                    raise Stopped("aborted")
+        except KeyboardInterrupt:  # Ctrl-C or a stop signal in this (the main) thread
+            self.abort()
+            raise
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
 
     def retrying(
         self,
@@ -239,6 +335,34 @@ class EndpointClient:
             if self._sleep(delay):
                 raise Stopped(what)
         raise GaveUp(self.retry.max_attempts, last_error)
+
+
+def server_reason(exc: Any) -> str:
+    """What the server said was wrong: its JSON error body read as OpenAI, FastAPI (``detail``, a
+    string or a list of validation errors) or plain text, else the openai client's message."""
+    reason = _reason_in(getattr(exc, "body", None))
+    if not reason:
+        try:
+            reason = exc.response.text
+        except (AttributeError, UnicodeDecodeError):
+            reason = ""
+    return reason.strip() or str(getattr(exc, "message", "") or exc)
+
+
+def _reason_in(body: Any) -> str:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):  # FastAPI: [{"loc": ["body", "max_tokens"], "msg": "...", ...}]
+        return "; ".join(part for part in map(_reason_in, body) if part)
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message", "msg"):
+            if body.get(key):
+                reason = _reason_in(body[key])
+                where = body.get("loc")
+                if key == "msg" and isinstance(where, list):
+                    reason = f"{'.'.join(map(str, where))}: {reason}"
+                return reason
+    return ""
 
 
 def short(text: str, limit: int = 200) -> str:

@@ -12,8 +12,10 @@ Two questions, each answered with one word:
 Every answered question is cached in the store under (kind, text, evidence digest, judge model,
 prompt version) the moment it arrives, so a killed run resumes where it stopped and a rerun
 costs nothing. Requests go through the endpoint client shared with ``generate``
-(engine/endpoint.py): retries back off exponentially (honouring Retry-After), malformed replies
-are retried, refusals are recorded as such. The API key comes from the environment or the dotenv
+(engine/endpoint.py): timeouts, lost connections, 429 and 5xx are retried with exponential backoff
+(honouring Retry-After); an unreadable reply is asked about once more, with the reply and a
+reminder turn naming the allowed words (the same prompt again at temperature 0 would get the same
+text), and stays unanswered (not cached) after that; refusals are recorded as such. The API key comes from the environment or the dotenv
 file, as for ``generate``, and never reaches a log, the store or an error message. Nothing
 offline changes when the judge is not used: its numbers live in their own tables and are shown
 as "judge: MODEL".
@@ -34,7 +36,6 @@ from engine.endpoint import (
     EndpointConfig,
     GaveUp,
     Rejected,
-    Retryable,
     RetryPolicy,
     Stopped,
     short,
@@ -58,6 +59,9 @@ CLAIM_SYSTEM = (
     "sources state otherwise) or not_in_sources (the sources neither state nor contradict it). "
     "Use only the sources, not your own knowledge."
 )
+# The reminder turn after an unreadable reply (the words are the parser's).
+CLAIM_REMINDER = "Reply with exactly one word: supported, contradicted or not_in_sources."
+ENTAILMENT_REMINDER = "Reply with exactly one word: yes or no."
 ENTAILMENT_SYSTEM = (
     "ft-hallu judge. You compare two answers to the same question. Reply with exactly one word: "
     "yes if everything the first answer says follows from the second answer, otherwise no."
@@ -226,45 +230,56 @@ class Judge:
     def claim(self, claim: str, evidence: Sequence[str]) -> tuple[Verdict, str]:
         """(verdict, cache key) for a claim against its evidence sentences."""
         key = cache_key("claim", claim, digest(*evidence), self.model)
-        return self._ask(key, "claim", CLAIM_SYSTEM, claim_prompt(claim, evidence), parse_claim_reply), key
+        prompt = claim_prompt(claim, evidence)
+        return self._ask(key, "claim", CLAIM_SYSTEM, prompt, CLAIM_REMINDER, parse_claim_reply), key
 
     def entails(self, question: str, first: str, second: str) -> Verdict:
         key = cache_key("entailment", first, digest(question, second), self.model)
-        return self._ask(
-            key, "entailment", ENTAILMENT_SYSTEM, entailment_prompt(question, first, second), parse_yes_no
-        )
+        prompt = entailment_prompt(question, first, second)
+        return self._ask(key, "entailment", ENTAILMENT_SYSTEM, prompt, ENTAILMENT_REMINDER, parse_yes_no)
 
     def _ask(
-        self, key: str, kind: str, system: str, user: str, parse: Callable[[str], str | None]
+        self, key: str, kind: str, system: str, user: str, reminder: str, parse: Callable[[str], str | None]
     ) -> Verdict:
         cached = store_claims.cached_judgements(self._store, [key]).get(key)
         if cached is not None:
             return Verdict(cached["label"], cached["status"], True)
-        used = [0, 0]  # prompt and completion tokens over every attempt
-
-        def attempt() -> Verdict:
-            reply, refusal, used_in, used_out = self._request(system, user)
-            used[0] += used_in
-            used[1] += used_out
+        used = [0, 0]  # prompt and completion tokens over every request
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        reply = ""
+        for turn in ("question", "reminder"):
+            if turn == "reminder":  # the unreadable reply, then the allowed words once more
+                messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": reminder}]
+                log.info("judge %s: unreadable reply %r; asking once more", self.model, short(self.redact(reply), 80))
+            reply, refusal = self._asked(messages, used)
             if refusal or (reply and _REFUSAL_RE.search(reply) and parse(reply) is None):
                 verdict = Verdict(None, "refused", False, *used)
                 self._remember(key, kind, verdict, refusal or reply)
                 return verdict
             label = parse(reply)
-            if label is None:
-                raise Retryable(f"unreadable reply {short(reply, 120)!r}")
-            verdict = Verdict(label, "ok", False, *used)
-            self._remember(key, kind, verdict, reply)
-            return verdict
+            if label is not None:
+                verdict = Verdict(label, "ok", False, *used)
+                self._remember(key, kind, verdict, reply)
+                return verdict
+        # Not cached: the next run asks again.
+        log.warning("judge %s: no verdict after a reminder: %r", self.model, short(self.redact(reply), 80))
+        return Verdict(None, "malformed", False, *used)
+
+    def _asked(self, messages: list[dict[str, str]], used: list[int]) -> tuple[str, str]:
+        """(reply, refusal) of one question, retried on timeouts, 429 and 5xx; tokens added to ``used``."""
+
+        def attempt() -> tuple[str, str]:
+            reply, refusal, used_in, used_out = self._request(messages)
+            used[0] += used_in
+            used[1] += used_out
+            return reply, refusal
 
         try:
             return self._client.retrying(attempt, what=f"judge {self.model}")
         except Stopped:
             raise UserError("judge: stopped") from None
         except GaveUp as exc:
-            # Not cached: the next run asks again.
-            log.warning("judge %s: giving up after %d attempts: %s", self.model, exc.attempts, exc.last_error)
-            return Verdict(None, "malformed", False, *used)
+            raise UserError(f"judge {self.model}: {exc}") from None
 
     def _remember(self, key: str, kind: str, verdict: Verdict, reply: str) -> None:
         store_claims.cache_judgement(
@@ -282,12 +297,12 @@ class Judge:
             },
         )
 
-    def _request(self, system: str, user: str) -> tuple[str, str, int, int]:
+    def _request(self, messages: list[dict[str, str]]) -> tuple[str, str, int, int]:
         """(reply text, refusal text, prompt tokens, completion tokens) of one request."""
         config = self._config
         try:
             response = self._client.chat(
-                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                messages,
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_tokens=config.max_tokens,

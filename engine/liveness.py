@@ -6,7 +6,8 @@ A run's row records its host and pid when it starts (``store.liveness``), so a p
 signal, and 'failed' with the first line of any other error, then lets the exception go on.
 :func:`stop_signals` (installed by the CLI around every command, and by :func:`recorded`) turns those
 signals into a :class:`Stopped` exception, so ``finally`` blocks, atomic writes and these records run
-on ``kill`` as they do on Ctrl-C.
+on ``kill`` as they do on Ctrl-C. Only the first signal raises: a second Ctrl-C while the first one
+unwinds is ignored, so it cannot cut a clean-up short or end in a traceback.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def exit_code(exc: KeyboardInterrupt) -> int:
 
 
 def _raise_stopped(signum: int, _frame: object) -> None:
+    if getattr(_installed, "stopping", False):  # the first stop is unwinding: let it finish
+        return
+    _installed.stopping = True
     raise Stopped(signum)
 
 
@@ -77,12 +81,27 @@ def stop_signals() -> Iterator[None]:
         yield
         return
     _installed.depth = 1
+    _installed.stopping = False
     try:
         yield
     finally:
         _installed.depth = 0
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _installed.stopping = False
+
+
+def ignore_stop_signals() -> None:
+    """From now on SIGINT, SIGTERM and SIGHUP are ignored: for a process that was stopped and is
+    only exiting (the CLI after its one line), so a second Ctrl-C during the interpreter's own
+    shutdown neither prints a traceback nor changes the exit status. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in STOP_SIGNALS:
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except ValueError:  # not the main interpreter
+            return
 
 
 Mark = Callable[[str, str], None]

@@ -3,16 +3,20 @@
 The rule (documented in docs/LAUNCH.md):
 
 * a name is secret-looking when one of its ``_``-separated parts is ``KEY``, ``APIKEY``, ``PAT``,
-  ``TOKEN``, ``SECRET``, ``PASSWORD``, ``PASSWD``, ``PASSPHRASE``, ``CREDENTIAL(S)``, ``AUTH`` or
-  ``COOKIE``, when it contains ``API_KEY``, ``ACCESS_KEY``, ``PRIVATE_KEY``, ``SECRET``, ``PASSWORD``
-  or ``PASSWD``, ends in ``TOKEN``, or is ``DATABASE_URL`` (or ends in ``_DSN``);
-* a value is secret-looking when it holds a URL with a password (``scheme://user:pass@host``), a
-  private key block, a JSON web token, or a token with a well-known prefix: ``sk-`` (OpenAI,
-  Anthropic), ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_``/``github_pat_`` (GitHub), ``glpat-``
-  (GitLab), ``hf_`` (Hugging Face), ``xox?-`` (Slack), ``AKIA``/``ASIA`` (AWS), ``AIza`` (Google),
-  ``npm_``, ``pypi-``.
+  ``TOKEN``, ``SECRET``, ``PASSWORD``, ``PASSWD``, ``PASS``, ``PWD`` (``MYSQL_PWD``; the shell's own
+  ``PWD`` and ``OLDPWD`` are folders), ``PASSPHRASE``, ``CREDENTIAL(S)``, ``AUTH``, ``COOKIE`` or
+  ``WEBHOOK(S)``, when it contains ``API_KEY``, ``ACCESS_KEY``, ``PRIVATE_KEY``, ``SECRET``,
+  ``PASSWORD`` or ``PASSWD``, ends in ``TOKEN``, or is ``DATABASE_URL`` (or ends in ``_DSN``);
+* a value is secret-looking when it holds a URL with a password (``scheme://user:pass@host``, a
+  password holding a ``/`` included: ``redis://:pa/ss@host``), a webhook URL (Slack's
+  ``hooks.slack.com``, ``.../webhooks/...``, Teams' ``webhook.office.com``), a private key block, a
+  JSON web token, or a token with a well-known prefix: ``sk-`` (OpenAI, Anthropic),
+  ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_``/``github_pat_`` (GitHub), ``glpat-`` (GitLab), ``hf_``
+  (Hugging Face), ``xox?-`` (Slack), ``AKIA``/``ASIA`` (AWS), ``AIza`` (Google), ``npm_``, ``pypi-``.
 
-A variable is dropped when its name or its value looks secret, unless it is listed in ``keep``.
+:func:`filter_environment` drops a variable when its name or its value looks secret, unless it is
+listed in ``keep``. It is the second net of a job's environment; the first is the allow-list of
+``engine.jobs.settings.job_environment`` (only named variables reach a job at all).
 
 URLs: :func:`redact_url` is the one redaction for a URL that is printed, logged, stored or written
 (an endpoint's ``--base-url``): the user information (``user:password@``) becomes ``***@`` and the
@@ -44,13 +48,22 @@ _SECRET_PARTS = frozenset(
         "CREDENTIALS",
         "AUTH",
         "COOKIE",
+        "PASS",  # DB_PASS
+        "PWD",  # MYSQL_PWD (see _FOLDER_NAMES for the shell's PWD)
+        "WEBHOOK",
+        "WEBHOOKS",
     }
 )
+_FOLDER_NAMES = frozenset({"PWD", "OLDPWD"})  # the shell's working folders, not passwords
 # Substrings, so MYAPPSECRET or DB_PASSWORD_FILE count; TOKEN only as a part or an ending, since
 # TOKENIZERS_PARALLELISM is no secret.
 _SECRET_SUBSTRINGS = ("API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY", "SECRET", "PASSWORD", "PASSWD")
 _SECRET_NAMES = frozenset({"DATABASE_URL"})
 
+# A webhook URL is its own credential: whoever has it may post.
+_WEBHOOK_URL = re.compile(
+    r"https?://(?:hooks\.slack\.com/|[^\s/]*webhook\.office\.com/|[^\s]*?/webhooks?/)\S+", re.IGNORECASE
+)
 _SECRET_VALUE = re.compile(
     r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@"  # URL with a password
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
@@ -71,6 +84,8 @@ _SECRET_VALUE = re.compile(
 def looks_secret_name(name: str) -> bool:
     """True for a variable name that suggests a credential (GITHUB_PAT, OPENAI_KEY, DATABASE_URL...)."""
     upper = name.upper()
+    if upper in _FOLDER_NAMES:
+        return False
     if upper in _SECRET_NAMES or upper.endswith("_DSN"):
         return True
     if any(part in _SECRET_PARTS for part in re.split(r"[_\W]+", upper)):
@@ -79,8 +94,17 @@ def looks_secret_name(name: str) -> bool:
 
 
 def looks_secret_value(value: str) -> bool:
-    """True for a value holding a credential: a URL with a password or a known token format."""
-    return bool(_SECRET_VALUE.search(value))
+    """True for a value holding a credential: a URL with a password, a webhook or a known token format."""
+    if _SECRET_VALUE.search(value) or _WEBHOOK_URL.search(value):
+        return True
+    return any(_has_password(match.group(0)) for match in _URL_IN_TEXT.finditer(value))
+
+
+def _has_password(url: str) -> bool:
+    """True when ``url``'s user information holds a password (``user:pass@``, ``:pa/ss@``)."""
+    rest = url.partition("://")[2]
+    at = _userinfo_end(rest)
+    return at >= 0 and bool(rest[:at].partition(":")[2])
 
 
 def filter_environment(env: Mapping[str, str], keep: Iterable[str] = ()) -> dict[str, str]:

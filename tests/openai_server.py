@@ -5,8 +5,13 @@ are derived deterministically from the text block in the user message, so a test
 chunk every item came from (each question starts with ``[<tag>]``, the text's sha256 prefix).
 
 Behaviour switches (``Behavior``): a fixed latency, a script of per-request outcomes consumed in
-order ("429", "500", "malformed", "badfields", "notool", "empty", "slow"), and a marker that makes every request whose
-text contains it fail with 500. Every request is recorded (path, headers, body) for assertions.
+order ("429", "500", "malformed", "badfields", "notool", "empty", "slow", "prose": text without a
+tool call or JSON, cut at max_tokens; "fenced": the items as JSON in a code fence instead of a tool
+call; "detail": a FastAPI-style 400 ``{"detail": ...}``; "hang": no answer until the client hangs
+up), a marker that makes every request whose text contains it fail with 500, and ``ignore_tools``
+(a server like ``transformers serve`` that never calls a tool: it answers JSON in its text when the
+request asks for JSON through ``response_format``, else prose). Every request is recorded (path,
+headers, body) for assertions; ``hung_up`` counts the "hang" requests whose client went away.
 
 Run standalone: ``python tests/openai_server.py --latency 0.3`` prints ``PORT <n>``.
 """
@@ -59,6 +64,9 @@ class Behavior:
     slow_s: float = 5.0  # how long a "slow" scripted request stalls
     retry_after: str | None = None  # Retry-After header sent with 429
     expected_key: str | None = None  # when set, other bearer tokens get 401
+    ignore_tools: bool = False  # never answer with a tool call (transformers serve ignores tool_choice)
+    hang_s: float = 60.0  # how long a "hang" request waits for its client to hang up
+    detail: str = "Server is pinned to 'local-model'; requested 'other-model'."  # the "detail" outcome's reason
 
 
 @dataclass
@@ -76,6 +84,8 @@ class OpenAIStub:
     def __init__(self, behavior: Behavior | None = None):
         self.behavior = behavior or Behavior()
         self.requests: list[RecordedRequest] = []
+        self.hung_up = 0  # "hang" requests whose client closed the connection
+        self.hanging = 0  # "hang" requests waiting for their client now
         self._lock = threading.Lock()
         stub = self
 
@@ -150,7 +160,19 @@ class OpenAIStub:
         if outcome == "slow":
             time.sleep(self.behavior.slow_s)
             outcome = "ok"
-        if outcome == "404":
+        if outcome == "hang":
+            with self._lock:
+                self.hanging += 1
+            gone = _wait_for_hang_up(handler, self.behavior.hang_s)
+            with self._lock:
+                self.hanging -= 1
+                self.hung_up += gone
+            if gone:
+                return
+            outcome = "ok"
+        if outcome == "detail":
+            self._send(handler, 400, {"detail": self.behavior.detail})
+        elif outcome == "404":
             self._send(handler, 404, _error(f"no route {handler.path}", "not_found"))
         elif outcome == "401":
             self._send(handler, 401, _error("Incorrect API key provided", "invalid_api_key"))
@@ -162,24 +184,42 @@ class OpenAIStub:
         elif _is_judge(messages):
             self._send(handler, 200, _judge_completion(body.get("model", "?"), user, outcome))
         else:
-            tool_choice = body.get("tool_choice") or {}
-            if not body.get("tools") or (tool_choice.get("function") or {}).get("name") != "generate_dataset":
-                self._send(
-                    handler, 400, _error("expected a forced generate_dataset tool call", "invalid_request")
-                )
-                return
-            if outcome == "malformed":
-                arguments = '{"dataset_items": [{"question": "unterminated'
-            elif outcome == "badfields":  # valid JSON, but one item lacks its answer
-                good = items_for(text, count)
-                arguments = json.dumps({"dataset_items": [{"question": "no answer", "context": "x"}, *good]})
-            elif outcome == "empty":
-                arguments = json.dumps({"dataset_items": []})
-            else:
-                arguments = json.dumps({"dataset_items": items_for(text, count)})
-            self._send(
-                handler, 200, _completion(body.get("model", "?"), arguments, notool=outcome == "notool")
-            )
+            self._answer_generate(handler, body, text, count, outcome)
+
+    def _answer_generate(
+        self, handler: BaseHTTPRequestHandler, body: dict[str, Any], text: str, count: int, outcome: str
+    ) -> None:
+        model = body.get("model", "?")
+        wants_json = (body.get("response_format") or {}).get("type") in ("json_schema", "json_object")
+        if outcome == "prose" or (self.behavior.ignore_tools and not wants_json):
+            words = f"Here are some questions about the text. {text} " * 20
+            limit = int(body.get("max_tokens") or 1024)  # one word a token, as a model would stop
+            self._send(handler, 200, _text_completion(model, " ".join(words.split()[:limit]), "length"))
+            return
+        if outcome == "fenced" or wants_json:
+            items = items_for(text, count) if outcome != "empty" else []
+            if outcome == "badfields":
+                items.insert(0, {"question": "no answer", "context": "x"})
+            fenced = json.dumps({"dataset_items": items}, indent=1)
+            self._send(handler, 200, _text_completion(model, f"Sure! Here you go:\n```json\n{fenced}\n```", "stop"))
+            return
+        tool_choice = body.get("tool_choice") or {}
+        if not body.get("tools") or (tool_choice.get("function") or {}).get("name") != "generate_dataset":
+            self._send(handler, 400, _error("expected a forced generate_dataset tool call", "invalid_request"))
+            return
+        # The forced tool call, as OpenAI answers it.
+        if outcome == "malformed":
+            arguments = '{"dataset_items": [{"question": "unterminated'
+        elif outcome == "badfields":  # valid JSON, but one item lacks its answer
+            good = items_for(text, count)
+            arguments = json.dumps({"dataset_items": [{"question": "no answer", "context": "x"}, *good]})
+        elif outcome == "allbad":  # valid JSON, and no item has its answer
+            arguments = json.dumps({"dataset_items": [{"question": "no answer", "context": "x"}] * 2})
+        elif outcome == "empty":
+            arguments = json.dumps({"dataset_items": []})
+        else:
+            arguments = json.dumps({"dataset_items": items_for(text, count)})
+        self._send(handler, 200, _completion(model, arguments, notool=outcome == "notool"))
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], extra=None) -> None:
@@ -194,6 +234,35 @@ class OpenAIStub:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
             pass
+
+
+def _wait_for_hang_up(handler: BaseHTTPRequestHandler, seconds: float) -> bool:
+    """Wait until the client closes the connection (True) or ``seconds`` pass (False)."""
+    import select
+    import socket
+
+    connection = handler.connection
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([connection], [], [], 0.05)
+        if readable:
+            try:
+                if connection.recv(1, socket.MSG_PEEK) == b"":
+                    return True
+            except OSError:
+                return True
+    return False
+
+
+def _text_completion(model: str, content: str, finish_reason: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-text",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": len(content.split()), "total_tokens": 100},
+    }
 
 
 def _error(message: str, code: str) -> dict[str, Any]:

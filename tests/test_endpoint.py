@@ -4,7 +4,11 @@ OpenAI-compatible test server: backoff and Retry-After, giving up, stopping, ref
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,10 @@ from engine.endpoint import (  # noqa: E402
     Rejected,
     RetryPolicy,
     Stopped,
+    server_reason,
 )
+from engine.liveness import Stopped as SignalStopped  # noqa: E402
+from engine.liveness import stop_signals  # noqa: E402
 
 SECRET = "sk-ftHALLU-endpoint-secret-51f0"
 # The test server answers a system turn starting "ft-hallu judge" with one verdict word.
@@ -106,3 +113,65 @@ def test_an_unreachable_endpoint_is_retried_and_named() -> None:
     with pytest.raises(GaveUp, match=r"connection to http://127.0.0.1:9/v1 failed"):
         ask(unreachable, what="t")
     assert len(waits.seconds) == 1
+
+
+def test_the_server_s_own_reason_is_read_from_its_body() -> None:
+    class Refusal:  # what the openai client hands over: the parsed body and the response
+        def __init__(self, body, text=""):
+            self.body, self.message = body, "Error code: 400"
+            self.response = type("R", (), {"text": text})()
+
+    assert server_reason(Refusal({"detail": "Server is pinned to 'm'; requested 'x'."})) == (
+        "Server is pinned to 'm'; requested 'x'."
+    )
+    fastapi_422 = {"detail": [{"loc": ["body", "max_tokens"], "msg": "Input should be a valid integer"}]}
+    assert server_reason(Refusal(fastapi_422)) == "body.max_tokens: Input should be a valid integer"
+    assert server_reason(Refusal({"message": "Rate limit reached", "type": "x"})) == "Rate limit reached"
+    assert server_reason(Refusal({"error": "engine dead"})) == "engine dead"
+    assert server_reason(Refusal(None, "<html>502 Bad Gateway</html>")) == "<html>502 Bad Gateway</html>"
+    assert server_reason(Refusal(None, "")) == "Error code: 400"
+    with running_stub(Behavior(script=["detail"])) as stub:
+        with pytest.raises(Rejected) as rejected:
+            ask(client(stub, RetryPolicy(3, 0.01, 0.02), Waits()), what="t")
+    assert str(rejected.value) == "HTTP 400: Server is pinned to 'local-model'; requested 'other-model'."
+
+
+def test_abort_abandons_the_request_in_flight_and_stop_lets_it_finish() -> None:
+    with running_stub(Behavior(default_outcome="hang", hang_s=30)) as stub:
+        endpoint = client(stub, RetryPolicy(3, 0.01, 0.02), Waits())
+        outcome: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                ask(endpoint, what="t")
+            except BaseException as exc:  # noqa: BLE001 - the test reads it
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        while not stub.hanging:
+            time.sleep(0.01)
+        endpoint.stop()  # a sibling failed: the request in flight goes on
+        caller.join(timeout=0.5)
+        assert caller.is_alive() and stub.hanging == 1
+        endpoint.abort()  # Ctrl-C: the caller is let go at once, while the server still waits
+        caller.join(timeout=10)
+        assert not caller.is_alive() and isinstance(outcome[0], Stopped) and stub.hanging == 1
+        with pytest.raises(Stopped):  # and nothing more is sent
+            endpoint.chat(MESSAGES, temperature=0.0, top_p=1.0, max_tokens=4)
+        assert len(stub.requests) == 1
+
+
+def test_ctrl_c_while_waiting_for_a_reply_aborts_the_client() -> None:
+    with running_stub(Behavior(default_outcome="hang", hang_s=30)) as stub:
+        endpoint = client(stub, RetryPolicy(3, 0.01, 0.02), Waits())
+
+        def interrupt_once_sent() -> None:
+            while not stub.hanging:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt_once_sent, daemon=True).start()
+        with pytest.raises(SignalStopped), stop_signals():
+            ask(endpoint, what="t")
+        assert endpoint.stopped and stub.hanging == 1  # the caller did not wait for an answer

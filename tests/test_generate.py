@@ -162,6 +162,8 @@ def test_cli_generates_from_local_filing(filing: Path, tmp_path: Path, keyed_env
 
     body = requests[0].body
     assert body["model"] == "llama3.1:8b-instruct"
+    # Every sampling parameter and the reply's length limit, explicitly, in every request.
+    assert all((r.body["max_tokens"], r.body["temperature"], r.body["top_p"]) == (800, 1.0, 1.0) for r in requests)
     assert body["messages"][0] == {"role": "system", "content": default_prompt}
     assert body["tool_choice"] == {"type": "function", "function": {"name": "generate_dataset"}}
     assert body["tools"][0]["function"]["name"] == "generate_dataset"
@@ -240,7 +242,115 @@ def test_malformed_tool_arguments_are_retried_and_bad_items_dropped(filing, tmp_
     with running_stub(Behavior(script=["malformed", "notool", "badfields"])) as stub:
         result = gen.generate(chunks, config_for(stub, tmp_path / "out", workers=1))
         assert len(stub.requests) == len(chunks) + 2
+        bodies = [r.body for r in stub.requests]
     assert result.items == 3 * len(chunks) and result.dropped_items == 1
+    # A reply without the tool call switched the run to JSON output: no tools, a response_format.
+    assert [("tools" in b, "response_format" in b) for b in bodies] == [(True, False)] * 2 + [(False, True)] * 3
+    assert bodies[-1]["response_format"]["json_schema"]["schema"]["required"] == ["dataset_items"]
+
+
+def test_a_reply_whose_every_item_is_unusable_is_asked_again(filing, tmp_path, keyed_env) -> None:
+    """Recorded as done with no items, the chunk would never be sent again; an empty list is an answer."""
+    chunks = chunks_of(filing)[:2]
+    with running_stub(Behavior(script=["allbad", "empty"])) as stub:
+        result = gen.generate(chunks, config_for(stub, tmp_path / "out", workers=1))
+        assert [r.outcome for r in stub.requests] == ["allbad", "empty", "ok"]
+    records = [json.loads(line) for line in (tmp_path / "out" / gen.RAW_ITEMS_FILE).read_text().splitlines()]
+    assert [(len(r["items"]), r["attempts"]) for r in records] == [(0, 2), (3, 1)]
+    assert result.items == 3 and result.dropped_items == 0
+
+
+def test_a_server_that_ignores_tool_choice_gets_asked_for_json(filing, tmp_path, keyed_env, caplog) -> None:
+    """transformers serve's way: never a tool call. The first reply is prose cut at max_tokens; from
+    then on every request asks for JSON (response_format and the instruction) and is read leniently
+    from a fenced block in the text."""
+    chunks = chunks_of(filing)[:3]
+    with running_stub(Behavior(ignore_tools=True)) as stub:
+        config = config_for(stub, tmp_path / "out", workers=1, max_tokens=64, temperature=0.0, top_p=0.9)
+        result = gen.generate(chunks, config)
+        bodies = [r.body for r in stub.requests]
+    assert result.items == 3 * len(chunks)
+    assert [("tool_choice" in b, "response_format" in b) for b in bodies] == [(True, False)] + [(False, True)] * 3
+    assert gen.JSON_INSTRUCTION in bodies[1]["messages"][0]["content"]
+    assert all((b["max_tokens"], b["temperature"], b["top_p"]) == (64, 0.0, 0.9) for b in bodies)
+    records = [json.loads(line) for line in (tmp_path / "out" / gen.RAW_ITEMS_FILE).read_text().splitlines()]
+    assert [r["reply"] for r in records] == ["json"] * 3 and [r["attempts"] for r in records] == [2, 1, 1]
+    assert "asking for JSON output from now on" in caplog.text
+
+
+def test_json_in_a_reply_without_the_tool_call_is_read_leniently(filing, tmp_path, keyed_env) -> None:
+    chunks = chunks_of(filing)[:2]
+    with running_stub(Behavior(script=["fenced"])) as stub:
+        result = gen.generate(chunks, config_for(stub, tmp_path / "out", workers=1))
+        assert [r.outcome for r in stub.requests] == ["fenced", "ok"] and result.items == 3 * len(chunks)
+    assert gen.items_in_json('no JSON at all {"broken": [}') is None
+    assert gen.items_in_json('Cut off: {"dataset_items": [{"question": "a", "answer": "b"}, {"quest') is None
+    assert gen.items_in_json('[{"question": "a", "answer": "b", "context": "c"}] trailing') == [
+        {"question": "a", "answer": "b", "context": "c"}
+    ]
+
+
+def test_nothing_usable_says_what_came_back_and_no_next_chunk_is_sent(filing, tmp_path, keyed_env) -> None:
+    """One worker: the first chunk fails (prose, cut at max_tokens) and no other chunk is sent; the
+    error quotes the reply's end reason, length and first 80 characters, with the key hidden."""
+    chunks = gen.make_chunks([f"Zentrix keeps its key {SECRET} in the filing. " + SECTIONS["Item 1. Business"]], chunk_chars=200, overlap_chars=40)
+    assert len(chunks) >= 2
+    db = open_db(tmp_path / "ft.db")
+    with running_stub(Behavior(default_outcome="prose")) as stub:
+        config = config_for(stub, tmp_path / "out", workers=1, max_attempts=2, max_tokens=30)
+        with pytest.raises(gen.GenerationError) as failed:
+            gen.generate(chunks, config, store=db)
+        assert stub.texts_requested() == [chunks[0].text] * 2  # its two attempts, then nothing
+    message = str(failed.value)
+    assert f"chunk {chunks[0].id} failed after 2 attempts: no generate_dataset tool call and no JSON items" in message
+    assert "finish_reason=length" in message and "it hit max_tokens=30: raise --max-tokens" in message
+    shown = message.split("characters: ", 1)[1]
+    assert shown.startswith("'Here are some questions about the text. Zentrix keeps its key *** in")
+    assert len(shown.split("'")[1]) <= gen.client.SHOWN_CHARS
+    assert SECRET not in message
+    run = gen_store.list_generation_runs(db)[0]
+    assert run["status"] == "failed" and SECRET not in str(run)
+    db.close()
+
+
+def test_with_several_workers_no_new_chunk_starts_after_a_failure(filing, tmp_path, keyed_env) -> None:
+    chunks = chunks_of(filing)
+    assert len(chunks) >= 6
+    with running_stub(Behavior(script=["detail"], latency_s=0.3)) as stub:
+        with pytest.raises(gen.GenerationError, match="HTTP 400: Server is pinned to 'local-model'"):
+            gen.generate(chunks, config_for(stub, tmp_path / "out", workers=3))
+        sent = stub.texts_requested()
+    assert sent[0] in {c.text for c in chunks[:3]} and set(sent) <= {c.text for c in chunks[:3]}
+    kept = raw_chunk_ids(tmp_path / "out")  # the siblings in flight were saved, nothing after them
+    assert set(kept) <= {c.id for c in chunks[:3]} and len(kept) == len(sent) - 1
+
+
+def test_the_server_s_own_reason_is_shown_shortened_and_redacted(filing, tmp_path, keyed_env) -> None:
+    long_reason = f"Model 'x' not found; key {SECRET} was fine; " + "details " * 100
+    with running_stub(Behavior(script=["detail"], detail=long_reason)) as stub:
+        with pytest.raises(gen.GenerationError) as failed:
+            gen.generate(chunks_of(filing)[:1], config_for(stub, tmp_path / "out"))
+        assert len(stub.requests) == 1  # a 400 is final
+    message = str(failed.value)
+    assert "HTTP 400: Model 'x' not found; key *** was fine; details" in message
+    assert "Error code" not in message and SECRET not in message and "... (0 of 1 chunks done" in message
+    reason = message.split("HTTP 400: ", 1)[1].split(" (0 of 1", 1)[0]
+    assert len(reason) == 200  # the server's reason, cut (some send whole HTML pages)
+
+
+def test_extra_body_is_sent_with_every_request_and_checked(filing, tmp_path, keyed_env) -> None:
+    extra = {"generation_config": json.dumps({"do_sample": True}), "seed": 7}
+    with running_stub() as stub:
+        config = config_for(stub, tmp_path / "out")
+        config.endpoint.extra_body = extra
+        gen.generate(chunks_of(filing)[:2], config)
+        assert all(r.body["generation_config"] == '{"do_sample": true}' and r.body["seed"] == 7 for r in stub.requests)
+    for bad, why in (({"temperature": 0.2}, "'temperature' is set by ft-hallu"),
+                     ({"auth_token": "x"}, "'auth_token' looks like a credential"),
+                     ({"note": f"key {SECRET}"}, "'note' looks like a credential")):  # fmt: skip
+        config.endpoint.extra_body = bad
+        with pytest.raises(UserError, match=why):
+            config.validate()
 
 
 def test_exhausted_retries_name_the_chunk_and_resume_later(filing, tmp_path, keyed_env) -> None:

@@ -108,6 +108,29 @@ def test_retries_malformed_and_refused_answers(scored, monkeypatch) -> None:
         assert again.cached and again.status == "refused" and len(stub.requests) == 2
 
 
+def test_an_unreadable_reply_is_asked_about_once_with_a_reminder_turn(scored, monkeypatch) -> None:
+    """Not the same prompt again at temperature 0: the reply and a reminder of the allowed words."""
+    store, sweep_id = scored
+    monkeypatch.setenv("FT_JUDGE_KEY", SECRET)
+    claim = store_claims.sweep_claims(store, sweep_id)[0]
+    evidence = [c["sentence"] for c in claim["candidates"]]
+    with running_stub(Behavior(script=["malformed", "malformed", "malformed"])) as stub:
+        judge = jd.Judge(store, _config(stub, attempts=4))
+        verdict, _ = judge.claim("EGNIVIA sells yachts.", evidence)
+        assert (verdict.label, verdict.status) == (None, "malformed")
+        assert len(stub.requests) == 2  # not max_attempts (4) times
+        first, second = (r.body["messages"] for r in stub.requests)
+        assert second[:2] == first and second[2] == {"role": "assistant", "content": "Hmm, hard to say."}
+        assert second[3] == {"role": "user", "content": jd.CLAIM_REMINDER}
+        assert all(r.body["temperature"] == 0.0 and r.body["max_tokens"] == 16 for r in stub.requests)
+        # The reminder works: the second reply is read, and that verdict is cached.
+        verdict, key = judge.claim("EGNIVIA sells boats.", evidence)
+        assert [r.outcome for r in stub.requests[2:]] == ["malformed", "ok"] and verdict.status == "ok"
+        assert store_claims.cached_judgements(store, [key])[key]["label"] == verdict.label
+        entails = judge.entails("What?", "Yes it does.", "Yes it does.")
+        assert entails.label == "yes" and stub.requests[-1].body["messages"][-1]["role"] == "user"
+
+
 def test_rejected_key_is_one_clear_error_without_the_key(scored, monkeypatch) -> None:
     store, sweep_id = scored
     monkeypatch.setenv("FT_JUDGE_KEY", SECRET)

@@ -71,7 +71,7 @@ def test_example_cluster_settings_load():
     assert settings.partition == "gpu"
     assert settings.gpus == 1 and settings.cpus == 8
     assert settings.time == "08:00:00" and settings.mem == "64G"
-    assert settings.keep_env == ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+    assert settings.env == () and settings.keep_env == ()  # nothing beyond the default set, no credential
 
 
 @pytest.mark.parametrize(
@@ -91,6 +91,14 @@ def test_example_cluster_settings_load():
         ('log_dir = "/scratch/%u"', "log_dir"),
         ('partiton = "gpu"', "unknown field 'partiton'; did you mean 'partition'?"),
         ("setup = 'module load x'", 'setup = "module load x": must be a list of strings'),
+        ('env = ["WANDB*", "MY VAR"]', "env[1] 'MY VAR': expected a variable name or a prefix ending in '*'"),
+        ('env = ["*"]', "env[0] '*': expected a variable name or a prefix ending in '*'"),
+        ('env = ["*_TOKEN"]', "env[0]"),
+        ('keep_env = ["HF_*"]', "keep_env[0] 'HF_*': expected a variable name"),
+        (
+            'extra_sbatch = ["--export=ALL,OPENAI_API_KEY"]',
+            "extra_sbatch[0] '--export=ALL,OPENAI_API_KEY': jobs inherit what `env` names",
+        ),
     ],
 )
 def test_bad_cluster_settings_name_file_and_field(tmp_path, text, field):
@@ -139,6 +147,47 @@ def test_job_environment_drops_secrets_but_keeps_listed_ones():
     }
     env = L.job_environment(base, keep=("HF_TOKEN",))
     assert env == {"PATH": "/usr/bin", "HF_TOKEN": "hf", "FT_HALLU_HOME": "/data"}
+
+
+# What a login shell typically holds: the default set, the settings' own names, and the rest.
+SHELL_ENV = {
+    "PATH": "/usr/bin:/bin", "HOME": "/home/me", "USER": "me", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+    "TZ": "UTC", "TMPDIR": "/tmp", "SLURM_CONF": "/etc/slurm/slurm.conf", "CUDA_VISIBLE_DEVICES": "0",
+    "NVIDIA_VISIBLE_DEVICES": "all", "HF_HOME": "/scratch/hf", "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_CACHE": "/scratch/tf", "TORCH_HOME": "/scratch/torch", "OMP_NUM_THREADS": "4",
+    "MKL_NUM_THREADS": "4", "PYTHONPATH": "/src", "VIRTUAL_ENV": "/venv", "CONDA_PREFIX": "/conda",
+    "FT_HALLU_HOME": "/data", "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false",
+    "WANDB_PROJECT": "egnivia", "MY_VAR": "x",
+    # not named anywhere: stay behind
+    "SSH_CONNECTION": "10.0.0.1 22", "DISPLAY": ":0", "LS_COLORS": "di=01;34", "EDITOR": "vim",
+    "WANDB_DIR_OTHER": "y", "MY_VARIABLE": "prefix is not a pattern",
+}  # fmt: skip
+# The issue's examples and their kin: credentials, whatever pattern names them.
+CREDENTIALS = {
+    "HF_TOKEN": "hf_" + "a1B2" * 9, "HUGGING_FACE_HUB_TOKEN": "hub-token-41", "HF_HUB_TOKEN": "hub-token-42",
+    "MYSQL_PWD": "mysql-pw-43", "DB_PASS": "db-pass-44", "WANDB_API_KEY": "0123456789abcdef",
+    "WANDB_WEBHOOK": "https://example.org/w/45", "FT_HALLU_REDIS": "redis://:pa/ss@cache:6379/0",
+    "MY_VAR_URL": "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
+    "FT_HALLU_HOOK": "https://discord.com/api/webhooks/1234567890/abcdefghijklmnop",
+    "FT_HALLU_NOTE": "postgres://me:secret@db/app", "OPENAI_API_KEY": FAKE_KEY,
+}  # fmt: skip
+
+
+def test_jobs_inherit_only_the_default_set_and_what_env_names():
+    settings = L.ClusterSettings(env=("WANDB_*", "MY_VAR"))
+    env = L.cluster_environment(settings, {**SHELL_ENV, **CREDENTIALS})
+    expected = {name for name in SHELL_ENV if name not in (
+        "SSH_CONNECTION", "DISPLAY", "LS_COLORS", "EDITOR", "MY_VARIABLE")}  # fmt: skip
+    assert set(env) == expected and all(env[name] == SHELL_ENV[name] for name in env)
+    # keep_env hands over one credential by its exact name; the others still stay behind.
+    kept = L.cluster_environment(L.ClusterSettings(keep_env=("HF_TOKEN",)), {**SHELL_ENV, **CREDENTIALS})
+    assert set(kept) - set(SHELL_ENV) == {"HF_TOKEN"}
+    # Without settings: the default set only.
+    assert set(L.job_environment({**SHELL_ENV, **CREDENTIALS})) == expected - {
+        "WANDB_PROJECT",
+        "WANDB_DIR_OTHER",
+        "MY_VAR",
+    }
 
 
 # ------------------------------------------------------------------ rendering
@@ -255,11 +304,11 @@ def store(tmp_path):
     handle.close()
 
 
-def local_spec(tmp_path: Path, script: str, name: str = "local-test") -> L.LaunchSpec:
+def local_spec(tmp_path: Path, script: str, name: str = "local-test", **cluster) -> L.LaunchSpec:
     config = write_finetune_config(tmp_path / "cfg")
     return job_kinds.build_spec(
         config,
-        L.ClusterSettings(command=shell_command(script)),
+        L.ClusterSettings(command=shell_command(script), **cluster),
         name=name,
         log_dir=tmp_path / "logs",
         workdir=tmp_path,
@@ -270,7 +319,7 @@ def test_local_job_completes_and_is_stored(tmp_path, store, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     monkeypatch.setenv("FTH_VISIBLE", "yes")
     # The job dumps its whole environment: even then the key must not reach the log.
-    spec = local_spec(tmp_path, 'echo "training $4"; env; echo done')
+    spec = local_spec(tmp_path, 'echo "training $4"; env; echo done', env=("FTH_VISIBLE",))
     job = L.launch(store, spec, L.LocalLauncher())
     assert job.launcher == "local" and job.state == "RUNNING" and job.job_id.isdigit()
     job = L.wait(store, job, timeout=20, poll_seconds=0.05)
@@ -284,6 +333,33 @@ def test_local_job_completes_and_is_stored(tmp_path, store, monkeypatch):
     assert stored["state"] == "COMPLETED" and FAKE_KEY not in str(stored)
     assert stored["config"]["cluster"]["command"][0] == "/bin/sh"
     assert L.tail(job, 1) == "done"
+
+
+# Set by the shells between the launcher and the job (bash's wrapper exports them).
+SHELL_OWN = {"PWD", "OLDPWD", "SHLVL", "_"}
+
+
+def test_a_real_local_job_receives_only_allowed_names(tmp_path, store, monkeypatch):
+    for name, value in {**SHELL_ENV, **CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    dump = tmp_path / "environ"
+    # The job's own process environment, as the kernel holds it (names only).
+    script = f"tr '\\0' '\\n' < /proc/$$/environ | cut -d= -f1 > {shlex.quote(str(dump))}"
+    spec = local_spec(tmp_path, script, env=("WANDB_*", "MY_VAR"))
+    job = L.wait(store, L.launch(store, spec, L.LocalLauncher()), timeout=20, poll_seconds=0.05)
+    assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job, 20)
+    names = set(dump.read_text().split())
+    allowed = set(L.cluster_environment(spec.cluster))
+    assert names - SHELL_OWN == allowed
+    assert {"WANDB_PROJECT", "MY_VAR", "PATH", "HF_HOME", "FT_HALLU_HOME"} <= names
+    assert not names & (set(CREDENTIALS) | {"SSH_CONNECTION", "DISPLAY", "EDITOR", "MY_VARIABLE"})
+    for value in CREDENTIALS.values():  # nor any value: the log, the script, the store row
+        for text in (
+            Path(job.log_path).read_text(),
+            Path(job.script_path).read_text(),
+            str(job_store.get_job(store, job.id)),
+        ):
+            assert value not in text
 
 
 def test_local_job_failure_reports_exit_code_and_tail(tmp_path, store):

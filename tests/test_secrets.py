@@ -23,7 +23,8 @@ def test_the_issue_examples_are_dropped_and_ordinary_variables_kept():
         "MODEL_CACHE_HINT": HF,
         "PLAIN_URL": "https://example.org:8443/path?q=a:b",
     }
-    env = job_environment(base, keep=())
+    env = job_environment(base, keep=(), allow=("PLAIN_URL", "OPENAI_KEY", "GITHUB_PAT", "DATABASE_URL", "PIP_*",
+                                                "SOME_*", "CI_*", "MODEL_*"))  # fmt: skip
     assert env == {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": "/src",
@@ -39,13 +40,19 @@ def test_keep_env_passes_a_variable_even_with_a_token_value():
 
 
 def test_name_and_value_rules_one_by_one():
-    for name in ("AWS_SECRET_ACCESS_KEY", "MY_API_KEY", "APIKEY", "GH_TOKEN", "SLACKTOKEN", "DB_PASSWD", "X_DSN"):
+    for name in ("AWS_SECRET_ACCESS_KEY", "MY_API_KEY", "APIKEY", "GH_TOKEN", "SLACKTOKEN", "DB_PASSWD", "X_DSN",
+                 "MYSQL_PWD", "DB_PASS", "SLACK_WEBHOOK_URL", "TEAMS_WEBHOOK"):  # fmt: skip
         assert looks_secret_name(name), name
-    for name in ("PATH", "LD_LIBRARY_PATH", "PWD", "KEYBOARD_LAYOUT", "TOKENIZERS_PARALLELISM", "SLURM_CONF"):
+    for name in ("PATH", "LD_LIBRARY_PATH", "PWD", "OLDPWD", "KEYBOARD_LAYOUT", "TOKENIZERS_PARALLELISM",
+                 "SLURM_CONF", "PASSENGER", "BYPASS_CACHE"):  # fmt: skip
         assert not looks_secret_name(name), name
-    for value in ("AKIAABCDEFGHIJKLMNOP", "glpat-" + "a" * 20, "-----BEGIN RSA PRIVATE KEY-----", "mysql://u:p@h/d"):
+    for value in ("AKIAABCDEFGHIJKLMNOP", "glpat-" + "a" * 20, "-----BEGIN RSA PRIVATE KEY-----", "mysql://u:p@h/d",
+                  "redis://:pa/ss@cache:6379/0", "redis://default:a/b/c@cache/0",
+                  "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+                  "https://discord.com/api/webhooks/123/abc", "https://acme.webhook.office.com/webhookb2/x"):  # fmt: skip
         assert looks_secret_value(value), value
-    for value in ("sk-short", "https://user@host/x", "/scratch/hf_cache", "http://127.0.0.1:8000/v1"):
+    for value in ("sk-short", "https://user@host/x", "/scratch/hf_cache", "http://127.0.0.1:8000/v1",
+                  "https://registry.example.org:443/@scope/pkg", "http://host:8080/path@v2"):  # fmt: skip
         assert not looks_secret_value(value), value
 
 
@@ -77,3 +84,15 @@ def test_redact_url_hides_user_information_and_credential_query_values():
 def test_redact_applies_to_every_url_inside_a_message():
     line = "connection to http://me:PASS@h/v1 failed; retry at https://h/x?key=K1 with " + GHP
     assert redact(line) == "connection to http://***@h/v1 failed; retry at https://h/x?key=*** with ***"
+
+
+def test_every_front_end_s_error_line_is_redacted():
+    """The CLI's and the TUI's one line pass through redact(), whatever raised."""
+    from engine.errors import UserError
+    from tui.screens.base import error_line
+
+    raw = ConnectionError("connection to http://me:PASS@h/v1 failed with " + GHP)
+    assert error_line(raw) == "ConnectionError: connection to http://***@h/v1 failed with ***"
+    assert error_line(UserError("--base-url 'http://u:PASS@h/v1?token=T9': refused")) == (
+        "--base-url 'http://***@h/v1?token=***': refused"
+    )

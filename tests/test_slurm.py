@@ -25,7 +25,14 @@ from store.db import open_db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from slurm_cluster import REQUIRE_ENV, SlurmUnavailable, remove_cluster_dir, start_cluster  # noqa: E402
-from test_launch import FAKE_KEY, job_args, shell_command, write_finetune_config  # noqa: E402
+from test_launch import (  # noqa: E402
+    CREDENTIALS,
+    FAKE_KEY,
+    SHELL_ENV,
+    job_args,
+    shell_command,
+    write_finetune_config,
+)
 
 pytestmark = pytest.mark.slurm
 
@@ -120,6 +127,37 @@ def test_hostile_names_and_paths_cannot_inject(slurm, tmp_path):
     with pytest.raises(UserError, match="job name"):
         job_kinds.build_spec(config, settings, name=f"ok\ntouch {markers}/newline", log_dir=tmp_path / "logs")
     assert list(markers.iterdir()) == []
+
+
+def test_a_slurm_job_environment_holds_only_allowed_names(slurm, tmp_path):
+    """sbatch --export=ALL of the allow-listed environment: of the names the submitting shell held,
+    the job sees only the allowed ones (Slurm and bash add their own, which we did not send)."""
+    sent = {**SHELL_ENV, **CREDENTIALS, "FTHX_NOT_NAMED": "stays-behind"}
+    for name in ("PATH", "SLURM_CONF"):  # the test cluster's own, so sbatch finds it
+        sent[name] = os.environ[name]
+    dump = tmp_path / "environ"
+    cluster = L.ClusterSettings(
+        command=shell_command(f"tr '\\0' '\\n' < /proc/$$/environ > {shlex.quote(str(dump))}"),
+        env=("WANDB_*", "MY_VAR"),
+    )
+    spec = job_kinds.build_spec(
+        write_finetune_config(tmp_path / "cfg"),
+        cluster,
+        name="env",
+        log_dir=tmp_path / "logs",
+        workdir=tmp_path,
+    )
+    job = L.wait(slurm, L.launch(slurm, spec, L.SlurmLauncher(env=sent)), timeout=30, poll_seconds=0.2)
+    assert (job.state, job.exit_code) == ("COMPLETED", 0), L.tail(job)
+    received = dict(line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line)
+    allowed = L.cluster_environment(cluster, sent)
+    assert set(received) & set(sent) <= set(allowed)
+    assert received["WANDB_PROJECT"] == "egnivia" and received["MY_VAR"] == "x"
+    assert received["HF_HOME"] == "/scratch/hf" and received["FT_HALLU_HOME"] == "/data"
+    assert "FTHX_NOT_NAMED" not in received and "SSH_CONNECTION" not in received
+    assert not set(CREDENTIALS) & set(received)
+    for value in CREDENTIALS.values():
+        assert value not in dump.read_text() and value not in Path(job.script_path).read_text()
 
 
 def test_impossible_request_is_a_clear_error_and_no_row(slurm, tmp_path):

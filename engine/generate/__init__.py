@@ -19,6 +19,8 @@ public names are re-exported here, so ``from engine import generate as gen; gen.
 from __future__ import annotations
 
 from engine.generate.client import (
+    JSON_INSTRUCTION,
+    items_in_json,
     package_parts,
     resolve_api_key,
     user_message,
@@ -73,6 +75,7 @@ __all__ = [
     "GenerationError",
     "GenerationResult",
     "INSTALL_HINT",
+    "JSON_INSTRUCTION",
     "MANIFEST_FILE",
     "MERGED_FILE",
     "PACKAGE_SEC_IDENTITY",
@@ -87,6 +90,7 @@ __all__ = [
     "TOOL_NAME",
     "clean_item_text",
     "fetch_edgar_texts",
+    "items_in_json",
     "generate",
     "load_filing_texts",
     "load_texts_file",

@@ -40,6 +40,12 @@ class GenerateConfig:
     max_items: int | None = setting(None, min=1)  # cap on the merged dataset; None keeps everything
     chunk_chars: int = setting(4000, min=200)  # ~1024 tokens, the package's default chunk size
     chunk_overlap_chars: int = setting(400, min=0)  # ~100 tokens, the package's default overlap
+    # Every request passes these explicitly. ~110 tokens per item (question, answer, a context
+    # sentence, JSON) makes 5 items ~550: 800 leaves room, and a local server stops there instead
+    # of writing its own default (transformers serve: 1024) into every attempt's timeout.
+    max_tokens: int = setting(800, min=16, max=131072)
+    temperature: float = setting(1.0, min=0, max=2)  # the OpenAI default financial-datasets relied on
+    top_p: float = setting(1.0, gt=0, max=1)
     workers: int = setting(8, min=1, max=256)
     max_attempts: int = setting(5, min=1, max=100)
     backoff_base_s: float = setting(1.0, min=0)

@@ -321,7 +321,7 @@ def _send_and_merge(
                     failures.append(message)
                     run_log.chunk_failed(chunk_id, message)
                     emit("chunk_failed", chunk_id, message)
-                    caller.stop()  # no new requests; chunks already in flight still get saved
+                    caller.stop()  # (the worker stopped it already) no new requests; those in flight get saved
                     continue
                 record = {
                     "chunk_id": outcome.chunk.id,
@@ -329,6 +329,7 @@ def _send_and_merge(
                     "items": outcome.items,
                     "dropped": outcome.dropped,
                     "attempts": outcome.attempts,
+                    "reply": outcome.reply,
                 }
                 _append_line(raw_path, record)
                 done[outcome.chunk.id] = record
@@ -342,8 +343,10 @@ def _send_and_merge(
                 )
                 emit("chunk_done", outcome.chunk.id)
     except BaseException:
-        # Ctrl-C or a crash: stop sending at once; finished chunks are already on disk.
-        caller.stop()
+        # Ctrl-C or a crash: send nothing more and abandon the requests in flight, so the workers
+        # end within a poll step and the process need not wait for a server still writing;
+        # finished chunks are already on disk.
+        caller.abort()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()

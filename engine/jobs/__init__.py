@@ -61,13 +61,21 @@ from engine.jobs.model import (
 )
 from engine.jobs.results_file import ShardProgress, SweepJobProgress, job_progress, read_job_results
 from engine.jobs.scripts import render_local_script, render_sbatch_script
-from engine.jobs.settings import DEFAULT_KEEP_ENV, ClusterSettings, job_environment, load_cluster_settings
+from engine.jobs.settings import (
+    DEFAULT_ENV,
+    DEFAULT_KEEP_ENV,
+    ClusterSettings,
+    cluster_environment,
+    job_environment,
+    load_cluster_settings,
+)
 from engine.jobs.slurm import SlurmLauncher
 from engine.jobs.spec import LaunchSpec, default_command, finetune_spec, sweep_spec
 from engine.jobs.torchrun import DistributedLaunch
 
 __all__ = [
     "ACTIVE_STATES",
+    "DEFAULT_ENV",
     "DEFAULT_KEEP_ENV",
     "FINAL_STATES",
     "UNKNOWN",
@@ -95,6 +103,7 @@ __all__ = [
     "get_launcher",
     "ingest",
     "ingest_job",
+    "cluster_environment",
     "job_environment",
     "job_progress",
     "latest_rows",

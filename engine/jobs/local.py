@@ -19,7 +19,7 @@ from engine.errors import UserError
 from engine.files import write_atomic
 from engine.jobs.model import Job, JobStatus, Submission, tail_file
 from engine.jobs.scripts import render_local_script
-from engine.jobs.settings import ClusterSettings, job_environment
+from engine.jobs.settings import ClusterSettings, cluster_environment
 from engine.jobs.spec import LaunchSpec, job_slug, stamp
 
 # Local children started by this process, so they can be reaped instead of lingering as zombies.
@@ -47,7 +47,8 @@ class LocalLauncher:
         script_path = folder / f"{base}.sh"
         log_path = folder / f"{base}.log"
         write_atomic(script_path, render_local_script(spec, self.exit_file(script_path)))
-        env = job_environment(os.environ if self._env is None else self._env, spec.cluster.keep_env)
+        # Only what the settings allow (engine/jobs/settings.py), never a credential.
+        env = cluster_environment(spec.cluster, os.environ if self._env is None else self._env)
         with open(log_path, "ab") as log:
             # A new session: the job survives the terminal (and SSH) that launched it.
             process = subprocess.Popen(

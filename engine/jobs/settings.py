@@ -3,7 +3,8 @@
 Every value here ends up in a job script, so each is checked against what is safe there (no
 control characters, no ``%`` in paths sbatch expands, names from a strict character set, no secret
 in a set-up line) before any script is written. :func:`job_environment` is the environment a job
-is handed: the caller's, minus anything that looks like a credential.
+is handed: only the variables the default set (:data:`DEFAULT_ENV`) and the settings' ``env`` name,
+and of those none that looks like a credential.
 """
 
 from __future__ import annotations
@@ -15,10 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.configfile import load_dataclass, read_toml, setting, validate_instance
+from engine.console import QUIET_ENVIRONMENT
 from engine.errors import UserError
 from engine.secrets import filter_environment
 
-DEFAULT_KEEP_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+# What every job inherits from the submitting shell, when set there: the system's basics, Slurm's
+# and the GPU stack's own variables (NCCL_/GLOO_ for fine-tunes over several processes), the ML
+# libraries' settings, the Python environment, ft-hallu's settings and the quiet-console variables
+# engine/console.py sets. An entry is a name or a prefix ending in '*'. Even here a variable whose
+# name or value looks like a credential (HF_TOKEN, FT_HALLU_* holding a password) is dropped:
+# engine/secrets.py is the second net.
+DEFAULT_ENV: tuple[str, ...] = (
+    "PATH", "HOME", "USER", "LANG", "LC_*", "TZ", "TMPDIR",
+    "SLURM_*", "CUDA_*", "NVIDIA_*", "NCCL_*", "GLOO_*",
+    "HF_*", "TRANSFORMERS_*", "TORCH_*", "PYTORCH_*", "OMP_NUM_THREADS", "MKL_*",
+    "PYTHONPATH", "VIRTUAL_ENV", "CONDA_*", "FT_HALLU_*",
+    *QUIET_ENVIRONMENT,
+)  # fmt: skip
+DEFAULT_KEEP_ENV: tuple[str, ...] = ()  # no credential reaches a job unless the settings name it
+_ENV_ENTRY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\*?$")  # NAME or PREFIX*
+_NAME_ONLY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.,+-]+$")  # partition, account, qos, gpu type
 _TIME_RE = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^(UNLIMITED|INFINITE)$")
@@ -45,7 +62,8 @@ class ClusterSettings:
     # torch.distributed.run, or "torchrun" on the node's PATH when `command` is set
     torchrun: tuple[str, ...] = ()
     log_dir: str | None = None  # where scripts and logs go; must be visible from the compute node
-    keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV  # secret-looking variables the job may still receive
+    env: tuple[str, ...] = ()  # variables jobs inherit besides DEFAULT_ENV: names or PREFIX*, e.g. "WANDB_*"
+    keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV  # exact names of credentials a job may still receive
 
     def validate(self, source: str = "cluster settings") -> None:
         """Raise UserError naming ``source`` and the field for any value unsafe in a job script."""
@@ -68,6 +86,23 @@ class ClusterSettings:
                 raise UserError(
                     f"{source}: extra_sbatch[{index}] {line!r} must be an sbatch option such as --constraint=a100"
                 )
+            if re.match(r"--export(=|$)|--export-file(=|$)", line):
+                raise UserError(
+                    f"{source}: extra_sbatch[{index}] {line!r}: jobs inherit what `env` names; "
+                    'add the variables there, e.g. env = ["WANDB_*"]'
+                )
+        for field_name in ("env", "keep_env"):
+            for index, entry in enumerate(getattr(self, field_name)):
+                pattern = _ENV_ENTRY_RE if field_name == "env" else _NAME_ONLY_RE
+                if not pattern.match(entry):
+                    form = (
+                        "a variable name or a prefix ending in '*'"
+                        if field_name == "env"
+                        else "a variable name"
+                    )
+                    raise UserError(
+                        f"{source}: {field_name}[{index}] {entry!r}: expected {form}, e.g. WANDB_*"
+                    )
         for index, line in enumerate(self.setup):
             reject_control(f"{source}: setup[{index}]", line)
             if re.search(r"\b\w*(API_?KEY|SECRET|TOKEN|PASSWORD)\w*\s*=", line, re.IGNORECASE):
@@ -104,12 +139,31 @@ def check_path(where: str, value: str) -> None:
         raise UserError(f"{where}: '%' is not allowed in paths a job writes to")
 
 
-def job_environment(
-    base: Mapping[str, str] | None = None, keep: Iterable[str] = DEFAULT_KEEP_ENV
-) -> dict[str, str]:
-    """``base`` (default os.environ) without variables whose name or value looks like a credential.
+def env_allowed(name: str, entries: Iterable[str]) -> bool:
+    """True when ``name`` is one of ``entries`` or starts with one ending in '*' (case matters)."""
+    return any(name.startswith(e[:-1]) if e.endswith("*") else name == e for e in entries)
 
-    The rule lives in :mod:`engine.secrets` (names like *KEY*, *PAT*, *TOKEN*, DATABASE_URL; values
-    such as URLs with a password or sk-/ghp_/hf_ tokens); ``keep`` names variables to pass anyway.
+
+def job_environment(
+    base: Mapping[str, str] | None = None,
+    keep: Iterable[str] = DEFAULT_KEEP_ENV,
+    allow: Iterable[str] = (),
+) -> dict[str, str]:
+    """The variables of ``base`` (default os.environ) a job inherits: an allow-list, then a secrets net.
+
+    A variable passes when :data:`DEFAULT_ENV` or ``allow`` (the cluster settings' ``env``) names it,
+    and its name and value do not look like a credential (:mod:`engine.secrets`: names like *KEY*,
+    *TOKEN*, *PWD*, DATABASE_URL; values such as URLs with a password, webhooks, sk-/ghp_/hf_
+    tokens), so ``HF_*`` never hands over HF_TOKEN. ``keep`` names credentials to pass anyway (exact
+    names, never patterns).
     """
-    return filter_environment(os.environ if base is None else base, keep)
+    env = os.environ if base is None else base
+    entries = (*DEFAULT_ENV, *allow)
+    kept = tuple(keep)
+    named = {name: value for name, value in env.items() if name in kept or env_allowed(name, entries)}
+    return filter_environment(named, kept)
+
+
+def cluster_environment(cluster: ClusterSettings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a job launched with ``cluster`` inherits (see :func:`job_environment`)."""
+    return job_environment(base, keep=cluster.keep_env, allow=cluster.env)

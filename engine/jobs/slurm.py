@@ -11,10 +11,11 @@ import dataclasses
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.configfile import load_dataclass
 from engine.errors import UserError
 from engine.files import write_atomic
 from engine.jobs.model import (
@@ -28,7 +29,7 @@ from engine.jobs.model import (
     tail_file,
 )
 from engine.jobs.scripts import render_sbatch_script
-from engine.jobs.settings import DEFAULT_KEEP_ENV, job_environment
+from engine.jobs.settings import ClusterSettings, cluster_environment
 from engine.jobs.spec import LaunchSpec
 
 
@@ -68,24 +69,26 @@ class SlurmLauncher:
         script_path = folder / "job.sbatch"
         write_atomic(script_path, render_sbatch_script(spec, output_pattern))
         options = [f"--dependency=afterok:{spec.dependency}"] if spec.dependency else []
-        job_id = self._sbatch(script_path, options, spec.cluster.keep_env)
+        job_id = self._sbatch(script_path, options, spec.cluster)
         log = output_pattern.replace("%A", job_id).replace("%j", job_id)
         return Submission(job_id, Path(log), script_path, "PENDING")
 
     def resubmit(self, job: Job, task: int) -> Submission:
         """Queue array task ``task`` of ``job``'s script again, as a new one-task array."""
-        keep = tuple(job.config.get("cluster", {}).get("keep_env", DEFAULT_KEEP_ENV))
+        cluster = load_dataclass(ClusterSettings, job.config.get("cluster", {}), source=f"job {job.id}")
         script_path = Path(job.script_path)
         if not script_path.exists():
             raise UserError(f"job {job.id}: its script {script_path} is gone; launch the sweep again")
         # An --array on the command line overrides the script's own #SBATCH --array.
-        job_id = self._sbatch(script_path, [f"--array={int(task)}"], keep)
+        job_id = self._sbatch(script_path, [f"--array={int(task)}"], cluster)
         log = script_path.parent / f"slurm-{job_id}_%a.out"
         return Submission(job_id, log, script_path, "PENDING")
 
-    def _sbatch(self, script_path: Path, options: list[str], keep_env: Iterable[str]) -> str:
-        env = job_environment(self._base_env(), keep_env)  # sbatch exports it to the job
-        result = self._run(["sbatch", "--parsable", *options, str(script_path)], env=env)
+    def _sbatch(self, script_path: Path, options: list[str], cluster: ClusterSettings) -> str:
+        # sbatch runs with only what the settings allow (engine/jobs/settings.py); --export=ALL hands
+        # the job exactly that (with Slurm's own SLURM_* variables), whatever a site default says.
+        env = cluster_environment(cluster, self._base_env())
+        result = self._run(["sbatch", "--parsable", "--export=ALL", *options, str(script_path)], env=env)
         if result.returncode != 0:
             # One line: sbatch often prints the specific reason first and a summary last.
             message = " / ".join(part.strip() for part in result.stderr.splitlines() if part.strip())[:500]

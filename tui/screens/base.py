@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, Label, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
+from engine.secrets import redact
 from engine.workspace import Workspace
 from tui.dialogs import ChoiceScreen
 from tui.steps import STEPS
@@ -95,8 +96,9 @@ def job_line(job: Any) -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """The one line an operator sees: a UserError as written, anything else with its type."""
-    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    """The one line an operator sees: a UserError as written, anything else with its type; through
+    redact() as the CLI's is (the last net: no URL password or token reaches the screen)."""
+    return redact(str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
