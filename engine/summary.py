@@ -19,6 +19,10 @@ it is conservative, since a 0/1 variable has the largest variance a [0, 1] varia
 can have. Unlike a percentile bootstrap it never collapses to a zero-width interval when all n
 values agree (18 answers all fully grounded still give [0.82, 1]).
 
+Control questions (``control:*``, engine/control.py) are left out: they ask for well-known facts,
+not about the entity, so grounding in the entity's sources says nothing about them. Their measure is
+knowledge kept (engine/study.py: ``ft-hallu compare``, the report's study section); a note says so.
+
 Everything here is plain data (no HTML, no colours): front ends lay it out.
 """
 
@@ -30,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.control import is_control_prompt
 from engine.grid import MetricGrid, degenerate_note
 from engine.metrics import catalog
 from engine.metrics.catalog import MetricSpec, decimals_for
@@ -458,7 +463,9 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
     """The summary of a stored sweep as scored now (unscored answers count as answers, not scores)."""
     spec = catalog.main_score()
     sweep = store_core.get_sweep(store, sweep_id)
-    samples = store_metrics.sample_table(store, sweep_id, only_scored=False)
+    every_sample = store_metrics.sample_table(store, sweep_id, only_scored=False)
+    samples = [s for s in every_sample if not is_control_prompt(str(s["prompt_id"]))]
+    control_questions = {str(s["prompt_id"]) for s in every_sample} - {str(s["prompt_id"]) for s in samples}
     cells = store_metrics.cell_table(store, sweep_id)
     prompt_rows = {
         p["prompt_id"]: p for p in (sweep.get("config") or {}).get("prompts") or [] if p.get("prompt_id")
@@ -545,6 +552,11 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
             note = degenerate_note(metric, samples_per_cell, catalog.cell_metric(metric))
             if note:
                 notes.append(note)
+    if control_questions:
+        notes.append(
+            f"the {len(control_questions)} control questions are not in this summary: their measure is "
+            "knowledge kept (`ft-hallu compare`, the report's study section)"
+        )
     unscored = sum(1 for s in samples if s.get("metrics") is None)
     if unscored:
         notes.append(f"{unscored} of {len(samples)} answers are not scored yet: run `ft-hallu metrics`")
@@ -614,7 +626,7 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
             textwrap.fill(f"prompt{'s (pooled)' if len(group.prompts) > 1 else ''}: {prompts}", width)
         )
         headers, rows = summary_table(group, long=True)
-        lines += ["", _fixed_width(headers, rows)]
+        lines += ["", fixed_width(headers, rows)]
         for pair in group.examples:
             lines += [
                 "",
@@ -640,7 +652,8 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
     return "\n\n".join(blocks)
 
 
-def _fixed_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def fixed_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain right-aligned table for terminals (the summary's, the demo's study tables)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
