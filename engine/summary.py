@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,6 +274,13 @@ def variant_order(variant: str) -> tuple[int, str]:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
+def sweep_variant_order(configured: Sequence[str]) -> Callable[[str], tuple]:
+    """Sort key for a sweep's variants: the order its config lists them (a checkpoint sweep's is the
+    training order: base, step-10, step-20, fine-tuned), then :func:`variant_order` for the rest."""
+    place = {v: i for i, v in enumerate(configured)}
+    return lambda v: (0, place[v], v) if v in place else (1, *variant_order(v))
+
+
 def _comparison(
     variant: str,
     temperatures: Sequence[float],
@@ -325,7 +332,9 @@ def headline(
     Without base (or with no temperature both have scores), rule 1 becomes each variant's scores
     at its lowest and highest temperature; a variant without one claim to check says so.
     """
-    variants = sorted({r.variant for r in rows}, key=variant_order)
+    variants = list(dict.fromkeys(r.variant for r in rows))  # in the order the rows list them
+    if "base" in variants:
+        variants.insert(0, variants.pop(variants.index("base")))
     temperatures = sorted({r.temperature for r in rows})
     by = {(r.variant, r.temperature): r for r in rows}
     if not rows:
@@ -396,7 +405,10 @@ def headline(
 
 
 def _examples(
-    samples: Sequence[dict[str, Any]], spec: MetricSpec, temperatures: Sequence[float]
+    samples: Sequence[dict[str, Any]],
+    spec: MetricSpec,
+    temperatures: Sequence[float],
+    order: Callable[[str], tuple] = variant_order,
 ) -> tuple[ExamplePair, ...]:
     """Base next to fine-tuned at the lowest, a middle and the highest temperature: the grid's
     middle top_p and top_k, the group's first prompt, the lowest sample index every variant has."""
@@ -427,7 +439,7 @@ def _examples(
         variants_here = {v for found in by_index.values() for v in found}
         index = min(i for i, found in by_index.items() if set(found) == variants_here)
         found = by_index[index]
-        ordered = sorted(found, key=variant_order)
+        ordered = sorted(found, key=order)
         answers = tuple(
             ExampleAnswer(v, found[v].get("text") or "", _hallucination(found[v], spec), _refusal(found[v]))
             for v in ordered
@@ -478,6 +490,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
         (s["variant"], s["temperature"], s["top_p"], s["top_k"], s["prompt_id"]) for s in samples
     )
     samples_per_cell = Counter(per_cell.values()).most_common(1)[0][0] if per_cell else None
+    order = sweep_variant_order((sweep.get("config") or {}).get("variants") or [])
     groups = []
     for group in order:
         members = by_group[group]
@@ -491,7 +504,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                     prompt_id, str(first.get("prompt") or known.get("prompt") or ""), first.get("reference")
                 )
             )
-        variants = tuple(sorted({str(s["variant"]) for s in members}, key=variant_order))
+        variants = tuple(sorted({str(s["variant"]) for s in members}, key=order))
         temperatures = tuple(sorted({float(s["temperature"]) for s in members}))
         group_cells = [c for c in cells if group_of(str(c["prompt_id"])) == group]
         rows = []
@@ -542,7 +555,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                 temperatures=temperatures,
                 rows=tuple(rows),
                 headline=headline(rows, pooled, subject=title[0].upper() + title[1:]),
-                examples=_examples(members, spec, temperatures),
+                examples=_examples(members, spec, temperatures, order),
                 flat=flat_metrics(store, sweep_id, group, catalog.cell_metrics_shown(catalog.Show.HEATMAP)),
             )
         )
