@@ -490,7 +490,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
         (s["variant"], s["temperature"], s["top_p"], s["top_k"], s["prompt_id"]) for s in samples
     )
     samples_per_cell = Counter(per_cell.values()).most_common(1)[0][0] if per_cell else None
-    order = sweep_variant_order((sweep.get("config") or {}).get("variants") or [])
+    variant_key = sweep_variant_order((sweep.get("config") or {}).get("variants") or [])
     groups = []
     for group in order:
         members = by_group[group]
@@ -504,7 +504,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                     prompt_id, str(first.get("prompt") or known.get("prompt") or ""), first.get("reference")
                 )
             )
-        variants = tuple(sorted({str(s["variant"]) for s in members}, key=order))
+        variants = tuple(sorted({str(s["variant"]) for s in members}, key=variant_key))
         temperatures = tuple(sorted({float(s["temperature"]) for s in members}))
         group_cells = [c for c in cells if group_of(str(c["prompt_id"])) == group]
         rows = []
@@ -555,7 +555,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                 temperatures=temperatures,
                 rows=tuple(rows),
                 headline=headline(rows, pooled, subject=title[0].upper() + title[1:]),
-                examples=_examples(members, spec, temperatures, order),
+                examples=_examples(members, spec, temperatures, variant_key),
                 flat=flat_metrics(store, sweep_id, group, catalog.cell_metrics_shown(catalog.Show.HEATMAP)),
             )
         )
