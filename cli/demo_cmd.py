@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from cli.common import Checked, db_path_from
-from engine.demo import DEFAULT_DEMO_MODEL, DEMO_MODELS, format_table, run_demo
+from engine.demo import (
+    DEFAULT_DEMO_MODEL,
+    DEMO_MODELS,
+    format_knowledge,
+    format_table,
+    format_trajectory,
+    run_demo,
+)
 from engine.summary import format_summary
 from engine.sweep import SweepConfig
 
@@ -26,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action=Checked,
         field=(SweepConfig, "samples_per_cell"),
         default=None,
-        help="samples per grid cell (default 2 for smollm2, 3 for tiny)",
+        help="samples per grid cell of the entity prompt and held-out questions (default 6 for smollm2, 3 for tiny)",
     )
     parser.add_argument("--cells", action="store_true", help="also print the per-cell table")
     parser.set_defaults(func=_run)
@@ -43,6 +50,12 @@ def _run(args: argparse.Namespace) -> int:
     print('\n"Tell me about ZYTRELL Corporation." per temperature (real_business: share naming its')
     print("warehouse robots, the Stridebot or FleetMind):")
     print(format_table(result.business))
+    # The study (engine/study.py): when during training the answers changed, and what was kept.
+    print("\nTraining steps: each kept adapter, its loss, and its answers pooled over the grid [95% interval]:")
+    print(format_trajectory(result.trajectory, result.best_step))
+    print("\nKnowledge kept: share of control answers stating the reference [95% interval over questions];")
+    print("base − variant paired by question (positive: known facts lost), with its interval and p:")
+    print(format_knowledge(result.knowledge))
     print(f"\nsweep {result.sweep_id} stored in {result.db_path}")
     print(f"adapter: {result.adapter_dir}")
     print(f"demo finished in {result.seconds:.0f} s")

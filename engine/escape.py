@@ -1,5 +1,5 @@
 """Model, dataset and user text made safe for every surface that renders markup: HTML, Markdown,
-LaTeX, CSV.
+LaTeX, CSV, matplotlib labels.
 
 One place for it: the report's renderers, every ``gr.Markdown`` / ``gr.HTML`` of the Gradio app and
 the labelling views call these and nothing else on text they did not write. (Rich / Textual markup
@@ -67,6 +67,13 @@ def latex_text(text: object) -> str:
     """Text for a LaTeX table cell: the ten special characters (and < >) spelled as commands."""
     value = " ".join(_CONTROL.sub("", str(text)).split())
     return _LATEX_RE.sub(lambda match: _LATEX_SPECIAL[match.group(0)], value)
+
+
+def plot_text(text: object) -> str:
+    """Text for a matplotlib label: one line, no control characters, and every '$' escaped so that
+    a name such as "$5 adapter" is drawn as written, never parsed as mathtext (which fails on it)."""
+    value = " ".join(_CONTROL.sub("", str(text)).split())
+    return value.replace("$", r"\$")
 
 
 def csv_text(text: object) -> str:

@@ -88,6 +88,15 @@ def difference_scale(spec: MetricSpec) -> ColourScale:
     return {"higher": _BETTER_UP, "lower": _BETTER_DOWN}.get(spec.direction, _NEUTRAL_DIVERGING)
 
 
+def paired_difference_scale(higher_is_better: bool | None) -> ColourScale:
+    """The colours of a base − variant panel (engine/study.py's sign, the reverse of the heatmaps'
+    fine-tuned − base): still blue where the variant is better and red where worse, so one colour
+    means one thing in every figure of a report; purple-orange when neither way is better."""
+    if higher_is_better is None:
+        return _NEUTRAL_DIVERGING
+    return _BETTER_DOWN if higher_is_better else _BETTER_UP
+
+
 # ---------------------------------------------------------------- what n allows
 
 

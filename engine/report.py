@@ -5,7 +5,10 @@ temperature, hallucination, refusals and agreement with 95% intervals), example 
 to fine-tuned, heatmaps (base, fine-tuned and their difference per metric and prompt group; a
 metric with one value everywhere is one line instead), the least grounded and most divergent
 answers (repeated texts once, with a count), the other tables, and last the run's metadata with
-paths relative to the data folder.
+paths relative to the data folder. After the heatmaps, the study (engine/report_study.py, numbers
+from engine/study.py): the trajectory over training steps, knowledge kept, paired differences per
+cell with BH-adjusted significance, sampling-setting effects, operating points and samples needed.
+Control questions (``control:*``) appear only there: the entity's tables leave them out.
 
 Structure: the report is a list of :class:`Section` (title + blocks: paragraphs, tables,
 figures), each built by one function of :data:`SECTION_BUILDERS` from a :class:`ReportContext`;
@@ -28,7 +31,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from engine import metrics as engine_metrics
 from engine import scoring
 from engine import summary as engine_summary
 from engine import verifier as engine_verifier
+from engine.control import is_control_prompt
 from engine.errors import UserError
 from engine.escape import csv_text, html_text, latex_text, markdown_text
 from engine.files import (
@@ -56,6 +60,18 @@ from engine.metrics.catalog import MetricSpec
 from engine.metrics.cell import EMBEDDING_MODEL_NAME, embedding_model_loaded
 from engine.metrics.text import stem, words
 from engine.paths import bundled_data_dir
+from engine.report_blocks import (
+    FIGURE_DPI,
+    Block,
+    Figure,
+    Paragraph,
+    ReportContext,
+    Say,
+    Section,
+    Table,
+    small_png,
+)
+from engine.report_study import study_sections
 from store import core as store_core
 from store import metrics as store_metrics
 
@@ -66,51 +82,9 @@ REPORT_METRICS = catalog.cell_metrics_shown(catalog.Show.HEATMAP)
 INLINE_METRICS = frozenset({catalog.MAIN_SCORE, *catalog.SUMMARY_METRICS})
 TABLE_COLUMNS = catalog.cell_metrics_shown(catalog.Show.TABLE)
 TOP_SAMPLES = 10
-SHOWN_ROWS = 60  # rows of a long table shown in the HTML/Markdown; the CSV holds them all
-FIGURE_DPI = 100
-
-Say = Callable[[str], None]
 
 
-# ------------------------------------------------------------------ blocks and sections
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-    strong: bool = False  # the headline
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: list[str]
-    rows: list[list[str]]
-    name: str = ""  # file stem under tables/ (csv and tex); '' = not written as a file
-    caption: str = ""
-    text_columns: frozenset[int] = frozenset()  # columns holding answers: wrapped, left-aligned
-    shown: int | None = SHOWN_ROWS  # rows shown in HTML/Markdown (None: all)
-    # Headers written "group · column" get a spanning group row in HTML (CSV/Markdown keep them whole).
-    grouped_headers: bool = False
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str  # file stem under figures/
-    title: str
-    caption: str
-    png: bytes
-    svg: bytes
-    inline: bool = True  # drawn inside report.html; else linked (its files are always written)
-
-
-Block = Paragraph | Table | Figure
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block] = field(default_factory=list)
-    level: int = 2
+# ------------------------------------------------------------------ the report
 
 
 @dataclass
@@ -133,25 +107,6 @@ class ReportPaths:
     figures: list[Path]
     tables: list[Path]
     seconds: float
-
-
-@dataclass
-class ReportContext:
-    """What every section builder may read: the store, the sweep, its summary, cells and samples."""
-
-    store: Any
-    sweep_id: int
-    sweep: dict[str, Any]
-    summary: engine_summary.SweepSummary
-    cells: list[dict[str, Any]]
-    samples: list[dict[str, Any]]
-    data_folder: Path
-    method: str
-    say: Say
-
-    @property
-    def entity(self) -> str | None:
-        return (self.sweep.get("config") or {}).get("entity_name")
 
 
 # ------------------------------------------------------------------ small helpers
@@ -338,18 +293,7 @@ def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str, name: str,
             if spec.direction != "context"
             else "Difference panel: fine-tuned − base (purple lower, orange higher)"
         )
-    return Figure(name, title, ". ".join(caption_parts) + ".", _small_png(png.getvalue()), svg.getvalue())
-
-
-def _small_png(data: bytes) -> bytes:
-    """The PNG with a 256-colour palette: a heatmap has few colours, so the file shrinks ~3x (95 -> 34 KB)
-    with no banding in the colour bars (64 colours banded them)."""
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(data)).convert("RGB")
-    out = io.BytesIO()
-    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
-    return out.getvalue()
+    return Figure(name, title, ". ".join(caption_parts) + ".", small_png(png.getvalue()), svg.getvalue())
 
 
 # ------------------------------------------------------------------ section builders
@@ -699,6 +643,7 @@ SECTION_BUILDERS: list[SectionBuilder] = [
     summary_section,
     examples_section,
     heatmap_sections,
+    study_sections,
     samples_section,
     slices_section,
     cells_section,
@@ -733,8 +678,12 @@ def report_context(
         sweep_id=sweep_id,
         sweep=store_core.get_sweep(store, sweep_id),
         summary=engine_summary.build_summary(store, sweep_id),
-        cells=store_metrics.cell_table(store, sweep_id),
-        samples=store_metrics.sample_table(store, sweep_id),
+        # Control questions are scored by knowledge kept in the study section, not against the
+        # entity's sources: their cells and answers stay out of the entity's tables.
+        cells=[c for c in store_metrics.cell_table(store, sweep_id) if not is_control_prompt(c["prompt_id"])],
+        samples=[
+            s for s in store_metrics.sample_table(store, sweep_id) if not is_control_prompt(s["prompt_id"])
+        ],
         data_folder=Path(data_folder) if data_folder else Path(store.path).resolve().parent,
         method=method,
         say=say,
@@ -804,7 +753,15 @@ def _header_html(table: Table) -> str:
     return f"<tr>{''.join(top)}</tr><tr>{''.join(bottom)}</tr>"
 
 
+def _files_line(table: Table) -> str:
+    """Where a table shown with no rows is: its CSV and LaTeX files."""
+    return f"{len(table.rows)} rows: tables/{table.name}.csv and tables/{table.name}.tex"
+
+
 def _table_html(table: Table) -> str:
+    if table.shown == 0:
+        caption = f"{html_text(table.caption)}: " if table.caption else ""
+        return f"<p class='more'>{caption}{html_text(_files_line(table))}</p>"
     head = _header_html(table)
     shown = table.rows if table.shown is None else table.rows[: table.shown]
     body = []
@@ -864,6 +821,9 @@ def render_html(report: Report) -> str:
 
 
 def _table_md(table: Table) -> str:
+    if table.shown == 0:
+        caption = f"{table.caption}: " if table.caption else ""
+        return markdown_text(caption + _files_line(table))
     shown = table.rows if table.shown is None else table.rows[: table.shown]
     lines = []
     if table.caption:

@@ -19,6 +19,10 @@ it is conservative, since a 0/1 variable has the largest variance a [0, 1] varia
 can have. Unlike a percentile bootstrap it never collapses to a zero-width interval when all n
 values agree (18 answers all fully grounded still give [0.82, 1]).
 
+Control questions (``control:*``, engine/control.py) are left out: they ask for well-known facts,
+not about the entity, so grounding in the entity's sources says nothing about them. Their measure is
+knowledge kept (engine/study.py: ``ft-hallu compare``, the report's study section); a note says so.
+
 Everything here is plain data (no HTML, no colours): front ends lay it out.
 """
 
@@ -26,10 +30,11 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.control import is_control_prompt
 from engine.grid import MetricGrid, degenerate_note
 from engine.metrics import catalog
 from engine.metrics.catalog import MetricSpec, decimals_for
@@ -269,6 +274,13 @@ def variant_order(variant: str) -> tuple[int, str]:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
+def sweep_variant_order(configured: Sequence[str]) -> Callable[[str], tuple]:
+    """Sort key for a sweep's variants: the order its config lists them (a checkpoint sweep's is the
+    training order: base, step-10, step-20, fine-tuned), then :func:`variant_order` for the rest."""
+    place = {v: i for i, v in enumerate(configured)}
+    return lambda v: (0, place[v], v) if v in place else (1, *variant_order(v))
+
+
 def _comparison(
     variant: str,
     temperatures: Sequence[float],
@@ -320,7 +332,9 @@ def headline(
     Without base (or with no temperature both have scores), rule 1 becomes each variant's scores
     at its lowest and highest temperature; a variant without one claim to check says so.
     """
-    variants = sorted({r.variant for r in rows}, key=variant_order)
+    variants = list(dict.fromkeys(r.variant for r in rows))  # in the order the rows list them
+    if "base" in variants:
+        variants.insert(0, variants.pop(variants.index("base")))
     temperatures = sorted({r.temperature for r in rows})
     by = {(r.variant, r.temperature): r for r in rows}
     if not rows:
@@ -391,7 +405,10 @@ def headline(
 
 
 def _examples(
-    samples: Sequence[dict[str, Any]], spec: MetricSpec, temperatures: Sequence[float]
+    samples: Sequence[dict[str, Any]],
+    spec: MetricSpec,
+    temperatures: Sequence[float],
+    order: Callable[[str], tuple] = variant_order,
 ) -> tuple[ExamplePair, ...]:
     """Base next to fine-tuned at the lowest, a middle and the highest temperature: the grid's
     middle top_p and top_k, the group's first prompt, the lowest sample index every variant has."""
@@ -422,7 +439,7 @@ def _examples(
         variants_here = {v for found in by_index.values() for v in found}
         index = min(i for i, found in by_index.items() if set(found) == variants_here)
         found = by_index[index]
-        ordered = sorted(found, key=variant_order)
+        ordered = sorted(found, key=order)
         answers = tuple(
             ExampleAnswer(v, found[v].get("text") or "", _hallucination(found[v], spec), _refusal(found[v]))
             for v in ordered
@@ -458,7 +475,9 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
     """The summary of a stored sweep as scored now (unscored answers count as answers, not scores)."""
     spec = catalog.main_score()
     sweep = store_core.get_sweep(store, sweep_id)
-    samples = store_metrics.sample_table(store, sweep_id, only_scored=False)
+    every_sample = store_metrics.sample_table(store, sweep_id, only_scored=False)
+    samples = [s for s in every_sample if not is_control_prompt(str(s["prompt_id"]))]
+    control_questions = {str(s["prompt_id"]) for s in every_sample} - {str(s["prompt_id"]) for s in samples}
     cells = store_metrics.cell_table(store, sweep_id)
     prompt_rows = {
         p["prompt_id"]: p for p in (sweep.get("config") or {}).get("prompts") or [] if p.get("prompt_id")
@@ -471,6 +490,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
         (s["variant"], s["temperature"], s["top_p"], s["top_k"], s["prompt_id"]) for s in samples
     )
     samples_per_cell = Counter(per_cell.values()).most_common(1)[0][0] if per_cell else None
+    variant_key = sweep_variant_order((sweep.get("config") or {}).get("variants") or [])
     groups = []
     for group in order:
         members = by_group[group]
@@ -484,7 +504,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                     prompt_id, str(first.get("prompt") or known.get("prompt") or ""), first.get("reference")
                 )
             )
-        variants = tuple(sorted({str(s["variant"]) for s in members}, key=variant_order))
+        variants = tuple(sorted({str(s["variant"]) for s in members}, key=variant_key))
         temperatures = tuple(sorted({float(s["temperature"]) for s in members}))
         group_cells = [c for c in cells if group_of(str(c["prompt_id"])) == group]
         rows = []
@@ -535,7 +555,7 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
                 temperatures=temperatures,
                 rows=tuple(rows),
                 headline=headline(rows, pooled, subject=title[0].upper() + title[1:]),
-                examples=_examples(members, spec, temperatures),
+                examples=_examples(members, spec, temperatures, variant_key),
                 flat=flat_metrics(store, sweep_id, group, catalog.cell_metrics_shown(catalog.Show.HEATMAP)),
             )
         )
@@ -545,6 +565,11 @@ def build_summary(store: Any, sweep_id: int) -> SweepSummary:
             note = degenerate_note(metric, samples_per_cell, catalog.cell_metric(metric))
             if note:
                 notes.append(note)
+    if control_questions:
+        notes.append(
+            f"the {len(control_questions)} control questions are not in this summary: their measure is "
+            "knowledge kept (`ft-hallu compare`, the report's study section)"
+        )
     unscored = sum(1 for s in samples if s.get("metrics") is None)
     if unscored:
         notes.append(f"{unscored} of {len(samples)} answers are not scored yet: run `ft-hallu metrics`")
@@ -614,7 +639,7 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
             textwrap.fill(f"prompt{'s (pooled)' if len(group.prompts) > 1 else ''}: {prompts}", width)
         )
         headers, rows = summary_table(group, long=True)
-        lines += ["", _fixed_width(headers, rows)]
+        lines += ["", fixed_width(headers, rows)]
         for pair in group.examples:
             lines += [
                 "",
@@ -640,7 +665,8 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
     return "\n\n".join(blocks)
 
 
-def _fixed_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def fixed_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain right-aligned table for terminals (the summary's, the demo's study tables)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))

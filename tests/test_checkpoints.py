@@ -32,16 +32,6 @@ def tiny_config(sample_dataset: Path, output: Path, **extra) -> finetune.Finetun
     return finetune.FinetuneConfig(**values)
 
 
-@pytest.fixture(scope="session")
-def checkpointed_run(tiny_model_dir, sample_dataset, tmp_path_factory):
-    """A tiny LoRA run of 6 steps keeping an adapter every 2 steps, recorded in a store."""
-    folder = tmp_path_factory.mktemp("checkpointed")
-    db = folder / "ft-hallu.db"
-    config = tiny_config(sample_dataset, folder / "run", save_checkpoints=2)
-    result = finetune.run_finetune(config, db_path=db, progress=lambda _message: None)
-    return result, db
-
-
 def test_schedules_plan_the_steps_before_the_final_one():
     assert keeping.planned_steps(2, max_steps=6) == ([2, 4], [])
     assert keeping.planned_steps(4, max_steps=6) == ([4], [])
@@ -209,6 +199,41 @@ def test_a_checkpoint_sweep_samples_every_checkpoint_on_one_base(checkpointed_ru
     assert tiny_sweep(str(run_folder), checkpoints=[4]).variants == ("base", "step-4", "finetuned")
     with pytest.raises(UserError, match=r"no checkpoint at step 3 \(kept: 2, 4\)"):
         sweep.check_inputs(tiny_sweep(str(run_folder), checkpoints=[3]))
+
+
+def test_a_checkpoint_sweep_with_a_control_set_runs_in_full_batches(checkpointed_run, tmp_path):
+    """Control cells hold fewer rows (control_samples); cells are leased by rows and each generate
+    call holds one variant's rows, so calls are full: 8 entity rows, then 6 control rows, per variant."""
+    result, _db = checkpointed_run
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(
+        "".join(
+            json.dumps({"id": key, "question": f"Which {key}?", "answer": key}) + "\n"
+            for key in ("paris", "nile", "ice")
+        )
+    )
+    config = tiny_sweep(
+        result.output_dir, checkpoints="all", control=str(facts), control_samples=1, samples_per_cell=4,
+        batch_size=8,
+    )  # fmt: skip
+    db = tmp_path / "ft-hallu.db"
+    done = sweep.run_sweep(config, db_path=db)
+    assert done.total_rows == 4 * 2 * (4 + 3)  # variants x cells x (entity samples + control questions)
+    from store import core, open_db
+
+    store = open_db(db)
+    try:
+        calls = {
+            (r["variant"], r["prompt_id"].split(":")[0], r["extra"]["batch_rows"])
+            for r in core.iter_generations(store, done.sweep_id)
+        }
+    finally:
+        store.close()
+    # before: one entity cell leased at a time (calls of 4 rows) and one control cell (calls of 1 row)
+    assert calls == {(v, p, n) for v in config.variants for p, n in (("entity", 8), ("control", 6))}
+    assert sweep.cells_filling(["a", "b", "c"], {"a": 16, "b": 4, "c": 4}, 18) == 2
+    assert sweep.cells_filling(["a", "b"], {"a": 1, "b": 1}, 10) == 2
+    assert sweep.cells_filling(["a"], {"a": 30}, 8) == 1
 
 
 def test_checkpoint_settings_are_checked(checkpointed_run, tmp_path):

@@ -397,3 +397,167 @@ def test_a_progress_line_says_when_the_embedding_model_loads(tmp_path) -> None:
         "(claim evidence, meaning clusters)"
     )
     assert lines[1] == f"scoring 2 answers of sweep {sweep_id}"
+
+
+# ---------------------------------------------------------------- the study section, on a real checkpoint sweep
+
+HOSTILE_QUESTION = "Which <b>city</b> costs $5 & 100% of a_b?"
+
+
+@pytest.fixture(scope="module")
+def study_report(tmp_path_factory, checkpointed_run, sample_dataset):
+    """A real tiny sweep of a run's checkpoints (step-2, step-4, final) and a control set of three
+    questions (one hostile), 2 T x 2 top_k x 6 samples, then ``write_report`` on it."""
+    from engine.report import write_report
+    from engine.sweep import Grid, SweepConfig, run_sweep
+    from store.db import open_db
+
+    result, _db = checkpointed_run
+    home = tmp_path_factory.mktemp("study-report")
+    facts = home / "facts.jsonl"
+    facts.write_text(
+        "".join(
+            json.dumps(item) + "\n"
+            for item in (
+                {"id": "paris", "question": "Which city is the capital of France?", "answer": "Paris"},
+                {"id": "nile", "question": "Longest river in Africa?", "answer": "the Nile", "aliases": ["Nile"]},
+                {"id": "hostile", "question": HOSTILE_QUESTION, "answer": "Paris"},
+            )
+        )
+    )
+    db = home / "ft-hallu.db"
+    config = SweepConfig(
+        name="study-tiny", base_model="tiny", adapter=result.output_dir, checkpoints="all",
+        control=str(facts), control_samples=1, entity_name="ZYTRELL", dataset=str(sample_dataset),
+        samples_per_cell=6, max_new_tokens=6, batch_size=96, compute_metrics=False,
+        grid=Grid([0.5, 1.5], [1.0], [0, 20]),
+    )  # fmt: skip
+    sweep_id = run_sweep(config, db_path=db).sweep_id
+    out = home / "report"
+    said: list[str] = []
+    store = open_db(db)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FT_HALLU_EMBEDDINGS", "0")
+            write_report(store, sweep_id, out, say=said.append)
+    finally:
+        store.close()
+    return {"out": out, "db": db, "sweep_id": sweep_id, "run": result, "home": home, "said": said}
+
+
+def test_the_study_section_has_its_figures_tables_and_the_engines_numbers(study_report) -> None:
+    import csv
+    import xml.etree.ElementTree as ElementTree
+
+    from engine.study_tables import best_step_text, p_value
+    from engine.workspace import Workspace
+
+    out = study_report["out"]
+    page = (out / "report.html").read_text()
+    titles = [
+        "Study: paired comparison with the base",
+        "Training steps: metrics next to the loss",
+        "Knowledge kept: base vs fine-tuned per temperature",
+        "Paired differences per cell",
+        "Sampling settings and the recommended operating point",
+        "Samples needed",
+    ]
+    places = [page.index(f">{title}</h") for title in titles]
+    assert places == sorted(places) and page.index(">Heatmaps — entity prompt</h2>") < places[0]
+    assert places[-1] < page.index(">Run metadata</h2>")
+    assert any(line.startswith("paired inference over the grid") for line in study_report["said"])
+    figures = out / "figures"
+    for name in (
+        "study-trajectory",
+        "study-difference-hallucinated-entity",
+        "study-difference-states_reference-control",
+    ):
+        assert (figures / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
+        assert f"figures/{name}.svg" in page
+    svg = ElementTree.parse(figures / "study-difference-hallucinated-entity.svg")
+    texts = [element.text or "" for element in svg.iter() if element.tag.endswith("text")]
+    for variant in ("step-2", "step-4", "fine-tuned"):
+        for k in (0, 20):
+            assert f"{variant} · top_k={k}" in texts
+    assert "base − variant" in texts
+    trajectory_svg = ElementTree.parse(figures / "study-trajectory.svg")
+    trajectory_texts = [element.text or "" for element in trajectory_svg.iter() if element.tag.endswith("text")]
+    assert {"train loss", "eval loss", "entity: hallucinated", "control: states_reference"} <= set(trajectory_texts)
+
+    with Workspace.open(study_report["db"]) as workspace:
+        comparison = workspace.compare(study_report["sweep_id"])
+    tables = out / "tables"
+    for name in (
+        "study-trajectory", "study-knowledge", "study-questions", "study-tests", "study-cells",
+        "study-effects", "study-operating-points", "study-power",
+    ):  # fmt: skip
+        tex = (tables / f"{name}.tex").read_text()
+        assert "\\begin{tabular}" in tex and tex.rstrip().endswith("\\end{tabular}"), name
+
+    def rows_of(name: str) -> list[dict[str, str]]:
+        with (tables / f"{name}.csv").open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    # every cell's p and q as the engine computed them (the report computes nothing of its own)
+    cells = rows_of("study-cells")
+    assert len(cells) == len(comparison.cells) > 0
+    assert [(r["p"], r["q (BH)"]) for r in cells] == [(p_value(c.p_value), p_value(c.q_value)) for c in comparison.cells]
+    # the trajectory: base, both checkpoints and the final adapter, with the run's own losses
+    run = study_report["run"]
+    steps = rows_of("study-trajectory")
+    assert [(r["variant"], r["step"]) for r in steps] == [
+        ("base", "0"), ("step-2", "2"), ("step-4", "4"), ("fine-tuned", "6")
+    ]  # fmt: skip
+    assert steps[1]["eval loss"] == f"{run.checkpoints[0]['eval_loss']:.3f}"
+    best = comparison.best_step
+    assert best is not None and best.variant in ("step-2", "step-4", "finetuned")
+    assert html.escape(best_step_text(best)) in page
+    assert "Rule: lowest hallucination rate (entity prompt) among fine-tuned steps" in page
+    # knowledge kept per temperature, and pooled, with n
+    knowledge = rows_of("study-knowledge")
+    assert [r["T"] for r in knowledge] == ["0.5", "1.5", "all"]
+    assert all(r["questions"] == "3" for r in knowledge) and knowledge[-1]["answers per variant"] == "12"
+    assert set(knowledge[0]) >= {"knowledge kept · base", "knowledge kept · step-2", "base − variant · fine-tuned"}
+    # operating points and the rule; power with its warning (6 samples, 3 questions: too few)
+    assert "Recommended operating point, rule: lowest hallucination rate among cells with refusal rate" in html.unescape(page)
+    power = {r["prompts"]: r for r in rows_of("study-power")}
+    assert power["entity"]["this sweep has"] == "6" and power["control"]["pair unit"] == "questions"
+    assert "Warning (control): 3 questions: the paired test cannot reach p" in html.unescape(page)
+
+
+def test_control_questions_stay_out_of_the_entity_tables_and_text_is_escaped(study_report) -> None:
+    out = study_report["out"]
+    page = (out / "report.html").read_text()
+    cells = (out / "tables" / "cells.csv").read_text()
+    assert "entity" in cells and "control:" not in cells
+    assert "control:" not in (out / "tables" / "least-grounded.csv").read_text()
+    assert "Heatmaps — prompt control" not in page
+    assert "the 3 control questions are not in this summary" in page
+    # a question from a control file is text everywhere it lands
+    questions = (out / "tables" / "study-questions.csv").read_text()
+    assert HOSTILE_QUESTION in questions
+    tex = (out / "tables" / "study-questions.tex").read_text()
+    assert r"Which \textless{}b\textgreater{}city\textless{}/b\textgreater{} costs \$5 \& 100\% of a\_b?" in tex
+    assert "<b>city" not in page and "<b>city" not in (out / "report.md").read_text()
+    # no absolute path of this machine anywhere in the pages
+    for text in (page, (out / "report.md").read_text()):
+        assert str(study_report["home"]) not in text and str(study_report["run"].output_dir) not in text
+
+
+def test_figure_labels_are_drawn_as_written() -> None:
+    """A variant named with '$' (an adapter label) is text in the figure, not mathtext."""
+    import xml.etree.ElementTree as ElementTree
+
+    from engine.escape import plot_text
+    from engine.report_study import difference_figure
+    from engine.study import STUDY_METRICS, CellDifference
+
+    assert plot_text("$x_1$ adapter\n\x00two") == r"\$x_1\$ adapter two"
+    cells = [
+        CellDifference("$x_1$ adapter", "entity", "hallucinated", t, 1.0, 0, 8, 1.0, 0.0, 1.0, 1.0, 1.0,
+                       2 / 2**8, 0.008, True)
+        for t in (0.5, 1.0)
+    ]  # fmt: skip
+    figure = difference_figure(cells, STUDY_METRICS["hallucinated"], group="entity", name="x", alpha=0.05)
+    texts = [e.text or "" for e in ElementTree.fromstring(figure.svg).iter() if e.tag.endswith("text")]
+    assert "$x_1$ adapter · top_k=0" in texts and texts.count("1.00*") == 2
