@@ -19,9 +19,9 @@ Measured alone (``pytest tests/test_transformers_serve.py``: SmolLM2 dequantised
 one server) on the shared 2-core development machine under a load average of 6 to 9: 182 s wall,
 of which the fixtures 111 s (dequantising and the server's start), generate's 81-token reply 23 s,
 Ctrl-C 22 s, the unusable replies 11 s, the reminder turn 9 s, the rest 4 s. The whole run used 46 s
-of CPU (pytest, the server and the CLI child together, /usr/bin/time); the server generates on one
-thread and the steps run one after another, so on an idle 2-core machine the file takes about that
-long, well under 90 s. In the full suite the dequantised folder is shared with the other SmolLM2
+of CPU (pytest, the server and the CLI child together, /usr/bin/time); again at a load average of
+20: 579 s wall, 47 s of CPU. The server generates on one thread and the steps run one after
+another, so on an idle 2-core machine the file takes about its CPU time, well under 90 s. In the full suite the dequantised folder is shared with the other SmolLM2
 tests.
 """
 

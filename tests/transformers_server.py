@@ -51,7 +51,6 @@ class ServedModel:
     port: int
     model_id: str
     log_path: Path
-    started_s: float  # seconds from the start to the first healthy answer
 
     @property
     def base_url(self) -> str:
@@ -98,7 +97,6 @@ def serving(model_dir: Path, log_path: Path, *, start_timeout_s: float = 600.0) 
         "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
         "--log-level", "info", "--enable-log-requests",
     ]  # fmt: skip
-    started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -108,10 +106,9 @@ def serving(model_dir: Path, log_path: Path, *, start_timeout_s: float = 600.0) 
             env=env,
             cwd=log_path.parent,
         )
-    served = ServedModel(process, port, str(model_dir), log_path, 0.0)
+    served = ServedModel(process, port, str(model_dir), log_path)
     try:
         _wait_until_healthy(served, start_timeout_s)
-        served.started_s = time.monotonic() - started
         yield served
     finally:
         process.send_signal(signal.SIGTERM)
