@@ -39,8 +39,16 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def print_tables(db: str, sweep_id: int | None) -> None:
-    from engine.demo import business_table, format_markdown_table, format_side_by_side, side_by_side
+def print_tables(db: str, sweep_id: int | None, *, study: bool = False) -> None:
+    from engine.demo import (
+        business_table,
+        format_knowledge,
+        format_markdown_table,
+        format_side_by_side,
+        format_trajectory,
+        side_by_side,
+        study_of,
+    )
     from store import core, open_db
 
     if sweep_id is None:
@@ -50,6 +58,12 @@ def print_tables(db: str, sweep_id: int | None) -> None:
     print(format_markdown_table(rows))
     print()
     print(format_side_by_side(side_by_side(db, sweep_id)))
+    if study:
+        points, best, knowledge = study_of(db, sweep_id)
+        print()
+        print(format_trajectory(points, best))
+        print()
+        print(format_knowledge(knowledge))
 
 
 # Run in a child process from the root of a source tree (this one or an exported revision): the
@@ -77,8 +91,10 @@ print("BENCH " + json.dumps({
 
 
 def run_child(tree: Path, model: str) -> dict[str, float]:
-    """The demo of the source tree ``tree`` in a fresh process and data folder; its seconds."""
+    """The demo of the source tree ``tree`` in a fresh process and data folder (kept, and printed:
+    ``--table <folder>/ft-hallu.db`` shows what it made); its seconds."""
     home = tempfile.mkdtemp(prefix="ft-hallu-demo-bench-")
+    print(f"data folder {home}: the demo of {tree}", flush=True)
     env = {**os.environ, "FT_HALLU_HOME": home, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(tree)}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, model], cwd=tree, env=env, capture_output=True, text=True, check=False
@@ -125,7 +141,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="with --compare: runs of each, alternating")
     args = parser.parse_args()
     if args.table:
-        print_tables(args.table, args.sweep)
+        print_tables(args.table, args.sweep, study=True)
         return 0
     if args.compare:
         return compare(args.compare, args.model, args.rounds)
