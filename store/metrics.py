@@ -34,7 +34,7 @@ _NOT_METRICS = {
 #     @MIGRATIONS(name="002_claim_support")
 #     def _m002(db) -> None:
 #         _add_metric_columns(db, "cell_metrics", {"claim_support": float})
-# and its MetricSpec in engine/metrics/catalog.py (tests/test_catalog.py checks the pair).
+# and its MetricSpec in engine/metrics/catalog_entries.py (tests/test_catalog.py checks the pair).
 
 
 @MIGRATIONS(name="001_metric_tables")

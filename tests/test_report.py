@@ -549,7 +549,7 @@ def test_figure_labels_are_drawn_as_written() -> None:
     import xml.etree.ElementTree as ElementTree
 
     from engine.escape import plot_text
-    from engine.report_study import difference_figure
+    from engine.report.study import difference_figure
     from engine.study import STUDY_METRICS, CellDifference
 
     assert plot_text("$x_1$ adapter\n\x00two") == r"\$x_1\$ adapter two"

@@ -7,9 +7,10 @@ docs/METRICS.md; which metrics exist is declared once in engine/metrics/catalog.
 
 Modules: text (tokens, numbers, names), reference (scores against a reference answer),
 grounding (source index, support and contradictions), sample (score_sample), cell (score_cell,
-semantic entropy, bootstrap), catalog (the metric catalogue). Imported by their own path: the
-packages claims (claim-level grounding: atoms, evidence, check, scores) and profile (the entity
-profile: phrases, model, extract, checks), and claim_words, knowledge.
+semantic entropy, bootstrap), catalog (the metric catalogue, over catalog_entries and
+metric_spec). Imported by their own path: the packages claims (claim-level grounding: atoms,
+evidence, check, scores) and profile (the entity profile: phrases, model, extract, checks), and
+claim_words, knowledge.
 """
 
 from __future__ import annotations

@@ -5,516 +5,47 @@ typed columns arrive through named migrations in store/metrics.py (tests/test_ca
 the two together). Definitions and limits are in docs/METRICS.md.
 
 Adding a metric: compute it (a SampleMetrics field in sample.py, or a CellMetrics value in
-cell.py), declare a MetricSpec below (``_sample(name, label, ...)`` or ``_cell(name, short title,
-label, ...)``, with ``requires=`` naming what it cannot be computed without), and, when ``stored``,
-add its column in a new named migration of store/metrics.py (``_add_metric_columns``);
-tests/test_catalog.py fails until both exist. Why a value is missing is a :class:`MissingReason`,
-declared once below with its long and short text.
+cell.py), declare a MetricSpec in catalog_entries.py (``_sample(name, label, ...)`` or
+``_cell(name, short title, label, ...)``, with ``requires=`` naming what it cannot be computed
+without), and, when ``stored``, add its column in a new named migration of store/metrics.py
+(``_add_metric_columns``); tests/test_catalog.py fails until both exist. Why a value is missing is
+a :class:`MissingReason`, declared once in metric_spec.py with its long and short text.
 A per-sample value averaged per cell is declared twice on purpose:
 once as the sample metric and once as the cell metric with ``mean_of`` naming the sample one.
+
+Modules, bottom up: metric_spec (``MetricSpec``, ``Show``, the ``MissingReason``s,
+``decimals_for``), catalog_entries (``CATALOG``), and this one (lookups, the main score, the
+groups), which re-exports the names of both: ``catalog.MetricSpec``, ``catalog.CATALOG`` and
+``catalog.NO_SOURCES`` keep working.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Literal
+
+from engine.metrics.catalog_entries import CATALOG
+from engine.metrics.metric_spec import (
+    ALL_REFUSED,
+    MISSING_REASONS,
+    NO_LIVE_SOURCES,
+    NO_REFERENCE,
+    NO_SOURCES,
+    NO_TOKEN_LOGPROBS,
+    NOT_SCORED,
+    REQUIREMENTS,
+    UNAVAILABLE,
+    UNDEFINED_AT_ONE,
+    MetricKind,
+    MetricSpec,
+    MissingReason,
+    Show,
+    decimals_for,
+)
 
 # Bump when a definition changes: stored rows with an older version are recomputed.
 # 2: claim_grounding over atomic claims, and claim_support_min.
 METRICS_VERSION = 2
 
-MetricKind = Literal["sample", "cell"]
-
-# What a metric may need besides the answer, as lm-evaluation-harness's metric specs say it:
-# a reference answer, the source contexts, at least two samples of the cell, or the token log-probs
-# the engine's sampler records (imported logs and sweeps with ``token_logprobs = false`` have none).
-REQUIREMENTS = ("reference", "sources", "samples>=2", "token_logprobs")
-
-
-@dataclass(frozen=True)
-class MissingReason:
-    """Why a metric has no value, declared once: a code, the long text (hovers, notes) and a short
-    one (narrow table columns). Front ends pick the text by the code, never by matching the words."""
-
-    code: str
-    long: str
-    short: str
-
-
-NOT_SCORED = MissingReason("not_scored", "not scored yet: press Score sweep", "not scored")
-NO_REFERENCE = MissingReason("no_reference", "n/a: no reference answer for this prompt", "n/a: no ref.")
-NO_SOURCES = MissingReason(
-    "no_sources", "n/a: no source contexts (sweep without a dataset)", "n/a: no sources"
-)
-NO_LIVE_SOURCES = MissingReason("no_live_sources", "n/a: start with --dataset for sources", "n/a: no sources")
-ALL_REFUSED = MissingReason("all_refused", "n/a: every answer refused", "n/a: refused")
-UNDEFINED_AT_ONE = MissingReason("undefined_at_one", "undefined (n = 1)", "undef. n=1")
-NO_TOKEN_LOGPROBS = MissingReason(
-    "no_token_logprobs",
-    "n/a: no token log-probs (imported log, or sampled with token_logprobs = false)",
-    "n/a: no logprobs",
-)
-UNAVAILABLE = MissingReason("unavailable", "n/a", "n/a")
-MISSING_REASONS: dict[str, MissingReason] = {
-    reason.code: reason
-    for reason in (
-        NOT_SCORED,
-        NO_REFERENCE,
-        NO_SOURCES,
-        NO_LIVE_SOURCES,
-        ALL_REFUSED,
-        UNDEFINED_AT_ONE,
-        NO_TOKEN_LOGPROBS,
-        UNAVAILABLE,
-    )
-}
-
-
-class Show(IntEnum):
-    """How prominently front ends show a metric; each level includes the levels before it."""
-
-    SUMMARY = 1  # the few scores shown first: tables, pickers, the demo's summary
-    TABLE = 2  # also in the report's per-variant and per-cell tables
-    HEATMAP = 3  # also gets a heatmap in the report
-    STORED = 4  # stored and selectable, not shown by default
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric: what it is called, how to read it, and where it is shown."""
-
-    name: str  # the key in SampleMetrics/CellMetrics and the store's column name
-    label: str  # what the front ends print
-    kind: MetricKind  # 'sample': one value per generation; 'cell': one per grid cell
-    higher_is_better: bool | None  # None: neither (read it in context)
-    range: tuple[float, float | None] = (0.0, 1.0)  # (low, high); high None, low -inf when unbounded
-    fmt: str = ".3f"  # format spec for one value
-    description: str = ""
-    column_type: type = float  # the store column's type: int for flags and counts
-    stored: bool = True  # a typed store column (else only inside metrics_json)
-    mean_of: str | None = None  # cell metrics: the sample metric whose mean this is
-    show: Show = Show.STORED
-    short: str = ""  # a column title for narrow tables (the TUI's); the name when empty
-    # A score whose values below this mark an answer as hallucinated (its rate is what summaries
-    # report); None: the score is read as it is.
-    flags_below: float | None = None
-    requires: tuple[str, ...] = ()  # of REQUIREMENTS: without it the value is missing (or undefined)
-    group: str = ""  # of METRIC_GROUPS; empty: derived from what it requires (see metric_group)
-
-    def __post_init__(self) -> None:
-        unknown = [r for r in self.requires if r not in REQUIREMENTS]
-        if unknown:
-            raise ValueError(f"metric {self.name}: unknown requirement {unknown[0]!r}; known: {REQUIREMENTS}")
-
-    @property
-    def direction(self) -> str:
-        """'higher', 'lower' or 'context': which way is better, as the front ends say it."""
-        if self.higher_is_better is None:
-            return "context"
-        return "higher" if self.higher_is_better else "lower"
-
-    @property
-    def title(self) -> str:
-        """The short column title, or the name."""
-        return self.short or self.name
-
-    @property
-    def bounded(self) -> bool:
-        """Both ends of the range are known (rates, shares, F1): plots can use a fixed scale.
-
-        Log-probs (-inf..0) are not: their scale, like a length's, comes from the values."""
-        return self.range[1] is not None and math.isfinite(self.range[0])
-
-    def format(self, value: float | None, n: int | None = None) -> str:
-        """One value as the front ends print it; '–' for a missing value.
-
-        With ``n`` (the values the number is a mean of) the decimals follow :func:`decimals_for`
-        (at most the spec's own for unbounded metrics such as lengths).
-        """
-        if value is None:
-            return "–"
-        if self.fmt.endswith("d"):
-            return format(int(value), "d")
-        if n is None:
-            return format(value, self.fmt)
-        return f"{value:.{self.decimals(n)}f}"
-
-    def decimals(self, n: int) -> int:
-        """Decimals for a mean of ``n`` values of this metric (see :func:`decimals_for`)."""
-        if self.bounded:
-            return decimals_for(n, float(self.range[1]) - float(self.range[0]))  # type: ignore[arg-type]
-        own = int(self.fmt[1:-1]) if self.fmt[1:-1].isdigit() else 3
-        return min(own, decimals_for(n))
-
-
-def decimals_for(n: int, span: float = 1.0) -> int:
-    """Decimals a mean of ``n`` values on a range ``span`` wide can honestly carry.
-
-    Rule: a mean of n values moves in steps of about span / n (a rate exactly 1/n), so digits
-    far below that step say nothing. On a unit range: n < 4 -> 1 decimal (halves and thirds),
-    n < 100 -> 2 (quarters read exactly: n = 4 shows 0.25, not 0.250), from 100 -> 3.
-    """
-    if n <= 0 or span <= 0:
-        return 1
-    steps = n / span
-    return 1 if steps < 4 else 2 if steps < 100 else 3
-
-
-def _sample(name: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
-    return MetricSpec(name, label, "sample", higher, description=description, **extra)
-
-
-def _cell(name: str, short: str, label: str, higher: bool | None, description: str, **extra) -> MetricSpec:
-    return MetricSpec(name, label, "cell", higher, description=description, short=short, **extra)
-
-
-# Declaration order is display order (summary metrics first, in the order front ends show them).
-CATALOG: tuple[MetricSpec, ...] = (
-    # ---------------------------------------------------------------- per generation
-    _sample("refusal", "refusal / don't know", None, "a refusal pattern matches", fmt="d", column_type=int),
-    _sample(
-        "exact_match",
-        "exact match vs reference",
-        True,
-        "normalised answer equals the reference",
-        requires=("reference",),
-    ),
-    _sample(
-        "token_f1",
-        "token F1 vs reference",
-        True,
-        "F1 of normalised token bags (SQuAD)",
-        requires=("reference",),
-    ),
-    _sample(
-        "rouge_l",
-        "ROUGE-L vs reference",
-        True,
-        "F1 of the longest common token subsequence",
-        requires=("reference",),
-    ),
-    _sample(
-        "number_mismatch",
-        "wrong figure vs reference",
-        False,
-        "the reference states figures and the answer's are not among them",
-        fmt="d",
-        column_type=int,
-        stored=False,
-        requires=("reference",),
-    ),
-    _sample(
-        "f1_number_aware",
-        "number-aware F1 vs reference",
-        True,
-        "token F1, 0 when the figures are wrong",
-        requires=("reference",),
-    ),
-    _sample(
-        "grounding",
-        "grounding in sources",
-        True,
-        "share of checked terms found in the sources",
-        requires=("sources",),
-    ),
-    _sample(
-        "claim_support_min",
-        "weakest-claim support",
-        True,
-        "support of the answer's weakest atomic claim, contradicted = 0: the default hallucination "
-        "score (engine/metrics/claims/)",
-        requires=("sources",),
-    ),
-    _sample(
-        "claim_grounding",
-        "claim-level grounding",
-        True,
-        "share of the answer's atomic claims the sources support (engine/metrics/claims/)",
-        requires=("sources",),
-    ),
-    _sample(
-        "conflict",
-        "contradicts the sources",
-        False,
-        "a figure or name the sources state otherwise",
-        fmt="d",
-        column_type=int,
-        requires=("sources",),
-    ),
-    _sample(
-        "uses_entity",
-        "uses the entity name",
-        None,
-        "the masked entity name appears",
-        fmt="d",
-        column_type=int,
-    ),
-    _sample("degenerate", "degenerate text", False, "empty, looping or gibberish", fmt="d", column_type=int),
-    _sample(
-        "n_words", "length (words)", None, "words in the answer", range=(0.0, None), fmt="d", column_type=int
-    ),
-    # Token signals recorded while sampling (engine/metrics/tokens.py): the model's own distribution.
-    _sample(
-        "mean_token_logprob",
-        "mean token log-prob (nats)",
-        True,
-        "mean log-prob of the answer's tokens under the model's own distribution (T=1, no top-k/p)",
-        range=(-math.inf, 0.0),
-        requires=("token_logprobs",),
-    ),
-    _sample(
-        "min_token_logprob",
-        "lowest token log-prob (nats)",
-        True,
-        "log-prob of the answer's least likely token under the model's own distribution",
-        range=(-math.inf, 0.0),
-        requires=("token_logprobs",),
-    ),
-    _sample(
-        "mean_token_entropy",
-        "mean token entropy (nats)",
-        False,
-        "mean entropy of the model's next-token distributions over the answer",
-        range=(0.0, None),
-        requires=("token_logprobs",),
-    ),
-    _sample(
-        "max_token_entropy",
-        "highest token entropy (nats)",
-        False,
-        "entropy of the answer's most uncertain next-token distribution",
-        range=(0.0, None),
-        requires=("token_logprobs",),
-    ),
-    # ---------------------------------------------------------------- per cell
-    _cell(
-        "refusal_rate",
-        "refus",
-        "refusal / don't-know rate",
-        None,
-        "share of refusals",
-        mean_of="refusal",
-        show=Show.SUMMARY,
-    ),
-    _cell(
-        "grounding",
-        "ground",
-        "grounding in sources",
-        True,
-        "mean grounding",
-        mean_of="grounding",
-        show=Show.SUMMARY,
-        requires=("sources",),
-    ),
-    _cell(
-        "claim_support_min",
-        "weakest",
-        "weakest-claim support",
-        True,
-        "mean support of the weakest atomic claim (contradicted = 0)",
-        mean_of="claim_support_min",
-        requires=("sources",),
-        show=Show.HEATMAP,
-        # claims.SUPPORTED_AT: a claim is supported from 0.45 up, and every unsupported or
-        # contradicted claim's strength is below it (tests/test_claims.py holds the two equal).
-        flags_below=0.45,
-    ),
-    _cell(
-        "claim_grounding",
-        "claims",
-        "claim-level grounding",
-        True,
-        "mean share of supported claims",
-        mean_of="claim_grounding",
-        show=Show.HEATMAP,
-        requires=("sources",),
-    ),
-    _cell(
-        "conflict_rate",
-        "confl",
-        "number/name conflict rate",
-        False,
-        "share of samples contradicting the sources",
-        mean_of="conflict",
-        show=Show.SUMMARY,
-        requires=("sources",),
-    ),
-    _cell(
-        "semantic_entropy",
-        "entropy",
-        "semantic entropy (nats)",
-        False,
-        "entropy of the samples over meaning clusters",
-        range=(0.0, None),
-        show=Show.SUMMARY,
-        requires=("samples>=2",),
-    ),
-    _cell(
-        "majority_share",
-        "major",
-        "majority-answer share",
-        True,
-        "size of the largest meaning cluster / N",
-        show=Show.SUMMARY,
-        requires=("samples>=2",),
-    ),
-    _cell(
-        "token_f1",
-        "F1",
-        "token F1 vs reference",
-        True,
-        "mean token F1",
-        mean_of="token_f1",
-        show=Show.SUMMARY,
-        requires=("reference",),
-    ),
-    _cell(
-        "f1_number_aware",
-        "F1#",
-        "number-aware F1 vs reference",
-        True,
-        "mean number-aware F1",
-        mean_of="f1_number_aware",
-        show=Show.HEATMAP,
-        requires=("reference",),
-    ),
-    _cell(
-        "exact_match",
-        "EM",
-        "exact match vs reference",
-        True,
-        "mean exact match",
-        mean_of="exact_match",
-        show=Show.HEATMAP,
-        requires=("reference",),
-    ),
-    _cell(
-        "rouge_l",
-        "RL",
-        "ROUGE-L vs reference",
-        True,
-        "mean ROUGE-L",
-        mean_of="rouge_l",
-        show=Show.HEATMAP,
-        requires=("reference",),
-    ),
-    _cell(
-        "number_mismatch_rate",
-        "wrong#",
-        "wrong-figure rate vs reference",
-        False,
-        "share of answers with wrong figures",
-        mean_of="number_mismatch",
-        show=Show.HEATMAP,
-        requires=("reference",),
-    ),
-    _cell(
-        "degenerate_rate",
-        "degen",
-        "degenerate-text rate",
-        False,
-        "share of degenerate samples",
-        mean_of="degenerate",
-        show=Show.TABLE,
-    ),
-    _cell(
-        "uses_entity_rate",
-        "entity",
-        "uses the entity name",
-        None,
-        "share of samples naming the entity",
-        mean_of="uses_entity",
-        show=Show.HEATMAP,
-    ),
-    _cell(
-        "distinct_1", "dist1", "distinct-1", None, "unique unigrams / all unigrams over the cell's samples"
-    ),
-    _cell(
-        "distinct_2",
-        "dist2",
-        "distinct-2",
-        None,
-        "unique bigrams / all bigrams over the cell's samples",
-        show=Show.HEATMAP,
-    ),
-    _cell(
-        "mean_similarity",
-        "sim",
-        "mean pairwise similarity",
-        None,
-        "ROUGE-L F1 or embedding cosine, averaged over pairs",
-        range=(-1.0, 1.0),
-        show=Show.HEATMAP,
-        requires=("samples>=2",),
-    ),
-    _cell(
-        "mean_words",
-        "words",
-        "mean length (words)",
-        None,
-        "mean answer length",
-        range=(0.0, None),
-        fmt=".1f",
-        mean_of="n_words",
-        show=Show.TABLE,
-    ),
-    _cell(
-        "mean_token_logprob",
-        "logp",
-        "mean token log-prob (nats)",
-        True,
-        "mean over samples of the answer's mean token log-prob",
-        range=(-math.inf, 0.0),
-        requires=("token_logprobs",),
-        mean_of="mean_token_logprob",
-        show=Show.HEATMAP,
-    ),
-    _cell(
-        "min_token_logprob",
-        "minlp",
-        "lowest token log-prob (nats)",
-        True,
-        "mean over samples of the answer's lowest token log-prob",
-        range=(-math.inf, 0.0),
-        requires=("token_logprobs",),
-        mean_of="min_token_logprob",
-        show=Show.HEATMAP,
-    ),
-    _cell(
-        "mean_token_entropy",
-        "tokH",
-        "mean token entropy (nats)",
-        False,
-        "mean over samples of the answer's mean next-token entropy",
-        range=(0.0, None),
-        requires=("token_logprobs",),
-        mean_of="mean_token_entropy",
-        show=Show.HEATMAP,
-    ),
-    _cell(
-        "max_token_entropy",
-        "maxH",
-        "highest token entropy (nats)",
-        False,
-        "mean over samples of the answer's highest next-token entropy",
-        range=(0.0, None),
-        requires=("token_logprobs",),
-        mean_of="max_token_entropy",
-    ),
-    _cell(
-        "n_clusters",
-        "clust",
-        "meaning clusters",
-        None,
-        "number of meaning clusters",
-        range=(1.0, None),
-        fmt="d",
-        column_type=int,
-        requires=("samples>=2",),
-    ),
-)
 
 SAMPLE_METRICS: tuple[MetricSpec, ...] = tuple(s for s in CATALOG if s.kind == "sample")
 CELL_METRICS: tuple[MetricSpec, ...] = tuple(s for s in CATALOG if s.kind == "cell")
@@ -671,3 +202,48 @@ def cell_metric_groups(level: Show = Show.HEATMAP) -> tuple[tuple[MetricGroup, t
         if members:
             grouped.append((group, tuple(members)))
     return tuple(grouped)
+
+
+__all__ = [
+    "AGREEMENT_GROUP",
+    "ALL_REFUSED",
+    "ANSWERS_GROUP",
+    "CATALOG",
+    "CELL_MEANS",
+    "CELL_METRICS",
+    "CONFIDENCE_GROUP",
+    "HALLUCINATION_GROUP",
+    "MAIN_SCORE",
+    "METRICS_VERSION",
+    "METRIC_GROUPS",
+    "METRIC_LABELS",
+    "MISSING_REASONS",
+    "NOT_SCORED",
+    "NO_LIVE_SOURCES",
+    "NO_REFERENCE",
+    "NO_SOURCES",
+    "NO_TOKEN_LOGPROBS",
+    "REFERENCE_GROUP",
+    "REQUIREMENTS",
+    "SAMPLE_METRICS",
+    "SUMMARY_METRICS",
+    "UNAVAILABLE",
+    "UNDEFINED_AT_ONE",
+    "MetricGroup",
+    "MetricKind",
+    "MetricSpec",
+    "MissingReason",
+    "Show",
+    "cell_metric",
+    "cell_metric_groups",
+    "cell_metrics_shown",
+    "decimals_for",
+    "hallucination_label",
+    "hallucination_side",
+    "main_score",
+    "metric_group",
+    "metric_label",
+    "sample_metric",
+    "undefined_at",
+    "why_missing",
+]

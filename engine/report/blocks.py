@@ -1,8 +1,9 @@
-"""What a report is made of: blocks (paragraphs, tables, figures), sections, and what a section builder reads.
+"""What a report is made of: blocks (paragraphs, tables, figures), sections, the report itself,
+and what a section builder reads.
 
-engine/report.py renders these (HTML, Markdown, CSV, LaTeX, PNG and SVG files) and lists the
-builders in order (``SECTION_BUILDERS``); a builder in its own module (engine/report_study.py)
-imports them from here, so no builder module imports the renderer back.
+engine/report/render.py renders these (HTML, Markdown, CSV, LaTeX), engine/report/build.py lists
+the builders in order (``SECTION_BUILDERS``); every builder module (sections, study) imports them
+from here, so no builder module imports the renderer back.
 """
 
 from __future__ import annotations
@@ -77,6 +78,19 @@ class ReportContext:
     @property
     def entity(self) -> str | None:
         return (self.sweep.get("config") or {}).get("entity_name")
+
+
+@dataclass
+class Report:
+    title: str
+    sections: list[Section]
+    summary: engine_summary.SweepSummary
+
+    def tables(self) -> list[Table]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Table) and b.name]
+
+    def figures(self) -> list[Figure]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
 
 
 def small_png(data: bytes) -> bytes:

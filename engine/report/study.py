@@ -23,7 +23,7 @@ from engine import study_tables as tables
 from engine.errors import UserError
 from engine.escape import plot_text
 from engine.grid import NA_COLOUR, paired_difference_scale
-from engine.report_blocks import (
+from engine.report.blocks import (
     FIGURE_DPI,
     Block,
     Figure,
