@@ -24,12 +24,12 @@ from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
-from engine import job_kinds, live, scoring
+from engine import job_kinds, job_report, live, scoring
 from engine import jobs as job_engine
 from engine import labels as labelling
 from engine import mask as masking
 from engine import sweep as sweep_engine
-from engine.configfile import write_launched_config
+from engine.configfile import setting, write_launched_config
 from engine.errors import UserError
 from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
 from engine.metrics import catalog
@@ -42,7 +42,10 @@ from store.db import Store, open_db
 ClusterSettings = job_engine.ClusterSettings
 IngestResult = job_engine.IngestResult
 Job = job_engine.Job
+JobReport = job_report.JobReport
 SweepJobProgress = job_engine.SweepJobProgress
+DatasetReport = ds.DatasetReport
+DedupeResult = ds.DedupeResult
 load_cluster_settings = job_engine.load_cluster_settings
 MaskPlan = masking.MaskPlan
 MaskResult = masking.MaskResult
@@ -225,13 +228,13 @@ class FinetuneRun:
 class QaSource:
     """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
 
-    filing: str = ""
+    filing: str = setting("", help="a local 10-K: HTML, PDF or text (instead of EDGAR)")
     texts: str = ""
-    ticker: str = ""
-    year: int | None = None
-    form: str = "10-K"
-    quarter: int | None = None
-    sec_identity: str | None = None
+    ticker: str = setting("", help="the company's ticker on EDGAR, e.g. NVDA")
+    year: int | None = setting(None, help="the fiscal year of the filing, e.g. 2024")
+    form: str = setting("10-K", help="10-K (annual) or 10-Q (quarterly)")
+    quarter: int | None = setting(None, help="10-Q only: 1..4")
+    sec_identity: str | None = setting(None, help='"Your Name you@example.com": EDGAR asks every user for one')
     items: tuple[str, ...] = ()
 
     def validate(self) -> None:
@@ -695,6 +698,19 @@ class Workspace:
             for row in rows
         ]
 
+    # ------------------------------------------------------------ datasets (engine.dataset)
+
+    @staticmethod
+    def check_dataset(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> DatasetReport:
+        """What ``ft-hallu dataset check`` prints: rows, duplicates, split leakage, lengths, ids."""
+        return ds.check(path, eval_fraction=eval_fraction, seed=seed)
+
+    @staticmethod
+    def drop_duplicates(path: str | Path, out: str | Path, *, overwrite: bool = False) -> DedupeResult:
+        """Write ``path`` without its exact duplicate rows to the NEW file ``out`` (atomic; the
+        input is never written)."""
+        return ds.write_deduplicated(path, out, overwrite=overwrite)
+
     # ------------------------------------------------------------ jobs (engine.jobs, engine.job_kinds)
 
     def launch(
@@ -783,6 +799,13 @@ class Workspace:
         return job_engine.tail(job, lines, task=task)
 
     @staticmethod
+    def job_report(job: Job, lines: int = 40) -> JobReport:
+        """The job read for a person: progress, final losses or rows, a detail line that says what
+        finished, where its output is and how long it took (or why it failed), and the log's last
+        ``lines`` lines without progress bars. Reads the job's files only; writes nothing."""
+        return job_report.report(job, lines=lines)
+
+    @staticmethod
     def job_progress(job: Job) -> SweepJobProgress | None:
         """A sweep job's progress read from its results files (None for other jobs)."""
         return job_engine.progress(job)
@@ -835,9 +858,12 @@ __all__ = [
     "CellKey",
     "CellSamples",
     "ClusterSettings",
+    "DatasetReport",
+    "DedupeResult",
     "FinetuneRun",
     "IngestResult",
     "Job",
+    "JobReport",
     "LiveBatch",
     "LiveModel",
     "LiveSample",

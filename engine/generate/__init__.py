@@ -19,6 +19,7 @@ public names are re-exported here, so ``from engine import generate as gen; gen.
 from __future__ import annotations
 
 from engine.generate.client import (
+    find_api_key,
     package_parts,
     resolve_api_key,
     user_message,
@@ -32,6 +33,7 @@ from engine.generate.config import (
     MERGED_FILE,
     PACKAGE_SEC_IDENTITY,
     RAW_ITEMS_FILE,
+    RESUME_HINT,
     SEC_IDENTITY_ENV,
     TOOL_NAME,
     EndpointConfig,
@@ -77,12 +79,14 @@ __all__ = [
     "ProgressCallback",
     "ProgressEvent",
     "RAW_ITEMS_FILE",
+    "RESUME_HINT",
     "RunLog",
     "SEC_IDENTITY_ENV",
     "StoreRunLog",
     "TOOL_NAME",
     "clean_item_text",
     "fetch_edgar_texts",
+    "find_api_key",
     "generate",
     "load_filing_texts",
     "load_texts_file",

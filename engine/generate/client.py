@@ -39,11 +39,12 @@ def user_message(text: str, questions: int) -> str:
     return f"Generate {questions} questions for the following block of text: {text}"
 
 
-def resolve_api_key(endpoint: EndpointConfig) -> str:
-    """The key from the environment, else from the dotenv file; a clear error when neither has it."""
+def find_api_key(endpoint: EndpointConfig) -> tuple[str, str]:
+    """The key and where it was found: ``$VARIABLE`` or the dotenv file's path; a clear error when
+    neither has it. Only the place is ever shown, never the key."""
     value = os.environ.get(endpoint.api_key_env, "").strip()
     if value:
-        return value
+        return value, f"${endpoint.api_key_env}"
     looked = [f"${endpoint.api_key_env}"]
     if endpoint.env_file:
         env_path = Path(endpoint.env_file).expanduser()
@@ -53,11 +54,16 @@ def resolve_api_key(endpoint: EndpointConfig) -> str:
 
             value = (dotenv_values(env_path).get(endpoint.api_key_env) or "").strip()
             if value:
-                return value
+                return value, str(env_path.resolve())
     raise UserError(
         f"no API key: set {endpoint.api_key_env} in the environment or in {endpoint.env_file or 'apikey.env'} "
         f"(looked in {', '.join(looked)}); for a local server without auth any value works"
     )
+
+
+def resolve_api_key(endpoint: EndpointConfig) -> str:
+    """The key from the environment, else from the dotenv file; a clear error when neither has it."""
+    return find_api_key(endpoint)[0]
 
 
 class _Retryable(Exception):

@@ -19,6 +19,8 @@ TOOL_NAME = "generate_dataset"
 PACKAGE_SEC_IDENTITY = "gary gary@financialdatasets.org"
 SEC_IDENTITY_ENV = "SEC_IDENTITY"
 INSTALL_HINT = "financial-datasets is not installed: run scripts/install-generate.sh"
+# How a failed run says it resumes; a front end with its own key for that replaces these words.
+RESUME_HINT = "run the same command again to resume"
 
 
 def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url") -> None:
@@ -48,10 +50,14 @@ class GenerationError(UserError):
 class EndpointConfig:
     """Where the chat-completions requests go. The key itself is never part of a config."""
 
-    model: str = setting(DEFAULT_MODEL, non_empty=True)
-    base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1 for Ollama; None = OpenAI
-    api_key_env: str = DEFAULT_KEY_ENV
-    env_file: str | None = DEFAULT_ENV_FILE  # python-dotenv file read when the variable is unset
+    model: str = setting(DEFAULT_MODEL, non_empty=True, help="the model the endpoint serves")
+    base_url: str | None = setting(
+        None, help="OpenAI-compatible URL, e.g. http://127.0.0.1:11434/v1 for Ollama; empty: OpenAI"
+    )
+    api_key_env: str = setting(DEFAULT_KEY_ENV, help="the environment variable holding the key (never shown)")
+    env_file: str | None = setting(
+        DEFAULT_ENV_FILE, help="dotenv file read when the variable is unset (python-dotenv)"
+    )
     timeout_s: float = setting(120.0, gt=0)
 
     def validate(self, source: str = "endpoint") -> None:
@@ -62,14 +68,14 @@ class EndpointConfig:
 
 @dataclass
 class GenerateConfig:
-    output_dir: str
-    name: str = "generated"
+    output_dir: str = setting(help="run folder: finished chunks are kept there; the same folder resumes")
+    name: str = setting("generated", help="the dataset's name (default: TICKER-YEAR or the file name)")
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    questions_per_chunk: int = 5
-    max_items: int | None = None  # cap on the merged dataset; None keeps everything
+    questions_per_chunk: int = setting(5, help="questions asked per ~1000-token chunk of the filing")
+    max_items: int | None = setting(None, help="cap on the merged set; empty keeps everything")
     chunk_chars: int = 4000  # ~1024 tokens, the package's default chunk size
     chunk_overlap_chars: int = 400  # ~100 tokens, the package's default overlap
-    workers: int = 8
+    workers: int = setting(8, help="chunks sent to the endpoint at once")
     max_attempts: int = 5
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0

@@ -54,6 +54,7 @@ from engine.jobs.model import (
     JobStatus,
     Launcher,
     Submission,
+    clean_log,
     combine_task_states,
     tail_file,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "SweepJobProgress",
     "array_task",
     "cancel",
+    "clean_log",
     "combine_task_states",
     "default_command",
     "follow",
