@@ -53,10 +53,11 @@ async def type_into(pilot, app: FtHalluApp, input_id: str, text: str) -> None:
     assert widget.value == text, f"{input_id}: typed {text!r}, field holds {widget.value!r}"
 
 
-async def fill(pilot, app: FtHalluApp, **values: str) -> None:
-    """Set form fields directly (input id with '-' written as '_'), as a paste would."""
-    for input_id, text in values.items():
-        app.screen.query_one(f"#{input_id.replace('_', '-')}", Input).value = text
+async def fill(pilot, app: FtHalluApp, ids: dict[str, str] | None = None, **values: str) -> None:
+    """Set form fields directly, as a paste would: ``ids`` by input id, ``values`` by input id with
+    '-' written as '_' (for ids without '_' of their own)."""
+    for input_id, text in {**(ids or {}), **{k.replace("_", "-"): v for k, v in values.items()}}.items():
+        app.screen.query_one(f"#{input_id}", Input).value = text
     await pilot.pause()
 
 
@@ -151,7 +152,7 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             assert source.read_bytes() == original  # the input is never written
 
             # Hand-off: the masked file is Fine-tune's dataset and Sweep's dataset and entity.
-            await pilot.press("f3")
+            await pilot.press("f4")
             await wait_for(pilot, lambda: app.current_mode == "finetune", 10, "Fine-tune")
             await wait_for(
                 pilot, lambda: input_value(app, "ft-dataset") == str(out.resolve()), 10, "the dataset"
@@ -163,12 +164,12 @@ def test_mask_a_file_shows_rules_diff_and_writes_a_clean_new_file(
             await wait_for(pilot, lambda: input_value(app, "ft-name") == "tiny-demo", 10, "the loaded TOML")
             assert input_value(app, "ft-dataset") == str(out.resolve())
             assert any("kept dataset" in m for m in notifications(app))
-            await pilot.press("f4")
+            await pilot.press("f6")
             await wait_for(
                 pilot, lambda: input_value(app, "sw-dataset") == str(out.resolve()), 10, "sweep dataset"
             )
-            assert input_value(app, "sw-entity") == "EGNIVIA"
-            await pilot.press("f2")
+            assert input_value(app, "sw-entity_name") == "EGNIVIA"
+            await pilot.press("f3")
             await wait_for(pilot, lambda: app.current_mode == "mask", 10, "Mask again")
 
             # A second apply to the same output asks first; 'n' writes nothing.
@@ -348,7 +349,7 @@ def test_errors_are_notifications_never_a_crash(
             assert app.is_running and app.screen.plan is not None
 
             # An unexpected exception in an action (the sweep config check).
-            await pilot.press("f4")
+            await pilot.press("f6")
             await pilot.pause()
             sweep = app.screen
             monkeypatch.setattr(engine.sweep, "validate", explode("validate"))
@@ -392,28 +393,25 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
         app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
-            # Defaults are visible in the form.
+            # Defaults are visible in the form (the advanced ones folded away).
             assert screen.query_one("#ft-lora_r", Input).value == "16"
             assert screen.query_one("#ft-launcher", Input).value == "local"
-            for field, value in {
-                "ft-name": "tui-tiny",
-                "ft-base_model": "tiny",
-                "ft-dataset": "qa.jsonl",
-                "ft-output_dir": "adapter",
-                "ft-max_steps": "2",
-                "ft-per_device_batch_size": "4",
-                "ft-gradient_accumulation_steps": "1",
-                "ft-logging_steps": "1",
+            await fill(pilot, app, {
+                "ft-name": "tui-tiny", "ft-base_model": "tiny", "ft-dataset": "qa.jsonl",
+                "ft-output_dir": "adapter", "ft-max_steps": "2", "ft-per_device_batch_size": "4",
+                "ft-gradient_accumulation_steps": "1", "ft-logging_steps": "1",
                 "ft-gradient_checkpointing": "false",
-            }.items():  # ids with '_' in them: set one by one
-                screen.query_one(f"#{field}", Input).value = value
+            })  # fmt: skip
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: bool(screen.jobs), 30, "the job in the list")
-            job = next(iter(screen.jobs.values()))
-            assert job.launcher == "local" and job.name.endswith("tui-tiny")
+            # The launch opens the Jobs step on the new job.
+            await wait_for(pilot, lambda: app.current_mode == "jobs", 30, "the Jobs step")
+            jobs = app.screen
+            await wait_for(pilot, lambda: bool(jobs.jobs), 30, "the job in the list")
+            job = next(iter(jobs.jobs.values()))
+            assert job.launcher == "local" and job.name.endswith("tui-tiny") and jobs.selected == job.id
             launched.append(job.id)
             # Quit while it trains: the question names the job, y quits at once and it keeps running.
-            if not screen.jobs[job.id].finished:
+            if not jobs.jobs[job.id].finished:
                 await pilot.press("ctrl+q")
                 await answer(pilot, app, "y", expect=f"finetune job {job.id}")
         assert app.return_code == 0 and any(f"job {job.id}" in line for line in app.left_running)
@@ -421,28 +419,34 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
     run(scenario)
 
     async def reattached() -> None:
-        app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
+        app = FtHalluApp(workspace, start="jobs", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             job_id = launched[0]
             await wait_for(pilot, lambda: job_id in screen.jobs, 30, "the job after the restart")
             await wait_for(pilot, lambda: screen.jobs[job_id].finished, 240, "the local fine-tune to finish")
-            final = screen.jobs[job_id]
-            assert final.state == "COMPLETED", (final.state, final.detail, screen.shown_tail[1][-2000:])
-            # The live log tail shows the job's own output, wrapped rather than cut.
-            await wait_for(pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail")
-            assert "step 2/2" in log_text(screen.query_one("#ft-log", RichLog))
-            rows = table_rows(screen.query_one("#ft-jobs", DataTable))
-            assert rows[0][3] == "COMPLETED"
+            await wait_for(pilot, lambda: screen.reports[job_id].adapter is not None, 30, "its run record")
+            report = screen.reports[job_id]
+            assert screen.jobs[job_id].state == "COMPLETED", (report.detail, report.log[-2000:])
+            # The detail says what finished, its losses, where the adapter is and how long it took.
+            detail = static_text(app, "jobs-detail")
+            assert "COMPLETED in" in detail and "train loss" in detail and f"adapter in {adapter}" in detail
+            # The log tail shows the job's own lines (the losses), wrapped rather than cut, no bars.
+            await wait_for(pilot, lambda: "step 2/2" in log_text(screen.query_one("#jobs-log", RichLog)), 10, "log")
+            assert "%|" not in log_text(screen.query_one("#jobs-log", RichLog))
+            row = table_rows(screen.query_one("#jobs-table", DataTable))[0]
+            assert row[1:5] == ["fine-tune", "tui-tiny", "COMPLETED", "2/2 steps"]
             # The same run name again: the adapter folder is in use, so it asks before any job starts.
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: app.current_mode == "finetune", 10, "Fine-tune")
             await pilot.press("ctrl+r")
             await answer(pilot, app, "n", expect=f"{adapter} already holds a run")
             await pilot.pause(0.5)
-            assert len(screen.jobs) == 1
+            assert len(workspace.jobs(refresh=False)) == 1
             # Hand-off: the finished adapter (and its base) is the Sweep's.
-            await pilot.press("f4")
+            await pilot.press("f6")
             await wait_for(pilot, lambda: input_value(app, "sw-adapter") == str(adapter), 10, "the adapter")
-            assert input_value(app, "sw-base") == "tiny"
+            assert input_value(app, "sw-base_model") == "tiny"
             await pilot.press("ctrl+q")
 
     run(reattached)
@@ -451,13 +455,13 @@ def test_launch_local_finetune_of_tiny_model_and_watch_it_finish(
 
     # Reattach: a new TUI lists the job from the store.
     async def restarted() -> None:
-        app = FtHalluApp(workspace, start="finetune", prefs_path=prefs)
+        app = FtHalluApp(workspace, start="jobs", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await wait_for(pilot, lambda: bool(screen.jobs), 15, "the stored job list")
             assert [job.name for job in screen.jobs.values()] == [job_name]
             await wait_for(
-                pilot, lambda: "step 2/2" in screen.shown_tail[1], 10, "the log tail after restart"
+                pilot, lambda: "step 2/2" in log_text(screen.query_one("#jobs-log", RichLog)), 10, "the log"
             )
             await pilot.press("ctrl+t")  # cancelling a finished job is refused with a message
             await pilot.pause()
@@ -479,9 +483,9 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
         app = FtHalluApp(workspace, start="sweep", prefs_path=prefs)
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
-            await fill(pilot, app, sw_name="tui-sweep", sw_base="tiny", sw_adapter=str(tiny_adapter_dir))
-            await fill(pilot, app, sw_temps="1.0", sw_topps="0.9, 1.0", sw_topks="0", sw_samples="2")
-            await fill(pilot, app, sw_tokens="4")
+            await fill(pilot, app, {"sw-name": "tui-sweep", "sw-base_model": "tiny", "sw-adapter": str(tiny_adapter_dir)})
+            await fill(pilot, app, {"sw-grid-temperatures": "1.0", "sw-grid-top_ps": "0.9, 1.0", "sw-grid-top_ks": "0"})
+            await fill(pilot, app, {"sw-samples_per_cell": "2", "sw-max_new_tokens": "4"})
             assert "ft-hallu job launch sweep --config" in static_text(app, "sweep-cli")
             assert "--local" in static_text(app, "sweep-cli")
             await pilot.press("ctrl+r")
@@ -502,16 +506,16 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
             sweep_id = screen.last_sweep_id
 
             # Hand-off: Results opens on the sweep just stored.
-            await pilot.press("f5")
+            await pilot.press("f7")
             results = app.screen
             await wait_for(pilot, lambda: results.sweep_id == sweep_id, 30, "the handed-on sweep")
             sweeps = results.query_one("#results-sweeps", DataTable)
             assert table_rows(sweeps)[0][1] == "tui-sweep" and table_rows(sweeps)[0][3] == "8/8"
 
             # The same config under another name is that sweep: shown, never "Done" with nothing stored.
-            await pilot.press("f4")
+            await pilot.press("f6")
             await wait_for(pilot, lambda: app.current_mode == "sweep", 10, "Sweep again")
-            await fill(pilot, app, sw_name="renamed")
+            await fill(pilot, app, {"sw-name": "renamed"})
             await pilot.press("ctrl+r")
             question = await answer(pilot, app, "s", expect=f"Identical to sweep {sweep_id} ('tui-sweep'")
             assert "fresh seeds" in question
@@ -520,7 +524,7 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
             assert len(workspace.sweeps()) == 1
 
             # Fresh seeds: a new job with the next free seed; cancelling it asks first.
-            await pilot.press("f4")
+            await pilot.press("f6")
             await wait_for(pilot, lambda: app.current_mode == "sweep", 10, "Sweep again")
             await pilot.press("ctrl+r")
             await answer(pilot, app, "f", expect="Identical")
@@ -671,7 +675,9 @@ def test_generate_from_local_filing_against_local_endpoint(
         async with app.run_test(size=SIZE) as pilot:
             screen = app.screen
             await pilot.press("ctrl+y")
-            assert "found" in static_text(app, "gen-key") and secret not in static_text(app, "gen-key")
+            # Which source holds the key is said (never the key itself).
+            assert "API key: found in $OPENAI_API_KEY" in static_text(app, "gen-key")
+            assert secret not in static_text(app, "gen-key")
             await fill(pilot, app, gen_filing=filing.name, gen_base_url=base_url)
             await fill(pilot, app, gen_model="llama3.1:8b-instruct", gen_questions="3", gen_out=out.name)
             await pilot.press("ctrl+r")
@@ -679,8 +685,11 @@ def test_generate_from_local_filing_against_local_endpoint(
             status = static_text(app, "gen-status")
             assert "Done" in status, (status, static_text(app, "gen-error"))
             assert "Q0:" in log_text(screen.query_one("#gen-items", RichLog))  # items as they arrived
-            # Hand-off: Mask opens with the generated file.
+            # Hand-off: Check and Mask open with the generated file.
             await pilot.press("f2")
+            await wait_for(pilot, lambda: app.current_mode == "check", 10, "Check")
+            assert input_value(app, "check-file") == str((out / "train.jsonl").resolve())
+            await pilot.press("f3")
             await wait_for(pilot, lambda: app.current_mode == "mask", 10, "Mask")
             assert input_value(app, "mask-file") == str((out / "train.jsonl").resolve())
             await pilot.press("ctrl+q")
@@ -756,7 +765,7 @@ def test_slurm_hint_names_the_launcher_field_not_a_cli_flag(
     async def scenario() -> None:
         app = FtHalluApp(workspace, start="sweep", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
-            await fill(pilot, app, sw_launcher="slurm", sw_base="tiny", sw_name="on-slurm")
+            await fill(pilot, app, {"sw-launcher": "slurm", "sw-base_model": "tiny", "sw-name": "on-slurm"})
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: "Failed" in static_text(app, "sweep-status"), 30, "the refusal")
             status = static_text(app, "sweep-status")

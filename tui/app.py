@@ -1,6 +1,6 @@
 """The ft-hallu TUI application: one mode (screen) per workflow step, keyboard only.
 
-F1..F5 switch between steps from anywhere (also from inside a text field); ctrl+p opens the
+F1..F7 switch between steps from anywhere (also from inside a text field); ctrl+p opens the
 command palette, which lists the steps and the current screen's actions; ctrl+q quits.
 """
 
@@ -19,8 +19,10 @@ from engine.workspace import Workspace
 from tui.dialogs import ChoiceScreen
 from tui.prefs import default_prefs_path, load_prefs, save_prefs
 from tui.screens.base import error_line
+from tui.screens.check import CheckScreen
 from tui.screens.finetune import FinetuneScreen
 from tui.screens.generate import GenerateScreen
+from tui.screens.jobs import JobsScreen
 from tui.screens.mask import MaskScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.sweep import SweepScreen
@@ -32,8 +34,10 @@ __all__ = ["STEPS", "STEP_NAMES", "FtHalluApp"]
 # Imported at the top: a broken step module is an import error at start-up, not a hidden screen.
 SCREENS: dict[str, type[Screen]] = {
     "generate": GenerateScreen,
+    "check": CheckScreen,
     "mask": MaskScreen,
     "finetune": FinetuneScreen,
+    "jobs": JobsScreen,
     "sweep": SweepScreen,
     "results": ResultsScreen,
 }

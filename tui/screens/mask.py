@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Static
 from engine.errors import UserError
 from engine.workspace import LeakReport, MaskPlan, MaskResult, MaskUndo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
+from tui.steps import step_key
 
 
 class ToggleTable(DataTable):
@@ -177,12 +178,30 @@ class MaskScreen(StepScreen):
             "Mask: replace the company's name; nothing is written until ctrl+s", classes="step-title"
         )
         with Vertical(classes="form"):
-            yield self.field("QA file", "mask-file", "", "JSON or JSONL with question/answer/context")
-            yield self.field("entity", "mask-entity", "", "the real name, e.g. NVIDIA")
-            yield self.field("new name", "mask-new", "", "the invented name, e.g. EGNIVIA")
-            yield self.field("ticker", "mask-ticker", "", "e.g. NVDA (optional)")
-            yield self.field("aliases", "mask-aliases", "", "comma separated; OLD=NEW sets a replacement")
-            yield self.field("output file", "mask-out", "", "a NEW file (default: <file>.masked.jsonl)")
+            yield self.field(
+                "QA file", "mask-file", "", "JSON or JSONL with question/answer/context",
+                help="the QA set to mask (Generate or Check fills it in); it is never written",
+            )  # fmt: skip
+            yield self.field(
+                "entity", "mask-entity", "", "the real name, e.g. NVIDIA",
+                help="the company's name as written, e.g. NVIDIA; its possessive and suffixes are found too",
+            )  # fmt: skip
+            yield self.field(
+                "new name", "mask-new", "", "the invented name, e.g. EGNIVIA",
+                help="the invented name that replaces it everywhere, e.g. EGNIVIA",
+            )  # fmt: skip
+            yield self.field(
+                "ticker", "mask-ticker", "", "e.g. NVDA (optional)", help="the stock ticker, replaced too (optional)"
+            )
+            yield self.field(
+                "aliases", "mask-aliases", "", "comma separated; OLD=NEW sets a replacement",
+                help="other names of the company, comma separated; OLD=NEW sets the replacement",
+            )  # fmt: skip
+            yield self.field(
+                "output file", "mask-out", "", "a NEW file (default: <file>.masked.jsonl)",
+                help="a NEW file for the masked rows (default: <file>.masked.jsonl); ctrl+z undoes it",
+            )  # fmt: skip
+        yield self.help_line()
         with Horizontal(id="mask-review"):
             with Vertical(id="mask-tables"):
                 yield ToggleTable(id="mask-rules", cursor_type="row")
@@ -406,9 +425,11 @@ class MaskScreen(StepScreen):
             self.ft_app.handoff("finetune", {"ft-dataset": written})
             new_name = self.form.get("new_name") or ""
             self.ft_app.handoff(
-                "sweep", {"sw-dataset": written, **({"sw-entity": new_name} if new_name else {})}
+                "sweep", {"sw-dataset": written, **({"sw-entity_name": new_name} if new_name else {})}
             )
-            self.notify("Masked file written; leak report is empty. F3 fine-tunes on it (filled in).")
+            self.notify(
+                f"Masked file written; leak report is empty. {step_key('finetune')} fine-tunes on it (filled in)."
+            )
         else:
             self.done = False
             leaks_box.update(leak_text(head + "LEAKS REMAIN (step not done):", report, "bold red"))

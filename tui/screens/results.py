@@ -26,6 +26,7 @@ from engine.metrics import catalog
 from engine.workspace import Cell, CellSamples, SweepInfo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
 from tui.screens.blind import BlindLabelScreen
+from tui.steps import step_key
 
 # The summary metrics in catalogue order: (cell metric, short title).
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = tuple(
@@ -226,7 +227,7 @@ class ResultsScreen(StepScreen):
             table.add_row(*(Text(value) for value in row), key=str(sweep.id))
         note = self.query_one("#results-note", Static)
         if not sweeps:
-            note.update("No sweeps in the store yet: run one on the Sweep step (F4).")
+            note.update(f"No sweeps in the store yet: run one on the Sweep step ({step_key('sweep')}).")
             return
         if selected is not None and any(s.id == selected for s in sweeps):
             table.move_cursor(row=table.get_row_index(str(selected)))
