@@ -1,5 +1,8 @@
 """A job as a person reads it: what it is, how far it got, what it produced or why it failed.
 
+The detail line leaves the log's path out: it goes with the log (``job.log_path``), which a front
+end shows under it.
+
 :func:`report` reads only the job's own files (its log, the fine-tune record or the sweep's results
 files in the job folder) and what the store already holds about it (``job.ingest``); it writes
 nothing and loads no model. Front ends show its ``detail`` line, its ``progress`` and ``result``
@@ -123,15 +126,15 @@ def _finetune_report(job: jobs.Job, log: str, elapsed: str) -> JobReport:
         detail = f"{head}: {losses or 'no losses recorded'}; adapter in {output}"
         return JobReport(job, progress, losses, detail, log, elapsed, adapter=output, base_model=base)
     if job.state == "COMPLETED":
-        detail = f"{head}, but left no completed run record in {job.job_dir}; log {job.log_path}"
+        detail = f"{head}, but left no completed run record in {job.job_dir}"
         return JobReport(job, progress, "", detail, log, elapsed)
     if job.finished:
         recorded = record.get("error") if isinstance(record.get("error"), str) else None
         why = (job.detail or "cancelled") if job.state == "CANCELLED" else _why_failed(job, log, recorded)
-        detail = f"{head}: {why}; no adapter was saved to {output}; log {job.log_path}"
+        detail = f"{head}: {why}; no adapter was saved to {output}"
         return JobReport(job, progress, "", detail, log, elapsed)
     now_doing = f"step {steps[0]}/{steps[1]}, loss {steps[2]:.4f}" if steps else (log.splitlines() or [""])[-1]
-    detail = f"{head}: {now_doing or job.detail or 'no output yet'}; log {job.log_path}"
+    detail = f"{head}: {now_doing or job.detail or 'no output yet'}"
     return JobReport(job, progress, "", detail, log, elapsed)
 
 
@@ -171,9 +174,9 @@ def _sweep_report(job: jobs.Job, log: str, elapsed: str) -> JobReport:
         why = (job.detail or "cancelled") if job.state == "CANCELLED" else _why_failed(job, log)
         kept = f"{progress or 'rows written so far'} kept"
         again = f"; re-submit shard(s) {', '.join(map(str, shards))} to finish" if shards else ""
-        detail = f"{head}: {why}; {kept}{again}; log {job.log_path}"
+        detail = f"{head}: {why}; {kept}{again}"
         return JobReport(job, progress, "", detail, log, elapsed, failed_shards=shards)
     rate = f", {done.rows_per_second:.2f} rows/s" if done is not None and done.rows_per_second else ""
     waits = f"; waits for slurm:{job.depends_on}" if job.depends_on and job.state == "PENDING" else ""
     state = f"{progress}{rate}" if progress else (job.detail or "no rows yet")
-    return JobReport(job, progress, "", f"{head}: {state}{waits}; log {job.log_path}", log, elapsed)
+    return JobReport(job, progress, "", f"{head}: {state}{waits}", log, elapsed)

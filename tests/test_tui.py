@@ -28,6 +28,7 @@ from tui.app import STEPS, FtHalluApp  # noqa: E402
 from tui.dialogs import ChoiceScreen  # noqa: E402
 from tui.prefs import load_prefs  # noqa: E402
 from tui.screens.base import log_text  # noqa: E402
+from tui.steps import step_key  # noqa: E402
 
 SIZE = (80, 24)
 
@@ -815,9 +816,360 @@ def test_in_flight_flags_are_reactives() -> None:
 
     from tui.screens.finetune import FinetuneScreen
     from tui.screens.generate import GenerateScreen
+    from tui.screens.jobs import JobsScreen
     from tui.screens.sweep import SweepScreen
 
     for screen, names in ((SweepScreen, ("running", "polling")), (FinetuneScreen, ("running",)),
-                          (GenerateScreen, ("running",))):  # fmt: skip
+                          (GenerateScreen, ("running",)), (JobsScreen, ("polling",))):  # fmt: skip
         for name in names:
             assert isinstance(screen.__dict__.get(name), Reactive), (screen.__name__, name)
+
+
+# ------------------------------------------------------------------ forms at 80x24: basic fields, focus, help
+
+
+def visible_in(widget, container) -> bool:
+    """The widget's whole row is inside the container's visible region (not scrolled away or cut)."""
+    row, box = widget.region, container.region
+    return row.height > 0 and box.y <= row.y and row.bottom <= box.bottom and row.bottom <= SIZE[1] - 1
+
+
+def test_forms_show_their_basic_fields_at_80x24_with_a_visible_focus_and_help(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every form's basic fields fit one 80x24 screen (the rest folded away); tab gives the row the
+    marker, the bar and a highlighted label, and the line under the form the field's own help."""
+    from engine.configfile import describe_setting
+    from engine.finetune import FinetuneConfig
+    from engine.sweep import SweepConfig
+    from tui.screens import finetune as ft_screen
+    from tui.screens import sweep as sw_screen
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    forms = {
+        "generate": ("gen-form", ["gen-ticker", "gen-year", "gen-filing", "gen-identity", "gen-base-url",
+                                  "gen-model", "gen-env-file", "gen-out"]),
+        "check": ("check-form", ["check-file", "check-out"]),
+        "mask": (None, ["mask-file", "mask-entity", "mask-new", "mask-ticker", "mask-aliases", "mask-out"]),
+        "finetune": ("ft-form", ["ft-launcher", "ft-config-file",
+                                 *(f"ft-{name}" for name in ft_screen.BASIC_FIELDS)]),
+        "sweep": ("sweep-form", ["sw-launcher", "sw-config-file",
+                                 *(f"sw-{name.replace('.', '-')}" for name in sw_screen.BASIC_FIELDS)]),
+    }  # fmt: skip
+    helps = {
+        "ft-lora_r": describe_setting(FinetuneConfig, "lora_r"),
+        "sw-grid-top_ps": describe_setting(SweepConfig, "grid.top_ps"),
+    }
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="generate", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            for step, key, _title in STEPS:
+                if step not in forms:
+                    continue
+                await pilot.press(key)
+                await wait_for(pilot, lambda step=step: app.current_mode == step, 10, step)
+                await pilot.pause()
+                screen = app.screen
+                form_id, basic = forms[step]
+                box = screen.query_one(f"#{form_id}") if form_id else screen
+                for input_id in basic:  # every basic row on screen at once, nothing scrolled
+                    row = screen.query_one(f"#{input_id}", Input).parent
+                    assert visible_in(row, box), (step, input_id, row.region, box.region)
+                # Tab through them: the focused row carries the marker and its help is shown.
+                screen.query_one(f"#{basic[0]}", Input).focus()
+                for input_id in basic:
+                    await pilot.pause()
+                    assert app.focused is screen.query_one(f"#{input_id}", Input), (step, app.focused)
+                    row = app.focused.parent
+                    marker = row.query_one(".field-marker")
+                    assert row.has_pseudo_class("focus-within") and marker.styles.visibility == "visible"
+                    assert visible_in(row, box), (step, input_id)
+                    label, help_text = screen.help_texts[input_id]
+                    assert help_text and static_text(app, "field-help") == f"{label}: {help_text}"
+                    others = [m for m in screen.query(".field-marker") if m is not marker]
+                    assert all(m.styles.visibility == "hidden" for m in others)
+                    await pilot.press("tab")
+            # The advanced settings are folded away: one row, tab reaches the title, enter opens it.
+            await pilot.press("f4")
+            await pilot.pause()
+            screen = app.screen
+            advanced = screen.query_one("#ft-advanced")
+            assert advanced.collapsed and not screen.query_one("#ft-lora_r", Input).parent.region.height
+            advanced.query_one("CollapsibleTitle").focus()
+            await pilot.pause()
+            assert "▶ advanced" in str(advanced.title)
+            await pilot.press("enter", "tab")
+            await pilot.pause()
+            assert app.focused is screen.query_one("#ft-overwrite", Input)
+            screen.query_one("#ft-lora_r", Input).focus()
+            await pilot.pause()
+            assert static_text(app, "field-help") == f"lora_r: {helps['ft-lora_r']}"
+            assert visible_in(app.focused.parent, screen.query_one("#ft-form"))
+            # Offline, a fresh form proposes a base model that loads here (the engine decides).
+            from engine.proposals import propose_base_model
+
+            proposed = propose_base_model()
+            await wait_for(pilot, lambda: input_value(app, "ft-base_model") == proposed.base_model, 10, "base")
+            if not proposed.is_default:
+                assert f"proposed {proposed.base_model}" in static_text(app, "ft-status")
+            await pilot.press("f6")
+            await pilot.pause()
+            app.screen.query_one("#sw-grid-top_ps", Input).focus()
+            await pilot.pause()
+            assert static_text(app, "field-help") == f"top_ps: {helps['sw-grid-top_ps']}"
+
+    run(scenario)
+
+
+def test_an_empty_log_gives_its_rows_to_the_form(tmp_path: Path, workspace: Workspace) -> None:
+    from tui.screens.base import show_lines
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="generate", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            log, form = screen.query_one("#gen-items", RichLog), screen.query_one("#gen-form")
+            assert not log.display and not screen.query_one("#gen-error").display
+            screen.query_one("#gen-out", Input).focus()  # the last basic row
+            await pilot.pause()
+            roomy = form.region.height
+            show_lines(log, [f"item {n}" for n in range(8)])
+            await pilot.pause(0.3)
+            assert log.display and form.region.height < roomy and "item 7" in log_text(log)
+            assert visible_in(app.focused.parent, form)  # the focused row stays in view
+            show_lines(log, [])
+            await pilot.pause()
+            assert not log.display and form.region.height == roomy
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ the dataset check step
+
+
+def test_check_step_reports_duplicates_and_writes_a_deduplicated_copy(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Check step shows what `dataset check` prints; ctrl+s writes the rows without exact
+    duplicates to a NEW file (atomic, asks before replacing one) and hands it on: to Mask, or to
+    Fine-tune and Sweep when the checked file is a masked output. The input is never written."""
+    from engine import dataset as ds
+
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "qa.jsonl"
+    rows = [*QA_ROWS, QA_ROWS[0], QA_ROWS[1], QA_ROWS[0]]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    original = source.read_bytes()
+    copy = tmp_path / "qa.dedup.jsonl"
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="check", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await fill(pilot, app, check_file=source.name)
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: "rows:" in static_text(app, "check-report"), 30, "the report")
+            report = static_text(app, "check-report")
+            for line in ds.check(source.name).lines():  # the very lines the CLI prints
+                assert line in report, (line, report)
+            assert f"3 of 7 rows are exact duplicates: ctrl+s writes the other 4 to {copy.name}" in report
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: copy.exists() and "Wrote" in static_text(app, "check-report"), 30, "copy")
+            assert source.read_bytes() == original
+            assert [json.loads(line) for line in copy.read_text().splitlines()] == QA_ROWS
+            assert f"{step_key('mask')} masks it" in static_text(app, "check-report")
+            # Writing again asks first; n leaves the copy as it is.
+            copy.write_text("mine\n")
+            await pilot.press("ctrl+s")
+            await answer(pilot, app, "n", expect=f"{copy.name} already exists")
+            assert copy.read_text() == "mine\n"
+            await pilot.press("ctrl+s")
+            await answer(pilot, app, "y", expect="already exists")
+            await wait_for(pilot, lambda: copy.read_text() != "mine\n", 30, "the overwrite")
+            # The copy is Mask's QA file now.
+            await pilot.press("f3")
+            await wait_for(pilot, lambda: input_value(app, "mask-file") == str(copy.resolve()), 10, "hand-off")
+            # The copy as its own input or a folder: refused by name, nothing written.
+            await pilot.press("f2")
+            await fill(pilot, app, check_out=source.name)
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert any("is the input file" in m for m in notifications(app)) and source.read_bytes() == original
+
+    run(scenario)
+
+    # A masked output (recorded in the store): its copy is what Fine-tune and Sweep train and sweep on.
+    plan = workspace.plan_mask(str(source), entity="NVIDIA", new_name="EGNIVIA", ticker="NVDA", aliases=[])
+    masked = tmp_path / "qa.masked.jsonl"
+    workspace.apply_mask(plan, masked, entity="NVIDIA", new_name="EGNIVIA")
+    masked_copy = tmp_path / "qa.masked.dedup.jsonl"
+
+    async def masked_input() -> None:
+        app = FtHalluApp(workspace, start="check", prefs_path=tmp_path / "prefs2.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await fill(pilot, app, check_file=masked.name)
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: masked_copy.exists(), 30, "the copy of the masked file")
+            await wait_for(pilot, lambda: "fine-tunes on it" in static_text(app, "check-report"), 10, "hand-off")
+            await pilot.press("f4")
+            await wait_for(pilot, lambda: input_value(app, "ft-dataset") == str(masked_copy.resolve()), 10, "ft")
+            await pilot.press("f6")
+            await wait_for(pilot, lambda: input_value(app, "sw-dataset") == str(masked_copy.resolve()), 10, "sw")
+            assert input_value(app, "sw-entity_name") == "EGNIVIA"
+
+    run(masked_input)
+
+
+# ------------------------------------------------------------------ the Jobs step
+
+# What a fine-tune job prints (trl's carriage-return bars included) and the record job-run leaves.
+FINETUNE_LIKE = r"""
+for a; do [ "$prev" = --job-dir ] && dir=$a; prev=$a; done
+echo "loading tiny (lora, cpu)"
+printf 'Dropping fully masked examples:   0%%|          | 0/8\rDropping fully masked examples: 100%%|##########| 8/8\n'
+echo "step 1/2 loss 2.5000"
+echo "step 2/2 loss 1.9000"
+cat > "$dir/finetune-result.json" <<JSON
+{"status": "completed", "name": "jobs-ft", "mode": "lora", "base_model": "tiny", "output_dir": "$OUT",
+ "result": {"train_loss": 2.2, "eval_loss_before": 3.0, "eval_loss_after": 2.4}}
+JSON
+echo "saved adapter to $OUT"
+"""
+SHARD_CRASH = 'echo "sweep shard 0: 4 of 4 rows to generate"; echo "RuntimeError: CUDA out of memory"; exit 1'
+
+
+def test_jobs_step_lists_every_job_and_cancels_resubmits_ingests_and_opens(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One place for every job: state, progress, a detail line that says what finished and where
+    (or why it failed), the log without bars; cancel, re-submit a failed shard, ingest, open."""
+    from engine.workspace import ClusterSettings
+
+    adapter = tmp_path / "adapter"
+    monkeypatch.setenv("OUT", str(adapter))
+    ft_script, shard_script = tmp_path / "ft.sh", tmp_path / "shard.sh"
+    ft_script.write_text(FINETUNE_LIKE)
+    shard_script.write_text(SHARD_CRASH)
+    ft_toml = tmp_path / "ft.toml"
+    ft_toml.write_text(
+        f'[finetune]\nname = "jobs-ft"\nbase_model = "tiny"\ndataset = "{tmp_path / "qa.jsonl"}"\n'
+        f'output_dir = "{adapter}"\n'
+    )
+    sweep_toml = tmp_path / "sweep.toml"
+    sweep_toml.write_text('[sweep]\nname = "jobs-sweep"\nbase_model = "tiny"\nsamples_per_cell = 2\n'
+                          "[sweep.grid]\ntemperatures = [1.0]\ntop_ps = [1.0]\ntop_ks = [0, 5]\n")  # fmt: skip
+    done = workspace.launch(ft_toml, ClusterSettings(command=("/bin/sh", str(ft_script))), "local", log_dir=tmp_path)
+    crashed = workspace.launch_sweep_file(
+        sweep_toml, ClusterSettings(command=("/bin/sh", str(shard_script))), "local", log_dir=tmp_path
+    )
+    for job in (done, crashed):
+        assert [j.state for j in workspace.follow_job(job, poll_seconds=0.05)][-1] in ("COMPLETED", "FAILED")
+    sleeper = workspace.launch(
+        ft_toml, ClusterSettings(command=("/bin/sh", "-c", "sleep 300", "job")), "local", log_dir=tmp_path
+    )
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="jobs", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            table = screen.query_one("#jobs-table", DataTable)
+            await wait_for(pilot, lambda: table.row_count == 3 and len(screen.reports) == 3, 30, "the jobs")
+            rows = {row[0]: row for row in table_rows(table)}
+            assert rows[str(done.id)][1:5] == ["fine-tune", "jobs-ft", "COMPLETED", "2/2 steps"]
+            assert rows[str(crashed.id)][1:4] == ["sweep", "sweep-jobs-sweep", "FAILED"]
+            assert rows[str(sleeper.id)][3] == "RUNNING" and rows[str(sleeper.id)][6] == "local"
+            assert any("Reattached to 1 running job(s)" in m for m in notifications(app))
+            # The running one is selected first; cancelling asks, then it is CANCELLED.
+            assert screen.selected == sleeper.id and "ctrl+t cancels it" in static_text(app, "jobs-detail")
+            await pilot.press("ctrl+t")
+            await answer(pilot, app, "y", expect=f"Cancel job {sleeper.id}")
+            await wait_for(pilot, lambda: screen.jobs[sleeper.id].state == "CANCELLED", 30, "the cancel")
+
+            # The failed sweep says why, and re-submits its shard (a new attempt of the same job).
+            await pilot.press("down")
+            await wait_for(pilot, lambda: screen.selected == crashed.id, 10, "the sweep row")
+            detail = static_text(app, "jobs-detail")
+            assert "FAILED after" in detail and "exit 1: RuntimeError: CUDA out of memory" in detail, detail
+            assert "re-submit shard(s) 0" in detail and "ctrl+r re-submits" in detail
+            await pilot.press("ctrl+r")
+            await answer(pilot, app, "y", expect=f"Queue shard(s) 0 of job {crashed.id}")
+            await wait_for(pilot, lambda: "Re-submitted as job" in static_text(app, "jobs-note"), 30, "resubmit")
+            await wait_for(pilot, lambda: max(screen.jobs) > sleeper.id, 30, "the new attempt")
+            again = workspace.job(max(screen.jobs))
+            assert again.parent_id == crashed.id and screen.selected == again.id
+            # Ingest reads what a job left (here: nothing yet) and says so.
+            await pilot.press("ctrl+e")
+            await wait_for(pilot, lambda: "results file(s)" in static_text(app, "jobs-note"), 30, "ingest")
+
+            # The finished fine-tune: its losses and adapter, its log without bars; ctrl+o sweeps it.
+            while screen.selected != done.id:
+                await pilot.press("down")
+                await pilot.pause()
+            await wait_for(pilot, lambda: "train loss" in static_text(app, "jobs-detail"), 10, "the detail")
+            detail = static_text(app, "jobs-detail")
+            assert f"fine-tune ft-hallu-jobs-ft (local:{done.job_id}) COMPLETED in" in detail
+            assert "train loss 2.2000, eval loss 3.0000 -> 2.4000" in detail and f"adapter in {adapter}" in detail
+            await wait_for(pilot, lambda: "step 2/2" in log_text(screen.query_one("#jobs-log", RichLog)), 10, "log")
+            log = log_text(screen.query_one("#jobs-log", RichLog))
+            assert "step 1/2 loss 2.5000" in log and "%|" not in log
+            assert f"saved adapter to {adapter}" in " ".join(log.split())
+            assert f"log {done.log_path}" in log.replace("\n", "")  # broken after a '/', never in a name
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: app.current_mode == "sweep", 10, "Sweep")
+            await wait_for(pilot, lambda: input_value(app, "sw-adapter") == str(adapter), 10, "the adapter")
+            assert input_value(app, "sw-base_model") == "tiny"
+            # Quitting names no job: none runs any more (the new attempt failed at once).
+            await wait_for(pilot, lambda: all(job.finished for job in screen.jobs.values()), 30, "all finished")
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ wording: key source, resume key, toasts
+
+
+def test_generate_says_where_the_key_was_found_and_its_own_resume_key(
+    tmp_path: Path, workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import generate as gen
+    from engine.errors import UserError
+    from tui.screens.base import wrap_words
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / "apikey.env").write_text("OPENAI_API_KEY=sk-from-the-file-7f3a\n")
+    long_path = tmp_path / "a-folder-with-a-rather-long-name" / "and-another-one-below-it" / "train.jsonl"
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="generate", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            key_line = static_text(app, "gen-key")
+            assert key_line == f"API key: found in {tmp_path / 'apikey.env'} (hidden)" and "sk-" not in key_line
+            screen = app.screen
+            # A failed run says this screen's key, not the CLI's words.
+            failure = f"endpoint: chunk c2 failed (1 of 3 chunks done and kept in {long_path}; {gen.RESUME_HINT})"
+            shown = screen.report_error(gen.GenerationError(failure))
+            assert "ctrl+r resumes" in shown and gen.RESUME_HINT not in shown
+            # An error toast breaks a long path only after one of its '/', never inside a name.
+            screen.report_error(UserError(f"{long_path}: no such file"))
+            await pilot.pause()
+            message = notifications(app)[-1]
+            width = min(76, SIZE[0] - 2) - 4
+            assert message == wrap_words(f"{long_path}: no such file", width)
+            lines = message.split("\n")
+            assert len(lines) > 1 and all(len(line) <= width for line in lines)
+            assert all(line.endswith("/") or line.endswith(":") or " " in line for line in lines[:-1])
+            assert message.replace("/\n", "/").replace("\n", " ") == f"{long_path}: no such file"
+
+    run(scenario)
+
+
+def test_wrap_words_breaks_at_spaces_and_path_separators() -> None:
+    from tui.screens.base import wrap_words
+
+    assert wrap_words("short line", 40) == "short line"
+    wrapped = wrap_words("see /very/long/path/to/some/file.jsonl now", 16)
+    assert wrapped.split("\n") == ["see", "/very/long/path/", "to/some/", "file.jsonl now"]  # the path on its own lines
+    assert wrap_words("a-single-name-without-separators-at-all", 10) == "a-single-name-without-separators-at-all"

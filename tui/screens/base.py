@@ -91,12 +91,37 @@ def wrapped_log(log_id: str, max_lines: int = 500) -> RichLog:
 
 def show_lines(log: RichLog, lines: Iterable[Text | str], *, clear: bool = True) -> None:
     """Put ``lines`` in ``log`` (after what it held unless ``clear``); it shows when it holds any."""
+    shown = log.display
     if clear:
         log.clear()
         log.display = False
     for line in lines:
         log.write(line if isinstance(line, Text) else Text(line))
         log.display = True
+    if log.display != shown:
+        keep_focus_in_view(log)
+
+
+def keep_focus_in_view(widget: Widget) -> None:
+    """After a line or log appears or goes, the focused field stays on screen (its form may have
+    just lost rows to the log): scrolled into view once the new layout is done."""
+    screen = widget.screen
+
+    def scroll() -> None:
+        focused = screen.focused
+        if focused is not None:
+            focused.scroll_visible(animate=False)
+
+    screen.call_after_refresh(scroll)
+
+
+def show_line(widget: Static, text: str | Text) -> None:
+    """A status or error line that takes no row while it says nothing."""
+    widget.update(text)
+    visible = bool(str(text))
+    if widget.display != visible:
+        widget.display = visible
+        keep_focus_in_view(widget)
 
 
 TOAST_WIDTH = 76  # app.tcss gives error toasts this width (at most the screen's), so paths fit whole
@@ -369,7 +394,8 @@ class StepScreen(Screen):
             for widget in found:
                 widget.value = str(value)
                 self.handed[input_id] = str(value)
-                filled.append(f"{input_id.split('-', 1)[-1]} = {value}")
+                if value:  # a field emptied on purpose (an old output name) is not news
+                    filled.append(f"{input_id.split('-', 1)[-1]} = {value}")
         if filled:
             self.handoff_filled(filled)
             self.notify("Filled in: " + "; ".join(filled), title=self.TITLE_TEXT, timeout=6, markup=False)

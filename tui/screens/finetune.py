@@ -28,7 +28,7 @@ from engine.files import resolve_from
 from engine.finetune import FinetuneConfig, config_from_dict
 from engine.workspace import ClusterSettings, Job
 from tui import forms, launching
-from tui.screens.base import StepScreen, guarded, parse_int, step_bar, step_footer, step_worker
+from tui.screens.base import StepScreen, guarded, parse_int, show_line, step_bar, step_footer, step_worker
 from tui.steps import step_key
 
 # Shown first, in this order; every other FinetuneConfig field (a new one too) goes under "advanced".
@@ -79,6 +79,8 @@ class FinetuneScreen(StepScreen):
             super().__init__()
             self.proposal = proposal
 
+    proposed = ""  # the base model this form proposed (its line goes once another is typed)
+
     def compose(self) -> ComposeResult:
         defaults = forms.flat_values(FinetuneConfig(), FIELDS)
         basic, advanced = forms.split_basic(FIELDS, BASIC_FIELDS)
@@ -117,8 +119,13 @@ class FinetuneScreen(StepScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.set_status("")
         self.show_cli()
         self._propose()
+
+    def set_status(self, text: str | Text) -> None:
+        """The line under the form about a launch or a proposal; no row while it says nothing."""
+        show_line(self.query_one("#ft-status", Static), text)
 
     def action_jobs(self) -> None:
         self.ft_app.action_goto("jobs")
@@ -138,11 +145,10 @@ class FinetuneScreen(StepScreen):
         if field in self.handed:
             return
         self.set_value(field, proposal.base_model)
+        self.proposed = proposal.base_model
         label, help_text = self.help_texts[field]
         self.help_texts[field] = (label, f"{help_text}. Proposed {proposal.base_model}: {proposal.why}")
-        self.query_one("#ft-status", Static).update(
-            Text(f"base_model: proposed {proposal.base_model} ({proposal.why}).", style="cyan")
-        )
+        self.set_status(Text(f"base_model: proposed {proposal.base_model} ({proposal.why}).", style="cyan"))
 
     # ------------------------------------------------------------ TOML and the CLI command
 
@@ -162,6 +168,9 @@ class FinetuneScreen(StepScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id in ("ft-config-file", "ft-name", "ft-launcher", "ft-cluster-file"):
             self.show_cli()
+        if event.input.id == "ft-base_model" and self.proposed and event.value != self.proposed:
+            self.proposed = ""  # the operator chose another model: the proposal's line goes
+            self.set_status("")
 
     def action_load_toml(self) -> None:
         path = self.value("ft-config-file")
@@ -232,7 +241,7 @@ class FinetuneScreen(StepScreen):
 
     def start_launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher: str) -> None:
         self.running = True
-        self.query_one("#ft-status", Static).update(Text(f"Submitting {config.name} ({launcher})..."))
+        self.set_status(Text(f"Submitting {config.name} ({launcher})..."))
         self._launch(config, cluster, launcher)
 
     @step_worker(group="ft-launch")
@@ -258,7 +267,7 @@ class FinetuneScreen(StepScreen):
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "ft-launch":
             self.running = False
-            self.query_one("#ft-status", Static).update(Text(f"Not launched: {line}", style="bold red"))
+            self.set_status(Text(f"Not launched: {line}", style="bold red"))
 
     def on_finetune_screen_launched(self, message: Launched) -> None:
         """The job is followed in Jobs: it opens there, and its adapter goes to Sweep when it completes."""
@@ -270,8 +279,7 @@ class FinetuneScreen(StepScreen):
         prefs["jobs_selected"] = job.id
         self.ft_app.write_prefs()
         self.clear_handed()
-        self.query_one("#ft-status", Static).update(
-            Text(f"Job {job.id} submitted ({job.ref}); {step_key('jobs')} Jobs follows it.", style="green")
-        )
+        jobs_key = step_key("jobs")
+        self.set_status(Text(f"Job {job.id} submitted ({job.ref}); {jobs_key} Jobs follows it.", style="green"))
         self.notify(f"Job {job.id} submitted ({job.ref}): following it in Jobs.", markup=False)
         self.ft_app.action_goto("jobs")

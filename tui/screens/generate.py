@@ -28,6 +28,7 @@ from tui.screens.base import (
     error_line,
     guarded,
     parse_int,
+    show_line,
     show_lines,
     step_bar,
     step_footer,
@@ -181,9 +182,7 @@ class GenerateScreen(StepScreen):
 
     def show_error(self, line: str) -> None:
         """The error line under the status; it takes no row while there is none."""
-        box = self.query_one("#gen-error", Static)
-        box.update(Text(line))
-        box.display = bool(line)
+        show_line(self.query_one("#gen-error", Static), Text(line))
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -32,10 +32,12 @@ from tui.screens.base import (
     error_line,
     guarded,
     job_line,
+    show_line,
     show_lines,
     step_bar,
     step_footer,
     step_worker,
+    wrap_words,
     wrapped_log,
 )
 from tui.steps import step_key
@@ -63,16 +65,16 @@ def job_row(job: Job, report: JobReport | None) -> tuple[Any, ...]:
 
 
 def action_hint(report: JobReport) -> str:
-    """What the keys of this screen can do with the job now."""
+    """What the keys of this screen can do with the job now (short: the detail box has 5 rows)."""
     job = report.job
     if report.sweep_id is not None:
         return f"ctrl+o opens sweep {report.sweep_id} in Results."
     if report.adapter:
-        return f"ctrl+o sweeps this adapter ({step_key('sweep')} Sweep, filled in)."
+        return f"ctrl+o sweeps it ({step_key('sweep')})."
     if report.failed_shards:
-        return "ctrl+r re-submits the unfinished shard(s)."
+        return "ctrl+r re-submits the shard(s)."
     if job.finished and job.kind == "sweep" and not job.ingested_at:
-        return "ctrl+e reads its rows into the store."
+        return "ctrl+e ingests its rows."
     if not job.finished:
         return "ctrl+t cancels it."
     return ""
@@ -127,12 +129,14 @@ class JobsScreen(StepScreen):
         yield Static("Jobs: every fine-tune and sweep, local or Slurm", classes="step-title")
         yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="jobs-detail")
+        yield Static("", id="jobs-note", classes="status")  # what the last action did
         yield wrapped_log("jobs-log", max_lines=LOG_LINES * 2)
         yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#jobs-table", DataTable).add_columns(*COLUMNS)
+        show_line(self.query_one("#jobs-note", Static), "")
         self.take_selection()
         self.poll()
         self.set_interval(POLL_SECONDS, self.tick)
@@ -256,8 +260,11 @@ class JobsScreen(StepScreen):
         detail.update(text)
         if self.shown_log != (job.id, report.log):
             self.shown_log = (job.id, report.log)
-            lines = report.log.splitlines() or ["(the log is empty so far)"]
-            show_lines(self.query_one("#jobs-log", RichLog), lines)
+            # Broken between a path's folders rather than inside a name (the log wraps what is left).
+            width = max(self.app.size.width - 3, 20)
+            head = Text(wrap_words(f"log {job.log_path}", width), style="dim")
+            lines = [wrap_words(line, width) for line in report.log.splitlines()] or ["(nothing in it yet)"]
+            show_lines(self.query_one("#jobs-log", RichLog), [head, *lines])
 
     @on(DataTable.RowHighlighted, "#jobs-table")
     @guarded
@@ -358,7 +365,7 @@ class JobsScreen(StepScreen):
 
     def action_ingest(self) -> None:
         job = self.selected_report().job
-        self.notify(f"Reading job {job.id}'s folder into the store...")
+        show_line(self.query_one("#jobs-note", Static), f"Reading job {job.id}'s folder into the store...")
         self._ingest(job)
 
     @step_worker(group="jobs-action")
@@ -379,6 +386,7 @@ class JobsScreen(StepScreen):
             raise UserError(f"job {job.id} has no results to open yet ({job.state})")
 
     def on_jobs_screen_done(self, message: Done) -> None:
+        show_line(self.query_one("#jobs-note", Static), Text(message.line, style="bold"))
         self.notify(message.line, markup=False)
         if message.select is not None:
             self.selected = message.select

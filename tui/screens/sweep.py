@@ -35,7 +35,9 @@ from tui.screens.base import (
     StepScreen,
     guarded,
     job_line,
+    keep_focus_in_view,
     parse_int,
+    show_line,
     show_lines,
     step_bar,
     step_footer,
@@ -53,7 +55,7 @@ SUMMARY_METRICS = {name: catalog.cell_metric(name).title for name in catalog.SUM
 # Shown first, in this order; every other SweepConfig field (a new one too) goes under "advanced".
 BASIC_FIELDS = (
     "name", "base_model", "adapter", "dataset", "entity_name",
-    "grid.temperatures", "grid.top_ps", "grid.top_ks", "samples_per_cell",
+    "grid.temperatures", "grid.top_ps", "grid.top_ks", "samples_per_cell", "max_new_tokens",
 )  # fmt: skip
 FIELDS = forms.form_fields(SweepConfig, "sw")
 
@@ -201,14 +203,10 @@ class SweepScreen(StepScreen):
 
     def set_status(self, text: str | Text) -> None:
         """The line about the followed job (or a proposal); it takes no row while empty."""
-        status = self.query_one("#sweep-status", Static)
-        status.update(text)
-        status.display = bool(str(text))
+        show_line(self.query_one("#sweep-status", Static), text)
 
     def set_summary(self, text: str) -> None:
-        summary = self.query_one("#sweep-summary", Static)
-        summary.update(Text(text))
-        summary.display = bool(text)
+        show_line(self.query_one("#sweep-summary", Static), Text(text))
 
     def action_jobs(self) -> None:
         if self.job is not None:
@@ -474,7 +472,9 @@ class SweepScreen(StepScreen):
         job = message.job
         self.job = job
         bar = self.query_one("#sweep-progress", ProgressBar)
-        bar.display = True
+        if not bar.display:
+            bar.display = True
+            keep_focus_in_view(bar)
         if message.planned:
             bar.update(total=message.planned, progress=message.done)
         rate = f", {message.rate:.2f} rows/s" if message.rate else ""
