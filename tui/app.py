@@ -66,6 +66,17 @@ class FtHalluApp(App[int]):
             "ctrl+q", "quit", "Quit", priority=True, id="app.quit",
             tooltip="Quit; asks first when work is in progress (jobs keep running)",
         ),
+        # Priority: the focus moves before the next key is handed to a field. As a plain binding,
+        # tab reached the screen through the focused field's queue, so letters typed right after
+        # it (a fast typist, a busy machine) still went into the field being left.
+        Binding(
+            "tab", "focus_next", "Next field", priority=True, show=False, id="app.next-field",
+            tooltip="Move to the next field",
+        ),
+        Binding(
+            "shift+tab", "focus_previous", "Previous field", priority=True, show=False,
+            id="app.previous-field", tooltip="Move to the previous field",
+        ),
     ]  # fmt: skip
 
     def __init__(
