@@ -332,6 +332,11 @@ class StepScreen(Screen):
             if title is not None:
                 widget.parent.title = title
 
+    def remembered(self, input_id: str) -> bool:
+        """The field holds the operator's value from an earlier session (tui-prefs.json)."""
+        saved = self.ft_app.prefs.get(self.STEP)
+        return isinstance(saved, dict) and isinstance(saved.get(input_id), str)
+
     def value(self, input_id: str) -> str:
         return self.query_one(f"#{input_id}", Input).value.strip()
 

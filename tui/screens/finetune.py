@@ -142,8 +142,8 @@ class FinetuneScreen(StepScreen):
         field = "ft-base_model"
         if proposal.base_model == self.value(field) or self.value(field) != FinetuneConfig().base_model:
             return
-        if field in self.handed:
-            return
+        if field in self.handed or self.remembered(field):
+            return  # handed on by another step, or the operator's own from an earlier session
         self.set_value(field, proposal.base_model)
         self.proposed = proposal.base_model
         label, help_text = self.help_texts[field]
@@ -250,7 +250,7 @@ class FinetuneScreen(StepScreen):
         # The run name is checked now, not by a job failing later; then the job's own checks run
         # here, so a bad dataset or output folder is said now, not 2 seconds after it was queued.
         job_name = f"ft-hallu-{config.name}"
-        for job in self.workspace.jobs(refresh=False):
+        for job in self.workspace.jobs():  # states asked now: a job that ended unseen is not in the way
             if job.name == job_name and not job.finished:
                 raise UserError(
                     f"name: job {job.id} ({job.ref}) named {config.name!r} is still {job.state}; "

@@ -142,7 +142,7 @@ class JobsScreen(StepScreen):
         self.set_interval(POLL_SECONDS, self.tick)
 
     def on_screen_resume(self) -> None:
-        super().on_screen_resume()
+        # (StepScreen.on_screen_resume runs too: Textual calls the handler of every class.)
         self.take_selection()
         self.poll()
 

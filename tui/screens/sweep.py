@@ -227,12 +227,17 @@ class SweepScreen(StepScreen):
         if (
             proposal.adapter
             and not self.value("sw-adapter")
+            and not self.remembered("sw-adapter")  # left empty on purpose in an earlier session
             and "sw-adapter" not in self.handed
             and self.value("sw-base_model") in (defaults.base_model, proposal.base_model)
         ):
             self.set_value("sw-adapter", proposal.adapter)
             filled.append(f"adapter {proposal.adapter}")
-        base_free = self.value("sw-base_model") == defaults.base_model and "sw-base_model" not in self.handed
+        base_free = (
+            self.value("sw-base_model") == defaults.base_model
+            and "sw-base_model" not in self.handed
+            and not self.remembered("sw-base_model")
+        )
         if base_free and proposal.base_model != defaults.base_model:
             self.set_value("sw-base_model", proposal.base_model)
             filled.append(f"base_model {proposal.base_model}")
