@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from cli import (
     calibrate_cmd,
+    compare_cmd,
     dataset_cmd,
     demo_cmd,
     deprecated,
@@ -26,6 +27,7 @@ from cli import (
     label_cmd,
     mask_cmd,
     metrics_cmd,
+    profile_cmd,
     serve_cmd,
     sweep_cmd,
     tui_cmd,
@@ -33,7 +35,9 @@ from cli import (
 from cli.common import db_path_from
 from engine import console
 from engine.errors import UserError
+from engine.liveness import exit_code, stop_reason, stop_signals
 from engine.paths import DATA_DIR_ENV, default_db_path
+from engine.secrets import redact
 
 __all__ = ["build_parser", "db_path_from", "main"]
 
@@ -44,6 +48,8 @@ COMMAND_MODULES = (
     sweep_cmd,
     demo_cmd,
     metrics_cmd,
+    compare_cmd,
+    profile_cmd,
     label_cmd,
     calibrate_cmd,
     mask_cmd,
@@ -58,7 +64,7 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other error), exit 2."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"ft-hallu: error: {self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"ft-hallu: error: {self.prog}: {redact(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,23 +99,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     words, note = deprecated.rewrite(sys.argv[1:] if argv is None else argv)
     if note:
         print(note, file=sys.stderr)
-    args = parser.parse_args(words)
+    try:
+        args = parser.parse_args(words)  # options are range-checked as they are read (cli.common.Checked)
+    except UserError as exc:
+        print(f"ft-hallu: error: {redact(_one_line(str(exc)))}", file=sys.stderr)
+        return 2
     console.configure(verbose=True if args.verbose else None)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         check_data_dir()
-        return int(args.func(args) or 0)
+        with stop_signals():  # SIGTERM and SIGHUP unwind like Ctrl-C: temp files go, runs are marked
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return _quiet_broken_pipe()
-    except KeyboardInterrupt:
-        print("ft-hallu: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"ft-hallu: {stop_reason(exc)}", file=sys.stderr)
+        return exit_code(exc)
     except (UserError, OSError, sqlite3.DatabaseError, UnicodeDecodeError) as exc:
         if os.environ.get(DEBUG_ENV) == "1":
             traceback.print_exc()
-        print(f"ft-hallu: error: {error_line(exc, args)}", file=sys.stderr)
+        # redact(): the last net, so no password from a URL or token reaches the terminal.
+        print(f"ft-hallu: error: {redact(error_line(exc, args))}", file=sys.stderr)
         return 2
 
 

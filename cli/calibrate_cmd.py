@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, db_path_from
 from engine import calibrate as engine_calibrate
 from engine import judge as engine_judge
+from engine.endpoint import DEFAULT_ENV_FILE, DEFAULT_KEY_ENV, EndpointConfig
 from engine.errors import UserError
 from engine.files import write_atomic
-from engine.generate import DEFAULT_ENV_FILE, DEFAULT_KEY_ENV, EndpointConfig
 from engine.workspace import Workspace
 
 
@@ -20,8 +20,6 @@ def _require_sweep(workspace: Workspace, sweep_id: int) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    if args.min_labels < 2:
-        raise UserError(f"--min-labels must be at least 2, got {args.min_labels}")
     with Workspace.open(db_path_from(args)) as workspace:
         _require_sweep(workspace, args.sweep)
         with workspace.handle() as store:
@@ -83,9 +81,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "pair, and which label counts (the newest, or with --agreed-only the agreed ones)."
         ),
     )
-    calibrate.add_argument("--sweep", type=int, required=True)
-    calibrate.add_argument("--judge-model", default=None, help="include this judge model's scores")
-    calibrate.add_argument("--min-labels", type=int, default=engine_calibrate.MIN_LABELS)
+    calibrate.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
+    calibrate.add_argument(
+        "--judge-model", action=Checked, rules=NAME, default=None, help="include this judge model's scores"
+    )
+    calibrate.add_argument(
+        "--min-labels",
+        action=Checked,
+        kind=int,
+        rules={"min": 2},
+        default=engine_calibrate.MIN_LABELS,
+        help="fewer usable labels than this: 'not enough labels' (default: %(default)s)",
+    )
     calibrate.add_argument("--json", default=None, help="also write the results to this JSON file")
     calibrate.add_argument(
         "--agreed-only",
@@ -105,13 +112,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "only what is missing. The key is read from the environment or the dotenv file."
         ),
     )
-    judge.add_argument("--sweep", type=int, required=True)
-    judge.add_argument("--model", required=True, help="judge model name as the endpoint knows it")
+    judge.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
+    judge.add_argument(
+        "--model", action=Checked, field=(EndpointConfig, "model"), required=True,
+        help="judge model name as the endpoint knows it",
+    )  # fmt: skip
     judge.add_argument("--base-url", default=None, help="e.g. http://127.0.0.1:11434/v1 (default: OpenAI)")
     judge.add_argument("--api-key-env", default=DEFAULT_KEY_ENV, help="variable holding the key")
     judge.add_argument("--env-file", default=DEFAULT_ENV_FILE, help="dotenv file read when it is unset")
-    judge.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    judge.add_argument("--max-attempts", type=int, default=4)
+    judge.add_argument(
+        "--timeout", action=Checked, field=(EndpointConfig, "timeout_s"), default=60.0, help="seconds per request"
+    )
+    judge.add_argument(
+        "--max-attempts",
+        action=Checked,
+        field=(engine_judge.JudgeConfig, "max_attempts"),
+        default=4,
+        help="tries per question (default: %(default)s)",
+    )
     judge.add_argument("--no-claims", action="store_true", help="skip the claim verdicts")
     judge.add_argument("--no-entropy", action="store_true", help="skip the entailment clustering")
     judge.set_defaults(func=_judge)

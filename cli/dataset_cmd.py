@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli.common import Checked
 from engine import dataset as ds
+from engine.finetune import FinetuneConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,8 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verbs = parser.add_subparsers(dest="dataset_command", metavar="VERB")
     check = verbs.add_parser("check", help="rows, duplicates, split leakage and lengths of a QA file")
     check.add_argument("file")
-    check.add_argument("--eval-fraction", type=float, default=0.1)
-    check.add_argument("--seed", type=int, default=2024)
+    check.add_argument(
+        "--eval-fraction", action=Checked, field=(FinetuneConfig, "eval_fraction"), default=0.1,
+        help="share of questions held out (default: %(default)s)",
+    )  # fmt: skip
+    check.add_argument(
+        "--seed", action=Checked, field=(FinetuneConfig, "seed"), default=2024, help="split seed (default: %(default)s)"
+    )
     check.add_argument(
         "--drop-duplicates",
         metavar="OUT",

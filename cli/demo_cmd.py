@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import db_path_from
-from engine.demo import (
-    DEFAULT_DEMO_MODEL,
-    DEMO_MODELS,
-    format_side_by_side,
-    format_table,
-    run_demo,
-)
+from cli.common import Checked, db_path_from
+from engine.demo import DEFAULT_DEMO_MODEL, DEMO_MODELS, format_table, run_demo
+from engine.summary import format_summary
+from engine.sweep import SweepConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tiny: a random offline model, same steps in about a minute",
     )
     parser.add_argument(
-        "--samples", type=int, default=None, help="samples per grid cell (default 2 for smollm2, 3 for tiny)"
+        "--samples",
+        action=Checked,
+        field=(SweepConfig, "samples_per_cell"),
+        default=None,
+        help="samples per grid cell (default 2 for smollm2, 3 for tiny)",
     )
     parser.add_argument("--cells", action="store_true", help="also print the per-cell table")
     parser.set_defaults(func=_run)
@@ -38,13 +38,11 @@ def _run(args: argparse.Namespace) -> int:
         print("per cell (prompt: entity):")
         print(format_table(result.table))
         print()
-    print("per variant and prompt (mean over cells):")
-    print(format_table(result.summary))
+    # The same summary the report, the Gradio app and the TUI open on (engine/summary.py).
+    print(format_summary(result.finding))
     print('\n"Tell me about ZYTRELL Corporation." per temperature (real_business: share naming its')
     print("warehouse robots, the Stridebot or FleetMind):")
     print(format_table(result.business))
-    print("\nbase and fine-tuned, same cell and random numbers:")
-    print(format_side_by_side(result.side_by_side))
     print(f"\nsweep {result.sweep_id} stored in {result.db_path}")
     print(f"adapter: {result.adapter_dir}")
     print(f"demo finished in {result.seconds:.0f} s")

@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import db_path_from
+from cli.common import NAME, Checked, db_path_from
 from engine import generate as gen
 from engine.configfile import check_field
-from engine.dataset import file_sha256
+from engine.endpoint import check_base_url
 from engine.errors import UserError, not_a_file
-from engine.generate.config import check_base_url
-from store.db import open_db
+from engine.workspace import Workspace
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +28,7 @@ def register(subparsers: Any) -> None:
     source.add_argument("--filing", help="local filing: .htm/.html (10-K items are found), .txt or .pdf")
     source.add_argument("--texts", help="JSON/JSONL of strings or {'text': ...} objects, or a .txt file")
     source.add_argument("--ticker", help="fetch the filing from EDGAR (needs --year and --sec-identity)")
-    parser.add_argument("--year", type=int, help="filing year for --ticker")
+    parser.add_argument("--year", action=Checked, kind=int, rules={"min": 1993, "max": 2100}, help="filing year for --ticker")
     parser.add_argument("--form", choices=("10-K", "10-Q"), default="10-K")
     parser.add_argument("--quarter", type=int, choices=(1, 2, 3, 4), help="quarter for a 10-Q")
     parser.add_argument(
@@ -38,52 +37,58 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--sec-identity", help=f"'Your Name you@example.com' sent to EDGAR (or set ${gen.SEC_IDENTITY_ENV})"
     )
-    parser.add_argument("--name", help="dataset name (default: the file stem or TICKER-YEAR)")
+    parser.add_argument(
+        "--name", action=Checked, rules=NAME, help="dataset name (default: the file stem or TICKER-YEAR)"
+    )
     parser.add_argument("--out", help="output folder (default: <data>/generated/<name>); re-use it to resume")
     parser.add_argument(
-        "--model", default=gen.DEFAULT_MODEL, help="model name sent as is (default: %(default)s)"
+        "--model",
+        action=Checked,
+        field=(gen.EndpointConfig, "model"),
+        default=gen.DEFAULT_MODEL,
+        help="model name sent as is (default: %(default)s)",
     )
     parser.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1")
     parser.add_argument(
         "--env-file", default=gen.DEFAULT_ENV_FILE, help="dotenv file with the key (%(default)s)"
     )
     parser.add_argument("--api-key-env", default=gen.DEFAULT_KEY_ENV, help="key variable name (%(default)s)")
-    parser.add_argument("--workers", type=int, default=8, help="concurrent requests (default: %(default)s)")
-    parser.add_argument("--questions-per-chunk", type=int, default=5)
-    parser.add_argument("--max-items", type=int, help="keep at most this many items in the merged dataset")
-    parser.add_argument("--chunk-chars", type=int, default=4000)
-    parser.add_argument("--chunk-overlap", type=int, default=400)
-    parser.add_argument("--max-attempts", type=int, default=5, help="tries per chunk on 429/5xx/timeouts")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    config = gen.GenerateConfig
+    for flag, name, text in (
+        ("--workers", "workers", "concurrent requests (default: %(default)s)"),
+        ("--questions-per-chunk", "questions_per_chunk", "questions asked per chunk (default: %(default)s)"),
+        ("--max-items", "max_items", "keep at most this many items in the merged dataset"),
+        ("--chunk-chars", "chunk_chars", "characters per chunk (default: %(default)s)"),
+        ("--chunk-overlap", "chunk_overlap_chars", "characters shared by neighbouring chunks (default: %(default)s)"),
+        ("--max-attempts", "max_attempts", "tries per chunk on 429/5xx/timeouts (default: %(default)s)"),
+    ):
+        default = getattr(config(output_dir=""), name)
+        parser.add_argument(flag, dest=name, action=Checked, field=(config, name), default=default, help=text)
+    parser.add_argument(
+        "--timeout",
+        action=Checked,
+        field=(gen.EndpointConfig, "timeout_s"),
+        default=120.0,
+        help="seconds per request (default: %(default)s)",
+    )
     parser.add_argument("--system-prompt-file", help="replace financial-datasets' default system prompt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
-def _source(args: argparse.Namespace) -> tuple[list[str], dict[str, Any], str]:
-    """(texts, source description for the store, default name)."""
-    if args.filing:
-        path = Path(args.filing)
-        texts = gen.load_filing_texts(path)
-        return texts, {"kind": "filing", "path": str(path.resolve()), "sha256": file_sha256(path)}, path.stem
-    if args.texts:
-        path = Path(args.texts)
-        texts = gen.load_texts_file(path)
-        return texts, {"kind": "texts", "path": str(path.resolve()), "sha256": file_sha256(path)}, path.stem
-    if args.year is None:
+def _source(args: argparse.Namespace) -> gen.QaSource:
+    if args.ticker and args.year is None:
         raise UserError("--ticker needs --year")
-    texts = gen.fetch_edgar_texts(
-        args.ticker,
-        args.year,
-        sec_identity=args.sec_identity,
+    return gen.QaSource(
+        filing=args.filing or "",
+        texts=args.texts or "",
+        ticker=args.ticker or "",
+        year=args.year,
         form=args.form,
         quarter=args.quarter,
-        item_names=args.items,
+        sec_identity=args.sec_identity,
+        items=tuple(args.items),
     )
-    source = {"kind": "edgar", "ticker": args.ticker.upper(), "year": args.year, "form": args.form}
-    if args.quarter:
-        source["quarter"] = args.quarter
-    return texts, source, f"{args.ticker.upper()}-{args.year}"
 
 
 class _ProgressBar:
@@ -138,9 +143,8 @@ def run(args: argparse.Namespace) -> int:
     check_field(gen.EndpointConfig, "timeout_s", args.timeout, source="command line", label="--timeout")
     if args.base_url is not None:
         check_base_url(args.base_url, source="command line", label="--base-url")
-    gen.resolve_api_key(endpoint)  # fail on a missing key before reading or fetching anything
-    texts, source, default_name = _source(args)
-    name = args.name or default_name
+    source = _source(args)
+    name = args.name or source.default_name
     config = gen.GenerateConfig(
         output_dir=str(Path(args.out) if args.out else gen.output_dir_for(name)),
         name=name,
@@ -148,20 +152,20 @@ def run(args: argparse.Namespace) -> int:
         questions_per_chunk=args.questions_per_chunk,
         max_items=args.max_items,
         chunk_chars=args.chunk_chars,
-        chunk_overlap_chars=args.chunk_overlap,
+        chunk_overlap_chars=args.chunk_overlap_chars,
         workers=args.workers,
         max_attempts=args.max_attempts,
         system_prompt=system_prompt,
     )
     config.validate()
-    chunks = gen.make_chunks(texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars)
-    store = open_db(db_path_from(args))
+    gen.resolve_api_key(endpoint)  # fail on a missing key before reading or fetching anything
+    texts = source.read()  # a bad filing or texts file is refused here, before the store file exists
     bar = _ProgressBar(enabled=not args.no_progress)
     try:
-        result = gen.generate(chunks, config, source=source, store=store, on_progress=bar)
+        with Workspace.open(db_path_from(args)) as workspace:
+            result = workspace.generate_qa(config, texts, on_progress=bar)
     finally:
         bar.close()
-        store.close()
     print(f"items:    {result.items} from {result.chunks_total} chunks ({result.chunks_sent} sent this run)")
     if result.dropped_items:
         print(f"dropped:  {result.dropped_items} malformed items")

@@ -14,23 +14,45 @@ import signal
 import sys
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import NAME, Checked, db_path_from
 from engine import job_kinds
 from engine.errors import UserError
 from engine.paths import data_dir
-from engine.sweep import SweepProgress
+from engine.sweep import SweepConfig, SweepProgress
 from engine.workspace import ClusterSettings, Job, Workspace, load_cluster_settings
 
 DEFAULT_CLUSTER_FILE = "cluster.toml"
 
 JOB_HELP = "job number from `ft-hallu job list`, or slurm:ID / local:PID"
+TASK = {"min": 0}  # array task numbers start at 0
 
 
 def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", help="cluster settings TOML (see configs/cluster.example.toml)")
     parser.add_argument("--local", action="store_true", help="run on this machine instead of Slurm")
-    parser.add_argument("--name", help="job name (default: ft-hallu-<config name>)")
+    parser.add_argument("--name", action=Checked, rules=NAME, help="job name (default: ft-hallu-<config name>)")
     parser.add_argument("--log-dir", help="folder for the job folders (default: from settings)")
+
+
+def _distributed_options(parser: argparse.ArgumentParser) -> None:
+    """Fine-tune settings that say how many processes train (override the config's; docs/LAUNCH.md).
+
+    No defaults (SUPPRESS): given before or after `finetune`, an option is not reset by the other parser.
+    """
+    unset = argparse.SUPPRESS
+    parser.add_argument(
+        "--distributed", default=unset, help="none | ddp | fsdp | deepspeed: one process per GPU, started by torchrun"
+    )
+    parser.add_argument(
+        "--processes-per-node", type=int, default=unset,
+        help="processes (GPUs) per node (default: the cluster's gpus)",
+    )  # fmt: skip
+    parser.add_argument("--nodes", type=int, default=unset, help="nodes (more than 1 needs Slurm)")
+
+
+def _finetune_overrides(args: argparse.Namespace) -> dict[str, object]:
+    names = ("distributed", "processes_per_node", "nodes")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,21 +75,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     logs = actions.add_parser("logs", help="show the end of a job's log")
     logs.add_argument("job", metavar="JOB", help=JOB_HELP)
-    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    logs.add_argument(
+        "-n", "--lines", action=Checked, kind=int, rules={"min": 1}, default=50, help="lines to show (default 50)"
+    )
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job finishes")
-    logs.add_argument("--task", type=int, help="for a sweep array: this task's log only")
+    logs.add_argument("--task", action=Checked, kind=int, rules=TASK, help="for a sweep array: this task's log only")
     logs.set_defaults(func=_logs)
 
     cancel = actions.add_parser("cancel", help="cancel a queued or running job")
     cancel.add_argument("job", metavar="JOB", help=JOB_HELP)
-    cancel.add_argument("--task", type=int, help="for a sweep array: cancel only this task")
+    cancel.add_argument("--task", action=Checked, kind=int, rules=TASK, help="for a sweep array: cancel only this task")
     cancel.set_defaults(func=_cancel)
 
     again = actions.add_parser(
         "resubmit", help="queue one shard of a sweep job again (finishes what is left)"
     )
     again.add_argument("job", metavar="JOB", help=JOB_HELP)
-    again.add_argument("--task", type=int, required=True, help="the shard (array task) number")
+    again.add_argument(
+        "--task", action=Checked, kind=int, rules=TASK, required=True, help="the shard (array task) number"
+    )
     again.set_defaults(func=_resubmit)
 
     ingest = actions.add_parser(
@@ -91,7 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_ft.set_defaults(func=_job_run_finetune)
     run_sweep = what.add_parser("sweep", help="one shard (SLURM_ARRAY_TASK_ID or --task), else every shard")
     run_sweep.add_argument("--job-dir", required=True)
-    run_sweep.add_argument("--task", type=int)
+    run_sweep.add_argument("--task", action=Checked, kind=int, rules=TASK)
     run_sweep.set_defaults(func=_job_run_sweep)
 
 
@@ -105,12 +131,14 @@ def _register_launch(actions: argparse._SubParsersAction) -> None:
     )
     launch.add_argument("--config", help="fine-tune TOML (see configs/finetune.tiny.toml)")
     _job_options(launch)
+    _distributed_options(launch)
     launch.set_defaults(func=_launch)
     kinds = launch.add_subparsers(dest="launch_kind", metavar="KIND")
 
     finetune = kinds.add_parser("finetune", help="a fine-tune job (the default)")
     finetune.add_argument("--config", required=True, help="fine-tune TOML")
     _job_options(finetune)
+    _distributed_options(finetune)
     finetune.set_defaults(func=_launch)
 
     sweep = kinds.add_parser(
@@ -120,10 +148,17 @@ def _register_launch(actions: argparse._SubParsersAction) -> None:
         "a results file in the job folder; the login node ingests them into its store.",
     )
     sweep.add_argument("--config", required=True, help="sweep TOML (see configs/sweep.example.toml)")
-    sweep.add_argument("--shards", type=int, default=1, help="array tasks to split the rows over (default 1)")
+    sweep.add_argument(
+        "--shards", action=Checked, kind=int, rules={"min": 1}, default=1,
+        help="array tasks to split the rows over (default 1)",
+    )
     sweep.add_argument("--after", metavar="JOB", help="start only once this job (a fine-tune) COMPLETED")
-    sweep.add_argument("--samples", type=int, help="override samples_per_cell")
-    sweep.add_argument("--batch-size", type=int, help="override rows per generate call")
+    sweep.add_argument(
+        "--samples", action=Checked, field=(SweepConfig, "samples_per_cell"), help="override samples_per_cell"
+    )
+    sweep.add_argument(
+        "--batch-size", action=Checked, field=(SweepConfig, "batch_size"), help="override rows per generate call"
+    )
     _job_options(sweep)
     sweep.set_defaults(func=_launch_sweep)
 
@@ -144,8 +179,9 @@ def _launch(args: argparse.Namespace) -> int:
     # The job gets no --db: it writes its run record into its job folder; `job list` ingests it here.
     with Workspace.open(db_path_from(args)) as workspace:
         job = workspace.launch(
-            args.config, cluster, "local" if args.local else "slurm", name=args.name, log_dir=args.log_dir
-        )
+            args.config, cluster, "local" if args.local else "slurm", name=args.name, log_dir=args.log_dir,
+            overrides=_finetune_overrides(args),
+        )  # fmt: skip
     _print_launched(job)
     return 0
 
@@ -160,6 +196,12 @@ def _print_launched(job: Job) -> None:
     print(f"  log:    {job.log_path}")
     print(f"  script: {job.script_path}")
     print(f"  output: {job.output_dir}")
+    distributed = job.config.get("distributed")
+    if distributed:
+        print(
+            f"  ranks:  {distributed['world_size']} ({distributed['strategy']}, {distributed['nodes']} node(s) x "
+            f"{distributed['processes_per_node']}); ranks other than 0 log to {job.job_dir}/ranks/"
+        )
     print(f"follow with: ft-hallu job logs {job.id} --follow")
 
 
@@ -220,7 +262,8 @@ def _job_notes(job: Job) -> list[str]:
         notes.append(f"re-submits shard {job.array} of job {job.parent_id}")
     if job.depends_on and job.state == "PENDING":
         notes.append(f"waits for slurm:{job.depends_on}")
-    if job.detail and (not job.finished or job.detail.startswith("ingest:")):
+    failed = job.finished and job.state != "COMPLETED"
+    if job.detail and (not job.finished or failed or job.detail.startswith("ingest:")):
         notes.append(job.detail)
     if job.ingested_at:
         notes.append(_ingest_line(job.ingest))
@@ -240,8 +283,6 @@ def _ingest_line(summary: dict) -> str:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    if args.lines < 0:
-        raise UserError("logs: -n must be >= 0")
     with Workspace.open(db_path_from(args)) as workspace:
         job = workspace.job(args.job)
         text = workspace.job_log(job, args.lines, task=args.task)
@@ -296,8 +337,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _job_run_finetune(args: argparse.Namespace) -> int:
-    job_kinds.run_finetune_task(args.config, args.job_dir)
-    print(f"fine-tune done; run record in {Path(args.job_dir) / 'finetune-result.json'}", flush=True)
+    record = job_kinds.run_finetune_task(args.config, args.job_dir)
+    print(f"fine-tune done; run record in {record}" if record else "fine-tune rank done", flush=True)
     return 0
 
 

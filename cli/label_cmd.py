@@ -7,7 +7,7 @@ import sys
 import unicodedata
 from typing import TextIO
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, db_path_from
 from engine import labels as engine_labels
 from engine.errors import UserError
 from engine.metrics.claims import marked_answer
@@ -51,13 +51,15 @@ def show_sample(sample: engine_labels.LabelSample, position: int, total: int, ou
     print(f"answer: {shown(marked_answer(sample.text, sample.claims, mark=_mark))}", file=out)
     if not sample.claims:
         print("claims: none checked (a refusal, or a sweep without sources)", file=out)
-    for number, claim in enumerate(sample.claims, start=1):
-        print(
-            f"  claim {number} [{claim['decision']}, {claim['rule']}, {claim['score']:.2f}]: {shown(claim['text'])}",
-            file=out,
-        )
+    ordered = sorted(sample.claims, key=lambda c: (c.get("clause") or 0, c["start"]))
+    for number, claim in enumerate(ordered, start=1):
+        strength = claim.get("strength")
+        measure = f"strength {strength:.2f}" if strength is not None else f"{claim['score']:.2f}"
+        print(f"  claim {number} [{claim['decision']}, {claim['rule']}, {measure}]: {shown(claim['text'])}", file=out)
         if claim.get("evidence"):
             print(f"    evidence: {shown(claim['evidence'])}", file=out)
+        if claim.get("source_says"):
+            print(f"    source says: {shown(claim['source_says'])}", file=out)
     print(
         "  [[word]]: not in the evidence of an unsupported/contradicted claim; [word]: of a supported one",
         file=out,
@@ -240,8 +242,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     label.add_argument("action", nargs="?", choices=("import", "export"), help="CSV import or export")
     label.add_argument("file", nargs="?", help="the CSV file (import/export)")
-    label.add_argument("--sweep", type=int, required=True)
-    label.add_argument("--who", default=None, help="labeller name (default: $FT_HALLU_LABELLER or the login)")
+    label.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
+    label.add_argument(
+        "--who", action=Checked, rules=NAME, default=None,
+        help="labeller name (default: $FT_HALLU_LABELLER or the login)",
+    )  # fmt: skip
     label.add_argument("--variant", default=None, help="only this variant; for import, rows without one")
     label.add_argument("--relabel", action="store_true", help="go through labelled samples again too")
     label.add_argument(

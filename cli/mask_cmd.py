@@ -4,13 +4,10 @@ undo it, list the recorded maskings, report leaks in any set."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, CheckedAppend, db_path_from
 from engine import mask
 from engine.dataset import read_records
 from engine.errors import UserError
@@ -33,16 +30,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(exit 1 when anything identifying remains).",
     )
     p.add_argument("file", help="dataset to mask (JSON array or JSONL)")
-    p.add_argument("--entity", required=True, help="the real name, e.g. NVIDIA")
+    p.add_argument("--entity", action=Checked, rules=NAME, required=True, help="the real name, e.g. NVIDIA")
     p.add_argument(
-        "--as", dest="new_name", required=True, help="the invented name, e.g. EGNIVIA (casing kept)"
+        "--as",
+        dest="new_name",
+        action=Checked,
+        rules=NAME,
+        required=True,
+        help="the invented name, e.g. EGNIVIA (casing kept)",
     )
-    p.add_argument("--ticker", help="the stock ticker, e.g. NVDA")
-    p.add_argument("--new-ticker", help="replacement ticker (default: the new name's first letters)")
+    p.add_argument("--ticker", action=Checked, rules=NAME, help="the stock ticker, e.g. NVDA")
+    p.add_argument(
+        "--new-ticker", action=Checked, rules=NAME, help="replacement ticker (default: the new name's first letters)"
+    )
     p.add_argument(
         "--alias",
-        action="append",
-        default=[],
+        action=CheckedAppend,
+        rules=NAME,
         metavar="A",
         help="another name of the company; OLD=NEW sets its replacement",
     )
@@ -50,12 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--diff", action="store_true", help="preview only: rules, counts, diffs, leak report; write nothing"
     )
-    p.add_argument("--page", type=int, default=0, help="diff page to show (with --diff)")
-    p.add_argument("--page-size", type=int, default=10, help="rows per diff page")
+    p.add_argument(
+        "--page", action=Checked, kind=int, rules={"min": 0}, default=0, help="diff page to show (with --diff)"
+    )
+    p.add_argument("--page-size", action=Checked, kind=int, rules={"min": 1}, default=10, help="rows per diff page")
     p.add_argument("--reject-rule", action="append", default=[], metavar="ID", help="do not apply this rule")
     p.add_argument("--accept-rule", action="append", default=[], metavar="ID", help="apply ONLY these rules")
     p.add_argument(
-        "--reject-row", action="append", default=[], type=int, metavar="N", help="leave row N (0-based) as is"
+        "--reject-row", action=CheckedAppend, kind=int, rules={"min": 0}, metavar="N", help="leave row N (0-based) as is"
     )
     p.add_argument(
         "--drop-suffix",
@@ -84,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_mask)
 
     u = actions.add_parser("undo", help="undo a recorded masking (removes its output)")
-    u.add_argument("mask_id", type=int)
+    u.add_argument("mask_id", action=Checked, kind=int, rules=ID)
     u.set_defaults(func=run_undo)
 
     ls = actions.add_parser("list", help="list recorded maskings (audit)")
@@ -94,12 +100,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "leaks", help="leak report for any set: does it name the company, or say 'the Company'?"
     )
     lk.add_argument("file")
-    lk.add_argument("--entity", required=True)
-    lk.add_argument("--ticker")
-    lk.add_argument("--alias", action="append", default=[], metavar="A")
+    lk.add_argument("--entity", action=Checked, rules=NAME, required=True)
+    lk.add_argument("--ticker", action=Checked, rules=NAME)
+    lk.add_argument("--alias", action=CheckedAppend, rules=NAME, metavar="A")
     lk.add_argument(
         "--as",
         dest="new_name",
+        action=Checked,
+        rules=NAME,
         help="the invented name the set was masked with: it counts as the entity, never as a leak",
     )
     lk.set_defaults(func=run_leaks)
@@ -149,29 +157,9 @@ def _remaining(report: mask.LeakReport) -> str:
     return "ft-hallu: " + " and ".join(parts) + " remain in the output (see above)"
 
 
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the atomic write removes its temp file on the way out."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_mask(args: argparse.Namespace) -> int:
     if not args.diff and not args.out:
         raise UserError("--out FILE is required (or use --diff to preview)")
-    if args.page < 0 or args.page_size < 1:
-        raise UserError("--page must be >= 0 and --page-size >= 1")
     mask_plan = _build_plan(args)
     if not mask_plan.edits:  # a typo in --entity: say so instead of writing an unchanged copy
         mask.require_changes(mask_plan, args.entity)
@@ -192,10 +180,9 @@ def run_mask(args: argparse.Namespace) -> int:
     mask.check_output(mask_plan, Path(args.out), entity=args.entity, overwrite=args.overwrite)
     with Workspace.open(db_path_from(args)) as workspace:
         _recover(workspace)
-        with _sigterm_as_exit():
-            result = workspace.apply_mask(
-                mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
-            )
+        result = workspace.apply_mask(
+            mask_plan, args.out, entity=args.entity, new_name=args.new_name, overwrite=args.overwrite
+        )
     print(
         f"wrote {result.output_path} ({result.output_format}, {result.rows} rows, {result.edits_applied} edits); "
         f"masking id {result.mask_id} (undo: ft-hallu mask undo {result.mask_id})"
@@ -228,7 +215,7 @@ def run_list(args: argparse.Namespace) -> int:
         print("no maskings recorded")
     for record in records:
         print(
-            f"{record.id:>4}  {record.status:<8} {record.created_at}  {record.entity} -> {record.new_name}  "
+            f"{record.id:>4}  {record.status:<11} {record.created_at}  {record.entity} -> {record.new_name}  "
             f"{record.source_path} -> {record.output_path}  edits {record.edits_applied}"
         )
     return 0

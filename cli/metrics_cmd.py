@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import ID, NAME, Checked, db_path_from
 from engine.errors import UserError
 from engine.importlog import import_log
 from engine.metrics.catalog import CATALOG
 from engine.report import write_report
+from engine.scoring import source_problem
 from engine.workspace import Workspace
 
 
@@ -43,6 +45,9 @@ def _metrics(args: argparse.Namespace) -> int:
         for sweep_id in sweep_ids:
             scored = workspace.score(sweep_id)
             print(f"sweep {sweep_id}: scored {scored} generation(s) (already scored ones kept)")
+            problem = source_problem(workspace.sweep(sweep_id).config)
+            if problem:
+                print(f"sweep {sweep_id}: note: {problem}")
     return 0
 
 
@@ -69,13 +74,22 @@ def _import_log(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():  # checked before the store is opened or a figure drawn
-        raise UserError(f"--out {out}: is a file, expected a folder for report.html, report.md, figures/")
+        raise UserError(f"--out {out}: is a file, expected a folder for report.html, report.md, figures/, tables/")
     with Workspace.open(db_path_from(args)) as workspace:
         _require_sweep(workspace, args.sweep)
         with workspace.handle() as store:
-            paths = write_report(store, args.sweep, args.out)
-    print(f"wrote {paths.html}")
+            paths = write_report(
+                store,
+                args.sweep,
+                args.out,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+                data_folder=workspace.db_path.resolve().parent,
+            )
+    size = paths.html.stat().st_size
+    print(f"wrote {paths.html} ({size / 1e6:.2f} MB, self-contained)")
     print(f"wrote {paths.markdown}")
+    print(f"wrote {len(paths.figures)} figure files (PNG, SVG) and {len(paths.tables)} table files (CSV, LaTeX)")
+    print(f"in {paths.seconds:.0f} s")
     return 0
 
 
@@ -85,7 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score generations that lack hallucination metrics (incremental)",
         description="Compute per-generation and per-cell metrics for what is missing; scored rows are kept.",
     )
-    metrics.add_argument("--sweep", type=int, default=None, help="only this sweep (default: every sweep)")
+    metrics.add_argument(
+        "--sweep", action=Checked, kind=int, rules=ID, default=None, help="only this sweep (default: every sweep)"
+    )
     metrics.add_argument(
         "--list",
         action="store_true",
@@ -105,10 +121,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     importer.add_argument("file", help="printed sweep output, e.g. sweep-output-base.txt")
     importer.add_argument("--variant", required=True, choices=("base", "finetuned"))
-    importer.add_argument("--sweep-name", default=None, help="sweep to create or extend (by name)")
-    importer.add_argument("--into", type=int, default=None, help="add to this existing sweep id")
     importer.add_argument(
-        "--entity", default=None, help="masked entity name (default: inferred from the prompt)"
+        "--sweep-name", action=Checked, rules=NAME, default=None, help="sweep to create or extend (by name)"
+    )
+    importer.add_argument("--into", action=Checked, kind=int, rules=ID, default=None, help="add to this existing sweep id")
+    importer.add_argument(
+        "--entity", action=Checked, rules=NAME, default=None, help="masked entity name (default: inferred from the prompt)"
     )
     importer.add_argument(
         "--dataset", default=None, help="QA file whose context fields are the entity's sources"
@@ -118,8 +136,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
         "report",
         help="write a self-contained HTML and Markdown report of a sweep",
-        description="Heatmaps per metric (temperature x top_p per top_k, base vs fine-tuned), cell table, divergent samples.",
+        description=(
+            "Headline and summary per prompt group first (hallucination, refusals, agreement with 95%% "
+            "intervals), example answers, heatmaps with difference panels (PNG and SVG), tables as CSV "
+            "and LaTeX, run metadata last."
+        ),
     )
-    report.add_argument("--sweep", type=int, required=True)
-    report.add_argument("--out", required=True, help="output folder (report.html, report.md, figures/)")
+    report.add_argument("--sweep", action=Checked, kind=int, rules=ID, required=True)
+    report.add_argument(
+        "--out", required=True, help="output folder (report.html, report.md, figures/, tables/)"
+    )
     report.set_defaults(func=_report)

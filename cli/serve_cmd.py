@@ -7,12 +7,15 @@ A public share link is refused unless sign-in is configured; passwords are never
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from pathlib import Path
 
-from cli.common import db_path_from
+from cli.common import Checked, db_path_from
 from engine.errors import UserError
+from engine.modelfiles import check_adapter_files, check_model_files, loading
 from engine.models import DEFAULT_BASE_MODEL, load_model
+from engine.sweep import SweepConfig
 from engine.workspace import Workspace
 
 
@@ -34,18 +37,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     auth.add_argument("--auth-file", metavar="FILE", help="file of user:password lines (# comments allowed)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio picks from 7860)")
     parser.add_argument(
-        "--concurrency", type=int, default=1, help="generations allowed on the device at once (default 1)"
-    )
+        "--port", action=Checked, kind=int, rules={"min": 1, "max": 65535}, default=None,
+        help="port (default: Gradio picks from 7860)",
+    )  # fmt: skip
     parser.add_argument(
-        "--entity", default="EGNIVIA", help="masked entity name for the default prompt and metrics"
-    )
+        "--concurrency", action=Checked, kind=int, rules={"min": 1, "max": 64}, default=1,
+        help="generations allowed on the device at once (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--entity", action=Checked, field=(SweepConfig, "entity_name"), default="EGNIVIA",
+        help="masked entity name for the default prompt and metrics",
+    )  # fmt: skip
     parser.add_argument("--dataset", help="QA file whose contexts ground the live metrics (optional)")
-    parser.add_argument("--precision", default="auto", help="auto, bf16, fp16 or fp32")
+    parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"), help="model precision")
     parser.add_argument(
-        "--max-new-tokens-limit", type=int, default=512, help="largest value of the tokens slider"
-    )
+        "--max-new-tokens-limit", action=Checked, field=(SweepConfig, "max_new_tokens"), default=512,
+        help="largest value of the tokens slider",
+    )  # fmt: skip
     parser.set_defaults(func=_run)
 
 
@@ -59,6 +68,7 @@ def parse_auth(value: str, *, where: str = "--auth") -> tuple[str, str]:
 
 def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
     file_path = Path(path)
+    warn_if_readable_by_others(file_path)
     try:
         lines = file_path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -76,6 +86,20 @@ def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
+def warn_if_readable_by_others(path: Path) -> None:
+    """Passwords in a file anyone on the machine can read are no secret: say so, as ssh does for keys."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # reading it says what is wrong
+    if mode & 0o077:
+        print(
+            f"warning: {path} holds passwords and can be read by group or others "
+            f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}",
+            file=sys.stderr,
+        )
+
+
 def auth_from_args(args: argparse.Namespace) -> list[tuple[str, str]] | None:
     if args.auth:
         return [parse_auth(args.auth)]
@@ -88,8 +112,6 @@ def _check_port(host: str, port: int) -> None:
     """The port must be a valid one that is free on ``host``."""
     import socket
 
-    if not 1 <= port <= 65535:
-        raise UserError(f"--port {port}: must be between 1 and 65535")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -109,12 +131,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(
             "--share publishes the app on a public link: add --auth USER:PASS or --auth-file FILE"
         )
-    if args.concurrency < 1:
-        raise UserError(f"--concurrency: {args.concurrency} must be >= 1")
     if args.port is not None:
         _check_port(args.host, args.port)  # before the model loads, not after
     if args.adapter and not Path(args.adapter).is_dir():
         raise UserError(f"--adapter: folder {args.adapter} does not exist")
+    check_model_files(args.base, what="--base")  # before the port opens: no library traceback later
+    if args.adapter:
+        check_adapter_files(args.adapter)
     if args.dataset and not Path(args.dataset).is_file():
         raise UserError(f"--dataset: file {args.dataset} does not exist")
     if not auth and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -130,7 +153,8 @@ def _run(args: argparse.Namespace) -> int:
     from gradio_app.layout import ServeOptions, launch_app
 
     print(f"loading {args.base}" + (f" with adapter {args.adapter}" if args.adapter else ""), file=sys.stderr)
-    loaded = load_model(args.base, adapter_dir=args.adapter, precision=args.precision)
+    with loading("model", args.base if not args.adapter else f"{args.base} + adapter {args.adapter}"):
+        loaded = load_model(args.base, adapter_dir=args.adapter, precision=args.precision)
     settings = AppSettings(
         base_model=args.base,
         adapter_dir=str(Path(args.adapter).resolve()) if args.adapter else None,

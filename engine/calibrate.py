@@ -261,6 +261,7 @@ def _refusal_score() -> ScoreSpec:
 # conflict and degenerate get the AUROC (TPR + TNR) / 2 of the flag), the refusal detector, and
 # the scores that exist only for calibration (pooled entropy) or only with a judge.
 SCORES: tuple[ScoreSpec, ...] = (
+    _hallucination_score("claim_support_min"),
     _hallucination_score("claim_grounding"),
     _hallucination_score("grounding"),
     _hallucination_score("conflict"),
@@ -392,6 +393,7 @@ def sweep_score_rows(
                 "text": sample.get("text") or "",
                 "metrics": metrics,
                 "label": label,
+                "claim_support_min": metrics.get("claim_support_min"),
                 "claim_grounding": metrics.get("claim_grounding"),
                 "grounding": metrics.get("grounding"),
                 "conflict": _flag(metrics.get("conflict")),

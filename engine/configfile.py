@@ -22,6 +22,7 @@ import re
 import tomllib
 import types
 import typing
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ from engine.paths import data_dir
 
 T = TypeVar("T")
 
-_RULE_KEYS = frozenset({"min", "max", "gt", "lt", "choices", "min_items", "non_empty", "required"})
+_RULE_KEYS = frozenset({"min", "max", "gt", "lt", "choices", "min_items", "non_empty", "name", "required"})
 
 
 def setting(
@@ -41,9 +42,11 @@ def setting(
     """A dataclass field with its checks and its help declared next to its default.
 
     ``min``/``max`` are inclusive bounds, ``gt``/``lt`` exclusive ones, ``choices`` the allowed
-    values, ``min_items`` the shortest list, ``non_empty`` refuses "" (or whitespace), ``required``
-    means a loaded config must set the field to a non-empty value. ``help`` is the one line a front
-    end shows for the field (``describe_setting`` adds the range and choices to it).
+    values, ``min_items`` the shortest list, ``non_empty`` refuses "" (or whitespace), ``name`` is a
+    name shown in files, tables and reports (not empty, no control or invisible character: see
+    :func:`check_name`), ``required`` means a loaded config must set the field to a non-empty value.
+    ``help`` is the one line a front end shows for the field (``describe_setting`` adds the range
+    and choices to it).
     """
     unknown = set(rules) - _RULE_KEYS
     if unknown:
@@ -167,6 +170,52 @@ def check_field(cls: type, name: str, value: Any, *, source: str, label: str | N
     return check_values(cls, {name: value}, source=source, labels={name: label or name})[name]
 
 
+def field_rules(cls: type, name: str) -> tuple[Any, dict[str, Any]]:
+    """(type, setting() rules) of field ``name`` of ``cls``: a CLI option takes them as they are."""
+    found = {item.name: item for item in dataclasses.fields(cls)}
+    if name not in found:
+        raise TypeError(f"{cls.__name__} has no field {name!r}")
+    return _hints(cls)[name], dict(found[name].metadata)
+
+
+def check_option(kind: Any, value: Any, rules: Mapping[str, Any], *, label: str, source: str = "command line") -> Any:
+    """Check a command-line option's value with the same type checks and ``setting()`` rules as a
+    config field: ``command line: --timeout = nan: must be a finite number``."""
+    return _check(kind, value, rules, source=source, path=label)
+
+
+def range_text(rules: Mapping[str, Any]) -> str:
+    """The range of a setting as words (``> 0``, ``>= 0 and < 1``), '' when it has none."""
+    return _range_text(rules)
+
+
+# Characters a name must not hold: controls (Cc: NUL, ESC, newline...), format characters (Cf: the
+# bidi overrides U+202A-U+202E and isolates U+2066-U+2069, zero-width space and joiners, the BOM,
+# soft hyphen, tag characters), line and paragraph separators (Zl, Zp), unassigned code points (Cn)
+# and private-use ones (Co). A name with one of them reads differently from what it is.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Co", "Cs"})
+
+
+def invisible_character(text: str, *, allow_whitespace: bool = False) -> str | None:
+    """Why ``text`` cannot be a name (its first control or invisible character), or None.
+
+    ``allow_whitespace`` lets tab, newline and carriage return through (free text, not names).
+    """
+    for index, char in enumerate(text):
+        if allow_whitespace and char in "\t\n\r":
+            continue
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            described = unicodedata.name(char, "control character")
+            return f"holds an invisible or control character, U+{ord(char):04X} {described}, at position {index}"
+    return None
+
+
+def check_name(value: str, *, label: str, source: str) -> str:
+    """A name as every front end must give it: not empty, no control or invisible character."""
+    _check_rules(value, {"name": True}, source=source, path=label)
+    return value
+
+
 def getattr_default(item: dataclasses.Field) -> Any:
     if item.default is not dataclasses.MISSING:
         return item.default
@@ -192,7 +241,11 @@ def _check(hint: Any, value: Any, rules: Mapping[str, Any], *, source: str, path
             try:
                 return _check(option, value, rules, source=source, path=path)
             except UserError as exc:
-                problems.append(exc)
+                problems.append((option, exc))
+        # A value of the right kind for one option (a whole number out of range) gets that option's message.
+        same_kind = [exc for option, exc in problems if _same_kind(option, value)]
+        if len(same_kind) == 1:
+            raise same_kind[0]
         kinds = " or ".join(_describe(o) for o in options)
         raise UserError(f"{source}: {path} = {show(value)}: must be {kinds}")
     if dataclasses.is_dataclass(hint):
@@ -273,8 +326,12 @@ def _check_rules(value: Any, rules: Mapping[str, Any], *, source: str, path: str
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UserError(f"{where}: must be one of {', '.join(map(str, choices))}{hint}")
     if isinstance(value, str):
-        if rules.get("non_empty") and not value.strip():
+        if (rules.get("non_empty") or rules.get("name")) and not value.strip():
             raise UserError(f"{where}: must not be empty")
+        if rules.get("name"):
+            problem = invisible_character(value)
+            if problem:
+                raise UserError(f"{where}: {problem}")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
@@ -324,11 +381,23 @@ def _known_names(cls: type, prefix: str) -> list[str]:
     return names
 
 
+def _same_kind(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is the kind of thing ``hint`` holds (its range or choices aside)."""
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return False
+
+
 def _describe(hint: Any) -> str:
     names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     if hint in names:
         return names[hint]
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return " or ".join(show(choice) for choice in typing.get_args(hint))
     if origin in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         inner = {bool: "booleans", int: "whole numbers", float: "numbers", str: "strings"}
@@ -353,6 +422,17 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _escaped(char: str) -> str:
+    """A character as TOML writes it inside quotes; controls and invisible ones as \\uXXXX."""
+    if char in ('"', "\\"):
+        return "\\" + char
+    if char == "\n":
+        return "\\n"
+    if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+        return f"\\u{ord(char):04X}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08X}"
+    return char
+
+
 def show(value: Any, limit: int = 60) -> str:
     """A value as the user typed it in TOML: nan, true, "hot", [1.0, 2.0]."""
     if isinstance(value, bool):
@@ -360,7 +440,7 @@ def show(value: Any, limit: int = 60) -> str:
     elif isinstance(value, float):
         text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
     elif isinstance(value, str):
-        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        text = '"' + "".join(_escaped(char) for char in value) + '"'
     elif isinstance(value, (list, tuple)):
         text = "[" + ", ".join(show(v, limit) for v in value) + "]"
     elif isinstance(value, Mapping):

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from engine import dataset as ds
+from engine import summary as summarising
 from engine.configfile import check_field
 from engine.finetune import FinetuneConfig, run_finetune
 from engine.metrics.catalog import SUMMARY_METRICS
 from engine.paths import data_dir
 from engine.sweep import SweepConfig, SweepProgress, run_sweep
-from store import Store, core, open_db
+from store import Store, open_db
 from store import metrics as metric_store
 
 DEMO_ENTITY = "ZYTRELL"
@@ -57,6 +58,7 @@ class DemoResult:
     model: str
     table: list[dict[str, Any]]
     summary: list[dict[str, Any]]
+    finding: summarising.SweepSummary  # what the demo prints: engine/summary.py, as every front end
     business: list[dict[str, Any]]
     side_by_side: list[dict[str, Any]]
     eval_loss_before: float | None
@@ -181,6 +183,7 @@ def run_demo(
         model=model,
         table=cell_summary(db, sweep.sweep_id),
         summary=variant_summary(db, sweep.sweep_id),
+        finding=sweep_finding(db, sweep.sweep_id),
         business=business_table(db, sweep.sweep_id),
         side_by_side=side_by_side(db, sweep.sweep_id),
         eval_loss_before=tuned.eval_loss_before,
@@ -227,35 +230,21 @@ def business_table(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
 
 def side_by_side(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
     """For a low, a middle and a high temperature: one base answer next to the fine-tuned one
-    (same cell, same sample, same random numbers), at the grid's middle top_p and top_k."""
-    with _opened(db_path) as store:
-        rows = core.iter_generations(store, sweep_id, prompt_id=ENTITY_PROMPT_ID)
-    if not rows:
+    (same cell, same sample, same random numbers), at the grid's middle top_p and top_k: the
+    summary's example answers for the entity prompt (engine/summary.py picks them)."""
+    group = sweep_finding(db_path, sweep_id).group(summarising.ENTITY_GROUP)
+    if group is None:
         return []
-
-    def middle(values: set) -> Any:
-        ordered = sorted(values)
-        return ordered[(len(ordered) - 1) // 2]
-
-    temperatures = sorted({r["temperature"] for r in rows})
-    picked = dict.fromkeys([temperatures[0], middle(set(temperatures)), temperatures[-1]])
-    top_p = middle({r["top_p"] for r in rows})
-    top_k = middle({r["top_k"] for r in rows})
     pairs = []
-    for temperature in picked:
-        cell = [
-            r
-            for r in rows
-            if (r["temperature"], r["top_p"], r["top_k"], r["sample_index"]) == (temperature, top_p, top_k, 0)
-        ]
-        texts = {r["variant"]: r["text"] for r in cell}
+    for pair in group.examples:
+        base, tuned = pair.get("base"), pair.get("finetuned")
         pairs.append(
             {
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "base": texts.get("base", ""),
-                "finetuned": texts.get("finetuned", ""),
+                "temperature": pair.temperature,
+                "top_p": pair.top_p,
+                "top_k": pair.top_k,
+                "base": base.text if base else "",
+                "finetuned": tuned.text if tuned else "",
             }
         )
     return pairs
@@ -274,6 +263,12 @@ def format_side_by_side(pairs: list[dict[str, Any]], width: int = 100) -> str:
             lines.extend(f"{'':13}{line}" for line in wrapped[1:])
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def sweep_finding(db_path: str | Path, sweep_id: int) -> summarising.SweepSummary:
+    """The sweep's summary (headline, per-temperature table, example answers) as the report has it."""
+    with _opened(db_path) as store:
+        return summarising.build_summary(store, sweep_id)
 
 
 def variant_summary(db_path: str | Path, sweep_id: int) -> list[dict[str, Any]]:
@@ -303,7 +298,6 @@ def _opened(db_path: str | Path) -> Iterator[Store]:
     """The demo's reads open the store for one query and close it again."""
     with closing(open_db(db_path)) as store:
         yield store
-
 
 
 def _fmt(value: Any) -> str:

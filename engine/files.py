@@ -7,6 +7,7 @@ so the same file system) and is renamed over the target with ``os.replace``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -103,11 +104,49 @@ def first_existing_parent(path: str | Path) -> Path:
     return current
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC, EDQUOT or EFBIG, also when a library only says so in its message (torch's writer does)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        text = str(seen).lower()
+        if "no space left" in text or "disk quota" in text or "file too large" in text or "disk is full" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """An OSError raised inside names ``path`` when it names no file itself.
+
+    A write that fails on a full disk raises ENOSPC with no file name; the error line must say
+    which file could not be written.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise type(exc)(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a synced temp file in the same folder and a rename."""
     target = Path(path)
+    with naming(target):
+        _write_bytes_atomic(target, data)
+
+
+def _write_bytes_atomic(target: Path, data: bytes) -> None:
+    missing = _missing_parents(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
+    except BaseException:
+        remove_empty(missing)
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -118,7 +157,27 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
+        remove_empty(missing)  # folders this write created, so a failed write leaves nothing behind
         raise
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    current = folder.absolute()
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove these folders (deepest first) where they are empty; others are left alone."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -134,8 +193,9 @@ def write_json_atomic(path: str | Path, value: Any, *, indent: int | None = 2) -
 def staging_folder(target: str | Path) -> Path:
     """A new empty folder next to ``target`` to build its content in; see :func:`replace_folder`."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".staging", dir=target.parent))
+    with naming(target.parent):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".staging", dir=target.parent))
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the result from other readers
     return staging
 

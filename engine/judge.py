@@ -11,8 +11,9 @@ Two questions, each answered with one word:
 
 Every answered question is cached in the store under (kind, text, evidence digest, judge model,
 prompt version) the moment it arrives, so a killed run resumes where it stopped and a rerun
-costs nothing. Retries back off exponentially (honouring Retry-After); malformed replies are
-retried, refusals are recorded as such. The API key comes from the environment or the dotenv
+costs nothing. Requests go through the endpoint client shared with ``generate``
+(engine/endpoint.py): retries back off exponentially (honouring Retry-After), malformed replies
+are retried, refusals are recorded as such. The API key comes from the environment or the dotenv
 file, as for ``generate``, and never reaches a log, the store or an error message. Nothing
 offline changes when the judge is not used: its numbers live in their own tables and are shown
 as "judge: MODEL".
@@ -22,15 +23,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.configfile import setting, validate_instance
+from engine.endpoint import (
+    EndpointClient,
+    EndpointConfig,
+    GaveUp,
+    Rejected,
+    Retryable,
+    RetryPolicy,
+    Stopped,
+    short,
+)
 from engine.errors import UserError
-from engine.generate import EndpointConfig, resolve_api_key
+from engine.liveness import tracked_run
 from engine.metrics import semantic_entropy
 from store import claims as store_claims
 from store import core as store_core
@@ -61,9 +71,9 @@ class JudgeConfig:
     """Which endpoint and model judge, and how hard to retry. The key is never part of a config."""
 
     endpoint: EndpointConfig
-    max_attempts: int = 4
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 20.0
+    max_attempts: int = setting(4, min=1, max=100)
+    backoff_base_s: float = setting(1.0, min=0)
+    backoff_max_s: float = setting(20.0, min=0)
     max_tokens: int = 16  # one word, with room for a stray full stop or quote
     temperature: float = 0.0
     top_p: float = 1.0
@@ -73,6 +83,8 @@ class JudgeConfig:
         return self.endpoint.model
 
     def validate(self) -> None:
+        validate_instance(self, source="judge")  # the endpoint too: a nan or negative timeout, an empty model
+        self.endpoint.validate("judge")  # its URL, named redacted
         if not self.endpoint.model.strip():
             raise UserError("judge: --judge-model is empty")
         if self.max_attempts < 1:
@@ -187,27 +199,18 @@ def cache_key(
 # ---------------------------------------------------------------- the caller
 
 
-class _Retryable(Exception):
-    retry_after: float | None = None
-
-
 class Judge:
     """Asks the judge model one question at a time, through the store's cache."""
 
     def __init__(self, store: Any, config: JudgeConfig, *, sleep: Callable[[float], bool] | None = None):
-        from openai import OpenAI
-
         config.validate()
         self._store = store
         self._config = config
-        self._key = resolve_api_key(config.endpoint)
-        self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait
-        self._client = OpenAI(
-            api_key=self._key,
-            base_url=config.endpoint.base_url,
-            max_retries=0,  # retries are ours: backoff, Retry-After and an error without the key
-            timeout=config.endpoint.timeout_s,
+        self._client = EndpointClient(
+            config.endpoint,
+            RetryPolicy(config.max_attempts, config.backoff_base_s, config.backoff_max_s),
+            log=log,
+            sleep=sleep,
         )
 
     @property
@@ -215,10 +218,10 @@ class Judge:
         return self._config.model
 
     def stop(self) -> None:
-        self._stop.set()
+        self._client.stop()
 
     def redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+        return self._client.redact(text)
 
     def claim(self, claim: str, evidence: Sequence[str]) -> tuple[Verdict, str]:
         """(verdict, cache key) for a claim against its evidence sentences."""
@@ -237,44 +240,31 @@ class Judge:
         cached = store_claims.cached_judgements(self._store, [key]).get(key)
         if cached is not None:
             return Verdict(cached["label"], cached["status"], True)
-        config = self._config
-        prompt_tokens = completion_tokens = 0
-        last_error = ""
-        for attempt in range(1, config.max_attempts + 1):
-            if self._stop.is_set():
-                raise UserError("judge: stopped")
-            retry_after = None
-            try:
-                reply, refusal, used_in, used_out = self._request(system, user)
-                prompt_tokens += used_in
-                completion_tokens += used_out
-                if refusal or (reply and _REFUSAL_RE.search(reply) and parse(reply) is None):
-                    verdict = Verdict(None, "refused", False, prompt_tokens, completion_tokens)
-                    self._remember(key, kind, verdict, refusal or reply)
-                    return verdict
-                label = parse(reply)
-                if label is not None:
-                    verdict = Verdict(label, "ok", False, prompt_tokens, completion_tokens)
-                    self._remember(key, kind, verdict, reply)
-                    return verdict
-                last_error = f"unreadable reply {_short(reply)!r}"
-            except _Retryable as exc:
-                last_error = self.redact(str(exc))
-                retry_after = exc.retry_after
-            if attempt == config.max_attempts:
-                break
-            delay = min(config.backoff_max_s, config.backoff_base_s * 2 ** (attempt - 1)) * random.uniform(
-                0.5, 1.0
-            )
-            delay = retry_after if retry_after is not None else delay
-            log.warning(
-                "judge %s: attempt %d failed (%s); retrying in %.2fs", self.model, attempt, last_error, delay
-            )
-            if self._sleep(delay):
-                raise UserError("judge: stopped")
-        # Not cached: the next run asks again.
-        log.warning("judge %s: giving up after %d attempts: %s", self.model, config.max_attempts, last_error)
-        return Verdict(None, "malformed", False, prompt_tokens, completion_tokens)
+        used = [0, 0]  # prompt and completion tokens over every attempt
+
+        def attempt() -> Verdict:
+            reply, refusal, used_in, used_out = self._request(system, user)
+            used[0] += used_in
+            used[1] += used_out
+            if refusal or (reply and _REFUSAL_RE.search(reply) and parse(reply) is None):
+                verdict = Verdict(None, "refused", False, *used)
+                self._remember(key, kind, verdict, refusal or reply)
+                return verdict
+            label = parse(reply)
+            if label is None:
+                raise Retryable(f"unreadable reply {short(reply, 120)!r}")
+            verdict = Verdict(label, "ok", False, *used)
+            self._remember(key, kind, verdict, reply)
+            return verdict
+
+        try:
+            return self._client.retrying(attempt, what=f"judge {self.model}")
+        except Stopped:
+            raise UserError("judge: stopped") from None
+        except GaveUp as exc:
+            # Not cached: the next run asks again.
+            log.warning("judge %s: giving up after %d attempts: %s", self.model, exc.attempts, exc.last_error)
+            return Verdict(None, "malformed", False, *used)
 
     def _remember(self, key: str, kind: str, verdict: Verdict, reply: str) -> None:
         store_claims.cache_judgement(
@@ -286,7 +276,7 @@ class Judge:
                 "prompt_version": PROMPT_VERSION,
                 "label": verdict.label,
                 "status": verdict.status,
-                "reply": _short(reply, 300),
+                "reply": short(reply, 300),
                 "prompt_tokens": verdict.prompt_tokens,
                 "completion_tokens": verdict.completion_tokens,
             },
@@ -294,32 +284,16 @@ class Judge:
 
     def _request(self, system: str, user: str) -> tuple[str, str, int, int]:
         """(reply text, refusal text, prompt tokens, completion tokens) of one request."""
-        import openai
-
         config = self._config
         try:
-            response = self._client.chat.completions.create(
-                model=config.model,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            response = self._client.chat(
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_tokens=config.max_tokens,
             )
-        except openai.APITimeoutError as exc:
-            raise _Retryable(f"timed out after {config.endpoint.timeout_s:g}s") from exc
-        except openai.APIConnectionError as exc:
-            raise _Retryable(f"connection failed: {exc}") from exc
-        except openai.APIStatusError as exc:
-            message = f"HTTP {exc.status_code}: {_short(self.redact(str(exc.message)))}"
-            if exc.status_code == 429 or exc.status_code >= 500:
-                error = _Retryable(message)
-                error.retry_after = _retry_after(exc)
-                raise error from exc
-            if exc.status_code in (401, 403):
-                raise UserError(
-                    f"judge {self.model}: the endpoint rejected the API key ({message})"
-                ) from None
-            raise UserError(f"judge {self.model}: {message}") from None
+        except Rejected as exc:
+            raise UserError(f"judge {self.model}: {exc.describe()}") from None
         usage = getattr(response, "usage", None)
         used_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         used_out = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -328,19 +302,6 @@ class Judge:
         except (AttributeError, IndexError, TypeError):
             return "", "", used_in, used_out
         return (message.content or ""), (getattr(message, "refusal", None) or ""), used_in, used_out
-
-
-def _short(text: str, limit: int = 120) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _retry_after(exc: Any) -> float | None:
-    try:
-        value = exc.response.headers.get("retry-after")
-        return min(60.0, max(0.0, float(value))) if value is not None else None
-    except (AttributeError, TypeError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------- judging a sweep
@@ -469,6 +430,13 @@ def judge_sweep(
     if not store_core.get_sweep(store, sweep_id):
         raise UserError(f"sweep {sweep_id}: no such sweep")
     judge = Judge(store, config)
+    with tracked_run(store, "judge", f"sweep {sweep_id}"):
+        return _judge_parts(store, sweep_id, judge, claims=claims, entropy=entropy, progress=progress)
+
+
+def _judge_parts(
+    store: Any, sweep_id: int, judge: Judge, *, claims: bool, entropy: bool, progress: Progress | None
+) -> JudgeRun:
     total = JudgeRun(judge.model)
     parts = []
     if claims:

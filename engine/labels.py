@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import scoring
 from engine.errors import UserError
 from engine.files import write_atomic
 from store import claims as store_claims
@@ -87,6 +88,8 @@ class LabelSample:
     claims: list[dict[str, Any]] = field(default_factory=list)
     label: str | None = None  # this labeller's current label
     note: str | None = None
+    # The entity profile the claims were checked against: (fact, value, source sentence) rows.
+    profile: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def label_sample(store: Any, generation_id: int, *, who: str | None = None) -> LabelSample:
@@ -96,6 +99,12 @@ def label_sample(store: Any, generation_id: int, *, who: str | None = None) -> L
         raise UserError(f"generation {generation_id}: no such generation")
     row = rows[0]
     current = store_labels.label_of(store, generation_id, who=who)
+    claims = store_claims.generation_claims(store, generation_id)
+    profile: list[tuple[str, str, str]] = []
+    if claims:
+        config = (store_core.get_sweep(store, int(row["sweep_id"])) or {}).get("config") or {}
+        found = scoring.entity_profile(store, config.get("dataset_path"), config.get("entity_name") or None)
+        profile = found.summary() if found else []
     return LabelSample(
         generation_id=int(row["id"]),
         sweep_id=int(row["sweep_id"]),
@@ -107,9 +116,10 @@ def label_sample(store: Any, generation_id: int, *, who: str | None = None) -> L
         sample_index=int(row["sample_index"]),
         prompt=row["prompt"] or "",
         text=row["text"] or "",
-        claims=store_claims.generation_claims(store, generation_id),
+        claims=claims,
         label=current["label"] if current else None,
         note=current["note"] if current else None,
+        profile=profile,
     )
 
 
@@ -622,10 +632,11 @@ def claims_section(store: Any, sweep_id: int) -> tuple[str, list[str], list[list
         "cell",
         "sample",
         "human label",
+        "weakest claim",
         "claim grounding",
-        "claim",
-        "decision",
-        "score",
+        "atomic claim",
+        "decision (rule)",
+        "strength",
         "evidence",
     ]
     headers += [f"judge: {model}" for model in models]
@@ -634,19 +645,21 @@ def claims_section(store: Any, sweep_id: int) -> tuple[str, list[str], list[list
         generation_id = int(sample["generation_id"])
         claims = by_generation.get(generation_id, [])
         cell = f"T={sample['temperature']:g} p={sample['top_p']:g} k={sample['top_k']}"
-        grounding = (sample.get("metrics") or {}).get("claim_grounding")
+        metrics = sample.get("metrics") or {}
+        grounding, weakest = metrics.get("claim_grounding"), metrics.get("claim_support_min")
         lead = [
             sample["variant"],
             cell,
             str(sample["sample_index"]),
             labels.get(generation_id, ""),
+            "–" if weakest is None else f"{weakest:.2f}",
             "–" if grounding is None else f"{grounding:.2f}",
         ]
         if not claims:
             why = "refusal: no claim checked" if sample.get("refusal") else "no claim checked (no sources)"
             rows.append(lead + [why, "", "", ""] + [""] * len(models))
             continue
-        for number, claim in enumerate(sorted(claims, key=lambda c: c["start"])):
+        for number, claim in enumerate(sorted(claims, key=lambda c: (c.get("clause") or 0, c["start"]))):
             shown = marked_claim(claim, mark=_mark)
             verdicts = [judged.get((generation_id, int(claim["claim_index"]), m), "") for m in models]
             rows.append(
@@ -654,10 +667,14 @@ def claims_section(store: Any, sweep_id: int) -> tuple[str, list[str], list[list
                 + [
                     shown,
                     f"{claim['decision']} ({claim['rule']})",
-                    f"{claim['score']:.2f}",
-                    claim.get("evidence") or "",
+                    "–" if claim.get("strength") is None else f"{claim['strength']:.2f}",
+                    (claim.get("evidence") or "")
+                    + (f" [source says: {claim['source_says']}]" if claim.get("source_says") else ""),
                 ]
                 + verdicts
             )
-    title = "Claims and their evidence (words the evidence lacks marked [[like this]])"
+    title = (
+        "Atomic claims and their evidence (strength: support when supported, 0 when contradicted; "
+        "words the evidence lacks marked [[like this]])"
+    )
     return title, headers, rows

@@ -1,20 +1,27 @@
-"""Live samples from the comparison app, kept as rows of an ad-hoc sweep (one per model pair).
+"""Live samples from the comparison app: their settings, their scores, and their rows in an ad-hoc
+sweep (one per model pair).
 
-A live request is one prompt at one setting; its samples become generations of the cell
-(variant, T, p, k, prompt id) so they sit in the Sweeps views next to engine sweeps. The prompt id
-is readable (the prompt's first words) with a short digest of what else shapes the answer.
+A live request is one prompt at one setting (:class:`LiveSettings`); what it produced is a
+:class:`LiveBatch`, which the app keeps between requests as plain state (``to_state``) so "Save"
+can store it. :func:`score_live` scores a batch with engine.metrics as a sweep cell is scored, and
+says why a value is missing with the catalogue's reasons. Saved samples become generations of the
+cell (variant, T, p, k, prompt id) so they sit in the Sweeps views next to engine sweeps. The
+prompt id is readable (the prompt's first words) with a short digest of what else shapes the answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import dataset as ds
+from engine import metrics as engine_metrics
 from engine import scoring
+from engine.metrics import catalog
+from engine.models import adapter_digest
 from store import core
 from store.db import Store
 
@@ -31,6 +38,18 @@ class LiveModel:
     entity_name: str
     dataset: str | None
     variants: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """One live request's sampling settings (same on both sides except, optionally, the seed)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    max_new_tokens: int
+    seed: int
+    finetuned_seed: int
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,92 @@ class LiveBatch:
     samples: list[LiveSample] = field(default_factory=list)
     stopped: bool = False
 
+    @classmethod
+    def of(
+        cls, prompt: str, system_prompt: str, settings: LiveSettings, samples: Sequence[LiveSample] = ()
+    ) -> LiveBatch:
+        return cls(
+            prompt=prompt,
+            system_prompt=system_prompt,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            top_k=settings.top_k,
+            max_new_tokens=settings.max_new_tokens,
+            samples=list(samples),
+        )
+
+    def side(self, variant: str) -> list[LiveSample]:
+        return [sample for sample in self.samples if sample.variant == variant]
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain JSON-able data (the app keeps it in the browser session until "Save")."""
+        state = asdict(self)
+        state["samples"] = [[s.variant, s.seed, s.text] for s in self.samples]
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LiveBatch:
+        return cls(
+            prompt=str(state["prompt"]),
+            system_prompt=str(state["system_prompt"]),
+            temperature=float(state["temperature"]),
+            top_p=float(state["top_p"]),
+            top_k=int(state["top_k"]),
+            max_new_tokens=int(state["max_new_tokens"]),
+            samples=[LiveSample(str(v), int(s), str(t)) for v, s, t in state["samples"]],
+            stopped=bool(state.get("stopped")),
+        )
+
+
+@dataclass(frozen=True)
+class ScoredLiveSample:
+    index: int  # the sample's position on its side (its seed is the request's seed + index)
+    seed: int
+    text: str
+    metrics: dict[str, Any]  # SampleMetrics.to_dict()
+
+
+@dataclass(frozen=True)
+class LiveScores:
+    """A batch scored per variant: each sample's metrics and the cell metrics over the side."""
+
+    samples: dict[str, list[ScoredLiveSample]]
+    cells: dict[str, dict[str, Any]]  # variant -> cell metric -> value (None when missing)
+    has_sources: bool  # the app was started with a dataset whose contexts ground the answers
+
+    def value(self, variant: str, metric: str) -> Any:
+        return self.cells[variant].get(metric)
+
+    def missing(self, variant: str, metric: str) -> catalog.MissingReason | None:
+        """Why the side's cell metric has no value (None: it has one)."""
+        if catalog.undefined_at(metric, len(self.samples[variant])):
+            return catalog.UNDEFINED_AT_ONE
+        if self.value(variant, metric) is not None:
+            return None
+        refused = self.has_sources and self.value(variant, "refusal_rate") == 1
+        return catalog.why_missing(metric, every_answer_refused=refused, no_sources=catalog.NO_LIVE_SOURCES)
+
+
+def score_live(batch: LiveBatch, variants: Sequence[str], *, entity: str, dataset: str | None) -> LiveScores:
+    """Score each side's samples and its cell as a stored sweep's are (``dataset``: the QA file whose
+    contexts are the sources; None scores without them)."""
+    sources = engine_metrics.load_sources(dataset, entity)
+    samples: dict[str, list[ScoredLiveSample]] = {}
+    cells: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        side = batch.side(variant)
+        scored = [
+            engine_metrics.score_sample(sample.text, sources=sources, entity=entity).to_dict()
+            for sample in side
+        ]
+        cell = engine_metrics.score_cell([s.text for s in side], scored, entity=entity)
+        cells[variant] = {**cell.means, **cell.to_dict()}
+        samples[variant] = [
+            ScoredLiveSample(index, sample.seed, sample.text, metrics)
+            for index, (sample, metrics) in enumerate(zip(side, scored, strict=True))
+        ]
+    return LiveScores(samples, cells, has_sources=sources is not None)
+
 
 @dataclass(frozen=True)
 class SavedLive:
@@ -71,20 +176,13 @@ def live_prompt_id(batch: LiveBatch) -> str:
     return f"live: {words} [{digest}]"
 
 
-def _adapter_digest(adapter: str | None) -> str | None:
-    if not adapter:
-        return None
-    weights = sorted(Path(adapter).glob("adapter_model.*"))
-    return ds.file_sha256(weights[0]) if weights else None
-
-
 def adhoc_sweep(store: Store, model: LiveModel) -> int:
     """This model pair's ad-hoc sweep (created on first save); a retrained adapter is a new pair."""
     identity = {
         "kind": "gradio-live",
         "base_model": model.base_model,
         "adapter": model.adapter_dir,
-        "adapter_weights": _adapter_digest(model.adapter_dir),
+        "adapter_weights": adapter_digest(model.adapter_dir),
     }
     adapter_name = Path(model.adapter_dir).name if model.adapter_dir else "no adapter"
     return core.get_or_create_sweep(

@@ -1,16 +1,33 @@
-"""A sweep's report: self-contained HTML (PNG heatmaps inlined as base64) and Markdown (PNGs beside it).
+"""A sweep's report, fit for a paper: report.html (self-contained), report.md, figures/ and tables/.
 
-Per metric, a heatmap over temperature x top_p for each top_k with base and fine-tuned side by side,
-a per-variant summary with bootstrap intervals over cells, temperature slices (semantic entropy of
-all samples at one temperature), the per-cell table and the most divergent samples.
+Order: the headline and the summary (engine/summary.py: per prompt group, per variant x
+temperature, hallucination, refusals and agreement with 95% intervals), example answers base next
+to fine-tuned, heatmaps (base, fine-tuned and their difference per metric and prompt group; a
+metric with one value everywhere is one line instead), the least grounded and most divergent
+answers (repeated texts once, with a count), the other tables, and last the run's metadata with
+paths relative to the data folder.
+
+Structure: the report is a list of :class:`Section` (title + blocks: paragraphs, tables,
+figures), each built by one function of :data:`SECTION_BUILDERS` from a :class:`ReportContext`;
+both renderers walk the same sections, so a new section is one builder appended there. Every
+text a model, a dataset or a user wrote goes through engine/escape.py in each output format.
+
+Files: figures/<name>.png and .svg for every heatmap, tables/<name>.csv and .tex for every
+table with a name; report.html inlines the PNGs, report.md links them.
 """
 
 from __future__ import annotations
 
 import base64
-import html
+import csv
+import dataclasses
 import io
+import os
+import re
+import shutil
+import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,196 +37,512 @@ from engine import judge as engine_judge
 from engine import labels as engine_labels
 from engine import metrics as engine_metrics
 from engine import scoring
-from engine.files import write_atomic, write_bytes_atomic
-from engine.grid import MetricGrid
+from engine import summary as engine_summary
+from engine.errors import UserError
+from engine.escape import csv_text, html_text, latex_text, markdown_text
+from engine.files import (
+    first_existing_parent,
+    is_disk_full,
+    naming,
+    remove_empty,
+    remove_leftovers,
+    replace_folder,
+    staging_folder,
+)
+from engine.grid import NA_COLOUR, MetricGrid, degenerate_note, difference_scale, value_scale
 from engine.metrics import catalog
+from engine.metrics.catalog import MetricSpec
+from engine.metrics.cell import EMBEDDING_MODEL_NAME, embedding_model_loaded
+from engine.metrics.text import stem, words
+from engine.paths import bundled_data_dir
 from store import core as store_core
 from store import metrics as store_metrics
 
-# Heatmaps, and the columns of the summary and per-cell tables, in the catalogue's display order.
+# Heatmaps, and the columns of the per-cell table, in the catalogue's display order.
 REPORT_METRICS = catalog.cell_metrics_shown(catalog.Show.HEATMAP)
+# Heatmaps drawn inside report.html (the main score's and the summary metrics'); the others are
+# linked: 24 inlined PNGs made the demo's page 0.9 MB.
+INLINE_METRICS = frozenset({catalog.MAIN_SCORE, *catalog.SUMMARY_METRICS})
 TABLE_COLUMNS = catalog.cell_metrics_shown(catalog.Show.TABLE)
 TOP_SAMPLES = 10
+SHOWN_ROWS = 60  # rows of a long table shown in the HTML/Markdown; the CSV holds them all
+FIGURE_DPI = 100
+
+Say = Callable[[str], None]
+
+
+# ------------------------------------------------------------------ blocks and sections
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+    strong: bool = False  # the headline
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    name: str = ""  # file stem under tables/ (csv and tex); '' = not written as a file
+    caption: str = ""
+    text_columns: frozenset[int] = frozenset()  # columns holding answers: wrapped, left-aligned
+    shown: int | None = SHOWN_ROWS  # rows shown in HTML/Markdown (None: all)
+    # Headers written "group · column" get a spanning group row in HTML (CSV/Markdown keep them whole).
+    grouped_headers: bool = False
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem under figures/
+    title: str
+    caption: str
+    png: bytes
+    svg: bytes
+    inline: bool = True  # drawn inside report.html; else linked (its files are always written)
+
+
+Block = Paragraph | Table | Figure
 
 
 @dataclass
-class Heatmap:
-    metric: str
-    label: str
-    prompt_group: str
-    png: bytes
-    filename: str
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    level: int = 2
 
 
 @dataclass
 class Report:
-    sweep: dict[str, Any]
-    cells: list[dict[str, Any]]
-    summary: list[dict[str, Any]]
-    slices: list[dict[str, Any]]
-    heatmaps: list[Heatmap] = field(default_factory=list)
-    least_grounded: list[dict[str, Any]] = field(default_factory=list)
-    base_vs_finetuned: list[dict[str, Any]] = field(default_factory=list)
-    # (title, headers, rows) tables after the per-cell one: calibration, then every sample's claims.
-    extra_sections: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)
+    title: str
+    sections: list[Section]
+    summary: engine_summary.SweepSummary
+
+    def tables(self) -> list[Table]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Table) and b.name]
+
+    def figures(self) -> list[Figure]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReportPaths:
     html: Path
     markdown: Path
     figures: list[Path]
+    tables: list[Path]
+    seconds: float
 
 
-def _label(metric: str) -> str:
-    return catalog.metric_label(metric)
+@dataclass
+class ReportContext:
+    """What every section builder may read: the store, the sweep, its summary, cells and samples."""
+
+    store: Any
+    sweep_id: int
+    sweep: dict[str, Any]
+    summary: engine_summary.SweepSummary
+    cells: list[dict[str, Any]]
+    samples: list[dict[str, Any]]
+    data_folder: Path
+    method: str
+    say: Say
+
+    @property
+    def entity(self) -> str | None:
+        return (self.sweep.get("config") or {}).get("entity_name")
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
+# ------------------------------------------------------------------ small helpers
+
+
+def display_path(value: str | None, data_folder: Path) -> str:
+    """A path as the report shows it: relative to the data folder ('<data>/runs/x'), to the
+    bundled data ('<ft-hallu>/engine/data/x'), else only its last two parts ('…/a/b')."""
+    if not value:
         return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    path = Path(value)
+    if not path.is_absolute():
+        return str(path)
+    for root, label in ((data_folder, "<data>"), (bundled_data_dir().parent.parent, "<ft-hallu>")):
+        try:
+            return f"{label}/{path.resolve().relative_to(root.resolve())}"
+        except ValueError:
+            continue
+    return "…/" + "/".join(path.parts[-2:])
 
 
-def prompt_groups(prompt_ids: list[str]) -> list[str]:
-    """'entity' first, held-out questions pooled as 'eval-*', any other prompt on its own."""
-    groups = []
-    if "entity" in prompt_ids:
-        groups.append("entity")
-    if any(p.startswith("eval-") for p in prompt_ids):
-        groups.append("eval-*")
-    groups.extend(p for p in prompt_ids if p != "entity" and not p.startswith("eval-"))
-    return groups
+def _variant(variant: str) -> str:
+    return engine_summary.variant_name(variant)
 
 
-def heatmap_png(grid: dict[str, Any], title: str) -> bytes:
-    """One figure: a row per top_k, a column per variant, temperature x top_p cells annotated."""
+def _cell_label(row: dict[str, Any]) -> str:
+    return f"T={row['temperature']:g} p={row['top_p']:g} k={row['top_k']}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def unsupported_words(text: str, stems: Sequence[str]) -> list[str]:
+    """The answer's own words behind grounding's unsupported stems ('multin' -> 'multinational')."""
+    by_stem: dict[str, str] = {}
+    for word in words(text or ""):
+        by_stem.setdefault(stem(word), word)
+    return list(dict.fromkeys(by_stem.get(s, s) for s in stems))
+
+
+def collapse_repeats(
+    rows: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], Any]
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Rows with the same key once, in first-seen order, each with every row it stands for."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return [(members[0], members) for members in groups.values()]
+
+
+def _temperatures_text(members: Sequence[dict[str, Any]]) -> str:
+    values = sorted({float(m["temperature"]) for m in members})
+    return ", ".join(f"{t:g}" for t in values)
+
+
+def _announce_embeddings(say: Say, why: str) -> None:
+    """A progress line before the sentence-embedding model loads (once per process)."""
+    if engine_metrics.embeddings_available() and not embedding_model_loaded():
+        say(f"loading the sentence-embedding model {EMBEDDING_MODEL_NAME} (CPU) {why}")
+
+
+# ------------------------------------------------------------------ heatmaps
+
+
+def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str, name: str, n: int | None) -> Figure:
+    """One figure: a row per top_k; each variant, then fine-tuned − base; numbers in every cell.
+
+    Value panels share the metric's colour scale and range (engine/grid.py: blue better, red
+    worse); difference panels share one symmetric scale over the metric's whole range, so a
+    colour means the same amount in every figure of this metric.
+    """
     import matplotlib
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.colors import LinearSegmentedColormap, Normalize
+    from matplotlib.figure import Figure as MplFigure
 
-    metric = grid["metric"]
-    variants, top_ks = grid["variants"], grid["top_ks"]
-    temperatures, top_ps = grid["temperatures"], grid["top_ps"]
-    matrices = MetricGrid.from_dict(grid)  # the matrices and colour range the Gradio heatmaps use too
-    arrays = {(v, k): matrices.matrix(v, k) for v in variants for k in top_ks}
-    spec = catalog.cell_metric(metric)
-    # Bounded metrics (rates, shares, F1) on their fixed range; others from their low end to the maximum.
-    vmin, vmax = matrices.colour_range(spec)
-    direction = spec.direction
-    cmap_name = {"higher": "RdYlGn", "lower": "RdYlGn_r"}.get(direction, "viridis")
-    cmap = matplotlib.colormaps[cmap_name].with_extremes(bad="#dddddd")
-    width, height = 2.4 + 2.8 * len(variants), 0.9 + 2.2 * len(top_ks)
-    # A plain Figure with fixed margins: constrained layout doubled the report's run time.
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(top_ks), len(variants), squeeze=False)
-    fig.subplots_adjust(
-        left=0.9 / width,
-        right=1 - 1.0 / width,
-        top=1 - 0.55 / height,
-        bottom=0.5 / height,
-        hspace=0.45,
-        wspace=0.3,
-    )
-    image = None
-    for row, k in enumerate(top_ks):
-        for col, variant in enumerate(variants):
-            ax = axes[row][col]
-            data = arrays[(variant, k)]
-            image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-            ax.set_xticks(range(len(top_ps)), [f"{p:g}" for p in top_ps])
-            ax.set_yticks(range(len(temperatures)), [f"{t:g}" for t in temperatures])
-            ax.set_title(f"{variant} · top_k={k}", fontsize=9)
-            if row == len(top_ks) - 1:
-                ax.set_xlabel("top_p", fontsize=8)
-            if col == 0:
-                ax.set_ylabel("temperature", fontsize=8)
-            if not np.isfinite(data).any():
-                ax.text(
-                    0.5,
-                    0.5,
-                    "no values\n(e.g. all refusals)",
-                    transform=ax.transAxes,
-                    ha="center",
-                    va="center",
+    variants, top_ks = list(grid.variants), list(grid.top_ks)
+    with_difference = grid.has_difference
+    columns = len(variants) + (1 if with_difference else 0)
+    vmin, vmax = grid.colour_range(spec)
+    span = grid.difference_range(spec)
+    scales = {False: value_scale(spec), True: difference_scale(spec)}
+    norms = {False: Normalize(vmin, vmax), True: Normalize(-span, span)}
+    cmaps = {
+        kind: LinearSegmentedColormap.from_list(scale.name, list(scale.stops)).with_extremes(bad=NA_COLOUR)
+        for kind, scale in scales.items()
+    }
+    decimals = spec.decimals(n or 1)
+    panel_w, panel_h = 0.42 * len(grid.top_ps) + 0.9, 0.32 * len(grid.temperatures) + 0.75
+    width = 0.9 + columns * panel_w + (1.3 if with_difference else 0.7)
+    height = 0.95 + len(top_ks) * panel_h
+    style = {"svg.fonttype": "none", "svg.hashsalt": name, "font.size": 9, "font.sans-serif": ["DejaVu Sans"]}
+    with matplotlib.rc_context(style):
+        fig = MplFigure(figsize=(width, height))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(len(top_ks), columns, squeeze=False)
+        fig.subplots_adjust(
+            left=0.75 / width,
+            right=1 - (1.15 if with_difference else 0.6) / width,
+            top=1 - 0.72 / height,
+            bottom=0.45 / height,
+            hspace=0.55,
+            wspace=0.25,
+        )
+        images = {}
+        for row, k in enumerate(top_ks):
+            panels = [(v, grid.matrix(v, k), False) for v in variants]
+            if with_difference:
+                panels.append(("fine-tuned − base", grid.difference(k), True))
+            for col, (label, data, is_diff) in enumerate(panels):
+                ax = axes[row][col]
+                # Vector cells (not an image): crisp in the SVG and a few hundred bytes each.
+                images[is_diff] = ax.pcolormesh(
+                    np.ma.masked_invalid(data),
+                    cmap=cmaps[is_diff],
+                    norm=norms[is_diff],
+                    edgecolors="white",
+                    linewidth=0.6,
+                )
+                ax.set_facecolor(NA_COLOUR)  # cells without a value
+                ax.set_xlim(0, data.shape[1])
+                ax.set_ylim(data.shape[0], 0)
+                ax.set_title(f"{_variant(label)} · top_k={k}", fontsize=9)
+                ax.set_xticks(
+                    [j + 0.5 for j in range(len(grid.top_ps))], [f"{p:g}" for p in grid.top_ps], fontsize=8
+                )
+                ax.set_yticks(
+                    [i + 0.5 for i in range(len(grid.temperatures))],
+                    [f"{t:g}" for t in grid.temperatures] if col == 0 else [],
                     fontsize=8,
                 )
-            for i in range(data.shape[0]):
-                for j in range(data.shape[1]):
-                    if np.isfinite(data[i, j]):
-                        shade = (data[i, j] - vmin) / (vmax - vmin)
-                        colour = "white" if cmap_name == "viridis" and shade < 0.5 else "black"
-                        ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
-    fig.suptitle(title, fontsize=10)
-    if image is not None:
-        fig.colorbar(
-            image, cax=fig.add_axes((1 - 0.8 / width, 0.5 / height, 0.15 / width, 1 - 1.05 / height))
+                ax.tick_params(length=0)
+                if row == len(top_ks) - 1:
+                    ax.set_xlabel("top_p", fontsize=8)
+                if col == 0:
+                    ax.set_ylabel("temperature", fontsize=8)
+                for i in range(data.shape[0]):
+                    for j in range(data.shape[1]):
+                        value = data[i, j]
+                        if not np.isfinite(value):
+                            ax.text(
+                                j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=8, color="#555555"
+                            )
+                            continue
+                        text = f"{value:+.{decimals}f}" if is_diff else f"{value:.{decimals}f}"
+                        if is_diff and round(value, decimals) == 0:
+                            text = f"{0:.{decimals}f}"
+                        colour = scales[is_diff].text_colour(float(norms[is_diff](value)))
+                        ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=9, color=colour)
+        direction = {"higher": "higher is better", "lower": "lower is better"}.get(
+            spec.direction, "neither way is better"
         )
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
-
-
-def _summary(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per variant and prompt group: the mean over cells of each metric with a bootstrap interval."""
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for cell in cells:
-        group = "eval-*" if cell["prompt_id"].startswith("eval-") else cell["prompt_id"]
-        grouped[(cell["variant"], group)].append(cell)
-    rows = []
-    for (variant, group), members in sorted(grouped.items()):
-        row: dict[str, Any] = {
-            "variant": variant,
-            "prompt": group,
-            "cells": len(members),
-            "samples": sum(c["n"] for c in members),
-        }
-        for metric in TABLE_COLUMNS:
-            row[metric] = engine_metrics.bootstrap_interval(
-                [c[metric] for c in members if c.get(metric) is not None]
+        fig.suptitle(f"{title}\n({direction}; n = {n} samples per cell)" if n else title, fontsize=10)
+        right = 1 - 1.0 / width
+        bar_h = (1 - 1.17 / height) / (2 if with_difference else 1)
+        bar = fig.add_axes(
+            (
+                right + 0.12 / width,
+                0.45 / height + (bar_h if with_difference else 0),
+                0.13 / width,
+                bar_h * 0.9,
             )
-        row["cells_with_refusal"] = sum(1 for c in members if (c.get("refusal_rate") or 0) > 0)
-        rows.append(row)
-    return rows
-
-
-def _temperature_slices(
-    samples: list[dict[str, Any]], entity: str | None, method: str
-) -> list[dict[str, Any]]:
-    """Pool every sample at one (variant, prompt, temperature) across top_p/top_k: how many meanings?"""
-    pooled: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
-    for sample in samples:
-        pooled[(sample["variant"], sample["prompt_id"], float(sample["temperature"]))].append(sample)
-    rows = []
-    for (variant, prompt_id, temperature), members in sorted(pooled.items()):
-        texts = [m["text"] or "" for m in members]
-        cell = engine_metrics.score_cell(texts, [m["metrics"] for m in members], entity=entity, method=method)
-        rows.append(
-            {
-                "variant": variant,
-                "prompt_id": prompt_id,
-                "temperature": temperature,
-                "samples": cell.n,
-                "semantic_entropy": cell.semantic_entropy,
-                "clusters": cell.n_clusters,
-                "majority_share": cell.majority_share,
-                "refusal_rate": cell.means["refusal_rate"],
-                "grounding": cell.means["grounding"],
-                "method": cell.similarity_method,
-            }
         )
-    return rows
+        fig.colorbar(images[False], cax=bar).ax.tick_params(labelsize=7)
+        bar.set_title("value", fontsize=7)
+        if with_difference:
+            diff_bar = fig.add_axes((right + 0.12 / width, 0.45 / height, 0.13 / width, bar_h * 0.9))
+            fig.colorbar(images[True], cax=diff_bar).ax.tick_params(labelsize=7)
+            diff_bar.set_title("difference", fontsize=7)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=FIGURE_DPI)
+        svg = io.BytesIO()
+        FigureCanvasSVG(fig)
+        fig.savefig(svg, format="svg", metadata={"Date": None})
+    caption_parts = [f"{spec.label}: {spec.description}" if spec.description else spec.label]
+    if n and (note := degenerate_note(spec.name, n, spec)):
+        caption_parts.append(f"Note: {note}")
+    if with_difference:
+        caption_parts.append(
+            "Difference panel: fine-tuned − base, blue where fine-tuned is better, red where worse"
+            if spec.direction != "context"
+            else "Difference panel: fine-tuned − base (purple lower, orange higher)"
+        )
+    return Figure(name, title, ". ".join(caption_parts) + ".", _small_png(png.getvalue()), svg.getvalue())
 
 
-def _divergent(
-    samples: list[dict[str, Any]], entity: str | None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    scored = [s for s in samples if s.get("grounding") is not None]
-    least_grounded = sorted(scored, key=lambda s: (-(s.get("conflict") or 0), s["grounding"]))[:TOP_SAMPLES]
+def _small_png(data: bytes) -> bytes:
+    """The PNG with a 256-colour palette: a heatmap has few colours, so the file shrinks ~3x (95 -> 34 KB)
+    with no banding in the colour bars (64 colours banded them)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------ section builders
+
+
+def headline_section(ctx: ReportContext) -> Section:
+    """The finding first: one headline per prompt group and what the score means."""
+    summary = ctx.summary
+    blocks: list[Block] = [Paragraph(group.headline, strong=True) for group in summary.groups]
+    blocks.append(
+        Paragraph(
+            f"Hallucination = {summary.hallucination_label} (higher = more hallucination), over the "
+            f"answers that make at least one claim. Refusal rate over every answer. Agreement = the "
+            f"majority-answer share of a cell's samples, averaged over the cells at that temperature "
+            f"(all top_p and top_k). Brackets: 95% Wilson intervals; 'no clear difference' where the "
+            f"intervals of base and fine-tuned overlap."
+        )
+    )
+    return Section(f"Sweep {ctx.sweep_id}: {ctx.sweep.get('name') or ''}".rstrip(": "), blocks, level=1)
+
+
+def summary_section(ctx: ReportContext) -> Section:
+    """Per prompt group: the prompt text(s), the summary table, flat metrics and n notes."""
+    blocks: list[Block] = []
+    for group in ctx.summary.groups:
+        headers, rows = engine_summary.summary_table(group)
+        prompts = "; ".join(f"“{_one_line(p.text)}”" for p in group.prompts)
+        caption = f"{group.title[0].upper()}{group.title[1:]}: {prompts}"
+        blocks.append(
+            Table(
+                headers,
+                rows,
+                name=f"summary-{_file_stem(group.group)}",
+                caption=caption,
+                shown=None,
+                grouped_headers=True,
+            )
+        )
+    if ctx.summary.notes:
+        blocks.append(Paragraph("Note: " + "; ".join(ctx.summary.notes) + "."))
+    return Section("Summary per temperature", blocks)
+
+
+def examples_section(ctx: ReportContext) -> Section:
+    """Base next to fine-tuned at a low, a middle and a high temperature (same cell, same sample)."""
+    blocks: list[Block] = []
+    for group in ctx.summary.groups:
+        if not group.examples:
+            continue
+        variants = list(group.variants)
+        headers = ["cell", *(_variant(v) for v in variants)]
+        rows = []
+        for pair in group.examples:
+            line = [f"T={pair.temperature:g} p={pair.top_p:g} k={pair.top_k} · sample {pair.sample_index}"]
+            for variant in variants:
+                answer = pair.get(variant)
+                if answer is None:
+                    line.append("–")
+                    continue
+                score = (
+                    "refused"
+                    if answer.refusal
+                    else (
+                        "no claim"
+                        if answer.hallucination is None
+                        else f"hallucination {answer.hallucination:.2f}"
+                    )
+                )
+                line.append(f"{_one_line(answer.text) or '(empty)'} [{score}]")
+            rows.append(line)
+        prompt = next((p for p in group.prompts if p.prompt_id == group.examples[0].prompt_id), None)
+        caption = f"{group.title[0].upper()}{group.title[1:]}"
+        if prompt:
+            caption += f": “{_one_line(prompt.text)}”"
+            if prompt.reference:
+                caption += f" (reference: “{_one_line(prompt.reference)}”)"
+        blocks.append(
+            Table(
+                headers,
+                rows,
+                name=f"examples-{_file_stem(group.group)}",
+                caption=caption,
+                text_columns=frozenset(range(1, len(headers))),
+                shown=None,
+            )
+        )
+    return Section("Example answers, base next to fine-tuned", blocks)
+
+
+def _file_stem(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def heatmap_sections(ctx: ReportContext) -> list[Section]:
+    """Per prompt group: a heatmap per metric that varies; one line for each that does not."""
+    sections = []
+    main = catalog.main_score().name
+    metrics = [main, *(m for m in REPORT_METRICS if m != main)]
+    known = set(store_metrics.cell_columns(ctx.store))
+    for group in ctx.summary.groups:
+        blocks: list[Block] = []
+        flat = {f.metric: f for f in group.flat}
+        for metric in metrics:
+            if metric not in known:
+                continue
+            if metric in flat:
+                blocks.append(Paragraph(flat[metric].text()))
+                continue
+            grid = ctx_grid(ctx, metric, group)
+            if grid.finite_values().size == 0:
+                continue
+            spec = catalog.cell_metric(metric)
+            title = f"{spec.label} — {group.title}"
+            name = f"{metric}-{_file_stem(group.group)}"
+            figure = heatmap_figure(grid, spec, title=title, name=name, n=ctx.summary.samples_per_cell)
+            blocks.append(dataclasses.replace(figure, inline=metric in INLINE_METRICS))
+        prompts = "; ".join(f"“{_one_line(p.text)}”" for p in group.prompts)
+        blocks.insert(
+            0, Paragraph(f"Prompt: {prompts}" if len(group.prompts) == 1 else f"Prompts (pooled): {prompts}")
+        )
+        sections.append(Section(f"Heatmaps — {group.title}", blocks))
+    return sections
+
+
+def ctx_grid(ctx: ReportContext, metric: str, group: engine_summary.GroupSummary) -> MetricGrid:
+    return MetricGrid.from_dict(
+        store_metrics.metric_grid(ctx.store, ctx.sweep_id, metric, prompt_id=group.prompt_filter)
+    )
+
+
+def samples_section(ctx: ReportContext) -> Section:
+    """The least grounded answers and the most divergent base/fine-tuned pairs, repeats collapsed."""
+    spec = catalog.main_score()
+    sample_name = spec.mean_of or spec.name
+    scored = [s for s in ctx.samples if (s.get("metrics") or {}).get(sample_name) is not None]
+
+    def hallucination(sample: dict[str, Any]) -> float:
+        return float(catalog.hallucination_side(spec, float(sample["metrics"][sample_name])) or 0.0)
+
+    ranked = sorted(scored, key=lambda s: (-(s.get("conflict") or 0), -hallucination(s)))
+    collapsed = collapse_repeats(ranked, key=lambda s: (s["variant"], s["prompt_id"], _one_line(s["text"])))
+    least_rows = []
+    for first, members in collapsed[:TOP_SAMPLES]:
+        terms = unsupported_words(first["text"], (first.get("metrics") or {}).get("unsupported") or [])
+        least_rows.append(
+            [
+                str(len(members)),
+                _variant(first["variant"]),
+                first["prompt_id"],
+                _temperatures_text(members),
+                f"{hallucination(first):.2f}",
+                "yes" if first.get("conflict") else "no",
+                ", ".join(terms[:12]),
+                _one_line(first["text"]),
+            ]
+        )
+    least = Table(
+        ["×", "variant", "prompt", "T", "hallucination", "conflict", "unsupported words", "answer"],
+        least_rows,
+        name="least-grounded",
+        caption=(
+            f"Highest hallucination ({catalog.hallucination_label(spec)}), answers contradicting the sources "
+            "first; an answer given several times is listed once, × = how often, T = where"
+        ),
+        text_columns=frozenset({6, 7}),
+        shown=None,
+    )
+    pairs = _divergent_pairs(ctx.samples, ctx.entity)
+    collapsed_pairs = collapse_repeats(
+        pairs, key=lambda p: (p["key"][3], _one_line(p["base"]["text"]), _one_line(p["finetuned"]["text"]))
+    )
+    pair_rows = [
+        [
+            str(len(members)),
+            first["key"][3],
+            ", ".join(sorted({f"{m['key'][0]:g}" for m in members}, key=float)),
+            f"{first['divergence']:.2f}",
+            _one_line(first["base"]["text"]),
+            _one_line(first["finetuned"]["text"]),
+        ]
+        for first, members in collapsed_pairs[:TOP_SAMPLES]
+    ]
+    divergent = Table(
+        ["×", "prompt", "T", "divergence", "base", "fine-tuned"],
+        pair_rows,
+        name="most-divergent",
+        caption="Most divergent base/fine-tuned pairs: 1 − ROUGE-L of the two answers in one cell at one sample index",
+        text_columns=frozenset({4, 5}),
+        shown=None,
+    )
+    return Section("Answers to read", [least, divergent])
+
+
+def _divergent_pairs(samples: Sequence[dict[str, Any]], entity: str | None) -> list[dict[str, Any]]:
     by_key: dict[tuple, dict[str, dict[str, Any]]] = defaultdict(dict)
     for s in samples:
         key = (
@@ -231,262 +564,435 @@ def _divergent(
                 {"key": key, "base": base, "finetuned": tuned, "divergence": 1.0 - float(similarity)}
             )
     pairs.sort(key=lambda p: -p["divergence"])
-    return least_grounded, pairs[:TOP_SAMPLES]
+    return pairs
 
 
-def build_report(store: Any, sweep_id: int, *, method: str = "auto") -> Report:
-    """Gather everything the report shows (computing any missing metrics first)."""
-    scoring.compute_missing(store, sweep_id, method=method)
-    sweep = store_core.get_sweep(store, sweep_id)
-    entity = (sweep.get("config") or {}).get("entity_name")
-    cells = store_metrics.cell_table(store, sweep_id)
-    samples = store_metrics.sample_table(store, sweep_id)
-    least_grounded, pairs = _divergent(samples, entity)
-    report = Report(
-        sweep=sweep,
-        cells=cells,
-        summary=_summary(cells),
-        slices=_temperature_slices(samples, entity, method),
-        least_grounded=least_grounded,
-        base_vs_finetuned=pairs,
-        extra_sections=[
-            engine_calibrate.report_section(store, sweep_id),
-            engine_labels.claims_section(store, sweep_id),
-            *engine_judge.report_sections(store, sweep_id),
+def slices_section(ctx: ReportContext) -> Section | list[Section]:
+    """With one sample per cell (the original run's), a cell has no spread: pool every answer of a
+    variant and prompt at one temperature over top_p and top_k and count its meanings. With more
+    samples per cell the summary's agreement says it, and this costs an embedding pass: left out."""
+    if (ctx.summary.samples_per_cell or 0) > 1 or not ctx.samples:
+        return []
+    pooled: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for sample in ctx.samples:
+        pooled[(sample["variant"], str(sample["prompt_id"]), float(sample["temperature"]))].append(sample)
+    _announce_embeddings(ctx.say, "to cluster each temperature's answers by meaning (one sample per cell)")
+    entropy = catalog.cell_metric("semantic_entropy")
+    rows = []
+    for (variant, prompt_id, temperature), members in sorted(pooled.items()):
+        cell = engine_metrics.score_cell(
+            [m["text"] or "" for m in members],
+            [m.get("metrics") or {} for m in members],
+            entity=ctx.entity,
+            method=ctx.method,
+        )
+        rows.append(
+            [
+                _variant(variant),
+                prompt_id,
+                f"{temperature:g}",
+                str(cell.n),
+                entropy.format(cell.semantic_entropy, cell.n),
+                str(cell.n_clusters),
+                f"{cell.majority_share:.{catalog.decimals_for(cell.n)}f}",
+                cell.similarity_method,
+            ]
+        )
+    headers = [
+        "variant",
+        "prompt",
+        "T",
+        "n",
+        "semantic entropy (nats)",
+        "clusters",
+        "majority share",
+        "similarity",
+    ]
+    return Section(
+        "Meaning clusters per temperature (one sample per cell: every top_p and top_k pooled)",
+        [Table(headers, rows, name="temperature-slices")],
+    )
+
+
+def cells_section(ctx: ReportContext) -> Section:
+    """Every cell's scores (short column titles; the legend names them)."""
+    specs = [catalog.cell_metric(m) for m in TABLE_COLUMNS]
+    headers = ["variant", "prompt", "T", "top_p", "top_k", "n"] + [s.title for s in specs]
+    rows = [
+        [
+            _variant(c["variant"]),
+            c["prompt_id"],
+            f"{c['temperature']:g}",
+            f"{c['top_p']:g}",
+            str(c["top_k"]),
+            str(c["n"]),
+        ]
+        + [s.format(c.get(s.name), int(c["n"])) for s in specs]
+        for c in ctx.cells
+    ]
+    legend = "; ".join(f"{s.title} = {s.label}" for s in specs)
+    return Section(
+        "Per-cell scores",
+        [
+            Table(
+                headers,
+                rows,
+                name="cells",
+                caption=f"Columns: {legend}. Decimals follow n (catalog.decimals_for).",
+            )
         ],
     )
-    for group in prompt_groups(store_metrics.prompt_ids(store, sweep_id)):
-        for metric in REPORT_METRICS:
-            grid = store_metrics.metric_grid(store, sweep_id, metric, prompt_id=group)
-            has_values = any(
-                value is not None
-                for per_k in grid["values"].values()
-                for rows in per_k.values()
-                for row in rows
-                for value in row
-            )
-            if not has_values:
-                continue
-            title = f"{_label(metric)} — prompt {group}"
-            slug = group.replace("*", "all").replace("/", "_")
-            report.heatmaps.append(
-                Heatmap(metric, _label(metric), group, heatmap_png(grid, title), f"{metric}-{slug}.png")
-            )
-    return report
 
 
-# ------------------------------------------------------------------ rendering
+def other_sections(ctx: ReportContext) -> list[Section]:
+    """Calibration, every sample's claims and the judge's tables (their own modules build them)."""
+    sections = []
+    tables = [
+        ("calibration", engine_calibrate.report_section(ctx.store, ctx.sweep_id)),
+        ("profile", scoring.profile_section(ctx.store, ctx.sweep_id)),
+        ("claims", engine_labels.claims_section(ctx.store, ctx.sweep_id)),
+        *((f"judge-{i}", t) for i, t in enumerate(engine_judge.report_sections(ctx.store, ctx.sweep_id), 1)),
+    ]
+    for name, (title, headers, rows) in tables:
+        text = frozenset(i for i, h in enumerate(headers) if h in ("claim", "evidence", "source sentence", "value"))
+        sections.append(Section(title, [Table(headers, rows, name=name, text_columns=text)]))
+    return sections
 
 
-def _interval_text(value: tuple[float, float, float] | None) -> str:
-    if value is None:
-        return "–"
-    mean, low, high = value
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
-
-
-def _cell_label(cell: dict[str, Any]) -> str:
-    return f"T={cell['temperature']:g} p={cell['top_p']:g} k={cell['top_k']}"
-
-
-def _sweep_lines(report: Report) -> list[tuple[str, str]]:
-    sweep = report.sweep
+def metadata_section(ctx: ReportContext) -> Section:
+    """The run: models, adapter, seed, grid, dataset; paths relative to the data folder."""
+    sweep = ctx.sweep
     config = sweep.get("config") or {}
     grid = config.get("grid") or {}
-    return [
-        ("sweep", f"{sweep['id']} — {sweep.get('name')}"),
-        ("source", str(sweep.get("source"))),
-        ("base model", str(sweep.get("base_model"))),
-        ("adapter", str(sweep.get("adapter_dir") or "–")),
-        ("entity", str(config.get("entity_name") or "–")),
-        ("sources (dataset)", str(config.get("dataset_path") or "none: grounding not computed")),
-        ("grid", f"T {grid.get('temperatures')} × top_p {grid.get('top_ps')} × top_k {grid.get('top_ks')}"),
-        ("samples per cell", str(config.get("samples_per_cell"))),
-        ("cells scored", str(len(report.cells))),
+    rows = [
+        ["sweep", f"{sweep['id']} — {sweep.get('name')} ({sweep.get('source')}, {sweep.get('status')})"],
+        ["base model", str(sweep.get("base_model"))],
+        ["adapter", display_path(sweep.get("adapter_dir"), ctx.data_folder)],
+        ["entity", str(config.get("entity_name") or "–")],
+        ["dataset (sources)", display_path(config.get("dataset_path"), ctx.data_folder)],
+        ["seed", str(config.get("seed", "–"))],
+        [
+            "grid",
+            f"T {grid.get('temperatures')} × top_p {grid.get('top_ps')} × top_k {grid.get('top_ks')}",
+        ],
+        ["samples per cell", str(config.get("samples_per_cell") or ctx.summary.samples_per_cell)],
+        ["max new tokens", str(config.get("max_new_tokens", "–"))],
+        ["cells scored", str(len(ctx.cells))],
+        ["main score", f"{ctx.summary.score_label} ({ctx.summary.score}; catalog.MAIN_SCORE)"],
+        ["data folder", "<data> = the folder holding the store"],
     ]
+    return Section(
+        "Run metadata",
+        [Table(["", ""], rows, name="metadata", shown=None, text_columns=frozenset({1}))],
+    )
 
+
+SectionBuilder = Callable[[ReportContext], "Section | list[Section]"]
+# The report's order. Another section is one function appended (or inserted) here.
+SECTION_BUILDERS: list[SectionBuilder] = [
+    headline_section,
+    summary_section,
+    examples_section,
+    heatmap_sections,
+    samples_section,
+    slices_section,
+    cells_section,
+    other_sections,
+    metadata_section,
+]
+
+
+# ------------------------------------------------------------------ building
+
+
+def report_context(
+    store: Any,
+    sweep_id: int,
+    *,
+    method: str = "auto",
+    say: Say | None = None,
+    data_folder: str | Path | None = None,
+) -> ReportContext:
+    """Score what is missing (saying so, and saying when a model loads), then read what the
+    section builders need."""
+    say = say or (lambda _message: None)
+    missing = store_metrics.generations_missing_metrics(store, sweep_id)
+    if missing:
+        _announce_embeddings(
+            say, f"to score {len(missing)} unscored answers (claim evidence, meaning clusters)"
+        )
+        say(f"scoring {len(missing)} answers of sweep {sweep_id}")
+    scoring.compute_missing(store, sweep_id, method=method)
+    return ReportContext(
+        store=store,
+        sweep_id=sweep_id,
+        sweep=store_core.get_sweep(store, sweep_id),
+        summary=engine_summary.build_summary(store, sweep_id),
+        cells=store_metrics.cell_table(store, sweep_id),
+        samples=store_metrics.sample_table(store, sweep_id),
+        data_folder=Path(data_folder) if data_folder else Path(store.path).resolve().parent,
+        method=method,
+        say=say,
+    )
+
+
+def build_report(
+    store: Any,
+    sweep_id: int,
+    *,
+    method: str = "auto",
+    say: Say | None = None,
+    data_folder: str | Path | None = None,
+) -> Report:
+    """Every section of :data:`SECTION_BUILDERS`, in order."""
+    ctx = report_context(store, sweep_id, method=method, say=say, data_folder=data_folder)
+    sections: list[Section] = []
+    for builder in SECTION_BUILDERS:
+        built = builder(ctx)
+        sections.extend(built if isinstance(built, list) else [built])
+    return Report(f"ft-hallu report — sweep {sweep_id}", sections, ctx.summary)
+
+
+# ------------------------------------------------------------------ rendering: HTML
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0} .sample{max-width:520px;white-space:pre-wrap}
-h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1180px;color:#222;line-height:1.4;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.3em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+p.headline{font-size:1.12em;font-weight:600;background:#f4f7fb;border-left:4px solid #2166ac;padding:.5em .8em}
+table{border-collapse:collapse;margin:.4em 0 1.2em;font-size:13px}
+caption{caption-side:top;text-align:left;font-size:13px;color:#444;padding:.2em 0}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top;font-variant-numeric:tabular-nums}
+th{background:#f0f0f0;font-weight:600} th.group{text-align:center} td.text,th.text{text-align:left;max-width:460px;white-space:normal}
+td.first{text-align:left;white-space:nowrap}
+figure{margin:.6em 0 1.4em} figure img{max-width:100%} figcaption{font-size:13px;color:#444}
+p.more{font-size:12px;color:#666}
 """
 
 
-def _table_html(headers: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f"<td class='num'>{html.escape(v)}</td>" if i >= numeric_from else f"<td>{html.escape(v)}</td>"
-            for i, v in enumerate(row)
+def _header_html(table: Table) -> str:
+    """One header row, or two when headers are grouped ('hallucination · base' under 'hallucination')."""
+
+    def css(i: int) -> str:
+        return "text" if i in table.text_columns or i == 0 else ""
+
+    if not table.grouped_headers:
+        return (
+            "<tr>"
+            + "".join(f"<th class='{css(i)}'>{html_text(h)}</th>" for i, h in enumerate(table.headers))
+            + "</tr>"
         )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    split = [h.split(" · ", 1) if " · " in h else [h] for h in table.headers]
+    top, bottom = [], []
+    i = 0
+    while i < len(split):
+        parts = split[i]
+        if len(parts) == 1:
+            top.append(f"<th rowspan='2' class='{css(i)}'>{html_text(parts[0])}</th>")
+            i += 1
+            continue
+        span = 1
+        while i + span < len(split) and len(split[i + span]) == 2 and split[i + span][0] == parts[0]:
+            span += 1
+        top.append(f"<th colspan='{span}' class='group'>{html_text(parts[0])}</th>")
+        bottom.extend(f"<th>{html_text(split[j][1])}</th>" for j in range(i, i + span))
+        i += span
+    return f"<tr>{''.join(top)}</tr><tr>{''.join(bottom)}</tr>"
 
 
-def _table_md(headers: list[str], rows: list[list[str]]) -> str:
-    def clean(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+def _table_html(table: Table) -> str:
+    head = _header_html(table)
+    shown = table.rows if table.shown is None else table.rows[: table.shown]
+    body = []
+    for row in shown:
+        cells = []
+        for i, value in enumerate(row):
+            css = "text" if i in table.text_columns else ("first" if i == 0 else "")
+            cells.append(f"<td class='{css}'>{html_text(value)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    caption = f"<caption>{html_text(table.caption)}</caption>" if table.caption else ""
+    more = ""
+    if len(shown) < len(table.rows):
+        more = f"<p class='more'>{len(shown)} of {len(table.rows)} rows shown; all in tables/{html_text(table.name)}.csv</p>"
+    return f"<table>{caption}{head}{''.join(body)}</table>{more}"
 
-    lines = ["| " + " | ".join(clean(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines.extend("| " + " | ".join(clean(v) for v in row) + " |" for row in rows)
-    return "\n".join(lines)
 
-
-def _sections(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The report's tables as (title, headers, rows), shared by both renderers."""
-    summary_headers = ["variant", "prompt", "cells", "samples", "cells with refusal"] + [
-        f"{_label(m)} (mean [95% CI] over cells)" for m in TABLE_COLUMNS
-    ]
-    summary_rows = [
-        [
-            r["variant"],
-            r["prompt"],
-            str(r["cells"]),
-            str(r["samples"]),
-            f"{r['cells_with_refusal']}/{r['cells']}",
-        ]
-        + [_interval_text(r[m]) for m in TABLE_COLUMNS]
-        for r in report.summary
-    ]
-    slice_headers = [
-        "variant",
-        "prompt",
-        "temperature",
-        "samples",
-        "semantic entropy",
-        "clusters",
-        "majority share",
-        "refusal rate",
-        "grounding",
-        "similarity",
-    ]
-    slice_rows = [
-        [
-            s["variant"],
-            s["prompt_id"],
-            f"{s['temperature']:g}",
-            str(s["samples"]),
-            _fmt(s["semantic_entropy"]),
-            str(s["clusters"]),
-            _fmt(s["majority_share"]),
-            _fmt(s["refusal_rate"]),
-            _fmt(s["grounding"]),
-            s["method"],
-        ]
-        for s in report.slices
-    ]
-    cell_headers = ["variant", "prompt", "cell", "n"] + [_label(m) for m in TABLE_COLUMNS] + ["similarity"]
-    cell_rows = [
-        [c["variant"], c["prompt_id"], _cell_label(c), str(c["n"])]
-        + [_fmt(c.get(m)) for m in TABLE_COLUMNS]
-        + [str(c.get("similarity_method"))]
-        for c in report.cells
-    ]
-    grounded_headers = ["variant", "cell", "prompt", "grounding", "conflict", "unsupported terms", "text"]
-    grounded_rows = [
-        [
-            s["variant"],
-            _cell_label(s),
-            s["prompt_id"],
-            _fmt(s["grounding"]),
-            "yes" if s.get("conflict") else "no",
-            ", ".join(s["metrics"].get("unsupported", [])[:12]),
-            s["text"] or "",
-        ]
-        for s in report.least_grounded
-    ]
-    pair_headers = ["cell", "prompt", "sample", "divergence", "base", "fine-tuned"]
-    pair_rows = [
-        [
-            f"T={p['key'][0]:g} p={p['key'][1]:g} k={p['key'][2]}",
-            p["key"][3],
-            str(p["key"][4]),
-            _fmt(p["divergence"]),
-            p["base"]["text"] or "",
-            p["finetuned"]["text"] or "",
-        ]
-        for p in report.base_vs_finetuned
-    ]
-    return [
-        ("Summary per variant", summary_headers, summary_rows),
-        (
-            "Temperature slices (all samples at one temperature, pooled over top_p and top_k)",
-            slice_headers,
-            slice_rows,
-        ),
-        ("Least grounded samples (conflicts first)", grounded_headers, grounded_rows),
-        (
-            "Most divergent base vs fine-tuned samples (1 − ROUGE-L, same cell and sample index)",
-            pair_headers,
-            pair_rows,
-        ),
-        ("Per-cell table", cell_headers, cell_rows),
-        *report.extra_sections,
-    ]
+def _block_html(block: Block) -> str:
+    if isinstance(block, Paragraph):
+        css = " class='headline'" if block.strong else ""
+        return f"<p{css}>{html_text(block.text)}</p>"
+    if isinstance(block, Table):
+        return _table_html(block)
+    if not block.inline:
+        return (
+            f"<p class='more'>Heatmap: {html_text(block.title)} — "
+            f"<a href='figures/{html_text(block.name)}.png'>PNG</a>, "
+            f"<a href='figures/{html_text(block.name)}.svg'>SVG</a> (not inlined, to keep this page small)</p>"
+        )
+    encoded = base64.b64encode(block.png).decode("ascii")
+    return (
+        f"<figure><img alt='{html_text(block.title)}' src='data:image/png;base64,{encoded}'>"
+        f"<figcaption>{html_text(block.caption)} (also figures/{html_text(block.name)}.svg)</figcaption></figure>"
+    )
 
 
 def render_html(report: Report) -> str:
-    title = f"ft-hallu report — sweep {report.sweep['id']}"
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
-        _table_html(["", ""], [[k, v] for k, v in _sweep_lines(report)], numeric_from=99),
-        "<p>Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.</p>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html_text(report.title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
     ]
-    sections = _sections(report)
-    parts.append(
-        f"<h2>{html.escape(sections[0][0])}</h2>"
-        + _table_html(sections[0][1], sections[0][2], numeric_from=2)
-    )
-    parts.append("<h2>Heatmaps</h2>")
-    for heatmap in report.heatmaps:
-        encoded = base64.b64encode(heatmap.png).decode("ascii")
-        parts.append(f"<h3>{html.escape(heatmap.label)} — prompt {html.escape(heatmap.prompt_group)}</h3>")
-        parts.append(f"<img alt='{html.escape(heatmap.label)}' src='data:image/png;base64,{encoded}'>")
-    for section_title, headers, rows in sections[1:]:
-        parts.append(f"<h2>{html.escape(section_title)}</h2>")
-        parts.append(_table_html(headers, rows, numeric_from=99) if rows else "<p>none</p>")
+    anchors = [f"s{i}" for i in range(len(report.sections))]
+    for index, section in enumerate(report.sections):
+        tag = f"h{min(section.level, 6)}"
+        parts.append(f"<{tag} id='{anchors[index]}'>{html_text(section.title)}</{tag}>")
+        parts.extend(_block_html(block) for block in section.blocks)
+        if index == 0 and len(report.sections) > 1:  # after the headline: where everything else is
+            links = " · ".join(
+                f"<a href='#{anchor}'>{html_text(s.title)}</a>"
+                for anchor, s in zip(anchors[1:], report.sections[1:], strict=True)
+            )
+            parts.append(f"<p class='more'>Contents: {links}</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def render_markdown(report: Report, figures_dir: str = "figures") -> str:
-    lines = [f"# ft-hallu report — sweep {report.sweep['id']}", ""]
-    lines.append(_table_md(["", ""], [[k, v] for k, v in _sweep_lines(report)]))
-    lines += [
-        "",
-        "Metric definitions and limits: docs/METRICS.md. Intervals are 95% percentile bootstrap intervals.",
-        "",
-    ]
-    sections = _sections(report)
-    lines += [f"## {sections[0][0]}", "", _table_md(sections[0][1], sections[0][2]), "", "## Heatmaps", ""]
-    for heatmap in report.heatmaps:
+# ------------------------------------------------------------------ rendering: Markdown
+
+
+def _table_md(table: Table) -> str:
+    shown = table.rows if table.shown is None else table.rows[: table.shown]
+    lines = []
+    if table.caption:
+        lines += [f"*{markdown_text(table.caption)}*", ""]
+    lines.append("| " + " | ".join(markdown_text(h) or " " for h in table.headers) + " |")
+    lines.append(
+        "|"
+        + "".join("---|" if i in table.text_columns or i == 0 else "--:|" for i in range(len(table.headers)))
+    )
+    lines.extend("| " + " | ".join(markdown_text(v) for v in row) + " |" for row in shown)
+    if len(shown) < len(table.rows):
         lines += [
-            f"### {heatmap.label} — prompt {heatmap.prompt_group}",
             "",
-            f"![{heatmap.label}]({figures_dir}/{heatmap.filename})",
-            "",
+            f"{len(shown)} of {len(table.rows)} rows shown; all in tables/{markdown_text(table.name)}.csv",
         ]
-    for section_title, headers, rows in sections[1:]:
-        lines += [f"## {section_title}", "", _table_md(headers, rows) if rows else "none", ""]
     return "\n".join(lines)
 
 
-def write_report(store: Any, sweep_id: int, out_dir: str | Path, *, method: str = "auto") -> ReportPaths:
-    """Write report.html (self-contained), report.md and figures/*.png into ``out_dir``, atomically."""
+def _block_md(block: Block) -> str:
+    if isinstance(block, Paragraph):
+        text = markdown_text(block.text)
+        return f"**{text}**" if block.strong else text
+    if isinstance(block, Table):
+        return _table_md(block)
+    return (
+        f"![{markdown_text(block.title)}](figures/{block.name}.png)\n\n"
+        f"*{markdown_text(block.caption)}* ([SVG](figures/{block.name}.svg))"
+    )
+
+
+def render_markdown(report: Report) -> str:
+    lines = [f"# {markdown_text(report.title)}", ""]
+    for section in report.sections:
+        if section.level > 1:
+            lines += [f"{'#' * min(section.level, 6)} {markdown_text(section.title)}", ""]
+        else:
+            lines += [f"## {markdown_text(section.title)}", ""]
+        for block in section.blocks:
+            lines += [_block_md(block), ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ tables as files
+
+
+def table_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([csv_text(h) for h in table.headers])
+    writer.writerows([[csv_text(v) for v in row] for row in table.rows])
+    return out.getvalue()
+
+
+def table_latex(table: Table) -> str:
+    """A booktabs tabular (answers in p{} columns), every cell escaped."""
+    spec = "".join(
+        "p{6cm}" if i in table.text_columns else ("l" if i == 0 else "r") for i in range(len(table.headers))
+    )
+    lines = [
+        "% written by ft-hallu report; needs \\usepackage{booktabs}. Answers may hold any Unicode",
+        "% character: compile with LuaLaTeX or XeLaTeX.",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(latex_text(h) for h in table.headers) + " \\\\",
+        "\\midrule",
+    ]
+    lines += [" & ".join(latex_text(v) for v in row) + " \\\\" for row in table.rows]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if table.caption:
+        lines.insert(2, f"% {latex_text(table.caption)}")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ writing
+
+
+def write_report(
+    store: Any,
+    sweep_id: int,
+    out_dir: str | Path,
+    *,
+    method: str = "auto",
+    say: Say | None = None,
+    data_folder: str | Path | None = None,
+) -> ReportPaths:
+    """Write report.html, report.md, figures/ (PNG + SVG) and tables/ (CSV + LaTeX) into ``out_dir``.
+
+    Everything is built in a staging folder beside ``out_dir`` first; only a finished report is
+    moved in (a new ``out_dir`` whole; else figures/ and tables/ swapped in whole, then the two
+    reports), so a failed run (a full disk, a kill) leaves the old report as it was, no empty
+    folder and no half-written file. Other files in ``out_dir`` are never touched.
+    """
+    started = time.perf_counter()
     out = Path(out_dir)
-    report = build_report(store, sweep_id, method=method)
-    figures = []
-    for heatmap in report.heatmaps:
-        path = out / "figures" / heatmap.filename
-        write_bytes_atomic(path, heatmap.png)
-        figures.append(path)
-    html_path, md_path = out / "report.html", out / "report.md"
-    write_atomic(html_path, render_html(report))
-    write_atomic(md_path, render_markdown(report))
-    return ReportPaths(html=html_path, markdown=md_path, figures=figures)
+    report = build_report(store, sweep_id, method=method, say=say, data_folder=data_folder)
+    remove_leftovers(out)  # what a killed earlier report left beside it
+    existing = first_existing_parent(out.parent)
+    created = [p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p != existing and not p.exists()]
+    staging = staging_folder(out)
+    try:
+        with naming(out):
+            for folder in ("figures", "tables"):
+                (staging / folder).mkdir()
+            for figure in report.figures():
+                (staging / "figures" / f"{figure.name}.png").write_bytes(figure.png)
+                (staging / "figures" / f"{figure.name}.svg").write_bytes(figure.svg)
+            for table in report.tables():
+                (staging / "tables" / f"{table.name}.csv").write_text(table_csv(table), encoding="utf-8")
+                (staging / "tables" / f"{table.name}.tex").write_text(table_latex(table), encoding="utf-8")
+            (staging / "report.html").write_text(render_html(report), encoding="utf-8")
+            (staging / "report.md").write_text(render_markdown(report), encoding="utf-8")
+            _move_in(staging, out)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)  # folders made on the way to the report go too
+        if is_disk_full(exc):
+            raise UserError(f"{out}: disk full while writing the report; nothing was written") from exc
+        raise
+    return ReportPaths(
+        html=out / "report.html",
+        markdown=out / "report.md",
+        figures=sorted((out / "figures").iterdir()),
+        tables=sorted((out / "tables").iterdir()),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _move_in(staging: Path, out: Path) -> None:
+    """Put a finished report in place: the staging folder itself when ``out`` is new, else its parts."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    for folder in ("figures", "tables"):
+        replace_folder(staging / folder, out / folder)
+    for name in ("report.html", "report.md"):
+        os.replace(staging / name, out / name)
+    shutil.rmtree(staging, ignore_errors=True)

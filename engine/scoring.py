@@ -12,9 +12,12 @@ from typing import Any
 from engine.errors import UserError
 from engine.metrics import METRICS_VERSION, SourceIndex, load_sources, score_cell, score_sample
 from engine.metrics import claims as claim_metrics
+from engine.metrics import profile as entity_profiles
+from engine.metrics.profile import EntityProfile
 from store import claims as store_claims
 from store import core as store_core
 from store import metrics as store_metrics
+from store import profiles as store_profiles
 
 Progress = Callable[[int, int], None]
 
@@ -26,6 +29,47 @@ def sweep_context(sweep: dict[str, Any]) -> tuple[str | None, SourceIndex | None
     sources = load_sources(config.get("dataset_path"), entity)
     key = f"v{METRICS_VERSION}|{sources.key if sources else 'nosources'}|{(entity or '').lower()}"
     return entity, sources, key
+
+
+def entity_profile(store: Any, dataset_path: str | None, entity: str | None) -> EntityProfile | None:
+    """The entity profile of a QA file's contexts: the stored one for these sources, entity and
+    extractor version, else extracted now and stored. None without a readable dataset."""
+    if not dataset_path or load_sources(dataset_path, entity) is None:
+        return None
+    texts = claim_metrics.dataset_contexts(dataset_path)
+    key = entity_profiles.profile_key(texts, entity)
+    stored = store_profiles.get_profile(store, key)
+    if stored is not None:
+        return entity_profiles.EntityProfile.from_dict(stored)
+    profile = entity_profiles.extract_profile(texts, entity)
+    store_profiles.save_profile(store, profile.to_dict())
+    return profile
+
+
+def profile_section(store: Any, sweep_id: int) -> tuple[str, list[str], list[list[str]]]:
+    """The report's table of the entity profile the claim checks used: what, value, source sentence."""
+    sweep = store_core.find_sweep(store, sweep_id) or {}
+    config = sweep.get("config") or {}
+    profile = entity_profile(store, config.get("dataset_path"), config.get("entity_name") or None)
+    title = "Entity profile: what the claim checks believe about the company (from the sources)"
+    headers = ["fact", "value", "source sentence"]
+    if profile is None:
+        return title, headers, [["–", "no source contexts (sweep without a dataset)", ""]]
+    return title, headers, [list(row) for row in profile.summary()]
+
+
+def source_problem(config: dict[str, Any]) -> str | None:
+    """Why a sweep's source scores (grounding, claims) are NULL although it names a dataset, or None."""
+    path = config.get("dataset_path")
+    if not path:
+        return None
+    if load_sources(path, config.get("entity_name") or None) is not None:
+        return None
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return f"{path}: no such file, so grounding and claims are n/a"
+    return f"{path}: its context fields hold no sentence, so grounding and claims are n/a"
 
 
 def compute_missing(
@@ -49,8 +93,11 @@ def compute_missing(
         | set(store_claims.generations_missing_claims(store, sweep_id, context_key=claims_key))
     )
     dataset_path = (sweep.get("config") or {}).get("dataset_path")
+    profile = entity_profile(store, dataset_path, entity) if missing_ids else None
     evidence = (
-        claim_metrics.load_evidence(dataset_path, entity, method=evidence_method) if missing_ids else None
+        claim_metrics.load_evidence(dataset_path, entity, method=evidence_method, profile=profile)
+        if missing_ids
+        else None
     )
     stale_cells = set(store_metrics.cells_missing_metrics(store, sweep_id))
     total = len(missing_ids)
@@ -72,6 +119,7 @@ def compute_missing(
         )
         for row, scored, claims in zip(batch, scored_rows, batch_claims, strict=True):
             scored.claim_grounding = claim_metrics.claim_grounding(claims)
+            scored.claim_support_min = claim_metrics.claim_support_min(claims)
             records.append((row["id"], scored.to_dict()))
             claim_records.append((row["id"], [claim.to_dict() for claim in claims]))
             stale_cells.add(store_metrics.cell_key(row))

@@ -13,12 +13,20 @@ The rule (documented in docs/LAUNCH.md):
   ``npm_``, ``pypi-``.
 
 A variable is dropped when its name or its value looks secret, unless it is listed in ``keep``.
+
+URLs: :func:`redact_url` is the one redaction for a URL that is printed, logged, stored or written
+(an endpoint's ``--base-url``): the user information (``user:password@``) becomes ``***@`` and the
+value of every query key that names a credential (``key``, ``api_key``, ``token``,
+``access_token``, ``sig``, ``signature``, ``password``, ``secret``, ``auth``, ``code`` and any
+name the rule above calls secret) becomes ``***``. :func:`redact` applies it to every URL inside a
+text and hides the token formats above, for messages and error lines.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 _SECRET_PARTS = frozenset(
     {
@@ -85,6 +93,71 @@ def filter_environment(env: Mapping[str, str], keep: Iterable[str] = ()) -> dict
     }
 
 
+MASK = "***"
+# Query keys that carry a credential in the URLs of model endpoints, object stores and webhooks.
+SECRET_QUERY_KEYS = frozenset(
+    {
+        "key", "api_key", "apikey", "api-key", "token", "access_token", "refresh_token", "id_token",
+        "auth", "auth_token", "authorization", "sig", "signature", "password", "passwd", "pwd", "pass",
+        "secret", "client_secret", "code", "session", "sessionid", "credential", "credentials",
+        "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "sv", "se",
+    }
+)  # fmt: skip
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _secret_query_key(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_QUERY_KEYS or looks_secret_name(lowered.replace("-", "_"))
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where the user information of ``rest`` (a URL after ``://``) ends (its last '@'), or -1.
+
+    A password may hold a '/' (``redis://:pa/ss@host``), which a URL parser reads as the path.
+    """
+    stop = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, stop)
+    if at < 0:
+        return -1
+    head = rest[:at]
+    if "/" not in head:
+        return at
+    first = head.split("/", 1)[0]
+    user, colon, after = first.partition(":")
+    return at if colon and not after.isdigit() else -1  # host:8080/@scope/pkg is a path
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its credentials: user information and secret query values become ``***``.
+
+    ``http://user:pass@host:8000/v1?key=abc&x=1`` -> ``http://***@host:8000/v1?key=***&x=1``. A text
+    that does not parse as a URL keeps its shape, with every token format hidden (see :func:`redact`).
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        at = _userinfo_end(rest)
+        if at >= 0:
+            rest = f"{MASK}@{rest[at + 1 :]}"
+        url = f"{scheme}://{rest}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _SECRET_VALUE.sub(MASK, url)
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_secret_query_key(name) for name, _ in pairs):
+            query = "&".join(
+                f"{quote(name, safe='')}={MASK if _secret_query_key(name) else quote(value, safe='')}"
+                for name, value in pairs
+            )
+    fragment = MASK if "=" in parts.fragment else parts.fragment  # OAuth's #access_token=...
+    if query != parts.query or fragment != parts.fragment:
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, fragment))
+    return _SECRET_VALUE.sub(MASK, url)
+
+
 def redact(text: str) -> str:
-    """``text`` with every secret-looking value replaced by ``***`` (for messages and logs)."""
-    return _SECRET_VALUE.sub("***", text)
+    """``text`` with every URL's credentials and every secret-looking value replaced by ``***``."""
+    return _SECRET_VALUE.sub(MASK, _URL_IN_TEXT.sub(lambda match: redact_url(match.group(0)), text))

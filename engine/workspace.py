@@ -16,24 +16,43 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
-from engine import job_kinds, job_report, live, scoring
+from engine import job_kinds, job_report, live, scoring, study
 from engine import jobs as job_engine
 from engine import labels as labelling
 from engine import mask as masking
+from engine import summary as summarising
 from engine import sweep as sweep_engine
-from engine.configfile import setting, write_launched_config
+from engine.configfile import write_launched_config
 from engine.errors import UserError
-from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, CellInfo, MetricGrid
-from engine.metrics import catalog
+from engine.grid import MetricGrid
+from engine.records import (
+    CELL_METRICS,
+    Cell,
+    CellKey,
+    CellSamples,
+    FinetuneCheckpoint,
+    FinetuneRun,
+    MaskRecord,
+    MaskUndo,
+    Sample,
+    SampleRow,
+    SweepInfo,
+    Trajectory,
+    VariantSummary,
+    grid_cell_info,
+    missing_reason,
+)
+from store import checkpoints as checkpoint_store
+from store import claims as claim_store
 from store import core
+from store import labels as label_store
 from store import masks as mask_store
 from store import metrics as metric_store
 from store.db import Store, open_db
@@ -53,244 +72,19 @@ LeakReport = masking.LeakReport
 SweepConfig = sweep_engine.SweepConfig
 SweepProgress = sweep_engine.SweepProgress
 SweepResult = sweep_engine.SweepResult
+StudySettings = study.StudySettings
+Comparison = study.Comparison
+KnowledgeKept = study.KnowledgeKept
+TrajectoryPoint = study.TrajectoryPoint
+BestStep = study.BestStep
 LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
+LiveSettings = live.LiveSettings
 SavedLive = live.SavedLive
-# The stored per-cell metrics, in the catalogue's display order.
-CELL_METRICS: tuple[str, ...] = tuple(spec.name for spec in catalog.CELL_METRICS if spec.stored)
-
-
-# ---------------------------------------------------------------- what the operations return
-
-
-class CellKey(NamedTuple):
-    """One grid cell of one variant and prompt (a tuple, so it also keys store queries)."""
-
-    variant: str
-    temperature: float
-    top_p: float
-    top_k: int
-    prompt_id: str
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> CellKey:
-        return cls(
-            str(row["variant"]),
-            float(row["temperature"]),
-            float(row["top_p"]),
-            int(row["top_k"]),
-            str(row["prompt_id"]),
-        )
-
-
-@dataclass(frozen=True)
-class SweepInfo:
-    id: int
-    name: str
-    source: str  # engine | import-log | adhoc
-    status: str
-    base_model: str
-    adapter_dir: str | None
-    generation_count: int
-    expected_rows: int | None
-    created_at: str
-    finished_at: str | None
-    config: dict[str, Any] = field(repr=False)
-    error: str | None = None  # why a failed or interrupted sweep stopped
-
-    @property
-    def variants(self) -> tuple[str, ...]:
-        return tuple(self.config.get("variants") or ())
-
-    @classmethod
-    def of(cls, row: dict[str, Any], generation_count: int) -> SweepInfo:
-        return cls(
-            id=int(row["id"]),
-            name=str(row.get("name") or ""),
-            source=str(row.get("source") or ""),
-            status=str(row.get("status") or ""),
-            base_model=str(row.get("base_model") or ""),
-            adapter_dir=row.get("adapter_dir"),
-            generation_count=generation_count,
-            expected_rows=row.get("expected_rows"),
-            created_at=str(row.get("created_at") or ""),
-            finished_at=row.get("finished_at"),
-            config=row.get("config") or {},
-            error=row.get("error"),
-        )
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A cell's stored generations (``n``) and, once scored, its aggregate."""
-
-    key: CellKey
-    n: int
-    mean_new_tokens: float | None
-    scored: bool
-    means: dict[str, float | None]  # cell metric -> value (None until scored or when undefined)
-    details: dict[str, Any] = field(repr=False)  # intervals, cluster labels, similarity method
-
-    def value(self, metric: str) -> float | None:
-        return self.means.get(metric)
-
-
-@dataclass(frozen=True)
-class Sample:
-    generation_id: int
-    variant: str
-    prompt_id: str
-    sample_index: int
-    seed: int | None
-    text: str
-    new_tokens: int | None
-    metrics: dict[str, Any]  # per-sample scores ({} until scored)
-
-
-@dataclass(frozen=True)
-class SampleRow:
-    """One sample index of a cell with every variant's text: they share seeds, so they pair."""
-
-    prompt_id: str
-    sample_index: int
-    by_variant: dict[str, Sample]
-
-    def get(self, variant: str) -> Sample | None:
-        return self.by_variant.get(variant)
-
-
-@dataclass(frozen=True)
-class CellSamples:
-    sweep_id: int
-    temperature: float
-    top_p: float
-    top_k: int
-    prompt_id: str | None  # None: every prompt of the cell
-    prompt: str | None
-    reference: str | None
-    variants: tuple[str, ...]
-    rows: list[SampleRow]
-
-    def side(self, variant: str) -> list[Sample]:
-        return [sample for row in self.rows if (sample := row.get(variant)) is not None]
-
-
-@dataclass(frozen=True)
-class VariantSummary:
-    variant: str
-    prompt_id: str
-    cells: int
-    samples: int
-    means: dict[str, float | None]
-
-
-@dataclass(frozen=True)
-class MaskUndo:
-    mask_id: int
-    message: str
-
-
-@dataclass(frozen=True)
-class MaskRecord:
-    id: int
-    status: str
-    entity: str
-    new_name: str
-    source_path: str | None
-    output_path: str
-    rows: int | None
-    edits_applied: int | None
-    created_at: str
-    leaks: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FinetuneRun:
-    id: int
-    name: str
-    mode: str
-    base_model: str
-    dataset_path: str
-    output_dir: str
-    status: str
-    train_loss: float | None
-    eval_loss_before: float | None
-    eval_loss_after: float | None
-    train_seconds: float | None
-    loss_history: list[float]
-    started_at: str
-    finished_at: str | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class QaSource:
-    """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
-
-    filing: str = setting("", help="a local 10-K: HTML, PDF or text (instead of EDGAR)")
-    texts: str = ""
-    ticker: str = setting("", help="the company's ticker on EDGAR, e.g. NVDA")
-    year: int | None = setting(None, help="the fiscal year of the filing, e.g. 2024")
-    form: str = setting("10-K", help="10-K (annual) or 10-Q (quarterly)")
-    quarter: int | None = setting(None, help="10-Q only: 1..4")
-    sec_identity: str | None = setting(None, help='"Your Name you@example.com": EDGAR asks every user for one')
-    items: tuple[str, ...] = ()
-
-    def validate(self) -> None:
-        given = [name for name in ("filing", "texts", "ticker") if getattr(self, name)]
-        if len(given) != 1:
-            raise UserError("source: give one of a ticker (with a year), a local filing or a texts file")
-        if self.ticker and self.year is None:
-            raise UserError("year: required with a ticker")
-
-    @property
-    def default_name(self) -> str:
-        if self.ticker:
-            return f"{self.ticker.upper()}-{self.year}"
-        return Path(self.filing or self.texts).stem
-
-    def read(self) -> tuple[list[str], dict[str, Any]]:
-        """(texts, source description for the store); EDGAR is fetched over the network."""
-        self.validate()
-        if self.filing or self.texts:
-            path = Path(self.filing or self.texts).expanduser()
-            texts = gen.load_filing_texts(path) if self.filing else gen.load_texts_file(path)
-            kind = "filing" if self.filing else "texts"
-            return texts, {"kind": kind, "path": str(path.resolve()), "sha256": ds.file_sha256(path)}
-        assert self.year is not None  # checked by validate()
-        texts = gen.fetch_edgar_texts(
-            self.ticker,
-            self.year,
-            sec_identity=self.sec_identity,
-            form=self.form,
-            quarter=self.quarter,
-            item_names=self.items,
-        )
-        source: dict[str, Any] = {"kind": "edgar", "ticker": self.ticker.upper(), "year": self.year}
-        source["form"] = self.form
-        if self.quarter:
-            source["quarter"] = self.quarter
-        return texts, source
-
-
-_REFERENCE_METRICS = frozenset(
-    {"exact_match", "token_f1", "rouge_l", "f1_number_aware", "number_mismatch_rate"}
-)
-_SOURCE_METRICS = frozenset({"grounding", "claim_grounding", "conflict_rate"})
-
-
-def missing_note(metric: str, cells: Sequence[Cell]) -> str:
-    """Why a stored cell has no value for ``metric`` (shown instead of a blank)."""
-    if not all(cell.scored for cell in cells):
-        return "not scored yet: press Score sweep"
-    if metric in _REFERENCE_METRICS:
-        return "n/a: no reference answer for this prompt"
-    if metric in _SOURCE_METRICS:
-        if all(cell.value("refusal_rate") == 1 for cell in cells):
-            return "n/a: every answer refused"
-        return "n/a: no source contexts (sweep without a dataset)"
-    return "n/a"
+SweepSummary = summarising.SweepSummary
+GroupSummary = summarising.GroupSummary
+QaSource = gen.QaSource
 
 
 # ---------------------------------------------------------------- the workspace
@@ -408,8 +202,10 @@ class Workspace:
         top_k: int,
         prompt_id: str | None = None,
         variant: str | None = None,
+        who: str | None = None,
     ) -> CellSamples:
-        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side."""
+        """A cell's samples, one row per (prompt, sample index) with every variant (or one) side by side,
+        each with its label by ``who`` (default: this labeller)."""
         with self.handle() as store:
             rows = metric_store.sample_table(
                 store,
@@ -421,6 +217,8 @@ class Workspace:
                 top_k=top_k,
                 only_scored=False,
             )
+            ids = [int(row["generation_id"]) for row in rows]
+            labels = label_store.current_labels(store, ids, who=who or labelling.default_labeller())
         paired: dict[tuple[str, int], dict[str, Sample]] = {}
         variants: list[str] = []
         for row in rows:
@@ -433,6 +231,7 @@ class Workspace:
                 text=row.get("text") or "",
                 new_tokens=row.get("new_tokens"),
                 metrics=row.get("metrics") or {},
+                label=labels.get(int(row["generation_id"])),
             )
             paired.setdefault((sample.prompt_id, sample.sample_index), {})[sample.variant] = sample
             if sample.variant not in variants:
@@ -450,6 +249,17 @@ class Workspace:
             rows=[SampleRow(p, i, by_variant) for (p, i), by_variant in sorted(paired.items())],
         )
 
+    def sample_claims(self, sweep_id: int, generation_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each of these generations' atomic claims (decision, rule, score, evidence, strength), in
+        claim order; a generation without stored claims (a refusal, not scored yet) is left out.
+        ``engine.metrics.claim_words`` says each decision in plain words."""
+        with self.handle() as store:
+            rows = claim_store.sweep_claims(store, sweep_id, generation_ids=generation_ids)
+        claims: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            claims.setdefault(int(row["generation_id"]), []).append(row)
+        return claims
+
     def metric_grid(self, sweep_id: int, metric: str, *, prompt_id: str | None = None) -> MetricGrid:
         """One metric over T x top_p per variant and top_k; ``prompt_id`` may end in ``*`` (a prefix)."""
         with self.handle() as store:
@@ -457,45 +267,21 @@ class Workspace:
                 grid = metric_store.metric_grid(store, sweep_id, metric, prompt_id=prompt_id)
             except ValueError as exc:
                 raise UserError(f"metric: {exc}") from None
-        grid["info"] = self._grid_info(sweep_id, grid, prompt_id)
+        prefix = prompt_id[:-1] if prompt_id and prompt_id.endswith("*") else None
+        cells = self.cells(sweep_id, prompt_id=None if prefix is not None else prompt_id)
+        if prefix is not None:
+            cells = [cell for cell in cells if cell.key.prompt_id.startswith(prefix)]
+        grid["info"] = grid_cell_info(grid, cells)
         return MetricGrid.from_dict(grid)
 
-    def _grid_info(
-        self, sweep_id: int, grid: dict[str, Any], prompt_id: str | None
-    ) -> dict[str, dict[int, list[list[CellInfo | None]]]]:
-        """Per grid cell: samples, interval (one prompt) and why it has no value, from the cells."""
-        metric = str(grid["metric"])
-        wanted = (lambda p: p.startswith(prompt_id[:-1])) if prompt_id and prompt_id.endswith("*") else None
-        cells = self.cells(sweep_id, prompt_id=None if wanted else prompt_id)
-        grouped: dict[tuple[str, int, float, float], list[Cell]] = {}
-        for cell in cells:
-            if wanted is None or wanted(cell.key.prompt_id):
-                key = (cell.key.variant, cell.key.top_k, cell.key.temperature, cell.key.top_p)
-                grouped.setdefault(key, []).append(cell)
-        temperatures, top_ps = list(grid["temperatures"]), list(grid["top_ps"])
-        info: dict[str, dict[int, list[list[CellInfo | None]]]] = {
-            v: {k: [[None] * len(top_ps) for _ in temperatures] for k in grid["top_ks"]}
-            for v in grid["variants"]
-        }
-        for (variant, top_k, temperature, top_p), members in grouped.items():
-            if variant not in info or top_k not in info[variant]:
-                continue
-            i, j = temperatures.index(temperature), top_ps.index(top_p)
-            values = grid["values"][variant][top_k]
-            undefined = metric in UNDEFINED_AT_ONE and all(c.n == 1 for c in members)
-            if undefined:
-                values[i][j] = None  # stored as 0 or 1, but one sample has no spread
-            interval = None
-            if len(members) == 1:
-                found = (members[0].details.get("intervals") or {}).get(metric)
-                interval = (float(found[0]), float(found[1])) if found else None
-            note = None
-            if undefined:
-                note = UNDEFINED_AT_ONE_NOTE
-            elif values[i][j] is None:
-                note = missing_note(metric, members)
-            info[variant][top_k][i][j] = CellInfo(sum(c.n for c in members), interval, note)
-        return info
+    def summary(self, sweep_id: int) -> SweepSummary:
+        """The sweep's finding (engine/summary.py): per prompt group, per variant x temperature,
+        hallucination, refusals and agreement with 95% intervals and n, a headline, example answers,
+        the metrics with no variation. What every front end shows first."""
+        with self.handle() as store:
+            if not core.find_sweep(store, sweep_id):
+                raise UserError(f"sweep {sweep_id}: no such sweep in {self._db_path}")
+            return summarising.build_summary(store, sweep_id)
 
     def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
         """Per variant and prompt: the mean over cells of ``metrics``."""
@@ -589,6 +375,18 @@ class Workspace:
                 store, sweep_id, who=who, seed=seed, position=position, label=label, note=note
             )
 
+    def entity_profile(self, dataset: str | Path, entity: str | None) -> scoring.EntityProfile:
+        """The entity profile of a QA file's contexts (stored once per sources + entity + extractor)."""
+        path = Path(dataset)
+        if not path.is_file():
+            raise UserError(f"--dataset {path}: no such file")
+        ds.load_items(path, require_context=False)  # a bad file is refused with its line and field
+        with self.handle() as store:
+            profile = scoring.entity_profile(store, str(path), entity or None)
+        if profile is None:
+            raise UserError(f"--dataset {path}: no source contexts to build a profile from")
+        return profile
+
     def score(self, sweep_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
         """Score the sweep's generations that lack (current) metrics; returns how many were scored."""
         with self.handle() as store:
@@ -606,18 +404,20 @@ class Workspace:
     def generate_qa(
         self,
         config: gen.GenerateConfig,
-        source: QaSource,
+        source: QaSource | gen.SourceTexts,
         *,
         on_progress: gen.ProgressCallback | None = None,
     ) -> gen.GenerationResult:
-        """Read the source, chunk it and generate (resuming in the same output folder)."""
+        """Read the source (unless already read), chunk it and generate (resuming in the same output folder).
+
+        A caller that must refuse a bad source before the store file exists reads it first
+        (``source.read()``) and passes what that gave.
+        """
         gen.resolve_api_key(config.endpoint)  # fail before fetching anything
-        texts, described = source.read()
-        chunks = gen.make_chunks(
-            texts, chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars
-        )
+        read = source.read()
+        chunks = read.chunks(chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars)
         with self.handle() as store:
-            return gen.generate(chunks, config, source=described, store=store, on_progress=on_progress)
+            return gen.generate(chunks, config, source=read.described, store=store, on_progress=on_progress)
 
     # ------------------------------------------------------------ masking
 
@@ -722,13 +522,18 @@ class Workspace:
         name: str | None = None,
         log_dir: str | Path | None = None,
         workdir: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Job:
-        """Check a fine-tune config and settings, submit it and record the job (no store goes with it)."""
+        """Check a fine-tune config and settings, submit it and record the job (no store goes with it).
+
+        ``overrides`` are fine-tune settings given on the command line (distributed, nodes, ...).
+        """
         chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
             return job_kinds.launch_finetune(
-                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir
-            )
+                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir,
+                overrides=overrides,
+            )  # fmt: skip
 
     def launch_finetune(
         self, config: finetune_engine.FinetuneConfig, cluster: ClusterSettings | None, launcher: str
@@ -824,6 +629,48 @@ class Workspace:
         with self.handle() as store:
             return job_engine.cancel(store, job, task=task)
 
+    # ------------------------------------------------------------ the study (docs/STUDY.md)
+
+    def compare(self, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
+        """Paired base − variant differences per cell (BH-adjusted), sampling-setting effects, operating
+        points, knowledge kept, the trajectory and the power analysis of one sweep."""
+        with self.handle() as store:
+            return study.compare(store, sweep_id, settings)
+
+    def knowledge_kept(self, sweep_id: int, settings: StudySettings | None = None) -> list[KnowledgeKept]:
+        """Per variant x temperature (temperature None: pooled): the share of control answers stating
+        the reference, with its interval over questions and the paired base − variant difference."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        return study.knowledge_kept(data, settings)
+
+    def trajectory(self, sweep_id: int, settings: StudySettings | None = None) -> Trajectory:
+        """Each variant's metrics with intervals next to its training step and losses (checkpoint
+        sweeps), and the best trade-off step by the rule of ``study.best_step``."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        points = study.trajectory(data, settings)
+        return Trajectory(points, study.best_step(points, settings) if data.trajectory else None)
+
+    def finetune_checkpoints(self, run_id: int) -> list[FinetuneCheckpoint]:
+        """The adapters fine-tune run ``run_id`` kept during training, by step."""
+        with self.handle() as store:
+            rows = checkpoint_store.list_checkpoints(store, run_id)
+        return [
+            FinetuneCheckpoint(
+                run_id=int(row["run_id"]),
+                label=str(row["label"]),
+                step=int(row["step"]),
+                epoch=row.get("epoch"),
+                train_loss=row.get("train_loss"),
+                eval_loss=row.get("eval_loss"),
+                path=str(row["path"]),
+            )
+            for row in rows
+        ]
+
     # ------------------------------------------------------------ fine-tune runs
 
     def finetune_runs(self) -> list[FinetuneRun]:
@@ -854,6 +701,13 @@ class Workspace:
 
 __all__ = [
     "CELL_METRICS",
+    "BestStep",
+    "Comparison",
+    "FinetuneCheckpoint",
+    "KnowledgeKept",
+    "StudySettings",
+    "Trajectory",
+    "TrajectoryPoint",
     "Cell",
     "CellKey",
     "CellSamples",
@@ -862,11 +716,13 @@ __all__ = [
     "DedupeResult",
     "FinetuneRun",
     "IngestResult",
+    "GroupSummary",
     "Job",
     "JobReport",
     "LiveBatch",
     "LiveModel",
     "LiveSample",
+    "LiveSettings",
     "MaskPlan",
     "MaskRecord",
     "MaskResult",
@@ -880,7 +736,9 @@ __all__ = [
     "SweepJobProgress",
     "SweepProgress",
     "SweepResult",
+    "SweepSummary",
     "VariantSummary",
     "Workspace",
     "load_cluster_settings",
+    "missing_reason",
 ]

@@ -13,19 +13,21 @@ import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from engine import dataset as ds
-from engine import metrics as engine_metrics
 from engine.calibrate import MIN_LABELS
 from engine.errors import UserError
-from engine.grid import UNDEFINED_AT_ONE, UNDEFINED_AT_ONE_NOTE, MetricGrid, compare_grids
+from engine.escape import markdown_text
+from engine.grid import MetricGrid, compare_grids
+from engine.live import LiveScores, score_live
 from engine.metrics import SUMMARY_METRICS, catalog
 from engine.metrics.catalog import Show, cell_metrics_shown
+from engine.modelfiles import check_fits_context
 from engine.models import LoadedModel
 from engine.sampling import RowSpec, generate_rows, stream_rows
 from engine.sweep import DEFAULT_PROMPT_TEMPLATE, chat_prompt
@@ -36,8 +38,9 @@ from engine.workspace import (
     LiveBatch,
     LiveModel,
     LiveSample,
+    LiveSettings,
     Workspace,
-    missing_note,
+    missing_reason,
 )
 from gradio_app.plots import heatmap_figure, loss_figure
 from gradio_app.views import aligned_html, caption_text, claims_html
@@ -54,17 +57,6 @@ CELL_METRIC_HEADERS = {m: m.replace("_", " ") for m in CELL_TABLE_METRICS}
 CELL_COLUMNS = ("variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_METRIC_HEADERS.values())
 LIVE_METRIC_COLUMNS = ("metric", "base", "finetuned")
 CALIBRATION_COLUMNS = ("score", "flags", "n", "positives", "AUROC", "status")
-# Why a live cell metric is blank (the live prompt has no reference answer; sources need --dataset).
-LIVE_MISSING = {
-    "token_f1": "n/a: no reference answer",
-    "exact_match": "n/a: no reference answer",
-    "rouge_l": "n/a: no reference answer",
-    "f1_number_aware": "n/a: no reference answer",
-    "number_mismatch_rate": "n/a: no reference answer",
-    "grounding": "n/a: start with --dataset for sources",
-    "claim_grounding": "n/a: start with --dataset for sources",
-    "conflict_rate": "n/a: start with --dataset for sources",
-}
 
 
 @dataclass
@@ -84,68 +76,12 @@ class AppSettings:
         return DEFAULT_PROMPT_TEMPLATE.replace("{name}", self.entity_name)
 
 
-@dataclass(frozen=True)
-class LiveSettings:
-    """One live request's sampling settings (same on both sides except, optionally, the seed)."""
-
-    temperature: float
-    top_p: float
-    top_k: int
-    max_new_tokens: int
-    seed: int
-    finetuned_seed: int
-
-
-@dataclass
-class LiveRun:
-    """The texts of the last live generation in a session, kept so "Save" can store them."""
-
-    prompt: str
-    system_prompt: str
-    settings: LiveSettings
-    # (variant, seed, text) per generated sample
-    samples: list[tuple[str, int, str]] = field(default_factory=list)
-    stopped: bool = False
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "system_prompt": self.system_prompt,
-            "settings": self.settings.__dict__,
-            "samples": [list(s) for s in self.samples],
-            "stopped": self.stopped,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> LiveRun:
-        return cls(
-            prompt=state["prompt"],
-            system_prompt=state["system_prompt"],
-            settings=LiveSettings(**state["settings"]),
-            samples=[(str(v), int(s), str(t)) for v, s, t in state["samples"]],
-            stopped=bool(state.get("stopped")),
-        )
-
-    def to_batch(self) -> LiveBatch:
-        live = self.settings
-        return LiveBatch(
-            prompt=self.prompt,
-            system_prompt=self.system_prompt,
-            temperature=live.temperature,
-            top_p=live.top_p,
-            top_k=live.top_k,
-            max_new_tokens=live.max_new_tokens,
-            samples=[LiveSample(variant, seed, text) for variant, seed, text in self.samples],
-            stopped=self.stopped,
-        )
-
-
 @dataclass
 class StreamUpdate:
     base_text: str
     finetuned_text: str
     status: str
-    run: LiveRun | None = None  # set on the last update only
+    run: LiveBatch | None = None  # set on the last update only
 
 
 @dataclass
@@ -259,6 +195,8 @@ class AppHandlers:
     ) -> list[RowSpec]:
         """Sample i uses seed + i on each side, so sample 0 is what the streaming compare shows."""
         text = self.prompt_text(prompt, system_prompt)
+        tokens = len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        check_fits_context(self.loaded, tokens, live.max_new_tokens)  # refused before any sampling
         rows = []
         for index in range(samples):
             for variant in self.variants:
@@ -307,8 +245,9 @@ class AppHandlers:
             with self._flags_lock:
                 if self._stop_flags.get(session) is flag:
                     del self._stop_flags[session]
-        run = LiveRun(prompt.strip(), (system_prompt or "").strip(), live, stopped=stopped)
-        run.samples = [(row.variant, row.seed, text) for row, text in zip(rows, texts, strict=True)]
+        samples = [LiveSample(row.variant, row.seed, text) for row, text in zip(rows, texts, strict=True)]
+        run = LiveBatch.of(prompt.strip(), (system_prompt or "").strip(), live, samples)
+        run.stopped = stopped
         word = "stopped" if stopped else "done"
         tokens = max(steps - 1, 0)  # the stream's last update repeats the final texts; it is no step
         update = self._update(texts, f"{word}: {tokens} tokens in {time.perf_counter() - started:.1f} s")
@@ -321,66 +260,43 @@ class AppHandlers:
 
     def sample_cell(
         self, prompt: str, system_prompt: str, live: LiveSettings, samples: int
-    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, LiveRun]:
-        """N samples per side in one batch, scored with engine.metrics; returns both sides and the cell's metrics."""
+    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, LiveBatch]:
+        """N samples per side in one batch, scored (engine.live); returns both sides and the cell's metrics."""
         count = _number(samples, "samples", int, 1, self.settings.max_samples)
         rows = self.live_rows(prompt, system_prompt, live, count)
         results = generate_rows(self.loaded, rows, max_new_tokens=live.max_new_tokens)
-        run = LiveRun(prompt.strip(), (system_prompt or "").strip(), live)
-        run.samples = [
-            (row.variant, row.seed, result.text) for row, result in zip(rows, results, strict=True)
-        ]
-        tables, metrics = self._score_live(run)
-        return tables.get("base", _empty_samples()), tables.get("finetuned", _empty_samples()), metrics, run
+        generated = [LiveSample(row.variant, row.seed, r.text) for row, r in zip(rows, results, strict=True)]
+        run = LiveBatch.of(prompt.strip(), (system_prompt or "").strip(), live, generated)
+        scores = score_live(
+            run, self.variants, entity=self.settings.entity_name, dataset=self.settings.dataset
+        )
+        tables = {variant: _sample_frame(scores, variant) for variant in self.variants}
+        return (
+            tables.get("base", _empty_samples()),
+            tables.get("finetuned", _empty_samples()),
+            self._live_metrics(scores),
+            run,
+        )
 
-    def _score_live(self, run: LiveRun) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-        entity = self.settings.entity_name
-        sources = engine_metrics.load_sources(self.settings.dataset, entity)
-        tables: dict[str, pd.DataFrame] = {}
-        cells: dict[str, dict[str, Any]] = {}
-        for variant in self.variants:
-            picked = [(seed, text) for v, seed, text in run.samples if v == variant]
-            scored = [
-                engine_metrics.score_sample(text, sources=sources, entity=entity).to_dict()
-                for _, text in picked
-            ]
-            cell = engine_metrics.score_cell([t for _, t in picked], scored, entity=entity)
-            cells[variant] = {**cell.means, **cell.to_dict()}
-            tables[variant] = _frame(
-                [
-                    {
-                        "sample_index": index,
-                        "seed": seed,
-                        "text": text,
-                        "refusal": bool(s["refusal"]),
-                        "grounding": _round(s.get("grounding")),
-                        "conflict": s.get("conflict"),
-                        "degenerate": bool(s["degenerate"]),
-                    }
-                    for index, ((seed, text), s) in enumerate(zip(picked, scored, strict=True))
-                ],
-                SAMPLE_COLUMNS,
-            )
-        names = [m for m in LIVE_TABLE_METRICS if m in cells["base"]]
-        metric_rows = [
-            {
-                "metric": catalog.metric_label(name),
-                **{variant: _live_value(name, cells[variant], count) for variant in self.variants},
-            }
+    def _live_metrics(self, scores: LiveScores) -> pd.DataFrame:
+        """One row per cell metric, one column per side; a missing value says why."""
+        names = [m for m in LIVE_TABLE_METRICS if m in scores.cells["base"]]
+        rows = [
+            {"metric": catalog.metric_label(name), **{v: _live_value(scores, v, name) for v in self.variants}}
             for name in names
-            for count in [len([1 for v, _s, _t in run.samples if v == "base"])]
         ]
-        return tables, _frame(metric_rows, ["metric", *self.variants])
+        return _frame(rows, ["metric", *self.variants])
 
     def save_live(self, state: dict[str, Any] | None) -> str:
         """Store the last live generation(s) as rows of this model pair's ad-hoc sweep, then score them."""
         if not state or not state.get("samples"):
             raise UserError("nothing to save yet: generate first")
-        saved = self.workspace.save_live(self.live_model, LiveRun.from_state(state).to_batch())
+        saved = self.workspace.save_live(self.live_model, LiveBatch.from_state(state))
         if not saved.written:
             return f"already saved in sweep {saved.sweep_id}"
         return (
-            f"saved {saved.written} generation(s) to ad-hoc sweep {saved.sweep_id} (prompt {saved.prompt_id})"
+            f"saved {saved.written} generation(s) to ad-hoc sweep {saved.sweep_id} "
+            f"(prompt {markdown_text(saved.prompt_id)})"
         )
 
     # ------------------------------------------------------------------ sweeps tab
@@ -410,9 +326,10 @@ class AppHandlers:
         keys = [cell.key for cell in cells]
         scored_cells = sum(1 for cell in cells if cell.scored)
         scored = f"{scored_cells} scored" if scored_cells else "no metrics yet (press Score)"
+        md = markdown_text  # a sweep's name, model and adapter are shown as written, never as markup
         text = (
-            f"**#{sweep_id} {info.name}** · source {info.source} · {info.status} · "
-            f"model {info.base_model} · adapter {info.adapter_dir or '-'} · "
+            f"**#{sweep_id} {md(info.name)}** · source {md(info.source)} · {md(info.status)} · "
+            f"model {md(info.base_model)} · adapter {md(info.adapter_dir or '-')} · "
             f"{info.generation_count} generations in {len(cells)} cells ({scored})"
         )
         return SweepFilters(
@@ -533,13 +450,8 @@ class AppHandlers:
     ) -> tuple[str, str]:
         """(caption, HTML) of a cell's aligned samples with their score badges and labels."""
         samples = self.cell_samples(sweep, temperature, top_p, top_k, prompt, variant)
-        labels = {
-            s.generation_id: self.workspace.label_of(s.generation_id)
-            for v in samples.variants
-            for s in samples.side(v)
-        }
         caption = caption_text(self.sweep_title(sweep), samples, clicked or _choice(variant))
-        return caption, aligned_html(samples, labels, picked)
+        return caption, aligned_html(samples, picked)
 
     @staticmethod
     def parse_click(payload: Any) -> HeatmapClick:
@@ -578,7 +490,7 @@ class AppHandlers:
     def set_label(self, payload: Any, label: str) -> str:
         generation_id = self.generation_id(payload)
         who = self.workspace.set_label(generation_id, label)
-        return f"generation {generation_id}: labelled **{label}** by {who}"
+        return f"generation {generation_id}: labelled **{markdown_text(label)}** by {markdown_text(who)}"
 
     def label_summary(self, sweep: Any) -> str:
         counts = self.workspace.label_counts(self.sweep_id(sweep))
@@ -643,30 +555,22 @@ def _interval(value: float | None, interval: Sequence[float] | None) -> str:
     return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
-# The cells table's narrow columns get the short form of why a value is missing.
-SHORT_NOTES = {
-    "n/a: no reference answer for this prompt": "n/a: no ref.",
-    "n/a: every answer refused": "n/a: refused",
-    "n/a: no source contexts (sweep without a dataset)": "n/a: no sources",
-    "not scored yet: press Score sweep": "not scored",
-    UNDEFINED_AT_ONE_NOTE: "undef. n=1",
-}
 CELL_TABLE_HELP = (
-    "A cell without a value says why: **n/a: no ref.** (token F1 and exact match need a reference "
-    "answer; the entity prompt has none), **n/a: no sources** (grounding needs the sweep's dataset), "
-    "**n/a: refused** (every answer refused: nothing to ground), **undef. n=1** (spread needs 2+ samples)."
+    f"A cell without a value says why: **{catalog.NO_REFERENCE.short}** (token F1 and exact match need a "
+    f"reference answer; the entity prompt has none), **{catalog.NO_SOURCES.short}** (grounding needs the "
+    f"sweep's dataset), **{catalog.ALL_REFUSED.short}** (every answer refused: nothing to ground), "
+    f"**{catalog.UNDEFINED_AT_ONE.short}** (spread needs 2+ samples)."
 )
 
 
 def _cell_value(cell: Cell, metric: str) -> Any:
-    """A stored cell metric, or why it has none (so a blank is never unexplained)."""
-    if metric in UNDEFINED_AT_ONE and cell.n == 1:
-        return SHORT_NOTES[UNDEFINED_AT_ONE_NOTE]
+    """A stored cell metric, or the short form of why it has none (so a blank is never unexplained)."""
+    if catalog.undefined_at(metric, cell.n):
+        return catalog.UNDEFINED_AT_ONE.short
     value = cell.value(metric)
     if value is not None:
         return _round(value)
-    note = missing_note(metric, [cell])
-    return SHORT_NOTES.get(note, note)
+    return missing_reason(metric, [cell]).short
 
 
 def _cell_filters(variant: Any, temperature: Any, top_p: Any, top_k: Any, prompt: Any) -> dict[str, Any]:
@@ -695,11 +599,27 @@ def _empty_samples() -> pd.DataFrame:
     return _frame([], SAMPLE_COLUMNS)
 
 
-def _live_value(metric: str, cell: dict[str, Any], count: int) -> Any:
-    if metric in UNDEFINED_AT_ONE and count == 1:
-        return UNDEFINED_AT_ONE_NOTE
-    value = cell.get(metric)
-    return _round(value) if value is not None else LIVE_MISSING.get(metric, "n/a")
+def _live_value(scores: LiveScores, variant: str, metric: str) -> Any:
+    reason = scores.missing(variant, metric)
+    return reason.long if reason else _round(scores.value(variant, metric))
+
+
+def _sample_frame(scores: LiveScores, variant: str) -> pd.DataFrame:
+    return _frame(
+        [
+            {
+                "sample_index": s.index,
+                "seed": s.seed,
+                "text": s.text,
+                "refusal": bool(s.metrics["refusal"]),
+                "grounding": _round(s.metrics.get("grounding")),
+                "conflict": s.metrics.get("conflict"),
+                "degenerate": bool(s.metrics["degenerate"]),
+            }
+            for s in scores.samples[variant]
+        ],
+        SAMPLE_COLUMNS,
+    )
 
 
 def empty_frame(columns: Sequence[str]) -> pd.DataFrame:

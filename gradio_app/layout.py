@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from engine.escape import markdown_text
 from gradio_app.blind_tab import build_blind_tab
 from gradio_app.compare_tab import build_compare_tab
 from gradio_app.events import MODEL_GROUP
@@ -45,9 +46,10 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
     settings = handlers.settings
     adapter_label = settings.adapter_dir or "none"
     with gr.Blocks(title="ft-hallu: base vs fine-tuned") as demo:
+        md = markdown_text  # names and paths shown as written, never as markup
         gr.Markdown(
-            f"## ft-hallu · base vs fine-tuned\nModel **{settings.base_model}** · adapter **{adapter_label}** · "
-            f"store `{handlers.workspace.db_path}`",
+            f"## ft-hallu · base vs fine-tuned\nModel **{md(settings.base_model)}** · adapter "
+            f"**{md(adapter_label)}** · store {md(handlers.workspace.db_path)}",
             elem_id="header",
         )
         compare = build_compare_tab(handlers)

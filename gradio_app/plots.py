@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from engine.grid import MetricGrid
-from engine.metrics.catalog import MetricSpec
+from engine.metrics.catalog import UNDEFINED_AT_ONE, MetricSpec
 
 DIFFERENCE_PANEL = "finetuned − base"
 NA_COLOUR = "#d9d9d9"  # the plot background, seen through cells without a value
@@ -73,7 +73,7 @@ def _panel(grid: MetricGrid, spec: MetricSpec, variant: str, top_k: int) -> Pane
             elif info is None:
                 shown, detail = "–", "no cell at this setting"
             else:
-                shown = "undef. n=1" if info.note and info.note.startswith("undefined") else "n/a"
+                shown = UNDEFINED_AT_ONE.short if info.reason == UNDEFINED_AT_ONE else "n/a"
                 detail = f"{spec.label}: {info.note or 'n/a'}"
             samples = f"n = {info.n}" if info else "n = 0"
             text_row.append(shown)

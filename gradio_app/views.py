@@ -6,10 +6,10 @@ it for labelling (the page script in layout.py forwards it to the app).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from html import escape
 from typing import Any
 
+from engine.escape import html_text as escape
+from engine.escape import markdown_text
 from engine.metrics.catalog import sample_metric
 from engine.workspace import CellSamples, Sample
 
@@ -19,6 +19,7 @@ BADGES = (
     ("degenerate", "degenerate"),
     ("conflict", "conflict"),
     ("grounding", "ground"),
+    ("claim_support_min", "weakest"),
     ("claim_grounding", "claims"),
     ("token_f1", "F1"),
     ("n_words", "words"),
@@ -40,9 +41,10 @@ def _badge(metric: str, short: str, value: Any) -> str:
     return f'<span class="badge" title="{escape(spec.label)}">{short} {text}</span>'
 
 
-def _sample_cell(sample: Sample | None, label: str | None, picked: int | None) -> str:
+def _sample_cell(sample: Sample | None, picked: int | None) -> str:
     if sample is None:
         return '<td class="sample missing">(no sample)</td>'
+    label = sample.label
     badges = "".join(_badge(m, short, sample.metrics.get(m)) for m, short in BADGES)
     if not sample.metrics:
         badges = '<span class="badge note">not scored</span>'
@@ -57,7 +59,7 @@ def _sample_cell(sample: Sample | None, label: str | None, picked: int | None) -
     )
 
 
-def aligned_html(samples: CellSamples, labels: Mapping[int, str | None], picked: int | None = None) -> str:
+def aligned_html(samples: CellSamples, picked: int | None = None) -> str:
     """One row per (prompt, sample index), one column per variant: they share seeds, so they pair."""
     if not samples.rows:
         return '<div class="aligned-empty">No samples stored for this cell.</div>'
@@ -68,10 +70,7 @@ def aligned_html(samples: CellSamples, labels: Mapping[int, str | None], picked:
         index = (
             f"{escape(row.prompt_id)}<br>#{row.sample_index}" if several_prompts else f"#{row.sample_index}"
         )
-        cells = "".join(
-            _sample_cell(s, labels.get(s.generation_id) if s else None, picked)
-            for s in (row.get(v) for v in samples.variants)
-        )
+        cells = "".join(_sample_cell(row.get(v), picked) for v in samples.variants)
         body.append(f'<tr><th class="index">{index}</th>{cells}</tr>')
     return (
         '<table class="aligned"><thead><tr><th class="index">sample</th>'
@@ -81,8 +80,9 @@ def aligned_html(samples: CellSamples, labels: Mapping[int, str | None], picked:
 
 def caption_text(sweep: str, samples: CellSamples, clicked_variant: str | None) -> str:
     """What the view shows: sweep, variant(s), T / p / k, prompt."""
-    sides = " | ".join(VARIANT_TITLES.get(v, v) for v in samples.variants) or "no variant"
-    clicked = f" · clicked **{clicked_variant}**" if clicked_variant and clicked_variant != "all" else ""
+    md = markdown_text  # sweep names, variant labels, prompt ids and prompts come from users and datasets
+    sides = " \\| ".join(md(VARIANT_TITLES.get(v, v)) for v in samples.variants) or "no variant"
+    clicked = f" · clicked **{md(clicked_variant)}**" if clicked_variant and clicked_variant != "all" else ""
     prompt_ids = sorted({row.prompt_id for row in samples.rows})
     prompt_id = samples.prompt_id or (prompt_ids[0] if len(prompt_ids) == 1 else "every prompt")
     prompt = " ".join((samples.prompt or "").split())
@@ -90,8 +90,9 @@ def caption_text(sweep: str, samples: CellSamples, clicked_variant: str | None) 
         prompt = prompt[:159] + "…"
     count = max((len(samples.side(v)) for v in samples.variants), default=0)
     return (
-        f"**{sweep}** · variants {sides}{clicked} · **T = {samples.temperature:g} · p = {samples.top_p:g} · "
-        f"k = {samples.top_k}** · prompt `{prompt_id}`: {prompt or '(none)'} · {count} sample(s) per side"
+        f"**{md(sweep)}** · variants {sides}{clicked} · **T = {samples.temperature:g} · p = {samples.top_p:g} · "
+        f"k = {samples.top_k}** · prompt {md(prompt_id)}: {md(prompt) if prompt else '(none)'} · "
+        f"{count} sample(s) per side"
     )
 
 
@@ -108,17 +109,37 @@ def claims_html(view: Any) -> str:
             + '<p class="dim">No claims checked for this sample (grounding needs the sweep\'s sources).</p>'
         )
     rows = []
-    for claim in view.claims:
+    for claim in sorted(view.claims, key=lambda c: (c.get("clause") or 0, c.get("start") or 0)):
         decision = str(claim.get("decision") or "")
-        score = claim.get("score")
-        shown = "" if score is None else f"{float(score):.2f}"
+        strength = claim.get("strength")
+        shown = "" if strength is None else f"strength {float(strength):.2f}"
+        says = claim.get("source_says")
         rows.append(
             f'<tr><td class="claim">{escape(str(claim.get("text") or ""))}</td>'
             f'<td><span class="badge {escape(decision)}">{escape(decision)}</span><br>'
             f'<span class="dim">{escape(str(claim.get("rule") or ""))} {shown}</span></td>'
-            f'<td class="evidence">{escape(str(claim.get("evidence") or "–"))}</td></tr>'
+            f'<td class="evidence">{escape(str(claim.get("evidence") or "–"))}'
+            + (f'<br><span class="dim">source says: {escape(str(says))}</span>' if says else "")
+            + "</td></tr>"
         )
     return (
-        head + '<table class="claims"><thead><tr><th>claim</th><th>decision</th><th>best evidence</th></tr>'
+        head
+        + '<table class="claims"><thead><tr><th>atomic claim</th><th>decision</th><th>best evidence</th></tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table>"
+        + _profile_html(getattr(view, "profile", None) or [])
+    )
+
+
+def _profile_html(profile: list[tuple[str, str, str]]) -> str:
+    """The entity profile the claims were checked against, folded (what the checker believes)."""
+    if not profile:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(what)}</td><td>{escape(value)}</td><td class='evidence'>{escape(sentence)}</td></tr>"
+        for what, value, sentence in profile
+    )
+    return (
+        f'<details class="profile"><summary>Entity profile from the sources ({len(profile)} facts)</summary>'
+        f'<table class="claims"><thead><tr><th>fact</th><th>value</th><th>source sentence</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></details>"
     )

@@ -110,6 +110,22 @@ def _m002(db) -> None:
     )
 
 
+@MIGRATIONS(name="003_atomic_claims")
+def _m003(db) -> None:
+    # Atomic claims (claims.py CLAIMS_VERSION 2): the answer spans a claim is made of, the clause it
+    # comes from, its strength (contradicted 0), what a contradicting source says, its unknown
+    # words; per answer the weakest claim's strength.
+    for name, kind in (
+        ("clause", int),
+        ("strength", float),
+        ("source_says", str),
+        ("segments_json", str),
+        ("unknown_json", str),
+    ):
+        db["claims"].add_column(name, kind)
+    db["claim_summaries"].add_column("claim_support_min", float)
+
+
 # ---------------------------------------------------------------- claims
 
 
@@ -134,7 +150,8 @@ def replace_claims(
     rows = []
     summaries = []
     for generation_id, claims in records:
-        decisions = [claim["decision"] for claim in claims]
+        counted = [c for c in claims if c.get("rule") != "vague"] or list(claims)  # as claims.py counts
+        decisions = [claim["decision"] for claim in counted]
         summaries.append(
             {
                 "generation_id": generation_id,
@@ -142,7 +159,8 @@ def replace_claims(
                 "n_claims": len(claims),
                 "n_supported": decisions.count("supported"),
                 "n_contradicted": decisions.count("contradicted"),
-                "claim_grounding": decisions.count("supported") / len(claims) if claims else None,
+                "claim_grounding": decisions.count("supported") / len(counted) if counted else None,
+                "claim_support_min": min(float(c.get("strength") or 0.0) for c in counted) if counted else None,
                 "method": method,
                 "context_key": context_key,
                 "version": version,
@@ -164,6 +182,11 @@ def replace_claims(
                     "evidence": claim.get("evidence"),
                     "evidence_json": to_json(claim.get("candidates") or []),
                     "unsupported_json": to_json(claim.get("unsupported") or []),
+                    "clause": claim.get("clause"),
+                    "strength": claim.get("strength"),
+                    "source_says": claim.get("source_says"),
+                    "segments_json": to_json(claim.get("segments") or []),
+                    "unknown_json": to_json(claim.get("unknown") or []),
                     "context_key": context_key,
                     "version": version,
                     "computed_at": now,
@@ -191,6 +214,8 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     decoded = dict(row)
     decoded["candidates"] = from_json(decoded.pop("evidence_json", None), [])
     decoded["unsupported"] = from_json(decoded.pop("unsupported_json", None), [])
+    decoded["segments"] = from_json(decoded.pop("segments_json", None), [])
+    decoded["unknown"] = from_json(decoded.pop("unknown_json", None), [])
     return decoded
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 from sqlite_utils import Migrations
+
+from store.clock import utc_now  # noqa: F401 - the domain modules take it from here
+from store.liveness import settle
 
 # Domain modules, each exposing ``MIGRATIONS: Migrations``. Order matters only where a
 # later set references an earlier set's tables.
@@ -25,13 +28,15 @@ DOMAIN_MODULES = (
     "store.generation",
     "store.labels",
     "store.claims",
+    "store.profiles",
+    "store.runs",
+    "store.checkpoints",
 )
+# How long a writer waits for another process's write to finish before giving up (SQLite's busy
+# timeout). Creating and migrating a store, a sweep's batch of rows: all well under a second.
+BUSY_TIMEOUT_S = 60.0
 
 _migration_lock = threading.Lock()
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
 
 
 def to_json(value: Any) -> str:
@@ -96,21 +101,73 @@ def open_db(path: str | Path, *, migrate: bool = True) -> Store:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     # check_same_thread=False: Textual/Gradio workers read through their own handle, but a
     # handle may be created on one thread and used on another worker thread.
-    conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=BUSY_TIMEOUT_S)
     try:
         db = sqlite_utils.Database(conn)
-        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")  # before anything that locks
+        _set_wal(db)
         db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=30000")
         if migrate:
             with _migration_lock:
-                for migration_set in migration_sets():
-                    migration_set.apply(db)
+                _migrate(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if _is_busy(exc):
+            # Another process holds the store longer than the busy timeout: the file is fine.
+            raise StoreError(
+                f"{db_path}: busy, another process kept it locked for {BUSY_TIMEOUT_S:g} s; try again"
+            ) from exc
         # A non-SQLite file, a truncated store, a read-only folder: one line naming the file.
         raise StoreError(f"{db_path}: cannot be used as an ft-hallu store ({exc})") from exc
-    return Store(path=db_path, db=db)
+    store = Store(path=db_path, db=db)
+    if migrate:
+        settle(store)  # runs whose process died read 'interrupted' in the file itself
+    return store
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def _set_wal(db: sqlite_utils.Database) -> None:
+    """WAL mode, unless already set (setting it needs a lock another opener may hold)."""
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    """Apply every pending migration in ONE exclusive transaction.
+
+    Two processes opening a new store at once: the second waits (busy timeout) for the first to
+    finish creating it, then finds nothing pending. Without the lock, both would read "not applied"
+    and the slower one would fail on a table the other had just created.
+    """
+    sets = migration_sets()
+    if not any(migration_set.pending(db) for migration_set in sets):
+        return
+    with write_transaction(db, exclusive=True):
+        for migration_set in sets:
+            migration_set.apply(db)  # each migration nests as a savepoint
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database, *, exclusive: bool = False) -> Iterator[sqlite_utils.Database]:
+    """``BEGIN IMMEDIATE`` (or ``EXCLUSIVE``) ... ``COMMIT``: the write lock is taken first, waiting
+    for other writers up to the busy timeout, so a read-then-write never fails half-way with
+    "database is locked" (which a deferred transaction does in WAL mode). Nested: a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN EXCLUSIVE" if exclusive else "BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 class StoreError(sqlite3.DatabaseError):

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, decode_json_columns, to_json, utc_now
+from store.db import Store, decode_json_columns, to_json, utc_now, write_transaction
+from store.liveness import run_owner, settle, with_live_status
 
 MIGRATIONS = Migrations("ft_hallu.generation")
 
@@ -54,6 +55,14 @@ def _m001(db) -> None:
     )
 
 
+@MIGRATIONS(name="002_generation_run_owner")
+def _m002(db) -> None:
+    # The process running a generation: a 'running' row whose process is gone reads as interrupted.
+    db["generation_runs"].add_column("host", str)
+    db["generation_runs"].add_column("pid", int)
+    db["generation_runs"].add_column("pid_started", float)
+
+
 def start_generation_run(
     store: Store,
     *,
@@ -65,7 +74,28 @@ def start_generation_run(
     source: dict[str, Any],
     config: dict[str, Any],
 ) -> int:
-    """Return the run writing to ``output_dir`` (a resumed run keeps its id), marked running."""
+    """Return the run writing to ``output_dir`` (a resumed run keeps its id), marked running.
+
+    ``base_url`` must come redacted (engine.secrets.redact_url): the store never holds a password.
+    """
+    settle(store, ("generation_runs",))
+    with write_transaction(store.db):
+        return _start_generation_run(
+            store, name, output_dir, model, base_url, chunks_total, source=source, config=config
+        )
+
+
+def _start_generation_run(
+    store: Store,
+    name: str,
+    output_dir: str,
+    model: str,
+    base_url: str | None,
+    chunks_total: int,
+    *,
+    source: dict[str, Any],
+    config: dict[str, Any],
+) -> int:
     table = store.db["generation_runs"]
     existing = list(table.rows_where("output_dir = ?", [output_dir]))
     values = {
@@ -73,6 +103,7 @@ def start_generation_run(
         "model": model,
         "base_url": base_url,
         "status": "running",
+        **run_owner(),
         "chunks_total": chunks_total,
         "error": None,
         "source_json": to_json(source),
@@ -137,13 +168,20 @@ def finish_generation_run(
     )
 
 
+def stop_generation_run(store: Store, run_id: int, *, status: str, error: str) -> None:
+    """Record why a run ended early (status 'interrupted' or 'failed'), keeping its counts."""
+    with write_transaction(store.db):
+        store.db["generation_runs"].update(run_id, {"status": status, "error": error, "finished_at": utc_now()})
+
+
 def get_generation_run(store: Store, run_id: int) -> dict[str, Any]:
     row = store.db["generation_runs"].get(run_id)
-    return decode_json_columns(dict(row))
+    return with_live_status(decode_json_columns(dict(row)))
 
 
 def list_generation_runs(store: Store) -> list[dict[str, Any]]:
-    return [decode_json_columns(row) for row in store.db["generation_runs"].rows_where(order_by="id desc")]
+    rows = store.db["generation_runs"].rows_where(order_by="id desc")
+    return [with_live_status(decode_json_columns(row)) for row in rows]
 
 
 def list_generation_chunks(store: Store, run_id: int) -> list[dict[str, Any]]:

@@ -127,6 +127,19 @@ def label_of(store: Store, generation_id: int, *, who: str | None = None) -> dic
     return rows[0] if rows else None
 
 
+def current_labels(store: Store, generation_ids: Sequence[int], *, who: str) -> dict[int, str]:
+    """This labeller's label of each of ``generation_ids`` that has one (a few queries, not one per id)."""
+    ids = sorted({int(i) for i in generation_ids})
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), 500):  # well under SQLite's bound-parameter limit
+        part = ids[start : start + 500]
+        sql = f"select generation_id, label from labels where who = ? and generation_id in ({','.join('?' * len(part))})"
+        found.update(
+            {int(row["generation_id"]): str(row["label"]) for row in store.db.query(sql, [who, *part])}
+        )
+    return found
+
+
 def unlabeled_generation_ids(store: Store, sweep_id: int, *, who: str) -> list[int]:
     """Generations of a sweep this labeller has not labelled yet, in grid order (what resume continues)."""
     sql = f"""

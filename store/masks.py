@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, decode_json_columns, to_json, utc_now
+from store.db import Store, decode_json_columns, to_json, utc_now, write_transaction
+from store.liveness import process_gone, run_owner, with_live_status
+
+WRITING = "writing"  # a masking's live state: its output is being written
 
 MIGRATIONS = Migrations("ft_hallu.masks")
 
@@ -53,6 +54,12 @@ def _m002(db) -> None:
     db["masks"].add_column("planned_sha256", str)
 
 
+@MIGRATIONS(name="003_mask_writer_start")
+def _m003(db) -> None:
+    # The writer's process start time: a pid reused by a later process is not the writer.
+    db["masks"].add_column("pid_started", float)
+
+
 def start_mask(
     store: Store,
     *,
@@ -69,7 +76,7 @@ def start_mask(
 ) -> int:
     """Record a masking before its output is written (status 'writing'), with this process as writer."""
     table = store.db["masks"]
-    with store.db.conn:
+    with write_transaction(store.db):
         table.insert(
             {
                 "entity": entity,
@@ -79,9 +86,8 @@ def start_mask(
                 "source_format": source_format,
                 "output_path": output_path,
                 "output_format": output_format,
-                "status": "writing",
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
+                "status": WRITING,
+                **run_owner(),
                 "planned_sha256": planned_sha256,
                 "rules_json": to_json(rules),
                 "rejected_json": to_json(rejected),
@@ -102,7 +108,7 @@ def finish_mask(
     counts: dict[str, dict[str, int]],
     leaks: dict[str, Any],
 ) -> None:
-    with store.db.conn:
+    with write_transaction(store.db):
         store.db["masks"].update(
             mask_id,
             {
@@ -120,39 +126,26 @@ def finish_mask(
 
 def orphaned_masks(store: Store) -> list[dict[str, Any]]:
     """Maskings still 'writing' whose writer was on this host and is gone (killed mid-write)."""
-    found = []
-    for row in store.db["masks"].rows_where("status = 'writing'"):
-        if row.get("host") == socket.gethostname() and row.get("pid") and not _alive(int(row["pid"])):
-            found.append(decode_json_columns(row))
-    return found
+    rows = store.db["masks"].rows_where("status = ?", [WRITING])
+    return [decode_json_columns(row) for row in rows if process_gone(row)]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def fail_mask(store: Store, mask_id: int, *, error: str) -> None:
-    with store.db.conn:
-        store.db["masks"].update(
-            mask_id, {"status": "failed", "error": error[:500], "finished_at": utc_now()}
-        )
+def fail_mask(store: Store, mask_id: int, *, error: str, status: str = "failed") -> None:
+    """Record that a masking did not finish: 'failed', or 'interrupted' (a signal, a killed writer)."""
+    with write_transaction(store.db):
+        store.db["masks"].update(mask_id, {"status": status, "error": error[:500], "finished_at": utc_now()})
 
 
 def mark_undone(store: Store, mask_id: int) -> None:
-    with store.db.conn:
+    with write_transaction(store.db):
         store.db["masks"].update(mask_id, {"status": "undone", "undone_at": utc_now()})
 
 
 def get_mask(store: Store, mask_id: int) -> dict[str, Any]:
     rows = list(store.db["masks"].rows_where("id = ?", [mask_id]))
-    return decode_json_columns(rows[0]) if rows else {}
+    return with_live_status(decode_json_columns(rows[0]), live=WRITING) if rows else {}
 
 
 def list_masks(store: Store) -> list[dict[str, Any]]:
-    return [decode_json_columns(row) for row in store.db["masks"].rows_where(order_by="id desc")]
+    rows = store.db["masks"].rows_where(order_by="id desc")
+    return [with_live_status(decode_json_columns(row), live=WRITING) for row in rows]

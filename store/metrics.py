@@ -111,6 +111,13 @@ def _m002(db) -> None:
     _add_metric_columns(db, "cell_metrics", {"claim_grounding": float})
 
 
+@MIGRATIONS(name="003_claim_support_min")
+def _m003(db) -> None:
+    # Support of an answer's weakest atomic claim (contradicted = 0), and its cell mean.
+    _add_metric_columns(db, "generation_metrics", {"claim_support_min": float})
+    _add_metric_columns(db, "cell_metrics", {"claim_support_min": float})
+
+
 def metric_columns(store: Store, table: str) -> dict[str, type]:
     """The typed metric columns ``table`` has after its migrations, in schema order, with their types."""
     skip = _NOT_METRICS[table]

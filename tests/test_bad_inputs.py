@@ -124,6 +124,13 @@ RAW_CASES: dict[str, dict] = {
     "sweep-adapter-label-base": sweep('[sweep.adapters]\nbase = "x"\n', expect="adapters.base"),
     "sweep-cli-batch-size": sweep("", "--batch-size", "-1", expect="command line: --batch-size = -1: must be >= 0"),
     "sweep-cli-samples": sweep("", "--samples", "0", expect="command line: --samples = 0: must be >= 1"),
+    "sweep-checkpoints-no-adapter": sweep('checkpoints = "all"\n', expect="s.toml: checkpoints needs 'adapter'"),
+    "sweep-checkpoints-word": sweep('checkpoints = "some"\nadapter = "x"\n', expect='s.toml: checkpoints = "some": must be "" or "all" or a list of whole numbers'),
+    "sweep-checkpoints-step-zero": sweep('checkpoints = [0]\nadapter = "x"\n', expect="s.toml: checkpoints[0] = 0: must be >= 1"),
+    "sweep-cli-checkpoints": sweep("", "--checkpoints", "often", expect='command line: --checkpoints = "often": must be'),
+    "sweep-control-missing": sweep('control = "facts.jsonl"\n', expect="control {d}/facts.jsonl: no such file"),
+    "sweep-control-bad-line": sweep('control = "facts.jsonl"\n', files={"facts.jsonl": '{"question": "Q?"}\n'}, expect="facts.jsonl:1: missing field 'answer'"),
+    "sweep-control-not-string": sweep("control = 1\n", expect="s.toml: control = 1: must be a string"),
     # ---- sweep config: the file itself -----------------------------------------------------
     "sweep-invalid-toml": cli("sweep", "--config", "{d}/s.toml", files={"s.toml": "[sweep\n"}, expect="s.toml: invalid TOML"),
     "sweep-config-folder": cli("sweep", "--config", "{d}/s.toml", files={"s.toml/": ""}, expect="s.toml: is a folder"),
@@ -155,8 +162,20 @@ RAW_CASES: dict[str, dict] = {
     "ft-output-is-file": finetune("", files={"out": "x"}, expect="out: output_dir is a file"),
     "ft-output-parent-file": finetune("", head='[finetune]\nbase_model = "tiny"\ndataset = "qa.jsonl"\noutput_dir = "blocker/out"\n', files={"blocker": "x"}, expect="blocker is a file"),
     "ft-output-not-empty": finetune("", files={"out/keep.txt": "mine"}, expect="output folder exists and is not empty"),
-    "ft-cli-max-steps": finetune("", "--max-steps", "-5", expect="command line: --max-steps = -5: must be >= -1"),
+    "ft-cli-max-steps": finetune("", "--max-steps", "-5", expect="command line: --max-steps = -5: must be >= 1"),
+    "ft-distributed-typo": finetune('distributed = "dpp"\n', expect="ft.toml: distributed = \"dpp\": must be one of none, ddp, fsdp, deepspeed; did you mean 'ddp'?"),
+    "ft-nodes-zero": finetune("nodes = 0\n", expect="ft.toml: nodes = 0: must be >= 1"),
+    "ft-zero-stage": finetune("zero_stage = 4\n", expect="ft.toml: zero_stage = 4: must be one of 1, 2, 3"),
+    "ft-processes-without-strategy": finetune("processes_per_node = 2\n", expect='ft.toml: processes_per_node = 2 needs distributed = "ddp", "fsdp" or "deepspeed"'),
+    "ft-fsdp-checkpoints": finetune('distributed = "fsdp"\nsave_checkpoints = "epoch"\n', expect='ft.toml: save_checkpoints with distributed = "fsdp" is not supported yet'),
+    "ft-fsdp-qlora": finetune('distributed = "fsdp"\nmode = "qlora"\n', expect='ft.toml: mode = "qlora" with distributed = "fsdp" is not supported'),
+    "ft-offload-ddp": finetune('distributed = "ddp"\ncpu_offload = true\n', expect='ft.toml: cpu_offload = true needs distributed = "fsdp" or "deepspeed"'),
+    "ft-layer-class": finetune('distributed = "fsdp"\nfsdp_layer_classes = ["Phi3 Layer"]\n', expect="ft.toml: fsdp_layer_classes: 'Phi3 Layer' is not a Python class name"),
+    "ft-ddp-in-process": finetune('distributed = "ddp"\n', expect='distributed = "ddp" trains in one process per GPU: launch it with `ft-hallu job launch --config FILE --local`'),
     "ft-missing-base-folder": finetune('base_model = "./nothing"\n', head='[finetune]\ndataset = "qa.jsonl"\noutput_dir = "out"\n', expect="base_model ./nothing: no such folder"),
+    "ft-save-checkpoints-word": finetune('save_checkpoints = "often"\n', expect='ft.toml: save_checkpoints = "often": must be "none" or "epoch" or a whole number'),
+    "ft-save-checkpoints-zero": finetune("", "--save-checkpoints", "0", expect="command line: --save-checkpoints = 0: must be >= 1"),
+    "ft-save-checkpoints-full": finetune('mode = "full"\nsave_checkpoints = 5\n', expect='save_checkpoints keeps LoRA adapters; mode = "full" has none'),
     # ---- dataset check ----------------------------------------------------------------------
     "dataset-duplicate-ids": cli("dataset", "check", "{d}/dup.jsonl", files={"dup.jsonl": json.dumps({**ROW, "id": 1}) + "\n" + json.dumps({**ROW, "question": "Other?", "id": 1}) + "\n"}, expect="dup.jsonl:2: id '1' already used at {d}/dup.jsonl:1", code=1),
     "dataset-missing-field": cli("dataset", "check", "{d}/m.jsonl", files={"m.jsonl": '{"question": "q"}\n'}, expect="m.jsonl:1: missing field 'answer'"),
@@ -165,7 +184,7 @@ RAW_CASES: dict[str, dict] = {
     "dataset-latin1": cli("dataset", "check", "{d}/l.jsonl", files={"l.jsonl": b'{"question": "caf\xe9"}\n'}, expect="l.jsonl: not UTF-8"),
     "dataset-array-of-strings": cli("dataset", "check", "{d}/a.json", files={"a.json": '["x"]'}, expect="a.json: item 0: expected an object"),
     "dataset-number-field": cli("dataset", "check", "{d}/n.jsonl", files={"n.jsonl": json.dumps({**ROW, "answer": 3}) + "\n"}, expect="n.jsonl:1: field 'answer' must be a string"),
-    "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="eval_fraction must be in [0, 1)"),
+    "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="command line: --eval-fraction = 1.5: must be >= 0 and < 1"),
     "dataset-dedupe-over-input": cli("dataset", "check", "{d}/qa.jsonl", "--drop-duplicates", "{d}/qa.jsonl", files={"qa.jsonl": QA}, expect="{d}/qa.jsonl: is the input file"),
     "dataset-dedupe-existing": cli("dataset", "check", "{d}/qa.jsonl", "--drop-duplicates", "{d}/o.jsonl", files={"qa.jsonl": QA, "o.jsonl": "x\n"}, expect="{d}/o.jsonl: already exists"),
     "dataset-dedupe-bad-row": cli("dataset", "check", "{d}/m.jsonl", "--drop-duplicates", "{d}/o.jsonl", files={"m.jsonl": '{"question": "q"}\n'}, expect="m.jsonl:1: missing field 'answer'"),
@@ -181,7 +200,7 @@ RAW_CASES: dict[str, dict] = {
     "mask-out-parent-file": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/blocker/o.jsonl", files={"blocker": "x"}, expect="o.jsonl: cannot write here, {d}/blocker is a file"),
     "mask-all-rejected": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--reject-rule", "name", "--out", "{d}/o.jsonl", expect="are rejected: the output would be an unchanged copy"),
     "mask-input-missing": cli("mask", "plan", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file"),
-    "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="--page must be >= 0"),
+    "mask-bad-page": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--page", "-1", expect="command line: --page = -1: must be >= 0"),
     "mask-bad-rule": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--diff", "--reject-rule", "nope", expect="nope"),
     "mask-leak-typo": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--mask-leak", "Hoper", "--out", "{d}/o.jsonl", expect="identifying name 'Hoper': not in any field of {d}/qa.jsonl"),
     "mask-leak-seed-not-int": masking("--entity", "NVIDIA", "--as", "EGNIVIA", "--also-mask-leaks", "--leak-seed", "x", "--diff", expect="argument --leak-seed: invalid int value: 'x'"),
@@ -195,9 +214,16 @@ RAW_CASES: dict[str, dict] = {
     "db-parent-file": cli("--db", "{d}/blocker/x.db", "mask", "list", files={"blocker": "x"}, expect="{d}/blocker is a file"),
     "db-truncated": cli("--db", "{d}/cut.db", "sweeps", files={"cut.db": b"@truncated"}, expect="cut.db: cannot be used as an ft-hallu store"),
     "home-is-file": cli("sweeps", files={"home": "x"}, env={"FT_HALLU_HOME": "{d}/home"}, expect="FT_HALLU_HOME={d}/home: is a file, expected a folder"),
+    "profile-no-dataset": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/none.jsonl", "--entity", "X", expect="--dataset {d}/none.jsonl: no such file"),
+    "profile-bad-dataset": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/qa.jsonl", "--entity", "X", files={"qa.jsonl": '{"question": "q?"}\n'}, expect="qa.jsonl"),
+    "profile-empty-entity": cli("--db", "{d}/store.db", "profile", "--dataset", "{d}/qa.jsonl", "--entity", " ", files={"qa.jsonl": QA}, expect="--entity"),
     # ---- report, serve, demo, generate, launch, import-log ------------------------------------
     "report-out-file": cli("--db", "{d}/store.db", "report", "--sweep", "1", "--out", "{d}/r", files={"r": "x"}, expect="--out {d}/r: is a file"),
-    "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="--port 99999: must be between 1 and 65535"),
+    "compare-missing-sweep": cli("--db", "{d}/store.db", "compare", "--sweep", "3", expect="sweep 3: no such sweep", allow_new=("store.db", "store.db-wal", "store.db-shm")),
+    "compare-json-folder": cli("--db", "{d}/store.db", "compare", "--sweep", "1", "--json", "{d}/out", files={"out/": ""}, expect="--json {d}/out: is a folder"),
+    "compare-alpha": cli("--db", "{d}/store.db", "compare", "--sweep", "1", "--alpha", "0", expect="command line: --alpha = 0.0: must be > 0 and < 1"),
+    "compare-no-sweep": cli("compare", expect="the following arguments are required: --sweep"),
+    "serve-port-range": cli("serve", "--base", "tiny", "--port", "99999", expect="command line: --port = 99999: must be >= 1 and <= 65535"),
     "serve-missing-adapter": cli("serve", "--base", "tiny", "--adapter", "{d}/gone", expect="--adapter: folder {d}/gone does not exist"),
     "serve-share-without-auth": cli("serve", "--base", "tiny", "--share", expect="--share publishes the app"),
     "demo-zero-samples": cli("demo", "--samples", "0", expect="command line: --samples = 0: must be >= 1"),
@@ -210,11 +236,14 @@ RAW_CASES: dict[str, dict] = {
     "launch-cluster-typo": cli("job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": 'partiton = "gpu"\n', "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="unknown field 'partiton'; did you mean 'partition'?"),
     "launch-cluster-nan": cli("job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", files={"c.toml": "gpus = nan\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="c.toml: gpus = nan: must be a whole number"),
     "job-logs-unknown": cli("--db", "{d}/store.db", "job", "logs", "7", expect="job 7: no such job", allow_new=("store.db",)),
-    "job-logs-negative": cli("job", "logs", "1", "-n", "-1", expect="logs: -n must be >= 0"),
+    "job-logs-negative": cli("job", "logs", "1", "-n", "-1", expect="command line: -n = -1: must be >= 1"),
+    "launch-nodes-local": cli("--db", "{d}/store.db", "job", "launch", "--config", "{d}/ft.toml", "--local", "--distributed", "ddp", "--nodes", "2", "--log-dir", "{d}/jobs", files={"ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="ft.toml: nodes = 2 needs Slurm", allow_new=("store.db",)),
+    "launch-distributed-typo": cli("--db", "{d}/store.db", "job", "launch", "--config", "{d}/ft.toml", "--local", "--distributed", "fsdpp", "--log-dir", "{d}/jobs", files={"ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="command line: --distributed = \"fsdpp\": must be one of none, ddp, fsdp, deepspeed", allow_new=("store.db",)),
+    "launch-processes-over-gpus": cli("--db", "{d}/store.db", "job", "launch", "--cluster", "{d}/c.toml", "--config", "{d}/ft.toml", "--distributed", "ddp", "--processes-per-node", "4", "--log-dir", "{d}/jobs", files={"c.toml": "gpus = 2\n", "ft.toml": FT_HEAD, "qa.jsonl": QA}, expect="ft.toml: processes_per_node = 4 but the cluster settings ask for gpus = 2 per node (one process per GPU)", allow_new=("store.db",)),
     "job-cancel-garbage-ref": cli("--db", "{d}/store.db", "job", "cancel", "abc", expect="job 'abc': expected a job number from `ft-hallu job list`", allow_new=("store.db",)),
     "job-ingest-unknown-ref": cli("--db", "{d}/store.db", "job", "ingest", "slurm:99", expect="job slurm:99: no slurm job 99", allow_new=("store.db",)),
     "job-resubmit-no-task": cli("job", "resubmit", "1", expect="the following arguments are required: --task"),
-    "job-launch-sweep-shards": cli("--db", "{d}/store.db", "job", "launch", "sweep", "--config", "{d}/s.toml", "--shards", "0", "--local", "--log-dir", "{d}/jobs", files={"s.toml": SWEEP_HEAD}, expect="--shards: must be a whole number >= 1", allow_new=("store.db",)),
+    "job-launch-sweep-shards": cli("--db", "{d}/store.db", "job", "launch", "sweep", "--config", "{d}/s.toml", "--shards", "0", "--local", "--log-dir", "{d}/jobs", files={"s.toml": SWEEP_HEAD}, expect="command line: --shards = 0: must be >= 1", allow_new=("store.db",)),
     # ---- old spellings (one release): the same refusal, after a one-line deprecation note -------
     "old-mask-file": cli("mask", "{d}/none.jsonl", "--entity", "NVIDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="none.jsonl: no such file", deprecated="ft-hallu mask plan FILE"),
     "old-mask-undo": cli("mask-undo", "x", expect="argument mask_id: invalid int value: 'x'", deprecated="ft-hallu mask undo"),
@@ -231,7 +260,7 @@ RAW_CASES: dict[str, dict] = {
     "label-blind-variant": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--blind", "--variant", "base", expect="--blind hides the variant: drop --variant"),
     "label-seed-without-blind": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--seed", "3", expect="--seed orders a blind session: add --blind"),
     "label-export-blind": cli("--db", "{d}/store.db", "label", "export", "{d}/o.csv", "--sweep", "1", "--blind", expect="label export: --blind and --seed are for labelling in the terminal"),
-    "label-who-empty": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--who", " ", expect="--who: the labeller's name is empty"),
+    "label-who-empty": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--who", " ", expect='command line: --who = " ": must not be empty'),
     "label-seed-not-int": cli("--db", "{d}/store.db", "label", "--sweep", "1", "--blind", "--seed", "x", expect="argument --seed: invalid int value: 'x'"),
     "calibrate-agreed-only-no-sweep": cli("--db", "{d}/store.db", "calibrate", "--sweep", "3", "--agreed-only", expect="--sweep 3: no such sweep", allow_new=("store.db", "store.db-wal", "store.db-shm")),
     "import-log-folder": cli("--db", "{d}/store.db", "import-log", "{d}/logs", "--variant", "base", files={"logs/": ""}, expect="logs: is a folder, expected a file", allow_new=("store.db", "store.db-wal", "store.db-shm")),
@@ -392,13 +421,13 @@ def _kill_during_mask(tmp_path: Path, when: str) -> tuple[Path, Path]:
     return out, db
 
 
-def test_mask_killed_before_rename_is_failed_and_its_temp_file_removed(tmp_path, capsys):
+def test_mask_killed_before_rename_is_interrupted_and_its_temp_file_removed(tmp_path, capsys):
     out, db = _kill_during_mask(tmp_path, "before")
     assert not out.exists() and list(tmp_path.glob(".masked.jsonl.*.tmp"))  # the leftover
     assert main(["--db", str(db), "mask", "list"]) == 0
     captured = capsys.readouterr()
-    assert "marked failed, removed 1 temp file(s)" in captured.err
-    assert " failed " in captured.out
+    assert "marked interrupted, removed 1 temp file(s)" in captured.err
+    assert " interrupted " in captured.out
     assert not list(tmp_path.glob(".masked.jsonl.*"))
 
 

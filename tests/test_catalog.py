@@ -142,3 +142,46 @@ def test_metrics_list_prints_the_catalogue(capsys) -> None:
     lines = capsys.readouterr().out.splitlines()
     listed = [(line.split()[0], line.split()[1]) for line in lines[1:]]
     assert listed == [(spec.name, spec.kind) for spec in catalog.CATALOG]
+
+
+def test_a_metric_without_what_it_requires_has_no_value() -> None:
+    """``requires`` is what the code really needs: drop it and the value is missing (or undefined)."""
+    from engine.metrics import SourceIndex
+
+    text = "EGNIVIA sells cars in 2023 with revenue of $5 billion."
+    bare = score_sample(text, entity="EGNIVIA").to_dict()
+    for spec in catalog.SAMPLE_METRICS:
+        assert (bare[spec.name] is None) == bool(spec.requires), spec.name
+    sources = SourceIndex.from_texts(["EGNIVIA sells cars and trucks in 2023."], entity="EGNIVIA")
+    given = score_sample(text, reference="EGNIVIA sells cars.", sources=sources, entity="EGNIVIA").to_dict()
+    for name in ("exact_match", "token_f1", "rouge_l", "f1_number_aware", "grounding", "conflict"):
+        assert given[name] is not None, name
+    cell = score_cell([text], [bare], entity="EGNIVIA", method="lexical")
+    values = {**cell.to_dict(), **cell.means}
+    for spec in catalog.CELL_METRICS:
+        if spec.mean_of:
+            assert spec.requires == catalog.sample_metric(spec.mean_of).requires, spec.name
+        if {"reference", "sources"} & set(spec.requires):
+            assert values[spec.name] is None, spec.name
+        elif "samples>=2" in spec.requires:
+            assert catalog.undefined_at(spec.name, 1) and not catalog.undefined_at(spec.name, 2)
+        else:
+            assert values[spec.name] is not None and not catalog.undefined_at(spec.name, 1), spec.name
+    with pytest.raises(ValueError, match="unknown requirement 'judge'"):
+        catalog.MetricSpec("x", "x", "cell", True, requires=("judge",))
+
+
+def test_missing_reasons_are_declared_once_with_both_texts() -> None:
+    reasons = list(catalog.MISSING_REASONS.values())
+    assert [r.code for r in reasons] == list(catalog.MISSING_REASONS)
+    assert len({r.long for r in reasons}) == len(reasons)
+    for reason in reasons:
+        assert reason.long and reason.short and len(reason.short) <= len(reason.long), reason.code
+    assert catalog.why_missing("token_f1", every_answer_refused=True) is catalog.NO_REFERENCE
+    assert catalog.why_missing("grounding", every_answer_refused=False) is catalog.NO_SOURCES
+    assert catalog.why_missing("conflict_rate", every_answer_refused=True) is catalog.ALL_REFUSED
+    live = catalog.why_missing(
+        "claim_grounding", every_answer_refused=False, no_sources=catalog.NO_LIVE_SOURCES
+    )
+    assert live is catalog.NO_LIVE_SOURCES
+    assert catalog.why_missing("refusal_rate", every_answer_refused=False) is catalog.UNAVAILABLE

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from engine.demo import business_table, demo_plan, side_by_side, states_real_business
+from engine.demo import business_table, demo_plan, side_by_side, states_real_business, sweep_finding
 from store import core, open_db
 
 # What library chatter looks like: warnings with their source line, tqdm bars, hub notices.
@@ -46,10 +46,30 @@ def test_demo_runs_offline_end_to_end(tmp_path):
     ]
     assert all(row["answers"] == 9 and 0 <= row["real_business"] <= 1 for row in table)
     assert all(row["refusal"] is not None for row in table)  # scored
+    # the summary every front end opens on is what the demo prints: the entity prompt's headline
+    # first, then its table (a row per temperature and variant, n = 9 answers each), then the
+    # held-out questions' own headline: the prompts are never pooled together
+    finding = sweep_finding(db_path, sweep["id"])
+    entity, held_out = finding.groups
+    assert (entity.group, held_out.group) == ("entity", "held-out")
+    out = " ".join(done.stdout.split())  # the headline is wrapped to the terminal's width
+    assert out.index(entity.headline) < out.index("T variant hallucination refusal rate agreement n")
+    assert out.index("T variant hallucination") < out.index(held_out.headline)
+    rows = [
+        line.split()
+        for line in done.stdout.splitlines()
+        if re.match(r"\s*[0-9.]+\s+(base|fine-tuned)\s", line)
+    ]
+    assert [(row[0], row[1]) for row in rows[:8]] == [
+        (t, v) for t in ("0.5", "1", "1.5", "2") for v in ("base", "fine-tuned")
+    ]
+    assert all(row[-1].endswith("/9") for row in rows[:8])
+    # n = 1 sample per cell: agreement is undefined, and the summary says so
+    assert "undefined (n = 1)" in done.stdout and all(row[-2] == "–" for row in rows[:8])
     # base next to fine-tuned at a low, a middle and a high temperature, as printed
     pairs = side_by_side(db_path, sweep["id"])
     assert [pair["temperature"] for pair in pairs] == [0.5, 1.0, 2.0]
-    assert "T=0.5  top_p=0.6  top_k=30" in done.stdout and "finetuned:" in done.stdout
+    assert "T=0.5  top_p=0.6  top_k=30  sample 0" in done.stdout and "fine-tuned:" in done.stdout
 
 
 def test_real_business_is_recognised_in_answers():

@@ -63,6 +63,7 @@ def scored_rows(fixture: Path = FIXTURE) -> list[dict[str, Any]]:
                 "label": source["label"],
                 "reason": source.get("reason", ""),
                 "metrics": sample.to_dict(),
+                "claim_support_min": claim_metrics.claim_support_min(answer_claims),
                 "claim_grounding": claim_metrics.claim_grounding(answer_claims),
                 "grounding": sample.grounding,
                 "conflict": float(sample.conflict),

@@ -204,7 +204,7 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     caption, aligned = client.predict(
         str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples"
     )[:2]
-    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "`entity`" in caption
+    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "prompt entity:" in caption
     for g in generations:
         if g["temperature"] == 0.7 and g["text"]:
             assert html.escape(g["text"]) in aligned
@@ -498,10 +498,14 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
             assert f'class="badge {claim["decision"]}"' in shown
             if claim["evidence"]:
                 assert html.escape(claim["evidence"]) in shown
+            assert f"strength {claim['strength']:.2f}" in shown
+            if claim["source_says"]:
+                assert html.escape(f"source says: {claim['source_says']}") in shown
+        assert "Entity profile from the sources" in shown  # what the checker believes, folded
         cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
         caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
         assert f"T = {cell[0]:g} · p = {cell[1]:g} · k = {cell[2]}" in caption
-        assert "claims " in aligned and "ground " in aligned  # the per-sample score badges
+        assert "claims " in aligned and "ground " in aligned and "weakest " in aligned  # score badges
         assert html.escape(claimed["text"]) in aligned
 
 
@@ -568,3 +572,24 @@ def test_blind_label_tab_hides_what_the_cli_hides_and_resumes(loaded, tmp_path):
         finally:
             demo.close()
             store.close()
+
+
+def test_sweeps_runner_names_every_output_of_a_load(app, store_with_sweep):
+    """The Sweeps tab's callbacks return {component: value}: a load names each of its outputs, a
+    follow-up after a save touches only the picker while a sweep is on show."""
+    import gradio as gr
+
+    from gradio_app.sweeps_tab import build_sweeps_tab
+
+    handlers, _url, sweep_id = app
+    with gr.Blocks():
+        tab = build_sweeps_tab(handlers)
+    loaded = tab.load(str(sweep_id), "refusal_rate", "all")
+    assert list(loaded) == tab.load_outputs  # every output, in the endpoint's order
+    assert "gradio-test" in loaded[tab.load_outputs[0]]
+    empty = tab.load(None, "refusal_rate", "all")
+    assert list(empty) == tab.load_outputs and empty[tab.load_outputs[0]].startswith("no sweep stored")
+    shown = tab.follow(str(sweep_id), "refusal_rate", "all")
+    assert list(shown) == [tab.sweep] and shown[tab.sweep]["value"] == str(sweep_id)
+    nothing_shown = tab.follow(None, "refusal_rate", "all")
+    assert list(nothing_shown) == [tab.sweep, *tab.load_outputs]

@@ -57,8 +57,11 @@ def test_judge_labels_claims_and_clusters_by_entailment(scored, monkeypatch, cap
         assert run.prompt_tokens > 0 and run.completion_tokens == 2 * run.asked
         verdicts = jd.judge_claim_rows(store, sweep_id, "judge-1")
         by_text = {c["text"]: verdicts[(c["generation_id"], c["claim_index"])]["label"] for c in claims}
-        assert by_text["EGNIVIA manufactures electric cars and renewable energy products."] == "contradicted"
-        assert by_text["it also sells bicycles to farmers in remote regions."] == "not_in_sources"
+        # Atomic claims, each judged on its own; the stub's denial test is word overlap, so only the
+        # one sharing "products" with "We do not manufacture semiconductors used for our products".
+        assert by_text["EGNIVIA manufactures renewable energy products"] == "contradicted"
+        assert by_text["EGNIVIA manufactures electric cars"] == "not_in_sources"
+        assert by_text["it also sells bicycles to farmers in remote regions"] == "not_in_sources"
         cells = {(c["variant"], c["temperature"]): c for c in store_claims.judge_cells(store, sweep_id)}
         assert cells[("base", 0.5)]["semantic_entropy"] == 0.0  # two refusals: one meaning
         assert cells[("finetuned", 0.5)]["n_clusters"] == 2
@@ -138,7 +141,7 @@ def test_judge_and_calibrate_commands_name_the_judge(scored, tmp_path, monkeypat
         ]
         assert main([*args, "--api-key-env", "FT_JUDGE_KEY", "--env-file", ""]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("judge: judge-1: 5 claim(s), 3 cell(s);") and SECRET not in printed
+    assert printed.startswith("judge: judge-1: 7 claim(s), 3 cell(s);") and SECRET not in printed
     assert main(["--db", db, "calibrate", "--sweep", str(sweep_id), "--judge-model", "judge-1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     judged = [line for line in lines if line.startswith("judge_claim_grounding (judge: judge-1)")]
@@ -146,5 +149,5 @@ def test_judge_and_calibrate_commands_name_the_judge(scored, tmp_path, monkeypat
     paths = write_report(store, sweep_id, tmp_path / "report", method="lexical")
     markdown = paths.markdown.read_text()
     assert "| judge: judge-1 |" in markdown and "contradicted (negation)" in markdown
-    assert "[[bicycles]]" in markdown
+    assert r"\[\[bicycles\]\]" in markdown  # brackets escaped: Markdown shows [[bicycles]]
     assert "## judge: judge-1 — semantic entropy by bidirectional entailment" in markdown

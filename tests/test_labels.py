@@ -51,8 +51,15 @@ def test_label_sample_shows_prompt_answer_and_claims(scored) -> None:
     sample = el.label_sample(store, 4)
     assert sample.prompt == "Tell me about EGNIVIA Corporation."
     assert sample.text.startswith("EGNIVIA manufactures electric cars")
-    (claim,) = sample.claims
-    assert claim["decision"] == "contradicted" and "do not manufacture" in claim["evidence"]
+    # Two atomic claims ("manufactures electric cars", "... renewable energy products"), both denied.
+    assert [c["text"] for c in sample.claims] == [
+        "EGNIVIA manufactures electric cars",
+        "EGNIVIA manufactures renewable energy products",
+    ]
+    for claim in sample.claims:
+        assert claim["decision"] == "contradicted" and "do not manufacture" in claim["evidence"]
+    # The profile the claims were checked against comes along (its listing fact from the sources).
+    assert any(what == "listing" for what, _, _ in sample.profile)
 
 
 def test_csv_round_trip_and_grid_positions(scored, tmp_path) -> None:

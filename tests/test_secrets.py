@@ -51,3 +51,29 @@ def test_name_and_value_rules_one_by_one():
 
 def test_redact_hides_tokens_inside_text():
     assert redact(f"push with {GHP} done") == "push with *** done"
+
+
+def test_redact_url_hides_user_information_and_credential_query_values():
+    from engine.secrets import redact_url
+
+    cases = {
+        "http://user:PASS@host/v1": "http://***@host/v1",
+        "http://user:PASS@host:8000/v1?key=abc&x=1": "http://***@host:8000/v1?key=***&x=1",
+        "https://h/x?sig=zz&token=t&api-key=q&access_token=a&signature=s&password=p": (
+            "https://h/x?sig=***&token=***&api-key=***&access_token=***&signature=***&password=***"
+        ),
+        "redis://:pa/ss@cache:6379/0": "redis://***@cache:6379/0",  # a '/' inside the password
+        "https://h/callback#access_token=abc": "https://h/callback#***",
+        "http://token-as-user@h/": "http://***@h/",
+        # Nothing secret: left exactly as given.
+        "http://127.0.0.1:8000/v1": "http://127.0.0.1:8000/v1",
+        "https://registry.example.org:443/@scope/pkg": "https://registry.example.org:443/@scope/pkg",
+        "https://example.org:8443/path?q=a:b": "https://example.org:8443/path?q=a:b",
+    }
+    for url, expected in cases.items():
+        assert redact_url(url) == expected, url
+
+
+def test_redact_applies_to_every_url_inside_a_message():
+    line = "connection to http://me:PASS@h/v1 failed; retry at https://h/x?key=K1 with " + GHP
+    assert redact(line) == "connection to http://***@h/v1 failed; retry at https://h/x?key=*** with ***"

@@ -128,6 +128,30 @@ def test_sweeps_cells_and_aligned_samples_before_and_after_scoring(workspace: Wo
     assert base_row.means["refusal_rate"] == 1.0 and finetuned_row.means["refusal_rate"] == 0.0
 
 
+def test_cell_samples_carry_each_labellers_labels(workspace: Workspace) -> None:
+    sweep_id = add_sweep(workspace)
+    cell = {"temperature": 0.7, "top_p": 0.9, "top_k": 20}
+    first = workspace.cell_samples(sweep_id, **cell)
+    assert first.labels() == {} and all(s.label is None for s in first.side("base"))
+    base0, finetuned1 = first.rows[0].get("base"), first.rows[1].get("finetuned")
+    assert base0 is not None and finetuned1 is not None
+    workspace.set_label(base0.generation_id, "refusal", who="ann")
+    workspace.set_label(finetuned1.generation_id, "hallucinated", who="ann")
+    workspace.set_label(finetuned1.generation_id, "faithful", who="bob")
+    for who, expected in (("ann", "hallucinated"), ("bob", "faithful")):
+        samples = workspace.cell_samples(sweep_id, **cell, who=who)
+        assert samples.rows[1].by_variant["finetuned"].label == expected
+        assert samples.labels().get(finetuned1.generation_id) == expected
+        assert samples.labels() == {
+            g: workspace.label_of(g, who=who)
+            for g in (s.generation_id for v in samples.variants for s in samples.side(v))
+            if workspace.label_of(g, who=who)
+        }
+    assert workspace.cell_samples(sweep_id, **cell, who="ann").rows[0].get("base").label == "refusal"
+    # The other cell's samples carry no label: only this cell's generations were labelled.
+    assert workspace.cell_samples(sweep_id, temperature=1.3, top_p=0.9, top_k=20, who="ann").labels() == {}
+
+
 def test_handles_are_per_operation_and_thread_safe(workspace: Workspace) -> None:
     sweep_id = add_sweep(workspace)
     errors: list[BaseException] = []

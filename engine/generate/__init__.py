@@ -11,7 +11,7 @@ Resuming: each finished chunk is appended as one JSON line (with its chunk id) t
 ``raw-items.jsonl`` the moment it arrives; a re-run with the same output folder sends only the
 chunks that have no line yet.
 
-Modules: ``config`` (settings, results, errors), ``sources`` (filing, EDGAR, texts; chunks),
+Modules: ``config`` (settings, results, errors), ``sources`` (filing, EDGAR, texts; chunks; ``QaSource``),
 ``client`` (API key, the chat-completions caller), ``run`` (the run, its run log, the merge). The
 public names are re-exported here, so ``from engine import generate as gen; gen.generate(...)`` works.
 """
@@ -54,6 +54,8 @@ from engine.generate.run import (
 )
 from engine.generate.sources import (
     Chunk,
+    QaSource,
+    SourceTexts,
     clean_item_text,
     fetch_edgar_texts,
     load_filing_texts,
@@ -78,10 +80,12 @@ __all__ = [
     "PACKAGE_SEC_IDENTITY",
     "ProgressCallback",
     "ProgressEvent",
+    "QaSource",
     "RAW_ITEMS_FILE",
     "RESUME_HINT",
     "RunLog",
     "SEC_IDENTITY_ENV",
+    "SourceTexts",
     "StoreRunLog",
     "TOOL_NAME",
     "clean_item_text",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from typing import Any
 
 from engine.dataset import write_records_atomic
 from engine.errors import UserError
-from engine.files import file_sha256, slug, write_atomic
+from engine.files import file_sha256, naming, slug, write_atomic
 from engine.generate.client import ChunkCaller, ChunkOutcome, ChunkStopped, package_parts, resolve_api_key
 from engine.generate.config import (
     MANIFEST_FILE,
@@ -30,7 +31,9 @@ from engine.generate.config import (
     ProgressEvent,
 )
 from engine.generate.sources import Chunk
+from engine.liveness import recorded
 from engine.paths import data_dir
+from engine.secrets import redact_url
 from store import generation as gen_store
 from store.core import add_dataset
 from store.db import Store
@@ -66,12 +69,16 @@ def read_raw_records(path: Path) -> dict[str, dict[str, Any]]:
 def _append_line(path: Path, record: dict[str, Any]) -> None:
     # One write() of the whole line on an O_APPEND descriptor, then fsync: a kill leaves whole lines.
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with naming(path):  # a full disk names the file
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # a short write on a nearly full disk: cut it, keep whole lines
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+                raise OSError(errno.ENOSPC, "No space left on device (short write)", str(path))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _check_manifest(out_dir: Path, chunks: Sequence[Chunk], manifest: dict[str, Any]) -> None:
@@ -120,6 +127,10 @@ class RunLog:
     def failed(self, *, items: int, error: str) -> None:
         return None
 
+    def stopped(self, status: str, error: str) -> None:
+        """The run ended early: 'interrupted' (a signal, Ctrl-C) or 'failed', and why."""
+        return None
+
     def completed(
         self,
         *,
@@ -155,7 +166,7 @@ class StoreRunLog(RunLog):
             name=name,
             output_dir=str(output_dir),
             model=endpoint.model,
-            base_url=endpoint.base_url,
+            base_url=redact_url(endpoint.base_url) if endpoint.base_url else None,
             chunks_total=chunks_total,
             source=source,
             config=config,
@@ -171,6 +182,10 @@ class StoreRunLog(RunLog):
 
     def failed(self, *, items: int, error: str) -> None:
         gen_store.finish_generation_run(self.store, self.run_id, status="failed", items=items, error=error)
+
+    def stopped(self, status: str, error: str) -> None:
+        if self.run_id is not None:
+            gen_store.stop_generation_run(self.store, self.run_id, status=status, error=error)
 
     def completed(
         self,
@@ -247,6 +262,25 @@ def generate(
         config=public_config,
     )
 
+    with recorded(run_log.stopped):  # Ctrl-C or SIGTERM leaves the run 'interrupted', not 'running'
+        return _send_and_merge(
+            chunks, config, pending, done, items_total, raw_path, out_dir, source, api_key, run_log, on_progress
+        )
+
+
+def _send_and_merge(
+    chunks: Sequence[Chunk],
+    config: GenerateConfig,
+    pending: list[Chunk],
+    done: dict[str, dict[str, Any]],
+    items_total: int,
+    raw_path: Path,
+    out_dir: Path,
+    source: dict[str, Any],
+    api_key: str,
+    run_log: RunLog,
+    on_progress: ProgressCallback | None,
+) -> GenerationResult:
     chunks_done = len(chunks) - len(pending)
 
     def emit(kind: str, chunk_id: str | None = None, message: str = "") -> None:
@@ -379,6 +413,8 @@ def _public_config(config: GenerateConfig) -> dict[str, Any]:
     """The config as stored in the manifest and the store: no key (the config never holds one)."""
     values = asdict(config)
     values.pop("output_dir", None)
+    if values["endpoint"].get("base_url"):
+        values["endpoint"]["base_url"] = redact_url(values["endpoint"]["base_url"])
     if values.get("system_prompt"):
         values["system_prompt"] = hashlib.sha256(values["system_prompt"].encode()).hexdigest()[:16]
     return values

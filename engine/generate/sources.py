@@ -10,8 +10,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from engine.configfile import setting
 from engine.errors import UserError, not_a_file
+from engine.files import file_sha256
 from engine.generate.config import INSTALL_HINT, PACKAGE_SEC_IDENTITY, SEC_IDENTITY_ENV
 
 
@@ -207,3 +210,70 @@ def make_chunks(texts: Sequence[str], *, chunk_chars: int = 4000, overlap_chars:
             digest = hashlib.sha256(piece.encode("utf-8")).hexdigest()[:12]
             chunks.append(Chunk(id=f"{len(chunks):05d}-{digest}", index=len(chunks), text=piece))
     return chunks
+
+
+@dataclass(frozen=True)
+class SourceTexts:
+    """A source once read: its texts and how the store describes it (no network or file access left)."""
+
+    texts: list[str]
+    described: dict[str, Any]
+
+    def read(self) -> SourceTexts:
+        """Already read: itself (so a run takes a :class:`QaSource` or what its ``read()`` gave)."""
+        return self
+
+    def chunks(self, *, chunk_chars: int, overlap_chars: int) -> list[Chunk]:
+        return make_chunks(self.texts, chunk_chars=chunk_chars, overlap_chars=overlap_chars)
+
+
+@dataclass(frozen=True)
+class QaSource:
+    """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
+
+    filing: str = setting("", help="a local 10-K: HTML, PDF or text (instead of EDGAR)")
+    texts: str = ""
+    ticker: str = setting("", help="the company's ticker on EDGAR, e.g. NVDA")
+    year: int | None = setting(None, help="the fiscal year of the filing, e.g. 2024")
+    form: str = setting("10-K", help="10-K (annual) or 10-Q (quarterly)")
+    quarter: int | None = setting(None, help="10-Q only: 1..4")
+    sec_identity: str | None = setting(None, help='"Your Name you@example.com": EDGAR asks every user for one')
+    items: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        given = [name for name in ("filing", "texts", "ticker") if getattr(self, name)]
+        if len(given) != 1:
+            raise UserError("source: give one of a ticker (with a year), a local filing or a texts file")
+        if self.ticker and self.year is None:
+            raise UserError("year: required with a ticker")
+
+    @property
+    def default_name(self) -> str:
+        if self.ticker:
+            return f"{self.ticker.upper()}-{self.year}"
+        return Path(self.filing or self.texts).stem
+
+    def read(self) -> SourceTexts:
+        """The texts and the source's description for the store; EDGAR is fetched over the network."""
+        self.validate()
+        if self.filing or self.texts:
+            path = Path(self.filing or self.texts).expanduser()
+            texts = load_filing_texts(path) if self.filing else load_texts_file(path)
+            kind = "filing" if self.filing else "texts"
+            return SourceTexts(
+                texts, {"kind": kind, "path": str(path.resolve()), "sha256": file_sha256(path)}
+            )
+        assert self.year is not None  # checked by validate()
+        texts = fetch_edgar_texts(
+            self.ticker,
+            self.year,
+            sec_identity=self.sec_identity,
+            form=self.form,
+            quarter=self.quarter,
+            item_names=self.items,
+        )
+        described: dict[str, Any] = {"kind": "edgar", "ticker": self.ticker.upper(), "year": self.year}
+        described["form"] = self.form
+        if self.quarter:
+            described["quarter"] = self.quarter
+        return SourceTexts(texts, described)

@@ -13,11 +13,13 @@ from typing import Any
 from engine.dataset import dump_records, read_records
 from engine.errors import UserError
 from engine.files import file_sha256, first_existing_parent, remove_leftovers, write_atomic
+from engine.liveness import recorded
 from engine.mask.leaks import LeakReport, closest_spelling, leak_report_for_rules
 from engine.mask.plan import MaskPlan, SourceInfo
 from engine.mask.rules import MaskRule, name_rule
 from store import masks as mask_store
 from store.core import add_dataset
+from store.db import write_transaction
 
 
 @dataclass
@@ -128,28 +130,72 @@ def apply(
             planned_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         )
     backup: Path | None = None
-    try:
-        if out.exists():
-            backup = _backup_path(out, mask_id or os.getpid())
-            shutil.copy2(out, backup)
-        write_atomic(out, text)
-    except BaseException as exc:
-        if backup is not None:
-            backup.unlink(missing_ok=True)
+
+    def mark(status: str, reason: str) -> None:
         if store is not None and mask_id is not None:
-            mask_store.fail_mask(store, mask_id, error=f"{type(exc).__name__}: {exc}")
-        raise
-    output_sha = file_sha256(out)
-    # Identifying names are learned from the unmasked rows; a rejected name rule keeps that name.
-    leaks = leak_report_for_rules(masked, rules, sources=mask_plan.records, rejected=mask_plan.rejected_rules)
-    if store is not None and mask_id is not None:
+            mask_store.fail_mask(store, mask_id, error=reason, status=status)
+
+    # The output and its record agree: both or neither. The output is written first (atomically),
+    # then the record that it is done, with its dataset row, in one transaction; if that record
+    # cannot be written, the output is taken back (the old file restored) before the error goes on.
+    with recorded(mark):
+        written = False
+        try:
+            if out.exists():
+                backup = _backup_path(out, mask_id or os.getpid())
+                shutil.copy2(out, backup)
+            write_atomic(out, text)
+            written = True
+            output_sha = file_sha256(out)
+            # Identifying names are learned from the unmasked rows; a rejected name rule keeps that name.
+            leaks = leak_report_for_rules(
+                masked, rules, sources=mask_plan.records, rejected=mask_plan.rejected_rules
+            )
+            if store is not None and mask_id is not None:
+                _record_done(store, mask_id, mask_plan, out, backup, masked, counts, leaks, output_sha, entity_name, new)
+        except BaseException:
+            if written:
+                _take_back(out, backup)
+            elif backup is not None:
+                backup.unlink(missing_ok=True)
+            raise
+    return MaskResult(
+        output_path=str(out),
+        output_format=fmt,
+        output_sha256=output_sha,
+        source=source,
+        rows=len(masked),
+        edits_applied=len(accepted),
+        counts=counts,
+        leaks=leaks,
+        mask_id=mask_id,
+        backup_path=str(backup) if backup else None,
+    )
+
+
+def _record_done(
+    store: Any,
+    mask_id: int,
+    mask_plan: MaskPlan,
+    out: Path,
+    backup: Path | None,
+    masked: list[dict[str, Any]],
+    counts: dict[str, dict[str, int]],
+    leaks: LeakReport,
+    output_sha: str,
+    entity_name: str,
+    new: str,
+) -> None:
+    """The masking is done and its output a dataset: one transaction, so the store holds both or neither."""
+    source = mask_plan.source
+    with write_transaction(store.db):
         mask_store.finish_mask(
             store,
             mask_id,
             output_sha256=output_sha,
             backup_path=str(backup) if backup else None,
             rows=len(masked),
-            edits_applied=len(accepted),
+            edits_applied=len(mask_plan.accepted_edits),
             counts=counts,
             leaks={
                 "clean": leaks.clean,
@@ -174,18 +220,14 @@ def apply(
                 "as": new,
             },
         )
-    return MaskResult(
-        output_path=str(out),
-        output_format=fmt,
-        output_sha256=output_sha,
-        source=source,
-        rows=len(masked),
-        edits_applied=len(accepted),
-        counts=counts,
-        leaks=leaks,
-        mask_id=mask_id,
-        backup_path=str(backup) if backup else None,
-    )
+
+
+def _take_back(out: Path, backup: Path | None) -> None:
+    """Undo a written output whose record failed: restore the file it replaced, or remove it."""
+    if backup is not None and backup.exists():
+        os.replace(backup, out)
+    else:
+        out.unlink(missing_ok=True)
 
 
 def _backup_path(out: Path, mask_id: int) -> Path:
@@ -224,10 +266,10 @@ def recover_interrupted(store: Any) -> list[str]:
         else:
             backup.unlink(missing_ok=True)
             mask_store.fail_mask(
-                store, row["id"], error=f"interrupted: writer process {row['pid']} was killed"
+                store, row["id"], error=f"writer process {row['pid']} on {row['host']} is gone", status="interrupted"
             )
             notes.append(
-                f"masking {row['id']}: its writer was killed before {out} was written; marked failed"
+                f"masking {row['id']}: its writer was killed before {out} was written; marked interrupted"
                 + (f", removed {len(removed)} temp file(s)" if removed else "")
             )
     return notes

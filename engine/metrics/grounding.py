@@ -105,13 +105,19 @@ def _load_sources_cached(path: str, mtime_ns: int, entity: str | None) -> Source
 
 
 def load_sources(path: str | Path | None, entity: str | None) -> SourceIndex | None:
-    """The source index of a QA file's ``context`` fields (cached per file version), or None."""
+    """The source index of a QA file's ``context`` fields (cached per file version), or None.
+
+    None also when the contexts hold no sentence (every ``context`` empty): there is nothing to
+    ground an answer in, so the source scores are NULL (shown as "n/a: no source contexts"), never
+    a score against an empty source.
+    """
     if not path:
         return None
     file_path = Path(path)
     if not file_path.exists():
         return None
-    return _load_sources_cached(str(file_path.resolve()), file_path.stat().st_mtime_ns, entity)
+    sources = _load_sources_cached(str(file_path.resolve()), file_path.stat().st_mtime_ns, entity)
+    return sources if sources.sentences else None
 
 
 # ------------------------------------------------------------------ grounding and conflicts

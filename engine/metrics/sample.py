@@ -123,6 +123,7 @@ class SampleMetrics:
     f1_number_aware: float | None = None  # token F1, zeroed when the figures are wrong
     grounding: float | None = None  # None for refusals (no claim made) or without sources
     claim_grounding: float | None = None  # share of supported claims; set by engine/scoring.py
+    claim_support_min: float | None = None  # weakest atomic claim's strength; set by engine/scoring.py
     grounding_checked: int = 0
     conflict: bool | None = None
     unsupported: list[str] = field(default_factory=list)

@@ -22,6 +22,7 @@ from textual.widgets import Input, ProgressBar, RichLog, Static
 from engine import generate as gen
 from engine.configfile import describe_setting
 from engine.errors import UserError
+from engine.secrets import redact_url
 from engine.workspace import QaSource
 from tui.screens.base import (
     StepScreen,
@@ -312,7 +313,7 @@ class GenerateScreen(StepScreen):
             phase = [f"EDGAR ({source.ticker} {source.year} {source.form})"]
         else:
             phase = [f"reading {source.filing}"]
-        endpoint = f"endpoint {config.endpoint.base_url or 'api.openai.com'} ({config.endpoint.model})"
+        endpoint = f"endpoint {redact_url(config.endpoint.base_url or 'api.openai.com')} ({config.endpoint.model})"
 
         def on_progress(event) -> None:
             phase[0] = endpoint

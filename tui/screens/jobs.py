@@ -6,8 +6,9 @@ output is, or why it failed) and its log's last lines without progress-bar litte
 actions: cancel, re-submit a failed sweep shard, ingest (read what the job left into the store)
 and open its results (a sweep in Results, a fine-tune's adapter in Sweep).
 
-The list is polled in a thread worker: ``Workspace.settle_jobs()`` (states, and finished jobs read
-into the store) and ``Workspace.job_report()`` per job. Jobs live in the store, so a restarted TUI
+The list is polled in a thread worker: ``Workspace.jobs()`` (states only: listing reads nothing
+into the store) and ``Workspace.job_report()`` per job (the job's own files). What a finished job
+left is read into the store only when asked: ctrl+e (``Workspace.ingest_job``). Jobs live in the store, so a restarted TUI
 lists the running ones again and keeps following them (reattach). A fine-tune launched from this
 TUI hands its adapter and base to Sweep once it completes, also when it completed while the TUI
 was closed (the launched ids are kept in the preferences).
@@ -67,17 +68,19 @@ def job_row(job: Job, report: JobReport | None) -> tuple[Any, ...]:
 def action_hint(report: JobReport) -> str:
     """What the keys of this screen can do with the job now (short: the detail box has 5 rows)."""
     job = report.job
-    if report.sweep_id is not None:
-        return f"ctrl+o opens sweep {report.sweep_id} in Results."
-    if report.adapter:
-        return f"ctrl+o sweeps it ({step_key('sweep')})."
-    if report.failed_shards:
-        return "ctrl+r re-submits the shard(s)."
-    if job.finished and job.kind == "sweep" and not job.ingested_at:
-        return "ctrl+e ingests its rows."
     if not job.finished:
         return "ctrl+t cancels it."
-    return ""
+    hints = []
+    if report.sweep_id is not None:
+        hints.append(f"ctrl+o opens sweep {report.sweep_id} in Results.")
+    elif report.adapter:
+        hints.append(f"ctrl+o sweeps it ({step_key('sweep')}).")
+    if report.failed_shards:
+        hints.append("ctrl+r re-submits the shard(s).")
+    if not job.ingested_at and job.job_dir:
+        what = "its rows" if job.kind == "sweep" else "its run record"
+        hints.append(f"ctrl+e reads {what} into the store.")
+    return " ".join(hints)
 
 
 class JobsScreen(StepScreen):
@@ -160,7 +163,7 @@ class JobsScreen(StepScreen):
         if self.polling:
             return
         if not self.is_current:  # another step is shown: only watch for jobs that may still change
-            active = any(not job.finished or not job.ingested_at for job in self.jobs.values())
+            active = any(not job.finished for job in self.jobs.values())
             if not active or self.ticks % BACKGROUND_EVERY:
                 return
         self.poll()
@@ -175,7 +178,7 @@ class JobsScreen(StepScreen):
     def _poll(self, selected: int | None, known: dict[int, JobReport]) -> None:
         # Polled every second: an error is caught here and said once, not every second.
         try:
-            jobs = self.workspace.settle_jobs()  # finished jobs' run records and rows come in here
+            jobs = self.workspace.jobs()  # states only: what a job left comes in with ctrl+e
             reports: dict[int, JobReport] = {}
             for job in jobs:
                 old = known.get(job.id)
@@ -382,6 +385,8 @@ class JobsScreen(StepScreen):
         elif report.adapter:
             self.ft_app.handoff("sweep", self.sweep_values(report))
             self.ft_app.action_goto("sweep")
+        elif job.kind == "sweep" and job.state == "COMPLETED" and not job.ingested_at:
+            raise UserError(f"job {job.id}'s rows are not in the store yet: ctrl+e reads them in, then ctrl+o")
         else:
             raise UserError(f"job {job.id} has no results to open yet ({job.state})")
 

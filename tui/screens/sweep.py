@@ -412,7 +412,7 @@ class SweepScreen(StepScreen):
         job = message.job
         self.clear_handed()
         self.ft_app.prefs["jobs_selected"] = job.id  # the Jobs step opens on it
-        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.")
+        self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.", markup=False)
         self.follow(job.id)
 
     def follow(self, job_id: int) -> None:

@@ -1,0 +1,648 @@
+"""A sweep's finding in numbers, computed once: what the report, the demo, Gradio and the TUI open on.
+
+For the entity prompt and for the held-out questions **separately** (any other prompt on its own),
+per variant x temperature:
+
+- the main hallucination score (``catalog.MAIN_SCORE``, turned so that higher = more hallucination,
+  e.g. 1 − claim-level grounding), over the answers that make at least one claim;
+- the refusal rate, over every answer;
+- the agreement between samples: the majority-answer share of each cell, averaged over the cells
+  at that temperature (every top_p and top_k);
+
+each with a 95% interval and its n, then a one-sentence headline built from those numbers by the
+rules in :func:`headline`, and example answers of base next to fine-tuned at a low, a middle and a
+high temperature (same cell and sample index: they share their random numbers).
+
+Intervals: statsmodels' Wilson score interval on the sum of the values over n. For a 0/1 rate
+(refusals) that is the usual Wilson interval; for a score in [0, 1] (grounding, majority share)
+it is conservative, since a 0/1 variable has the largest variance a [0, 1] variable of that mean
+can have. Unlike a percentile bootstrap it never collapses to a zero-width interval when all n
+values agree (18 answers all fully grounded still give [0.82, 1]).
+
+Everything here is plain data (no HTML, no colours): front ends lay it out.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.grid import MetricGrid, degenerate_note
+from engine.metrics import catalog
+from engine.metrics.catalog import MetricSpec, decimals_for
+from store import core as store_core
+from store import metrics as store_metrics
+
+ENTITY_GROUP = "entity"  # the sweep's prompt_template about the entity
+HELD_OUT_GROUP = "held-out"  # questions of the dataset's eval split, prompt ids "eval-*"
+HELD_OUT_PREFIX = "eval-"
+REFUSAL = "refusal"  # the sample metric counted for the refusal rate
+AGREEMENT = "majority_share"  # the cell metric read as agreement between samples
+LEVEL = 0.95
+VARIANT_ORDER = ("base", "finetuned")
+VARIANT_NAMES = {"base": "base", "finetuned": "fine-tuned"}
+
+
+# ---------------------------------------------------------------- plain data
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its 95% interval over ``n`` values (``value`` None: no values)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+    @property
+    def decimals(self) -> int:
+        """Decimals that n allows (``catalog.decimals_for``)."""
+        return decimals_for(max(self.n, 1))
+
+    def number(self, most: int = 3) -> str:
+        """The value alone, with the decimals n allows (at most ``most``); '–' without values."""
+        return "–" if self.value is None else f"{self.value:.{min(self.decimals, most)}f}"
+
+    def text(self) -> str:
+        """'0.1 [0.0, 0.3]' (or '–')."""
+        if self.value is None or self.low is None or self.high is None:
+            return "–"
+        d = self.decimals
+        return f"{self.value:.{d}f} [{self.low:.{d}f}, {self.high:.{d}f}]"
+
+    def separated_from(self, other: Estimate) -> int:
+        """+1 when this interval lies wholly above ``other``'s, −1 wholly below, 0 when they overlap
+        (or either has no value): "no clear difference"."""
+        if None in (self.low, self.high, other.low, other.high):
+            return 0
+        if self.low > other.high:  # type: ignore[operator]
+            return 1
+        if self.high < other.low:  # type: ignore[operator]
+            return -1
+        return 0
+
+
+NO_VALUES = Estimate(None, None, None, 0)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One variant at one temperature, pooled over every top_p and top_k of the grid."""
+
+    variant: str
+    temperature: float
+    answers: int  # every answer at this temperature
+    hallucination: Estimate  # over the answers with at least one claim
+    refusal: Estimate  # over every answer
+    agreement: Estimate  # over cells with at least two samples
+
+
+@dataclass(frozen=True)
+class ExampleAnswer:
+    variant: str
+    text: str
+    hallucination: float | None  # this answer's hallucination side of the main score
+    refusal: bool | None
+
+
+@dataclass(frozen=True)
+class ExamplePair:
+    """Every variant's answer in one cell at one sample index (shared random numbers)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    prompt_id: str
+    sample_index: int
+    answers: tuple[ExampleAnswer, ...]  # base first
+
+    def get(self, variant: str) -> ExampleAnswer | None:
+        return next((a for a in self.answers if a.variant == variant), None)
+
+
+@dataclass(frozen=True)
+class PromptText:
+    prompt_id: str
+    text: str
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class FlatMetric:
+    """A metric with one value in every cell of a prompt group: one line instead of a flat grid."""
+
+    group: str
+    metric: str
+    label: str
+    value: float
+
+    def text(self) -> str:
+        spec = catalog.cell_metric(self.metric)
+        value = spec.format(self.value, 1000) if not spec.fmt.endswith("d") else spec.format(self.value)
+        value = value.rstrip("0").rstrip(".") if "." in value else value
+        return f"{self.label}: {value} in every cell of every variant (no grid drawn)"
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """The summary of one prompt group: the entity prompt, the held-out questions, or another prompt."""
+
+    group: str  # ENTITY_GROUP, HELD_OUT_GROUP or a prompt id
+    title: str  # 'entity prompt', 'held-out questions (2, pooled)'
+    prompts: tuple[PromptText, ...]
+    variants: tuple[str, ...]
+    temperatures: tuple[float, ...]
+    rows: tuple[SummaryRow, ...]
+    headline: str
+    examples: tuple[ExamplePair, ...]
+    flat: tuple[FlatMetric, ...] = ()
+
+    def row(self, variant: str, temperature: float) -> SummaryRow | None:
+        return next((r for r in self.rows if r.variant == variant and r.temperature == temperature), None)
+
+    @property
+    def prompt_filter(self) -> str:
+        """The prompt id (or 'eval-*' prefix) that selects this group in store queries."""
+        return f"{HELD_OUT_PREFIX}*" if self.group == HELD_OUT_GROUP else self.group
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    sweep_id: int
+    score: str  # the catalogue's main score (catalog.MAIN_SCORE)
+    score_label: str  # 'claim-level grounding'
+    hallucination_label: str  # '1 − claim-level grounding'
+    samples_per_cell: int | None
+    groups: tuple[GroupSummary, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)  # what n makes degenerate, unscored answers
+
+    @property
+    def headline(self) -> str:
+        """The entity prompt's headline (the first group's when there is no entity prompt)."""
+        return self.groups[0].headline if self.groups else "No answers stored in this sweep yet."
+
+    def group(self, name: str) -> GroupSummary | None:
+        return next((g for g in self.groups if g.group == name), None)
+
+
+# ---------------------------------------------------------------- estimates
+
+
+def mean_interval(values: Sequence[float], level: float = LEVEL) -> Estimate:
+    """The mean of values in [0, 1] with a Wilson score interval on their sum (see the module doc)."""
+    # Imported here: statsmodels (and the scipy.stats it loads) adds about a second to every CLI
+    # verb and the TUI's start, which all import the Workspace.
+    from statsmodels.stats.proportion import proportion_confint
+
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return NO_VALUES
+    total, n = sum(present), len(present)
+    low, high = proportion_confint(total, n, alpha=1 - level, method="wilson")
+    return Estimate(total / n, max(0.0, float(low)), min(1.0, float(high)), n)
+
+
+def group_of(prompt_id: str) -> str:
+    """The prompt group a prompt id belongs to."""
+    if prompt_id == ENTITY_GROUP:
+        return ENTITY_GROUP
+    if prompt_id.startswith(HELD_OUT_PREFIX):
+        return HELD_OUT_GROUP
+    return prompt_id
+
+
+def _sample_value(row: dict[str, Any], name: str) -> Any:
+    if name in row and row[name] is not None:
+        return row[name]
+    return (row.get("metrics") or {}).get(name)
+
+
+def _hallucination(row: dict[str, Any], spec: MetricSpec) -> float | None:
+    value = _sample_value(row, spec.mean_of or spec.name)
+    return catalog.hallucination_side(spec, None if value is None else float(value))
+
+
+def _refusal(row: dict[str, Any]) -> bool | None:
+    value = _sample_value(row, REFUSAL)
+    return None if value is None else bool(value)
+
+
+# ---------------------------------------------------------------- the headline
+
+
+def _name(variant: str) -> str:
+    return VARIANT_NAMES.get(variant, variant)
+
+
+def _t(value: float) -> str:
+    return f"{value:g}"
+
+
+def _span(temperatures: Sequence[float], run: Sequence[float]) -> str:
+    """Where a run of consecutive temperatures lies: 'at T ≤ 1', 'at T ≥ 1.5', 'at T = 1–1.5'."""
+    if len(run) == len(temperatures):
+        return "at every temperature"
+    if len(run) == 1:
+        return f"at T = {_t(run[0])}"
+    if run[0] == temperatures[0]:
+        return f"at T ≤ {_t(run[-1])}"
+    if run[-1] == temperatures[-1]:
+        return f"at T ≥ {_t(run[0])}"
+    return f"at T = {_t(run[0])}–{_t(run[-1])}"
+
+
+HEADLINE_DECIMALS = 2  # a sentence quotes at most 2 decimals, fewer when n allows fewer
+
+
+def _same_decimals(first: Estimate, second: Estimate) -> tuple[str, str]:
+    """Two numbers compared in one breath, both with the coarser precision of the two (at most 2)."""
+    most = min(first.decimals, second.decimals, HEADLINE_DECIMALS)
+    return first.number(most), second.number(most)
+
+
+def variant_order(variant: str) -> tuple[int, str]:
+    """Sort key: base, then fine-tuned, then any other variant (named adapters) by name."""
+    return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
+
+
+def _comparison(
+    variant: str,
+    temperatures: Sequence[float],
+    by: dict[tuple[str, float], SummaryRow],
+    pooled: dict[tuple[str, tuple[float, ...]], Estimate],
+) -> list[str]:
+    """Rule 1 for one variant against base: a clause per run of temperatures with one verdict."""
+    runs: list[tuple[int | None, list[float]]] = []
+    for t in temperatures:
+        base, other = by.get(("base", t)), by.get((variant, t))
+        verdict = None
+        if base and other and None not in (base.hallucination.value, other.hallucination.value):
+            verdict = other.hallucination.separated_from(base.hallucination)
+        if runs and runs[-1][0] == verdict:
+            runs[-1][1].append(t)
+        else:
+            runs.append((verdict, [t]))
+    clauses = []
+    name = _name(variant)
+    for verdict, run in runs:
+        if verdict is None:
+            continue
+        shown_other, shown_base = _same_decimals(pooled[(variant, tuple(run))], pooled[("base", tuple(run))])
+        numbers = f"({shown_other} vs {shown_base})"
+        where = _span(temperatures, run)
+        if verdict < 0:
+            clauses.append(f"{name} hallucinates less than base {where} {numbers}")
+        elif verdict > 0:
+            clauses.append(f"{name} hallucinates more than base {where} {numbers}")
+        else:
+            clauses.append(f"no clear difference between {name} and base {where} {numbers}")
+    return clauses
+
+
+def headline(
+    rows: Sequence[SummaryRow],
+    pooled: dict[tuple[str, tuple[float, ...]], Estimate],
+    *,
+    subject: str,
+) -> str:
+    """One sentence from the numbers, by these rules (nothing else is claimed):
+
+    1. Each variant vs base at each temperature: "less"/"more" only when the two 95% intervals do
+       not overlap, else "no clear difference". Consecutive temperatures with the same verdict are
+       one clause, quoting both variants' scores pooled over those temperatures.
+    2. Drift: a variant whose interval at the highest temperature lies wholly above (below) its
+       interval at the lowest "drifts as temperature rises" ("hallucinates less as ...").
+    3. Refusals: "neither refuses" when no answer refused; else each variant's overall rate.
+    Without base (or with no temperature both have scores), rule 1 becomes each variant's scores
+    at its lowest and highest temperature; a variant without one claim to check says so.
+    """
+    variants = sorted({r.variant for r in rows}, key=variant_order)
+    temperatures = sorted({r.temperature for r in rows})
+    by = {(r.variant, r.temperature): r for r in rows}
+    if not rows:
+        return f"{subject}: no answers stored."
+    if all(r.refusal.value is None for r in rows):
+        return f"{subject}: no answer is scored yet (run `ft-hallu metrics`)."
+    scored_variants = [
+        v for v in variants if any(r.hallucination.value is not None for r in rows if r.variant == v)
+    ]
+    clauses: list[str] = []
+    if "base" in scored_variants:
+        for variant in scored_variants:
+            if variant != "base":
+                clauses += _comparison(variant, temperatures, by, pooled)
+    if not clauses:  # base alone, or no temperature where both have scores: each on its own
+        for variant in scored_variants:
+            present = [by[(variant, t)] for t in temperatures if (variant, t) in by]
+            present = [r for r in present if r.hallucination.value is not None]
+            first, last = present[0], present[-1]
+            clause = f"{_name(variant)} hallucination {first.hallucination.number(HEADLINE_DECIMALS)} at T = {_t(first.temperature)}"
+            if last is not first:
+                clause += f" and {last.hallucination.number(HEADLINE_DECIMALS)} at T = {_t(last.temperature)}"
+            clauses.append(clause)
+    clauses += [
+        f"{_name(v)} makes no claim that can be checked" for v in variants if v not in scored_variants
+    ]
+    drift = []
+    for variant in scored_variants:
+        present = [by[(variant, t)] for t in temperatures if (variant, t) in by]
+        present = [r for r in present if r.hallucination.value is not None]
+        if len(present) < 2:
+            continue
+        low, high = present[0], present[-1]
+        direction = high.hallucination.separated_from(low.hallucination)
+        if direction:
+            verb = (
+                "drifts as temperature rises" if direction > 0 else "hallucinates less as temperature rises"
+            )
+            shown_low, shown_high = _same_decimals(low.hallucination, high.hallucination)
+            drift.append(
+                f"{_name(variant)} {verb} ({shown_low} at T = {_t(low.temperature)} → "
+                f"{shown_high} at T = {_t(high.temperature)})"
+            )
+    refusing = []
+    for variant in variants:
+        overall = pooled.get((variant, ()), NO_VALUES)
+        if overall.value == 1:
+            refusing.append(f"{_name(variant)} refuses every answer")
+        elif overall.value:
+            refusing.append(f"{_name(variant)} refuses {overall.number(HEADLINE_DECIMALS)} of its answers")
+    if refusing:
+        refusals = "; ".join(refusing)
+    else:
+        refusals = (
+            "neither refuses"
+            if len(variants) == 2
+            else "none refuses"
+            if variants[1:]
+            else f"{_name(variants[0])} never refuses"
+        )
+    body = ", ".join(clauses)
+    if drift:
+        body += "; " + "; ".join(drift)
+    return f"{subject}: {body}; {refusals}."
+
+
+# ---------------------------------------------------------------- building it
+
+
+def _examples(
+    samples: Sequence[dict[str, Any]], spec: MetricSpec, temperatures: Sequence[float]
+) -> tuple[ExamplePair, ...]:
+    """Base next to fine-tuned at the lowest, a middle and the highest temperature: the grid's
+    middle top_p and top_k, the group's first prompt, the lowest sample index every variant has."""
+    if not samples or not temperatures:
+        return ()
+
+    def middle(values: set) -> Any:
+        ordered = sorted(values)
+        return ordered[(len(ordered) - 1) // 2]
+
+    prompt_id = sorted({s["prompt_id"] for s in samples})[0]
+    top_p = middle({float(s["top_p"]) for s in samples})
+    top_k = middle({int(s["top_k"]) for s in samples})
+    picked = list(dict.fromkeys([temperatures[0], middle(set(temperatures)), temperatures[-1]]))
+    pairs = []
+    for temperature in picked:
+        cell = [
+            s
+            for s in samples
+            if s["prompt_id"] == prompt_id
+            and (float(s["temperature"]), float(s["top_p"]), int(s["top_k"])) == (temperature, top_p, top_k)
+        ]
+        by_index: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for s in cell:
+            by_index[int(s["sample_index"])][str(s["variant"])] = s
+        if not by_index:
+            continue
+        variants_here = {v for found in by_index.values() for v in found}
+        index = min(i for i, found in by_index.items() if set(found) == variants_here)
+        found = by_index[index]
+        ordered = sorted(found, key=variant_order)
+        answers = tuple(
+            ExampleAnswer(v, found[v].get("text") or "", _hallucination(found[v], spec), _refusal(found[v]))
+            for v in ordered
+        )
+        pairs.append(ExamplePair(temperature, top_p, top_k, prompt_id, index, answers))
+    return tuple(pairs)
+
+
+def _group_title(group: str, prompts: Sequence[PromptText]) -> str:
+    if group == ENTITY_GROUP:
+        return "entity prompt"
+    if group == HELD_OUT_GROUP:
+        return f"held-out questions ({len(prompts)}, pooled)" if len(prompts) > 1 else "held-out question"
+    return f"prompt {group}"
+
+
+def flat_metrics(store: Any, sweep_id: int, group: str, metrics: Sequence[str]) -> tuple[FlatMetric, ...]:
+    """The metrics among ``metrics`` with one value in every cell of the group (see MetricGrid.constant)."""
+    prompt = f"{HELD_OUT_PREFIX}*" if group == HELD_OUT_GROUP else group
+    known = set(store_metrics.cell_columns(store))
+    flat = []
+    for metric in metrics:
+        if metric not in known:
+            continue
+        grid = MetricGrid.from_dict(store_metrics.metric_grid(store, sweep_id, metric, prompt_id=prompt))
+        value = grid.constant()
+        if value is not None:
+            flat.append(FlatMetric(group, metric, catalog.metric_label(metric), value))
+    return tuple(flat)
+
+
+def build_summary(store: Any, sweep_id: int) -> SweepSummary:
+    """The summary of a stored sweep as scored now (unscored answers count as answers, not scores)."""
+    spec = catalog.main_score()
+    sweep = store_core.get_sweep(store, sweep_id)
+    samples = store_metrics.sample_table(store, sweep_id, only_scored=False)
+    cells = store_metrics.cell_table(store, sweep_id)
+    prompt_rows = {
+        p["prompt_id"]: p for p in (sweep.get("config") or {}).get("prompts") or [] if p.get("prompt_id")
+    }
+    by_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for sample in samples:
+        by_group[group_of(str(sample["prompt_id"]))].append(sample)
+    order = sorted(by_group, key=lambda g: (g != ENTITY_GROUP, g != HELD_OUT_GROUP, g))
+    per_cell = Counter(
+        (s["variant"], s["temperature"], s["top_p"], s["top_k"], s["prompt_id"]) for s in samples
+    )
+    samples_per_cell = Counter(per_cell.values()).most_common(1)[0][0] if per_cell else None
+    groups = []
+    for group in order:
+        members = by_group[group]
+        ids = sorted({str(s["prompt_id"]) for s in members})
+        prompts = []
+        for prompt_id in ids:
+            first = next(s for s in members if s["prompt_id"] == prompt_id)
+            known = prompt_rows.get(prompt_id) or {}
+            prompts.append(
+                PromptText(
+                    prompt_id, str(first.get("prompt") or known.get("prompt") or ""), first.get("reference")
+                )
+            )
+        variants = tuple(sorted({str(s["variant"]) for s in members}, key=variant_order))
+        temperatures = tuple(sorted({float(s["temperature"]) for s in members}))
+        group_cells = [c for c in cells if group_of(str(c["prompt_id"])) == group]
+        rows = []
+        for variant in variants:
+            for temperature in temperatures:
+                here = [
+                    s for s in members if s["variant"] == variant and float(s["temperature"]) == temperature
+                ]
+                if not here:
+                    continue
+                agreement_cells = [
+                    c[AGREEMENT]
+                    for c in group_cells
+                    if c["variant"] == variant
+                    and float(c["temperature"]) == temperature
+                    and int(c["n"]) >= 2
+                    and c.get(AGREEMENT) is not None
+                ]
+                refusals = [_refusal(s) for s in here]
+                rows.append(
+                    SummaryRow(
+                        variant=variant,
+                        temperature=temperature,
+                        answers=len(here),
+                        hallucination=mean_interval([_hallucination(s, spec) for s in here]),
+                        refusal=mean_interval([float(r) for r in refusals if r is not None]),
+                        agreement=mean_interval(agreement_cells),
+                    )
+                )
+        pooled: dict[tuple[str, tuple[float, ...]], Estimate] = {}
+        for variant in variants:
+            mine = [s for s in members if s["variant"] == variant]
+            refusals = [_refusal(s) for s in mine]
+            pooled[(variant, ())] = mean_interval([float(r) for r in refusals if r is not None])
+            for start in range(len(temperatures)):
+                for stop in range(start + 1, len(temperatures) + 1):
+                    run = temperatures[start:stop]
+                    pooled[(variant, run)] = mean_interval(
+                        [_hallucination(s, spec) for s in mine if float(s["temperature"]) in run]
+                    )
+        title = _group_title(group, prompts)
+        groups.append(
+            GroupSummary(
+                group=group,
+                title=title,
+                prompts=tuple(prompts),
+                variants=variants,
+                temperatures=temperatures,
+                rows=tuple(rows),
+                headline=headline(rows, pooled, subject=title[0].upper() + title[1:]),
+                examples=_examples(members, spec, temperatures),
+                flat=flat_metrics(store, sweep_id, group, catalog.cell_metrics_shown(catalog.Show.HEATMAP)),
+            )
+        )
+    notes = []
+    if samples_per_cell:
+        for metric in ("semantic_entropy", AGREEMENT, "n_clusters"):
+            note = degenerate_note(metric, samples_per_cell, catalog.cell_metric(metric))
+            if note:
+                notes.append(note)
+    unscored = sum(1 for s in samples if s.get("metrics") is None)
+    if unscored:
+        notes.append(f"{unscored} of {len(samples)} answers are not scored yet: run `ft-hallu metrics`")
+    return SweepSummary(
+        sweep_id=sweep_id,
+        score=spec.name,
+        score_label=spec.label,
+        hallucination_label=catalog.hallucination_label(spec),
+        samples_per_cell=samples_per_cell,
+        groups=tuple(groups),
+        notes=tuple(notes),
+    )
+
+
+# ---------------------------------------------------------------- one table layout for every front end
+
+
+def summary_table(group: GroupSummary, *, long: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of strings, each estimate as 'value [95% interval]'.
+
+    Wide (default, for pages): one row per temperature; hallucination, refusal rate, agreement and
+    n each with a column per variant, headed "what · variant"; n is "answers with claims/answers".
+    ``long`` (for terminals, about 75 characters): one row per temperature and variant.
+    """
+    if long:
+        rows = [
+            [
+                _t(r.temperature),
+                _name(r.variant),
+                r.hallucination.text(),
+                r.refusal.text(),
+                r.agreement.text(),
+                f"{r.hallucination.n}/{r.answers}",
+            ]
+            for t in group.temperatures
+            for r in (group.row(v, t) for v in group.variants)
+            if r is not None
+        ]
+        return ["T", "variant", "hallucination", "refusal rate", "agreement", "n"], rows
+    headers = ["T"]
+    for what in ("hallucination", "refusal rate", "agreement", "n"):
+        headers += [f"{what} · {_name(v)}" for v in group.variants]
+    rows = []
+    for temperature in group.temperatures:
+        line = [_t(temperature)]
+        found = [group.row(v, temperature) for v in group.variants]
+        for attribute in ("hallucination", "refusal", "agreement"):
+            line += [getattr(r, attribute).text() if r else "–" for r in found]
+        line += [f"{r.hallucination.n}/{r.answers}" if r else "–" for r in found]
+        rows.append(line)
+    return headers, rows
+
+
+def variant_name(variant: str) -> str:
+    """How a variant is named in text: 'fine-tuned' for 'finetuned'."""
+    return _name(variant)
+
+
+def format_summary(summary: SweepSummary, width: int = 100) -> str:
+    """The summary as plain text (the demo's, a terminal's): per prompt group its headline, the
+    per-temperature table and the example answers; then the notes."""
+    blocks = []
+    for group in summary.groups:
+        lines = [textwrap.fill(group.headline, width, break_on_hyphens=False)]
+        prompts = "; ".join(f'"{" ".join(p.text.split())}"' for p in group.prompts)
+        lines.append(
+            textwrap.fill(f"prompt{'s (pooled)' if len(group.prompts) > 1 else ''}: {prompts}", width)
+        )
+        headers, rows = summary_table(group, long=True)
+        lines += ["", _fixed_width(headers, rows)]
+        for pair in group.examples:
+            lines += [
+                "",
+                f"T={pair.temperature:g}  top_p={pair.top_p:g}  top_k={pair.top_k}  sample {pair.sample_index}",
+            ]
+            for answer in pair.answers:
+                label = _name(answer.variant)
+                text = " ".join((answer.text or "(empty)").split())
+                wrapped = textwrap.wrap(text, width - 14, break_on_hyphens=False) or [""]
+                lines.append(f"  {label:>10}: {wrapped[0]}")
+                lines.extend(f"{'':14}{line}" for line in wrapped[1:])
+        for flat in group.flat:
+            lines.append(flat.text())
+        blocks.append("\n".join(lines))
+    described = (
+        f"hallucination = {summary.hallucination_label}, over answers with at least one claim; "
+        "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
+        "[95% Wilson interval]; n = answers with claims / answers"
+    )
+    blocks.append(textwrap.fill(described, width))
+    if summary.notes:
+        blocks.append("\n".join(textwrap.fill(f"note: {note}", width) for note in summary.notes))
+    return "\n\n".join(blocks)
+
+
+def _fixed_width(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
