@@ -1121,3 +1121,26 @@ def test_wrap_words_breaks_at_spaces_and_path_separators() -> None:
     wrapped = wrap_words("see /very/long/path/to/some/file.jsonl now", 16)
     assert wrapped.split("\n") == ["see", "/very/long/path/", "to/some/", "file.jsonl now"]  # the path on its own lines
     assert wrap_words("a-single-name-without-separators-at-all", 10) == "a-single-name-without-separators-at-all"
+
+
+def test_form_values_of_fields_with_named_words_or_numbers() -> None:
+    """save_checkpoints takes "none", "epoch", every N steps or a list of steps; a sweep's checkpoints
+    "all" or a list; anything else names what the field takes."""
+    from engine.errors import UserError
+    from engine.finetune import FinetuneConfig
+    from engine.sweep import SweepConfig
+    from tui import forms
+
+    ft = {field.path: field for field in forms.form_fields(FinetuneConfig, "ft")}
+    sw = {field.path: field for field in forms.form_fields(SweepConfig, "sw")}
+    saves = [forms.parse_value(ft["save_checkpoints"], text, where="f") for text in ("epoch", "20", "10, 30")]
+    assert saves == ["epoch", 20, [10, 30]]
+    assert [forms.parse_value(sw["checkpoints"], text, where="s") for text in ("", "all", "4", "2, 4")] == [
+        "",
+        "all",
+        [4],
+        [2, 4],
+    ]
+    assert forms.parse_value(ft["target_modules"], "q_proj, v_proj", where="f") == ["q_proj", "v_proj"]
+    with pytest.raises(UserError, match="f: save_checkpoints = 'often': must be 'none' or 'epoch', or a whole"):
+        forms.parse_value(ft["save_checkpoints"], "often", where="f")

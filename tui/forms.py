@@ -107,11 +107,31 @@ def _parse(hint: Any, text: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         options = [option for option in args if option is not type(None)]
+        # A word the field names (save_checkpoints = "epoch", checkpoints = "all") is taken as is.
+        words = [
+            word
+            for option in options
+            if typing.get_origin(option) is typing.Literal
+            for word in typing.get_args(option)
+        ]
+        if text in words:
+            return text
+        options = [option for option in options if typing.get_origin(option) is not typing.Literal]
+        if not options:
+            return text  # not one of the words: the loader names them
         lists = [option for option in options if typing.get_origin(option) in (list, tuple)]
         if lists and str in options:  # e.g. target_modules: one name, or several separated by commas
             parts = _items(text)
             return parts[0] if len(parts) == 1 else _parse(lists[0], text)
-        return _parse(options[0], text)
+        scalars = [option for option in options if option not in lists]
+        many = lists and (not scalars or len(_items(text)) > 1)  # save_checkpoints: every N, or steps
+        try:
+            return _parse(lists[0] if many else scalars[0], text)
+        except ValueError as exc:
+            if not words:
+                raise
+            named = " or ".join(repr(word) for word in words if word)
+            raise ValueError(f"must be {named}, or {str(exc).removeprefix('must be ')}") from None
     if origin in (list, tuple):
         element = args[0] if args else str
         return [_parse(element, part) for part in _items(text)]
