@@ -285,6 +285,12 @@ def test_mask_screen_reports_identifying_names_and_masks_them_in_the_plan(
             ]
             new = next(r.replacement for r in screen.plan.rules if r.id == "leak:Stridebot")
             assert new in static_text(app, "mask-diff")  # the diff shows the invented name
+            # Long rules and names wrap inside the box (42 columns): nothing cut, no sideways scroll.
+            await pilot.pause()
+            table = screen.query_one("#mask-rules", DataTable)
+            assert table.max_scroll_x == 0 and table.virtual_size.width <= table.outer_size.width
+            shown = [" ".join(str(cell).split()) for row in table_rows(table) for cell in row]
+            assert all(rule.id in shown and rule.replacement in shown for rule in screen.plan.rules)
             # Keep Mara Lindqvist on purpose: space on her rule.
             await pilot.press("ctrl+g")
             for _ in range(rules.index("leak:Mara Lindqvist")):
@@ -940,6 +946,15 @@ def test_check_step_reports_duplicates_and_writes_a_deduplicated_copy(
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert any("is the input file" in m for m in notifications(app)) and source.read_bytes() == original
+            # A file without duplicates is handed on as it is: typed here, it is Mask's QA file.
+            clean = tmp_path / "clean.jsonl"
+            clean.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
+            await fill(pilot, app, check_file=clean.name, check_out="")
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: "No exact duplicates" in static_text(app, "check-report"), 30, "report")
+            assert f"{step_key('mask')} masks it (filled in)" in static_text(app, "check-report")
+            await pilot.press("f3")
+            await wait_for(pilot, lambda: input_value(app, "mask-file") == str(clean.resolve()), 10, "hand-off")
 
     run(scenario)
 
@@ -948,6 +963,10 @@ def test_check_step_reports_duplicates_and_writes_a_deduplicated_copy(
     masked = tmp_path / "qa.masked.jsonl"
     workspace.apply_mask(plan, masked, entity="NVIDIA", new_name="EGNIVIA")
     masked_copy = tmp_path / "qa.masked.dedup.jsonl"
+    clean = tmp_path / "clean.jsonl"
+    plan = workspace.plan_mask(str(clean), entity="NVIDIA", new_name="EGNIVIA", ticker="NVDA", aliases=[])
+    clean_masked = tmp_path / "clean.masked.jsonl"
+    workspace.apply_mask(plan, clean_masked, entity="NVIDIA", new_name="EGNIVIA")
 
     async def masked_input() -> None:
         app = FtHalluApp(workspace, start="check", prefs_path=tmp_path / "prefs2.json")
@@ -961,6 +980,12 @@ def test_check_step_reports_duplicates_and_writes_a_deduplicated_copy(
             await pilot.press("f6")
             await wait_for(pilot, lambda: input_value(app, "sw-dataset") == str(masked_copy.resolve()), 10, "sw")
             assert input_value(app, "sw-entity_name") == "EGNIVIA"
+            # A masked output without duplicates goes on to Fine-tune as it is.
+            await pilot.press("f2")
+            await fill(pilot, app, check_file=clean_masked.name)
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: "No exact duplicates" in static_text(app, "check-report"), 30, "report")
+            assert f"{step_key('finetune')} fine-tunes on it (filled in)" in static_text(app, "check-report")
 
     run(masked_input)
 

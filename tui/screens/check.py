@@ -2,8 +2,9 @@
 question/answer pairs, split leakage, lengths, repeated ids), and a copy without the exact
 duplicates written to a NEW file (``--drop-duplicates OUT``); the checked file is never written.
 
-Generate hands its file here. The copy is handed on: to Mask, or, when the checked file is itself
-a masked output, to Fine-tune and Sweep (whose dataset it becomes).
+Generate hands its file here. What is fit to go on is handed on: a file without exact duplicates
+as it is, else the copy without them; to Mask, or, when the checked file is itself a masked output,
+to Fine-tune and Sweep (whose dataset it becomes).
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ class CheckScreen(StepScreen):
     ]  # fmt: skip
 
     class Checked(Message):
-        def __init__(self, report: DatasetReport) -> None:
+        """The report of ``path``; ``new_name`` is the name a recorded mask gave it (None: not masked)."""
+
+        def __init__(self, report: DatasetReport, path: str, new_name: str | None) -> None:
             super().__init__()
-            self.report = report
+            self.report, self.path, self.new_name = report, path, new_name
 
     class Deduped(Message):
         def __init__(self, result: DedupeResult, new_name: str | None) -> None:
@@ -106,7 +109,9 @@ class CheckScreen(StepScreen):
 
     @step_worker(group="check-run", exclusive=True)
     def _check(self, path: str, eval_fraction: float, seed: int) -> None:
-        self.post_message(self.Checked(self.workspace.check_dataset(path, eval_fraction=eval_fraction, seed=seed)))
+        report = self.workspace.check_dataset(path, eval_fraction=eval_fraction, seed=seed)
+        recorded = self.workspace.recorded_mask_for(path)  # a masked output goes to Fine-tune, not Mask
+        self.post_message(self.Checked(report, path, recorded.new_name if recorded is not None else None))
 
     def worker_failed(self, worker, line: str) -> None:
         self.query_one("#check-report", Static).update(Text(f"Not checked: {line}", style="bold red"))
@@ -123,9 +128,8 @@ class CheckScreen(StepScreen):
                 style="bold yellow",
             )
         else:
-            text.append(
-                f"No exact duplicates. {step_key('mask')} masks this file.\n", style="bold green"
-            )
+            after = self.hand_on(str(Path(message.path).expanduser().resolve()), message.new_name)
+            text.append(f"No exact duplicates. {after}.\n", style="bold green")
         if report.duplicate_ids:
             text.append(
                 f"Repeated ids ({report.duplicate_id_summary()}): a sweep keys its held-out prompts by id; "
@@ -134,6 +138,15 @@ class CheckScreen(StepScreen):
             )
         text.append("\n".join(report.lines()))
         self.query_one("#check-report", Static).update(text)
+
+    def hand_on(self, path: str, new_name: str | None) -> str:
+        """Fill ``path`` in where it goes next; the words that say where."""
+        if new_name is not None:  # a masked output already: train and sweep on it
+            self.ft_app.handoff("finetune", {"ft-dataset": path})
+            self.ft_app.handoff("sweep", {"sw-dataset": path, "sw-entity_name": new_name})
+            return f"{step_key('finetune')} fine-tunes on it (filled in)"
+        self.ft_app.handoff("mask", {"mask-file": path, "mask-out": ""})
+        return f"{step_key('mask')} masks it (filled in)"
 
     # ------------------------------------------------------------ drop duplicates
 
@@ -166,15 +179,8 @@ class CheckScreen(StepScreen):
 
     def on_check_screen_deduped(self, message: Deduped) -> None:
         result = message.result
-        written = str(Path(result.output).resolve())
+        after = self.hand_on(str(Path(result.output).resolve()), message.new_name)
         box = self.query_one("#check-report", Static)
-        if message.new_name is not None:  # the checked file was masked already: train and sweep on the copy
-            self.ft_app.handoff("finetune", {"ft-dataset": written})
-            self.ft_app.handoff("sweep", {"sw-dataset": written, "sw-entity_name": message.new_name})
-            after = f"{step_key('finetune')} fine-tunes on it (filled in)"
-        else:
-            self.ft_app.handoff("mask", {"mask-file": written, "mask-out": ""})
-            after = f"{step_key('mask')} masks it (filled in)"
         line = result.line()
         box.update(Text(f"{line[0].upper()}{line[1:]}.\n{after}.", style="bold green"))
         self.notify(f"Wrote {result.output} ({result.rows_out} rows); {after}.", markup=False)
