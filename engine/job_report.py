@@ -39,6 +39,7 @@ class JobReport:
     sweep_id: int | None = None  # a completed sweep job's sweep in the store
     adapter: str | None = None  # a completed fine-tune's output folder
     base_model: str | None = None  # the base that adapter was trained on
+    dataset: str | None = None  # the QA file it was trained on (a sweep's held-out questions and sources)
     failed_shards: tuple[int, ...] = ()  # sweep shards that ended without finishing (re-submit them)
 
 
@@ -121,10 +122,13 @@ def _finetune_report(job: jobs.Job, log: str, elapsed: str) -> JobReport:
     head = _head(job, elapsed)
     output = str(record.get("output_dir") or job.output_dir)
     base = record.get("base_model") if isinstance(record.get("base_model"), str) else None
+    dataset = record.get("dataset") if isinstance(record.get("dataset"), str) and record.get("dataset") else None
     if job.state == "COMPLETED" and record.get("status") == "completed":
         losses = _losses(result)
         detail = f"{head}: {losses or 'no losses recorded'}; adapter in {output}"
-        return JobReport(job, progress, losses, detail, log, elapsed, adapter=output, base_model=base)
+        return JobReport(
+            job, progress, losses, detail, log, elapsed, adapter=output, base_model=base, dataset=dataset
+        )
     if job.state == "COMPLETED":
         detail = f"{head}, but left no completed run record in {job.job_dir}"
         return JobReport(job, progress, "", detail, log, elapsed)

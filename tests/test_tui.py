@@ -1001,6 +1001,7 @@ echo "step 1/2 loss 2.5000"
 echo "step 2/2 loss 1.9000"
 cat > "$dir/finetune-result.json" <<JSON
 {"status": "completed", "name": "jobs-ft", "mode": "lora", "base_model": "tiny", "output_dir": "$OUT",
+ "dataset": "$DATASET",
  "result": {"train_loss": 2.2, "eval_loss_before": 3.0, "eval_loss_after": 2.4}}
 JSON
 echo "saved adapter to $OUT"
@@ -1017,6 +1018,13 @@ def test_jobs_step_lists_every_job_and_cancels_resubmits_ingests_and_opens(
 
     adapter = tmp_path / "adapter"
     monkeypatch.setenv("OUT", str(adapter))
+    # The fine-tune trained on a masked file: Sweep gets that file and the name the mask gave.
+    source = tmp_path / "qa.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
+    masked = tmp_path / "qa.masked.jsonl"
+    plan = workspace.plan_mask(str(source), entity="NVIDIA", new_name="QORVANT", ticker="NVDA", aliases=[])
+    workspace.apply_mask(plan, masked, entity="NVIDIA", new_name="QORVANT")
+    monkeypatch.setenv("DATASET", str(masked))
     ft_script, shard_script = tmp_path / "ft.sh", tmp_path / "shard.sh"
     ft_script.write_text(FINETUNE_LIKE)
     shard_script.write_text(SHARD_CRASH)
@@ -1093,6 +1101,7 @@ def test_jobs_step_lists_every_job_and_cancels_resubmits_ingests_and_opens(
             await wait_for(pilot, lambda: app.current_mode == "sweep", 10, "Sweep")
             await wait_for(pilot, lambda: input_value(app, "sw-adapter") == str(adapter), 10, "the adapter")
             assert input_value(app, "sw-base_model") == "tiny"
+            assert input_value(app, "sw-dataset") == str(masked) and input_value(app, "sw-entity_name") == "QORVANT"
             # Quitting names no job: none runs any more (the new attempt failed at once).
             await wait_for(pilot, lambda: all(job.finished for job in screen.jobs.values()), 30, "all finished")
 

@@ -27,6 +27,7 @@ pytest.importorskip("textual")
 from study_store import build_planted_store  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
+from engine.summary import variant_name  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 from tui.app import FtHalluApp  # noqa: E402
 from tui.screens.results import ResultsScreen  # noqa: E402
@@ -148,7 +149,9 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
             assert len(lines) == SIZE[1] and all(len(line) <= SIZE[0] for line in lines)
             shown = flat("\n".join(lines))
             assert "d Study" in lines[1] and "sweep 1 study-80x24" in lines[1]
-            assert "Study of sweep 1: base vs step-2, step-4, finetuned" in shown and "Over training" in shown
+            assert (
+                "Study of sweep 1: base vs step-2, step-4, fine-tuned" in shown and "Over training" in shown
+            )
             text = study_lines(screen)
             assert all(len(line) <= SIZE[0] - 4 for line in text), max(text, key=len)
 
@@ -161,18 +164,18 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
                 hallucinated = point.metrics["entity:hallucinated"]
                 row_with(
                     text,
-                    point.variant,
+                    variant_name(point.variant),
                     str(point.step),
                     *losses,
                     estimate_text(hallucinated.mean, hallucinated.low, hallucinated.high),
                 )
                 known = point.metrics["control:states_reference"]
                 row_with(
-                    text, point.variant, str(point.step), estimate_text(known.mean, known.low, known.high)
+                    text, variant_name(point.variant), str(point.step), estimate_text(known.mean, known.low, known.high)
                 )
             best = trajectory.best
             assert best is not None and best == comparison.best_step and best.variant is not None
-            row_with(text, "best trade-off:", f"{best.variant} (step {best.step})")
+            row_with(text, "best trade-off:", f"{variant_name(best.variant)} (step {best.step})")
             assert flat(f"rule: {best.rule}") in flat("\n".join(text))
 
             # Knowledge kept per temperature and pooled, base vs each fine-tuned variant.
@@ -181,7 +184,7 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
             for row in knowledge:
                 where = "all" if row.temperature is None else f"{row.temperature:g}"
                 shown_row = row_with(
-                    part, row.variant, estimate_text(row.kept.mean, row.kept.low, row.kept.high)
+                    part, variant_name(row.variant), estimate_text(row.kept.mean, row.kept.low, row.kept.high)
                 )
                 part = part[part.index(shown_row) + 1 :]  # the rows come in the engine's order
                 if where != temperature:

@@ -79,9 +79,9 @@ BASIC_LABELS = {
     "Check": ["QA file", "copy without duplicates"],
     "Mask": ["QA file", "entity", "new name", "ticker", "aliases", "output file"],
     "Fine-tune": ["launcher", "config TOML", "name", "base_model", "dataset", "mode", "epochs", "max_steps",
-                  "learning_rate", "output_dir"],
-    "Sweep": ["launcher", "sweep TOML", "name", "base_model", "adapter", "dataset", "entity_name", "temperatures",
-              "top_ps", "top_ks", "samples_per_cell", "max_new_tokens"],
+                  "learning_rate", "save_checkpoints", "output_dir"],
+    "Sweep": ["launcher", "sweep TOML", "name", "base_model", "adapter", "dataset", "entity_name", "control",
+              "temperatures", "top_ps", "top_ks", "samples_per_cell", "max_new_tokens"],
 }  # fmt: skip
 
 

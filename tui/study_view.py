@@ -148,7 +148,7 @@ def trajectory_text(comparison: Comparison, width: int) -> Text:
     fixed_heads = ["variant", "step", "train\nloss", "eval\nloss"]
     fixed = [
         [
-            point.variant,
+            variant_name(point.variant),
             "–" if point.step is None else str(point.step),
             "–" if point.train_loss is None else f"{point.train_loss:.3f}",
             "–" if point.eval_loss is None else f"{point.eval_loss:.3f}",
@@ -185,7 +185,7 @@ def trajectory_text(comparison: Comparison, width: int) -> Text:
         heads = fixed_heads[:2]
     best = comparison.best_step
     if best is not None:
-        chosen_step = f"{best.variant} (step {best.step})" if best.variant else "none"
+        chosen_step = f"{variant_name(best.variant)} (step {best.step})" if best.variant else "none"
         text.append("best trade-off: ", style="bold")
         text.append(chosen_step + "\n", style="bold green" if best.variant else "bold yellow")
         text.append_text(
@@ -230,7 +230,7 @@ def knowledge_text(comparison: Comparison, width: int) -> Text:
         rows.append(
             [
                 where if where != last else "",
-                row.variant,
+                variant_name(row.variant),
                 estimate_text(row.kept.mean, row.kept.low, row.kept.high),
                 difference_text(difference.difference, difference.low, difference.high)
                 if difference is not None
@@ -266,7 +266,8 @@ def cell_table(cells: Sequence[CellDifference], variant: str) -> Text:
         ]
         for cell in cells
     ]
-    return columns(["cell", "base", variant, f"base − {variant}", "q", ""], rows)
+    name = variant_name(variant)
+    return columns(["cell", "base", name, f"base − {name}", "q", ""], rows)
 
 
 def others_table(found: dict[str, list[CellDifference]], variant: str) -> Text:
@@ -284,7 +285,7 @@ def others_table(found: dict[str, list[CellDifference]], variant: str) -> Text:
                 cell_name(largest) if largest else "",
             ]
         )
-    return columns(["other metrics", "signif.", f"largest base − {variant}", "q", "at"], rows)
+    return columns(["other metrics", "signif.", f"largest base − {variant_name(variant)}", "q", "at"], rows)
 
 
 def tuned_in_order(comparison: Comparison) -> list[str]:
@@ -353,7 +354,7 @@ def study_text(comparison: Comparison, width: int = 76, *, all_cells: bool = Fal
     text = Text()
     text.append_text(
         wrapped(
-            f"Study of sweep {comparison.sweep_id}: base vs {', '.join(tuned) or '(no fine-tuned variant)'}; "
+            f"Study of sweep {comparison.sweep_id}: base vs {', '.join(map(variant_name, tuned)) or '(no fine-tuned variant)'}; "
             f"{comparison.samples_per_cell} samples per cell; prompts: "
             + ", ".join(GROUP_TITLES.get(group, group) for group in comparison.groups),
             width,

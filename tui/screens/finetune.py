@@ -32,7 +32,11 @@ from tui.screens.base import StepScreen, guarded, parse_int, show_line, step_bar
 from tui.steps import step_key
 
 # Shown first, in this order; every other FinetuneConfig field (a new one too) goes under "advanced".
-BASIC_FIELDS = ("name", "base_model", "dataset", "mode", "epochs", "max_steps", "learning_rate", "output_dir")
+# save_checkpoints: the adapters a study sweeps as variants (docs/STUDY.md).
+BASIC_FIELDS = (
+    "name", "base_model", "dataset", "mode", "epochs", "max_steps", "learning_rate", "save_checkpoints",
+    "output_dir",
+)  # fmt: skip
 FIELDS = forms.form_fields(FinetuneConfig, "ft")
 CLUSTER_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     # (input id, label, placeholder, ClusterSettings field for the help)
@@ -106,7 +110,7 @@ class FinetuneScreen(StepScreen):
                 )  # fmt: skip
                 for input_id, label, placeholder, name in CLUSTER_FIELDS:
                     yield self.field(label, input_id, "", placeholder, help=describe_setting(ClusterSettings, name))
-            with self.folded(f"advanced: {len(advanced)} more settings (LoRA, optimiser, data)", "ft-advanced"):
+            with self.folded(f"advanced: {len(advanced)} more settings (LoRA, optimiser, data, GPUs)", "ft-advanced"):
                 for item in advanced:
                     yield self.config_row(item, defaults[item.input_id])
         yield self.help_line()

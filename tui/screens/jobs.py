@@ -105,9 +105,14 @@ class JobsScreen(StepScreen):
     polling: reactive[bool] = reactive(False, init=False)  # a poll of the job list is in flight
 
     class Polled(Message):
-        def __init__(self, jobs: list[Job], reports: dict[int, JobReport], error: str | None) -> None:
+        """The jobs, their reports, and the masked name of each new fine-tune's dataset (job id ->
+        name) for the hand-on to Sweep."""
+
+        def __init__(
+            self, jobs: list[Job], reports: dict[int, JobReport], names: dict[int, str], error: str | None
+        ) -> None:
             super().__init__()
-            self.jobs, self.reports, self.error = jobs, reports, error
+            self.jobs, self.reports, self.names, self.error = jobs, reports, names, error
 
     class Done(Message):
         """An action's worker finished: ``line`` is said, ``select`` (a new job) is selected."""
@@ -126,6 +131,7 @@ class JobsScreen(StepScreen):
         self.first_poll = True
         self.ticks = 0
         self.handed_jobs: set[int] = set()  # fine-tunes whose adapter was handed to Sweep
+        self.masked_names: dict[int, str] = {}  # fine-tune job -> the name its masked dataset uses
 
     def compose(self) -> ComposeResult:
         yield step_bar(self.STEP)
@@ -172,24 +178,27 @@ class JobsScreen(StepScreen):
         if self.polling:
             return
         self.polling = True
-        self._poll(self.selected, dict(self.reports))
+        self._poll(self.selected, dict(self.reports), set(self.masked_names))
 
     @step_worker(group="jobs-poll", exclusive=True)
-    def _poll(self, selected: int | None, known: dict[int, JobReport]) -> None:
+    def _poll(self, selected: int | None, known: dict[int, JobReport], named: set[int]) -> None:
         # Polled every second: an error is caught here and said once, not every second.
         try:
             jobs = self.workspace.jobs()  # states only: what a job left comes in with ctrl+e
             reports: dict[int, JobReport] = {}
+            names: dict[int, str] = {}
             for job in jobs:
                 old = known.get(job.id)
                 unchanged = old is not None and old.job == job and job.finished
-                reports[job.id] = old if unchanged and job.id != selected else self.workspace.job_report(
-                    job, LOG_LINES
-                )
+                report = old if unchanged and job.id != selected else self.workspace.job_report(job, LOG_LINES)
+                reports[job.id] = report
+                if report.adapter and report.dataset and job.id not in named:  # once per fine-tune
+                    recorded = self.workspace.recorded_mask_for(report.dataset)
+                    names[job.id] = recorded.new_name if recorded is not None else ""
         except Exception as exc:  # noqa: BLE001 - e.g. a broken store: the screen says it and stays
-            self.post_message(self.Polled([], {}, error_line(exc)))
+            self.post_message(self.Polled([], {}, {}, error_line(exc)))
             return
-        self.post_message(self.Polled(jobs, reports, None))
+        self.post_message(self.Polled(jobs, reports, names, None))
 
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "jobs-poll":
@@ -205,6 +214,7 @@ class JobsScreen(StepScreen):
         previous = dict(self.jobs)
         self.jobs = {job.id: job for job in message.jobs}
         self.reports = message.reports
+        self.masked_names.update(message.names)
         if self.selected not in self.jobs:
             active = [job for job in message.jobs if not job.finished]
             self.selected = (active or message.jobs)[0].id if message.jobs else None
@@ -308,11 +318,16 @@ class JobsScreen(StepScreen):
                 markup=False,
             )
 
-    @staticmethod
-    def sweep_values(report: JobReport) -> dict[str, str]:
+    def sweep_values(self, report: JobReport) -> dict[str, str]:
+        """What Sweep needs of a fine-tune: its adapter and base, the QA file it was trained on
+        (held-out questions, sources) and the name that file's mask gave the company."""
         values = {"sw-adapter": report.adapter or ""}
         if report.base_model:
             values["sw-base_model"] = report.base_model
+        if report.dataset:
+            values["sw-dataset"] = report.dataset
+        if self.masked_names.get(report.job.id):
+            values["sw-entity_name"] = self.masked_names[report.job.id]
         return values
 
     # ------------------------------------------------------------ actions

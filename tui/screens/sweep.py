@@ -53,8 +53,10 @@ SUMMARY_METRICS = {name: catalog.cell_metric(name).title for name in catalog.SUM
 
 
 # Shown first, in this order; every other SweepConfig field (a new one too) goes under "advanced".
+# control: the known facts a study compares base and fine-tuned on (docs/STUDY.md); checkpoints,
+# for a fine-tune that kept some, is under advanced (one more row would push the fold off 80x24).
 BASIC_FIELDS = (
-    "name", "base_model", "adapter", "dataset", "entity_name",
+    "name", "base_model", "adapter", "dataset", "entity_name", "control",
     "grid.temperatures", "grid.top_ps", "grid.top_ks", "samples_per_cell", "max_new_tokens",
 )  # fmt: skip
 FIELDS = forms.form_fields(SweepConfig, "sw")
@@ -178,7 +180,7 @@ class SweepScreen(StepScreen):
                     "shards", "sw-shards", "1", "Slurm array tasks splitting the rows",
                     help="Slurm array tasks splitting the rows (a local sweep is one process: 1)",
                 )  # fmt: skip
-            with self.folded(f"advanced: {len(advanced)} more settings (prompts, tokens, seed)", "sw-advanced"):
+            with self.folded(f"advanced: {len(advanced)} more settings (checkpoints, prompts, tokens, seed)", "sw-advanced"):
                 for item in advanced:
                     yield self.field(item.label, item.input_id, defaults[item.input_id], help=item.help)
         yield self.help_line()
