@@ -896,6 +896,26 @@ def test_an_empty_log_gives_its_rows_to_the_form(tmp_path: Path, workspace: Work
     run(scenario)
 
 
+def test_a_long_value_shows_its_start_once_its_field_is_left(tmp_path: Path, workspace: Workspace) -> None:
+    """Typing leaves a long value scrolled to its end; tab away and the field shows its start."""
+
+    async def scenario() -> None:
+        app = FtHalluApp(workspace, start="generate", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            field = app.screen.query_one("#gen-filing", Input)
+            field.focus()
+            await pilot.pause()
+            await pilot.press(*"reports/a-very-long-folder-name/and-another-one/annual-report-2024-final.htm")
+            await pilot.pause()
+            assert field.scroll_offset.x > 0  # the end is in view while typing
+            await pilot.press("tab")
+            await pilot.pause()
+            assert app.focused is not field and field.scroll_offset.x == 0 and field.value.endswith("final.htm")
+
+    run(scenario)
+
+
 # ------------------------------------------------------------------ the dataset check step
 
 

@@ -327,6 +327,10 @@ class StepScreen(Screen):
     @guarded
     def on_descendant_blur(self, event: DescendantBlur) -> None:
         widget = event.widget
+        if isinstance(widget, Input):
+            # A value wider than its field is shown from its start once the field is left (it
+            # showed the end where typing stopped: "...a single sentence" for a system prompt).
+            widget.cursor_position = 0
         if isinstance(widget, CollapsibleTitle) and isinstance(widget.parent, Collapsible):
             title = self.fold_titles.get(widget.parent.id or "")
             if title is not None:
