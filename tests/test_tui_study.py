@@ -221,6 +221,17 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
                 assert len(lines) == SIZE[1] and all(len(line) <= SIZE[0] for line in lines)
                 assert app.focused is study
             assert study.scroll_y == study.max_scroll_y > 0
+            # s: the sweep picker fits (a checkpoint sweep's variants wrap in their column, the date
+            # stays whole); enter goes back to the study.
+            await pilot.press("s")
+            await pilot.pause()
+            picker = screen.query_one("#results-sweeps")
+            assert app.focused is picker and picker.max_scroll_x == 0
+            sweep = workspace.sweep(1)
+            assert sweep.created_at[:16].replace("T", " ") in flat("\n".join(screen_lines(app)))
+            await pilot.press("enter")
+            await pilot.pause()
+            assert screen.view == "study" and app.focused is study
             # f and c go back to the other views; d again shows the study without computing it again.
             await pilot.press("f")
             await pilot.pause()

@@ -811,17 +811,23 @@ class ResultsScreen(StepScreen):
                 sweep.name,
                 sweep.status,
                 f"{sweep.generation_count}/{sweep.expected_rows or '?'}",
-                ",".join(sweep.variants) or "-",
+                ", ".join(sweep.variants) or "-",
                 sweep.created_at[:16].replace("T", " "),
             )
             for sweep in sweeps
         ]
-        # Widths from the content: a name or state is never cut.
+        # Widths from the content: a name or state is never cut; a long list of variants (a
+        # checkpoint sweep's) wraps in its column rather than pushing the date off the screen.
+        widths = [max([len(title), *(len(row[index]) for row in rows)]) for index, title in enumerate(SWEEP_COLUMNS)]
+        room = self.app.size.width - TABLE_CHROME - 2 * table.cell_padding * len(widths)
+        variants = SWEEP_COLUMNS.index("variants")
+        if sum(widths) > room:
+            widths[variants] = max(len("variants") + 4, room - (sum(widths) - widths[variants]))
         table.clear(columns=True)
-        for index, title in enumerate(SWEEP_COLUMNS):
-            table.add_column(title, width=max([len(title), *(len(row[index]) for row in rows)]))
+        for title, width in zip(SWEEP_COLUMNS, widths, strict=True):
+            table.add_column(title, width=width)
         for sweep, row in zip(sweeps, rows, strict=True):
-            table.add_row(*(Text(value) for value in row), key=str(sweep.id))
+            table.add_row(*(Text(value) for value in row), key=str(sweep.id), height=None)
         if not sweeps:
             self.query_one("#results-note", Static).update(
                 f"No sweeps in the store yet: run one on the Sweep step ({step_key('sweep')})."
