@@ -14,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "tui",
         help="terminal UI for the whole workflow (keyboard only, 80x24 or more)",
-        description="Generate -> mask -> fine-tune -> sweep -> results in one keyboard-only screen set. "
-        "F1..F5 switch steps, ctrl+p opens the command palette, ctrl+q quits.",
+        description="Generate -> check -> mask -> fine-tune -> jobs -> sweep -> results in one keyboard-only screen set. "
+        "F1..F7 switch steps, ctrl+p opens the command palette, ctrl+q quits.",
     )
     parser.add_argument("--step", choices=STEP_NAMES, help="open on this step (default: the last one used)")
     parser.set_defaults(func=run)

@@ -36,20 +36,47 @@ T = TypeVar("T")
 _RULE_KEYS = frozenset({"min", "max", "gt", "lt", "choices", "min_items", "non_empty", "name", "required"})
 
 
-def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, **rules: Any) -> Any:
-    """A dataclass field with its checks declared next to its default.
+def setting(
+    default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING, help: str = "", **rules: Any
+) -> Any:
+    """A dataclass field with its checks and its help declared next to its default.
 
     ``min``/``max`` are inclusive bounds, ``gt``/``lt`` exclusive ones, ``choices`` the allowed
     values, ``min_items`` the shortest list, ``non_empty`` refuses "" (or whitespace), ``name`` is a
     name shown in files, tables and reports (not empty, no control or invisible character: see
     :func:`check_name`), ``required`` means a loaded config must set the field to a non-empty value.
+    ``help`` is the one line a front end shows for the field (``describe_setting`` adds the range
+    and choices to it).
     """
     unknown = set(rules) - _RULE_KEYS
     if unknown:
         raise TypeError(f"setting(): unknown rule(s) {', '.join(sorted(unknown))}")
+    metadata = {**rules, "help": help} if help else rules
     if factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=factory, metadata=rules)
-    return dataclasses.field(default=default, metadata=rules)
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def describe_setting(cls: type, name: str) -> str:
+    """The help of field ``name`` of ``cls`` with its choices or range, e.g. "LoRA rank (>= 1)".
+
+    ``name`` may be dotted for a nested table (``grid.temperatures``). '' for a field with neither.
+    """
+    head, _, rest = name.partition(".")
+    fields = {item.name: item for item in dataclasses.fields(cls)}
+    if head not in fields:
+        raise KeyError(f"{cls.__name__} has no field {head!r}")
+    if rest:
+        return describe_setting(_hints(cls)[head], rest)
+    metadata = fields[head].metadata
+    text = str(metadata.get("help", ""))
+    if metadata.get("choices") is not None:
+        limits = "one of " + ", ".join(map(str, metadata["choices"]))
+    else:
+        limits = _range_text(metadata)
+    if limits:
+        text = f"{text} ({limits})" if text else limits
+    return text
 
 
 # ------------------------------------------------------------------ reading files

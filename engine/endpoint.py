@@ -71,10 +71,14 @@ def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url
 class EndpointConfig:
     """Where the chat-completions requests go. The key itself is never part of a config."""
 
-    model: str = setting(DEFAULT_MODEL, name=True)
-    base_url: str | None = None  # e.g. http://127.0.0.1:11434/v1 for Ollama; None = OpenAI
-    api_key_env: str = DEFAULT_KEY_ENV
-    env_file: str | None = DEFAULT_ENV_FILE  # python-dotenv file read when the variable is unset
+    model: str = setting(DEFAULT_MODEL, name=True, help="the model the endpoint serves")
+    base_url: str | None = setting(
+        None, help="OpenAI-compatible URL, e.g. http://127.0.0.1:11434/v1 for Ollama; empty: OpenAI"
+    )
+    api_key_env: str = setting(DEFAULT_KEY_ENV, help="the environment variable holding the key (never shown)")
+    env_file: str | None = setting(
+        DEFAULT_ENV_FILE, help="dotenv file read when the variable is unset (python-dotenv)"
+    )
     timeout_s: float = setting(120.0, gt=0, max=86400)
     # Fields a server takes beyond the OpenAI API, sent with every request as given (the openai
     # client's extra_body): transformers serve samples only when asked through
@@ -118,11 +122,12 @@ def check_extra_body(extra: dict[str, Any] | None, *, source: str, label: str = 
             )
 
 
-def resolve_api_key(endpoint: EndpointConfig) -> str:
-    """The key from the environment, else from the dotenv file; a clear error when neither has it."""
+def find_api_key(endpoint: EndpointConfig) -> tuple[str, str]:
+    """The key and where it was found: ``$VARIABLE`` or the dotenv file's path; a clear error when
+    neither has it. Only the place is ever shown, never the key."""
     value = os.environ.get(endpoint.api_key_env, "").strip()
     if value:
-        return value
+        return value, f"${endpoint.api_key_env}"
     looked = [f"${endpoint.api_key_env}"]
     if endpoint.env_file:
         env_path = Path(endpoint.env_file).expanduser()
@@ -132,11 +137,16 @@ def resolve_api_key(endpoint: EndpointConfig) -> str:
 
             value = (dotenv_values(env_path).get(endpoint.api_key_env) or "").strip()
             if value:
-                return value
+                return value, str(env_path.resolve())
     raise UserError(
         f"no API key: set {endpoint.api_key_env} in the environment or in {endpoint.env_file or 'apikey.env'} "
         f"(looked in {', '.join(looked)}); for a local server without auth any value works"
     )
+
+
+def resolve_api_key(endpoint: EndpointConfig) -> str:
+    """The key from the environment, else from the dotenv file; a clear error when neither has it."""
+    return find_api_key(endpoint)[0]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -62,52 +63,86 @@ LR_SCHEDULERS = (
 
 @dataclass
 class FinetuneConfig:
-    name: str = setting("finetune", name=True)
-    base_model: str = setting("microsoft/Phi-3.5-mini-instruct", non_empty=True)  # or a local folder, or "tiny" (offline)
+    name: str = setting("finetune", name=True, help="run name: the job's name and runs/<name>")
+    base_model: str = setting(
+        "microsoft/Phi-3.5-mini-instruct",
+        non_empty=True,
+        help="HF id, local folder, .gguf file, smollm2 (installed demo model) or tiny (offline)",
+    )
     # "" = the tokenizer's own; a base model without one needs chatml, gemma, llama3, mistral, phi3 or a Jinja file
-    chat_template: str = ""
-    dataset: str = setting("", required=True)  # QA file (JSON array or JSONL of question/answer/context)
-    output_dir: str = ""  # default: <data folder>/runs/<name>
-    overwrite: bool = False
-    mode: str = setting("lora", choices=MODES)  # the original run was "full"
+    chat_template: str = setting(
+        "", help="chat template for a model without one: chatml, gemma, llama3, mistral, phi3 or a Jinja file"
+    )
+    dataset: str = setting(
+        "", required=True, help="QA file: JSON array or JSONL of question/answer/context"
+    )
+    output_dir: str = setting("", help="where the adapter goes; empty: <data folder>/runs/<name>")
+    overwrite: bool = setting(False, help="replace a finished run already in output_dir")
+    mode: str = setting(
+        "lora", choices=MODES, help="LoRA adapter, QLoRA (4-bit, CUDA only) or all weights; the original was full"
+    )
     # LoRA
-    lora_r: int = setting(16, min=1)
-    lora_alpha: int = setting(32, min=1)
-    lora_dropout: float = setting(0.05, min=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
+    lora_r: int = setting(16, min=1, help="LoRA rank")
+    lora_alpha: int = setting(32, min=1, help="LoRA scaling (alpha / r multiplies the update)")
+    lora_dropout: float = setting(0.05, min=0, lt=1, help="dropout on the LoRA layers")
+    target_modules: str | list[str] = setting(
+        "all-linear", help="layers that get adapters: all-linear or names separated by commas"
+    )
     # optimisation (original: 3 epochs, batch 7 x accumulation 4, lr 1e-4 linear, paged_adamw_32bit)
-    epochs: float = setting(3.0, gt=0)
-    max_steps: int = setting(-1, min=-1)  # -1 or 0: train for `epochs`
-    per_device_batch_size: int = setting(7, min=1)
-    gradient_accumulation_steps: int = setting(4, min=1)
-    learning_rate: float = setting(1e-4, gt=0)
-    lr_scheduler: str = setting("linear", choices=LR_SCHEDULERS)
-    warmup_ratio: float = setting(0.0, min=0, lt=1)
-    optim: str = "auto"  # auto = paged_adamw_32bit on CUDA (as the original), adamw_torch on CPU
-    gradient_checkpointing: bool = True
-    precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"))  # auto = bf16 on a GPU that has it, else fp32 (the original loaded fp32)
-    attn_implementation: str = setting("auto", choices=("auto", "eager", "sdpa", "flash_attention_2"))  # or flash_attention_2 (CUDA + flash-attn only)
+    epochs: float = setting(3.0, gt=0, help="passes over the training rows (the original: 3)")
+    max_steps: int = setting(-1, min=-1, help="stop after this many optimiser steps; -1 or 0: train for epochs")
+    per_device_batch_size: int = setting(7, min=1, help="rows per step on each device (the original: 7)")
+    gradient_accumulation_steps: int = setting(
+        4, min=1, help="batches summed per optimiser step (the original: 4)"
+    )
+    learning_rate: float = setting(1e-4, gt=0, help="peak learning rate (the original: 1e-4)")
+    lr_scheduler: str = setting("linear", choices=LR_SCHEDULERS, help="learning-rate schedule")
+    warmup_ratio: float = setting(0.0, min=0, lt=1, help="share of the steps spent warming up")
+    optim: str = setting(
+        "auto", help="optimizer; auto = paged_adamw_32bit on CUDA (as the original), adamw_torch on CPU"
+    )
+    gradient_checkpointing: bool = setting(True, help="recompute activations: less memory, slower steps")
+    precision: str = setting(
+        "auto",
+        choices=("auto", "bf16", "fp16", "fp32"),
+        help="auto = bf16 on a GPU that has it, else fp32 (the original loaded fp32)",
+    )
+    attn_implementation: str = setting(
+        "auto",
+        choices=("auto", "eager", "sdpa", "flash_attention_2"),
+        help="attention kernel; flash_attention_2 needs CUDA and flash-attn",
+    )
     # data
-    eval_fraction: float = setting(0.1, min=0, lt=1)  # original: first 90% train / last 10% eval (leaky on duplicated files)
-    include_context: bool = True  # original: context as the system turn
-    assistant_only_loss: bool = True  # original: loss on all tokens
-    max_length: int = setting(1024, min=1)
-    padding_free: bool = False
-    packing: bool = False
-    seed: int = setting(2024, min=0, lt=2**32)
-    logging_steps: int = setting(10, min=1)
+    eval_fraction: float = setting(
+        0.1, min=0, lt=1, help="held-out share, split by question (the original's last 10% leaked)"
+    )
+    include_context: bool = setting(True, help="give the context as the system turn (as the original)")
+    assistant_only_loss: bool = setting(True, help="loss on the answer only (the original: on all tokens)")
+    max_length: int = setting(1024, min=1, help="longest training example in tokens")
+    padding_free: bool = setting(False, help="batches without padding (flash attention)")
+    packing: bool = setting(False, help="pack several examples into one sequence")
+    seed: int = setting(2024, min=0, lt=2**32, help="seed of the split, the data order and the weights")
+    logging_steps: int = setting(10, min=1, help="log the loss every N steps (the job log shows them)")
     # LoRA adapters kept during training, each a sweep variant (engine/checkpoints.py): "none",
     # "epoch", every N optimizer steps, or a list of steps. Each runs an eval (the eval split's loss).
-    save_checkpoints: Literal["none", "epoch"] | int | list[int] = setting("none", min=1, min_items=1)
+    save_checkpoints: Literal["none", "epoch"] | int | list[int] = setting(
+        "none", min=1, min_items=1, help="adapters kept as sweep variants: none, epoch, every N steps or a list"
+    )
     # several processes (engine/parallel.py; docs/LAUNCH.md, "Fine-tunes over several GPUs"):
     # `ft-hallu job launch` starts torchrun, one process per GPU, on `nodes` nodes (> 1 needs Slurm)
-    distributed: str = setting("none", choices=parallel.STRATEGIES)
-    processes_per_node: int = setting(0, min=0)  # 0: the cluster's gpus, or this machine's GPUs; else 1
-    nodes: int = setting(1, min=1)
-    fsdp_sharding: str = setting("full_shard", choices=parallel.FSDP_SHARDING)
-    fsdp_layer_classes: str | list[str] = "auto"  # FSDP wraps each; auto: the model's decoder layer class
-    zero_stage: int = setting(3, choices=parallel.ZERO_STAGES)  # deepspeed only
-    cpu_offload: bool = False  # fsdp / deepspeed: parameters (and optimizer states) wait in CPU memory
+    distributed: str = setting(
+        "none", choices=parallel.STRATEGIES, help="several processes: torchrun with DDP, FSDP or DeepSpeed"
+    )
+    processes_per_node: int = setting(
+        0, min=0, help="processes per node; 0: the cluster's GPUs, or this machine's, else 1"
+    )
+    nodes: int = setting(1, min=1, help="nodes of a distributed run (more than 1 needs Slurm)")
+    fsdp_sharding: str = setting("full_shard", choices=parallel.FSDP_SHARDING, help="how FSDP shards")
+    fsdp_layer_classes: str | list[str] = setting(
+        "auto", help="layer classes FSDP wraps; auto: the model's decoder layer class"
+    )
+    zero_stage: int = setting(3, choices=parallel.ZERO_STAGES, help="DeepSpeed ZeRO stage")
+    cpu_offload: bool = setting(False, help="FSDP / DeepSpeed: parameters wait in CPU memory")
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -164,6 +199,22 @@ class FinetuneResult:
 
 
 ProgressFn = Callable[[str], None]
+
+# The line a fine-tune prints at each logging step; ``step_progress`` reads the latest back from a log.
+STEP_LINE = "step {step}/{total} loss {loss:.4f}"
+_STEP_RE = re.compile(r"^step (\d+)/(\d+) loss (\S+)$", re.MULTILINE)
+
+
+def step_progress(log: str) -> tuple[int, int, float] | None:
+    """(step, total steps, loss) of the last step line in a fine-tune's log, or None before the first."""
+    found = _STEP_RE.findall(log)
+    if not found:
+        return None
+    step, total, loss = found[-1]
+    try:
+        return int(step), int(total), float(loss)
+    except ValueError:
+        return None
 
 
 def _optim_name(config: FinetuneConfig, device: DeviceInfo) -> str:
@@ -472,7 +523,7 @@ def _train(
     class _Progress(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **_kwargs):
             if logs and "loss" in logs and state.is_world_process_zero:
-                say(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
+                say(STEP_LINE.format(step=state.global_step, total=state.max_steps, loss=logs["loss"]))
 
     run_record = {
         "base_model": config.base_model,

@@ -51,9 +51,15 @@ VARIANTS = ("base", "finetuned")
 class Grid:
     """The original run's grid: 4 temperatures x 3 top_p x 3 top_k = 36 cells."""
 
-    temperatures: list[float] = setting(factory=lambda: [0.5, 1.0, 1.5, 2.0], gt=0, min_items=1)
-    top_ps: list[float] = setting(factory=lambda: [0.2, 0.6, 1.0], gt=0, max=1, min_items=1)
-    top_ks: list[int] = setting(factory=lambda: [10, 30, 50], min=0, min_items=1)  # 0 = no top-k
+    temperatures: list[float] = setting(
+        factory=lambda: [0.5, 1.0, 1.5, 2.0], gt=0, min_items=1, help="sampling temperatures, separated by commas"
+    )
+    top_ps: list[float] = setting(
+        factory=lambda: [0.2, 0.6, 1.0], gt=0, max=1, min_items=1, help="nucleus (top-p) values, separated by commas"
+    )
+    top_ks: list[int] = setting(
+        factory=lambda: [10, 30, 50], min=0, min_items=1, help="top-k values, separated by commas; 0 = no top-k"
+    )
 
     def cells(self) -> list[tuple[float, float, int]]:
         return [
@@ -63,45 +69,57 @@ class Grid:
 
 @dataclass
 class SweepConfig:
-    name: str = setting("sweep", name=True)
-    base_model: str = setting(DEFAULT_BASE_MODEL, non_empty=True)
+    name: str = setting("sweep", name=True, help="a label: identical configs are one sweep")
+    base_model: str = setting(
+        DEFAULT_BASE_MODEL, non_empty=True, help="HF id, local folder, .gguf file, smollm2 or tiny (offline)"
+    )
     # "" = the adapter's recorded template, else the tokenizer's own; or chatml, gemma, llama3, mistral,
     # phi3 or a Jinja file (one that differs from an adapter's recorded template is refused)
-    chat_template: str = ""
-    adapter: str = ""  # fine-tuned LoRA adapter folder; empty = base only
+    chat_template: str = setting(
+        "", help="chat template: empty = the adapter's or the tokenizer's; chatml, gemma, llama3, mistral, phi3 or a Jinja file"
+    )
+    adapter: str = setting("", help="the fine-tuned LoRA adapter folder; empty: the base model only")
     # Several fine-tunes against one base: label -> adapter folder, each label a variant of its own.
-    adapters: dict[str, str] = field(default_factory=dict)
-    entity_name: str = setting("EGNIVIA", name=True)  # the masked name the prompt asks about
-    prompt_template: str = DEFAULT_PROMPT_TEMPLATE
-    system_prompt: str = ds.DEFAULT_SYSTEM_PROMPT
-    dataset: str = ""  # QA file: held-out questions and the sources used for grounding metrics
-    eval_questions: int = setting(0, min=0)  # held-out questions added as extra prompts (from the fine-tune's eval split)
-    eval_fraction: float = setting(0.1, min=0, lt=1)  # must match the fine-tune's split (read from the adapter when present)
-    split_seed: int = setting(2024, min=0)
-    samples_per_cell: int = setting(1, min=1)
-    max_new_tokens: int = setting(64, min=1)
-    min_new_tokens: int = setting(0, min=0)
-    seed: int = setting(2024, min=0, lt=2**32)  # the original run's set_seed(2024)
-    batch_size: int = setting(0, min=0)  # rows per generate call; 0 = automatic for the device
+    adapters: dict[str, str] = setting(
+        factory=dict, help="several fine-tunes against one base: label=folder, separated by commas"
+    )
+    entity_name: str = setting("EGNIVIA", name=True, help="the masked name the prompt asks about")
+    prompt_template: str = setting(DEFAULT_PROMPT_TEMPLATE, help="the question asked; {name} is the entity")
+    system_prompt: str = setting(ds.DEFAULT_SYSTEM_PROMPT, help="the system turn of every prompt")
+    dataset: str = setting("", help="QA file: held-out questions and the sources for grounding metrics")
+    eval_questions: int = setting(
+        0, min=0, help="held-out questions (the fine-tune's eval split) added as extra prompts"
+    )
+    eval_fraction: float = setting(
+        0.1, min=0, lt=1, help="must match the fine-tune's split (read from the adapter when present)"
+    )
+    split_seed: int = setting(2024, min=0, help="the fine-tune's split seed (read from the adapter when present)")
+    samples_per_cell: int = setting(1, min=1, help="answers per variant, grid cell and prompt")
+    max_new_tokens: int = setting(64, min=1, help="longest answer in tokens")
+    min_new_tokens: int = setting(0, min=0, help="shortest answer in tokens")
+    seed: int = setting(2024, min=0, lt=2**32, help="sampling seed (the original run's set_seed(2024))")
+    batch_size: int = setting(0, min=0, help="rows per generate call; 0 = automatic for the device")
     # false: batches hold one variant each (base rows run with the adapter disabled), which measured
     # 1.23x faster on CPU than peft's per-row routing; true: base and fine-tuned rows share batches.
-    mix_variants: bool = False
-    precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"))
-    compute_metrics: bool = True
+    mix_variants: bool = setting(False, help="base and fine-tuned rows share batches (slower on CPU)")
+    precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"), help="weights' number format")
+    compute_metrics: bool = setting(True, help="score the rows once the sweep is stored")
     # Record each token's log-prob and the entropy of the model's own distribution while sampling
     # (engine/metrics/tokens.py); the cost is measured by bench/sweep_bench.py --logprobs compare.
-    token_logprobs: bool = True
+    token_logprobs: bool = setting(True, help="record token log-probs and entropies while sampling (~3 % of sweep time)")
     # Optional trained verifier (hub id or local folder) run on the claims once the sweep is scored
     # (engine/verifier.py); "" = none. `ft-hallu metrics --verifier` runs one on any sweep.
-    verifier: str = ""
+    verifier: str = setting("", help="a trained NLI / fact-checking model (hub id or folder) run on the claims; empty: none")
     # A fine-tune's kept checkpoints as variants of their own (needs adapter, the run folder): "all"
     # or a list of steps; the final adapter stays the "finetuned" variant (engine/checkpoints.py).
-    checkpoints: Literal["", "all"] | list[int] = setting("", min=1, min_items=1)
+    checkpoints: Literal["", "all"] | list[int] = setting(
+        "", min=1, min_items=1, help="the fine-tune's kept checkpoints as variants: all, or steps by commas"
+    )
     # Questions about well-known facts asked over the same grid: "builtin", a QA file, or "" (none).
-    control: str = ""
+    control: str = setting("", help="known-fact questions asked over the same grid: builtin or a QA file")
     # Samples per cell of each control question; 0 = samples_per_cell. Control pairs are questions,
     # so 1-2 samples suffice while the entity prompt keeps a larger N (docs/STUDY.md).
-    control_samples: int = setting(0, min=0)
+    control_samples: int = setting(0, min=0, help="samples per cell of each control question; 0: samples_per_cell")
     grid: Grid = field(default_factory=Grid)
 
     @property

@@ -23,7 +23,7 @@ from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
-from engine import job_kinds, live, scoring, study
+from engine import job_kinds, job_report, live, scoring, study
 from engine import jobs as job_engine
 from engine import labels as labelling
 from engine import mask as masking
@@ -61,7 +61,10 @@ from store.db import Store, open_db
 ClusterSettings = job_engine.ClusterSettings
 IngestResult = job_engine.IngestResult
 Job = job_engine.Job
+JobReport = job_report.JobReport
 SweepJobProgress = job_engine.SweepJobProgress
+DatasetReport = ds.DatasetReport
+DedupeResult = ds.DedupeResult
 load_cluster_settings = job_engine.load_cluster_settings
 MaskPlan = masking.MaskPlan
 MaskResult = masking.MaskResult
@@ -495,6 +498,19 @@ class Workspace:
             for row in rows
         ]
 
+    # ------------------------------------------------------------ datasets (engine.dataset)
+
+    @staticmethod
+    def check_dataset(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> DatasetReport:
+        """What ``ft-hallu dataset check`` prints: rows, duplicates, split leakage, lengths, ids."""
+        return ds.check(path, eval_fraction=eval_fraction, seed=seed)
+
+    @staticmethod
+    def drop_duplicates(path: str | Path, out: str | Path, *, overwrite: bool = False) -> DedupeResult:
+        """Write ``path`` without its exact duplicate rows to the NEW file ``out`` (atomic; the
+        input is never written)."""
+        return ds.write_deduplicated(path, out, overwrite=overwrite)
+
     # ------------------------------------------------------------ jobs (engine.jobs, engine.job_kinds)
 
     def launch(
@@ -586,6 +602,13 @@ class Workspace:
     def job_log(job: Job, lines: int = 50, *, task: int | None = None) -> str:
         """The last ``lines`` lines of the job's output (of one array task, or of each)."""
         return job_engine.tail(job, lines, task=task)
+
+    @staticmethod
+    def job_report(job: Job, lines: int = 40) -> JobReport:
+        """The job read for a person: progress, final losses or rows, a detail line that says what
+        finished, where its output is and how long it took (or why it failed), and the log's last
+        ``lines`` lines without progress bars. Reads the job's files only; writes nothing."""
+        return job_report.report(job, lines=lines)
 
     @staticmethod
     def job_progress(job: Job) -> SweepJobProgress | None:
@@ -689,10 +712,13 @@ __all__ = [
     "CellKey",
     "CellSamples",
     "ClusterSettings",
+    "DatasetReport",
+    "DedupeResult",
     "FinetuneRun",
     "IngestResult",
     "GroupSummary",
     "Job",
+    "JobReport",
     "LiveBatch",
     "LiveModel",
     "LiveSample",

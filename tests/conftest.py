@@ -65,8 +65,8 @@ def tiny_adapter_dir(tiny_model_dir, sample_dataset, ft_home) -> Path:
 
 @pytest.fixture(scope="session")
 def checkpointed_run(tiny_model_dir, sample_dataset, tmp_path_factory):
-    """A tiny LoRA run of 6 steps keeping an adapter every 2 steps, recorded in a store (the
-    checkpoint and report tests share it)."""
+    """A tiny LoRA run of 6 steps keeping an adapter every 2 steps, recorded in a store:
+    (FinetuneResult, the store's path). Shared by the checkpoint tests and the TUI's study view."""
     from engine.finetune import FinetuneConfig, run_finetune
 
     folder = tmp_path_factory.mktemp("checkpointed")

@@ -201,6 +201,9 @@ RAW_CASES: dict[str, dict] = {
     "dataset-array-of-strings": cli("dataset", "check", "{d}/a.json", files={"a.json": '["x"]'}, expect="a.json: item 0: expected an object"),
     "dataset-number-field": cli("dataset", "check", "{d}/n.jsonl", files={"n.jsonl": json.dumps({**ROW, "answer": 3}) + "\n"}, expect="n.jsonl:1: field 'answer' must be a string"),
     "dataset-eval-fraction": cli("dataset", "check", "{d}/qa.jsonl", "--eval-fraction", "1.5", files={"qa.jsonl": QA}, expect="command line: --eval-fraction = 1.5: must be >= 0 and < 1"),
+    "dataset-dedupe-over-input": cli("dataset", "check", "{d}/qa.jsonl", "--drop-duplicates", "{d}/qa.jsonl", files={"qa.jsonl": QA}, expect="{d}/qa.jsonl: is the input file"),
+    "dataset-dedupe-existing": cli("dataset", "check", "{d}/qa.jsonl", "--drop-duplicates", "{d}/o.jsonl", files={"qa.jsonl": QA, "o.jsonl": "x\n"}, expect="{d}/o.jsonl: already exists"),
+    "dataset-dedupe-bad-row": cli("dataset", "check", "{d}/m.jsonl", "--drop-duplicates", "{d}/o.jsonl", files={"m.jsonl": '{"question": "q"}\n'}, expect="m.jsonl:1: missing field 'answer'"),
     # ---- mask -------------------------------------------------------------------------------
     "mask-typo": masking("--entity", "NVDIA", "--as", "EGNIVIA", "--out", "{d}/o.jsonl", expect="no occurrence of NVDIA in any field of {d}/qa.jsonl; did you mean NVIDIA (36)?"),
     "mask-typo-preview": masking("--entity", "NVDIA", "--as", "EGNIVIA", "--diff", expect="no occurrence of NVDIA in any field"),

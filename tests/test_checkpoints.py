@@ -15,6 +15,7 @@ from engine.sampling import RowSpec, generate_rows
 
 
 def tiny_config(sample_dataset: Path, output: Path, **extra) -> finetune.FinetuneConfig:
+    """The settings of conftest's ``checkpointed_run`` (6 steps), with ``extra`` on top."""
     values = dict(
         name=output.name,
         base_model="tiny",

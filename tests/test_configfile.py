@@ -189,3 +189,22 @@ def test_launched_configs_go_under_the_data_folder(tmp_path, monkeypatch):
     written = write_launched_config("sweep", SweepConfig(name="my run"))
     assert written == tmp_path / "configs" / "sweep-my-run.toml"
     assert load_sweep_config(written) == SweepConfig(name="my run")
+
+
+def test_describe_setting_gives_the_help_with_choices_and_range() -> None:
+    from engine.configfile import describe_setting
+    from engine.finetune import FinetuneConfig
+    from engine.sweep import SweepConfig
+
+    assert describe_setting(FinetuneConfig, "lora_r") == "LoRA rank (>= 1)"
+    assert describe_setting(FinetuneConfig, "mode").endswith("(one of lora, qlora, full)")
+    assert describe_setting(SweepConfig, "grid.top_ps") == "nucleus (top-p) values, separated by commas (> 0 and <= 1)"
+    with pytest.raises(KeyError):
+        describe_setting(FinetuneConfig, "no_such_field")
+    # Every fine-tune and sweep setting a form shows has help (one source: the dataclass field).
+    import dataclasses
+
+    for cls in (FinetuneConfig, SweepConfig):
+        for item in dataclasses.fields(cls):
+            if item.name != "grid":
+                assert item.metadata.get("help"), (cls.__name__, item.name)

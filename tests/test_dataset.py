@@ -129,3 +129,56 @@ def test_check_reports_duplicate_ids_and_the_cli_exits_1(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"ft-hallu: error: {path}:2: id '7' already used at {path}:1"]
     assert ds.check(write_jsonl(tmp_path / "ok.jsonl", ROWS)).duplicate_ids == {}
+
+
+def test_drop_duplicates_writes_a_new_file_and_never_the_input(tmp_path):
+    """The first of each exact duplicate is kept with its id and extra fields, in the input's order;
+    the input's bytes are untouched; a JSON array stays an array."""
+    rows = [*ROWS, {**ROWS[1], "id": 9, "source": "p. 3"}, {**ROWS[3], "context": "Another context."}]
+    source = write_jsonl(tmp_path / "qa.jsonl", rows)
+    before = source.read_bytes()
+    out = ds.deduplicated_path(source)
+    assert out == tmp_path / "qa.dedup.jsonl"
+    result = ds.write_deduplicated(source, out)
+    assert (result.rows_in, result.rows_out, result.dropped) == (6, 4, 2)
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["id"] for row in kept] == [0, 1, 3, 3]  # ids 2 and 9 repeated rows 0 and 1
+    assert kept[3]["context"] == "Another context."  # same question/answer, other context: kept
+    assert source.read_bytes() == before
+    assert ds.check(out).exact_duplicates == 0
+    assert "2 exact duplicates dropped" in result.line() and f"{source} unchanged" in result.line()
+    array = tmp_path / "qa.json"
+    array.write_text(json.dumps(rows))
+    ds.write_deduplicated(array, tmp_path / "copy.json")
+    assert len(json.loads((tmp_path / "copy.json").read_text())) == 4
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_drop_duplicates_refuses_the_input_an_existing_file_and_bad_rows(tmp_path):
+    source = write_jsonl(tmp_path / "qa.jsonl", ROWS)
+    with pytest.raises(UserError, match="is the input file"):
+        ds.write_deduplicated(source, tmp_path / "." / "qa.jsonl")
+    taken = tmp_path / "taken.jsonl"
+    taken.write_text("mine\n")
+    with pytest.raises(UserError, match="taken.jsonl: already exists"):
+        ds.write_deduplicated(source, taken)
+    assert taken.read_text() == "mine\n"
+    assert ds.write_deduplicated(source, taken, overwrite=True).rows_out == 3
+    bad = write_jsonl(tmp_path / "bad.jsonl", [ROWS[0], {"question": "q"}])
+    with pytest.raises(UserError, match="bad.jsonl:2: missing field 'answer'"):
+        ds.write_deduplicated(bad, tmp_path / "never.jsonl")
+    assert not (tmp_path / "never.jsonl").exists()
+
+
+def test_cli_drop_duplicates_of_the_seed_file(seed_data, tmp_path):
+    out = tmp_path / "NVDA.dedup.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "dataset", "check", str(seed_data / "NVDA.json"), "--drop-duplicates", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "exact duplicates:     201" in done.stdout
+    assert f"wrote {out}: 199 of 400 rows (201 exact duplicates dropped" in done.stdout
+    assert ds.check(out).rows == 199 and ds.check(out).exact_duplicates == 0

@@ -700,3 +700,19 @@ def test_poll_computes_the_new_state_once_and_writes_it_once(tmp_path, store):
     assert L.poll(store, polled) == polled and store.db.conn.total_changes - before == 1  # final: no write
     settled = L.settle_jobs(store)
     assert [j.id for j in settled] == [job.id] and settled[0].ingested_at
+
+
+def test_clean_log_keeps_what_a_terminal_shows_and_drops_bars():
+    from engine.jobs import clean_log
+
+    text = (
+        "data: 8 train rows\n"
+        "Loading weights:  50%|#####     | 1/2 [00:00<00:00]\rLoading weights: 100%|##########| 2/2\n"
+        "\x1b[1mstep 1/2 loss 2.5000\x1b[0m\n\n"
+        "step 2/2 loss 1.9000\n"
+        "Generating:  10%|#         | 1/10\rGenerating:  40%|####      | 4/10"
+    )
+    assert clean_log(text).splitlines() == [
+        "data: 8 train rows", "step 1/2 loss 2.5000", "step 2/2 loss 1.9000", "Generating:  40%|####      | 4/10",
+    ]  # fmt: skip
+    assert clean_log(text, 2).splitlines() == ["step 2/2 loss 1.9000", "Generating:  40%|####      | 4/10"]

@@ -389,3 +389,60 @@ def test_listing_jobs_reads_no_results_file_and_loads_no_model(workspace: Worksp
     }
     assert (settled["rows"], settled["runs"]) == (len(planned), 1)
     assert all(state == "COMPLETED" and ingested for state, ingested in settled["jobs"].values())
+
+
+# A job that prints what a fine-tune prints (trl's carriage-return bars included), then leaves the
+# record job-run leaves in its folder: the report reads both the way a person should see them.
+FINETUNE_LIKE = r"""
+for a; do [ "$prev" = --job-dir ] && dir=$a; prev=$a; done
+echo "data: 8 train rows, 1 eval rows"
+printf 'Dropping fully masked examples:   0%%|          | 0/8 [00:00<?]\rDropping fully masked examples: 100%%|##########| 8/8 [00:00<00:00]\n'
+echo "step 1/2 loss 2.5000"
+echo "step 2/2 loss 1.9000"
+cat > "$dir/finetune-result.json" <<JSON
+{"status": "completed", "name": "ws-report", "mode": "lora", "base_model": "tiny", "dataset": "qa.jsonl",
+ "output_dir": "$OUT", "config": {}, "started_at": "2024-01-01T00:00:00+00:00",
+ "result": {"train_loss": 2.2, "eval_loss_before": 3.0, "eval_loss_after": 2.4, "train_seconds": 1.5}}
+JSON
+echo "saved adapter to $OUT"
+"""
+
+
+def test_job_report_says_what_finished_where_and_why_one_failed(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "adapter"
+    monkeypatch.setenv("OUT", str(out))
+    config = tmp_path / "ft.toml"
+    config.write_text(
+        f'[finetune]\nname = "ws-report"\nbase_model = "tiny"\ndataset = "{tmp_path / "qa.jsonl"}"\n'
+        f'output_dir = "{out}"\n'
+    )
+    script = tmp_path / "finetune-like.sh"
+    script.write_text(FINETUNE_LIKE)
+    done = workspace.launch(config, ClusterSettings(command=("/bin/sh", str(script))), "local", log_dir=tmp_path)
+    assert [j.state for j in workspace.follow_job(done, poll_seconds=0.05)][-1] == "COMPLETED"
+    [done] = workspace.settle_jobs([done.id])
+    report = workspace.job_report(done)
+    assert report.progress == "2/2 steps"
+    assert report.result == "train loss 2.2000, eval loss 3.0000 -> 2.4000"
+    assert report.detail.startswith(f"fine-tune ft-hallu-ws-report (local:{done.job_id}) COMPLETED in ")
+    assert report.detail.endswith(f"train loss 2.2000, eval loss 3.0000 -> 2.4000; adapter in {out}")
+    assert (report.adapter, report.base_model) == (str(out), "tiny")
+    # The whole tail a person needs: the losses, no bar updates.
+    assert report.log.splitlines()[1:] == [
+        "data: 8 train rows, 1 eval rows", "step 1/2 loss 2.5000", "step 2/2 loss 1.9000", f"saved adapter to {out}",
+    ]  # fmt: skip
+    assert report.log.startswith("ft-hallu job started on ")
+    assert "%|" in workspace.job_log(done) and "%|" not in report.log
+
+    crash = 'echo "loading tiny"; echo "Traceback (most recent call last):"; echo "  File x"; '
+    crash += 'echo "ValueError: Cannot use chat template functions because tokenizer.chat_template is not set"; exit 1'
+    failed = workspace.launch(
+        config, ClusterSettings(command=("/bin/sh", "-c", crash, "job")), "local", log_dir=tmp_path
+    )
+    assert [j.state for j in workspace.follow_job(failed, poll_seconds=0.05)][-1] == "FAILED"
+    report = workspace.job_report(workspace.job(failed.id))
+    assert "FAILED after" in report.detail and report.adapter is None
+    assert "exit 1: ValueError: Cannot use chat template functions" in report.detail
+    assert "no adapter was saved" in report.detail and "Traceback" in report.log

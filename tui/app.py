@@ -1,6 +1,6 @@
 """The ft-hallu TUI application: one mode (screen) per workflow step, keyboard only.
 
-F1..F5 switch between steps from anywhere (also from inside a text field); ctrl+p opens the
+F1..F7 switch between steps from anywhere (also from inside a text field); ctrl+p opens the
 command palette, which lists the steps and the current screen's actions; ctrl+q quits.
 """
 
@@ -19,8 +19,10 @@ from engine.workspace import Workspace
 from tui.dialogs import ChoiceScreen
 from tui.prefs import default_prefs_path, load_prefs, save_prefs
 from tui.screens.base import error_line
+from tui.screens.check import CheckScreen
 from tui.screens.finetune import FinetuneScreen
 from tui.screens.generate import GenerateScreen
+from tui.screens.jobs import JobsScreen
 from tui.screens.mask import MaskScreen
 from tui.screens.results import ResultsScreen
 from tui.screens.sweep import SweepScreen
@@ -32,8 +34,10 @@ __all__ = ["STEPS", "STEP_NAMES", "FtHalluApp"]
 # Imported at the top: a broken step module is an import error at start-up, not a hidden screen.
 SCREENS: dict[str, type[Screen]] = {
     "generate": GenerateScreen,
+    "check": CheckScreen,
     "mask": MaskScreen,
     "finetune": FinetuneScreen,
+    "jobs": JobsScreen,
     "sweep": SweepScreen,
     "results": ResultsScreen,
 }
@@ -61,6 +65,17 @@ class FtHalluApp(App[int]):
         Binding(
             "ctrl+q", "quit", "Quit", priority=True, id="app.quit",
             tooltip="Quit; asks first when work is in progress (jobs keep running)",
+        ),
+        # Priority: the focus moves before the next key is handed to a field. As a plain binding,
+        # tab reached the screen through the focused field's queue, so letters typed right after
+        # it (a fast typist, a busy machine) still went into the field being left.
+        Binding(
+            "tab", "focus_next", "Next field", priority=True, show=False, id="app.next-field",
+            tooltip="Move to the next field",
+        ),
+        Binding(
+            "shift+tab", "focus_previous", "Previous field", priority=True, show=False,
+            id="app.previous-field", tooltip="Move to the previous field",
         ),
     ]  # fmt: skip
 

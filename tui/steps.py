@@ -8,9 +8,16 @@ from __future__ import annotations
 # (mode name, key, title) in workflow order.
 STEPS: tuple[tuple[str, str, str], ...] = (
     ("generate", "f1", "Generate"),
-    ("mask", "f2", "Mask"),
-    ("finetune", "f3", "Fine-tune"),
-    ("sweep", "f4", "Sweep"),
-    ("results", "f5", "Results"),
+    ("check", "f2", "Check"),
+    ("mask", "f3", "Mask"),
+    ("finetune", "f4", "Fine-tune"),
+    ("jobs", "f5", "Jobs"),
+    ("sweep", "f6", "Sweep"),
+    ("results", "f7", "Results"),
 )
 STEP_NAMES: tuple[str, ...] = tuple(name for name, _key, _title in STEPS)
+
+
+def step_key(name: str) -> str:
+    """The key that opens step ``name``, as the screens write it ("F4")."""
+    return next(key.upper() for step, key, _title in STEPS if step == name)

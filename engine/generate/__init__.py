@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from engine.generate.client import (
     JSON_INSTRUCTION,
+    find_api_key,
     items_in_json,
     package_parts,
     resolve_api_key,
@@ -34,6 +35,7 @@ from engine.generate.config import (
     MERGED_FILE,
     PACKAGE_SEC_IDENTITY,
     RAW_ITEMS_FILE,
+    RESUME_HINT,
     SEC_IDENTITY_ENV,
     TOOL_NAME,
     EndpointConfig,
@@ -83,6 +85,7 @@ __all__ = [
     "ProgressEvent",
     "QaSource",
     "RAW_ITEMS_FILE",
+    "RESUME_HINT",
     "RunLog",
     "SEC_IDENTITY_ENV",
     "SourceTexts",
@@ -91,6 +94,7 @@ __all__ = [
     "clean_item_text",
     "fetch_edgar_texts",
     "items_in_json",
+    "find_api_key",
     "generate",
     "load_filing_texts",
     "load_texts_file",

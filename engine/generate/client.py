@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.endpoint import EndpointClient, GaveUp, Rejected, Retryable, RetryPolicy, Stopped, short
-from engine.endpoint import resolve_api_key as resolve_api_key  # re-exported for generate's callers
+from engine.endpoint import find_api_key as find_api_key  # re-exported for generate's callers
+from engine.endpoint import resolve_api_key as resolve_api_key
 from engine.errors import UserError
 from engine.generate.config import INSTALL_HINT, TOOL_NAME, GenerateConfig, GenerationError
 from engine.generate.sources import Chunk

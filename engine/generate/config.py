@@ -21,6 +21,8 @@ TOOL_NAME = "generate_dataset"
 PACKAGE_SEC_IDENTITY = "gary gary@financialdatasets.org"
 SEC_IDENTITY_ENV = "SEC_IDENTITY"
 INSTALL_HINT = "financial-datasets is not installed: run scripts/install-generate.sh"
+# How a failed run says it resumes; a front end with its own key for that replaces these words.
+RESUME_HINT = "run the same command again to resume"
 
 
 class GenerationError(UserError):
@@ -33,11 +35,11 @@ class GenerationError(UserError):
 
 @dataclass
 class GenerateConfig:
-    output_dir: str
-    name: str = setting("generated", name=True)
+    output_dir: str = setting(help="run folder: finished chunks are kept there; the same folder resumes")
+    name: str = setting("generated", name=True, help="the dataset's name (default: TICKER-YEAR or the file name)")
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
-    questions_per_chunk: int = setting(5, min=1, max=100)
-    max_items: int | None = setting(None, min=1)  # cap on the merged dataset; None keeps everything
+    questions_per_chunk: int = setting(5, min=1, max=100, help="questions asked per ~1000-token chunk of the filing")
+    max_items: int | None = setting(None, min=1, help="cap on the merged set; empty keeps everything")
     chunk_chars: int = setting(4000, min=200)  # ~1024 tokens, the package's default chunk size
     chunk_overlap_chars: int = setting(400, min=0)  # ~100 tokens, the package's default overlap
     # Every request passes these explicitly. ~110 tokens per item (question, answer, a context
@@ -46,7 +48,7 @@ class GenerateConfig:
     max_tokens: int = setting(800, min=16, max=131072)
     temperature: float = setting(1.0, min=0, max=2)  # the OpenAI default financial-datasets relied on
     top_p: float = setting(1.0, gt=0, max=1)
-    workers: int = setting(8, min=1, max=256)
+    workers: int = setting(8, min=1, max=256, help="chunks sent to the endpoint at once")
     max_attempts: int = setting(5, min=1, max=100)
     backoff_base_s: float = setting(1.0, min=0)
     backoff_max_s: float = setting(30.0, min=0)

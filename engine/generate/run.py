@@ -22,6 +22,7 @@ from engine.generate.config import (
     MANIFEST_FILE,
     MERGED_FILE,
     RAW_ITEMS_FILE,
+    RESUME_HINT,
     EndpointConfig,
     GenerateConfig,
     GenerationError,
@@ -355,7 +356,7 @@ def _send_and_merge(
     if failures:
         error = (
             f"{failures[0]} ({chunks_done} of {len(chunks)} chunks done and kept in {raw_path}; "
-            "run the same command again to resume)"
+            f"{RESUME_HINT})"
         )
         run_log.failed(items=items_total, error=error)
         raise GenerationError(error)

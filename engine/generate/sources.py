@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.configfile import setting
 from engine.errors import UserError, not_a_file
 from engine.files import file_sha256
 from engine.generate.config import INSTALL_HINT, PACKAGE_SEC_IDENTITY, SEC_IDENTITY_ENV
@@ -230,13 +231,13 @@ class SourceTexts:
 class QaSource:
     """Where QA items are generated from: a local filing, a texts file, or a ticker and year on EDGAR."""
 
-    filing: str = ""
+    filing: str = setting("", help="a local 10-K: HTML, PDF or text (instead of EDGAR)")
     texts: str = ""
-    ticker: str = ""
-    year: int | None = None
-    form: str = "10-K"
-    quarter: int | None = None
-    sec_identity: str | None = None
+    ticker: str = setting("", help="the company's ticker on EDGAR, e.g. NVDA")
+    year: int | None = setting(None, help="the fiscal year of the filing, e.g. 2024")
+    form: str = setting("10-K", help="10-K (annual) or 10-Q (quarterly)")
+    quarter: int | None = setting(None, help="10-Q only: 1..4")
+    sec_identity: str | None = setting(None, help='"Your Name you@example.com": EDGAR asks every user for one')
     items: tuple[str, ...] = ()
 
     def validate(self) -> None:

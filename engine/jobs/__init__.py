@@ -56,6 +56,7 @@ from engine.jobs.model import (
     JobStatus,
     Launcher,
     Submission,
+    clean_log,
     combine_task_states,
     tail_file,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "SweepJobProgress",
     "array_task",
     "cancel",
+    "clean_log",
     "combine_task_states",
     "default_command",
     "follow",

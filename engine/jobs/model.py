@@ -147,6 +147,24 @@ def tail_file(path: str | Path, lines: int = 50) -> str:
     return "\n".join(text.splitlines()[-lines:]) if lines > 0 else ""
 
 
+# ANSI colour/cursor codes, and a tqdm-style bar ("Loading weights:  50%|#####     | 1/2 [...]").
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_BAR = re.compile(r"\d+%\|.*\|")
+
+
+def clean_log(text: str, lines: int = 40) -> str:
+    """The last ``lines`` lines of a job log as a person reads it: carriage-return updates collapsed
+    to what a terminal would show last, colour codes and blank lines removed, and progress bars
+    dropped unless a bar is the last line (what the job is doing now). Losses and errors stay."""
+    shown: list[str] = []
+    for raw in text.split("\n"):
+        line = _ANSI.sub("", raw.rstrip("\r").split("\r")[-1]).rstrip()
+        if line.strip():
+            shown.append(line)
+    kept = [line for index, line in enumerate(shown) if not _BAR.search(line) or index == len(shown) - 1]
+    return "\n".join(kept[-lines:]) if lines > 0 else ""
+
+
 def _exit_code(text: str) -> tuple[int | None, int | None]:
     """Slurm's ``exit:signal`` as two ints."""
     match = re.match(r"^(\d+):(\d+)$", text.strip())

@@ -47,13 +47,13 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 class ClusterSettings:
     """What a cluster needs to run a fine-tune; read once from the user's cluster TOML."""
 
-    partition: str | None = None
-    account: str | None = None
+    partition: str | None = setting(None, help="Slurm partition (--partition)")
+    account: str | None = setting(None, help="Slurm account charged (--account)")
     qos: str | None = None
-    gpus: int = setting(0, min=0)  # --gres=gpu[:type]:N; 0 asks for none
+    gpus: int = setting(0, min=0, help="GPUs per job (--gres=gpu[:type]:N); 0 asks for none")
     gpu_type: str | None = None
-    time: str | None = None  # Slurm time limit, e.g. "08:00:00" or "1-00:00:00"
-    mem: str | None = None  # e.g. "64G"
+    time: str | None = setting(None, help='Slurm time limit, e.g. "08:00:00" or "1-00:00:00"')
+    mem: str | None = setting(None, help='memory per job, e.g. "64G"')
     cpus: int | None = setting(None, min=1)  # --cpus-per-task
     extra_sbatch: tuple[str, ...] = ()  # whole option strings, e.g. "--constraint=a100"
     setup: tuple[str, ...] = ()  # shell lines run before the fine-tune (module load, venv activation)

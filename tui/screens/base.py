@@ -18,10 +18,11 @@ from rich.text import Text
 from textual import work
 from textual.actions import SkipAction
 from textual.containers import Horizontal
-from textual.events import Resize
+from textual.events import DescendantBlur, DescendantFocus, Resize
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Label, RichLog, Static
+from textual.widgets import Collapsible, Footer, Input, Label, RichLog, Static
+from textual.widgets._collapsible import CollapsibleTitle
 from textual.worker import Worker, WorkerState
 
 from engine.errors import UserError
@@ -51,13 +52,15 @@ class StepApp(Protocol):
 
 def step_bar(current: str) -> Static:
     """The top line: every step with its key, the current one highlighted (replaces a Header),
-    and the palette key, which is kept out of the footer so 80 columns hold every action."""
-    text = Text(" ft-hallu ", style="bold")
-    for name, key, title in STEPS:
+    and the palette key, which is kept out of the footer so 80 columns hold every action.
+    Seven steps and the palette key fill the 80 columns exactly: no room for more words."""
+    text = Text()
+    for index, (name, key, title) in enumerate(STEPS):
         style = "bold reverse" if name == current else ""
-        text.append(" ")
+        if index:
+            text.append(" ")
         text.append(f"{key.upper()} {title}", style=style)
-    text.append("  ^p", style="bold")
+    text.append(" ^p", style="bold")
     text.append(" palette")
     return Static(text, classes="step-bar")
 
@@ -79,8 +82,80 @@ def too_small_text(width: int, height: int) -> str:
 
 
 def wrapped_log(log_id: str, max_lines: int = 500) -> RichLog:
-    """A log whose long lines wrap instead of being cut (and that grows with its container)."""
-    return RichLog(id=log_id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
+    """A log whose long lines wrap instead of being cut (and that grows with its container).
+
+    Hidden until it holds a line (``show_lines``): while empty its rows belong to the form above."""
+    log = RichLog(id=log_id, max_lines=max_lines, wrap=True, markup=False, highlight=False)
+    log.display = False
+    return log
+
+
+def show_lines(log: RichLog, lines: Iterable[Text | str], *, clear: bool = True) -> None:
+    """Put ``lines`` in ``log`` (after what it held unless ``clear``); it shows when it holds any."""
+    shown = log.display
+    if clear:
+        log.clear()
+        log.display = False
+    for line in lines:
+        log.write(line if isinstance(line, Text) else Text(line))
+        log.display = True
+    if log.display != shown:
+        keep_focus_in_view(log)
+
+
+def keep_focus_in_view(widget: Widget) -> None:
+    """After a line or log appears or goes, the focused field stays on screen (its form may have
+    just lost rows to the log): scrolled into view once the new layout is done."""
+    screen = widget.screen
+
+    def scroll() -> None:
+        focused = screen.focused
+        if focused is not None:
+            focused.scroll_visible(animate=False)
+
+    screen.call_after_refresh(scroll)
+
+
+def show_line(widget: Static, text: str | Text) -> None:
+    """A status or error line that takes no row while it says nothing."""
+    widget.update(text)
+    visible = bool(str(text))
+    if widget.display != visible:
+        widget.display = visible
+        keep_focus_in_view(widget)
+
+
+TOAST_WIDTH = 76  # app.tcss gives error toasts this width (at most the screen's), so paths fit whole
+
+
+def wrap_words(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` columns at spaces, and a path longer than a
+    line after one of its '/' (never inside a name); what a toast then shows is never cut mid-word."""
+    width = max(width, 10)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            for index, piece in enumerate(_path_pieces(word, width)):
+                glue = " " if line and index == 0 else ""
+                if line and len(line) + len(glue) + len(piece) > width:
+                    lines.append(line)
+                    line, glue = "", ""
+                line += glue + piece
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _path_pieces(word: str, width: int) -> list[str]:
+    if len(word) <= width or "/" not in word:
+        return [word]
+    pieces, current = [], ""
+    for segment in word.replace("/", "/\0").split("\0"):
+        if current and len(current) + len(segment) > width:
+            pieces.append(current)
+            current = ""
+        current += segment
+    return [*pieces, current] if current else pieces
 
 
 def log_text(log: RichLog) -> str:
@@ -195,15 +270,78 @@ class StepScreen(Screen):
         """Call it only from thread workers (``step_worker``): every operation touches the store."""
         return self.ft_app.workspace
 
-    def field(self, label: str, input_id: str, value: Any = "", placeholder: str = "") -> Horizontal:
-        """A one-line 'label  [input]' row; the label says what the field holds."""
+    @property
+    def help_texts(self) -> dict[str, tuple[str, str]]:
+        """input id -> (label, help) of every form row, for the help line under the form."""
+        if not hasattr(self, "_help_texts"):
+            self._help_texts: dict[str, tuple[str, str]] = {}
+        return self._help_texts
+
+    def field(
+        self, label: str, input_id: str, value: Any = "", placeholder: str = "", help: str = ""
+    ) -> Horizontal:
+        """A one-line 'label ▶ [input]' row; the label says what the field holds. The focused row
+        shows the marker, a bar on its left and its label highlighted (app.tcss), and its help
+        (``help``, else the placeholder) in the help line under the form."""
         caption = Label(label, classes="field-label")
         caption.styles.width = max(self.LABEL_WIDTH, len(label) + 1)
+        self.help_texts[input_id] = (label, help or placeholder)
         return Horizontal(
             caption,
+            Static("▶", classes="field-marker"),
             Input(value="" if value is None else str(value), id=input_id, placeholder=placeholder),
             classes="field",
         )
+
+    def folded(self, title: str, folded_id: str, help: str = "") -> Collapsible:
+        """A fold for the advanced rows (``with self.folded(...):``); tab reaches its title, enter
+        opens it. Closed, it takes one row."""
+        fold = Collapsible(title=title, id=folded_id, collapsed=True, collapsed_symbol="+", expanded_symbol="-")
+        self.help_texts[folded_id] = ("", help or "enter opens or closes these settings; tab moves on")
+        self.fold_titles[folded_id] = title
+        return fold
+
+    @property
+    def fold_titles(self) -> dict[str, str]:
+        if not hasattr(self, "_fold_titles"):
+            self._fold_titles: dict[str, str] = {}
+        return self._fold_titles
+
+    @staticmethod
+    def help_line() -> Static:
+        """The line under a form that shows the focused field's help."""
+        return Static("", id="field-help", classes="field-help")
+
+    @guarded
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        """Show the focused field's help under the form (nothing for a table or a button); a fold's
+        title gets the same marker as a focused row."""
+        widget = event.widget
+        key = widget.id
+        if isinstance(widget, CollapsibleTitle) and isinstance(widget.parent, Collapsible):
+            key = widget.parent.id
+            if key in self.fold_titles:
+                widget.parent.title = f"▶ {self.fold_titles[key]}"
+        label, text = self.help_texts.get(key or "", ("", ""))
+        for line in self.query("#field-help").results(Static):
+            line.update(Text(f"{label}: {text}" if label and text else text, style="italic"))
+
+    @guarded
+    def on_descendant_blur(self, event: DescendantBlur) -> None:
+        widget = event.widget
+        if isinstance(widget, Input):
+            # A value wider than its field is shown from its start once the field is left (it
+            # showed the end where typing stopped: "...a single sentence" for a system prompt).
+            widget.cursor_position = 0
+        if isinstance(widget, CollapsibleTitle) and isinstance(widget.parent, Collapsible):
+            title = self.fold_titles.get(widget.parent.id or "")
+            if title is not None:
+                widget.parent.title = title
+
+    def remembered(self, input_id: str) -> bool:
+        """The field holds the operator's value from an earlier session (tui-prefs.json)."""
+        saved = self.ft_app.prefs.get(self.STEP)
+        return isinstance(saved, dict) and isinstance(saved.get(input_id), str)
 
     def value(self, input_id: str) -> str:
         return self.query_one(f"#{input_id}", Input).value.strip()
@@ -267,7 +405,8 @@ class StepScreen(Screen):
             for widget in found:
                 widget.value = str(value)
                 self.handed[input_id] = str(value)
-                filled.append(f"{input_id.split('-', 1)[-1]} = {value}")
+                if value:  # a field emptied on purpose (an old output name) is not news
+                    filled.append(f"{input_id.split('-', 1)[-1]} = {value}")
         if filled:
             self.handoff_filled(filled)
             self.notify("Filled in: " + "; ".join(filled), title=self.TITLE_TEXT, timeout=6, markup=False)
@@ -333,9 +472,11 @@ class StepScreen(Screen):
         line = error_line(exc)
         if where:
             line = f"{where}: {line}"
-        # markup=False: a path or message with [brackets] is shown as written.
+        # markup=False: a path or message with [brackets] is shown as written; broken at spaces and
+        # between a path's folders to the toast's width, so no name is cut in two.
         heading = title or (f"{self.TITLE_TEXT} error" if self.TITLE_TEXT else "error")
-        self.notify(line, title=heading, severity="error", timeout=ERROR_SECONDS, markup=False)
+        width = min(TOAST_WIDTH, self.app.size.width - 2) - 4  # the toast's padding and left border
+        self.notify(wrap_words(line, width), title=heading, severity="error", timeout=ERROR_SECONDS, markup=False)
         return line
 
 

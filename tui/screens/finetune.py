@@ -1,133 +1,67 @@
-"""Fine-tune: the config as a form (defaults visible), launcher and cluster settings, launch,
-the job list with state, elapsed time and a live log tail, cancel, and reattach after a restart.
+"""Fine-tune: the config as a form built from ``FinetuneConfig`` (basic fields first, the Slurm
+settings and the advanced fields folded away, each field's help under the form), launch as a job.
 
-Jobs live in the store (engine.jobs / store.jobs), so a restarted TUI lists the running ones
-again and keeps following them: that is the reattach. Its poll also settles jobs (reads what
-finished ones left in their folders into the store).
+The job itself is followed in the Jobs step (one place for every job): a launch opens it there.
+A new form proposes a base model that loads here (``engine.proposals``): offline, with only the
+demo model present, that is the demo model rather than a hub id that cannot be fetched.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from pathlib import Path
-from typing import Any
 
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable, Input, RichLog, Static
+from textual.widgets import Input, Static
 
 from engine import finetune as finetune_engine
-from engine.configfile import to_toml
+from engine import proposals
+from engine.configfile import describe_setting, to_toml
 from engine.dataset import write_atomic
 from engine.errors import UserError
 from engine.files import resolve_from
 from engine.finetune import FinetuneConfig, config_from_dict
 from engine.workspace import ClusterSettings, Job
-from tui import launching
-from tui.screens.base import (
-    StepScreen,
-    error_line,
-    guarded,
-    job_line,
-    parse_int,
-    step_bar,
-    step_footer,
-    step_worker,
-    wrapped_log,
+from tui import forms, launching
+from tui.screens.base import StepScreen, guarded, parse_int, show_line, step_bar, step_footer, step_worker
+from tui.steps import step_key
+
+# Shown first, in this order; every other FinetuneConfig field (a new one too) goes under "advanced".
+# save_checkpoints: the adapters a study sweeps as variants (docs/STUDY.md).
+BASIC_FIELDS = (
+    "name", "base_model", "dataset", "mode", "epochs", "max_steps", "learning_rate", "save_checkpoints",
+    "output_dir",
+)  # fmt: skip
+FIELDS = forms.form_fields(FinetuneConfig, "ft")
+CLUSTER_FIELDS: tuple[tuple[str, str, str, str], ...] = (
+    # (input id, label, placeholder, ClusterSettings field for the help)
+    ("ft-partition", "partition", "Slurm partition", "partition"),
+    ("ft-account", "account", "", "account"),
+    ("ft-gpus", "gpus", "0", "gpus"),
+    ("ft-time", "time limit", "08:00:00", "time"),
+    ("ft-mem", "memory", "64G", "mem"),
 )
-
-POLL_SECONDS = 1.0
-# The job list; each job's detail goes below it (wrapped), so 80 columns hold every column whole.
-JOB_COLUMNS = ("#", "job", "name", "state", "elapsed")
-TAIL_LINES = 60
-CLUSTER_FIELDS: tuple[tuple[str, str, str], ...] = (
-    # (input id, label, placeholder)
-    ("ft-cluster-file", "cluster TOML", "settings file (overrides the fields below)"),
-    ("ft-partition", "partition", "Slurm partition"),
-    ("ft-account", "account", ""),
-    ("ft-gpus", "gpus", "0"),
-    ("ft-time", "time limit", "08:00:00"),
-    ("ft-mem", "memory", "64G"),
-)
-
-
-def _field_id(name: str) -> str:
-    return f"ft-{name}"
-
-
-def _format_default(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ", ".join(value)
-    return str(value)
-
-
-def parse_form_value(name: str, text: str, default: Any) -> Any:
-    """Turn a form string into the type of the config field's default; errors name the field."""
-    text = text.strip()
-    if name == "target_modules":
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        return parts[0] if len(parts) == 1 else parts
-    if isinstance(default, bool):
-        lowered = text.lower()
-        if lowered in ("true", "yes", "1", "on"):
-            return True
-        if lowered in ("false", "no", "0", "off"):
-            return False
-        raise UserError(f"fine-tune form: field '{name}' must be true or false, got {text!r}")
-    if isinstance(default, int):
-        try:
-            return int(text)
-        except ValueError:
-            raise UserError(f"fine-tune form: field '{name}' must be a whole number, got {text!r}") from None
-    if isinstance(default, float):
-        try:
-            return float(text)
-        except ValueError:
-            raise UserError(f"fine-tune form: field '{name}' must be a number, got {text!r}") from None
-    return text
-
-
-def elapsed_text(started: str | None, finished: str | None, now: dt.datetime | None = None) -> str:
-    if not started:
-        return "-"
-    try:
-        begin = dt.datetime.fromisoformat(started)
-        end = dt.datetime.fromisoformat(finished) if finished else (now or dt.datetime.now(dt.UTC))
-    except ValueError:
-        return "?"
-    seconds = max(0, int((end - begin).total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class FinetuneScreen(StepScreen):
     STEP = "finetune"
     TITLE_TEXT = "Fine-tune"
     # The longest field name fits whole (gradient_accumulation_steps), never cut.
-    LABEL_WIDTH = max(len(item.name) for item in dataclasses.fields(FinetuneConfig)) + 1
+    LABEL_WIDTH = max(len(item.label) for item in FIELDS) + 1
     BINDINGS = [
         Binding(
             "ctrl+r", "launch", "Launch", id="finetune.launch",
             tooltip="Check the form and launch the fine-tune as a job (it keeps running if you quit)",
         ),
         Binding(
-            "ctrl+t", "cancel_job", "Cancel job", id="finetune.cancel",
-            tooltip="Cancel the selected job (asks first)",
+            "ctrl+g", "jobs", "Jobs", id="finetune.jobs",
+            tooltip="Open the Jobs step: every job's state, log, cancel and results",
         ),
-        Binding(
-            "ctrl+g", "focus_widget('ft-jobs')", "Jobs", id="finetune.jobs",
-            tooltip="Move to the job list (its log tail shows below)",
-        ),
-        Binding("ctrl+f", "focus_form", "Form", id="finetune.form", tooltip="Move to the form"),
         Binding(
             "ctrl+o", "load_toml", "Load TOML", id="finetune.load-toml",
             tooltip="Fill the form from the config TOML file",
@@ -144,59 +78,81 @@ class FinetuneScreen(StepScreen):
             super().__init__()
             self.job = job
 
-    class JobsUpdated(Message):
-        def __init__(self, jobs: list[Job], tail: str, tail_job: int | None, error: str | None) -> None:
+    class Proposed(Message):
+        def __init__(self, proposal: proposals.Proposal) -> None:
             super().__init__()
-            self.jobs, self.tail, self.tail_job, self.error = jobs, tail, tail_job, error
+            self.proposal = proposal
 
-    class Cancelled(Message):
-        def __init__(self, job: Job) -> None:
-            super().__init__()
-            self.job = job
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.jobs: dict[int, Job] = {}
-        self.selected_job: int | None = None
-        self.shown_tail: tuple[int | None, str] = (None, "")
-        self.first_poll = True
-        self.handed_jobs: set[int] = set()  # fine-tunes whose adapter was handed to Sweep
-        self.job_widths: list[int] = []
+    proposed = ""  # the base model this form proposed (its line goes once another is typed)
 
     def compose(self) -> ComposeResult:
-        defaults = FinetuneConfig()
+        defaults = forms.flat_values(FinetuneConfig(), FIELDS)
+        basic, advanced = forms.split_basic(FIELDS, BASIC_FIELDS)
         yield step_bar(self.STEP)
-        yield Static("Fine-tune: config (defaults shown), launcher, jobs", classes="step-title")
-        with VerticalScroll(id="ft-form"):
-            yield Static("launcher", classes="section")
-            yield self.field("launcher", "ft-launcher", "local", "local or slurm")
-            for input_id, label, placeholder in CLUSTER_FIELDS:
-                yield self.field(label, input_id, "", placeholder)
-            yield Static("config", classes="section")
-            yield self.field("config TOML", "ft-config-file", "", "ctrl+o loads it, ctrl+s saves the form")
-            for item in dataclasses.fields(FinetuneConfig):
+        yield Static(
+            f"Fine-tune: a LoRA (or full) run as a job; {step_key('jobs')} Jobs follows it", classes="step-title"
+        )
+        with VerticalScroll(id="ft-form", classes="form-area"):
+            yield self.field(
+                "launcher", "ft-launcher", "local", "local or slurm",
+                help="local: a detached process on this machine; slurm: sbatch (settings below)",
+            )  # fmt: skip
+            yield self.field(
+                "config TOML", "ft-config-file", "", "ctrl+o loads it, ctrl+s saves the form",
+                help="a fine-tune TOML (configs/finetune.tiny.toml shape): ctrl+o loads it, ctrl+s saves",
+            )  # fmt: skip
+            for item in basic:
+                yield self.config_row(item, defaults[item.input_id])
+            with self.folded("Slurm: cluster TOML, partition, account, gpus, time, memory", "ft-slurm"):
                 yield self.field(
-                    item.name, _field_id(item.name), _format_default(getattr(defaults, item.name))
-                )
+                    "cluster TOML", "ft-cluster-file", "", "settings file (overrides the fields below)",
+                    help="a cluster settings TOML (configs/cluster.example.toml); it overrides the fields below",
+                )  # fmt: skip
+                for input_id, label, placeholder, name in CLUSTER_FIELDS:
+                    yield self.field(label, input_id, "", placeholder, help=describe_setting(ClusterSettings, name))
+            with self.folded(f"advanced: {len(advanced)} more settings (LoRA, optimiser, data, GPUs)", "ft-advanced"):
+                for item in advanced:
+                    yield self.config_row(item, defaults[item.input_id])
+        yield self.help_line()
         yield Static("", id="ft-cli", classes="hint")
-        yield DataTable(id="ft-jobs", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="ft-detail", classes="hint")
-        yield wrapped_log("ft-log")
+        yield Static("", id="ft-status", classes="status")
         yield step_footer()
+
+    def config_row(self, item: forms.FormField, value: str):
+        return self.field(item.label, item.input_id, value, help=item.help)
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one("#ft-jobs", DataTable)
-        table.add_columns(*JOB_COLUMNS)
-        remembered = self.ft_app.prefs.get("finetune_job")
-        if isinstance(remembered, int):
-            self.selected_job = remembered
-        self.poll_jobs()
-        self.set_interval(POLL_SECONDS, self.poll_jobs)
+        self.set_status("")
         self.show_cli()
+        self._propose()
 
-    def action_focus_form(self) -> None:
-        self.query_one("#ft-launcher").focus()
+    def set_status(self, text: str | Text) -> None:
+        """The line under the form about a launch or a proposal; no row while it says nothing."""
+        show_line(self.query_one("#ft-status", Static), text)
+
+    def action_jobs(self) -> None:
+        self.ft_app.action_goto("jobs")
+
+    # ------------------------------------------------------------ the proposed base model
+
+    @step_worker(group="ft-propose", exclusive=True)
+    def _propose(self) -> None:
+        self.post_message(self.Proposed(proposals.propose_base_model()))
+
+    def on_finetune_screen_proposed(self, message: Proposed) -> None:
+        """A base model that loads here replaces the default while the field still holds it."""
+        proposal = message.proposal
+        field = "ft-base_model"
+        if proposal.base_model == self.value(field) or self.value(field) != FinetuneConfig().base_model:
+            return
+        if field in self.handed or self.remembered(field):
+            return  # handed on by another step, or the operator's own from an earlier session
+        self.set_value(field, proposal.base_model)
+        self.proposed = proposal.base_model
+        label, help_text = self.help_texts[field]
+        self.help_texts[field] = (label, f"{help_text}. Proposed {proposal.base_model}: {proposal.why}")
+        self.set_status(Text(f"base_model: proposed {proposal.base_model} ({proposal.why}).", style="cyan"))
 
     # ------------------------------------------------------------ TOML and the CLI command
 
@@ -216,14 +172,17 @@ class FinetuneScreen(StepScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id in ("ft-config-file", "ft-name", "ft-launcher", "ft-cluster-file"):
             self.show_cli()
+        if event.input.id == "ft-base_model" and self.proposed and event.value != self.proposed:
+            self.proposed = ""  # the operator chose another model: the proposal's line goes
+            self.set_status("")
 
     def action_load_toml(self) -> None:
         path = self.value("ft-config-file")
         if not path:
             raise UserError("config TOML: give the file to load (e.g. configs/finetune.tiny.toml)")
         config = finetune_engine.load_config(Path(path).expanduser())  # checked: names file and field
-        for item in dataclasses.fields(FinetuneConfig):
-            self.set_value(_field_id(item.name), _format_default(getattr(config, item.name)))
+        for input_id, text in forms.flat_values(config, FIELDS).items():
+            self.set_value(input_id, text)
         if not self.keep_handed(path):
             self.notify(f"Loaded {path}.", markup=False)
 
@@ -239,13 +198,7 @@ class FinetuneScreen(StepScreen):
     # ------------------------------------------------------------ launch
 
     def build_config(self) -> FinetuneConfig:
-        defaults = FinetuneConfig()
-        values = {
-            item.name: parse_form_value(
-                item.name, self.value(_field_id(item.name)), getattr(defaults, item.name)
-            )
-            for item in dataclasses.fields(FinetuneConfig)
-        }
+        values = forms.collect(FIELDS, self.value, where="fine-tune form")
         config = config_from_dict(values, where="fine-tune form")
         # The config file is written under the data folder and the job may start elsewhere:
         # paths typed relative to where the TUI runs are made absolute now.
@@ -278,13 +231,6 @@ class FinetuneScreen(StepScreen):
         config = self.build_config()
         cluster = self.build_cluster()
         self.remember()
-        job_name = f"ft-hallu-{config.name}"
-        for job in self.jobs.values():  # the run name is checked now, not by a job failing later
-            if job.name == job_name and not job.finished:
-                raise UserError(
-                    f"name: job {job.id} ({job.ref}) named {config.name!r} is still {job.state}; "
-                    "pick another name or cancel it (ctrl+t)"
-                )
         output = config.resolved_output_dir()
         if output.is_dir() and any(output.iterdir()) and not config.overwrite:
             self.confirm(
@@ -299,14 +245,21 @@ class FinetuneScreen(StepScreen):
 
     def start_launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher: str) -> None:
         self.running = True
-        self.notify(f"Submitting {config.name} ({launcher})...", markup=False)  # a name is shown as typed
+        self.set_status(Text(f"Submitting {config.name} ({launcher})..."))
         self._launch(config, cluster, launcher)
 
     @step_worker(group="ft-launch")
     def _launch(self, config: FinetuneConfig, cluster: ClusterSettings, launcher_name: str) -> None:
         # A failure is reported by StepScreen.on_worker_state_changed -> worker_failed.
-        # The job's own checks run here first, so a bad dataset or output folder is said now,
-        # not by a job that exits 2 seconds after it was queued.
+        # The run name is checked now, not by a job failing later; then the job's own checks run
+        # here, so a bad dataset or output folder is said now, not 2 seconds after it was queued.
+        job_name = f"ft-hallu-{config.name}"
+        for job in self.workspace.jobs():  # states asked now: a job that ended unseen is not in the way
+            if job.name == job_name and not job.finished:
+                raise UserError(
+                    f"name: job {job.id} ({job.ref}) named {config.name!r} is still {job.state}; "
+                    f"pick another name or cancel it in Jobs ({step_key('jobs')})"
+                )
         finetune_engine.check_inputs(config)
         self.post_message(self.Launched(self.workspace.launch_finetune(config, cluster, launcher_name)))
 
@@ -315,171 +268,22 @@ class FinetuneScreen(StepScreen):
             exc = UserError(launching.launcher_words(str(exc)))
         return super().report_error(exc, where=where, title=title)
 
-    def busy_work(self) -> list[str]:
-        return [job_line(job) for job in self.jobs.values() if not job.finished]
-
     def worker_failed(self, worker, line: str) -> None:
         if worker.group == "ft-launch":
             self.running = False
-        elif worker.group == "ft-cancel":
-            self.poll_jobs()
+            self.set_status(Text(f"Not launched: {line}", style="bold red"))
 
     def on_finetune_screen_launched(self, message: Launched) -> None:
+        """The job is followed in Jobs: it opens there, and its adapter goes to Sweep when it completes."""
         self.running = False
         job = message.job
-        self.selected_job = job.id
-        self.ft_app.prefs["finetune_job"] = job.id
-        waiting = self.ft_app.prefs.get("finetunes_to_hand_on")
-        self.ft_app.prefs["finetunes_to_hand_on"] = [*(waiting if isinstance(waiting, list) else []), job.id]
+        prefs = self.ft_app.prefs
+        waiting = prefs.get("finetunes_to_hand_on")
+        prefs["finetunes_to_hand_on"] = [*(waiting if isinstance(waiting, list) else []), job.id]
+        prefs["jobs_selected"] = job.id
         self.ft_app.write_prefs()
         self.clear_handed()
-        self.notify(f"Job {job.id} submitted ({job.ref}).", markup=False)
-        self.poll_jobs()
-        self.query_one("#ft-jobs", DataTable).focus()
-
-    # ------------------------------------------------------------ job list and log tail
-
-    def poll_jobs(self) -> None:
-        self._poll(self.selected_job)
-
-    @step_worker(group="ft-poll", exclusive=True)
-    def _poll(self, selected: int | None) -> None:
-        # Polled every second: errors are caught here and notified once, not every second.
-        try:
-            jobs = self.workspace.settle_jobs()  # finished jobs' run records and rows come in here
-            if selected is None or selected not in {job.id for job in jobs}:
-                active = [job for job in jobs if not job.finished]
-                selected = (active or jobs)[0].id if jobs else None
-            tail = ""
-            if selected is not None:
-                job = next(job for job in jobs if job.id == selected)
-                tail = self.workspace.job_log(job, TAIL_LINES)
-        except Exception as exc:  # noqa: BLE001 - e.g. the launch module missing or a broken store
-            self.post_message(self.JobsUpdated([], "", None, error_line(exc)))
-            return
-        self.post_message(self.JobsUpdated(jobs, tail, selected, None))
-
-    def on_finetune_screen_jobs_updated(self, message: JobsUpdated) -> None:
-        if message.error:
-            if self.first_poll:
-                self.notify(message.error, title="jobs", severity="error", markup=False)
-            self.first_poll = False
-            return
-        table = self.query_one("#ft-jobs", DataTable)
-        previous = dict(self.jobs)
-        self.jobs = {job.id: job for job in message.jobs}
-        rows = {
-            job.id: (
-                str(job.id),
-                Text(job.ref),
-                Text(job.name),
-                job.state,
-                elapsed_text(job.started_at or job.submitted_at, job.finished_at),
-            )
-            for job in message.jobs
-        }
-        self.hand_on_adapters(previous, message.jobs)
-        # Widths from the content, set here: auto-widths follow only on the table's next refresh,
-        # so an unfocused table showed 'COMPLET' and 'loc' (a state that grows rebuilds it).
-        widths = [
-            max([len(title), *(len(str(values[index])) for values in rows.values())])
-            for index, title in enumerate(JOB_COLUMNS)
-        ]
-        if list(previous) == list(self.jobs) and table.row_count == len(rows) and widths == self.job_widths:
-            for job_id, values in rows.items():
-                for column, value in zip(table.columns, values, strict=False):
-                    table.update_cell(str(job_id), column, value)
-        else:
-            table.clear(columns=True)
-            for title, width in zip(JOB_COLUMNS, widths, strict=True):
-                table.add_column(title, width=width)
-            for job_id, values in rows.items():
-                table.add_row(*values, key=str(job_id))
-            self.job_widths = widths
-        if self.first_poll:
-            running = [job for job in message.jobs if not job.finished]
-            if running:
-                self.notify(f"Reattached to {len(running)} running job(s).")
-            self.first_poll = False
-        shown = self.jobs.get(message.tail_job) if message.tail_job is not None else None
-        detail = ""
-        if shown is not None:
-            detail = f"job {shown.id} {shown.state}: {shown.detail or 'no detail'}; output {shown.output_dir}"
-        self.query_one("#ft-detail", Static).update(Text(detail))
-        if message.tail_job is not None:
-            if self.selected_job != message.tail_job:
-                self.selected_job = message.tail_job
-            if str(message.tail_job) in table.rows and table.cursor_row != table.get_row_index(
-                str(message.tail_job)
-            ):
-                table.move_cursor(row=table.get_row_index(str(message.tail_job)))
-            if self.shown_tail != (message.tail_job, message.tail):
-                log = self.query_one("#ft-log", RichLog)
-                log.clear()
-                for line in message.tail.splitlines():
-                    log.write(Text(line))
-                self.shown_tail = (message.tail_job, message.tail)
-
-    def hand_on_adapters(self, previous: dict[int, Job], jobs: list[Job]) -> None:
-        """A fine-tune launched from this TUI hands its adapter (and base) to Sweep once it completes,
-        also when it completed while the TUI was closed (the launched ids are in the preferences)."""
-        prefs = self.ft_app.prefs
-        waiting = [i for i in prefs.get("finetunes_to_hand_on", []) if isinstance(i, int)]
-        for job in jobs:
-            seen_finishing = job.id in previous and not previous[job.id].finished
-            if job.kind == "sweep" or job.state != "COMPLETED" or job.id in self.handed_jobs:
-                continue
-            if job.id not in waiting and not seen_finishing:
-                continue  # finished before this TUI looked, launched elsewhere: the operator chooses
-            self.handed_jobs.add(job.id)
-            waiting = [i for i in waiting if i != job.id]
-            prefs["finetunes_to_hand_on"] = waiting
-            raw = job.config.get("finetune") or {}
-            table = raw.get("finetune", raw) if isinstance(raw, dict) else {}
-            values = {"sw-adapter": job.output_dir}
-            if isinstance(table.get("base_model"), str):
-                values["sw-base"] = table["base_model"]
-            self.ft_app.handoff("sweep", values)  # writes the preferences
-            self.notify(
-                f"Job {job.id} finished: F4 sweeps its adapter {job.output_dir} (filled in).", markup=False
-            )
-
-    @on(DataTable.RowHighlighted, "#ft-jobs")
-    @guarded
-    def _job_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None:
-            job_id = int(event.row_key.value)
-            if job_id != self.selected_job:
-                self.selected_job = job_id
-                self.ft_app.prefs["finetune_job"] = job_id
-                self.poll_jobs()
-
-    # ------------------------------------------------------------ cancel
-
-    def action_cancel_job(self) -> None:
-        job = self.jobs.get(self.selected_job) if self.selected_job is not None else None
-        if job is None:
-            self.notify("No job selected (ctrl+g focuses the job list).", severity="warning")
-            return
-        if job.finished:
-            self.notify(f"Job {job.id} already finished: {job.state}.", severity="warning")
-            return
-        self.confirm(
-            "Cancel the job?",
-            f"Cancel job {job.id} ({job.ref}, {job.name}, {job.state})? Its training stops; "
-            "what it wrote so far stays in its folder.",
-            "Yes, cancel it",
-            lambda: self.start_cancel(job),
-        )
-
-    def start_cancel(self, job: Job) -> None:
-        self.notify(f"Cancelling job {job.id} ({job.ref})...", markup=False)
-        self._cancel(job)
-
-    @step_worker(group="ft-cancel")
-    def _cancel(self, job: Job) -> None:
-        self.post_message(self.Cancelled(self.workspace.cancel_job(job)))
-
-    def on_finetune_screen_cancelled(self, message: Cancelled) -> None:
-        self.notify(f"Job {message.job.id}: {message.job.state}.")
-        self.poll_jobs()
+        jobs_key = step_key("jobs")
+        self.set_status(Text(f"Job {job.id} submitted ({job.ref}); {jobs_key} Jobs follows it.", style="green"))
+        self.notify(f"Job {job.id} submitted ({job.ref}): following it in Jobs.", markup=False)
+        self.ft_app.action_goto("jobs")

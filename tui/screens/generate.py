@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, RichLog, Static
 
 from engine import generate as gen
+from engine.configfile import describe_setting
 from engine.errors import UserError
 from engine.secrets import redact_url
 from engine.workspace import QaSource
@@ -28,14 +29,45 @@ from tui.screens.base import (
     error_line,
     guarded,
     parse_int,
+    show_line,
+    show_lines,
     step_bar,
     step_footer,
     step_worker,
     wrapped_log,
 )
+from tui.steps import step_key
 
 # Fields whose change moves the default output folder (it follows the current source).
 SOURCE_FIELDS = ("gen-ticker", "gen-year", "gen-filing", "gen-name")
+# Each field's help is its setting's own (engine.configfile.describe_setting): input id -> (class, field).
+FIELD_HELP: dict[str, tuple[type, str]] = {
+    "gen-ticker": (QaSource, "ticker"),
+    "gen-year": (QaSource, "year"),
+    "gen-form-type": (QaSource, "form"),
+    "gen-quarter": (QaSource, "quarter"),
+    "gen-identity": (QaSource, "sec_identity"),
+    "gen-filing": (QaSource, "filing"),
+    "gen-base-url": (gen.EndpointConfig, "base_url"),
+    "gen-model": (gen.EndpointConfig, "model"),
+    "gen-key-env": (gen.EndpointConfig, "api_key_env"),
+    "gen-env-file": (gen.EndpointConfig, "env_file"),
+    "gen-questions": (gen.GenerateConfig, "questions_per_chunk"),
+    "gen-max-items": (gen.GenerateConfig, "max_items"),
+    "gen-workers": (gen.GenerateConfig, "workers"),
+    "gen-name": (gen.GenerateConfig, "name"),
+    "gen-out": (gen.GenerateConfig, "output_dir"),
+}
+# What this screen says instead of the CLI's "run the same command again to resume".
+RESUME_WORDS = "ctrl+r resumes; finished chunks are kept"
+
+
+def field_help(input_id: str) -> str:
+    try:
+        cls, name = FIELD_HELP[input_id]
+        return describe_setting(cls, name)
+    except Exception:  # noqa: BLE001 - help is a courtesy: a broken engine module still opens the form
+        return ""
 
 
 class _StopRequested(Exception):
@@ -109,30 +141,36 @@ class GenerateScreen(StepScreen):
             }
         yield step_bar(self.STEP)
         yield Static("Generate: 10-K -> question / answer / context items", classes="step-title")
-        with VerticalScroll(id="gen-form"):
+        with VerticalScroll(id="gen-form", classes="form-area"):
             yield Static("source: a ticker and year (EDGAR) or a local filing", classes="section")
-            yield self.field("ticker", "gen-ticker", "", "e.g. NVDA")
-            yield self.field("year", "gen-year", "", "e.g. 2024")
-            yield self.field("form", "gen-form-type", "10-K", "10-K or 10-Q")
-            yield self.field("quarter", "gen-quarter", "", "10-Q only: 1..4")
-            yield self.field("SEC identity", "gen-identity", "", "Your Name you@example.com (EDGAR asks)")
-            yield self.field("local filing", "gen-filing", "", "HTML/PDF/text file (instead of EDGAR)")
-            yield Static("endpoint", classes="section")
-            yield self.field("base URL", "gen-base-url", "", "empty = OpenAI; http://127.0.0.1:11434/v1")
-            yield self.field("model", "gen-model", d["model"])
-            yield self.field("key variable", "gen-key-env", d["key_env"], "name only; the key is never shown")
-            yield self.field("key file", "gen-env-file", d["env_file"], "dotenv file read if unset")
-            yield Static("output", classes="section")
-            yield self.field("questions/chunk", "gen-questions", d["questions"])
-            yield self.field("max items", "gen-max-items", "", "cap on the merged set (empty: all)")
-            yield self.field("workers", "gen-workers", d["workers"])
-            yield self.field("name", "gen-name", "", "default: TICKER-YEAR or the file name")
-            yield self.field("output folder", "gen-out", "", "follows the source; same folder = resume")
+            yield self.gen_field("ticker", "gen-ticker", "", "e.g. NVDA")
+            yield self.gen_field("year", "gen-year", "", "e.g. 2024")
+            yield self.gen_field("local filing", "gen-filing", "", "HTML/PDF/text file (instead of EDGAR)")
+            yield self.gen_field("SEC identity", "gen-identity", "", "Your Name you@example.com (EDGAR asks)")
+            yield Static("endpoint (any OpenAI-compatible server)", classes="section")
+            yield self.gen_field("base URL", "gen-base-url", "", "empty = OpenAI; http://127.0.0.1:11434/v1")
+            yield self.gen_field("model", "gen-model", d["model"])
+            yield self.gen_field("key file", "gen-env-file", d["env_file"], "dotenv file read if unset")
+            yield self.gen_field("output folder", "gen-out", "", "follows the source; same folder = resume")
+            with self.folded(
+                "more: form, quarter, key variable, questions, max items, workers, name",
+                "gen-more",
+            ):
+                yield self.gen_field("form", "gen-form-type", "10-K", "10-K or 10-Q")
+                yield self.gen_field("quarter", "gen-quarter", "", "10-Q only: 1..4")
+                yield self.gen_field(
+                    "key variable", "gen-key-env", d["key_env"], "name only; the key is never shown"
+                )
+                yield self.gen_field("questions/chunk", "gen-questions", d["questions"])
+                yield self.gen_field("max items", "gen-max-items", "", "cap on the merged set (empty: all)")
+                yield self.gen_field("workers", "gen-workers", d["workers"])
+                yield self.gen_field("name", "gen-name", "", "default: TICKER-YEAR or the file name")
+        yield self.help_line()
         yield Static("", id="gen-key", classes="hint")
         # A total from the start: an empty bar while idle, not the indeterminate animation.
         yield ProgressBar(id="gen-progress", total=1, show_eta=True)
         yield Static(
-            "Idle. ctrl+r starts; running it again on the same folder resumes.",
+            "Idle. ctrl+r starts; ctrl+r again on the same output folder resumes.",
             id="gen-status",
             classes="status",
         )
@@ -140,11 +178,19 @@ class GenerateScreen(StepScreen):
         yield wrapped_log("gen-items", max_lines=300)
         yield step_footer()
 
+    def gen_field(self, label: str, input_id: str, value: Any = "", placeholder: str = "") -> Any:
+        return self.field(label, input_id, value, placeholder, help=field_help(input_id))
+
+    def show_error(self, line: str) -> None:
+        """The error line under the status; it takes no row while there is none."""
+        show_line(self.query_one("#gen-error", Static), Text(line))
+
     def on_mount(self) -> None:
         super().on_mount()
         self.auto_out = self.value("gen-out") if self.value("gen-out") == self.default_out() else ""
+        self.show_error("")
         if self.engine_error:
-            self.query_one("#gen-error", Static).update(Text(self.engine_error))
+            self.show_error(self.engine_error)
         else:
             self.action_check_key()
 
@@ -157,25 +203,16 @@ class GenerateScreen(StepScreen):
         )
 
     def action_check_key(self) -> None:
-        """Say whether a key is available (never what it is)."""
+        """Say whether a key is available and where it was found (never what it is)."""
         box = self.query_one("#gen-key", Static)
         endpoint = self.endpoint()
         try:
-            gen.resolve_api_key(endpoint)
+            _key, found_in = gen.find_api_key(endpoint)
         except UserError:
-            box.update(
-                Text(
-                    f"API key: not found in ${endpoint.api_key_env} or {endpoint.env_file or '-'}",
-                    style="yellow",
-                )
-            )
+            where = f"${endpoint.api_key_env} or {endpoint.env_file}" if endpoint.env_file else f"${endpoint.api_key_env}"
+            box.update(Text(f"API key: not found in {where}", style="yellow"))
             return
-        box.update(
-            Text(
-                f"API key: found (${endpoint.api_key_env} / {endpoint.env_file or '-'}), hidden",
-                style="green",
-            )
-        )
+        box.update(Text(f"API key: found in {found_in} (hidden)", style="green"))
 
     def default_out(self) -> str:
         """The output folder for the current source and name ('' while no source is given)."""
@@ -248,14 +285,14 @@ class GenerateScreen(StepScreen):
         try:
             config, source = self.build_config()
         except UserError as exc:
-            self.query_one("#gen-error", Static).update(Text(str(exc)))
+            self.show_error(str(exc))
             raise  # reported by the StepScreen guard
         self.remember()
         self.set_value("gen-out", config.output_dir)
         self._stop.clear()
         self.running = True
-        self.query_one("#gen-error", Static).update("")
-        self.query_one("#gen-items", RichLog).clear()
+        self.show_error("")
+        show_lines(self.query_one("#gen-items", RichLog), [])
         self.out_dir = config.output_dir
         self.query_one("#gen-status", Static).update(Text("Reading the filing..."))
         self._run(config, source)
@@ -328,7 +365,13 @@ class GenerateScreen(StepScreen):
                 else "No chunk was finished; ctrl+r starts again."
             )
             self.query_one("#gen-status", Static).update(Text(f"Failed. {again}", style="bold red"))
-            self.query_one("#gen-error", Static).update(Text(line))
+            self.show_error(line)
+
+    def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
+        """The engine's failures say how the CLI resumes; here it is this screen's key."""
+        if isinstance(exc, UserError) and gen.RESUME_HINT in str(exc):
+            exc = UserError(str(exc).replace(gen.RESUME_HINT, RESUME_WORDS))
+        return super().report_error(exc, where=where, title=title)
 
     def busy_work(self) -> list[str]:
         if not self.running:
@@ -349,11 +392,10 @@ class GenerateScreen(StepScreen):
         )
         log = self.query_one("#gen-items", RichLog)
         if message.kind in ("retry", "chunk_failed"):
-            self.query_one("#gen-error", Static).update(Text(f"{message.chunk_id}: {message.text}"))
-            log.write(Text(f"! {message.chunk_id}: {message.text}", style="red"))
+            self.show_error(f"{message.chunk_id}: {message.text}")
+            show_lines(log, [Text(f"! {message.chunk_id}: {message.text}", style="red")], clear=False)
         elif message.text:
-            for line in message.text.splitlines():
-                log.write(Text(line))
+            show_lines(log, message.text.splitlines(), clear=False)
 
     def on_generate_screen_finished(self, message: Finished) -> None:
         self.running = False
@@ -361,5 +403,10 @@ class GenerateScreen(StepScreen):
         style = "yellow" if message.stopped else "bold green"
         status.update(Text(("Stopped: " if message.stopped else "Done: ") + message.summary, style=style))
         if not message.stopped and message.dataset_path:
+            self.ft_app.handoff("check", {"check-file": message.dataset_path, "check-out": ""})
             self.ft_app.handoff("mask", {"mask-file": message.dataset_path, "mask-out": ""})
-            self.notify("Generation finished. F2 masks the new set (its file is filled in).")
+            self.notify(
+                f"Generation finished. {step_key('check')} checks the new set for duplicates, "
+                f"{step_key('mask')} masks it (filled in).",
+                markup=False,
+            )

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Static
 from engine.errors import UserError
 from engine.workspace import LeakReport, MaskPlan, MaskResult, MaskUndo
 from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
+from tui.steps import step_key
 
 
 class ToggleTable(DataTable):
@@ -89,6 +90,32 @@ def highlight_row(plan: Any, row: int) -> Text:
 
 
 # What to do about identifying names, in this screen's keys.
+RULE_COLUMNS = ("rule", "on", "hits", "new")
+RULES_BOX_WIDTH = 42  # #mask-tables in app.tcss: the width before the table is laid out
+
+
+def rule_widths(rows: list[tuple[str, str, str, str]], room: int) -> list[int]:
+    """Widths of (rule, on, hits, new) within ``room``: on and hits whole, the rule and its
+    replacement whole where both fit, else wrapped at spaces (no word cut where the words fit)."""
+
+    def longest(values: list[str], title: str, *, word: bool) -> int:
+        parts = [part for value in values for part in (value.split() if word else [value])]
+        return max([len(title), *(len(part) for part in parts)])
+
+    rules, replacements = [row[0] for row in rows], [row[3] for row in rows]
+    on = longest([row[1] for row in rows], "on", word=False)
+    hits = longest([row[2] for row in rows], "hits", word=False)
+    left = max(room - on - hits, 8)
+    rule, new = longest(rules, "rule", word=False), longest(replacements, "new", word=False)
+    if rule + new > left:
+        rule_word, new_word = longest(rules, "rule", word=True), longest(replacements, "new", word=True)
+        rule = min(rule, max(rule_word, left - new))
+        if rule_word + new_word <= left:
+            rule = min(rule, left - new_word)
+        new = left - rule
+    return [rule, on, hits, new]
+
+
 NAMES_HINT = "ctrl+n masks them too (invented names, in the diff); space on a leak: rule keeps that name"
 
 
@@ -177,12 +204,30 @@ class MaskScreen(StepScreen):
             "Mask: replace the company's name; nothing is written until ctrl+s", classes="step-title"
         )
         with Vertical(classes="form"):
-            yield self.field("QA file", "mask-file", "", "JSON or JSONL with question/answer/context")
-            yield self.field("entity", "mask-entity", "", "the real name, e.g. NVIDIA")
-            yield self.field("new name", "mask-new", "", "the invented name, e.g. EGNIVIA")
-            yield self.field("ticker", "mask-ticker", "", "e.g. NVDA (optional)")
-            yield self.field("aliases", "mask-aliases", "", "comma separated; OLD=NEW sets a replacement")
-            yield self.field("output file", "mask-out", "", "a NEW file (default: <file>.masked.jsonl)")
+            yield self.field(
+                "QA file", "mask-file", "", "JSON or JSONL with question/answer/context",
+                help="the QA set to mask (Generate or Check fills it in); it is never written",
+            )  # fmt: skip
+            yield self.field(
+                "entity", "mask-entity", "", "the real name, e.g. NVIDIA",
+                help="the company's name as written, e.g. NVIDIA; its possessive and suffixes are found too",
+            )  # fmt: skip
+            yield self.field(
+                "new name", "mask-new", "", "the invented name, e.g. EGNIVIA",
+                help="the invented name that replaces it everywhere, e.g. EGNIVIA",
+            )  # fmt: skip
+            yield self.field(
+                "ticker", "mask-ticker", "", "e.g. NVDA (optional)", help="the stock ticker, replaced too (optional)"
+            )
+            yield self.field(
+                "aliases", "mask-aliases", "", "comma separated; OLD=NEW sets a replacement",
+                help="other names of the company, comma separated; OLD=NEW sets the replacement",
+            )  # fmt: skip
+            yield self.field(
+                "output file", "mask-out", "", "a NEW file (default: <file>.masked.jsonl)",
+                help="a NEW file for the masked rows (default: <file>.masked.jsonl); ctrl+z undoes it",
+            )  # fmt: skip
+        yield self.help_line()
         with Horizontal(id="mask-review"):
             with Vertical(id="mask-tables"):
                 yield ToggleTable(id="mask-rules", cursor_type="row")
@@ -195,7 +240,7 @@ class MaskScreen(StepScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one("#mask-rules", DataTable).add_columns("rule", "on", "hits", "new")
+        self.query_one("#mask-rules", DataTable).add_columns(*RULE_COLUMNS)
         self.query_one("#mask-rows", DataTable).add_columns("row", "at", "edits", "on")
 
     # ------------------------------------------------------------ preview
@@ -285,14 +330,33 @@ class MaskScreen(StepScreen):
         assert self.plan is not None
         table = self.query_one("#mask-rules", DataTable)
         cursor = table.cursor_row
-        table.clear()
         counts = self.plan.counts()
-        for rule in self.plan.rules:
-            on = "no" if rule.id in self.plan.rejected_rules else "yes"
-            hits = sum(counts[rule.id].values())
-            table.add_row(Text(rule.id), on, str(hits), Text(rule.replacement), key=rule.id)
+        rows = [
+            (
+                rule.id,
+                "no" if rule.id in self.plan.rejected_rules else "yes",
+                str(sum(counts[rule.id].values())),
+                rule.replacement,
+            )
+            for rule in self.plan.rules
+        ]
+        # Widths that fit the box: a long rule or name (leak:Mara Lindqvist) wraps onto a second
+        # line instead of being cut or pushing the table into a sideways scroll.
+        table.clear(columns=True)
+        for title, width in zip(RULE_COLUMNS, rule_widths(rows, self.rules_room(table)), strict=True):
+            table.add_column(title, width=width)
+        for values in rows:
+            rule_id, on, hits, replacement = values
+            table.add_row(Text(rule_id), on, hits, Text(replacement), key=rule_id, height=None)
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    @staticmethod
+    def rules_room(table: DataTable) -> int:
+        """Columns the rule table's cells may use: its width less the focus bar, the vertical
+        scrollbar and each column's padding."""
+        width = table.outer_size.width or RULES_BOX_WIDTH  # the same focused or not
+        return width - 2 - 2 * table.cell_padding * len(RULE_COLUMNS)
 
     def refresh_rows(self) -> None:
         assert self.plan is not None
@@ -406,9 +470,11 @@ class MaskScreen(StepScreen):
             self.ft_app.handoff("finetune", {"ft-dataset": written})
             new_name = self.form.get("new_name") or ""
             self.ft_app.handoff(
-                "sweep", {"sw-dataset": written, **({"sw-entity": new_name} if new_name else {})}
+                "sweep", {"sw-dataset": written, **({"sw-entity_name": new_name} if new_name else {})}
             )
-            self.notify("Masked file written; leak report is empty. F3 fine-tunes on it (filled in).")
+            self.notify(
+                f"Masked file written; leak report is empty. {step_key('finetune')} fine-tunes on it (filled in)."
+            )
         else:
             self.done = False
             leaks_box.update(leak_text(head + "LEAKS REMAIN (step not done):", report, "bold red"))

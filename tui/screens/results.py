@@ -7,7 +7,11 @@ prompt text and the per variant x temperature table with 95% intervals and n, th
 the metrics with no variation and what n makes degenerate. This screen only lays it out.
 
 At 80x24 every row goes to one view at a time: one line names the sweep and the views (Finding,
-Cells), ``s`` puts the sweep picker in their place. The cell table shows one page of metric
+Cells, Study), ``s`` puts the sweep picker in their place. The Study view is ``Workspace.compare``
+(engine/study.py), laid out by tui/study_view.py: the metrics over training steps next to the loss
+with the best step and its rule, knowledge kept per temperature, and the per-cell paired
+differences base − fine-tuned with intervals and Benjamini–Hochberg q values; it is computed (in a
+worker, a second or more) when first opened for a sweep. The cell table shows one page of metric
 columns at a time: a catalogue group (hallucination, answers, agreement, reference) or as much of
 one as the width holds, left/right move a page; the cell's own columns (T, p, k, prompt) stay.
 Decimals follow n (``MetricSpec.format``); a metric with one value everywhere, or none, is one line
@@ -42,9 +46,11 @@ from engine.metrics.catalog import MetricGroup, MetricSpec
 from engine.metrics.claim_words import claim_words
 from engine.records import missing_reason
 from engine.summary import ExampleAnswer, GroupSummary, SweepSummary, summary_table, variant_name
-from engine.workspace import Cell, CellSamples, Sample, SweepInfo
-from tui.screens.base import StepScreen, guarded, step_bar, step_footer, step_worker
+from engine.workspace import Cell, CellSamples, Comparison, Sample, SweepInfo
+from tui.screens.base import StepScreen, error_line, guarded, step_bar, step_footer, step_worker
 from tui.screens.blind import BlindLabelScreen
+from tui.steps import step_key
+from tui.study_view import study_text
 
 SWEEP_COLUMNS = ("id", "name", "status", "rows", "variants", "created")
 VARIANT_SHORT = {"base": "b", "finetuned": "ft"}
@@ -56,7 +62,13 @@ TABLE_CHROME = 3
 # space before a right-aligned number): a 3-metric page fits 80 columns where padding 1 fits two.
 CELL_PADDING = 1
 FINDING_CHROME = 4  # the finding's focus bar, padding and scrollbar
-VIEWS = ("finding", "cells")
+VIEWS = ("finding", "cells", "study")
+# Each view's container in the switcher and the widget that takes the focus there.
+VIEW_PARTS = {
+    "finding": ("results-finding", "#results-finding"),
+    "cells": ("results-cellview", "#results-cells"),
+    "study": ("results-study", "#results-study"),
+}
 # From this many terminal rows the samples sit under the cell table; below, enter (or z) shows them
 # on the whole screen, so at 80x24 the table keeps 14 rows for the cells.
 SAMPLES_BESIDE_FROM = 36
@@ -450,6 +462,7 @@ def finding_text(summary: SweepSummary, width: int = 76) -> Text:
             )
             text.append(f"{group.title}, the same in every cell of every variant: {same}\n", style="dim")
     text.append("\nc: every cell, metric group by metric group, with its samples", style="dim")
+    text.append("\nd: the study: paired differences per cell, knowledge kept, metrics over training", style="dim")
     return text
 
 
@@ -555,6 +568,10 @@ class ResultsScreen(StepScreen):
                 tooltip="The sweep's summary: headline and per-temperature table per prompt group"),
         Binding("c", "view('cells')", "Cells", show=False, id="results.cells",
                 tooltip="Every cell's metrics, a group of columns at a time, and its samples"),
+        Binding("d", "view('study')", "Study", show=False, id="results.study",
+                tooltip="Paired base − fine-tuned differences per cell (BH), knowledge kept, metrics over steps"),
+        Binding("a", "all_cells", "All cells", show=False, id="results.all-cells",
+                tooltip="Study: every metric's cells, or the headline metric's only"),
         Binding("n", "move_sample(1)", "Sample", key_display="n/p", id="results.next",
                 tooltip="Mark the next sample of the cell (p: the previous one)"),
         Binding("p", "move_sample(-1)", "Prev", show=False, id="results.prev",
@@ -592,6 +609,13 @@ class ResultsScreen(StepScreen):
             super().__init__()
             self.key, self.samples, self.claims = key, samples, claims
 
+    class StudyLoaded(Message):
+        """``comparison`` of ``sweep_id``, or ``error`` (one line) where it could not be computed."""
+
+        def __init__(self, sweep_id: int, comparison: Comparison | None, error: str | None) -> None:
+            super().__init__()
+            self.sweep_id, self.comparison, self.error = sweep_id, comparison, error
+
     class Scored(Message):
         def __init__(self, sweep_id: int, scored: int) -> None:
             super().__init__()
@@ -623,6 +647,10 @@ class ResultsScreen(StepScreen):
         self.claims: dict[int, list[dict[str, Any]]] = {}
         self.labels: dict[int, str] = {}
         self.mark: tuple[int, int] = (0, 0)  # (row of the cell's samples, variant column) to label
+        self.comparison: Comparison | None = None
+        self.study_sweep: int | None = None  # the sweep whose study is shown or being computed
+        self.study_error: str | None = None
+        self.all_cells = False
 
     def compose(self) -> ComposeResult:
         yield step_bar(self.STEP)  # no title line: at 80x24 every row goes to the finding or the cells
@@ -632,6 +660,8 @@ class ResultsScreen(StepScreen):
                 yield Static("", id="results-summary")
             with Vertical(id="results-picker"):
                 yield DataTable(id="results-sweeps", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="results-study"):
+                yield Static("", id="results-study-text")
             with Vertical(id="results-cellview"):
                 yield Static("", id="results-legend", classes="hint")
                 yield MetricTable(
@@ -655,6 +685,7 @@ class ResultsScreen(StepScreen):
     def on_resize(self, event: Resize) -> None:
         self.layout_samples()
         self.draw_finding()
+        self.draw_study()
         if self.grid and self.table_width() != self.pages_width:
             self.fill_cells(keep_row=self.query_one("#results-cells", DataTable).cursor_row)
 
@@ -678,10 +709,11 @@ class ResultsScreen(StepScreen):
             self.minimize()
             self.layout_samples()
         self.view = name
-        self.query_one("#results-views", ContentSwitcher).current = (
-            "results-finding" if name == "finding" else "results-cellview"
-        )
-        self.query_one("#results-finding" if name == "finding" else "#results-cells").focus()
+        container, focus = VIEW_PARTS[name]
+        self.query_one("#results-views", ContentSwitcher).current = container
+        self.query_one(focus).focus()
+        if name == "study":
+            self.load_study()
         self.draw_sweep_line()
 
     def action_pick_sweep(self) -> None:
@@ -742,7 +774,7 @@ class ResultsScreen(StepScreen):
             text.append("Pick a sweep: up/down, enter shows it, escape goes back", style="bold")
             note.update(text)
             return
-        for name, title in (("finding", "f Finding"), ("cells", "c Cells")):
+        for name, title in (("finding", "f Finding"), ("cells", "c Cells"), ("study", "d Study")):
             text.append(f" {title} ", style="bold reverse" if name == self.view else "bold")
         sweep = self.sweeps.get(self.sweep_id or -1) or self.sweeps.get(self.wanted_sweep or -1)
         if sweep is None:
@@ -761,6 +793,7 @@ class ResultsScreen(StepScreen):
     # ------------------------------------------------------------ sweeps
 
     def action_reload(self) -> None:
+        self.forget_study()  # read again: rows may have come in or been scored since
         self._load_sweeps()
 
     @step_worker(group="results-sweeps", exclusive=True)
@@ -778,26 +811,34 @@ class ResultsScreen(StepScreen):
                 sweep.name,
                 sweep.status,
                 f"{sweep.generation_count}/{sweep.expected_rows or '?'}",
-                ",".join(sweep.variants) or "-",
+                ", ".join(sweep.variants) or "-",
                 sweep.created_at[:16].replace("T", " "),
             )
             for sweep in sweeps
         ]
-        # Widths from the content: a name or state is never cut.
+        # Widths from the content: a name or state is never cut; a long list of variants (a
+        # checkpoint sweep's) wraps in its column rather than pushing the date off the screen.
+        widths = [max([len(title), *(len(row[index]) for row in rows)]) for index, title in enumerate(SWEEP_COLUMNS)]
+        room = self.app.size.width - TABLE_CHROME - 2 * table.cell_padding * len(widths)
+        variants = SWEEP_COLUMNS.index("variants")
+        if sum(widths) > room:
+            widths[variants] = max(len("variants") + 4, room - (sum(widths) - widths[variants]))
         table.clear(columns=True)
-        for index, title in enumerate(SWEEP_COLUMNS):
-            table.add_column(title, width=max([len(title), *(len(row[index]) for row in rows)]))
+        for title, width in zip(SWEEP_COLUMNS, widths, strict=True):
+            table.add_column(title, width=width)
         for sweep, row in zip(sweeps, rows, strict=True):
-            table.add_row(*(Text(value) for value in row), key=str(sweep.id))
+            table.add_row(*(Text(value) for value in row), key=str(sweep.id), height=None)
         if not sweeps:
             self.query_one("#results-note", Static).update(
-                "No sweeps in the store yet: run one on the Sweep step (F4)."
+                f"No sweeps in the store yet: run one on the Sweep step ({step_key('sweep')})."
             )
             return
         if selected is None or selected not in self.sweeps:
             selected = sweeps[0].id
         table.move_cursor(row=table.get_row_index(str(selected)))
         self.show_sweep(selected)  # also on a reload: the shown sweep may have been scored meanwhile
+        if self.view == "study":
+            self.load_study()
         self.draw_sweep_line()
 
     @on(DataTable.RowSelected, "#results-sweeps")
@@ -806,7 +847,7 @@ class ResultsScreen(StepScreen):
         if event.row_key.value is not None:
             if int(event.row_key.value) != self.sweep_id:
                 self.show_sweep(int(event.row_key.value))
-            self.action_view("finding")
+            self.action_view(self.view)  # back to the view the picker covered, now on this sweep
 
     def show_sweep(self, sweep_id: int) -> None:
         """Read the sweep's summary and cells, then show them."""
@@ -830,6 +871,10 @@ class ResultsScreen(StepScreen):
         if not same:
             self.page_index = 0
             self.summary = None
+            if self.study_sweep != message.sweep_id:
+                self.forget_study()
+                if self.view == "study":
+                    self.load_study()
         self.sweep_id, self.cells = message.sweep_id, message.cells
         self.grid = group_cells(message.cells)
         self.grid_cells = {cell.key: cell for cell in self.grid}
@@ -1145,7 +1190,67 @@ class ResultsScreen(StepScreen):
     def on_results_screen_scored(self, message: Scored) -> None:
         self.notify(f"Sweep {message.sweep_id}: {message.scored} generations scored.")
         if self.sweep_id == message.sweep_id:
+            self.forget_study()  # its entity tables need the scores just computed
             self.show_sweep(message.sweep_id)
+            if self.view == "study":
+                self.load_study()
+
+    # ------------------------------------------------------------ the study (Workspace.compare)
+
+    def forget_study(self) -> None:
+        self.comparison, self.study_sweep, self.study_error = None, None, None
+
+    def load_study(self) -> None:
+        """Compute the shown sweep's study unless it is computed or being computed."""
+        sweep_id = self.wanted_sweep if self.wanted_sweep is not None else self.sweep_id
+        if sweep_id is None:
+            self.query_one("#results-study-text", Static).update(
+                Text(f"No sweep to study: run one on the Sweep step ({step_key('sweep')}).", style="dim")
+            )
+            return
+        if self.study_sweep == sweep_id:
+            return
+        self.forget_study()
+        self.study_sweep = sweep_id
+        self.query_one("#results-study-text", Static).update(
+            Text(
+                f"Computing the study of sweep {sweep_id}: paired bootstrap intervals and permutation "
+                "tests per cell, knowledge kept, the trajectory…",
+                style="dim",
+            )
+        )
+        self._load_study(sweep_id)
+
+    @step_worker(group="results-study", exclusive=True)
+    def _load_study(self, sweep_id: int) -> None:
+        try:
+            comparison = self.workspace.compare(sweep_id)
+        except Exception as exc:  # noqa: BLE001 - said in the view (e.g. a sweep without a base variant)
+            self.post_message(self.StudyLoaded(sweep_id, None, error_line(exc)))
+            return
+        self.post_message(self.StudyLoaded(sweep_id, comparison, None))
+
+    def on_results_screen_study_loaded(self, message: StudyLoaded) -> None:
+        if message.sweep_id != self.study_sweep:
+            return  # another sweep was chosen meanwhile
+        self.comparison, self.study_error = message.comparison, message.error
+        self.draw_study()
+
+    def draw_study(self) -> None:
+        widget = self.query_one("#results-study-text", Static)
+        if self.study_error is not None:
+            widget.update(Text(f"No study of sweep {self.study_sweep}: {self.study_error}", style="yellow"))
+        elif self.comparison is not None:
+            width = self.app.size.width - FINDING_CHROME  # the same chrome as the finding
+            widget.update(study_text(self.comparison, width, all_cells=self.all_cells))
+
+    def action_all_cells(self) -> None:
+        """In the study: every metric's cells, or back to the headline metric's (the others in a line)."""
+        if self.view != "study":
+            self.action_view("study")
+        self.all_cells = not self.all_cells
+        self.draw_study()
+        self.notify("Study: every metric's cells." if self.all_cells else "Study: the headline metrics' cells.")
 
 
 def _with_label(sample: Sample, label: str) -> Sample:

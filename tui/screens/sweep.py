@@ -1,7 +1,10 @@
-"""Sweep: grid, samples per cell and prompts; launched as a detached job (local or Slurm), followed
-live (progress from its results files, the latest rows with their variant and cell), cancelled
-after a confirmation, and reattached after a restart. A config that is already stored under
-another name is shown (or re-seeded), never silently "done".
+"""Sweep: the config as a form built from ``SweepConfig`` (basic fields first: models, dataset,
+grid, samples; the Slurm settings and the advanced fields folded away), launched as a detached job
+(local or Slurm), followed live (progress from its results files, the latest rows with their
+variant and cell), cancelled after a confirmation, and reattached after a restart. Every job is
+also in the Jobs step. A config that is already stored under another name is shown (or
+re-seeded), never silently "done". A new form proposes the latest finished adapter in runs/ and
+its base (``engine.proposals``).
 
 The TUI process never generates: quitting is instant and the job keeps running.
 """
@@ -20,24 +23,28 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, ProgressBar, RichLog, Static
 
+from engine import proposals
 from engine import sweep as sweep_engine
 from engine.configfile import to_toml
 from engine.dataset import write_atomic
 from engine.errors import UserError
 from engine.metrics import catalog
 from engine.workspace import ClusterSettings, Job, SweepConfig, SweepInfo
-from tui import launching
+from tui import forms, launching
 from tui.screens.base import (
     StepScreen,
     guarded,
     job_line,
+    keep_focus_in_view,
     parse_int,
-    parse_number_list,
+    show_line,
+    show_lines,
     step_bar,
     step_footer,
     step_worker,
     wrapped_log,
 )
+from tui.steps import step_key
 
 POLL_SECONDS = 1.0
 LOG_ROWS = 12  # latest generated rows shown, each with its variant and cell
@@ -45,23 +52,14 @@ LOG_ROWS = 12  # latest generated rows shown, each with its variant and cell
 SUMMARY_METRICS = {name: catalog.cell_metric(name).title for name in catalog.SUMMARY_METRICS}
 
 
-def _defaults() -> dict[str, Any]:
-    config, grid = SweepConfig(), sweep_engine.Grid()
-    return {
-        "sw-name": config.name,
-        "sw-base": config.base_model,
-        "sw-adapter": config.adapter,
-        "sw-entity": config.entity_name,
-        "sw-prompt": config.prompt_template,
-        "sw-dataset": config.dataset,
-        "sw-evalq": config.eval_questions,
-        "sw-temps": ", ".join(f"{t:g}" for t in grid.temperatures),
-        "sw-topps": ", ".join(f"{p:g}" for p in grid.top_ps),
-        "sw-topks": ", ".join(str(k) for k in grid.top_ks),
-        "sw-samples": config.samples_per_cell,
-        "sw-tokens": config.max_new_tokens,
-        "sw-seed": config.seed,
-    }
+# Shown first, in this order; every other SweepConfig field (a new one too) goes under "advanced".
+# control: the known facts a study compares base and fine-tuned on (docs/STUDY.md); checkpoints,
+# for a fine-tune that kept some, is under advanced (one more row would push the fold off 80x24).
+BASIC_FIELDS = (
+    "name", "base_model", "adapter", "dataset", "entity_name", "control",
+    "grid.temperatures", "grid.top_ps", "grid.top_ks", "samples_per_cell", "max_new_tokens",
+)  # fmt: skip
+FIELDS = forms.form_fields(SweepConfig, "sw")
 
 
 def settled(job: Job) -> bool:
@@ -79,6 +77,7 @@ def cell_label(row: dict[str, Any]) -> str:
 class SweepScreen(StepScreen):
     STEP = "sweep"
     TITLE_TEXT = "Sweep"
+    LABEL_WIDTH = max(len(item.label) for item in FIELDS) + 1
     BINDINGS = [
         Binding(
             "ctrl+r", "start", "Launch", id="sweep.launch",
@@ -87,6 +86,10 @@ class SweepScreen(StepScreen):
         Binding(
             "ctrl+t", "cancel_job", "Cancel", id="sweep.cancel",
             tooltip="Cancel the sweep job (asks first; rows it wrote are kept)",
+        ),
+        Binding(
+            "ctrl+g", "jobs", "Jobs", id="sweep.jobs",
+            tooltip="Open the Jobs step: every job's state, log, re-submit and results",
         ),
         Binding(
             "ctrl+o", "load_toml", "Load TOML", id="sweep.load-toml",
@@ -140,6 +143,11 @@ class SweepScreen(StepScreen):
             super().__init__()
             self.job = job
 
+    class Proposed(Message):
+        def __init__(self, proposal: proposals.Proposal) -> None:
+            super().__init__()
+            self.proposal = proposal
+
     def __init__(self) -> None:
         super().__init__()
         self.job: Job | None = None  # the sweep job this screen follows
@@ -148,85 +156,115 @@ class SweepScreen(StepScreen):
         self.finished_seen: set[int] = set()
 
     def compose(self) -> ComposeResult:
-        d = _defaults()
+        defaults = forms.flat_values(SweepConfig(), FIELDS)
+        basic, advanced = forms.split_basic(FIELDS, BASIC_FIELDS)
         yield step_bar(self.STEP)
         yield Static("Sweep: base vs fine-tuned over T x top_p x top_k, as a job", classes="step-title")
-        with VerticalScroll(id="sweep-form"):
-            yield Static("launch", classes="section")
-            yield self.field("launcher", "sw-launcher", "local", "local or slurm")
+        with VerticalScroll(id="sweep-form", classes="form-area"):
             yield self.field(
-                "cluster TOML", "sw-cluster-file", "", "Slurm settings (configs/cluster.example.toml)"
-            )
-            yield self.field("shards", "sw-shards", "1", "Slurm array tasks splitting the rows")
-            yield self.field("sweep TOML", "sw-config-file", "", "ctrl+o loads it, ctrl+s saves the form")
-            yield Static("sweep", classes="section")
-            yield self.field("name", "sw-name", d["sw-name"], "a label: identical configs are one sweep")
-            yield self.field("base model", "sw-base", d["sw-base"], "HF id, local folder or tiny")
-            yield self.field("adapter", "sw-adapter", d["sw-adapter"], "LoRA folder (empty: base only)")
-            yield self.field("entity", "sw-entity", d["sw-entity"], "masked name the prompt asks about")
-            yield self.field("prompt", "sw-prompt", d["sw-prompt"], "{name} is replaced by the entity")
+                "launcher", "sw-launcher", "local", "local or slurm",
+                help="local: a detached process on this machine; slurm: sbatch (settings folded below)",
+            )  # fmt: skip
             yield self.field(
-                "QA dataset", "sw-dataset", d["sw-dataset"], "for grounding + held-out questions"
-            )
-            yield self.field("eval questions", "sw-evalq", d["sw-evalq"])
-            yield self.field("temperatures", "sw-temps", d["sw-temps"])
-            yield self.field("top_p values", "sw-topps", d["sw-topps"])
-            yield self.field("top_k values", "sw-topks", d["sw-topks"], "0 = no top-k")
-            yield self.field("samples/cell", "sw-samples", d["sw-samples"])
-            yield self.field("max new tokens", "sw-tokens", d["sw-tokens"])
-            yield self.field("seed", "sw-seed", d["sw-seed"])
+                "sweep TOML", "sw-config-file", "", "ctrl+o loads it, ctrl+s saves the form",
+                help="a sweep TOML (configs/sweep.example.toml shape): ctrl+o loads it, ctrl+s saves",
+            )  # fmt: skip
+            for item in basic:
+                yield self.field(item.label, item.input_id, defaults[item.input_id], help=item.help)
+            with self.folded("Slurm: cluster TOML, shards", "sw-slurm"):
+                yield self.field(
+                    "cluster TOML", "sw-cluster-file", "", "Slurm settings (configs/cluster.example.toml)",
+                    help="a cluster settings TOML (configs/cluster.example.toml)",
+                )  # fmt: skip
+                yield self.field(
+                    "shards", "sw-shards", "1", "Slurm array tasks splitting the rows",
+                    help="Slurm array tasks splitting the rows (a local sweep is one process: 1)",
+                )  # fmt: skip
+            with self.folded(f"advanced: {len(advanced)} more settings (checkpoints, prompts, tokens, seed)", "sw-advanced"):
+                for item in advanced:
+                    yield self.field(item.label, item.input_id, defaults[item.input_id], help=item.help)
+        yield self.help_line()
         yield Static("", id="sweep-cli", classes="hint")
         yield ProgressBar(id="sweep-progress", total=1, show_eta=False)
-        yield Static(
-            "Idle. ctrl+r launches the sweep as a job (it keeps running if you quit).",
-            id="sweep-status",
-            classes="status",
-        )
+        yield Static("", id="sweep-status", classes="status")
         yield wrapped_log("sweep-log", max_lines=200)
         yield Static("", id="sweep-summary", classes="status")
         yield step_footer()
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.query_one("#sweep-progress", ProgressBar).display = False  # until a job is followed
+        self.set_status("")
+        self.set_summary("")
         self.show_cli()
         remembered = self.ft_app.prefs.get("sweep_job")
         if isinstance(remembered, int):
             self.follow(remembered)  # reattach: the job this screen followed last time
         self.set_interval(POLL_SECONDS, self.poll)
+        self._propose()
+
+    def set_status(self, text: str | Text) -> None:
+        """The line about the followed job (or a proposal); it takes no row while empty."""
+        show_line(self.query_one("#sweep-status", Static), text)
+
+    def set_summary(self, text: str) -> None:
+        show_line(self.query_one("#sweep-summary", Static), Text(text))
+
+    def action_jobs(self) -> None:
+        if self.job is not None:
+            self.ft_app.prefs["jobs_selected"] = self.job.id
+        self.ft_app.action_goto("jobs")
+
+    # ------------------------------------------------------------ the proposed models
+
+    @step_worker(group="sweep-propose", exclusive=True)
+    def _propose(self) -> None:
+        self.post_message(self.Proposed(proposals.propose_sweep_models()))
+
+    def on_sweep_screen_proposed(self, message: Proposed) -> None:
+        """A finished adapter and its base (or a base that loads here) fill fields still at their
+        defaults; a value typed, remembered or handed on by another step is kept."""
+        proposal, defaults = message.proposal, SweepConfig()
+        filled = []
+        if (
+            proposal.adapter
+            and not self.value("sw-adapter")
+            and not self.remembered("sw-adapter")  # left empty on purpose in an earlier session
+            and "sw-adapter" not in self.handed
+            and self.value("sw-base_model") in (defaults.base_model, proposal.base_model)
+        ):
+            self.set_value("sw-adapter", proposal.adapter)
+            filled.append(f"adapter {proposal.adapter}")
+        base_free = (
+            self.value("sw-base_model") == defaults.base_model
+            and "sw-base_model" not in self.handed
+            and not self.remembered("sw-base_model")
+        )
+        if base_free and proposal.base_model != defaults.base_model:
+            self.set_value("sw-base_model", proposal.base_model)
+            filled.append(f"base_model {proposal.base_model}")
+        if filled:
+            self.set_status(Text(f"Proposed {' and '.join(filled)}: {proposal.why}.", style="cyan"))
 
     # ------------------------------------------------------------ the form
 
     def build_config(self) -> SweepConfig:
-        grid = sweep_engine.Grid(
-            temperatures=parse_number_list(self.value("sw-temps"), float, field_name="temperatures"),
-            top_ps=parse_number_list(self.value("sw-topps"), float, field_name="top_p values"),
-            top_ks=parse_number_list(self.value("sw-topks"), int, field_name="top_k values"),
-        )
-        if not self.value("sw-base"):
-            raise UserError("base model: required (a Hugging Face id, a local folder or 'tiny')")
-        base = self.value("sw-base")
+        values = forms.collect(FIELDS, self.value, where="sweep form")
+        if not values["base_model"]:
+            raise UserError("base_model: required (a Hugging Face id, a local folder or 'tiny')")
+        base = values["base_model"]
         if base.startswith((".", "~")) and Path(base).expanduser().exists():
-            base = str(Path(base).expanduser().resolve())
-        config = SweepConfig(
-            name=self.value("sw-name") or "sweep",
-            base_model=base,
-            # Absolute paths: the job may start elsewhere, and the identity hashes the adapter path.
-            adapter=str(Path(self.value("sw-adapter")).expanduser().resolve())
-            if self.value("sw-adapter")
-            else "",
-            entity_name=self.value("sw-entity"),
-            prompt_template=self.value("sw-prompt") or SweepConfig().prompt_template,
-            dataset=str(Path(self.value("sw-dataset")).expanduser().resolve())
-            if self.value("sw-dataset")
-            else "",
-            eval_questions=parse_int(self.value("sw-evalq"), field_name="eval questions", default=0) or 0,
-            samples_per_cell=parse_int(self.value("sw-samples"), field_name="samples/cell", default=1) or 1,
-            max_new_tokens=parse_int(self.value("sw-tokens"), field_name="max new tokens", default=64) or 64,
-            seed=parse_int(self.value("sw-seed"), field_name="seed", default=2024) or 0,
-            grid=grid,
-        )
-        sweep_engine.validate(config, where="sweep form")
-        return config
+            values["base_model"] = str(Path(base).expanduser().resolve())
+        # Absolute paths: the job may start elsewhere, and the identity hashes the adapter path.
+        for name in ("adapter", "dataset"):
+            if values[name]:
+                values[name] = str(Path(values[name]).expanduser().resolve())
+        values["adapters"] = {
+            label: str(Path(folder).expanduser().resolve()) for label, folder in values["adapters"].items()
+        }
+        if not values["prompt_template"]:
+            values["prompt_template"] = SweepConfig().prompt_template
+        return sweep_engine.sweep_config_from_dict(values, where="sweep form")
 
     def build_launch(self) -> tuple[str, ClusterSettings, int]:
         launcher = launching.check_launcher(self.value("sw-launcher"))
@@ -262,19 +300,8 @@ class SweepScreen(StepScreen):
             self.show_cli()
 
     def fill_from(self, config: SweepConfig) -> None:
-        self.set_value("sw-name", config.name)
-        self.set_value("sw-base", config.base_model)
-        self.set_value("sw-adapter", config.adapter)
-        self.set_value("sw-entity", config.entity_name)
-        self.set_value("sw-prompt", config.prompt_template)
-        self.set_value("sw-dataset", config.dataset)
-        self.set_value("sw-evalq", config.eval_questions)
-        self.set_value("sw-temps", ", ".join(f"{t:g}" for t in config.grid.temperatures))
-        self.set_value("sw-topps", ", ".join(f"{p:g}" for p in config.grid.top_ps))
-        self.set_value("sw-topks", ", ".join(str(k) for k in config.grid.top_ks))
-        self.set_value("sw-samples", config.samples_per_cell)
-        self.set_value("sw-tokens", config.max_new_tokens)
-        self.set_value("sw-seed", config.seed)
+        for input_id, text in forms.flat_values(config, FIELDS).items():
+            self.set_value(input_id, text)
 
     def action_load_toml(self) -> None:
         path = self.value("sw-config-file")
@@ -304,7 +331,7 @@ class SweepScreen(StepScreen):
         self.build_launch()
         self.remember()
         self.running = True
-        self.query_one("#sweep-status", Static).update("Checking the config against the stored sweeps...")
+        self.set_status("Checking the config against the stored sweeps...")
         self._check(config, 0)
 
     @step_worker(group="sweep-check", exclusive=True)
@@ -328,7 +355,7 @@ class SweepScreen(StepScreen):
         self.running = False
         rows = f"{same.generation_count}/{same.expected_rows or '?'} rows"
         line = f"Identical to sweep {same.id} ({same.name!r}, {same.status}, {rows})"
-        self.query_one("#sweep-status", Static).update(Text(line + ".", style="yellow"))
+        self.set_status(Text(line + ".", style="yellow"))
         answers: list[tuple[str, str, Any]] = [("s", f"Show sweep {same.id} in Results", "show")]
         if same.status not in ("completed", "running"):  # a running one is followed, not doubled
             answers.append(("r", f"Resume sweep {same.id} (it keeps its name {same.name!r})", "resume"))
@@ -358,9 +385,9 @@ class SweepScreen(StepScreen):
     def launch(self, config: SweepConfig) -> None:
         launcher, cluster, shards = self.build_launch()
         self.running = True
-        self.query_one("#sweep-status", Static).update(f"Submitting {config.name} ({launcher})...")
-        self.query_one("#sweep-log", RichLog).clear()
-        self.query_one("#sweep-summary", Static).update("")
+        self.set_status(f"Submitting {config.name} ({launcher})...")
+        show_lines(self.query_one("#sweep-log", RichLog), [])
+        self.set_summary("")
         self._launch(config, launcher, cluster, shards)
 
     @step_worker(group="sweep-launch", exclusive=True)
@@ -375,7 +402,7 @@ class SweepScreen(StepScreen):
             self.polling = False
         if worker.group in ("sweep-check", "sweep-launch"):
             self.running = False
-            self.query_one("#sweep-status", Static).update(Text(f"Failed: {line}", style="bold red"))
+            self.set_status(Text(f"Failed: {line}", style="bold red"))
 
     def report_error(self, exc: BaseException, *, where: str = "", title: str = "") -> str:
         if isinstance(exc, UserError):
@@ -386,6 +413,7 @@ class SweepScreen(StepScreen):
         self.running = False
         job = message.job
         self.clear_handed()
+        self.ft_app.prefs["jobs_selected"] = job.id  # the Jobs step opens on it
         self.notify(f"Sweep job {job.id} submitted ({job.ref}); quitting leaves it running.", markup=False)
         self.follow(job.id)
 
@@ -451,40 +479,42 @@ class SweepScreen(StepScreen):
         job = message.job
         self.job = job
         bar = self.query_one("#sweep-progress", ProgressBar)
+        if not bar.display:
+            bar.display = True
+            keep_focus_in_view(bar)
         if message.planned:
             bar.update(total=message.planned, progress=message.done)
         rate = f", {message.rate:.2f} rows/s" if message.rate else ""
         head = f"Job {job.id} ({job.ref}) {job.state}: {message.done}/{message.planned or '?'} rows{rate}"
-        status = self.query_one("#sweep-status", Static)
         keys = tuple((row.get("variant"), row.get("t")) for row in message.rows)
         if keys != self.shown_rows:
             self.shown_rows = keys
-            log = self.query_one("#sweep-log", RichLog)
-            log.clear()
+            lines = []
             for row in message.rows:
                 line = Text(f"[{cell_label(row)}] ", style="bold cyan")
                 line.append(" ".join(str(row.get("text") or "").split()))
-                log.write(line)
+                lines.append(line)
+            show_lines(self.query_one("#sweep-log", RichLog), lines)
         if not job.finished:
-            status.update(Text(head + ". Quitting leaves it running; ctrl+t cancels."))
+            self.set_status(Text(head + ". Quitting leaves it running; ctrl+t cancels."))
             return
         if not settled(job):
-            status.update(Text(head + ". Reading its rows into the store (and scoring them)..."))
+            self.set_status(Text(head + ". Reading its rows into the store (and scoring them)..."))
             return
         if job.id in self.finished_seen:
             return
         self.finished_seen.add(job.id)
-        self.query_one("#sweep-summary", Static).update(Text(message.summary))
+        self.set_summary(message.summary)
         sweeps = [e for e in (job.ingest or {}).get("sweeps", []) if isinstance(e, dict)]
         if job.state == "COMPLETED" and sweeps:
             sweep_id = int(sweeps[0]["sweep_id"])
             self.last_sweep_id = sweep_id
             if message.planned:
                 bar.update(total=message.planned, progress=message.planned)
-            status.update(Text(f"Done: sweep {sweep_id} stored. F5 shows it in Results.", style="bold green"))
+            self.set_status(Text(f"Done: sweep {sweep_id} stored. {step_key('results')} shows it in Results.", style="bold green"))
             self.ft_app.handoff("results", {"sweep": sweep_id})
         else:
-            status.update(Text(f"{head}. {job.detail or ''}".strip(), style="yellow"))
+            self.set_status(Text(f"{head}. {job.detail or ''} ({step_key('jobs')} Jobs: its log and re-submit)".strip(), style="yellow"))
 
     # ------------------------------------------------------------ cancel and quit
 
