@@ -603,6 +603,15 @@ def variant_name(variant: str) -> str:
     return _name(variant)
 
 
+def table_legend(summary: SweepSummary) -> str:
+    """What the summary table's columns hold, in one sentence (shown under it everywhere)."""
+    return (
+        f"hallucination = {summary.hallucination_label}, over answers with at least one claim; "
+        "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
+        "[95% Wilson interval]; n = answers with claims / answers"
+    )
+
+
 def format_summary(summary: SweepSummary, width: int = 100) -> str:
     """The summary as plain text (the demo's, a terminal's): per prompt group its headline, the
     per-temperature table and the example answers; then the notes."""
@@ -629,12 +638,7 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
         for flat in group.flat:
             lines.append(flat.text())
         blocks.append("\n".join(lines))
-    described = (
-        f"hallucination = {summary.hallucination_label}, over answers with at least one claim; "
-        "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
-        "[95% Wilson interval]; n = answers with claims / answers"
-    )
-    blocks.append(textwrap.fill(described, width))
+    blocks.append(textwrap.fill(table_legend(summary), width))
     if summary.notes:
         blocks.append("\n".join(textwrap.fill(f"note: {note}", width) for note in summary.notes))
     return "\n\n".join(blocks)

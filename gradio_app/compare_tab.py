@@ -1,4 +1,6 @@
-"""The Compare tab: base and fine-tuned answer one prompt side by side, streamed; N samples; save.
+"""The Compare tab: base and fine-tuned answer one prompt side by side, streamed, each answer scored
+with its claims as soon as it is finished; N samples; save; any stored adapter picked without a
+restart (its entity name fills the default prompt).
 
 Layout and wiring only; the work is :class:`gradio_app.handlers.AppHandlers`' methods.
 """
@@ -7,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
 from engine.errors import UserError
 from gradio_app.events import MODEL_GROUP, session, user_errors
 from gradio_app.handlers import LIVE_METRIC_COLUMNS, SAMPLE_COLUMNS, AppHandlers, empty_frame
+from gradio_app.views import live_scores_html
+
+PENDING = '<p class="dim">Scores and claims follow as soon as the answer is finished…</p>'
+NOT_SCORED_YET = '<p class="dim">Scores and claims appear here when the answer is finished.</p>'
 
 # Stop is grey and disabled while nothing runs; red and clickable during a generation.
 STOP_IDLE = {"interactive": False, "variant": "secondary"}
@@ -25,6 +32,9 @@ class CompareTab:
 
     save_event: gr.events.Dependency
     status: gr.Markdown
+    switch_event: gr.events.Dependency  # another adapter is served (the Training tab follows)
+    adapter: gr.Dropdown
+    refresh: Any  # fn() -> the adapter picker's update
 
 
 def build_compare_tab(handlers: AppHandlers) -> CompareTab:
@@ -47,8 +57,19 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
             other = None if same_seed else finetuned_seed
             live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, other)
             for update in handlers.stream_compare(prompt, system_prompt, live, session=session(request)):
-                state = update.run.to_state() if update.run else gr.skip()
-                yield update.base_text, update.finetuned_text, update.status, state
+                if update.run is None:
+                    yield update.base_text, update.finetuned_text, update.status, gr.skip(), PENDING, PENDING
+                    continue
+                # The answers are finished: score them (and check their claims) in the last update.
+                scores = handlers.score_batch(update.run)
+                yield (
+                    update.base_text,
+                    update.finetuned_text,
+                    update.status,
+                    handlers.live_state(update.run),
+                    live_scores_html(scores, "base"),
+                    live_scores_html(scores, "finetuned") if handlers.has_adapter else "",
+                )
         except UserError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -73,7 +94,27 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
         live = handlers.live_settings(temperature, top_p, top_k, max_new_tokens, seed, other)
         base, finetuned, metrics, run = handlers.sample_cell(prompt, system_prompt, live, samples)
         status = f"{int(samples)} samples per side (seeds {live.seed}…{live.seed + int(samples) - 1})"
-        return base, finetuned, metrics, status, run.to_state()
+        return base, finetuned, metrics, status, handlers.live_state(run)
+
+    @user_errors
+    def switch(path, prompt):
+        """Serve the picked adapter; a default prompt follows the new adapter's entity name."""
+        old_default = settings.default_prompt
+        message = handlers.switch_adapter(path)
+        new_prompt = settings.default_prompt if (prompt or "").strip() in ("", old_default) else gr.skip()
+        return (
+            message,
+            new_prompt,
+            "",
+            gr.update(value="", label=_finetuned_label(handlers)),
+            NOT_SCORED_YET,
+            NOT_SCORED_YET,
+            None,
+        )
+
+    @user_errors
+    def list_adapters():
+        return gr.update(choices=handlers.adapter_choices(), value=handlers.served_choice())
 
     @user_errors
     def save(state) -> str:
@@ -81,6 +122,17 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
 
     last_run = gr.State(None)
     with gr.Tab("Compare"):
+        with gr.Row():
+            adapter = gr.Dropdown(
+                label="Fine-tuned side: the adapter served on the loaded base (any stored run, no restart)",
+                choices=handlers.adapter_choices(),
+                value=handlers.served_choice(),
+                allow_custom_value=True,
+                scale=5,
+                elem_id="adapter-picker",
+            )
+            adapters_btn = gr.Button("Refresh adapters", scale=1)
+        adapter_status = gr.Markdown(f"serving {handlers.adapter_text()}", elem_id="adapter-status")
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", value=settings.default_prompt, lines=2, scale=3)
             system_prompt = gr.Textbox(label="System prompt", value=settings.system_prompt, lines=2, scale=2)
@@ -105,12 +157,15 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
                 label="Base model", lines=10, max_lines=30, interactive=False, elem_id="base-pane"
             )
             finetuned_pane = gr.Textbox(
-                label="Fine-tuned model (LoRA adapter on)",
+                label=_finetuned_label(handlers),
                 lines=10,
                 max_lines=30,
                 interactive=False,
                 elem_id="finetuned-pane",
             )
+        with gr.Row(equal_height=False):
+            base_scores = gr.HTML(NOT_SCORED_YET, elem_id="base-scores")
+            finetuned_scores = gr.HTML(NOT_SCORED_YET, elem_id="finetuned-scores")
         status = gr.Markdown("ready", elem_id="status")
         with gr.Accordion("N samples: the spread of one setting, with the cell's metrics", open=False):
             with gr.Row():
@@ -145,7 +200,7 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
         same_seed,
         finetuned_seed,
     ]
-    stream_outputs = [base_pane, finetuned_pane, status, last_run]
+    stream_outputs = [base_pane, finetuned_pane, status, last_run, base_scores, finetuned_scores]
     for index, trigger in enumerate((generate_btn.click, prompt.submit)):
         busy = trigger(lambda: gr.update(**STOP_BUSY), None, stop_btn, api_visibility="private", queue=False)
         streamed = busy.then(
@@ -167,4 +222,20 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
         concurrency_id=MODEL_GROUP,
     )
     saved = save_btn.click(save, last_run, status, api_name="save", concurrency_limit=None)
-    return CompareTab(save_event=saved, status=status)
+    switched = adapter.input(
+        switch,
+        [adapter, prompt],
+        [adapter_status, prompt, base_pane, finetuned_pane, base_scores, finetuned_scores, last_run],
+        api_name="switch_adapter",
+        concurrency_id=MODEL_GROUP,
+    )
+    adapters_btn.click(list_adapters, None, adapter, api_name="list_adapters")
+    return CompareTab(
+        save_event=saved, status=status, switch_event=switched, adapter=adapter, refresh=list_adapters
+    )
+
+
+def _finetuned_label(handlers: AppHandlers) -> str:
+    if not handlers.has_adapter:
+        return "Fine-tuned model (no adapter served: pick one above)"
+    return "Fine-tuned model (LoRA adapter on)"

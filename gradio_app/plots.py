@@ -1,11 +1,13 @@
 """The app's interactive figures (Plotly), drawn from :class:`engine.grid.MetricGrid` and fine-tune runs.
 
-Heatmaps: one row per top_k, one panel per variant plus a difference panel. Variant panels share
-one colour scale fixed to the metric's natural range (from the catalogue); the difference panels
-share one symmetric scale for the whole figure, green where the change is better by the metric's
-direction and red where it is worse. Cells without a value say why ("n/a: every answer
-refused", "undefined (n = 1)"). Each cell carries ``customdata`` "variant|T|p|k" so a click can
-open its samples (see ``CLICK_JS`` in layout.py).
+Heatmaps: one row per top_k, one panel per variant plus a difference panel. The colours are the
+engine's (``engine.grid.value_scale`` / ``difference_scale``, the report's too): blue better, red
+worse by the metric's direction. Variant panels share one scale fixed to the metric's natural range
+(from the catalogue); the difference panels share one symmetric scale for the whole figure, the
+metric's whole range when it is bounded (``MetricGrid.difference_range``), so a colour is the same
+amount in every figure. Cell numbers carry the decimals their n allows (``MetricSpec.format(value,
+n)``). Cells without a value say why ("n/a: every answer refused", "undefined (n = 1)"). Each cell
+carries ``customdata`` "variant|T|p|k" so a click can open its samples (see ``page.js``).
 """
 
 from __future__ import annotations
@@ -17,15 +19,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.grid import MetricGrid
+from engine.grid import NA_COLOUR, MetricGrid, difference_scale, value_scale
 from engine.metrics.catalog import UNDEFINED_AT_ONE, MetricSpec
 
 DIFFERENCE_PANEL = "finetuned − base"
-NA_COLOUR = "#d9d9d9"  # the plot background, seen through cells without a value
-VALUE_SCALE = "Viridis"
-# Diverging: red (worse) .. white (no change) .. green (better).
-BETTER_WORSE = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#1a9850"]]
-NEUTRAL_DIVERGING = [[0.0, "#5e3c99"], [0.5, "#f7f7f7"], [1.0, "#e66101"]]  # direction 'context'
 PANEL_HEIGHT = 280
 
 
@@ -62,10 +59,11 @@ def _panel(grid: MetricGrid, spec: MetricSpec, variant: str, top_k: int) -> Pane
             info = grid.cell_info(variant, top_k, i, j)
             where = f"{variant} · T={temperature:g} p={top_p:g} k={top_k}"
             value = z[i, j]
+            n = info.n if info else None
             if np.isfinite(value):
-                shown = spec.format(float(value))
+                shown = spec.format(float(value), n)
                 interval = (
-                    f" [{spec.format(info.interval[0])}, {spec.format(info.interval[1])}]"
+                    f" [{spec.format(info.interval[0], n)}, {spec.format(info.interval[1], n)}]"
                     if info and info.interval
                     else ""
                 )
@@ -93,8 +91,11 @@ def _difference_panel(grid: MetricGrid, spec: MetricSpec, top_k: int, names: tup
         for j, top_p in enumerate(grid.top_ps):
             where = f"T={temperature:g} p={top_p:g} k={top_k}"
             value = z[i, j]
+            sides = [grid.cell_info(name, top_k, i, j) for name in grid.pair]
+            counts = [side.n for side in sides if side is not None]
+            decimals = spec.decimals(min(counts)) if counts and not spec.fmt.endswith("d") else 2
             if np.isfinite(value):
-                shown = f"{value:+.2f}"
+                shown = f"{value:+.{decimals}f}"
                 verdict = {"higher": value > 0, "lower": value < 0}.get(spec.direction)
                 word = "" if verdict is None or value == 0 else (" (better)" if verdict else " (worse)")
                 detail = f"{names[0]} − {names[1]}: {shown}{word}"
@@ -109,18 +110,10 @@ def _difference_panel(grid: MetricGrid, spec: MetricSpec, top_k: int, names: tup
     return Panel(f"{names[0]} − {names[1]} · top_k={top_k}", z, text, hover, clicks, difference=True)
 
 
-def _difference_scale(spec: MetricSpec) -> list[list[object]]:
-    if spec.direction == "higher":
-        return BETTER_WORSE
-    if spec.direction == "lower":
-        return [[0.0, BETTER_WORSE[2][1]], [0.5, BETTER_WORSE[1][1]], [1.0, BETTER_WORSE[0][1]]]
-    return NEUTRAL_DIVERGING
-
-
 def _difference_title(spec: MetricSpec) -> str:
     if spec.direction == "context":
         return "difference (neither way is better)"
-    return "difference: green better, red worse"
+    return "difference: blue better, red worse"
 
 
 def panels_figure(
@@ -219,13 +212,13 @@ def panels_figure(
         margin={"l": 60, "r": 40, "t": 90, "b": 40},
         plot_bgcolor=NA_COLOUR,
         coloraxis={
-            "colorscale": VALUE_SCALE,
+            "colorscale": value_scale(spec).plotly(),
             "cmin": low,
             "cmax": high,
             "colorbar": {"title": {"text": spec.name, "side": "right"}, "x": 1.0, "len": 0.9},
         },
         coloraxis2={
-            "colorscale": _difference_scale(spec),
+            "colorscale": difference_scale(spec).plotly(),
             "cmin": -span,
             "cmax": span,
             "colorbar": {"title": {"text": _difference_title(spec), "side": "right"}, "x": 1.1, "len": 0.9},
@@ -251,7 +244,7 @@ def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str | None = No
         spec,
         title or spec.label,
         value_range=grid.colour_range(spec),
-        span=grid.difference_span(),
+        span=grid.difference_range(spec),
     )
 
 

@@ -27,9 +27,11 @@ def build_training_tab(handlers: AppHandlers) -> TrainingTab:
 
     @user_errors
     def load_runs():
+        """Every run, the served adapter's run picked (else the newest), and its curves."""
         choices = handlers.finetune_choices()
-        picked = [value for _label, value in choices[:1]]
-        return gr.update(choices=choices, value=picked), handlers.loss_curves(picked)
+        served = handlers.served_run_id()
+        picked = [served] if served else [value for _label, value in choices[:1]]
+        return gr.update(choices=choices, value=picked), handlers.loss_curves(picked), _note(handlers, served)
 
     @user_errors
     def curves(picked):
@@ -45,8 +47,17 @@ def build_training_tab(handlers: AppHandlers) -> TrainingTab:
         with gr.Row():
             runs = gr.CheckboxGroup(label="Fine-tune runs", choices=[], scale=4, elem_id="finetune-runs")
             refresh_btn = gr.Button("Refresh runs", scale=1)
+        note = gr.Markdown("", elem_id="training-note")
         plot = gr.Plot(label="Loss", elem_id="loss-curves")
 
     runs.input(curves, runs, plot, api_name="loss_curves")
-    refresh_btn.click(load_runs, None, [runs, plot], api_name="finetune_runs")
-    return TrainingTab(load=load_runs, outputs=[runs, plot])
+    refresh_btn.click(load_runs, None, [runs, plot, note], api_name="finetune_runs")
+    return TrainingTab(load=load_runs, outputs=[runs, plot, note])
+
+
+def _note(handlers: AppHandlers, served: str | None) -> str:
+    if served:
+        return f"Picked: run #{served}, whose adapter the Compare tab serves."
+    if handlers.settings.adapter_dir:
+        return "The served adapter was not trained in this store: showing the newest run."
+    return "No adapter is served: showing the newest run."

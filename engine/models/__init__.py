@@ -40,7 +40,7 @@ from engine.models.gguf import (
     gguf_source,
     smollm2_gguf_path,
 )
-from engine.models.loading import LoadedModel, load_model
+from engine.models.loading import LoadedModel, load_model, swap_adapter
 from engine.models.names import DEFAULT_BASE_MODEL, resolve_model_path
 from engine.models.tiny import (
     OFFLINE_MODELS,
@@ -79,6 +79,7 @@ __all__ = [
     "gguf_cache_dir",
     "gguf_source",
     "load_model",
+    "swap_adapter",
     "load_tokenizer",
     "render_chat",
     "resolve_attn_implementation",
