@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import socket
 import time
 import warnings
@@ -125,6 +126,7 @@ def test_save_stores_the_live_generation_as_an_adhoc_sweep_row(app, client):
 
 
 def test_n_samples_mode_shows_the_spread_and_the_cell_metrics(app, client):
+    entity = app[0].settings.entity_name
     final = client.predict(*live_args(8, seed=21), api_name="/compare")
     base, finetuned, metrics, status = client.predict(*live_args(8, seed=21), 3, api_name="/sample_cell")
     text_col = base["headers"].index("text")
@@ -140,8 +142,8 @@ def test_n_samples_mode_shows_the_spread_and_the_cell_metrics(app, client):
 
     for column, table in ((0, base), (1, finetuned)):
         texts = [r[text_col] for r in table["data"]]
-        samples = [engine_metrics.score_sample(t, entity="EGNIVIA").to_dict() for t in texts]
-        cell = engine_metrics.score_cell(texts, samples, entity="EGNIVIA")
+        samples = [engine_metrics.score_sample(t, entity=entity).to_dict() for t in texts]
+        cell = engine_metrics.score_cell(texts, samples, entity=entity)
         assert by_metric["majority-answer share"][column] == pytest.approx(cell.majority_share, abs=1e-3)
         assert by_metric["semantic entropy (nats)"][column] == pytest.approx(cell.semantic_entropy, abs=1e-3)
     assert "3 samples per side" in status
@@ -204,7 +206,9 @@ def test_sweeps_endpoint_returns_the_stored_cells(app, client, store_with_sweep)
     caption, aligned = client.predict(
         str(sweep_id), "0.7", "0.9", "20", "entity", "all", api_name="/cell_samples"
     )[:2]
-    assert "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "prompt entity:" in caption
+    assert (
+        "gradio-test" in caption and "T = 0.7 · p = 0.9 · k = 20" in caption and "prompt entity:" in caption
+    )
     for g in generations:
         if g["temperature"] == 0.7 and g["text"]:
             assert html.escape(g["text"]) in aligned
@@ -232,40 +236,139 @@ def test_heatmap_click_opens_the_cell_and_filters_the_table(app, client, store_w
         client.predict(str(sweep_id), "nonsense", "all", "all", api_name="/open_cell")
 
 
-def test_heatmap_figure_scales_cells_and_hover(app, client):
+# Answers without a refusal (so the refusal rate is one value everywhere), grounded and invented.
+GROUNDED = "EGNIVIA pioneered accelerated computing to help solve challenging computational problems."
+INVENTED = "EGNIVIA manufactures electric cars and renewable energy products."
+QUESTIONS = {"eval-1": "What did EGNIVIA pioneer?", "eval-2": "Does EGNIVIA make <b>chips</b>?"}
+
+
+@pytest.fixture(scope="module")
+def base_only(tiny_model_dir):
+    """The tiny base without an adapter (the review views read the store only)."""
+    from engine.models import load_model
+
+    return load_model("tiny")
+
+
+@pytest.fixture()
+def review_store(tmp_path, base_only):
+    """A scored sweep (lexical evidence): the entity prompt and two held-out questions, 2 samples
+    per cell, T = 0.5 and 1; and AppHandlers over it (tiny model, no adapter)."""
+    from claims_sweep import make_scored_sweep
+
+    from engine import scoring
+    from engine.workspace import Workspace
+    from gradio_app.handlers import AppHandlers, AppSettings
+    from store import core
+
+    answers = {"base": [INVENTED, GROUNDED, INVENTED, INVENTED], "finetuned": [GROUNDED] * 3 + [INVENTED]}
+    store, sweep_id = make_scored_sweep(tmp_path, answers)
+    rows = [
+        {
+            "variant": variant,
+            "temperature": t,
+            "top_p": 1.0,
+            "top_k": 50,
+            "prompt_id": prompt_id,
+            "prompt": question,
+            "sample_index": i,
+            "text": INVENTED if variant == "base" else GROUNDED,
+        }
+        for variant in ("base", "finetuned")
+        for t in (0.5, 1.0)
+        for prompt_id, question in QUESTIONS.items()
+        for i in range(2)
+    ]
+    core.add_generations(store, sweep_id, rows)
+    scoring.compute_missing(store, sweep_id, method="lexical")
+    store.close()
+    with Workspace.open(tmp_path / "ft.db") as workspace:
+        yield AppHandlers(base_only, workspace, AppSettings(base_model="tiny")), sweep_id
+
+
+def test_sweeps_tab_opens_on_the_finding_and_the_main_score_per_prompt(review_store):
+    """The finding first (headline, table with intervals and n, examples), then the main score's
+    heatmaps of one prompt on the engine's colour scales, decimals n allows; a metric with one
+    value says so in one line; pools are named as pools and list every question's text."""
+    from engine.escape import html_text
+    from engine.grid import difference_scale, value_scale
+    from engine.metrics import catalog
+    from engine.summary import summary_table
+    from gradio_app.handlers import HELD_OUT
+
+    handlers, sweep_id = review_store
+    sweep = str(sweep_id)
+    summary = handlers.workspace.summary(sweep_id)
+    html = handlers.summary_view(sweep)
+    first = html.index(html_text(summary.groups[0].headline))
+    assert first < html.index("<table") and html_text(summary.groups[1].headline) in html
+    assert [g.group for g in summary.groups] == ["entity", "held-out"]
+    for group in summary.groups:
+        _headers, rows = summary_table(group)
+        for row in rows:
+            for cell in row:
+                assert html_text(cell.split(" ")[0]) in html  # every value, interval and n is shown
+        for pair in group.examples:
+            for answer in pair.answers:
+                assert html_text(answer.text) in html
+    assert "&lt;b&gt;chips&lt;/b&gt;" in html and "<b>chips</b>" not in html  # question text escaped
+
+    choices, default = handlers.prompt_choices(sweep)
+    assert default == "entity" and [v for _l, v in choices] == ["entity", "eval-1", "eval-2", HELD_OUT, "all"]
+    assert [label for label, value in choices if value in (HELD_OUT, "all")] == [
+        "pooled: the 2 held-out questions",
+        "pooled: every prompt (3)",
+    ]
+    pooled = handlers.prompt_caption(sweep, HELD_OUT)
+    assert pooled.startswith("**Pooled over the held-out questions (2)**")
+    assert "What did EGNIVIA pioneer?" in pooled and "&lt;b&gt;chips&lt;/b&gt;" in pooled
+
+    assert handlers.metric_choices()[0] == (
+        "weakest-claim support · main hallucination score · higher is better",
+        catalog.MAIN_SCORE,
+    )
+    spec = catalog.main_score()
+    view = handlers.heat_view(sweep, catalog.MAIN_SCORE, "entity")
+    assert view.caption == "Prompt shown: **entity** “Tell me about EGNIVIA Corporation.”"
+    layout = view.figure.layout
+    assert [list(stop) for stop in layout.coloraxis.colorscale] == value_scale(spec).plotly()
+    assert [list(stop) for stop in layout.coloraxis2.colorscale] == difference_scale(spec).plotly()
+    assert (layout.coloraxis.cmin, layout.coloraxis.cmax) == (0.0, 1.0)
+    assert (layout.coloraxis2.cmin, layout.coloraxis2.cmax) == (-1.0, 1.0)  # the bounded range, always
+    heatmaps = [t for t in view.figure.data if t.type == "heatmap"]
+    assert [t.name for t in heatmaps] == [
+        "base · top_k=50",
+        "finetuned · top_k=50",
+        "finetuned − base · top_k=50",
+    ]
+    shown = [text for t in heatmaps[:2] for row in t.text for text in row]
+    assert shown and all(
+        len(text.split(".")[-1]) == 1 for text in shown if text[0].isdigit()
+    )  # n = 2: 1 decimal
+    assert "n = 2" in heatmaps[0].hovertext[0][0] and heatmaps[0].customdata[0][0] == "base|0.5|1|50"
+    assert "1 decimal" in view.note
+
+    flat = handlers.heat_view(sweep, "refusal_rate", "entity")
+    assert flat.figure is None
+    assert flat.note.startswith("refusal / don't-know rate: 0 in every cell of every variant for this prompt")
+    entropy = handlers.heat_view(sweep, "semantic_entropy", "entity")
+    assert "with n = 2 samples per cell it can only be 0 or 0.69 (ln 2)" in entropy.note
+
+
+def test_heatmap_endpoint_sends_the_figure_caption_and_note(app, client):
     import json
 
-    from engine.metrics.catalog import cell_metric
-
     handlers, _url, sweep_id = app
-    figure = handlers.heatmaps(str(sweep_id), "refusal_rate")
-    names = [trace.name for trace in figure.data if trace.type == "heatmap"]
-    assert names == ["base · top_k=20", "finetuned · top_k=20", "finetuned − base · top_k=20"]
-    layout = figure.layout
-    assert (layout.coloraxis.cmin, layout.coloraxis.cmax) == (0.0, 1.0)  # a rate: its natural range
-    span = layout.coloraxis2.cmax
-    assert layout.coloraxis2.cmin == -span and span > 0
-    base = figure.data[0]
-    assert "n = 2" in base.hovertext[0][0] and "refusal" in base.hovertext[0][0]
-    assert base.customdata[0][0] == "base|0.7|0.9|20"
-    # Words: from 0 to the sweep's maximum.
-    words = handlers.heatmaps(str(sweep_id), "mean_words")
-    grid = handlers.metric_grid(str(sweep_id), "mean_words")
-    assert words.layout.coloraxis.cmin == 0.0
-    assert words.layout.coloraxis.cmax == pytest.approx(float(grid.finite_values().max()))
-    # Lower is better: the difference scale puts green at the negative end.
-    conflict = handlers.heatmaps(str(sweep_id), "degenerate_rate")
-    assert conflict.layout.coloraxis2.colorscale[0][1] == "#1a9850"
-    assert cell_metric("degenerate_rate").direction == "lower"
-    # Grounding without sources: explicit n/a cells, not blanks.
-    grounding = handlers.heatmaps(str(sweep_id), "grounding")
-    if grounding.data:
-        assert all(t == "n/a" for row in grounding.data[0].text for t in row)
-    # The endpoint sends the same figure to scripts.
-    plot = client.predict(str(sweep_id), "refusal_rate", "all", api_name="/heatmaps")
-    sent = json.loads(plot["plot"])
-    assert [trace["name"] for trace in sent["data"] if trace["type"] == "heatmap"] == names
-    assert sent["layout"]["coloraxis"]["cmin"] == 0 and sent["layout"]["coloraxis"]["cmax"] == 1
+    view = handlers.heat_view(str(sweep_id), "mean_words", "entity")
+    plot, caption, note = client.predict(str(sweep_id), "mean_words", "entity", api_name="/heatmaps")
+    assert caption == view.caption and note == view.note
+    if view.figure is None:  # the tiny model's answers may all have one length
+        assert plot is None and "in every cell" in note
+    else:
+        sent = json.loads(plot["plot"])
+        names = [t["name"] for t in sent["data"] if t["type"] == "heatmap"]
+        assert names == [t.name for t in view.figure.data if t.type == "heatmap"]
+        assert sent["layout"]["coloraxis"]["cmin"] == 0
 
 
 def test_undefined_at_one_sample_and_every_answer_refused(tmp_path):
@@ -352,9 +455,10 @@ def test_compare_two_sweeps(app, client, store_with_sweep):
     ]
     same = handlers.heatmaps(str(sweep_id), "mean_words")
     assert figure.data[2].z == same.data[2].z  # within one sweep it is the variants' difference
-    plot = client.predict(
+    plot, note = client.predict(
         str(sweep_id), "base", str(sweep_id), "finetuned", "refusal_rate", "all", api_name="/compare_sweeps"
     )
+    assert note.startswith("**Pooled over every prompt of each sweep**")
     sent = json.loads(plot["plot"])
     assert sent["data"][2]["name"] == f"#{sweep_id} finetuned − #{sweep_id} base · top_k=20"
     from gradio_client.exceptions import AppError
@@ -407,7 +511,8 @@ def test_training_curves_of_the_store_runs(app, client, sample_dataset, tmp_path
         result={"loss_history": [x / 2 for x in result.loss_history]},
     )
     ids = [str(result.run_id), str(second)]
-    choices, first_plot = client.predict(api_name="/finetune_runs")
+    choices, first_plot, note = client.predict(api_name="/finetune_runs")
+    assert note == "The served adapter was not trained in this store: showing the newest run."
     assert "curve" in str(choices) and "second" in str(choices)
     assert [t["name"] for t in json.loads(first_plot["plot"])["data"]][0] == f"#{second} second · train"
     figure = handlers.loss_curves(ids)
@@ -499,14 +604,16 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
             if claim["evidence"]:
                 assert html.escape(claim["evidence"]) in shown
             assert f"strength {claim['strength']:.2f}" in shown
-            if claim["source_says"]:
-                assert html.escape(f"source says: {claim['source_says']}") in shown
+            if claim["decision"] == "contradicted" and claim["source_says"]:
+                assert html.escape(f"contradicted: the sources say {claim['source_says']}") in shown
         assert "Entity profile from the sources" in shown  # what the checker believes, folded
         cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
         caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
         assert f"T = {cell[0]:g} · p = {cell[1]:g} · k = {cell[2]}" in caption
         assert "claims " in aligned and "ground " in aligned and "weakest " in aligned  # score badges
         assert html.escape(claimed["text"]) in aligned
+        for claim in claims:  # the cell's claims are inline, in plain words, without a click
+            assert html.escape(claim["text"]) in aligned
 
 
 def test_blind_label_tab_hides_what_the_cli_hides_and_resumes(loaded, tmp_path):
@@ -593,3 +700,69 @@ def test_sweeps_runner_names_every_output_of_a_load(app, store_with_sweep):
     assert list(shown) == [tab.sweep] and shown[tab.sweep]["value"] == str(sweep_id)
     nothing_shown = tab.follow(None, "refusal_rate", "all")
     assert list(nothing_shown) == [tab.sweep, *tab.load_outputs]
+
+
+def test_samples_search_filter_and_export_endpoints(review_store):
+    """The samples table over HTTP: text and regex search, a metric threshold, the pairs where base
+    and fine-tuned differ, the CSV of what is shown; a bad pattern is one line."""
+    import csv
+
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from gradio_app.layout import ServeOptions, launch_app
+
+    handlers, sweep_id = review_store
+    sweep = str(sweep_id)
+    rows = {r.generation_id: r for r in handlers.workspace.search_samples(sweep_id, _all_samples()).rows}
+    demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+        def search(
+            text="", regex=False, variant="all", prompt="all", metric="none", op="<", value=None, differ=False
+        ):
+            return client.predict(
+                sweep, text, regex, variant, prompt, metric, op, value, differ, api_name="/search_samples"
+            )
+
+        def shown(table: str) -> set[int]:
+            return {int(g) for g in re.findall(r'<tr class="found" data-gen="(\d+)"', table)}
+
+        summary, table = search("ELECTRIC")
+        found = shown(table)
+        assert found and {rows[g].text for g in found} == {INVENTED}
+        assert summary.startswith(f"{len(found)} of {len(rows)} samples match")
+        _summary, table = search(r"pioneer(ed)? \w+ computing", True, prompt="eval-*")
+        assert {rows[g].prompt_id for g in shown(table)} <= {"eval-1", "eval-2"}
+        assert {rows[g].text for g in shown(table)} == {GROUNDED}
+        _summary, table = search(metric="claim_support_min", op="<", value=0.45)
+        weak = shown(table)
+        support = {g: r.metrics.get("claim_support_min") for g, r in rows.items()}
+        assert weak == {g for g, value in support.items() if value is not None and value < 0.45}
+        assert "never mentioned" in table or "contradicted" in table  # claims inline, in plain words
+        _summary, table = search(differ=True)
+        pairs = re.findall(r"pair: main-score gap ([0-9.]+)", table)
+        assert pairs and len(shown(table)) == 2 * len(pairs)
+        with pytest.raises(AppError, match="not a valid regular expression"):
+            search("(unclosed", True)
+        with pytest.raises(AppError, match="threshold: type a number"):
+            search(metric="claim_support_min")
+
+        path = client.predict(
+            sweep, "", False, "all", "all", "claim_support_min", "<", 0.45, False, api_name="/export_samples"
+        )
+        with open(path["value"] if isinstance(path, dict) else path, encoding="utf-8", newline="") as handle:
+            exported = list(csv.DictReader(handle))
+        assert {int(r["generation_id"]) for r in exported} == weak
+        assert all(float(r["claim_support_min"]) < 0.45 for r in exported)
+    finally:
+        demo.close()
+
+
+def _all_samples():
+    from engine.samples import MAX_LIMIT, SampleQuery
+
+    return SampleQuery(limit=MAX_LIMIT)
