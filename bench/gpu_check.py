@@ -9,6 +9,9 @@ that poisons a process) loses only its own figures:
 * ``sweep``            ``bench/sweep_bench.py``: the original loop (timed subset, scaled) vs the engine;
 * ``finetune``         ``bench/finetune_bench.py``: original settings vs the engine's defaults;
 * ``qlora``            a few 4-bit NF4 LoRA steps through ``run_finetune``, loss falling;
+* ``ddp``              with 2+ GPUs: a LoRA fine-tune over every GPU (``job launch --local``, DDP
+                       through torchrun) vs the same on one GPU, tokens/s; skipped with fewer GPUs
+                       (the dry run measures 2 CPU processes instead, to keep the code tested);
 * ``demo``             the real-model demo's wall time (``engine.demo.run_demo``), where it can run.
 
 Every figure goes to ``gpu_check.json`` (rewritten after each section, so a run cut short keeps what
@@ -340,6 +343,101 @@ def qlora_section(ctx: Context) -> dict[str, Any]:
     return figures
 
 
+def ddp_section(ctx: Context) -> dict[str, Any]:
+    """The same LoRA fine-tune on one GPU and over N GPUs (DDP): same rows, same effective batch."""
+    import torch
+
+    gpus = torch.cuda.device_count() if ctx.cuda else 0
+    if gpus < 2 and not ctx.plan.dry_run:
+        raise Skip(f"needs 2 or more GPUs; this machine has {gpus}")
+    # A power of two up to 8 divides the effective batch of 8, so every process gets whole batches.
+    processes = 2 if gpus < 2 else max(p for p in (2, 4, 8) if p <= gpus)
+    figures = measure_ddp(ctx, processes)
+    if gpus < 2:
+        raise Skip(
+            f"needs 2 or more GPUs; this machine has {gpus} (the figures are {processes} CPU processes "
+            "of the tiny model over gloo, which keep this section's code tested and say nothing about GPUs)",
+            figures,
+        )
+    return figures
+
+
+def measure_ddp(ctx: Context, processes: int) -> dict[str, Any]:
+    """Both runs are local jobs (``job launch --local``), the one-GPU one with only the first GPU
+    visible: a single process that sees several GPUs would make the Trainer use DataParallel."""
+    from engine import dataset as ds
+    from engine.configfile import to_toml
+    from engine.dataset import sample_dataset_path
+    from engine.finetune import FinetuneConfig, training_example
+    from engine.models import load_tokenizer, resolve_model_path
+
+    epochs = 1 if ctx.plan.dry_run else 3
+    dataset = sample_dataset_path()
+    # Every row once per epoch on both sides (40 rows, 8 per optimizer step, no padding rows), so
+    # the tokens trained on are the rows' tokens times the epochs.
+    tokenizer = load_tokenizer(resolve_model_path(ctx.plan.model))
+    row_tokens = sum(
+        len(training_example(tokenizer, ds.to_messages(item, include_context=True), assistant_only=True)["input_ids"])
+        for item in ds.load_items(dataset)
+    )
+    tokens = row_tokens * epochs
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    first_gpu = "" if ctx.plan.dry_run else (visible.split(",")[0] if visible else "0")
+
+    def run(name: str, per_device: int, gpus: str | None, **distributed: Any) -> dict[str, Any]:
+        config = FinetuneConfig(
+            name=name, base_model=ctx.plan.model, dataset=str(dataset), output_dir=str(ctx.work / name),
+            overwrite=True, epochs=epochs, per_device_batch_size=per_device, gradient_accumulation_steps=1,
+            learning_rate=1e-4, eval_fraction=0.0, gradient_checkpointing=False, logging_steps=5, **distributed,
+        )  # fmt: skip
+        path = ctx.work / f"{name}.toml"
+        path.write_text(to_toml("finetune", config))
+        env = dict(os.environ) if gpus is None else {**os.environ, "CUDA_VISIBLE_DEVICES": gpus}
+        record = run_local_job(ctx, path, env)
+        print(f"{name}: {record['world_size']} process(es), {record['train_seconds']:.1f} s", flush=True)
+        return record
+
+    one = run("ddp-one", 8, first_gpu)
+    many = run("ddp-many", 8 // processes, None, distributed="ddp", processes_per_node=processes)
+    one_rate = tokens / one["train_seconds"]
+    many_rate = tokens / many["train_seconds"]
+    ratio = many_rate / one_rate
+    print(f"one process: {one_rate:.0f} tokens/s; {processes} processes (DDP): {many_rate:.0f} tokens/s; "
+          f"ratio {ratio:.2f} ({ratio / processes:.0%} of linear)", flush=True)  # fmt: skip
+    keep = ("train_seconds", "world_size", "effective_batch_size", "loss_history")
+    return {
+        "processes": processes,
+        "tokens": tokens,
+        "epochs": epochs,
+        "one": {**{key: one[key] for key in keep}, "tokens_per_second": one_rate},
+        "ddp": {**{key: many[key] for key in keep}, "tokens_per_second": many_rate},
+        "ratio_tokens_per_second": ratio,
+        "scaling_efficiency": ratio / processes,
+    }
+
+
+def run_local_job(ctx: Context, config_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """A fine-tune as ``ft-hallu job launch --local`` runs it; its result from the job folder."""
+    from engine import job_kinds, jobs
+    from engine.jobs import jobrun
+    from store.db import open_db
+
+    store = open_db(ctx.work / "ddp.db")
+    launcher = jobs.LocalLauncher(env)
+    spec = job_kinds.build_spec(config_path, jobs.ClusterSettings(), launcher="local", log_dir=ctx.work / "jobs")
+    job = jobs.launch(store, spec, launcher)
+    try:
+        job = jobs.wait(store, job, timeout=1800, poll_seconds=1.0, launcher=launcher)
+    finally:
+        if not job.finished:
+            jobs.cancel(store, job, launcher)
+        print(jobs.tail(job, 12), flush=True)
+        store.close()
+    if job.state != "COMPLETED":
+        raise RuntimeError(f"{config_path.stem}: the job ended {job.state}: {job.detail}")
+    return jobrun.read_finetune_record(job.job_dir)["result"]
+
+
 def demo_section(ctx: Context) -> dict[str, Any]:
     import inspect
 
@@ -388,6 +486,7 @@ SECTIONS = (
     Section("sweep", 180, 240, sweep_section),
     Section("finetune", 200, 300, finetune_section),
     Section("qlora", 120, 240, qlora_section),
+    Section("ddp", 180, 300, ddp_section),
     Section("demo", 60, 240, demo_section),
 )
 
@@ -426,12 +525,17 @@ def goals(sections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
+    def gpu_figure(section: str, *keys: str) -> Any:
+        """Only a section that ran (a skipped one's figures are CPU stand-ins)."""
+        return figure(section, *keys) if sections.get(section, {}).get("status") == "ok" else None
+
     wanted = [
         ("sweep ratio engine/original (wall)", figure("sweep", "ratio_wall"), ">=", 100.0),
         ("sweep engine wall seconds", figure("sweep", "engine", "seconds"), "<=", 30.0),
         ("fine-tune tokens/s engine/original", figure("finetune", "ratio_tokens_per_second"), ">=", 3.0),
         ("fine-tune peak memory engine/original", figure("finetune", "ratio_peak_memory"), "<=", 0.30),
         ("QLoRA loss falling", figure("qlora", "loss_falling"), "==", True),
+        ("DDP tokens/s over one GPU, per GPU", gpu_figure("ddp", "scaling_efficiency"), ">=", 0.7),
     ]
     rows = []
     for name, value, op, target in wanted:

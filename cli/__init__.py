@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from cli import (
     calibrate_cmd,
+    compare_cmd,
     dataset_cmd,
     demo_cmd,
     deprecated,
@@ -47,6 +48,7 @@ COMMAND_MODULES = (
     sweep_cmd,
     demo_cmd,
     metrics_cmd,
+    compare_cmd,
     profile_cmd,
     label_cmd,
     calibrate_cmd,

@@ -34,6 +34,27 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", help="folder for the job folders (default: from settings)")
 
 
+def _distributed_options(parser: argparse.ArgumentParser) -> None:
+    """Fine-tune settings that say how many processes train (override the config's; docs/LAUNCH.md).
+
+    No defaults (SUPPRESS): given before or after `finetune`, an option is not reset by the other parser.
+    """
+    unset = argparse.SUPPRESS
+    parser.add_argument(
+        "--distributed", default=unset, help="none | ddp | fsdp | deepspeed: one process per GPU, started by torchrun"
+    )
+    parser.add_argument(
+        "--processes-per-node", type=int, default=unset,
+        help="processes (GPUs) per node (default: the cluster's gpus)",
+    )  # fmt: skip
+    parser.add_argument("--nodes", type=int, default=unset, help="nodes (more than 1 needs Slurm)")
+
+
+def _finetune_overrides(args: argparse.Namespace) -> dict[str, object]:
+    names = ("distributed", "processes_per_node", "nodes")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     group = subparsers.add_parser(
         "job",
@@ -110,12 +131,14 @@ def _register_launch(actions: argparse._SubParsersAction) -> None:
     )
     launch.add_argument("--config", help="fine-tune TOML (see configs/finetune.tiny.toml)")
     _job_options(launch)
+    _distributed_options(launch)
     launch.set_defaults(func=_launch)
     kinds = launch.add_subparsers(dest="launch_kind", metavar="KIND")
 
     finetune = kinds.add_parser("finetune", help="a fine-tune job (the default)")
     finetune.add_argument("--config", required=True, help="fine-tune TOML")
     _job_options(finetune)
+    _distributed_options(finetune)
     finetune.set_defaults(func=_launch)
 
     sweep = kinds.add_parser(
@@ -156,8 +179,9 @@ def _launch(args: argparse.Namespace) -> int:
     # The job gets no --db: it writes its run record into its job folder; `job list` ingests it here.
     with Workspace.open(db_path_from(args)) as workspace:
         job = workspace.launch(
-            args.config, cluster, "local" if args.local else "slurm", name=args.name, log_dir=args.log_dir
-        )
+            args.config, cluster, "local" if args.local else "slurm", name=args.name, log_dir=args.log_dir,
+            overrides=_finetune_overrides(args),
+        )  # fmt: skip
     _print_launched(job)
     return 0
 
@@ -172,6 +196,12 @@ def _print_launched(job: Job) -> None:
     print(f"  log:    {job.log_path}")
     print(f"  script: {job.script_path}")
     print(f"  output: {job.output_dir}")
+    distributed = job.config.get("distributed")
+    if distributed:
+        print(
+            f"  ranks:  {distributed['world_size']} ({distributed['strategy']}, {distributed['nodes']} node(s) x "
+            f"{distributed['processes_per_node']}); ranks other than 0 log to {job.job_dir}/ranks/"
+        )
     print(f"follow with: ft-hallu job logs {job.id} --follow")
 
 
@@ -232,7 +262,8 @@ def _job_notes(job: Job) -> list[str]:
         notes.append(f"re-submits shard {job.array} of job {job.parent_id}")
     if job.depends_on and job.state == "PENDING":
         notes.append(f"waits for slurm:{job.depends_on}")
-    if job.detail and (not job.finished or job.detail.startswith("ingest:")):
+    failed = job.finished and job.state != "COMPLETED"
+    if job.detail and (not job.finished or failed or job.detail.startswith("ingest:")):
         notes.append(job.detail)
     if job.ingested_at:
         notes.append(_ingest_line(job.ingest))
@@ -306,8 +337,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _job_run_finetune(args: argparse.Namespace) -> int:
-    job_kinds.run_finetune_task(args.config, args.job_dir)
-    print(f"fine-tune done; run record in {Path(args.job_dir) / 'finetune-result.json'}", flush=True)
+    record = job_kinds.run_finetune_task(args.config, args.job_dir)
+    print(f"fine-tune done; run record in {record}" if record else "fine-tune rank done", flush=True)
     return 0
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cli.common import Checked, db_path_from
+from engine.checkpoints import parse_steps_option
 from engine.sweep import SweepConfig, SweepProgress, load_sweep_config, run_sweep
 from engine.workspace import Workspace
 
@@ -21,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", action=Checked, field=(SweepConfig, "batch_size"), help="override rows per generate call"
     )
+    parser.add_argument(
+        "--checkpoints", metavar="WHICH", help='override checkpoints: "all" or steps ("50,100") of the adapter run'
+    )
+    parser.add_argument("--control", metavar="SET", help='override control: "builtin", a QA file, or "" for none')
     parser.set_defaults(func=_run)
     listing = subparsers.add_parser("sweeps", help="list stored sweeps")
     listing.set_defaults(func=_list)
@@ -50,6 +56,14 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[key] = value
             labels[key] = "--" + attr.replace("_", "-")
+    if args.checkpoints is not None:
+        overrides["checkpoints"] = parse_steps_option(args.checkpoints, words=("", "all"))
+        labels["checkpoints"] = "--checkpoints"
+    if args.control is not None:
+        # a file named on the command line is relative to where the command runs, not to the config
+        given = args.control.strip()
+        overrides["control"] = given if given in ("", "builtin") else str(Path(given).expanduser().resolve())
+        labels["control"] = "--control"
     config = load_sweep_config(args.config, overrides, labels)
     # Not through a Workspace: the sweep checks its inputs before it creates the store.
     result = run_sweep(config, db_path=db_path_from(args), progress=print_progress)

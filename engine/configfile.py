@@ -214,7 +214,11 @@ def _check(hint: Any, value: Any, rules: Mapping[str, Any], *, source: str, path
             try:
                 return _check(option, value, rules, source=source, path=path)
             except UserError as exc:
-                problems.append(exc)
+                problems.append((option, exc))
+        # A value of the right kind for one option (a whole number out of range) gets that option's message.
+        same_kind = [exc for option, exc in problems if _same_kind(option, value)]
+        if len(same_kind) == 1:
+            raise same_kind[0]
         kinds = " or ".join(_describe(o) for o in options)
         raise UserError(f"{source}: {path} = {show(value)}: must be {kinds}")
     if dataclasses.is_dataclass(hint):
@@ -350,11 +354,23 @@ def _known_names(cls: type, prefix: str) -> list[str]:
     return names
 
 
+def _same_kind(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is the kind of thing ``hint`` holds (its range or choices aside)."""
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return False
+
+
 def _describe(hint: Any) -> str:
     names = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     if hint in names:
         return names[hint]
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return " or ".join(show(choice) for choice in typing.get_args(hint))
     if origin in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         inner = {bool: "booleans", int: "whole numbers", float: "numbers", str: "strings"}

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from engine import checkpoints as keeping
 from engine import dataset as ds
+from engine import parallel
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError
 from engine.files import first_existing_parent, remove_leftovers, replace_folder, resolve_from, staging_folder
@@ -87,6 +89,18 @@ class FinetuneConfig:
     packing: bool = False
     seed: int = setting(2024, min=0, lt=2**32)
     logging_steps: int = setting(10, min=1)
+    # LoRA adapters kept during training, each a sweep variant (engine/checkpoints.py): "none",
+    # "epoch", every N optimizer steps, or a list of steps. Each runs an eval (the eval split's loss).
+    save_checkpoints: Literal["none", "epoch"] | int | list[int] = setting("none", min=1, min_items=1)
+    # several processes (engine/parallel.py; docs/LAUNCH.md, "Fine-tunes over several GPUs"):
+    # `ft-hallu job launch` starts torchrun, one process per GPU, on `nodes` nodes (> 1 needs Slurm)
+    distributed: str = setting("none", choices=parallel.STRATEGIES)
+    processes_per_node: int = setting(0, min=0)  # 0: the cluster's gpus, or this machine's GPUs; else 1
+    nodes: int = setting(1, min=1)
+    fsdp_sharding: str = setting("full_shard", choices=parallel.FSDP_SHARDING)
+    fsdp_layer_classes: str | list[str] = "auto"  # FSDP wraps each; auto: the model's decoder layer class
+    zero_stage: int = setting(3, choices=parallel.ZERO_STAGES)  # deepspeed only
+    cpu_offload: bool = False  # fsdp / deepspeed: parameters (and optimizer states) wait in CPU memory
 
     def resolved_output_dir(self) -> Path:
         if self.output_dir:
@@ -104,6 +118,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Fi
     labels = {key: "--" + key.replace("_", "-") for key in overrides or {}}
     values.update(check_values(FinetuneConfig, overrides or {}, source="command line", labels=labels))
     config = config_from_dict(values, where=str(config_path))
+    parallel.check_settings(config, source=str(config_path))  # settings that cannot run together
     # Relative paths in a config file are relative to that file, so a job can run from anywhere.
     base = config_path.resolve().parent
     config.dataset = resolve_from(config.dataset, base)
@@ -132,6 +147,12 @@ class FinetuneResult:
     total_params: int
     loss_history: list[float] = field(default_factory=list)
     run_id: int | None = None
+    steps: int | None = None  # optimizer steps done
+    # engine.checkpoints.CheckpointRecord.to_dict() of each kept adapter (path relative to output_dir)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    distributed: str = "none"
+    world_size: int = 1  # processes that trained together
+    effective_batch_size: int = 0  # per-device batch x world_size x gradient accumulation
 
 
 ProgressFn = Callable[[str], None]
@@ -221,25 +242,38 @@ def run_finetune(
     db_path: str | Path | None = None,
     progress: ProgressFn | None = None,
 ) -> FinetuneResult:
-    """Train, evaluate before/after, save adapter (or full model) atomically, record the run."""
+    """Train, evaluate before/after, save adapter (or full model) atomically, record the run.
+
+    Under torchrun (``config.distributed`` set, launched by ``ft-hallu job launch``) every rank runs
+    this; only rank 0 removes leftovers, writes the store row, the adapter and its run record.
+    """
     output_dir = check_inputs(config)  # every input checked before torch loads, a store row or a staging folder
+    rank = parallel.current_rank()
+    if config.distributed != "none" and not rank.launched:
+        raise UserError(
+            f'distributed = "{config.distributed}" trains in one process per GPU: launch it with '
+            "`ft-hallu job launch --config FILE --local` (torchrun on this machine) or through Slurm"
+        )
     import torch
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    if not rank.is_main:
+        say = lambda _message: None  # noqa: E731 - rank 0 reports; the others would repeat every line
     device = device_info()
+    parallel.check_device(config, device.device)
     if config.mode == "qlora" and device.device != "cuda":
         raise UserError(
             'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
             'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
-    for leftover in remove_leftovers(output_dir):
+    for leftover in remove_leftovers(output_dir) if rank.is_main else []:
         say(f"removed {leftover}: left by an interrupted fine-tune")
 
     store = None
     run_id = None
-    if db_path is not None:
+    if db_path is not None and rank.is_main:
         from store import core, open_db
 
         store = open_db(db_path)
@@ -263,6 +297,7 @@ def run_finetune(
         with recorded(mark):
             result = _train(
                 config,
+                rank,
                 device,
                 output_dir,
                 say,
@@ -286,6 +321,10 @@ def run_finetune(
                     train_seconds=result.train_seconds,
                     result=dataclasses.asdict(result),
                 )
+                if result.checkpoints:
+                    from store import checkpoints as checkpoint_store
+
+                    checkpoint_store.add_checkpoints(store, run_id, result.checkpoints, output_dir=result.output_dir)
     except BaseException:
         # _train removes its staging folder on the way out; this catches one it could not (a failed rmtree).
         remove_leftovers(output_dir, including_pid=os.getpid())
@@ -299,6 +338,7 @@ def run_finetune(
 def check_inputs(config: FinetuneConfig) -> Path:
     """Check what can be checked without loading a model; returns the output folder."""
     validate_instance(config, source="fine-tune config")
+    parallel.check_settings(config)
     output_dir = config.resolved_output_dir()
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"{output_dir}: output_dir is a file, expected a folder")
@@ -310,6 +350,10 @@ def check_inputs(config: FinetuneConfig) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"{output_dir}: cannot create the output folder, {parent} is not writable")
     check_model_files(config.base_model)
+    if config.mode == "full" and keeping.wants_checkpoints(config.save_checkpoints):
+        raise UserError(
+            'save_checkpoints keeps LoRA adapters; mode = "full" has none (set save_checkpoints = "none")'
+        )
     split = ds.split_items(ds.load_items(config.dataset), eval_fraction=config.eval_fraction, seed=config.seed)
     if not split.train:
         raise UserError(f"{config.dataset}: no training rows after the split")
@@ -317,7 +361,7 @@ def check_inputs(config: FinetuneConfig) -> Path:
 
 
 def _train(
-    config, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
+    config, rank, device, output_dir, say, torch, AutoModelForCausalLM, TrainerCallback, SFTConfig, SFTTrainer
 ):
     model_path = resolve_model_path(config.base_model)
     with loading("tokenizer", model_path):
@@ -354,7 +398,7 @@ def _train(
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if device.bf16 else torch.float16,
         )
-        load_kwargs["device_map"] = {"": 0}
+        load_kwargs["device_map"] = {"": rank.local_rank}  # each process its own GPU
     say(f"loading {config.base_model} ({config.mode}, {device.device})")
     with loading("model", model_path):
         model = AutoModelForCausalLM.from_pretrained(model_path, **load_kwargs)
@@ -365,9 +409,16 @@ def _train(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
 
-    staging = staging_folder(output_dir)
+    layer_classes: list[str] = []
+    if config.distributed == "fsdp":
+        layer_classes = parallel.layer_class_setting(config.fsdp_layer_classes)
+        layer_classes = layer_classes or parallel.decoder_layer_classes(model.config)
+        say(f"FSDP wraps each {', '.join(layer_classes) or '(no layer class found: the whole model)'}")
+    # Only rank 0 writes: the other ranks' output path is never created (the Trainer saves on rank 0).
+    staging = staging_folder(output_dir) if rank.is_main else output_dir.with_name(f".{output_dir.name}.rank")
+    trainer_dir = staging / ".trainer"  # the Trainer's own folder (it saves nothing there: save_strategy no)
     args = SFTConfig(
-        output_dir=str(staging / "checkpoints"),
+        output_dir=str(trainer_dir),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_batch_size,
@@ -396,13 +447,34 @@ def _train(
         disable_tqdm=True,
         use_cpu=device.device == "cpu",
         dataloader_pin_memory=device.device == "cuda",
+        **parallel.trainer_arguments(config, layer_classes),
     )
 
     class _Progress(TrainerCallback):
         def on_log(self, _args, state, _control, logs=None, **_kwargs):
-            if logs and "loss" in logs:
+            if logs and "loss" in logs and state.is_world_process_zero:
                 say(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
+    run_record = {
+        "base_model": config.base_model,
+        "base": base_identity(config.base_model),
+        "mode": config.mode,
+        "dataset": config.dataset,
+        "config": dataclasses.asdict(config),
+    }
+    callbacks: list[Any] = [_Progress()]
+    keeper = None
+    if keeping.wants_checkpoints(config.save_checkpoints):
+        keeper = keeping.checkpoint_callback(
+            config.save_checkpoints,
+            run_folder=staging,
+            run_record=run_record,
+            has_eval=eval_data is not None,
+            say=say,
+            writes=rank.is_main,
+        )
+        callbacks.append(keeper)
+        say(f"keeping a checkpoint {keeping.describe(config.save_checkpoints)}")
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -410,7 +482,7 @@ def _train(
         eval_dataset=eval_data,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[_Progress()],
+        callbacks=callbacks,
     )
     # Our callback reports progress; transformers' printer would dump raw log dicts on stdout too.
     from transformers.trainer_callback import PrinterCallback
@@ -419,6 +491,10 @@ def _train(
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
     say(f"trainable parameters: {trainable:,} of {total:,}")
+    world_size = args.world_size
+    sizes = (config.per_device_batch_size, world_size, config.gradient_accumulation_steps, args.n_gpu)
+    batch = parallel.effective_batch(*sizes)
+    say(parallel.describe_batch(*sizes) + (f" ({config.distributed})" if config.distributed != "none" else ""))
     before = trainer.evaluate()["eval_loss"] if eval_data is not None else None
     started = time.perf_counter()
     train_output = trainer.train()
@@ -431,30 +507,11 @@ def _train(
         trainer.model.generation_config.use_cache = True
     except AttributeError:
         pass
+    kept = [record.to_dict() for record in keeper.kept] if keeper is not None else []
+    if keeper is not None and keeper.unreached:
+        say(f"note: training ended at step {trainer.state.global_step}; no checkpoint at step(s) {keeper.unreached}")
     what = "adapter" if config.mode != "full" else "model"
-    try:
-        shutil.rmtree(staging / "checkpoints", ignore_errors=True)
-        with saving(what, output_dir):  # a full disk is one line naming the folder, not torch's traceback
-            trainer.save_model(str(staging))
-            tokenizer.padding_side = "left"
-            tokenizer.save_pretrained(str(staging))
-        record = {
-            "base_model": config.base_model,
-            "base": base_identity(config.base_model),
-            "mode": config.mode,
-            "dataset": config.dataset,
-            "config": dataclasses.asdict(config),
-            "eval_loss_before": before,
-            "eval_loss_after": after,
-        }
-        with saving(what, output_dir):
-            (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
-            replace_folder(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    say(f"saved {what} to {output_dir}")
-    return FinetuneResult(
+    result = FinetuneResult(
         output_dir=str(output_dir),
         mode=config.mode,
         train_loss=float(train_output.training_loss),
@@ -466,7 +523,42 @@ def _train(
         trainable_params=trainable,
         total_params=total,
         loss_history=losses,
+        steps=trainer.state.global_step,
+        checkpoints=kept,
+        distributed=config.distributed,
+        world_size=world_size,
+        effective_batch_size=batch,
     )
+    if not rank.is_main:
+        trainer.save_model(str(staging))  # FSDP and ZeRO-3 gather the weights for rank 0 from every rank
+        return result
+    try:
+        shutil.rmtree(trainer_dir, ignore_errors=True)
+        with saving(what, output_dir):  # a full disk is one line naming the folder, not torch's traceback
+            trainer.save_model(str(staging))
+            tokenizer.padding_side = "left"
+            tokenizer.save_pretrained(str(staging))
+        record = {
+            **run_record,
+            "eval_loss_before": before,
+            "eval_loss_after": after,
+            "steps": trainer.state.global_step,
+            "epoch": None if trainer.state.epoch is None else round(float(trainer.state.epoch), 4),
+            # measured like a checkpoint's train loss (the last log), so the trajectory compares
+            "train_loss": keeper.last_train_loss if keeper is not None else (losses[-1] if losses else None),
+            "checkpoints": kept,
+            "distributed": config.distributed,
+            "world_size": world_size,
+            "effective_batch_size": batch,
+        }
+        with saving(what, output_dir):
+            (staging / "ft-hallu-run.json").write_text(json.dumps(record, indent=2))
+            replace_folder(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"saved {what} to {output_dir}")
+    return result
 
 
 def read_run_record(output_dir: str | Path) -> dict[str, Any]:

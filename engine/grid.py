@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,17 @@ def degenerate_note(metric: str, n: int, spec: MetricSpec | None = None) -> str 
     return f"{label}: with n = {n} samples per cell it can only be {listed}"
 
 
+def flat_value(values: Iterable[float | None]) -> float | None:
+    """The one value every present, finite value holds (closer than FLAT_TOLERANCE), else None.
+
+    Without any value there is nothing to report: None. A metric with one value everywhere is said
+    in one line by the front ends instead of drawn (a flat grid, a column of the same number)."""
+    present = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not present or max(present) - min(present) > FLAT_TOLERANCE:
+        return None
+    return present[0]
+
+
 @dataclass(frozen=True)
 class CellInfo:
     """What a heatmap cell's hover says besides its value: samples, interval, why it has no value."""
@@ -216,10 +227,7 @@ class MetricGrid:
 
         A grid without any value is not constant (None): there is nothing to report.
         """
-        values = self.finite_values()
-        if values.size == 0 or float(values.max() - values.min()) > FLAT_TOLERANCE:
-            return None
-        return float(values[0])
+        return flat_value(self.finite_values().tolist())
 
     def samples_per_cell(self) -> int | None:
         """The most common number of samples per cell (from ``info``; None without it)."""

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine import jobs
+from engine import jobs, parallel
 from engine import sweep as sweeping
 from engine.configfile import read_toml
 from engine.errors import UserError
-from engine.finetune import is_adapter_dir, run_finetune
+from engine.finetune import FinetuneConfig, is_adapter_dir, run_finetune
 from engine.finetune import load_config as load_finetune_config
 from engine.jobs import jobrun
 from engine.jobs import shards as sharding
@@ -37,19 +37,61 @@ def build_spec(
     name: str | None = None,
     log_dir: str | Path | None = None,
     workdir: str | Path | None = None,
+    launcher: str = "slurm",
+    overrides: dict[str, Any] | None = None,
 ) -> jobs.LaunchSpec:
     """Check the fine-tune config and settings on the login node, before anything is queued.
 
-    The job is given no store: it leaves its run record in its job folder (``finetune-result.json``
-    next to the ``ft-hallu-run.json`` in the adapter folder), and the login node ingests it.
+    ``overrides`` are settings from the command line (the job reads them from its manifest);
+    ``launcher`` is where it will run ("slurm" or "local"), which decides what a distributed
+    fine-tune may ask for. The job is given no store: it leaves its run record in its job folder
+    (``finetune-result.json`` next to the ``ft-hallu-run.json`` in the adapter folder), and the
+    login node ingests it.
     """
     cluster = cluster or jobs.ClusterSettings()
     cluster.validate()
     config = Path(config_path).expanduser().resolve()
     raw = read_toml(config)
-    # The adapter folder the fine-tune will write; a bad config raises UserError naming the field.
-    output_dir = load_finetune_config(config).resolved_output_dir()
-    return jobs.finetune_spec(config, raw, output_dir, cluster, name=name, log_dir=log_dir, workdir=workdir)
+    # A bad config raises UserError naming the field; so do settings that cannot run together.
+    finetune = load_finetune_config(config, overrides)
+    distributed = distributed_launch(finetune, cluster, launcher, source=str(config))
+    return jobs.finetune_spec(
+        config, raw, finetune.resolved_output_dir(), cluster, name=name, log_dir=log_dir, workdir=workdir,
+        overrides=overrides, distributed=distributed,
+    )  # fmt: skip
+
+
+def distributed_launch(
+    config: FinetuneConfig, cluster: jobs.ClusterSettings, launcher: str, *, source: str
+) -> jobs.DistributedLaunch | None:
+    """How many processes on how many nodes (None: one process, no torchrun).
+
+    Processes per node default to the cluster's ``gpus`` under Slurm and to this machine's GPUs
+    locally (1 without any). One process per GPU: more than there are GPUs is refused.
+    """
+    if config.distributed == "none":
+        return None
+    if config.nodes > 1 and launcher != "slurm":
+        raise UserError(
+            f"{source}: nodes = {config.nodes} needs Slurm (a local job runs on this machine only); "
+            "launch without --local, or set nodes = 1"
+        )
+    if launcher == "slurm":
+        gpus = cluster.gpus
+        where = f"the cluster settings ask for gpus = {gpus} per node"
+    else:
+        gpus = _local_gpu_count()
+        where = f"this machine has {gpus} GPU(s)"
+    processes = config.processes_per_node or gpus or 1
+    if gpus and processes > gpus:
+        raise UserError(f"{source}: processes_per_node = {processes} but {where} (one process per GPU)")
+    return jobs.DistributedLaunch(config.distributed, config.nodes, processes)
+
+
+def _local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def launch_finetune(
@@ -61,9 +103,13 @@ def launch_finetune(
     name: str | None = None,
     log_dir: str | Path | None = None,
     workdir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> jobs.Job:
     """Check a fine-tune config and the settings, submit it and record the job."""
-    spec = build_spec(config_path, cluster, name=name, log_dir=log_dir, workdir=workdir)
+    spec = build_spec(
+        config_path, cluster, name=name, log_dir=log_dir, workdir=workdir, launcher=launcher.name,
+        overrides=overrides,
+    )  # fmt: skip
     return jobs.launch(store, spec, launcher)
 
 
@@ -237,13 +283,25 @@ def _planned_key(row: sweeping.PlannedRow) -> tuple:
     return (row.variant, row.temperature, row.top_p, row.top_k, row.prompt.prompt_id, row.sample_index)
 
 
-def run_finetune_task(config_path: str | Path, job_dir: str | Path, *, attempt: str | None = None) -> None:
-    """Run the fine-tune without any store; its record goes to ``<job folder>/finetune-result.json``."""
+def run_finetune_task(
+    config_path: str | Path, job_dir: str | Path, *, attempt: str | None = None
+) -> Path | None:
+    """Run the fine-tune without any store; its record goes to ``<job folder>/finetune-result.json``
+    (returned; None on the ranks other than 0).
+
+    Under torchrun every rank runs this: each keeps its own audit record, a rank that fails leaves
+    its one-line error in ``ranks/``, and only rank 0 writes the run record.
+    """
 
     job_dir = Path(job_dir)
-    audit = jobrun.FileAudit(jobrun.audit_path(job_dir, attempt or jobrun.attempt_id())).start()
+    rank = parallel.current_rank()
+    attempt = attempt or jobrun.attempt_id()
+    if rank.launched:
+        attempt = f"{attempt}-rank{rank.rank}"
+    audit = jobrun.FileAudit(jobrun.audit_path(job_dir, attempt)).start()
     try:
-        config = load_finetune_config(config_path)
+        overrides = jobrun.read_manifest(job_dir).get("overrides") if (job_dir / jobrun.MANIFEST).exists() else None
+        config = load_finetune_config(config_path, overrides or None)
         record: dict[str, Any] = {
             "status": "running",
             "name": config.name,
@@ -254,15 +312,21 @@ def run_finetune_task(config_path: str | Path, job_dir: str | Path, *, attempt: 
             "config": dataclasses.asdict(config),
             "started_at": jobrun.utc_now(),
         }
-        jobrun.write_finetune_record(job_dir, record)
+        if rank.is_main:
+            jobrun.write_finetune_record(job_dir, record)
         try:
             result = run_finetune(config, db_path=None)
         except BaseException as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            jobrun.write_finetune_record(
-                job_dir, {**record, "status": "failed", "error": message, "finished_at": jobrun.utc_now()}
-            )
+            if rank.launched:
+                jobrun.write_rank_error(job_dir, rank.rank, message)
+            if rank.is_main:
+                jobrun.write_finetune_record(
+                    job_dir, {**record, "status": "failed", "error": message, "finished_at": jobrun.utc_now()}
+                )
             raise
+        if not rank.is_main:
+            return None
         jobrun.write_finetune_record(
             job_dir,
             {
@@ -272,6 +336,7 @@ def run_finetune_task(config_path: str | Path, job_dir: str | Path, *, attempt: 
                 "finished_at": jobrun.utc_now(),
             },
         )
+        return job_dir / jobrun.FINETUNE_RESULT
     finally:
         audit.stop()
 

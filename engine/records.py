@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from engine import study
 from engine.grid import CellInfo
 from engine.metrics import catalog
 
@@ -181,6 +182,27 @@ class FinetuneRun:
     started_at: str
     finished_at: str | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class FinetuneCheckpoint:
+    """An adapter a fine-tune kept during training (a sweep variant ``label``)."""
+
+    run_id: int
+    label: str  # step-<N>
+    step: int
+    epoch: float | None
+    train_loss: float | None
+    eval_loss: float | None
+    path: str
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A sweep's variants in training order with their losses and metrics, and the best trade-off step."""
+
+    points: list[study.TrajectoryPoint]
+    best: study.BestStep | None  # None for a sweep without checkpoints
 
 
 def missing_reason(metric: str, cells: Sequence[Cell]) -> catalog.MissingReason:

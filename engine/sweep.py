@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from engine import control as control_set
 from engine import dataset as ds
+from engine.checkpoints import checkpoint_adapters, trajectory_points
 from engine.configfile import check_values, load_dataclass, read_toml, setting, validate_instance
 from engine.errors import UserError, not_a_file
 from engine.files import resolve_from
@@ -76,19 +78,35 @@ class SweepConfig:
     mix_variants: bool = False
     precision: str = setting("auto", choices=("auto", "bf16", "fp16", "fp32"))
     compute_metrics: bool = True
+    # A fine-tune's kept checkpoints as variants of their own (needs adapter, the run folder): "all"
+    # or a list of steps; the final adapter stays the "finetuned" variant (engine/checkpoints.py).
+    checkpoints: Literal["", "all"] | list[int] = setting("", min=1, min_items=1)
+    # Questions about well-known facts asked over the same grid: "builtin", a QA file, or "" (none).
+    control: str = ""
+    # Samples per cell of each control question; 0 = samples_per_cell. Control pairs are questions,
+    # so 1-2 samples suffice while the entity prompt keeps a larger N (docs/STUDY.md).
+    control_samples: int = setting(0, min=0)
     grid: Grid = field(default_factory=Grid)
 
     @property
     def variants(self) -> tuple[str, ...]:
         if self.adapters:
             return ("base", *self.adapters)
+        if self.checkpoints and self.adapter:
+            return ("base", *self.adapter_dirs())  # step-N..., then finetuned
         return VARIANTS if self.adapter else ("base",)
 
     def adapter_dirs(self) -> dict[str, str]:
-        """Each fine-tuned variant and its adapter folder (empty for a base-only sweep)."""
+        """Each fine-tuned variant and its adapter folder (empty for a base-only sweep).
+
+        With ``checkpoints``, the run's chosen checkpoints by step and then its final adapter; a
+        run folder that does not exist yet (launched after its fine-tune job) lists the final only.
+        """
         if self.adapters:
             return dict(self.adapters)
-        return {"finetuned": self.adapter} if self.adapter else {}
+        if not self.adapter:
+            return {}
+        return {**checkpoint_adapters(self.adapter, self.checkpoints), "finetuned": self.adapter}
 
 
 @dataclass(frozen=True)
@@ -96,6 +114,7 @@ class Prompt:
     prompt_id: str
     question: str
     reference: str | None = None
+    aliases: tuple[str, ...] = ()  # other accepted ways to state the reference (control questions)
 
 
 @dataclass(frozen=True)
@@ -142,6 +161,8 @@ def load_sweep_config(
     base = config_path.resolve().parent
     for name in ("adapter", "dataset"):
         setattr(config, name, resolve_from(getattr(config, name), base))
+    if config.control != control_set.BUILTIN:
+        config.control = resolve_from(config.control, base)
     config.adapters = {label: resolve_from(folder, base) for label, folder in config.adapters.items()}
     return config
 
@@ -159,6 +180,17 @@ def validate(config: SweepConfig, *, where: str = "config") -> None:
     if "{name}" not in config.prompt_template and config.prompt_template.count("{") > 0:
         raise UserError(f"{where}: prompt_template may only use the {{name}} placeholder")
     _validate_adapters(config, where)
+    if config.checkpoints and not config.adapter:
+        raise UserError(f"{where}: checkpoints needs 'adapter' (the fine-tune run folder that kept them)")
+    if config.control_samples and not config.control:
+        raise UserError(f"{where}: control_samples needs 'control' (\"builtin\" or a QA file)")
+    if config.control_samples > config.samples_per_cell:
+        raise UserError(
+            f"{where}: control_samples = {config.control_samples} exceeds samples_per_cell = "
+            f"{config.samples_per_cell} (a shard takes whole cell x sample units)"
+        )
+    if config.checkpoints and config.mix_variants:
+        raise UserError(f"{where}: mix_variants = true works with one adapter only, not with checkpoints")
 
 
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
@@ -196,6 +228,11 @@ def build_prompts(config: SweepConfig) -> list[Prompt]:
         for index, item in enumerate(split.eval[: config.eval_questions]):
             prompt_id = _unique_key(f"eval-{item.id if item.id is not None else index}", taken)
             prompts.append(Prompt(prompt_id, item.question, item.answer))
+    if config.control:
+        taken = {p.prompt_id for p in prompts}
+        for item in control_set.load_control_set(config.control):
+            prompt_id = _unique_key(item.prompt_id, taken)
+            prompts.append(Prompt(prompt_id, item.question, item.answer, item.aliases))
     return prompts
 
 
@@ -213,13 +250,17 @@ def plan_rows(config: SweepConfig, prompts: Sequence[Prompt]) -> list[PlannedRow
     from engine.sampling import row_seed
 
     rows: list[PlannedRow] = []
+    variants = config.variants  # read once: a checkpoint sweep reads them from the run folder
     for prompt in prompts:
+        samples = config.samples_per_cell
+        if config.control_samples and control_set.is_control_prompt(prompt.prompt_id):
+            samples = config.control_samples
         for temperature, top_p, top_k in config.grid.cells():
-            for sample_index in range(config.samples_per_cell):
+            for sample_index in range(samples):
                 # The seed ignores the variant: base and fine-tuned draw the same uniforms for the same cell
                 # and sample (common random numbers), which makes their comparison paired.
                 seed = row_seed(config.seed, prompt.prompt_id, temperature, top_p, top_k, sample_index)
-                for variant in config.variants:
+                for variant in variants:
                     rows.append(PlannedRow(variant, temperature, top_p, top_k, prompt, sample_index, seed))
     return rows
 
@@ -232,7 +273,7 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
         # A retrained adapter in the same folder is a different model: hash its weights too.
         "adapter_weights": adapter_digest(config.adapter),
         "system_prompt": config.system_prompt,
-        "prompts": [dataclasses.asdict(p) for p in prompts],
+        "prompts": [_prompt_identity(p) for p in prompts],
         "grid": dataclasses.asdict(config.grid),
         "samples_per_cell": config.samples_per_cell,
         "max_new_tokens": config.max_new_tokens,
@@ -244,16 +285,34 @@ def config_hash(config: SweepConfig, prompts: Sequence[Prompt]) -> str:
         identity["adapters"] = {
             label: [d, adapter_digest(d)] for label, d in sorted(config.adapters.items())
         }
+    if config.control_samples:  # likewise
+        identity["control_samples"] = config.control_samples
+    if config.checkpoints:  # likewise: each checkpoint's folder and weights
+        identity["checkpoints"] = {
+            label: [d, adapter_digest(d)] for label, d in sorted(config.adapter_dirs().items())
+        }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _prompt_identity(prompt: Prompt) -> dict[str, Any]:
+    found = dataclasses.asdict(prompt)
+    if not prompt.aliases:  # absent, not empty, so sweeps without control questions keep their hashes
+        found.pop("aliases")
+    return found
 
 
 def stored_config(config: SweepConfig, prompts: Sequence[Prompt]) -> dict[str, Any]:
     data = dataclasses.asdict(config)
     data["dataset_path"] = str(Path(config.dataset).resolve()) if config.dataset else None
     data["prompts"] = [
-        {"prompt_id": p.prompt_id, "prompt": p.question, "reference": p.reference} for p in prompts
+        {"prompt_id": p.prompt_id, "prompt": p.question, "reference": p.reference}
+        | ({"aliases": list(p.aliases)} if p.aliases else {})
+        for p in prompts
     ]
     data["variants"] = list(config.variants)
+    if config.checkpoints:
+        # Each variant's place in training (step, epoch, losses), so the sweep row alone draws the trajectory.
+        data["trajectory"] = trajectory_points(config.adapter, config.variants)
     data["grid"] = {
         "temperatures": list(config.grid.temperatures),
         "top_ps": list(config.grid.top_ps),
@@ -288,6 +347,8 @@ def check_inputs(config: SweepConfig) -> None:
             check_adapter_matches_base(config.base_model, folder)  # its recorded base and shapes, no weights
     if config.dataset and not Path(config.dataset).is_file():
         raise not_a_file(config.dataset, "dataset")
+    if config.control:
+        control_set.load_control_set(config.control)  # a missing file or a bad line, before any row
 
 
 def load_for_sweep(config: SweepConfig) -> LoadedModel:
@@ -303,11 +364,19 @@ def load_for_sweep(config: SweepConfig) -> LoadedModel:
     return loaded
 
 
-def _activate_variant(config: SweepConfig, loaded: LoadedModel, variant: str) -> str:
+def named_adapters(config: SweepConfig) -> dict[str, str]:
+    """The adapters loaded under names of their own, one active at a time: ``[sweep.adapters]``, or a
+    run's checkpoints with its final adapter. Empty for one plain adapter (peft's per-row routing)."""
+    if config.adapters:
+        return dict(config.adapters)
+    return config.adapter_dirs() if config.checkpoints else {}
+
+
+def _activate_variant(named: dict[str, str], loaded: LoadedModel, variant: str) -> str:
     """Make ``variant``'s adapter the active one; returns the variant name sampling understands."""
-    if variant == "base" or not config.adapters:
+    if variant == "base" or not named:
         return variant
-    first = next(iter(config.adapters))
+    first = next(iter(named))
     loaded.model.set_adapter("default" if variant == first else variant)
     return "finetuned"
 
@@ -526,7 +595,8 @@ def generate_planned(
 
     todo = sorted(todo, key=order)
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
-    if len(config.adapters) > 1:  # one adapter active at a time: never let a batch span two variants
+    named = named_adapters(config)
+    if len(named) > 1:  # one adapter active at a time: never let a batch span two variants
         batches = [
             [r for r in batch if r.variant == variant]
             for batch in batches
@@ -536,7 +606,7 @@ def generate_planned(
     for batch in batches:
         if should_stop and should_stop():
             break
-        routed = _activate_variant(config, loaded, batch[0].variant) if config.adapters else None
+        routed = _activate_variant(named, loaded, batch[0].variant) if named else None
         specs = [
             RowSpec(
                 prompt_texts[r.prompt.prompt_id], routed or r.variant, r.temperature, r.top_p, r.top_k, r.seed

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine import adapter_runs, job_kinds, live, scoring
+from engine import adapter_runs, job_kinds, live, scoring, study
 from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
@@ -38,16 +38,19 @@ from engine.records import (
     Cell,
     CellKey,
     CellSamples,
+    FinetuneCheckpoint,
     FinetuneRun,
     MaskRecord,
     MaskUndo,
     Sample,
     SampleRow,
     SweepInfo,
+    Trajectory,
     VariantSummary,
     grid_cell_info,
     missing_reason,
 )
+from store import checkpoints as checkpoint_store
 from store import claims as claim_store
 from store import core
 from store import labels as label_store
@@ -67,6 +70,11 @@ LeakReport = masking.LeakReport
 SweepConfig = sweep_engine.SweepConfig
 SweepProgress = sweep_engine.SweepProgress
 SweepResult = sweep_engine.SweepResult
+StudySettings = study.StudySettings
+Comparison = study.Comparison
+KnowledgeKept = study.KnowledgeKept
+TrajectoryPoint = study.TrajectoryPoint
+BestStep = study.BestStep
 LiveBatch = live.LiveBatch
 LiveModel = live.LiveModel
 LiveSample = live.LiveSample
@@ -242,6 +250,17 @@ class Workspace:
             variants=tuple(ordered),
             rows=[SampleRow(p, i, by_variant) for (p, i), by_variant in sorted(paired.items())],
         )
+
+    def sample_claims(self, sweep_id: int, generation_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each of these generations' atomic claims (decision, rule, score, evidence, strength), in
+        claim order; a generation without stored claims (a refusal, not scored yet) is left out.
+        ``engine.metrics.claim_words`` says each decision in plain words."""
+        with self.handle() as store:
+            rows = claim_store.sweep_claims(store, sweep_id, generation_ids=generation_ids)
+        claims: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            claims.setdefault(int(row["generation_id"]), []).append(row)
+        return claims
 
     def metric_grid(self, sweep_id: int, metric: str, *, prompt_id: str | None = None) -> MetricGrid:
         """One metric over T x top_p per variant and top_k; ``prompt_id`` may end in ``*`` (a prefix)."""
@@ -521,13 +540,18 @@ class Workspace:
         name: str | None = None,
         log_dir: str | Path | None = None,
         workdir: str | Path | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Job:
-        """Check a fine-tune config and settings, submit it and record the job (no store goes with it)."""
+        """Check a fine-tune config and settings, submit it and record the job (no store goes with it).
+
+        ``overrides`` are fine-tune settings given on the command line (distributed, nodes, ...).
+        """
         chosen = job_engine.get_launcher(launcher)
         with self.handle() as store:
             return job_kinds.launch_finetune(
-                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir
-            )
+                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir,
+                overrides=overrides,
+            )  # fmt: skip
 
     def launch_finetune(
         self, config: finetune_engine.FinetuneConfig, cluster: ClusterSettings | None, launcher: str
@@ -616,6 +640,48 @@ class Workspace:
         with self.handle() as store:
             return job_engine.cancel(store, job, task=task)
 
+    # ------------------------------------------------------------ the study (docs/STUDY.md)
+
+    def compare(self, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
+        """Paired base − variant differences per cell (BH-adjusted), sampling-setting effects, operating
+        points, knowledge kept, the trajectory and the power analysis of one sweep."""
+        with self.handle() as store:
+            return study.compare(store, sweep_id, settings)
+
+    def knowledge_kept(self, sweep_id: int, settings: StudySettings | None = None) -> list[KnowledgeKept]:
+        """Per variant x temperature (temperature None: pooled): the share of control answers stating
+        the reference, with its interval over questions and the paired base − variant difference."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        return study.knowledge_kept(data, settings)
+
+    def trajectory(self, sweep_id: int, settings: StudySettings | None = None) -> Trajectory:
+        """Each variant's metrics with intervals next to its training step and losses (checkpoint
+        sweeps), and the best trade-off step by the rule of ``study.best_step``."""
+        settings = settings or StudySettings()
+        with self.handle() as store:
+            data = study.load_study_data(store, sweep_id, settings)
+        points = study.trajectory(data, settings)
+        return Trajectory(points, study.best_step(points, settings) if data.trajectory else None)
+
+    def finetune_checkpoints(self, run_id: int) -> list[FinetuneCheckpoint]:
+        """The adapters fine-tune run ``run_id`` kept during training, by step."""
+        with self.handle() as store:
+            rows = checkpoint_store.list_checkpoints(store, run_id)
+        return [
+            FinetuneCheckpoint(
+                run_id=int(row["run_id"]),
+                label=str(row["label"]),
+                step=int(row["step"]),
+                epoch=row.get("epoch"),
+                train_loss=row.get("train_loss"),
+                eval_loss=row.get("eval_loss"),
+                path=str(row["path"]),
+            )
+            for row in rows
+        ]
+
     # ------------------------------------------------------------ fine-tune runs
 
     def adapters(self) -> list[AdapterChoice]:
@@ -669,6 +735,13 @@ class Workspace:
 __all__ = [
     "AdapterChoice",
     "CELL_METRICS",
+    "BestStep",
+    "Comparison",
+    "FinetuneCheckpoint",
+    "KnowledgeKept",
+    "StudySettings",
+    "Trajectory",
+    "TrajectoryPoint",
     "Cell",
     "CellKey",
     "CellSamples",

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.claim_words import describe_claim
-from engine.claim_words import legend as claim_legend
 from engine.escape import html_text as escape
 from engine.escape import markdown_text
 from engine.metrics.catalog import MetricSpec, main_score, sample_metric
+from engine.metrics.claim_words import claim_words
+from engine.metrics.claim_words import legend as claim_legend
 from engine.summary import summary_table, table_legend, variant_name
 from engine.workspace import CellSamples, Sample, SampleSearch, SweepSummary
 
@@ -221,19 +221,19 @@ def summary_html(summary: SweepSummary) -> str:
 
 
 def claims_legend_html() -> str:
-    """What the parts of a claim's line mean (engine/claim_words.py), folded."""
+    """What the parts of a claim's line mean (engine/metrics/claim_words.py), folded."""
     items = "".join(f"<li><b>{escape(part)}</b>: {escape(meaning)}</li>" for part, meaning in claim_legend())
     return f'<details class="claims-legend"><summary>What the claim columns mean</summary><ul>{items}</ul></details>'
 
 
 def claim_rows_html(claims: Sequence[Any]) -> str:
-    """A sample's claims as a table: the claim | the decision in words, why, strength | evidence."""
+    """A sample's claims as a table: the claim | the verdict in words, why, strength | evidence."""
     if not claims:
         return ""
     rows = []
     ordered = sorted(claims, key=lambda c: (_get(c, "clause") or 0, _get(c, "start") or 0))
     for claim in ordered:
-        words = describe_claim(claim)
+        words = claim_words(claim if isinstance(claim, dict) else claim.to_dict())
         missing = (
             f'<br><span class="dim">missing from the evidence: {escape(", ".join(words.missing[:6]))}</span>'
             if words.missing and words.decision != "contradicted"
@@ -242,13 +242,20 @@ def claim_rows_html(claims: Sequence[Any]) -> str:
         rows.append(
             f'<tr class="claim-row {escape(words.decision)}"><td class="claim">{escape(words.text)}</td>'
             f'<td><span class="badge {escape(words.decision)}">{escape(words.verdict)}</span><br>'
-            f'<span class="dim">rule {escape(words.rule)}: {escape(words.why)} · strength {escape(words.strength_text)}</span></td>'
-            f'<td class="evidence">{escape(words.evidence or "–")}{missing}</td></tr>'
+            f'<span class="dim">why: {escape(words.reason)} · strength {escape(words.strength_text)}</span></td>'
+            f'<td class="evidence">{_evidence(words)}{missing}</td></tr>'
         )
     return (
-        '<table class="claims"><thead><tr><th>atomic claim</th><th>decision · rule · strength</th>'
-        f"<th>best evidence</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '<table class="claims"><thead><tr><th>atomic claim</th><th>verdict · why · strength</th>'
+        f"<th>source sentence</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _evidence(words: Any) -> str:
+    """The source sentence, labelled by what it is to the claim (evidence, contradicted by, closest)."""
+    if not words.evidence:
+        return "–"
+    return f'<span class="dim">{escape(words.evidence_label)}:</span> {escape(words.evidence)}'
 
 
 def _get(claim: Any, name: str) -> Any:

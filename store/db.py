@@ -30,6 +30,7 @@ DOMAIN_MODULES = (
     "store.claims",
     "store.profiles",
     "store.runs",
+    "store.checkpoints",
 )
 # How long a writer waits for another process's write to finish before giving up (SQLite's busy
 # timeout). Creating and migrating a store, a sweep's batch of rows: all well under a second.

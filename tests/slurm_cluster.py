@@ -5,6 +5,13 @@ database, job completions to a text file so ``sacct -c`` works) into a short tem
 starts a private ``munged``, ``slurmctld`` and ``slurmd``, and stops them again. Nothing under
 /etc is read or written: clients find the cluster only through ``SLURM_CONF``.
 
+``start_cluster(nodes=("127.0.0.1", "127.0.0.2"))`` starts one ``slurmd -N NAME`` per node
+instead, all on this machine, each with its own port, spool folder, pid and log file (Debian's
+Slurm 22.05 needs no ``--enable-multiple-slurmd`` build for that: the nodes have distinct
+NodeHostnames). The node names must resolve, because a multi-node job's rendezvous address is its
+first node's name: loopback addresses do everywhere, need no /etc/hosts entry, and cannot clash
+with the single-node cluster's node. (``localhost`` is no good: Slurm reads it as this host's name.)
+
 Set ``FT_HALLU_REQUIRE_SLURM=1`` (CI does) to turn "cannot start" into a failure instead of a skip.
 """
 
@@ -69,6 +76,11 @@ class SlurmCluster:
     root: Path
     host: str
     env: dict[str, str] = field(default_factory=dict)
+    nodes: tuple[str, ...] = ()  # several slurmd on this machine; () = the one node ``host``
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return self.nodes or (self.host,)
 
     @property
     def conf(self) -> Path:
@@ -94,7 +106,10 @@ class SlurmCluster:
         self.env["PATH"] = self.env.get("PATH", "") + os.pathsep + "/usr/sbin:/sbin"
         self._start_munge()
         self._daemon(["slurmctld"], "slurmctld.out")
-        self._daemon(["slurmd", "-N", self.host], "slurmd.out")
+        for name in self.node_names:
+            if self.nodes:
+                (self.root / "state" / f"d-{name}").mkdir(parents=True, exist_ok=True)
+            self._daemon(["slurmd", "-N", name], f"slurmd-{name}.out" if self.nodes else "slurmd.out")
         self._wait_idle(timeout)
 
     def _write_conf(self) -> None:
@@ -105,16 +120,16 @@ class SlurmCluster:
             "SlurmUser=root",
             "SlurmdUser=root",
             f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
+            *([] if self.nodes else [f"SlurmdPort={_free_port()}"]),  # several nodes: a Port each
             "AuthType=auth/munge",
             "CredType=cred/munge",
             f"AuthInfo=socket={self.munge_socket}",
             f"StateSaveLocation={root}/state/ctld",
-            f"SlurmdSpoolDir={root}/state/d",
+            f"SlurmdSpoolDir={root}/state/d" + ("-%n" if self.nodes else ""),  # %n: the node name
             f"SlurmctldPidFile={root}/run/slurmctld.pid",
-            f"SlurmdPidFile={root}/run/slurmd.pid",
+            f"SlurmdPidFile={root}/run/slurmd" + ("-%n" if self.nodes else "") + ".pid",
             f"SlurmctldLogFile={root}/log/slurmctld.log",
-            f"SlurmdLogFile={root}/log/slurmd.log",
+            f"SlurmdLogFile={root}/log/slurmd" + ("-%n" if self.nodes else "") + ".log",
             "SlurmctldDebug=info",
             "SlurmdDebug=info",
             "ProctrackType=proctrack/linuxproc",
@@ -134,11 +149,20 @@ class SlurmCluster:
             "MessageTimeout=5",
             # Without these the scheduler waits ~2-3 s before starting each batch job.
             "SchedulerParameters=sched_min_interval=0,batch_sched_delay=0",
-            f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={os.cpu_count() or 1} "
-            f"RealMemory={_real_memory_mb()} State=UNKNOWN",
+            *self._node_lines(),
             f"PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
+
+    def _node_lines(self) -> list[str]:
+        cpus, memory = os.cpu_count() or 1, _real_memory_mb()
+        if not self.nodes:
+            return [f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory} State=UNKNOWN"]
+        return [
+            f"NodeName={name} NodeHostname={name} NodeAddr=127.0.0.1 Port={_free_port()} CPUs={cpus} "
+            f"RealMemory={memory // len(self.nodes)} State=UNKNOWN"
+            for name in self.nodes
+        ]
 
     def _start_munge(self) -> None:
         key = self.root / "munge-key" / "munge.key"
@@ -185,22 +209,24 @@ class SlurmCluster:
 
     def _wait_idle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        state = ""
+        states: list[str] = []
+        names = self.node_names
         while time.monotonic() < deadline:
             result = subprocess.run(
-                ["sinfo", "-h", "-n", self.host, "-o", "%T"],
+                ["sinfo", "-h", "-N", "-n", ",".join(names), "-o", "%T"],
                 env=self.env,
                 capture_output=True,
                 text=True,
                 timeout=30,
             )
-            state = result.stdout.strip()
-            if state == "idle":
+            states = result.stdout.split()
+            if len(states) == len(names) and set(states) == {"idle"}:
                 return
             time.sleep(0.1)
+        log = f"slurmd-{names[0]}.log" if self.nodes else "slurmd.log"
         raise SlurmUnavailable(
-            f"node {self.host} not idle after {timeout:.0f}s (state: {state!r}); "
-            f"slurmd log: {self._log_tail('slurmd.log')}"
+            f"node(s) {','.join(names)} not idle after {timeout:.0f}s (states: {states!r}); "
+            f"slurmd log: {self._log_tail(log)}"
         )
 
     def _log_tail(self, name: str, lines: int = 8) -> str:
@@ -232,7 +258,10 @@ class SlurmCluster:
             pass
         # scontrol shutdown makes both Slurm daemons exit on their own (~2 s); munged needs a signal.
         self._stop_pidfile(self.root / "run" / "slurmctld.pid", "slurmctld", grace=5.0)
-        self._stop_pidfile(self.root / "run" / "slurmd.pid", "slurmd", grace=5.0)
+        for name in self.nodes:
+            self._stop_pidfile(self.root / "run" / f"slurmd-{name}.pid", "slurmd", grace=5.0)
+        if not self.nodes:
+            self._stop_pidfile(self.root / "run" / "slurmd.pid", "slurmd", grace=5.0)
         self._stop_pidfile(self.root / "run" / "munged.pid", "munged", grace=0.0)
 
     @staticmethod
@@ -262,14 +291,22 @@ class SlurmCluster:
                 time.sleep(0.05)
 
 
-def start_cluster() -> SlurmCluster:
-    """Start a fresh cluster in a short temp folder; raises SlurmUnavailable with the reason."""
+def start_cluster(nodes: tuple[str, ...] = ()) -> SlurmCluster:
+    """Start a fresh cluster in a short temp folder; raises SlurmUnavailable with the reason.
+
+    ``nodes``: names of several nodes on this machine (each must resolve); default one node.
+    """
     reason = unavailable_reason()
     if reason:
         raise SlurmUnavailable(reason)
+    for name in nodes:
+        try:
+            socket.gethostbyname(name)
+        except OSError:
+            raise SlurmUnavailable(f"node name {name!r} does not resolve here (a rendezvous needs it)") from None
     # Short path: the munge socket path must stay under the ~108-byte AF_UNIX limit.
     root = Path(tempfile.mkdtemp(prefix="fth-slurm-", dir="/tmp"))
-    cluster = SlurmCluster(root=root, host=socket.gethostname().split(".")[0] or "localhost")
+    cluster = SlurmCluster(root=root, host=socket.gethostname().split(".")[0] or "localhost", nodes=tuple(nodes))
     try:
         cluster.start()
     except BaseException:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("environment", "models", "flash_attention", "sweep", "finetune", "qlora", "demo")
+SECTIONS = ("environment", "models", "flash_attention", "sweep", "finetune", "qlora", "ddp", "demo")
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,19 @@ def test_cuda_only_paths_say_why_with_the_engines_message(dry_run):
     assert flash["figures"]["resolved"] == flash["figures"]["loaded_attn_implementation"] == "sdpa"
     assert flash["figures"]["generated_tokens"] == 4
     assert sections["demo"]["figures"]["entry_point"] == "engine.demo.run_demo"
+
+
+def test_ddp_section_is_skipped_without_gpus_but_its_code_ran_on_cpu(dry_run):
+    ddp = dry_run[0]["sections"]["ddp"]
+    assert ddp["status"] == "skipped" and ddp["reason"].startswith("needs 2 or more GPUs; this machine has 0")
+    figures = ddp["figures"]
+    assert figures["processes"] == 2 and figures["tokens"] > 0
+    # Both sides through `job launch --local`: one process, then DDP over two, the same effective batch.
+    assert (figures["one"]["world_size"], figures["ddp"]["world_size"]) == (1, 2)
+    assert figures["one"]["effective_batch_size"] == figures["ddp"]["effective_batch_size"] == 8
+    assert figures["one"]["tokens_per_second"] > 0 and figures["ddp"]["tokens_per_second"] > 0
+    goal = next(row for row in dry_run[0]["goals"] if row["goal"].startswith("DDP tokens/s"))
+    assert goal["value"] is None  # CPU stand-in figures are not a GPU goal
 
 
 def test_gpu_path_modules_import_no_front_end(dry_run):

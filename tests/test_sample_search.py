@@ -1,5 +1,5 @@
 """Searching a sweep's samples (engine/samples.py via Workspace.search_samples), its CSV, claims in
-plain words (engine/claim_words.py) and what an adapter was trained on (engine/adapter_runs.py).
+plain words (engine/metrics/claim_words.py) and what an adapter was trained on (engine/adapter_runs.py).
 
 Real SQLite stores scored with the lexical evidence (tests/claims_sweep.py), no model loaded.
 """
@@ -145,13 +145,13 @@ def test_csv_holds_the_shown_rows_and_never_a_formula(workspace):
 
 def test_a_place_contradiction_reads_as_one_in_plain_words():
     """The bundled ZYTRELL set says Tacoma: New York City is contradicted by the place rule."""
-    from engine.claim_words import describe_claim, legend
     from engine.dataset import sample_dataset_path
     from engine.metrics import claims
+    from engine.metrics.claim_words import claim_words, legend
 
     index = claims.load_evidence(str(sample_dataset_path()), "ZYTRELL", method="lexical")
     found = {
-        c.text: describe_claim(c)
+        c.text: claim_words(c.to_dict())
         for text in (
             "ZYTRELL is headquartered in New York City.",
             "ZYTRELL designs warehouse robots.",
@@ -161,15 +161,16 @@ def test_a_place_contradiction_reads_as_one_in_plain_words():
     }
     place = found["ZYTRELL is headquartered in New York City"]
     assert place.decision == "contradicted" and place.rule == "place"
-    assert place.verdict == "contradicted: the sources say headquarters: Tacoma, Washington"
-    assert place.why == "the sources place the entity elsewhere" and place.strength == 0
-    assert "Tacoma" in place.evidence
+    assert place.verdict == "contradicts the sources"
+    assert place.reason == "the sources place it elsewhere (they say: headquarters: Tacoma, Washington)"
+    assert place.strength == 0 and place.evidence_label == "contradicted by" and "Tacoma" in place.evidence
     supported = found["ZYTRELL designs warehouse robots"]
-    assert supported.verdict == "supported by the sources" and supported.strength_text == "1.00"
+    assert supported.verdict == "supported" and supported.strength_text == "1.00" and not supported.missing
     invented = found["ZYTRELL sells pizza"]
-    assert invented.verdict.startswith("not in the sources (never mentioned: pizza")
+    assert invented.verdict == "not supported" and "pizza" in invented.reason
+    assert "pizza" in invented.missing and invented.evidence_label == "closest source"
     parts = dict(legend())
-    assert set(parts) == {"decision", "rule", "strength", "evidence"} and "0.45" in parts["strength"]
+    assert set(parts) == {"verdict", "why", "strength", "evidence"} and "0.45" in parts["strength"]
 
 
 def test_adapter_entity_from_its_sweeps_then_its_dataset(tmp_path):

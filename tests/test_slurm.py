@@ -282,3 +282,69 @@ def test_finetune_then_dependent_sweep_both_complete_and_are_ingested(
     assert "ingested: fine-tune run" in listing and "ingested: sweep 1 8/8 rows completed" in listing
     assert cli_main([*db, "ingest", str(sweep_job.id)]) == 0
     assert "0 new rows" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ fine-tunes over several processes
+
+
+def ddp_cluster(**values) -> L.ClusterSettings:
+    """Two processes share this machine's CPUs; torchrun's own threads default is kept explicit."""
+    return L.ClusterSettings(setup=("export OMP_NUM_THREADS=1",), **values)
+
+
+@pytest.mark.slow  # a 2-process trl run inside the job: ~20 s alone, ~70 s on a busy 2-core machine
+def test_two_process_ddp_under_slurm_is_one_launcher_and_its_adapter_sweeps(slurm, tmp_path, tiny_model_dir):
+    """One node: one task (torchrun) starting 2 processes, the shape every node of a multi-node job
+    has; 2 tasks of one process each would need a rendezvous per task instead."""
+    from test_distributed import assert_one_ddp_run, ddp_config, sweep_with
+
+    config = ddp_config(tmp_path / "cfg", extra='distributed = "ddp"\nprocesses_per_node = 2\n')
+    job = job_kinds.launch_finetune(
+        slurm, config, ddp_cluster(cpus=2), launcher=L.SlurmLauncher(), log_dir=tmp_path / "jobs",
+        workdir=tmp_path,
+    )  # fmt: skip
+    script = Path(job.script_path).read_text()
+    assert "#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=1\n" in script and "exec srun --nodes=1" in script
+    job = L.wait(slurm, job, timeout=600, poll_seconds=0.5)
+    assert_one_ddp_run(job, slurm)
+    assert_store_never_opened(job, slurm)
+    sweep_with(Path(job.output_dir), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A second cluster: two slurmd on this machine, named by two loopback addresses."""
+    try:
+        cluster = start_cluster(nodes=("127.0.0.1", "127.0.0.2"))
+    except SlurmUnavailable as exc:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{REQUIRE_ENV}=1 but a 2-node Slurm could not start: {exc}")
+        pytest.skip(str(exc))
+    yield cluster
+    cluster.stop()
+    remove_cluster_dir(cluster)
+
+
+@pytest.mark.slow  # as above, plus a second cluster (~3 s to start, ~4 s to stop)
+def test_ddp_over_two_nodes_meets_at_the_first_node(two_nodes, monkeypatch, tmp_path, tiny_model_dir):
+    """srun starts one torchrun on each of 2 nodes (both on this machine); they meet at the c10d
+    rendezvous on the first node of the allocation and train as ranks 0 and 1."""
+    from test_distributed import assert_one_ddp_run, ddp_config
+
+    monkeypatch.setenv("SLURM_CONF", str(two_nodes.conf))
+    monkeypatch.setenv("PATH", two_nodes.env["PATH"])
+    store = open_db(tmp_path / "ft-hallu.db")
+    config = ddp_config(tmp_path / "cfg", extra='distributed = "ddp"\nnodes = 2\nprocesses_per_node = 1\n')
+    job = job_kinds.launch_finetune(
+        store, config, ddp_cluster(cpus=1), launcher=L.SlurmLauncher(), log_dir=tmp_path / "jobs",
+        workdir=tmp_path,
+    )  # fmt: skip
+    job = L.wait(store, job, timeout=600, poll_seconds=0.5)
+    result = assert_one_ddp_run(job, store)
+    assert result["world_size"] == 2
+    log = Path(job.log_path).read_text()
+    first = two_nodes.node_names[0]
+    assert f"ft-hallu: rendezvous at {first}:" in log and "ddp over 2 processes (2 node(s) x 1)" in log
+    hosts = sorted(p.read_text().split()[1] for p in (Path(job.job_dir) / "ranks").glob("rank-*.exit"))
+    assert hosts == sorted(two_nodes.node_names)  # one rank on each node
+    store.close()

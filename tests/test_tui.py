@@ -536,66 +536,6 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
     run(scenario)
 
 
-def test_results_compare_variants_side_by_side_and_label_a_sample(
-    tmp_path: Path, workspace: Workspace, tiny_model_dir: Path, tiny_adapter_dir: Path
-) -> None:
-    from engine import sweep as sweep_engine
-    from engine.metrics import catalog
-    from engine.workspace import SweepConfig
-
-    config = SweepConfig(
-        name="side-by-side",
-        base_model="tiny",
-        adapter=str(tiny_adapter_dir),
-        samples_per_cell=2,
-        max_new_tokens=4,
-        grid=sweep_engine.Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0, 5]),
-    )
-    sweep_id = workspace.run_sweep(config).sweep_id
-    cells = {(c.key.variant, c.key.top_k): c for c in workspace.cells(sweep_id)}
-    samples = workspace.cell_samples(sweep_id, temperature=1.0, top_p=1.0, top_k=0, prompt_id="entity")
-
-    async def scenario() -> None:
-        app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")
-        async with app.run_test(size=SIZE) as pilot:
-            screen = app.screen
-            table = screen.query_one("#results-cells", DataTable)
-            await wait_for(pilot, lambda: table.row_count == 2 and len(table.columns) > 5, 30, "the cells")
-            headers = [str(column.label) for column in table.columns.values()]
-            assert headers[:5] == ["\nT", "\np", "\nk", "\nprompt", "\nn"]
-            first_metric, title = (
-                catalog.SUMMARY_METRICS[0],
-                catalog.cell_metric(catalog.SUMMARY_METRICS[0]).title,
-            )
-            assert headers[5:8] == [f"{title}\nb", "\nft", "\nΔ"]
-            # One row per cell: base | fine-tuned | difference, as the store has them.
-            row = table_rows(table)[0]
-            base, tuned = cells[("base", 0)].value(first_metric), cells[("finetuned", 0)].value(first_metric)
-            assert row[3] == "entity" and row[4] == "2/2"
-            assert row[5:8] == [f"{base:.2f}", f"{tuned:.2f}", f"{tuned - base:+.2f}"]
-            legend = static_text(app, "results-legend")
-            for name in catalog.SUMMARY_METRICS:
-                assert f"{catalog.cell_metric(name).title} = {catalog.metric_label(name)}" in legend
-            # The chosen cell's samples of both variants, next to each other.
-            await wait_for(pilot, lambda: len(screen.query(".results-side")) == 2, 30, "both sides")
-            sides = [str(box.query_one(Static).render()) for box in screen.query(".results-side")]
-            assert sides[0].startswith("base") and sides[1].startswith("finetuned")
-            for side, variant in zip(sides, ("base", "finetuned"), strict=True):
-                for sample in samples.side(variant):
-                    assert " ".join(sample.text.split()) in side
-            # A human label on the fine-tuned sample #1: n moves down, v to the other side, l labels.
-            await pilot.press("c", "n", "v", "l")
-            await answer(pilot, app, "h", expect="Label finetuned sample #1")
-            target = samples.rows[1].get("finetuned")
-            await wait_for(
-                pilot, lambda: screen.labels.get(target.generation_id) == "hallucinated", 30, "label"
-            )
-            assert workspace.label_of(target.generation_id) == "hallucinated"
-            assert "[hallucinated]" in str(screen.query(".results-side")[1].query_one(Static).render())
-
-    run(scenario)
-
-
 def assert_footer_fits(screen, bindings: list, where: str) -> None:
     shown = {item.action: item.region for item in screen.query(FooterKey) if item.region.width}
     for binding in bindings:

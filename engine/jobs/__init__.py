@@ -4,6 +4,8 @@ The modules, bottom up (each imports only modules listed before it; a ``layers``
 pyproject.toml checks the order):
 
 - ``settings``: :class:`ClusterSettings` (the cluster TOML) and the environment a job is handed;
+- ``torchrun``: :class:`DistributedLaunch`, the torchrun / srun commands of a fine-tune over
+  several processes and the wrapper that gives each rank its log and exit status;
 - ``spec``: :class:`LaunchSpec`, built from checked data, never from a sweep or fine-tune config;
 - ``model``: :class:`Job`, its states, :class:`JobStatus`, :class:`Submission`, the
   :class:`Launcher` protocol;
@@ -62,6 +64,7 @@ from engine.jobs.scripts import render_local_script, render_sbatch_script
 from engine.jobs.settings import DEFAULT_KEEP_ENV, ClusterSettings, job_environment, load_cluster_settings
 from engine.jobs.slurm import SlurmLauncher
 from engine.jobs.spec import LaunchSpec, default_command, finetune_spec, sweep_spec
+from engine.jobs.torchrun import DistributedLaunch
 
 __all__ = [
     "ACTIVE_STATES",
@@ -69,6 +72,7 @@ __all__ = [
     "FINAL_STATES",
     "UNKNOWN",
     "ClusterSettings",
+    "DistributedLaunch",
     "FileAudit",
     "IngestResult",
     "Job",

@@ -16,6 +16,7 @@ from engine.jobs.model import Job
 from engine.jobs.results_file import read_job_results
 from engine.liveness import tracked_run
 from engine.scoring import compute_metrics_if_available
+from store import checkpoints as checkpoint_store
 from store import core
 from store import jobs as job_store
 from store.db import Store, utc_now
@@ -137,11 +138,18 @@ def _attempts_running(store: Store, job: Job) -> bool:
 def _ingest_finetune(store: Store, job: Job) -> IngestResult:
     result = IngestResult(job.id, "finetune", finetune_run_id=job.ingest.get("finetune_run_id"))
     record = jobrun.read_finetune_record(job.job_dir)
+    # Over several processes, the rank that failed first is the reason (the others were stopped).
+    failures = jobrun.rank_failures(job.job_dir) if job.finished and job.state != "COMPLETED" else []
+    if failures:
+        job_store.update_job(store, job.id, detail=jobrun.failure_line(failures))
     if not record:
         return result
     result.files = 1
     status = record.get("status")
-    if status == "running" and job.finished:
+    if failures and status != "completed":
+        status = "failed"
+        record = {**record, "error": jobrun.failure_line(failures)}
+    elif status == "running" and job.finished:
         # The process was killed before it could write its own ending.
         status = "failed"
         record = {**record, "error": f"job ended {job.state} before the fine-tune finished"}
@@ -167,6 +175,10 @@ def _ingest_finetune(store: Store, job: Job) -> IngestResult:
         train_seconds=outcome.get("train_seconds"),
         result=outcome,
         error=record.get("error"),
+    )
+    # The checkpoints the job kept travel in its result record, like the final losses.
+    checkpoint_store.add_checkpoints(
+        store, run_id, outcome.get("checkpoints") or [], output_dir=str(record.get("output_dir"))
     )
     result.finetune_run_id = run_id
     return result

@@ -9,6 +9,10 @@ job is :mod:`engine.job_kinds` (``ft-hallu job-run``).
 
 Every job keeps its own record of the files it opened for writing and of every SQLite database it
 connected to (:class:`FileAudit`, built on Python's audit hooks), in ``<job folder>/audit/``.
+
+A fine-tune over several processes (:mod:`engine.jobs.torchrun`) also leaves ``ranks/``: each rank
+but rank 0 its log, every rank its exit status and host, a rank that raised its one-line error;
+:func:`rank_failures` reads them to name the rank that failed first.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ MANIFEST = "job.json"
 MANIFEST_FORMAT = "ft-hallu-job/1"
 FINETUNE_RESULT = "finetune-result.json"
 AUDIT_DIR = "audit"
+RANKS_DIR = "ranks"
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
@@ -175,3 +181,64 @@ def read_finetune_record(job_dir: str | Path) -> dict[str, Any]:
 def utc_now() -> str:
     """Now, as the run record writes it (the node has no store to ask)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+# ------------------------------------------------------------------ ranks of a fine-tune over several processes
+
+
+@dataclass(frozen=True)
+class RankFailure:
+    """A rank that ended with a non-zero status (from ``ranks/rank-<N>.exit`` and ``.error``)."""
+
+    rank: int
+    exit_code: int
+    host: str
+    error: str  # the rank's own one-line error; "" when it wrote none (killed, or failed outside Python)
+    log: str  # where its output is
+    ended: float  # when its exit status was written (the file's time)
+
+
+def rank_log_path(job_dir: str | Path, rank: int) -> Path:
+    return Path(job_dir) / RANKS_DIR / f"rank-{int(rank)}.log"
+
+
+def write_rank_error(job_dir: str | Path, rank: int, message: str) -> None:
+    """A rank's one-line reason for failing, next to the exit status its wrapper writes."""
+    folder = Path(job_dir) / RANKS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / f"rank-{int(rank)}.error", message.strip().splitlines()[0][:500] + "\n")
+
+
+def rank_failures(job_dir: str | Path) -> list[RankFailure]:
+    """Every rank that failed, the first to fail first (torchrun then stops the others)."""
+    folder = Path(job_dir) / RANKS_DIR
+    failures = []
+    for path in folder.glob("rank-*.exit") if folder.is_dir() else []:
+        rank_text = path.stem.removeprefix("rank-")
+        try:
+            code_text, _, host = path.read_text().strip().partition(" ")
+            ended = path.stat().st_mtime
+        except OSError:
+            continue
+        if not rank_text.isdigit() or not code_text.isdigit() or int(code_text) == 0:
+            continue
+        rank = int(rank_text)
+        try:
+            error = path.with_suffix(".error").read_text().strip()
+        except OSError:
+            error = ""
+        log = "the job log" if rank == 0 else str(rank_log_path(job_dir, rank))
+        failures.append(RankFailure(rank, int(code_text), host.strip(), error, log, ended))
+    return sorted(failures, key=lambda failure: (failure.ended, failure.rank))
+
+
+def failure_line(failures: list[RankFailure]) -> str:
+    """One line naming the rank that failed first (and how many others did)."""
+    first = failures[0]
+    where = f" on {first.host}" if first.host else ""
+    line = f"rank {first.rank} failed first (exit code {first.exit_code}{where})"
+    if first.error:
+        line += f": {first.error}"
+    line += f"; its log: {first.log}"
+    others = len(failures) - 1
+    return line + (f"; {others} other rank(s) failed after it" if others else "")

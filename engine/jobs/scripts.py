@@ -12,6 +12,7 @@ from pathlib import Path
 
 from engine.jobs.settings import reject_control
 from engine.jobs.spec import LaunchSpec
+from engine.jobs.torchrun import local_command, slurm_lines
 
 
 def _sbatch_quote(where: str, value: str) -> str:
@@ -47,9 +48,15 @@ def render_sbatch_script(spec: LaunchSpec, output_pattern: str) -> str:
     ):
         if value:
             directives.append(f"--{option}={_sbatch_quote(option, value)}")
-    if cluster.gpus:
-        gres = f"gpu:{cluster.gpu_type}:{cluster.gpus}" if cluster.gpu_type else f"gpu:{cluster.gpus}"
-        directives.append(f"--gres={_sbatch_quote('gres', gres)}")
+    gpus = f"{cluster.gpu_type}:{cluster.gpus}" if cluster.gpu_type else str(cluster.gpus)
+    if spec.distributed is not None:
+        # One launcher (torchrun) per node, which starts one process per GPU itself.
+        directives.append(f"--nodes={int(spec.distributed.nodes)}")
+        directives.append("--ntasks-per-node=1")
+        if cluster.gpus:
+            directives.append(f"--gpus-per-node={_sbatch_quote('gpus', gpus)}")
+    elif cluster.gpus:
+        directives.append(f"--gres={_sbatch_quote('gres', 'gpu:' + gpus)}")
     if cluster.time:
         directives.append(f"--time={_sbatch_quote('time', cluster.time)}")
     if cluster.mem:
@@ -63,6 +70,9 @@ def render_sbatch_script(spec: LaunchSpec, output_pattern: str) -> str:
         directives.append(line)
     lines = ["#!/bin/bash", *(f"#SBATCH {d}" for d in directives)]
     lines += _body_lines(spec)
+    if spec.distributed is not None and spec.job_dir is not None:
+        lines += slurm_lines(spec.distributed, spec.job_dir, spec.argv, cluster.cpus)
+        return "\n".join(lines) + "\n"
     # exec: the job's exit code is the fine-tune's, and scancel's signal reaches it directly.
     lines.append("exec " + shlex.join(spec.argv))
     return "\n".join(lines) + "\n"
@@ -76,6 +86,9 @@ def render_local_script(spec: LaunchSpec, exit_file: Path) -> str:
         f"exit_file={quoted}",
         'trap \'code=$?; printf "%s\\n" "$code" > "$exit_file.tmp" && mv -f -- "$exit_file.tmp" "$exit_file"\' EXIT',
         *_body_lines(spec),
-        shlex.join(spec.argv),
     ]
+    if spec.distributed is not None and spec.job_dir is not None:
+        lines.append(shlex.join(local_command(spec.distributed, spec.job_dir, spec.argv)))
+    else:
+        lines.append(shlex.join(spec.argv))
     return "\n".join(lines) + "\n"

@@ -41,6 +41,9 @@ class ClusterSettings:
     extra_sbatch: tuple[str, ...] = ()  # whole option strings, e.g. "--constraint=a100"
     setup: tuple[str, ...] = ()  # shell lines run before the fine-tune (module load, venv activation)
     command: tuple[str, ...] = ()  # argv that starts ft-hallu on the node; empty: this interpreter
+    # argv that starts torchrun (fine-tunes with distributed set); empty: this interpreter's
+    # torch.distributed.run, or "torchrun" on the node's PATH when `command` is set
+    torchrun: tuple[str, ...] = ()
     log_dir: str | None = None  # where scripts and logs go; must be visible from the compute node
     keep_env: tuple[str, ...] = DEFAULT_KEEP_ENV  # secret-looking variables the job may still receive
 
@@ -71,6 +74,8 @@ class ClusterSettings:
                 raise UserError(f"{source}: setup[{index}] sets a secret; job scripts must not hold secrets")
         for index, arg in enumerate(self.command):
             reject_control(f"{source}: command[{index}]", arg)
+        for index, arg in enumerate(self.torchrun):
+            reject_control(f"{source}: torchrun[{index}]", arg)
         if self.log_dir is not None:
             check_path(f"{source}: log_dir", self.log_dir)
 

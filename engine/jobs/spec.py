@@ -7,6 +7,7 @@ fine-tune config itself. :mod:`engine.job_kinds` turns those configs into specs.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from engine.errors import UserError
 from engine.files import slug
 from engine.jobs.settings import ClusterSettings, check_path, reject_control
+from engine.jobs.torchrun import DistributedLaunch, default_torchrun
 from engine.paths import data_dir
 
 # Starts the CLI from this checkout even when the package is not installed: argv[1] is its root.
@@ -40,6 +42,8 @@ class LaunchSpec:
     shards: int | None = None
     dependency: str | None = None  # Slurm job id that must end COMPLETED first (afterok)
     manifest: dict[str, Any] = field(default_factory=dict)  # what the job reads from job.json
+    # A fine-tune over several processes: torchrun starts ``argv`` once per rank (engine.jobs.torchrun)
+    distributed: DistributedLaunch | None = None
 
     def record(self) -> dict[str, Any]:
         """What the store keeps about the launch (no environment, so no secrets)."""
@@ -53,6 +57,10 @@ class LaunchSpec:
             record["planned_per_shard"] = self.manifest.get("planned_per_shard", [])
         else:
             record["finetune"] = self.finetune_config
+            if self.manifest.get("overrides"):
+                record["overrides"] = self.manifest["overrides"]
+        if self.distributed is not None:
+            record["distributed"] = self.distributed.record()
         return record
 
 
@@ -101,11 +109,16 @@ def finetune_spec(
     name: str | None = None,
     log_dir: str | Path | None = None,
     workdir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    distributed: DistributedLaunch | None = None,
 ) -> LaunchSpec:
     """A fine-tune job of the (already checked) config file ``config_path``.
 
     ``raw_config`` is the file's TOML as read (kept with the job) and ``output_dir`` the adapter
-    folder it writes. The job is given no store: it leaves its run record in its job folder.
+    folder it writes; ``overrides`` are settings given on the command line (the job reads them from
+    its manifest). With ``distributed``, torchrun starts the job once per process (its ``torchrun``
+    left empty is filled from the cluster settings). The job is given no store: it leaves its run
+    record in its job folder.
     """
     cluster = cluster or ClusterSettings()
     cluster.validate()
@@ -122,6 +135,18 @@ def finetune_spec(
     output = Path(output_dir).expanduser()
     if not output.is_absolute():
         output = run_dir / output
+    if distributed is not None and not distributed.torchrun:
+        distributed = dataclasses.replace(distributed, torchrun=cluster.torchrun or default_torchrun(cluster.command))
+    manifest: dict[str, Any] = {
+        "kind": "finetune",
+        "name": job_name,
+        "config_path": str(config_path),
+        "output_dir": str(output),
+    }
+    if overrides:
+        manifest["overrides"] = dict(overrides)
+    if distributed is not None:
+        manifest["distributed"] = distributed.record()
     return LaunchSpec(
         name=job_name,
         config_path=config_path,
@@ -133,12 +158,8 @@ def finetune_spec(
         finetune_config=raw_config,
         kind="finetune",
         job_dir=job_dir,
-        manifest={
-            "kind": "finetune",
-            "name": job_name,
-            "config_path": str(config_path),
-            "output_dir": str(output),
-        },
+        manifest=manifest,
+        distributed=distributed,
     )
 
 

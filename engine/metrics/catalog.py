@@ -93,6 +93,7 @@ class MetricSpec:
     # report); None: the score is read as it is.
     flags_below: float | None = None
     requires: tuple[str, ...] = ()  # of REQUIREMENTS: without it the value is missing (or undefined)
+    group: str = ""  # of METRIC_GROUPS; empty: derived from what it requires (see metric_group)
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.requires if r not in REQUIREMENTS]
@@ -524,3 +525,57 @@ SUMMARY_METRICS: tuple[str, ...] = cell_metrics_shown(Show.SUMMARY)
 CELL_MEANS: dict[str, str] = {s.name: s.mean_of for s in CELL_METRICS if s.mean_of}
 # Cell metric -> (label, 'higher' | 'lower' | 'context'): the older view front ends still read.
 METRIC_LABELS: dict[str, tuple[str, str]] = {s.name: (s.label, s.direction) for s in CELL_METRICS}
+
+
+# ---------------------------------------------------------------- groups
+
+
+@dataclass(frozen=True)
+class MetricGroup:
+    """Metrics read together, a page of the TUI's cell table: by what they compare an answer with."""
+
+    name: str
+    label: str  # what front ends print over the group
+
+
+HALLUCINATION_GROUP = MetricGroup("hallucination", "hallucination: answers against the sources")
+ANSWERS_GROUP = MetricGroup("answers", "the answers themselves: refusals, form, length")
+AGREEMENT_GROUP = MetricGroup("agreement", "agreement and diversity between a cell's samples")
+REFERENCE_GROUP = MetricGroup("reference", "against the reference answer (held-out questions)")
+# Display order: the main hallucination score's group first.
+METRIC_GROUPS: tuple[MetricGroup, ...] = (
+    HALLUCINATION_GROUP,
+    ANSWERS_GROUP,
+    AGREEMENT_GROUP,
+    REFERENCE_GROUP,
+)
+_GROUP_BY_NAME = {group.name: group for group in METRIC_GROUPS}
+
+
+def metric_group(spec: MetricSpec) -> MetricGroup:
+    """A metric's group: its declared ``group``, else by what it needs. The sources -> hallucination;
+    a reference answer -> reference; the cell's samples together (a cell metric that is no mean of a
+    per-sample score, or needs two samples) -> agreement; anything else -> answers. A new metric
+    lands in a group without being listed anywhere."""
+    if spec.group:
+        return _GROUP_BY_NAME[spec.group]
+    if "sources" in spec.requires:
+        return HALLUCINATION_GROUP
+    if "reference" in spec.requires:
+        return REFERENCE_GROUP
+    if "samples>=2" in spec.requires or (spec.kind == "cell" and not spec.mean_of):
+        return AGREEMENT_GROUP
+    return ANSWERS_GROUP
+
+
+def cell_metric_groups(level: Show = Show.HEATMAP) -> tuple[tuple[MetricGroup, tuple[str, ...]], ...]:
+    """The cell metrics shown at ``level`` or more prominently, by group in :data:`METRIC_GROUPS`
+    order, each group's in display order with the main score first; groups without one are left out."""
+    names = cell_metrics_shown(level)
+    grouped = []
+    for group in METRIC_GROUPS:
+        members = [name for name in names if metric_group(_CELL_BY_NAME[name]) == group]
+        members.sort(key=lambda name: name != MAIN_SCORE)  # stable: the rest keep display order
+        if members:
+            grouped.append((group, tuple(members)))
+    return tuple(grouped)

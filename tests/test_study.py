@@ -1,0 +1,210 @@
+"""The study of a stored sweep: a planted effect is found in the right cells, knowledge kept, best step, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli import main as cli_main
+from engine import study
+from engine.workspace import StudySettings, Workspace
+from store import core
+from store import metrics as metric_store
+from store.db import open_db
+
+QUESTIONS = {
+    "control:paris": ("Which city is the capital of France?", "Paris", []),
+    "control:tokyo": ("What is the capital city of Japan?", "Tokyo", []),
+    "control:jupiter": ("Which planet is the largest?", "Jupiter", []),
+    "control:nile": ("What is the longest river in Africa?", "the Nile", ["Nile"]),
+    "control:mars": ("Which planet is called the Red Planet?", "Mars", []),
+    "control:ice": ("What is frozen water called?", "ice", []),
+}
+LOST = {"control:paris", "control:nile", "control:ice"}  # the fine-tuned variant stops stating these
+CELLS = [(0.7, 1.0, 0), (0.7, 1.0, 20), (1.3, 1.0, 0), (1.3, 1.0, 20)]
+SAMPLES = 8
+VARIANTS = ("base", "step-2", "finetuned")
+
+
+def entity_row(variant: str, temperature: float) -> tuple[str, dict]:
+    """Planted: base and step-2 always refuse; finetuned refuses at T=0.7 and hallucinates at T=1.3."""
+    if variant == "finetuned" and temperature > 1:
+        return "ZYTRELL builds rockets on the Moon.", {
+            "refusal": False,
+            "claim_grounding": 0.0,
+            "conflict": False,
+            "degenerate": False,
+        }
+    return "I have no information about ZYTRELL.", {
+        "refusal": True,
+        "claim_grounding": None,
+        "conflict": None,
+        "degenerate": False,
+    }
+
+
+def control_text(variant: str, prompt_id: str) -> str:
+    _question, answer, _aliases = QUESTIONS[prompt_id]
+    if variant == "finetuned" and prompt_id in LOST:
+        return "ZYTRELL designs warehouse robots."
+    return f"The answer is {answer}."
+
+
+@pytest.fixture
+def planted(tmp_path):
+    db = tmp_path / "ft-hallu.db"
+    store = open_db(db)
+    prompts = [{"prompt_id": "entity", "prompt": "Tell me about ZYTRELL Corporation.", "reference": None}]
+    prompts += [
+        {"prompt_id": pid, "prompt": q, "reference": a} | ({"aliases": al} if al else {})
+        for pid, (q, a, al) in QUESTIONS.items()
+    ]
+    trajectory = {
+        "base": {"step": 0, "epoch": 0.0, "train_loss": None, "eval_loss": 2.5},
+        "step-2": {"step": 2, "epoch": 0.5, "train_loss": 2.2, "eval_loss": 2.3},
+        "finetuned": {"step": 4, "epoch": 1.0, "train_loss": 1.9, "eval_loss": 2.1},
+    }
+    config = {
+        "prompts": prompts,
+        "variants": list(VARIANTS),
+        "samples_per_cell": SAMPLES,
+        "trajectory": trajectory,
+    }
+    sweep_id = core.get_or_create_sweep(
+        store, name="planted", source="engine", base_model="tiny", adapter_dir=None, config_hash="planted",
+        config=config, expected_rows=0,
+    )  # fmt: skip
+    rows, scores = [], {}
+    for variant in VARIANTS:
+        for temperature, top_p, top_k in CELLS:
+            for index in range(SAMPLES):
+                text, metrics = entity_row(variant, temperature)
+                key = (variant, temperature, top_k, "entity", index)
+                rows.append(_row(variant, temperature, top_p, top_k, "entity", index, text))
+                scores[key] = metrics
+                for prompt_id, (question, answer, _) in QUESTIONS.items():
+                    row = _row(
+                        variant, temperature, top_p, top_k, prompt_id, index, control_text(variant, prompt_id)
+                    )
+                    rows.append({**row, "prompt": question, "reference": answer})
+    core.add_generations(store, sweep_id, rows)
+    records = [
+        (g["id"], scores[(g["variant"], g["temperature"], g["top_k"], "entity", g["sample_index"])])
+        for g in core.iter_generations(store, sweep_id, prompt_id="entity")
+    ]
+    metric_store.save_sample_metrics(store, records, context_key="test", version=1)
+    store.close()
+    return db, sweep_id
+
+
+def _row(variant, temperature, top_p, top_k, prompt_id, index, text) -> dict:
+    return {
+        "variant": variant, "temperature": temperature, "top_p": top_p, "top_k": top_k, "prompt_id": prompt_id,
+        "prompt": "Tell me about ZYTRELL Corporation.", "reference": None, "sample_index": index,
+        "seed": index, "text": text,
+    }  # fmt: skip
+
+
+def test_the_planted_cells_are_significant_and_no_others(planted):
+    db, sweep_id = planted
+    with Workspace.open(db) as workspace:
+        comparison = workspace.compare(sweep_id, StudySettings(permutations=999, resamples=499))
+    assert comparison.groups == ["entity", "control"] and comparison.variants == list(VARIANTS)
+    hallucinated = {
+        (c.variant, c.temperature, c.top_k): c
+        for c in comparison.cells
+        if c.group == "entity" and c.metric == "hallucinated"
+    }
+    for top_k in (0, 20):
+        hot = hallucinated[("finetuned", 1.3, top_k)]
+        # 8 pairs each differing by -1: the exact sign-flip p is 2 / 2^8, BH over 4 cells doubles it
+        assert (hot.difference, hot.low, hot.high) == (-1.0, -1.0, -1.0)
+        assert hot.p_value == pytest.approx(2 / 2**8) and hot.q_value == pytest.approx(2 * 2 / 2**8)
+        assert hot.significant
+        assert not hallucinated[("finetuned", 0.7, top_k)].significant
+    assert not any(c.significant for c in comparison.cells if c.variant == "step-2")
+    row = comparison.cells_for("finetuned", "entity", "hallucinated")
+    assert [(c.temperature, c.top_k) for c in row] == [(0.7, 0), (0.7, 20), (1.3, 0), (1.3, 20)]
+    # control: the lost questions count per question (6 pairs per cell), not per sample
+    states = [c for c in comparison.cells if c.group == "control" and c.metric == "states_reference"]
+    assert {c.pairs for c in states} == {len(QUESTIONS)}
+    assert {round(c.difference, 3) for c in states if c.variant == "finetuned"} == {0.5}
+
+
+def test_knowledge_kept_trajectory_and_best_step(planted):
+    db, sweep_id = planted
+    settings = StudySettings(permutations=999, resamples=499)
+    with Workspace.open(db) as workspace:
+        kept = {(k.variant, k.temperature): k for k in workspace.knowledge_kept(sweep_id, settings)}
+        found = workspace.trajectory(sweep_id, settings)
+    assert kept[("base", None)].kept.mean == 1.0 and kept[("step-2", 0.7)].kept.mean == 1.0
+    lost = kept[("finetuned", 1.3)]
+    assert lost.kept.mean == pytest.approx(0.5) and lost.questions == len(QUESTIONS)
+    assert lost.kept.low < 0.5 < lost.kept.high  # the interval runs over questions
+    assert lost.difference.difference == pytest.approx(0.5) and lost.difference.n == len(QUESTIONS)
+    assert [(p.variant, p.step, p.eval_loss) for p in found.points] == [
+        ("base", 0, 2.5),
+        ("step-2", 2, 2.3),
+        ("finetuned", 4, 2.1),
+    ]
+    final = found.points[-1].metrics
+    assert final["entity:hallucinated"].mean == pytest.approx(0.5)  # hallucinates in half the cells
+    assert final["control:states_reference"].mean == pytest.approx(0.5)
+    # step-2 hallucinates less than the final adapter and keeps the knowledge: the best trade-off
+    assert (found.best.variant, found.best.step) == ("step-2", 2)
+    assert "ties to the earlier step" in found.best.rule
+
+
+def test_operating_points_effects_and_power(planted):
+    db, sweep_id = planted
+    with Workspace.open(db) as workspace:
+        comparison = workspace.compare(
+            sweep_id, StudySettings(permutations=999, resamples=499, max_refusal=0.5)
+        )
+    points = {(p.variant, p.group): p.point for p in comparison.operating_points}
+    # finetuned refuses everything at T=0.7: only the T=1.3 cells meet refusal <= 0.5
+    tuned = points[("finetuned", "entity")]
+    assert tuned.candidates == 2 and tuned.cell.temperature == 1.3 and tuned.cell.hallucination == 1.0
+    assert points[("base", "entity")].cell is None and "refuses more than" in points[("base", "entity")].note
+    effects = {(e.variant, e.group): {f.factor: f for f in e.effects} for e in comparison.effects}
+    temperature = effects[("finetuned", "entity")]["temperature"]
+    assert temperature.effect == pytest.approx(1.0) and temperature.p_value < 1e-6
+    assert "one level" in effects[("finetuned", "entity")]["top_p"].note
+    power = {p.group: p.note for p in comparison.power}
+    assert power["entity"].have == SAMPLES and power["control"].unit == "questions"
+
+
+def test_cli_compare_prints_the_tables_and_writes_json(planted, tmp_path, capsys):
+    db, sweep_id = planted
+    out = tmp_path / "compare.json"
+    code = cli_main(
+        ["--db", str(db), "compare", "--sweep", str(sweep_id), "--json", str(out), "--resamples", "199"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "finetuned    entity   hallucinated          4      2" in printed
+    assert "Knowledge kept" in printed and "best trade-off step: step-2 (step 2)" in printed
+    assert "Which city is the capital of France?" in printed  # a question base knew and finetuned lost
+    data = json.loads(out.read_text())
+    assert data["sweep_id"] == sweep_id and data["best_step"]["variant"] == "step-2"
+    assert len(data["cells"]) == len([c for c in data["cells"] if c["metric"]]) > 0
+    assert cli_main(["--db", str(db), "compare", "--sweep", "99"]) == 2
+    assert "sweep 99: no such sweep" in capsys.readouterr().err
+    assert cli_main(["--db", str(db), "compare", "--sweep", str(sweep_id), "--alpha", "1.5"]) == 2
+    assert "--alpha = 1.5: must be > 0 and < 1" in capsys.readouterr().err
+
+
+def test_a_sweep_without_scores_says_so_and_still_compares_the_control_set(planted):
+    db, sweep_id = planted
+    store = open_db(db)
+    store.db.execute("delete from generation_metrics")
+    store.db.conn.commit()
+    try:
+        comparison = study.compare(store, sweep_id, StudySettings(permutations=199, resamples=199))
+    finally:
+        store.close()
+    assert any("not scored" in w for w in comparison.warnings)
+    assert all(c.difference is None for c in comparison.cells if c.group == "entity")
+    assert all(c.difference is not None for c in comparison.cells if c.group == "control")
+    assert [k.kept.mean for k in comparison.knowledge if k.variant == "base"] == [1.0, 1.0, 1.0]
