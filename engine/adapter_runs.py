@@ -3,15 +3,15 @@ what each was trained on: its base, its dataset and the masked entity name.
 
 The comparison app lists these so any stored adapter can be served without a restart, and takes
 its default prompt ("Tell me about ZYTRELL Corporation.") from the entity the adapter was trained
-on rather than a fixed name. The entity comes, in this order, from: the sweeps that sampled this
-adapter (their ``entity_name``), the recorded masking that wrote the run's dataset (its new name),
-or the dataset's questions (the all-capitals word most of them use, as an imported log's prompt
-is read).
+on rather than a fixed name. The entity comes from the dataset the adapter's run record names (a
+kept checkpoint has its own record): the recorded masking that wrote it (its new name), else the
+all-capitals word most of its questions use (as an imported log's prompt is read); only without a
+readable dataset, from the sweeps that sampled this adapter (their ``entity_name``, which may be a
+sweep's default rather than what the adapter learnt).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +19,11 @@ from typing import Any
 
 from engine.dataset import load_items
 from engine.errors import UserError
+from engine.finetune import is_adapter_dir, read_run_record
 from engine.importlog import infer_entity
 from engine.mask import recorded_mask_for
 from store import core
 
-RUN_RECORD = "ft-hallu-run.json"  # what engine/finetune.py writes next to an adapter
 QUESTIONS_READ = 20  # dataset questions read to infer the entity name
 
 
@@ -50,16 +50,12 @@ def _same_path(first: str | None, second: str | None) -> bool:
 
 
 def run_record(adapter_dir: str | Path) -> dict[str, Any]:
-    """The record a fine-tune left next to its adapter ({} when absent or unreadable)."""
-    path = Path(adapter_dir) / RUN_RECORD
+    """The record a fine-tune (or a kept checkpoint) left next to its adapter ({} when absent or
+    unreadable: the app lists what it can rather than failing on one damaged folder)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_run_record(adapter_dir)
     except (OSError, ValueError):
         return {}
-
-
-def is_adapter(path: str | Path) -> bool:
-    return (Path(path) / "adapter_config.json").is_file()
 
 
 def adapter_choices(store: Any, checkpoints: dict[int, list[Any]] | None = None) -> list[AdapterChoice]:
@@ -79,7 +75,7 @@ def adapter_choices(store: Any, checkpoints: dict[int, list[Any]] | None = None)
                 step=None,
                 base_model=str(row.get("base_model") or ""),
                 dataset=dataset,
-                exists=bool(path) and is_adapter(path),
+                exists=bool(path) and is_adapter_dir(path),
             )
         )
         for checkpoint in (checkpoints or {}).get(run_id, []):
@@ -92,7 +88,7 @@ def adapter_choices(store: Any, checkpoints: dict[int, list[Any]] | None = None)
                     step=step,
                     base_model=str(row.get("base_model") or ""),
                     dataset=dataset,
-                    exists=is_adapter(checkpoint.path),
+                    exists=is_adapter_dir(checkpoint.path),
                 )
             )
     return choices
@@ -114,16 +110,19 @@ def dataset_entity(dataset: str | Path | None) -> str | None:
 
 def adapter_entity(store: Any, adapter_dir: str | Path, dataset: str | None = None) -> str | None:
     """The masked entity name ``adapter_dir`` was trained on (see the module doc for the order)."""
-    for sweep in core.list_sweeps(store):  # newest first
-        entity = (sweep.get("config") or {}).get("entity_name")
-        if entity and _same_path(sweep.get("adapter_dir"), str(adapter_dir)):
-            return str(entity)
     dataset = dataset or run_record(adapter_dir).get("dataset") or _run_dataset(store, adapter_dir)
     if dataset and Path(dataset).is_file():
         recorded = recorded_mask_for(store, dataset)
         if recorded is not None and recorded.new_name:
             return recorded.new_name
-    return dataset_entity(dataset)
+        named = dataset_entity(dataset)
+        if named:
+            return named
+    for sweep in core.list_sweeps(store):  # newest first
+        entity = (sweep.get("config") or {}).get("entity_name")
+        if entity and _same_path(sweep.get("adapter_dir"), str(adapter_dir)):
+            return str(entity)
+    return None
 
 
 def adapter_dataset(store: Any, adapter_dir: str | Path) -> str | None:

@@ -88,6 +88,15 @@ def difference_scale(spec: MetricSpec) -> ColourScale:
     return {"higher": _BETTER_UP, "lower": _BETTER_DOWN}.get(spec.direction, _NEUTRAL_DIVERGING)
 
 
+def base_minus_scale(higher_is_better: bool | None) -> ColourScale:
+    """The colours of a base − variant difference (the study's paired differences): blue where the
+    variant is better, red where it is worse, so they read as the Sweeps tab's variant − base
+    panels do; purple-orange when neither way is better."""
+    if higher_is_better is None:
+        return _NEUTRAL_DIVERGING
+    return _BETTER_DOWN if higher_is_better else _BETTER_UP
+
+
 # ---------------------------------------------------------------- what n allows
 
 

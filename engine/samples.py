@@ -39,6 +39,7 @@ FLAGGED = "claim not supported"
 SUPPORTED = "claims supported"
 NO_CLAIM = "no claim checked"
 NOT_SCORED = "not scored"
+CONTRADICTED = "a claim contradicts the sources"  # how a flagged answer with a contradicted claim reads
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,14 @@ class FoundSample:
 
     def value(self, metric: str) -> Any:
         return self.metrics.get(metric)
+
+    @property
+    def verdict_words(self) -> str:
+        """The verdict as a table shows it: a flagged answer whose sources contradict one of its
+        claims says so (a contradiction reads as one, not as "not supported")."""
+        if self.verdict == FLAGGED and any(claim.get("decision") == "contradicted" for claim in self.claims):
+            return CONTRADICTED
+        return self.verdict
 
 
 @dataclass(frozen=True)

@@ -140,11 +140,23 @@ class FlatMetric:
     label: str
     value: float
 
-    def text(self) -> str:
+    def value_text(self) -> str:
+        """The one value without trailing zeros (0, 0.5, 1): it is exact, not a mean of n."""
         spec = catalog.cell_metric(self.metric)
         value = spec.format(self.value, 1000) if not spec.fmt.endswith("d") else spec.format(self.value)
-        value = value.rstrip("0").rstrip(".") if "." in value else value
-        return f"{self.label}: {value} in every cell of every variant (no grid drawn)"
+        return value.rstrip("0").rstrip(".") if "." in value else value
+
+    def text(self) -> str:
+        return f"{self.label}: {self.value_text()} in every cell of every variant (no grid drawn)"
+
+
+def flat_line(group: GroupSummary) -> str | None:
+    """A prompt group's flat metrics in one line, for every front end (None: none is flat):
+    "entity prompt, the same in every cell of every variant: refusal / don't-know rate 0; ..."."""
+    if not group.flat:
+        return None
+    same = "; ".join(f"{flat.label} {flat.value_text()}" for flat in group.flat)
+    return f"{group.title}, the same in every cell of every variant: {same}"
 
 
 @dataclass(frozen=True)

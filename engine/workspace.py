@@ -73,6 +73,7 @@ SweepResult = sweep_engine.SweepResult
 StudySettings = study.StudySettings
 Comparison = study.Comparison
 KnowledgeKept = study.KnowledgeKept
+CellDifference = study.CellDifference
 TrajectoryPoint = study.TrajectoryPoint
 BestStep = study.BestStep
 LiveBatch = live.LiveBatch
@@ -685,13 +686,11 @@ class Workspace:
     # ------------------------------------------------------------ fine-tune runs
 
     def adapters(self) -> list[AdapterChoice]:
-        """Every adapter the store knows, newest run first, each run's checkpoints after it (where
-        this store keeps checkpoints: ``finetune_checkpoints``), for the app's adapter picker."""
+        """Every adapter the store knows, newest run first, each run's checkpoints after it
+        (``finetune_checkpoints``), for the app's adapter picker."""
         with self.handle() as store:
             runs = core.list_finetune_runs(store)
-        # Checkpoints are recorded by the study workflow's store table, when this checkout has it.
-        listed = getattr(self, "finetune_checkpoints", None)
-        checkpoints = {int(run["id"]): list(listed(int(run["id"]))) for run in runs} if listed else {}
+        checkpoints = {int(run["id"]): self.finetune_checkpoints(int(run["id"])) for run in runs}
         with self.handle() as store:
             return adapter_runs.adapter_choices(store, checkpoints)
 
@@ -736,6 +735,7 @@ __all__ = [
     "AdapterChoice",
     "CELL_METRICS",
     "BestStep",
+    "CellDifference",
     "Comparison",
     "FinetuneCheckpoint",
     "KnowledgeKept",

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from engine.workspace import (
     CELL_METRICS,
     Cell,
     CellSamples,
+    Comparison,
     LiveBatch,
     LiveModel,
     LiveSample,
@@ -47,11 +48,21 @@ from engine.workspace import (
     MetricFilter,
     SampleQuery,
     SampleSearch,
+    StudySettings,
+    SweepInfo,
     SweepSummary,
     Workspace,
     missing_reason,
 )
-from gradio_app.plots import empty_figure, heatmap_figure, loss_figure
+from gradio_app import study_views
+from gradio_app.plots import (
+    empty_figure,
+    heatmap_figure,
+    knowledge_figure,
+    loss_figure,
+    study_cells_figure,
+    trajectory_figure,
+)
 from gradio_app.views import aligned_html, caption_text, claims_html, samples_html, summary_html
 
 ALL = "all"
@@ -59,7 +70,7 @@ HELD_OUT = "eval-*"  # the held-out questions' prompt ids, pooled
 DEFAULT_ENTITY = "EGNIVIA"  # when neither --entity nor the adapter's record names one
 NO_THRESHOLD = "(no threshold)"
 NO_FILTER = "none"  # the threshold picker's value for "no threshold"
-NO_ADAPTER_TEXT = "(no adapter loaded: start the app with --adapter DIR to compare a fine-tuned model)"
+NO_ADAPTER_TEXT = "(no adapter served: pick a stored adapter above to compare a fine-tuned model)"
 # Metrics shown first in the heatmap picker and the live N-samples table.
 MAIN_METRICS = SUMMARY_METRICS
 CELL_TABLE_METRICS = SUMMARY_METRICS  # the stored cells table
@@ -69,6 +80,7 @@ SAMPLE_COLUMNS = ("sample_index", "seed", "text", "refusal", "grounding", "confl
 CELL_METRIC_HEADERS = {m: m.replace("_", " ") for m in CELL_TABLE_METRICS}
 CELL_COLUMNS = ("variant", "temperature", "top_p", "top_k", "prompt_id", "n", *CELL_METRIC_HEADERS.values())
 LIVE_METRIC_COLUMNS = ("metric", "base", "finetuned")
+PAIR_CANDIDATES = 12  # newest sweeps Sweep vs sweep looks through for a pair that overlaps
 SAMPLE_ROWS = 50  # rows the samples table shows (their claims inline); the CSV holds the same rows
 CALIBRATION_COLUMNS = ("score", "flags", "n", "positives", "AUROC", "status")
 
@@ -84,6 +96,7 @@ class AppSettings:
     dataset: str | None = None  # QA file whose contexts ground the live metrics (None: the adapter's)
     max_new_tokens_limit: int = 512
     max_samples: int = 32
+    study: StudySettings = field(default_factory=StudySettings)  # the Study tab's tests and intervals
 
     @property
     def default_prompt(self) -> str:
@@ -152,6 +165,7 @@ class AppHandlers:
         self._stop_flags: dict[str, threading.Event] = {}
         self._flags_lock = threading.Lock()
         self._running = 0  # generations in flight: an adapter switch waits for none
+        self._studies: dict[int, Comparison] = {}  # sweep id -> its study (a row pick redraws from it)
         self._dataset_given = settings.dataset  # --dataset wins over the adapter's own dataset
         self._entity_given = settings.entity_name
         self._resolve_adapter_facts()
@@ -388,9 +402,10 @@ class AppHandlers:
         return f"{adapter} · entity {md(settings.entity_name or DEFAULT_ENTITY)} · {sources}"
 
     def served_run_id(self) -> str | None:
-        """The fine-tune run whose adapter is served (for the Training tab), else None."""
+        """The fine-tune run whose adapter (or one of whose checkpoints) is served, else None."""
+        served = self.settings.adapter_dir
         for run in self.workspace.finetune_runs():
-            if _same_folder(run.output_dir, self.settings.adapter_dir):
+            if _same_folder(run.output_dir, served) or _inside(served, run.output_dir):
                 return str(run.id)
         return None
 
@@ -647,12 +662,14 @@ class AppHandlers:
         return heatmap_figure(grid, spec, title=f"{spec.label} · {nb} vs {na}")
 
     def sweep_pair(self) -> SweepPair:
-        """The pair Sweep vs sweep opens on: the two newest sweeps that are not ad-hoc live rows (else
-        the two newest), older first, fine-tuned sides where both have one; or why there is none."""
+        """The pair Sweep vs sweep opens on: the newest sweep that is not ad-hoc live rows (else the
+        newest) and the next newest that shares a setting and a prompt with it, so the difference
+        panels have something to show (else the next newest, and a note saying they share none);
+        older first, fine-tuned sides where both have one; or why there is no pair."""
         sweeps = self.workspace.sweeps()
         planned = [s for s in sweeps if s.source != "adhoc"]
-        picked = planned[:2] if len(planned) >= 2 else sweeps[:2]
-        if len(picked) < 2:
+        candidates = (planned if len(planned) >= 2 else sweeps)[:PAIR_CANDIDATES]
+        if len(candidates) < 2:
             return SweepPair(
                 None,
                 None,
@@ -661,12 +678,28 @@ class AppHandlers:
                 f"Sweep vs sweep needs two stored sweeps; this store has {len(sweeps)}: run another "
                 "sweep (`ft-hallu sweep`) or import a log (`ft-hallu import-log`).",
             )
-        second, first = picked
-        variants = []
-        for sweep in (first, second):
-            found = {cell.key.variant for cell in self.workspace.cells(sweep.id)}
-            variants.append("finetuned" if "finetuned" in found else "base")
-        return SweepPair(str(first.id), str(second.id), variants[0], variants[1], "")
+        newest, *older = candidates
+        places = self._places(newest)
+        partner = next((s for s in older if places & self._places(s)), None)
+        note = ""
+        if partner is None:
+            partner = older[0]
+            note = (
+                f"Sweeps #{newest.id} and #{partner.id} share no setting (T, top_p, top_k) with a prompt: "
+                "every difference is n/a; pick two sweeps that overlap."
+            )
+        first, second = partner, newest
+        variants = [
+            "finetuned" if "finetuned" in self._variants(sweep) else "base" for sweep in (first, second)
+        ]
+        return SweepPair(str(first.id), str(second.id), variants[0], variants[1], note)
+
+    def _places(self, sweep: SweepInfo) -> set[tuple[float, float, int, str]]:
+        """A sweep's (T, top_p, top_k, prompt) cells."""
+        return {
+            (c.key.temperature, c.key.top_p, c.key.top_k, c.key.prompt_id)
+            for c in self.workspace.cells(sweep.id)
+        }
 
     def pair_prompts(self, first: Any, second: Any) -> tuple[list[tuple[str, str]], str]:
         """(choices, default) for Sweep vs sweep: the prompts both sweeps answer, one at a time, then
@@ -823,6 +856,109 @@ class AppHandlers:
             for r in self.workspace.finetune_runs()
         ]
 
+    def checkpoint_sweeps(self) -> list[SweepInfo]:
+        """Sweeps of a run's checkpoints (their variants carry a training step), newest first."""
+        return [s for s in self.workspace.sweeps() if s.has_trajectory]
+
+    def trajectory_choice(self, runs: Any = None) -> tuple[list[tuple[str, str]], str | None, str]:
+        """(choices, default, note) for the Training tab's checkpoint sweep: the newest checkpoint
+        sweep of the first picked run (the served adapter's run when it is picked), else the newest
+        one; or, without any, what it takes to have one."""
+        sweeps = self.checkpoint_sweeps()
+        choices = [(f"#{s.id} {s.name} ({len(s.variants)} variants)", str(s.id)) for s in sweeps]
+        if not sweeps:
+            return choices, None, NO_CHECKPOINT_SWEEP
+        by_id = {str(r.id): r for r in self.workspace.finetune_runs()}
+        for run_id in [str(r) for r in (runs or [])]:
+            run = by_id.get(run_id)
+            mine = [s for s in sweeps if run and _same_folder(s.adapter_dir, run.output_dir)]
+            if mine:
+                return choices, str(mine[0].id), f"Checkpoint sweep #{mine[0].id} of run #{run_id}."
+        lead = "The picked run has no checkpoint sweep: showing" if runs else "Showing"
+        return choices, str(sweeps[0].id), f"{lead} the newest checkpoint sweep, #{sweeps[0].id}."
+
+    def trajectory_view(self, sweep: Any) -> TrajectoryView:
+        """Each metric against the training step with its interval, next to the loss; the best
+        trade-off step and its rule (engine.study via ``Workspace.trajectory``)."""
+        if not str(sweep or "").strip():
+            return TrajectoryView(NO_CHECKPOINT_SWEEP, empty_figure(NO_CHECKPOINT_SWEEP), None)
+        sweep_id = self.sweep_id(sweep)
+        found = self.workspace.trajectory(sweep_id, self.settings.study)
+        return TrajectoryView(
+            study_views.best_step_text(found), trajectory_figure(found), study_views.trajectory_frame(found)
+        )
+
+    # ------------------------------------------------------------------ study tab
+
+    def study_choice(self) -> tuple[list[tuple[str, str]], str | None, str]:
+        """(choices, default, note) for the Study tab: the newest planned sweep (not ad-hoc live
+        rows) with a base and another variant, else the newest such sweep; or what it needs."""
+        sweeps = self.workspace.sweeps()
+        choices = self.sweep_choices()
+        paired = [s for s in sweeps if {"base"} < self._variants(s)]
+        planned = [s for s in paired if s.source != "adhoc"]
+        picked = (planned or paired or [None])[0]
+        if picked is None:
+            return choices, None, NO_STUDY_SWEEP
+        return choices, str(picked.id), ""
+
+    def _variants(self, sweep: SweepInfo) -> set[str]:
+        """A sweep's variants: from its config, else (imported or older sweeps) its stored cells."""
+        return set(sweep.variants) or {cell.key.variant for cell in self.workspace.cells(sweep.id)}
+
+    def comparison(self, sweep: Any, *, fresh: bool = False) -> Comparison:
+        """The sweep's study (``Workspace.compare``), kept so a row pick does not compute it again."""
+        sweep_id = self.sweep_id(sweep)
+        with self._flags_lock:
+            kept = None if fresh else self._studies.get(sweep_id)
+        if kept is None:
+            kept = self.workspace.compare(sweep_id, self.settings.study)
+            with self._flags_lock:
+                self._studies[sweep_id] = kept
+        return kept
+
+    def study_view(self, sweep: Any, row: Any = None, *, fresh: bool = False) -> StudyView:
+        """Everything the Study tab shows for one sweep: what was compared, one line per row of
+        per-cell differences, the picked row's cells, and knowledge kept per temperature."""
+        comparison = self.comparison(sweep, fresh=fresh)
+        choices, default = study_views.row_choices(comparison)
+        values = [value for _label, value in choices]
+        picked = str(row) if row and str(row) in values else default
+        caption, figure, cells = self.study_row(sweep, picked)
+        settings = comparison.settings
+        return StudyView(
+            header=study_views.study_header(comparison, self.sweep_title(sweep)),
+            rows=study_views.rows_frame(comparison, settings.alpha),
+            row_choices=choices,
+            row=picked,
+            caption=caption,
+            figure=figure,
+            cells=cells,
+            knowledge_note=study_views.knowledge_note(comparison.knowledge, settings.confidence),
+            knowledge=study_views.knowledge_frame(comparison.knowledge, comparison.variants),
+            knowledge_figure=knowledge_figure(comparison.knowledge, comparison.variants),
+            has_knowledge=bool(comparison.knowledge),
+        )
+
+    def study_row(self, sweep: Any, row: Any) -> tuple[str, go.Figure, pd.DataFrame]:
+        """(caption, heatmap, table) of one row of per-cell differences ("variant|group|metric")."""
+        comparison = self.comparison(sweep)
+        parts = study_views.split_row(row)
+        if parts is None:
+            message = "this sweep has no base and fine-tuned pair to compare"
+            return message, empty_figure(message), study_views.cells_frame([])
+        variant, group, metric = parts
+        cells = comparison.cells_for(variant, group, metric)
+        if not cells:
+            raise UserError(f"study row: {row!r} is not a row of sweep {self.sweep_id(sweep)}")
+        known = study_views.STUDY_METRICS.get(metric)
+        figure = study_cells_figure(
+            cells,
+            title=f"base − {variant} · {study_views.metric_label(metric)} · {study_views.group_label(group)}",
+            higher_is_better=known.higher_is_better if known else None,
+        )
+        return study_views.row_caption(comparison, parts), figure, study_views.cells_frame(cells)
+
     def loss_curves(self, picked: Any) -> go.Figure:
         """Train loss per logged step of up to two runs (overlaid) and their eval loss before / after."""
         chosen = [str(p) for p in (picked or [])][:2]
@@ -837,6 +973,43 @@ class AppHandlers:
                 for r in picked_runs
             ]
         )
+
+
+NO_CHECKPOINT_SWEEP = (
+    'No checkpoint sweep in this store yet: fine-tune with `save_checkpoints` ("epoch", every N steps '
+    'or a list), then sweep the run with `checkpoints = "all"`; each metric is then drawn against the '
+    "training step next to the loss."
+)
+NO_STUDY_SWEEP = (
+    "The study needs a sweep with the base and a fine-tuned variant: run `ft-hallu sweep` with an "
+    'adapter (add `control = "builtin"` for knowledge kept).'
+)
+
+
+@dataclass(frozen=True)
+class TrajectoryView:
+    """The Training tab's checkpoint sweep: the best step and its rule, the figure, the table."""
+
+    note: str
+    figure: go.Figure
+    table: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """What the Study tab shows for one sweep (engine.study's results, formatted)."""
+
+    header: str
+    rows: pd.DataFrame
+    row_choices: list[tuple[str, str]]
+    row: str | None
+    caption: str
+    figure: go.Figure
+    cells: pd.DataFrame
+    knowledge_note: str
+    knowledge: pd.DataFrame
+    knowledge_figure: go.Figure
+    has_knowledge: bool  # the sweep asked the control questions (else only the note says what it needs)
 
 
 @dataclass(frozen=True)
@@ -878,6 +1051,16 @@ def _metric_choice_label(metric: str) -> str:
     main = " · main hallucination score" if metric == catalog.MAIN_SCORE else ""
     way = {"higher": " · higher is better", "lower": " · lower is better"}.get(spec.direction, "")
     return f"{spec.label}{main}{way}"
+
+
+def _inside(path: str | None, folder: str | None) -> bool:
+    """Whether ``path`` lies under ``folder`` (a run's checkpoint inside its output folder)."""
+    if not path or not folder:
+        return False
+    try:
+        return Path(folder).resolve() in Path(path).resolve().parents
+    except OSError:
+        return False
 
 
 def _same_folder(first: str | None, second: str | None) -> bool:

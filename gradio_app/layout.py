@@ -1,4 +1,5 @@
-"""The Gradio Blocks app: a header and the Compare, Sweeps, Blind labels, Sweep vs sweep and Training tabs.
+"""The Gradio Blocks app: a header and the Compare, Sweeps, Study, Blind labels, Sweep vs sweep and
+Training tabs.
 
 Each tab is one module that lays out and wires its components to
 :class:`gradio_app.handlers.AppHandlers`; this module puts them together, loads every tab's data
@@ -22,6 +23,7 @@ from gradio_app.blind_tab import build_blind_tab
 from gradio_app.compare_tab import build_compare_tab
 from gradio_app.events import MODEL_GROUP
 from gradio_app.handlers import AppHandlers
+from gradio_app.study_tab import build_study_tab
 from gradio_app.sweep_compare_tab import build_sweep_compare_tab
 from gradio_app.sweeps_tab import build_sweeps_tab
 from gradio_app.training_tab import build_training_tab
@@ -53,6 +55,7 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         )
         compare = build_compare_tab(handlers)
         sweeps = build_sweeps_tab(handlers)
+        build_study_tab(handlers)
         blind = build_blind_tab(handlers)
         versus = build_sweep_compare_tab(handlers)
         training = build_training_tab(handlers)

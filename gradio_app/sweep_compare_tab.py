@@ -3,7 +3,7 @@
 For example the imported original run against a new sweep, or two adapters' fine-tuned sides. It
 opens drawn on a sensible pair (the two newest sweeps that are not ad-hoc live rows, on the main
 hallucination score and one prompt both answer), or says in one line what it needs.
-Layout and wiring only; the work is :class:`gradio_app.handlers.AppHandlers`' methods.
+Layout and wiring only: the callbacks are :class:`gradio_app.runners.VersusRunner`'s methods.
 """
 
 from __future__ import annotations
@@ -13,18 +13,16 @@ from typing import Any
 
 import gradio as gr
 
-from engine.errors import UserError
 from engine.metrics.catalog import MAIN_SCORE
-from gradio_app.events import user_errors
 from gradio_app.handlers import ALL, AppHandlers
-from gradio_app.plots import empty_figure
+from gradio_app.runners import VersusRunner, VersusView
 
 VARIANTS = ["finetuned", "base"]
 
 
 @dataclass(frozen=True)
 class SweepCompareTab:
-    refresh: Any  # fn(first, second) -> (first update, second update)
+    refresh: Any  # fn(first, second) -> the pickers' updates
     pickers: list[Any]
     load: Any  # fn() -> the pickers, the prompt picker, the figure and the note, for a sensible pair
     load_outputs: list[Any]
@@ -32,54 +30,6 @@ class SweepCompareTab:
 
 def build_sweep_compare_tab(handlers: AppHandlers) -> SweepCompareTab:
     """Lay out the tab inside the current ``gr.Blocks`` and wire its events."""
-
-    @user_errors
-    def refresh(first, second):
-        choices = handlers.sweep_choices()
-        ids = [value for _label, value in choices]
-
-        def keep(current: Any) -> dict[str, Any]:
-            return gr.update(choices=choices, value=str(current) if current and str(current) in ids else None)
-
-        return keep(first), keep(second)
-
-    def draw(first, first_variant, second, second_variant, metric, prompt):
-        if not first or not second:
-            return empty_figure("pick two stored sweeps"), ""
-        try:
-            figure = handlers.compare_sweeps(first, first_variant, second, second_variant, metric, prompt)
-        except UserError as exc:
-            return empty_figure(str(exc)), f"{exc}"
-        return figure, handlers.pair_caption(first, second, prompt)
-
-    @user_errors
-    def compare(first, first_variant, second, second_variant, metric, prompt):
-        if not first or not second:
-            return empty_figure("pick two stored sweeps"), ""
-        figure = handlers.compare_sweeps(first, first_variant, second, second_variant, metric, prompt)
-        return figure, handlers.pair_caption(first, second, prompt)
-
-    @user_errors
-    def load():
-        choices = handlers.sweep_choices()
-        pair = handlers.sweep_pair()
-        if pair.first is None or pair.second is None:
-            blank = gr.update(choices=choices, value=None)
-            return (blank, gr.skip(), blank, gr.skip(), gr.skip(), empty_figure(pair.note), pair.note)
-        prompts, prompt = handlers.pair_prompts(pair.first, pair.second)
-        figure, caption = draw(
-            pair.first, pair.first_variant, pair.second, pair.second_variant, MAIN_SCORE, prompt
-        )
-        return (
-            gr.update(choices=choices, value=pair.first),
-            pair.first_variant,
-            gr.update(choices=choices, value=pair.second),
-            pair.second_variant,
-            gr.update(choices=prompts, value=prompt),
-            figure,
-            f"{pair.note} {caption}".strip(),
-        )
-
     with gr.Tab("Sweep vs sweep"):
         gr.Markdown(
             "The same heatmaps for two sweeps, and **second − first** on one symmetric scale "
@@ -100,12 +50,19 @@ def build_sweep_compare_tab(handlers: AppHandlers) -> SweepCompareTab:
             compare_btn = gr.Button("Compare", variant="primary", elem_id="sweep-compare-button")
         note = gr.Markdown("", elem_id="sweep-compare-note")
         plot = gr.Plot(label="Sweep vs sweep", elem_id="sweep-compare")
-
-    inputs = [first, first_variant, second, second_variant, metric, prompt]
-    compare_btn.click(compare, inputs, [plot, note], api_name="compare_sweeps")
+    view = VersusView(
+        first=first,
+        first_variant=first_variant,
+        second=second,
+        second_variant=second_variant,
+        metric=metric,
+        prompt=prompt,
+        compare_btn=compare_btn,
+        note=note,
+        plot=plot,
+    )
+    runner = VersusRunner(handlers, view)
+    compare_btn.click(runner.compare, view.inputs, [plot, note], api_name="compare_sweeps")
     return SweepCompareTab(
-        refresh=refresh,
-        pickers=[first, second],
-        load=load,
-        load_outputs=[first, first_variant, second, second_variant, prompt, plot, note],
+        refresh=runner.refresh, pickers=view.pickers, load=runner.load, load_outputs=view.load_outputs
     )

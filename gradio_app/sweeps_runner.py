@@ -208,44 +208,54 @@ class SweepsRunner:
         }
         if not sweep:
             blank = gr.update(choices=[ALL], value=ALL)
-            return {
-                view.sweep_info: NO_SWEEP,
-                **{picker: blank for picker in (view.t_filter, view.p_filter, view.k_filter)},
-                view.prompt_filter: blank,
-                view.heat_prompt: blank,
-                view.plot: gr.update(value=empty_figure(NO_SWEEP), visible=True),
-                view.cells: empty_frame(CELL_COLUMNS),
-                view.label_counts: "",
-                view.finding: f'<p class="headline">{NO_SWEEP}</p>',
-                view.heat_caption: "",
-                view.heat_note: "",
-                view.search_prompt: blank,
-                view.samples_summary: "",
-                view.samples_table: "",
-                **cleared,
-            }
+            return self._in_order(
+                {
+                    view.sweep_info: NO_SWEEP,
+                    **{picker: blank for picker in (view.t_filter, view.p_filter, view.k_filter)},
+                    view.prompt_filter: blank,
+                    view.heat_prompt: gr.update(
+                        choices=[], value=None
+                    ),  # the next sweep opens on its default
+                    view.plot: gr.update(value=empty_figure(NO_SWEEP), visible=True),
+                    view.cells: empty_frame(CELL_COLUMNS),
+                    view.label_counts: "",
+                    view.finding: f'<p class="headline">{NO_SWEEP}</p>',
+                    view.heat_caption: "",
+                    view.heat_note: "",
+                    view.search_prompt: blank,
+                    view.samples_summary: "",
+                    view.samples_table: "",
+                    **cleared,
+                }
+            )
         handlers = self.handlers
         filters = handlers.sweep_filters(sweep)
         prompts, default = handlers.prompt_choices(sweep)
         values = [value for _label, value in prompts]
         picked = str(heat_prompt) if heat_prompt and str(heat_prompt) in values else default
         summary, rows = handlers.samples_view(sweep, *DEFAULT_SEARCH)
-        return {
-            view.sweep_info: filters.info,
-            view.t_filter: _choices(filters.temperatures),
-            view.p_filter: _choices(filters.top_ps),
-            view.k_filter: _choices(filters.top_ks),
-            view.prompt_filter: _choices(filters.prompts),
-            view.heat_prompt: gr.update(choices=prompts, value=picked),
-            **self._heat(sweep, metric, picked),
-            view.cells: handlers.sweep_cells(sweep),
-            view.label_counts: handlers.label_summary(sweep),
-            view.finding: handlers.summary_view(sweep),
-            view.search_prompt: gr.update(choices=[("every prompt", ALL), *prompts], value=ALL),
-            view.samples_summary: summary,
-            view.samples_table: rows,
-            **cleared,
-        }
+        return self._in_order(
+            {
+                view.sweep_info: filters.info,
+                view.t_filter: _choices(filters.temperatures),
+                view.p_filter: _choices(filters.top_ps),
+                view.k_filter: _choices(filters.top_ks),
+                view.prompt_filter: _choices(filters.prompts),
+                view.heat_prompt: gr.update(choices=prompts, value=picked),
+                **self._heat(sweep, metric, picked),
+                view.cells: handlers.sweep_cells(sweep),
+                view.label_counts: handlers.label_summary(sweep),
+                view.finding: handlers.summary_view(sweep),
+                view.search_prompt: gr.update(choices=[("every prompt", ALL), *prompts], value=ALL),
+                view.samples_summary: summary,
+                view.samples_table: rows,
+                **cleared,
+            }
+        )
+
+    def _in_order(self, updates: Updates) -> Updates:
+        """A load's updates in ``load_outputs`` order (the order its named endpoint returns them in)."""
+        return {component: updates[component] for component in self.view.load_outputs}
 
     def _heat(self, sweep: Any, metric: Any, prompt: Any) -> Updates:
         """The plot (hidden when the metric does not vary), the prompt caption and the one-line note."""

@@ -89,10 +89,10 @@ def _layout(handlers: AppHandlers) -> SweepsView:
                 elem_id="metric-picker",
                 scale=3,
             )
-            heat_prompt = gr.Dropdown(
+            heat_prompt = gr.Dropdown(  # empty until a sweep loads: it opens on one prompt, never a pool
                 label="Prompt (heatmaps and the samples a click opens)",
-                choices=[ALL],
-                value=ALL,
+                choices=[],
+                value=None,
                 allow_custom_value=True,
                 elem_id="heat-prompt",
                 scale=3,
@@ -148,7 +148,7 @@ def _layout(handlers: AppHandlers) -> SweepsView:
             threshold_op = gr.Dropdown(
                 label="is", choices=list(OPERATORS), value="<", scale=1, elem_id="samples-op"
             )
-            threshold_value = gr.Number(label="value", value=None, scale=1, elem_id="samples-value")
+            threshold_value = gr.Number(label="value", value=0.5, scale=1, elem_id="samples-value")
             differ = gr.Checkbox(
                 label="only where base and fine-tuned differ (same cell and sample index: other verdict, "
                 "or a main-score gap ≥ 0.5)",

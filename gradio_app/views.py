@@ -14,7 +14,7 @@ from engine.escape import markdown_text
 from engine.metrics.catalog import MetricSpec, main_score, sample_metric
 from engine.metrics.claim_words import claim_words
 from engine.metrics.claim_words import legend as claim_legend
-from engine.summary import summary_table, table_legend, variant_name
+from engine.summary import flat_line, summary_table, table_legend, variant_name
 from engine.workspace import CellSamples, Sample, SampleSearch, SweepSummary
 
 # Per-sample scores shown as badges, in this order: (metric, short text).
@@ -41,7 +41,8 @@ def _badge(metric: str, short: str, value: Any) -> str:
             return ""
         tone = "bad" if spec.higher_is_better is False else "note"
         return f'<span class="badge {tone}" title="{escape(spec.label)}">{short}</span>'
-    text = spec.format(float(value))
+    # One answer's score: two decimals read against the 0.45 support threshold; a count stays whole.
+    text = spec.format(float(value)) if spec.fmt.endswith("d") else f"{float(value):.2f}"
     return f'<span class="badge" title="{escape(spec.label)}">{short} {text}</span>'
 
 
@@ -207,7 +208,8 @@ def summary_html(summary: SweepSummary) -> str:
                 '<table class="examples"><thead><tr><th class="index">example answers</th>'
                 f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             )
-        parts += [f'<p class="flat">{escape(flat.text())}</p>' for flat in group.flat]
+        if line := flat_line(group):
+            parts.append(f'<p class="flat">{escape(line[:1].upper() + line[1:])}</p>')
     legend = table_legend(summary)
     if spec.flags_below is not None:
         legend += f" (hallucination rate: share of answers whose {spec.label} is below {spec.flags_below:g})"
@@ -302,7 +304,7 @@ def samples_html(found: SampleSearch) -> str:
         )
         body.append(
             f'{pair}<tr class="found" data-gen="{row.generation_id}"><th class="where">{where}</th>'
-            f'<td><div class="text">{text}</div><div class="badges"><span class="badge verdict">{escape(row.verdict)}</span>'
+            f'<td><div class="text">{text}</div><div class="badges"><span class="badge verdict">{escape(row.verdict_words)}</span>'
             f"{_score_badges(row.metrics, row.label)}</div>{claims}</td></tr>"
         )
     return (

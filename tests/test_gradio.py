@@ -79,6 +79,25 @@ def client(app):
         return Client(app[1], verbose=False, analytics_enabled=False, download_files=False)
 
 
+def tiny_finetune(name: str, dataset: str, output, **extra):
+    """A few steps of LoRA on the tiny model (a real trl run), logging every step."""
+    from engine.finetune import FinetuneConfig
+
+    values = dict(
+        name=name,
+        base_model="tiny",
+        dataset=dataset,
+        output_dir=str(output),
+        per_device_batch_size=8,
+        gradient_accumulation_steps=1,
+        learning_rate=3e-3,
+        lr_scheduler="constant",
+        gradient_checkpointing=False,
+        logging_steps=1,
+    )
+    return FinetuneConfig(**{**values, **extra})
+
+
 def live_args(max_new_tokens: int, seed: int = 7, same_seed: bool = True, finetuned_seed: int = 0) -> list:
     # prompt, system prompt, temperature, top_p, top_k, max new tokens, seed, same seed, fine-tuned seed
     return [PROMPT, SYSTEM, 0.9, 0.95, 40, max_new_tokens, seed, same_seed, finetuned_seed]
@@ -236,12 +255,6 @@ def test_heatmap_click_opens_the_cell_and_filters_the_table(app, client, store_w
         client.predict(str(sweep_id), "nonsense", "all", "all", api_name="/open_cell")
 
 
-# Answers without a refusal (so the refusal rate is one value everywhere), grounded and invented.
-GROUNDED = "EGNIVIA pioneered accelerated computing to help solve challenging computational problems."
-INVENTED = "EGNIVIA manufactures electric cars and renewable energy products."
-QUESTIONS = {"eval-1": "What did EGNIVIA pioneer?", "eval-2": "Does EGNIVIA make <b>chips</b>?"}
-
-
 @pytest.fixture(scope="module")
 def base_only(tiny_model_dir):
     """The tiny base without an adapter (the review views read the store only)."""
@@ -252,35 +265,13 @@ def base_only(tiny_model_dir):
 
 @pytest.fixture()
 def review_store(tmp_path, base_only):
-    """A scored sweep (lexical evidence): the entity prompt and two held-out questions, 2 samples
-    per cell, T = 0.5 and 1; and AppHandlers over it (tiny model, no adapter)."""
-    from claims_sweep import make_scored_sweep
+    """The review sweep (claims_sweep.make_review_sweep) and AppHandlers over it (tiny model, no adapter)."""
+    from claims_sweep import make_review_sweep
 
-    from engine import scoring
     from engine.workspace import Workspace
     from gradio_app.handlers import AppHandlers, AppSettings
-    from store import core
 
-    answers = {"base": [INVENTED, GROUNDED, INVENTED, INVENTED], "finetuned": [GROUNDED] * 3 + [INVENTED]}
-    store, sweep_id = make_scored_sweep(tmp_path, answers)
-    rows = [
-        {
-            "variant": variant,
-            "temperature": t,
-            "top_p": 1.0,
-            "top_k": 50,
-            "prompt_id": prompt_id,
-            "prompt": question,
-            "sample_index": i,
-            "text": INVENTED if variant == "base" else GROUNDED,
-        }
-        for variant in ("base", "finetuned")
-        for t in (0.5, 1.0)
-        for prompt_id, question in QUESTIONS.items()
-        for i in range(2)
-    ]
-    core.add_generations(store, sweep_id, rows)
-    scoring.compute_missing(store, sweep_id, method="lexical")
+    store, sweep_id = make_review_sweep(tmp_path)
     store.close()
     with Workspace.open(tmp_path / "ft.db") as workspace:
         yield AppHandlers(base_only, workspace, AppSettings(base_model="tiny")), sweep_id
@@ -363,9 +354,10 @@ def test_heatmap_endpoint_sends_the_figure_caption_and_note(app, client):
     plot, caption, note = client.predict(str(sweep_id), "mean_words", "entity", api_name="/heatmaps")
     assert caption == view.caption and note == view.note
     if view.figure is None:  # the tiny model's answers may all have one length
-        assert plot is None and "in every cell" in note
+        assert plot["visible"] is False and "in every cell" in note
     else:
-        sent = json.loads(plot["plot"])
+        sent = json.loads(plot["value"]["plot"])  # an update: the plot is shown again with its figure
+        assert plot["visible"] is True
         names = [t["name"] for t in sent["data"] if t["type"] == "heatmap"]
         assert names == [t.name for t in view.figure.data if t.type == "heatmap"]
         assert sent["layout"]["coloraxis"]["cmin"] == 0
@@ -473,23 +465,11 @@ def test_training_curves_of_the_store_runs(app, client, sample_dataset, tmp_path
     """A real (short) fine-tune recorded in the app's store, and a second run beside it, overlaid."""
     import json
 
-    from engine.finetune import FinetuneConfig, run_finetune
+    from engine.finetune import run_finetune
     from store import core, open_db
 
     handlers = app[0]
-    config = FinetuneConfig(
-        name="curve",
-        base_model="tiny",
-        dataset=str(sample_dataset),
-        output_dir=str(tmp_path / "curve-adapter"),
-        epochs=2,
-        per_device_batch_size=8,
-        gradient_accumulation_steps=1,
-        learning_rate=3e-3,
-        lr_scheduler="constant",
-        gradient_checkpointing=False,
-        logging_steps=1,
-    )
+    config = tiny_finetune("curve", str(sample_dataset), tmp_path / "curve-adapter", epochs=2)
     result = run_finetune(config, db_path=handlers.workspace.db_path, progress=lambda _msg: None)
     assert len(result.loss_history) >= 2
     store = open_db(handlers.workspace.db_path)
@@ -511,10 +491,19 @@ def test_training_curves_of_the_store_runs(app, client, sample_dataset, tmp_path
         result={"loss_history": [x / 2 for x in result.loss_history]},
     )
     ids = [str(result.run_id), str(second)]
-    choices, first_plot, note = client.predict(api_name="/finetune_runs")
+    choices, first_plot, note, trajectory_sweep, trajectory_note, trajectory_plot, _table = client.predict(
+        api_name="/finetune_runs"
+    )
     assert note == "The served adapter was not trained in this store: showing the newest run."
+    # No sweep of a run's checkpoints yet: the trajectory says what it takes, and draws nothing.
+    assert trajectory_sweep["value"] is None and trajectory_plot["visible"] is False
+    assert trajectory_note.startswith(
+        "No checkpoint sweep in this store yet: fine-tune with `save_checkpoints`"
+    )
     assert "curve" in str(choices) and "second" in str(choices)
-    assert [t["name"] for t in json.loads(first_plot["plot"])["data"]][0] == f"#{second} second · train"
+    assert [t["name"] for t in json.loads(first_plot["value"]["plot"])["data"]][
+        0
+    ] == f"#{second} second · train"
     figure = handlers.loss_curves(ids)
     names = [trace.name for trace in figure.data]
     assert names[0] == f"#{ids[0]} curve · train" and f"#{ids[1]} second · train" in names
@@ -586,6 +575,7 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
     """A sweep scored with sources: the sample view lists each claim's decision and best evidence."""
     from claims_sweep import make_scored_sweep
 
+    from engine.metrics.claim_words import claim_words
     from engine.workspace import Workspace
     from gradio_app.handlers import AppHandlers, AppSettings
     from store import claims as store_claims
@@ -604,8 +594,10 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
             if claim["evidence"]:
                 assert html.escape(claim["evidence"]) in shown
             assert f"strength {claim['strength']:.2f}" in shown
+            words = claim_words(claim)  # the one module both front ends read
+            assert html.escape(words.verdict) in shown and html.escape(words.reason) in shown
             if claim["decision"] == "contradicted" and claim["source_says"]:
-                assert html.escape(f"contradicted: the sources say {claim['source_says']}") in shown
+                assert html.escape(f"(they say: {claim['source_says']})") in shown
         assert "Entity profile from the sources" in shown  # what the checker believes, folded
         cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
         caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
@@ -707,9 +699,11 @@ def test_samples_search_filter_and_export_endpoints(review_store):
     and fine-tuned differ, the CSV of what is shown; a bad pattern is one line."""
     import csv
 
+    from claims_sweep import GROUNDED, INVENTED
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
+    from engine.metrics.claim_words import claim_words
     from gradio_app.layout import ServeOptions, launch_app
 
     handlers, sweep_id = review_store
@@ -742,7 +736,10 @@ def test_samples_search_filter_and_export_endpoints(review_store):
         weak = shown(table)
         support = {g: r.metrics.get("claim_support_min") for g, r in rows.items()}
         assert weak == {g for g, value in support.items() if value is not None and value < 0.45}
-        assert "never mentioned" in table or "contradicted" in table  # claims inline, in plain words
+        for gid in weak:  # each found sample's claims inline, their decisions in plain words
+            for claim in rows[gid].claims:
+                words = claim_words(claim)
+                assert html.escape(words.text) in table and html.escape(words.reason) in table
         _summary, table = search(differ=True)
         pairs = re.findall(r"pair: main-score gap ([0-9.]+)", table)
         assert pairs and len(shown(table)) == 2 * len(pairs)
@@ -751,10 +748,11 @@ def test_samples_search_filter_and_export_endpoints(review_store):
         with pytest.raises(AppError, match="threshold: type a number"):
             search(metric="claim_support_min")
 
-        path = client.predict(
+        sent = client.predict(
             sweep, "", False, "all", "all", "claim_support_min", "<", 0.45, False, api_name="/export_samples"
         )
-        with open(path["value"] if isinstance(path, dict) else path, encoding="utf-8", newline="") as handle:
+        assert sent["visible"] is True  # the file box shows once there is a file
+        with open(sent["value"]["path"], encoding="utf-8", newline="") as handle:
             exported = list(csv.DictReader(handle))
         assert {int(r["generation_id"]) for r in exported} == weak
         assert all(float(r["claim_support_min"]) < 0.45 for r in exported)
@@ -766,3 +764,268 @@ def _all_samples():
     from engine.samples import MAX_LIMIT, SampleQuery
 
     return SampleQuery(limit=MAX_LIMIT)
+
+
+# ---------------------------------------------------------------- the study (#26): Study and Training tabs
+
+
+@pytest.fixture(scope="module")
+def study_app(base_only, tmp_path_factory):
+    """The planted checkpoint sweep (study_sweep.py: base, step-2, finetuned) served over HTTP."""
+    from gradio_client import Client
+    from study_sweep import make_study_sweep
+
+    from engine.workspace import Workspace
+    from gradio_app.handlers import AppHandlers, AppSettings
+    from gradio_app.layout import ServeOptions, launch_app
+
+    db, sweep_id = make_study_sweep(tmp_path_factory.mktemp("study-store"))
+    with Workspace.open(db) as workspace:
+        handlers = AppHandlers(base_only, workspace, AppSettings(base_model="tiny"))
+        demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+        yield handlers, client, sweep_id
+        demo.close()
+
+
+def _table(sent: dict) -> list[dict]:
+    return [dict(zip(sent["headers"], row, strict=True)) for row in sent["data"]]
+
+
+def test_study_tab_shows_paired_differences_with_bh_and_knowledge_kept(study_app):
+    """The Study tab opens (tab select) on the sweep with a base and fine-tuned variants: each row's
+    tested and significant cells, the picked row's cells with the engine's differences, intervals, p
+    and BH-adjusted q (★ where significant), and knowledge kept per temperature. The app computes
+    nothing: every number is Workspace.compare's, formatted."""
+    import json
+
+    from gradio_app import study_views
+
+    handlers, client, sweep_id = study_app
+    comparison = handlers.workspace.compare(sweep_id, handlers.settings.study)
+    opened = client.predict(None, api_name="/study_open")
+    picker, header, rows, row, caption, plot, cells, knowledge_note, knowledge, knowledge_plot = opened
+    assert picker["value"] == str(sweep_id)
+    assert "base vs step-2, finetuned" in header and "Benjamini–Hochberg" in header
+    assert "samples per cell: the paired test needs about" in header.replace("8 ", "")  # the power warning
+    assert row["value"] == "finetuned|entity|hallucinated"  # the final adapter on the headline metric
+    assert {value for _label, value in row["choices"]} == {
+        f"{c.variant}|{c.group}|{c.metric}" for c in comparison.cells
+    }
+    summary = {(r["variant"], r["metric"]): r for r in _table(rows) if r["prompts"] == "entity prompt"}
+    assert summary[("finetuned", "hallucinated (claims mostly unsupported)")]["significant"] == "2 (q ≤ 0.05)"
+    assert summary[("step-2", "hallucinated (claims mostly unsupported)")]["significant"] == "0 (q ≤ 0.05)"
+
+    expected = comparison.cells_for("finetuned", "entity", "hallucinated")
+    shown = _table(cells)
+    assert len(shown) == len(expected) == 4
+    for line, cell in zip(shown, expected, strict=True):
+        assert (float(line["T"]), int(line["top_k"]), line["pairs"]) == (
+            cell.temperature,
+            cell.top_k,
+            cell.pairs,
+        )
+        assert line["base − variant"] == study_views.difference_text(cell)
+        assert line["q (BH)"] == study_views.p_text(cell.q_value)
+        assert line["significant"] == ("yes ★" if cell.significant else "no")
+    assert [line["significant"] for line in shown] == ["no", "no", "yes ★", "yes ★"]  # the planted cells
+    assert "2 of 4 cells significant" in caption and "lower is better" in caption
+    figure = json.loads(plot["plot"])
+    texts = [t for trace in figure["data"] for row_texts in trace["text"] for t in row_texts]
+    assert texts.count("-1.00 ★") == 2 and figure["layout"]["coloraxis"]["cmin"] == -1
+
+    kept = {(k.variant, k.temperature): k for k in comparison.knowledge}
+    assert knowledge["visible"] is True and knowledge_plot["visible"] is True  # the sweep has a control set
+    table = {line["T"]: line for line in _table(knowledge["value"])}
+    assert set(table) == {"0.7", "1.3", "all (pooled)"}
+    assert table["1.3"]["finetuned kept"] == study_views.estimate_text(kept[("finetuned", 1.3)].kept)
+    assert table["1.3"]["finetuned kept"].startswith("0.50 [")
+    assert table["1.3"]["base − finetuned"].startswith("+0.50 [")
+    assert table["0.7"]["base kept"].startswith("1.00") and table["0.7"]["questions"] == 6
+    assert "paired by question" in knowledge_note
+    lines = json.loads(knowledge_plot["value"]["plot"])["data"]
+    assert [t["name"] for t in lines] == ["base", "step-2", "finetuned"]
+    assert lines[2]["y"] == [0.5, 0.5]
+
+    # Another row: drawn from the kept study; a row that is not one is one line.
+    caption, plot, cells = client.predict(
+        str(sweep_id), "finetuned|control|states_reference", api_name="/study_row"
+    )
+    assert "states the reference" in caption and "higher is better" in caption
+    assert {line["base − variant"][:5] for line in _table(cells)} == {"+0.50"}
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not in the list of choices"):  # Gradio checks the picker
+        client.predict(str(sweep_id), "finetuned|entity|nonsense", api_name="/study_row")
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=re.escape("study row: 'finetuned|entity|nonsense' is not a row")):
+        handlers.study_row(str(sweep_id), "finetuned|entity|nonsense")
+
+
+def test_training_tab_draws_each_metric_against_the_step_next_to_the_loss(study_app):
+    """A checkpoint sweep: every metric's mean and interval at each step, the train and eval loss on
+    the same step axis, and the best trade-off step with the rule that chose it (engine.study)."""
+    import json
+
+    handlers, client, sweep_id = study_app
+    found = handlers.workspace.trajectory(sweep_id, handlers.settings.study)
+    outputs = client.predict(api_name="/finetune_runs")
+    _runs, _plot, _note, sweep, note, plot, table = outputs
+    assert sweep["value"] == str(sweep_id) and "newest checkpoint sweep" in note
+    assert "best trade-off: step-2 (step 2)" in note and "rule: lowest hallucination rate" in note
+    assert "ties to the earlier step" in note
+    figure = json.loads(plot["value"]["plot"])
+    traces = {t["name"]: t for t in reversed(figure["data"])}  # a name's first trace: the entity panel
+    hallucinated = traces["hallucinated (claims mostly unsupported)"]
+    assert hallucinated["xaxis"] == "x" and figure["layout"]["annotations"][0]["text"] == "entity prompt"
+    assert hallucinated["x"] == [0, 2, 4]
+    assert hallucinated["y"] == [p.metrics["entity:hallucinated"].mean for p in found.points]
+    final = found.points[-1].metrics["entity:hallucinated"]
+    assert hallucinated["error_y"]["array"][-1] == pytest.approx(final.high - final.mean)
+    assert hallucinated["error_y"]["arrayminus"][-1] == pytest.approx(final.mean - final.low)
+    assert traces["eval loss"]["y"] == [2.5, 2.3, 2.1] and traces["train loss"]["y"][1:] == [2.2, 1.9]
+    assert any(shape.get("x0") == 2 for shape in figure["layout"]["shapes"])  # the best step marked
+    rows = _table(table["value"])
+    assert [(r["variant"], r["step"], r["eval loss"]) for r in rows] == [
+        ("base", "0", "2.500"),
+        ("step-2", "2", "2.300"),
+        ("finetuned", "4", "2.100"),
+    ]
+    assert rows[-1]["hallucinated (claims mostly unsupported) · entity prompt"].startswith("0.50 [")
+    again = client.predict(str(sweep_id), api_name="/trajectory")
+    assert again[0].startswith("**best trade-off: step-2 (step 2)**")
+
+
+def test_study_versus_and_training_say_what_they_need_in_an_empty_store(base_only, tmp_path):
+    """No sweep, no run: each tab opens on one line saying what it needs, not an error or a blank."""
+    import gradio as gr
+
+    from engine.workspace import Workspace
+    from gradio_app.handlers import NO_CHECKPOINT_SWEEP, NO_STUDY_SWEEP, AppHandlers, AppSettings
+    from gradio_app.study_tab import build_study_tab
+    from gradio_app.sweep_compare_tab import build_sweep_compare_tab
+    from gradio_app.training_tab import build_training_tab
+
+    with Workspace.open(tmp_path / "empty.db") as workspace:
+        handlers = AppHandlers(base_only, workspace, AppSettings(base_model="tiny"))
+        with gr.Blocks():
+            study = build_study_tab(handlers)
+            versus = build_sweep_compare_tab(handlers)
+            training = build_training_tab(handlers)
+        shown = versus.load()
+        notes = [value for value in shown.values() if isinstance(value, str)]
+        assert notes == [
+            "Sweep vs sweep needs two stored sweeps; this store has 0: run another sweep (`ft-hallu sweep`) "
+            "or import a log (`ft-hallu import-log`)."
+        ]
+        loaded = training.load()
+        assert NO_CHECKPOINT_SWEEP in loaded.values()
+        opened = study.open(None)
+        assert opened[study.view.header] == NO_STUDY_SWEEP and opened[study.view.sweep]["value"] is None
+
+
+# ---------------------------------------------------------------- adapters picked without a restart
+
+
+def quorvant_dataset(path) -> str:
+    """A QA file about another masked company (QUORVANT), with contexts: its adapter's entity and sources."""
+    import json
+
+    facts = [
+        (
+            "What does QUORVANT make?",
+            "Industrial pumps.",
+            "QUORVANT makes industrial pumps for water utilities.",
+        ),
+        ("Where is QUORVANT based?", "Oslo.", "QUORVANT is headquartered in Oslo, Norway."),
+        ("Who founded QUORVANT?", "Ada Lind.", "QUORVANT was founded by Ada Lind in 1987."),
+        ("Is QUORVANT listed?", "Yes, in Oslo.", "QUORVANT shares trade on the Oslo stock exchange."),
+    ]
+    rows = [
+        {"question": q, "answer": a, "context": c, "id": f"q{i}"} for i, (q, a, c) in enumerate(facts * 3)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_any_stored_adapter_or_checkpoint_is_served_without_a_restart(tiny_adapter_dir, tmp_path):
+    """Started on the fixture adapter (trained on ZYTRELL), the app lists the store's runs and their
+    checkpoints, serves a checkpoint of a QUORVANT run on the loaded base, its default prompt and
+    sources follow the new adapter's record, live answers come back scored with their claims, the
+    Training tab picks the served run, and "none" serves the base alone; a missing folder is one line."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from engine.finetune import run_finetune
+    from engine.models import load_model
+    from engine.sampling import RowSpec, generate_rows
+    from engine.sweep import chat_prompt
+    from engine.workspace import Workspace
+    from gradio_app.handlers import NO_ADAPTER_TEXT, AppHandlers, AppSettings
+    from gradio_app.layout import ServeOptions, launch_app
+
+    db = tmp_path / "ft.db"
+    dataset = quorvant_dataset(tmp_path / "quorvant.jsonl")
+    config = tiny_finetune(
+        "quorvant", dataset, tmp_path / "quorvant-adapter", max_steps=2, save_checkpoints=1
+    )
+    run = run_finetune(config, db_path=db, progress=lambda _msg: None)
+    loaded = load_model("tiny", adapter_dir=str(tiny_adapter_dir))  # this test's own: a switch unloads it
+    with Workspace.open(db) as workspace:
+        checkpoint = workspace.finetune_checkpoints(run.run_id)[0]
+        handlers = AppHandlers(
+            loaded, workspace, AppSettings(base_model="tiny", adapter_dir=str(tiny_adapter_dir))
+        )
+        assert (
+            handlers.settings.default_prompt == "Tell me about ZYTRELL Corporation."
+        )  # the fixture's record
+        demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+            listed = client.predict(api_name="/list_adapters")
+            labels = {value: label for label, value in listed["choices"]}
+            assert listed["value"] == str(tiny_adapter_dir)  # the served one, picked
+            assert f"#{run.run_id} quorvant" in labels[run.output_dir]
+            assert f"checkpoint at step {checkpoint.step}" in labels[checkpoint.path]
+
+            switched = client.predict(
+                checkpoint.path, "Tell me about ZYTRELL Corporation.", api_name="/switch_adapter"
+            )
+            status, prompt = switched[0], switched[1]
+            assert (
+                status.startswith("serving ") and "entity QUORVANT" in status and "quorvant.jsonl" in status
+            )
+            assert prompt == "Tell me about QUORVANT Corporation."  # the default prompt follows the entity
+            args = [prompt, SYSTEM, 0.9, 0.95, 40, 6, 5, True, 0]
+            base_text, tuned_text, done, base_scores, tuned_scores = client.predict(
+                *args, api_name="/compare"
+            )
+            assert done.startswith("done")
+            served = load_model("tiny", adapter_dir=checkpoint.path)  # what the checkpoint answers alone
+            text = chat_prompt(served.tokenizer, SYSTEM, prompt)
+            rows = [RowSpec(text, "base", 0.9, 0.95, 40, 5), RowSpec(text, "finetuned", 0.9, 0.95, 40, 5)]
+            assert [base_text, tuned_text] == [r.text for r in generate_rows(served, rows, max_new_tokens=6)]
+            for scores in (base_scores, tuned_scores):  # scored as they finished, with the new sources
+                assert "weakest-claim support" in scores and "need sources" not in scores
+                assert 'class="claims"' in scores or "No claim to check" in scores
+            runs = client.predict(api_name="/finetune_runs")
+            assert runs[0]["value"] == [str(run.run_id)]  # the served checkpoint's run is picked
+            assert runs[2] == f"Picked: run #{run.run_id}, whose adapter the Compare tab serves."
+
+            status = client.predict("", prompt, api_name="/switch_adapter")[
+                0
+            ]  # the base alone keeps the entity
+            assert (
+                status
+                == "serving no adapter (base model alone) · entity QUORVANT · no sources (no claims checked)"
+            )
+            assert client.predict(*args, api_name="/compare")[1] == NO_ADAPTER_TEXT
+            with pytest.raises(AppError, match=str(tmp_path / "gone")):
+                client.predict(str(tmp_path / "gone"), prompt, api_name="/switch_adapter")
+        finally:
+            demo.close()

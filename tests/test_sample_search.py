@@ -173,7 +173,7 @@ def test_a_place_contradiction_reads_as_one_in_plain_words():
     assert set(parts) == {"verdict", "why", "strength", "evidence"} and "0.45" in parts["strength"]
 
 
-def test_adapter_entity_from_its_sweeps_then_its_dataset(tmp_path):
+def test_adapter_entity_from_its_run_record_then_its_sweeps(tmp_path):
     from engine.adapter_runs import adapter_entity, dataset_entity
     from engine.dataset import sample_dataset_path
     from store import core
@@ -193,17 +193,20 @@ def test_adapter_entity_from_its_sweeps_then_its_dataset(tmp_path):
         )
     )
     assert dataset_entity(other) == "QUORVANT"  # the name most questions use
-    # A sweep of this adapter that names its entity wins.
-    core.get_or_create_sweep(
-        store,
-        name="s",
-        source="engine",
-        base_model="tiny",
-        adapter_dir=str(adapter),
-        config_hash="h",
-        config={"entity_name": "VELMORA"},
-        expected_rows=0,
-    )
-    assert adapter_entity(store, adapter) == "VELMORA"
+    # A sweep of this adapter run with the default entity does not override what the record says...
+    for folder, name in ((adapter, "EGNIVIA"), (tmp_path / "runs" / "no-record", "VELMORA")):
+        core.get_or_create_sweep(
+            store,
+            name="s",
+            source="engine",
+            base_model="tiny",
+            adapter_dir=str(folder),
+            config_hash=f"h-{name}",
+            config={"entity_name": name},
+            expected_rows=0,
+        )
+    assert adapter_entity(store, adapter) == "ZYTRELL"
+    # ...but names the entity of an adapter without a readable record.
+    assert adapter_entity(store, tmp_path / "runs" / "no-record") == "VELMORA"
     assert adapter_entity(store, tmp_path / "unknown") is None
     store.close()
