@@ -550,6 +550,21 @@ class AppHandlers:
                 notes.append(note)
         if n is not None:
             notes.append(f"{n} samples per cell: cell values show {spec.decimals(n)} decimal(s)")
+        if not grid.empty and grid.finite_values().size == 0:  # every cell n/a: say why, draw nothing grey
+            why = sorted(
+                {
+                    info.note
+                    for per_k in grid.info.values()
+                    for rows in per_k.values()
+                    for row in rows
+                    for info in row
+                    if info is not None and info.note
+                }
+            )
+            line = f"{spec.label}: no value in any cell for this prompt" + (
+                f" ({'; '.join(why)})" if why else ""
+            )
+            return HeatView(None, caption, line)
         value = grid.constant()
         if value is not None:
             line = (

@@ -402,7 +402,11 @@ def knowledge_figure(rows: Sequence[KnowledgeKept], variants: Sequence[str]) -> 
                 error_y=_error_bars([r.kept for r in mine]),
                 mode="lines+markers",
                 name=variant,
-                line={"color": VARIANT_COLOURS[index % len(VARIANT_COLOURS)]},
+                # base wide and dashed: a variant that keeps all it knew draws over it, both still seen
+                line={
+                    "color": VARIANT_COLOURS[index % len(VARIANT_COLOURS)],
+                    **({"width": 5, "dash": "dash"} if variant == "base" else {}),
+                },
                 hovertext=[
                     f"{variant} · T={r.temperature:g}: {study_views.estimate_text(r.kept)}" for r in mine
                 ],
@@ -411,11 +415,10 @@ def knowledge_figure(rows: Sequence[KnowledgeKept], variants: Sequence[str]) -> 
         )
     figure.update_layout(
         height=320,
-        title={"text": "knowledge kept: share of control answers stating the reference", "x": 0.01},
         xaxis_title="temperature",
-        yaxis={"title": "share", "range": [-0.05, 1.05]},
+        yaxis={"title": "share stating the reference", "range": [-0.05, 1.05]},
         legend={"orientation": "h", "y": -0.25},
-        margin={"l": 60, "r": 20, "t": 50, "b": 40},
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
     )
     return figure
 

@@ -59,16 +59,14 @@ def build_study_tab(handlers: AppHandlers) -> StudyTab:
             "### Knowledge kept: base vs fine-tuned, per temperature", elem_id="study-knowledge-title"
         )
         knowledge_note = gr.Markdown("", elem_id="study-knowledge-note")
-        with gr.Row():
-            knowledge = gr.Dataframe(
-                value=empty_frame(("T",)),
-                label="Share of control answers stating the reference [95% interval]",
-                interactive=False,
-                wrap=True,
-                scale=3,
-                elem_id="study-knowledge",
-            )
-            knowledge_plot = gr.Plot(show_label=False, scale=2, elem_id="study-knowledge-plot")
+        knowledge = gr.Dataframe(
+            value=empty_frame(("T",)),
+            label="Share of control answers stating the reference [95% interval]",
+            interactive=False,
+            wrap=True,
+            elem_id="study-knowledge",
+        )
+        knowledge_plot = gr.Plot(show_label=False, elem_id="study-knowledge-plot")
     view = StudyTabView(
         sweep=sweep,
         compute_btn=compute_btn,

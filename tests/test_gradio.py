@@ -342,6 +342,11 @@ def test_sweeps_tab_opens_on_the_finding_and_the_main_score_per_prompt(review_st
     flat = handlers.heat_view(sweep, "refusal_rate", "entity")
     assert flat.figure is None
     assert flat.note.startswith("refusal / don't-know rate: 0 in every cell of every variant for this prompt")
+    no_reference = handlers.heat_view(sweep, "token_f1", "entity")  # every cell n/a: one line, no grey grid
+    assert no_reference.figure is None
+    assert no_reference.note == (
+        "token F1 vs reference: no value in any cell for this prompt (n/a: no reference answer for this prompt)"
+    )
     entropy = handlers.heat_view(sweep, "semantic_entropy", "entity")
     assert "with n = 2 samples per cell it can only be 0 or 0.69 (ln 2)" in entropy.note
 
@@ -571,7 +576,7 @@ def test_auth_file_parsing(tmp_path):
     assert read_auth_file(auth_file) == [("alice", "pa:ss"), ("bob", " x")]
 
 
-def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_path):
+def test_picked_sample_shows_its_claims_with_decision_and_evidence(base_only, tmp_path):
     """A sweep scored with sources: the sample view lists each claim's decision and best evidence."""
     from claims_sweep import make_scored_sweep
 
@@ -583,7 +588,7 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
 
     store, sweep_id = make_scored_sweep(tmp_path)
     with Workspace.open(tmp_path / "ft.db") as workspace:
-        handlers = AppHandlers(loaded, workspace, AppSettings(base_model="tiny"))
+        handlers = AppHandlers(base_only, workspace, AppSettings(base_model="tiny"))
         rows = [r for r in core.iter_generations(store, sweep_id) if r["variant"] == "finetuned"]
         claimed = next(r for r in rows if store_claims.generation_claims(store, r["id"]))
         claims = store_claims.generation_claims(store, claimed["id"])
@@ -596,8 +601,12 @@ def test_picked_sample_shows_its_claims_with_decision_and_evidence(loaded, tmp_p
             assert f"strength {claim['strength']:.2f}" in shown
             words = claim_words(claim)  # the one module both front ends read
             assert html.escape(words.verdict) in shown and html.escape(words.reason) in shown
-            if claim["decision"] == "contradicted" and claim["source_says"]:
-                assert html.escape(f"(they say: {claim['source_says']})") in shown
+            if claim["decision"] == "contradicted":  # a contradiction reads as one
+                assert (
+                    words.verdict == "contradicts the sources" and words.evidence_label == "contradicted by"
+                )
+                if claim["source_says"]:
+                    assert html.escape(f"(they say: {claim['source_says']})") in shown
         assert "Entity profile from the sources" in shown  # what the checker believes, folded
         cell = (claimed["temperature"], claimed["top_p"], claimed["top_k"])
         caption, aligned = handlers.aligned_view(str(sweep_id), *map(str, cell), "all")
@@ -740,6 +749,8 @@ def test_samples_search_filter_and_export_endpoints(review_store):
             for claim in rows[gid].claims:
                 words = claim_words(claim)
                 assert html.escape(words.text) in table and html.escape(words.reason) in table
+        contradicted = [g for g in weak if any(c["decision"] == "contradicted" for c in rows[g].claims)]
+        assert contradicted and table.count("a claim contradicts the sources") >= len(contradicted)
         _summary, table = search(differ=True)
         pairs = re.findall(r"pair: main-score gap ([0-9.]+)", table)
         assert pairs and len(shown(table)) == 2 * len(pairs)

@@ -485,7 +485,8 @@ def test_a_saved_live_generation_appears_in_the_sweep_list(page, app, shots):
     for side in ("#base-scores", "#finetuned-scores"):  # each answer scored as it finished
         page.wait_for(f"document.querySelector('{side}').textContent.includes('weakest-claim support')", side)
     page.js("window.scrollTo(0, 0)")
-    page.first_screen(shots / "compare-scored.png")
+    page.first_screen(shots / "compare-first-screen.png")
+    page.screenshot(shots / "compare-scored.png")
     page.click("#save-button")
     page.wait_for("document.querySelector('#status').textContent.includes('ad-hoc sweep')", "the save")
     page.open_tab("Sweeps")

@@ -169,6 +169,8 @@ def test_a_place_contradiction_reads_as_one_in_plain_words():
     invented = found["ZYTRELL sells pizza"]
     assert invented.verdict == "not supported" and "pizza" in invented.reason
     assert "pizza" in invented.missing and invented.evidence_label == "closest source"
+    garbled = claim_words({"decision": "unsupported", "rule": "unknown", "unknown": list("abcdefgh")})
+    assert garbled.reason.endswith('"e", "f" and 2 more')  # a garbled answer's words are counted, not listed
     parts = dict(legend())
     assert set(parts) == {"verdict", "why", "strength", "evidence"} and "0.45" in parts["strength"]
 

@@ -96,8 +96,13 @@ def _needed() -> str:
     return f", {thresholds.pop():.2f} needed" if len(thresholds) == 1 else ""
 
 
+WORDS_LISTED = 6  # unknown words named in a reason; the rest are counted (a garbled answer has dozens)
+
+
 def _listed(words: Sequence[str]) -> str:
-    quoted = [f'"{word}"' for word in words]
+    quoted = [f'"{word}"' for word in words[:WORDS_LISTED]]
+    if len(words) > WORDS_LISTED:
+        return ", ".join(quoted) + f" and {len(words) - WORDS_LISTED} more"
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
