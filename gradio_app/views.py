@@ -29,6 +29,9 @@ BADGES = (
     ("n_words", "words"),
 )
 VARIANT_TITLES = {"base": "Base model", "finetuned": "Fine-tuned model"}
+# Why an answer has no checked claim: it refused, the sweep has no sources, or it said nothing a
+# claim could be made of (under three words, or only vague words).
+NO_CLAIM_CHECKED = "No claim checked: a refusal, no sources, or nothing specific enough to check."
 EMPTY_VIEW = '<div class="aligned-empty">Click a heatmap cell (or a row of the cells table) to read its samples here.</div>'
 
 
@@ -119,10 +122,7 @@ def claims_html(view: Any) -> str:
         f"label: <b>{escape(view.label or 'none yet')}</b></p>"
     )
     if not view.claims:
-        return (
-            head
-            + '<p class="dim">No claims checked for this sample (grounding needs the sweep\'s sources).</p>'
-        )
+        return head + f'<p class="dim">{NO_CLAIM_CHECKED}</p>'
     return head + claim_rows_html(view.claims) + _profile_html(getattr(view, "profile", None) or [])
 
 
@@ -300,7 +300,7 @@ def samples_html(found: SampleSearch) -> str:
         )
         text = escape(row.text) if row.text else '<span class="dim">(empty answer)</span>'
         claims = claim_rows_html(row.claims) or (
-            "" if not row.metrics else '<p class="dim">No claim checked (a refusal, or no sources).</p>'
+            "" if not row.metrics else f'<p class="dim">{NO_CLAIM_CHECKED}</p>'
         )
         body.append(
             f'{pair}<tr class="found" data-gen="{row.generation_id}"><th class="where">{where}</th>'
