@@ -51,10 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="generations allowed on the device at once (default 1)",
     )  # fmt: skip
     parser.add_argument(
-        "--entity", action=Checked, field=(SweepConfig, "entity_name"), default="EGNIVIA",
-        help="masked entity name for the default prompt and metrics",
+        "--entity", action=Checked, field=(SweepConfig, "entity_name"), default=None,
+        help="masked entity name for the default prompt and metrics (default: the one the adapter was trained on)",
     )  # fmt: skip
-    parser.add_argument("--dataset", help="QA file whose contexts ground the live metrics (optional)")
+    parser.add_argument(
+        "--dataset", help="QA file whose contexts ground the live metrics (default: the adapter's training set)"
+    )
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"), help="model precision")
     parser.add_argument(
         "--max-new-tokens-limit", action=Checked, field=(SweepConfig, "max_new_tokens"), default=512,

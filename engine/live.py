@@ -21,6 +21,7 @@ from typing import Any
 from engine import metrics as engine_metrics
 from engine import scoring
 from engine.metrics import catalog
+from engine.metrics import claims as claim_metrics
 from engine.metrics.tokens import stats_from_extra
 from engine.models import adapter_digest
 from store import core
@@ -128,7 +129,8 @@ class ScoredLiveSample:
     index: int  # the sample's position on its side (its seed is the request's seed + index)
     seed: int
     text: str
-    metrics: dict[str, Any]  # SampleMetrics.to_dict()
+    metrics: dict[str, Any]  # SampleMetrics.to_dict(), with claim_grounding / claim_support_min
+    claims: tuple[dict[str, Any], ...] = ()  # its atomic claims as the claims engine decided them
 
 
 @dataclass(frozen=True)
@@ -154,25 +156,35 @@ class LiveScores:
 
 def score_live(batch: LiveBatch, variants: Sequence[str], *, entity: str, dataset: str | None) -> LiveScores:
     """Score each side's samples and its cell as a stored sweep's are (``dataset``: the QA file whose
-    contexts are the sources; None scores without them)."""
+    contexts are the sources; None scores without them): per sample its metrics and its atomic
+    claims with their decisions (engine/metrics/claims.py), which give the main score."""
     sources = engine_metrics.load_sources(dataset, entity)
+    evidence = claim_metrics.load_evidence(dataset, entity) if sources is not None else None
     samples: dict[str, list[ScoredLiveSample]] = {}
     cells: dict[str, dict[str, Any]] = {}
     for variant in variants:
         side = batch.side(variant)
-        scored = [
-            {
-                **engine_metrics.score_sample(sample.text, sources=sources, entity=entity).to_dict(),
-                # recorded while sampling, as engine/scoring.py takes them from a stored generation
-                **stats_from_extra({"token_stats": sample.token_stats}),
-            }
-            for sample in side
+        scored = [engine_metrics.score_sample(sample.text, sources=sources, entity=entity) for sample in side]
+        claims = claim_metrics.answer_claims(
+            [sample.text for sample in side],
+            refusals=[s.refusal for s in scored],
+            index=evidence,
+            entity=entity,
+        )
+        for metrics, found in zip(scored, claims, strict=True):
+            if evidence is not None:
+                metrics.claim_grounding = claim_metrics.claim_grounding(found)
+                metrics.claim_support_min = claim_metrics.claim_support_min(found)
+        as_dicts = [
+            # token stats recorded while sampling, as engine/scoring.py takes them from a stored generation
+            {**metrics.to_dict(), **stats_from_extra({"token_stats": sample.token_stats})}
+            for metrics, sample in zip(scored, side, strict=True)
         ]
-        cell = engine_metrics.score_cell([s.text for s in side], scored, entity=entity)
+        cell = engine_metrics.score_cell([s.text for s in side], as_dicts, entity=entity)
         cells[variant] = {**cell.means, **cell.to_dict()}
         samples[variant] = [
-            ScoredLiveSample(index, sample.seed, sample.text, metrics)
-            for index, (sample, metrics) in enumerate(zip(side, scored, strict=True))
+            ScoredLiveSample(index, sample.seed, sample.text, metrics, tuple(c.to_dict() for c in found))
+            for index, (sample, metrics, found) in enumerate(zip(side, as_dicts, claims, strict=True))
         ]
     return LiveScores(samples, cells, has_sources=sources is not None)
 

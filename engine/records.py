@@ -58,6 +58,11 @@ class SweepInfo:
     def variants(self) -> tuple[str, ...]:
         return tuple(self.config.get("variants") or ())
 
+    @property
+    def has_trajectory(self) -> bool:
+        """A checkpoint sweep: its variants carry their training step and losses (``Workspace.trajectory``)."""
+        return bool(self.config.get("trajectory"))
+
     @classmethod
     def of(cls, row: dict[str, Any], generation_count: int) -> SweepInfo:
         return cls(

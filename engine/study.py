@@ -41,6 +41,12 @@ from store import core
 from store import metrics as metric_store
 
 GROUPS = ("entity", "eval", "control")
+# What front ends call each group.
+GROUP_LABELS = {
+    "entity": "entity prompt",
+    "eval": "held-out questions",
+    "control": "control questions (known facts)",
+}
 FINAL = "finetuned"
 
 

@@ -145,11 +145,23 @@ class FlatMetric:
     label: str
     value: float
 
-    def text(self) -> str:
+    def value_text(self) -> str:
+        """The one value without trailing zeros (0, 0.5, 1): it is exact, not a mean of n."""
         spec = catalog.cell_metric(self.metric)
         value = spec.format(self.value, 1000) if not spec.fmt.endswith("d") else spec.format(self.value)
-        value = value.rstrip("0").rstrip(".") if "." in value else value
-        return f"{self.label}: {value} in every cell of every variant (no grid drawn)"
+        return value.rstrip("0").rstrip(".") if "." in value else value
+
+    def text(self) -> str:
+        return f"{self.label}: {self.value_text()} in every cell of every variant (no grid drawn)"
+
+
+def flat_line(group: GroupSummary) -> str | None:
+    """A prompt group's flat metrics in one line, for every front end (None: none is flat):
+    "entity prompt, the same in every cell of every variant: refusal / don't-know rate 0; ..."."""
+    if not group.flat:
+        return None
+    same = "; ".join(f"{flat.label} {flat.value_text()}" for flat in group.flat)
+    return f"{group.title}, the same in every cell of every variant: {same}"
 
 
 @dataclass(frozen=True)
@@ -628,6 +640,15 @@ def variant_name(variant: str) -> str:
     return _name(variant)
 
 
+def table_legend(summary: SweepSummary) -> str:
+    """What the summary table's columns hold, in one sentence (shown under it everywhere)."""
+    return (
+        f"hallucination = {summary.hallucination_label}, over answers with at least one claim; "
+        "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
+        "[95% Wilson interval]; n = answers with claims / answers"
+    )
+
+
 def format_summary(summary: SweepSummary, width: int = 100) -> str:
     """The summary as plain text (the demo's, a terminal's): per prompt group its headline, the
     per-temperature table and the example answers; then the notes."""
@@ -654,12 +675,7 @@ def format_summary(summary: SweepSummary, width: int = 100) -> str:
         for flat in group.flat:
             lines.append(flat.text())
         blocks.append("\n".join(lines))
-    described = (
-        f"hallucination = {summary.hallucination_label}, over answers with at least one claim; "
-        "agreement = majority-answer share of a cell, mean over the cells at that temperature; "
-        "[95% Wilson interval]; n = answers with claims / answers"
-    )
-    blocks.append(textwrap.fill(described, width))
+    blocks.append(textwrap.fill(table_legend(summary), width))
     if summary.notes:
         blocks.append("\n".join(textwrap.fill(f"note: {note}", width) for note in summary.notes))
     return "\n\n".join(blocks)

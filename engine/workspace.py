@@ -19,14 +19,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from engine import adapter_runs, job_kinds, job_report, live, scoring, study
 from engine import calibrate as calibrating
 from engine import dataset as ds
 from engine import finetune as finetune_engine
 from engine import generate as gen
-from engine import job_kinds, job_report, live, scoring, study
 from engine import jobs as job_engine
 from engine import labels as labelling
 from engine import mask as masking
+from engine import samples as sample_search
 from engine import summary as summarising
 from engine import sweep as sweep_engine
 from engine.configfile import write_launched_config
@@ -75,6 +76,7 @@ SweepResult = sweep_engine.SweepResult
 StudySettings = study.StudySettings
 Comparison = study.Comparison
 KnowledgeKept = study.KnowledgeKept
+CellDifference = study.CellDifference
 TrajectoryPoint = study.TrajectoryPoint
 BestStep = study.BestStep
 LiveBatch = live.LiveBatch
@@ -84,6 +86,10 @@ LiveSettings = live.LiveSettings
 SavedLive = live.SavedLive
 SweepSummary = summarising.SweepSummary
 GroupSummary = summarising.GroupSummary
+AdapterChoice = adapter_runs.AdapterChoice
+SampleQuery = sample_search.SampleQuery
+SampleSearch = sample_search.SampleSearch
+MetricFilter = sample_search.MetricFilter
 QaSource = gen.QaSource
 
 
@@ -282,6 +288,35 @@ class Workspace:
             if not core.find_sweep(store, sweep_id):
                 raise UserError(f"sweep {sweep_id}: no such sweep in {self._db_path}")
             return summarising.build_summary(store, sweep_id)
+
+    def prompt_texts(self, sweep_id: int) -> dict[str, str]:
+        """prompt id -> its text, for every prompt of the sweep (captions name the prompt shown)."""
+        with self.handle() as store:
+            return core.prompt_texts(store, sweep_id)
+
+    def claims_of(self, sweep_id: int, generation_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """The stored atomic claims of some generations of a sweep: generation id -> its claims in order."""
+        with self.handle() as store:
+            rows = claim_store.sweep_claims(store, sweep_id, generation_ids=list(generation_ids))
+        found: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            found.setdefault(int(row["generation_id"]), []).append(row)
+        return found
+
+    def search_samples(self, sweep_id: int, query: SampleQuery, *, who: str | None = None) -> SampleSearch:
+        """Every sample of the sweep that ``query`` finds (engine/samples.py: text or regex search,
+        metric thresholds, base / fine-tuned pairs that differ), the shown rows with their claims
+        and ``who``'s labels (default: this labeller)."""
+        with self.handle() as store:
+            if not core.find_sweep(store, sweep_id):
+                raise UserError(f"sweep {sweep_id}: no such sweep in {self._db_path}")
+            rows = metric_store.sample_table(store, sweep_id, only_scored=False)
+            found = sample_search.search(rows, query)
+            ids = [row.generation_id for row in found.rows]
+            claims = claim_store.sweep_claims(store, sweep_id, generation_ids=ids)
+            labels = label_store.current_labels(store, ids, who=who or labelling.default_labeller())
+        prompts = {str(row["prompt_id"]): str(row.get("prompt") or "") for row in rows}
+        return sample_search.attach(found, claims=claims, labels=labels, prompts=prompts)
 
     def variant_summary(self, sweep_id: int, metrics: Sequence[str]) -> list[VariantSummary]:
         """Per variant and prompt: the mean over cells of ``metrics``."""
@@ -673,6 +708,26 @@ class Workspace:
 
     # ------------------------------------------------------------ fine-tune runs
 
+    def adapters(self) -> list[AdapterChoice]:
+        """Every adapter the store knows, newest run first, each run's checkpoints after it
+        (``finetune_checkpoints``), for the app's adapter picker."""
+        with self.handle() as store:
+            runs = core.list_finetune_runs(store)
+        checkpoints = {int(run["id"]): self.finetune_checkpoints(int(run["id"])) for run in runs}
+        with self.handle() as store:
+            return adapter_runs.adapter_choices(store, checkpoints)
+
+    def adapter_entity(self, adapter_dir: str | Path, dataset: str | None = None) -> str | None:
+        """The masked entity name an adapter was trained on (its sweeps, its dataset's masking, or
+        the dataset's questions), None when nothing says."""
+        with self.handle() as store:
+            return adapter_runs.adapter_entity(store, adapter_dir, dataset)
+
+    def adapter_dataset(self, adapter_dir: str | Path) -> str | None:
+        """The QA file an adapter was trained on, when its record names one that still exists."""
+        with self.handle() as store:
+            return adapter_runs.adapter_dataset(store, adapter_dir)
+
     def finetune_runs(self) -> list[FinetuneRun]:
         """Fine-tunes recorded in this store (by ``ft-hallu finetune`` or a launched job), newest first."""
         with self.handle() as store:
@@ -700,8 +755,10 @@ class Workspace:
 
 
 __all__ = [
+    "AdapterChoice",
     "CELL_METRICS",
     "BestStep",
+    "CellDifference",
     "Comparison",
     "FinetuneCheckpoint",
     "KnowledgeKept",
@@ -728,8 +785,11 @@ __all__ = [
     "MaskResult",
     "MaskUndo",
     "QaSource",
+    "MetricFilter",
     "Sample",
+    "SampleQuery",
     "SampleRow",
+    "SampleSearch",
     "SavedLive",
     "SweepConfig",
     "SweepInfo",

@@ -1,4 +1,5 @@
-"""The Gradio Blocks app: a header and the Compare, Sweeps, Blind labels, Sweep vs sweep and Training tabs.
+"""The Gradio Blocks app: a header and the Compare, Sweeps, Study, Blind labels, Sweep vs sweep and
+Training tabs.
 
 Each tab is one module that lays out and wires its components to
 :class:`gradio_app.handlers.AppHandlers`; this module puts them together, loads every tab's data
@@ -22,6 +23,7 @@ from gradio_app.blind_tab import build_blind_tab
 from gradio_app.compare_tab import build_compare_tab
 from gradio_app.events import MODEL_GROUP
 from gradio_app.handlers import AppHandlers
+from gradio_app.study_tab import build_study_tab
 from gradio_app.sweep_compare_tab import build_sweep_compare_tab
 from gradio_app.sweeps_tab import build_sweeps_tab
 from gradio_app.training_tab import build_training_tab
@@ -44,16 +46,16 @@ class ServeOptions:
 
 def build_app(handlers: AppHandlers) -> gr.Blocks:
     settings = handlers.settings
-    adapter_label = settings.adapter_dir or "none"
     with gr.Blocks(title="ft-hallu: base vs fine-tuned") as demo:
         md = markdown_text  # names and paths shown as written, never as markup
         gr.Markdown(
-            f"## ft-hallu · base vs fine-tuned\nModel **{md(settings.base_model)}** · adapter "
-            f"**{md(adapter_label)}** · store {md(handlers.workspace.db_path)}",
+            f"## ft-hallu · base vs fine-tuned\nModel **{md(settings.base_model)}** · "
+            f"store {md(handlers.workspace.db_path)}",
             elem_id="header",
         )
         compare = build_compare_tab(handlers)
         sweeps = build_sweeps_tab(handlers)
+        build_study_tab(handlers)
         blind = build_blind_tab(handlers)
         versus = build_sweep_compare_tab(handlers)
         training = build_training_tab(handlers)
@@ -63,9 +65,12 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
         demo.load(sweeps.refresh, sweeps.sweep, sweeps.sweep, api_visibility="private").then(
             sweeps.load, sweeps.load_inputs, sweeps.load_outputs, api_visibility="private"
         )
-        demo.load(versus.refresh, versus.pickers, versus.pickers, api_visibility="private")
+        demo.load(versus.load, None, versus.load_outputs, api_visibility="private")
         demo.load(blind.refresh, blind.sweep, blind.sweep, api_visibility="private")
         demo.load(training.load, None, training.outputs, api_visibility="private")
+        demo.load(compare.refresh, None, compare.adapter, api_visibility="private")
+        # Another adapter served: the Training tab picks its run.
+        compare.switch_event.then(training.load, None, training.outputs, api_visibility="private")
         # A saved live generation or an ingested job adds a sweep: the pickers follow, keeping their value.
         for trigger in (
             compare.save_event,

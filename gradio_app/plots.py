@@ -1,31 +1,31 @@
 """The app's interactive figures (Plotly), drawn from :class:`engine.grid.MetricGrid` and fine-tune runs.
 
-Heatmaps: one row per top_k, one panel per variant plus a difference panel. Variant panels share
-one colour scale fixed to the metric's natural range (from the catalogue); the difference panels
-share one symmetric scale for the whole figure, green where the change is better by the metric's
-direction and red where it is worse. Cells without a value say why ("n/a: every answer
-refused", "undefined (n = 1)"). Each cell carries ``customdata`` "variant|T|p|k" so a click can
-open its samples (see ``CLICK_JS`` in layout.py).
+Heatmaps: one row per top_k, one panel per variant plus a difference panel. The colours are the
+engine's (``engine.grid.value_scale`` / ``difference_scale``, the report's too): blue better, red
+worse by the metric's direction. Variant panels share one scale fixed to the metric's natural range
+(from the catalogue); the difference panels share one symmetric scale for the whole figure, the
+metric's whole range when it is bounded (``MetricGrid.difference_range``), so a colour is the same
+amount in every figure. Cell numbers carry the decimals their n allows (``MetricSpec.format(value,
+n)``). Cells without a value say why ("n/a: every answer refused", "undefined (n = 1)"). Each cell
+carries ``customdata`` "variant|T|p|k" so a click can open its samples (see ``page.js``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.grid import MetricGrid
+from engine.grid import NA_COLOUR, MetricGrid, difference_scale, paired_difference_scale, value_scale
 from engine.metrics.catalog import UNDEFINED_AT_ONE, MetricSpec
+from engine.workspace import CellDifference, KnowledgeKept, Trajectory
+from gradio_app import study_views
 
 DIFFERENCE_PANEL = "finetuned − base"
-NA_COLOUR = "#d9d9d9"  # the plot background, seen through cells without a value
-VALUE_SCALE = "Viridis"
-# Diverging: red (worse) .. white (no change) .. green (better).
-BETTER_WORSE = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#1a9850"]]
-NEUTRAL_DIVERGING = [[0.0, "#5e3c99"], [0.5, "#f7f7f7"], [1.0, "#e66101"]]  # direction 'context'
 PANEL_HEIGHT = 280
 
 
@@ -62,10 +62,11 @@ def _panel(grid: MetricGrid, spec: MetricSpec, variant: str, top_k: int) -> Pane
             info = grid.cell_info(variant, top_k, i, j)
             where = f"{variant} · T={temperature:g} p={top_p:g} k={top_k}"
             value = z[i, j]
+            n = info.n if info else None
             if np.isfinite(value):
-                shown = spec.format(float(value))
+                shown = spec.format(float(value), n)
                 interval = (
-                    f" [{spec.format(info.interval[0])}, {spec.format(info.interval[1])}]"
+                    f" [{spec.format(info.interval[0], n)}, {spec.format(info.interval[1], n)}]"
                     if info and info.interval
                     else ""
                 )
@@ -93,8 +94,11 @@ def _difference_panel(grid: MetricGrid, spec: MetricSpec, top_k: int, names: tup
         for j, top_p in enumerate(grid.top_ps):
             where = f"T={temperature:g} p={top_p:g} k={top_k}"
             value = z[i, j]
+            sides = [grid.cell_info(name, top_k, i, j) for name in grid.pair]
+            counts = [side.n for side in sides if side is not None]
+            decimals = spec.decimals(min(counts)) if counts and not spec.fmt.endswith("d") else 2
             if np.isfinite(value):
-                shown = f"{value:+.2f}"
+                shown = f"{value:+.{decimals}f}"
                 verdict = {"higher": value > 0, "lower": value < 0}.get(spec.direction)
                 word = "" if verdict is None or value == 0 else (" (better)" if verdict else " (worse)")
                 detail = f"{names[0]} − {names[1]}: {shown}{word}"
@@ -109,18 +113,24 @@ def _difference_panel(grid: MetricGrid, spec: MetricSpec, top_k: int, names: tup
     return Panel(f"{names[0]} − {names[1]} · top_k={top_k}", z, text, hover, clicks, difference=True)
 
 
-def _difference_scale(spec: MetricSpec) -> list[list[object]]:
-    if spec.direction == "higher":
-        return BETTER_WORSE
-    if spec.direction == "lower":
-        return [[0.0, BETTER_WORSE[2][1]], [0.5, BETTER_WORSE[1][1]], [1.0, BETTER_WORSE[0][1]]]
-    return NEUTRAL_DIVERGING
-
-
 def _difference_title(spec: MetricSpec) -> str:
     if spec.direction == "context":
         return "difference (neither way is better)"
-    return "difference: green better, red worse"
+    return "difference: blue better, red worse"
+
+
+def _temperature_axis(figure: go.Figure, temperatures: list[str], row: int, col: int) -> None:
+    """A panel's y axis: every temperature as a category, the lowest on top."""
+    figure.update_yaxes(
+        title_text="temperature",
+        type="category",
+        categoryorder="array",
+        categoryarray=temperatures,
+        range=[len(temperatures) - 0.5, -0.5],
+        showgrid=False,
+        row=row,
+        col=col,
+    )
 
 
 def panels_figure(
@@ -174,16 +184,7 @@ def panels_figure(
                 row=r,
                 col=c,
             )
-            figure.update_yaxes(
-                title_text="temperature",
-                type="category",
-                categoryorder="array",
-                categoryarray=y,
-                range=[len(y) - 0.5, -0.5],
-                showgrid=False,
-                row=r,
-                col=c,
-            )
+            _temperature_axis(figure, y, r, c)
     # Heatmaps draw no text where z is missing: the reasons go on top as text marks (hover and click too).
     for r, row in enumerate(rows, start=1):
         for c, panel in enumerate(row, start=1):
@@ -219,13 +220,13 @@ def panels_figure(
         margin={"l": 60, "r": 40, "t": 90, "b": 40},
         plot_bgcolor=NA_COLOUR,
         coloraxis={
-            "colorscale": VALUE_SCALE,
+            "colorscale": value_scale(spec).plotly(),
             "cmin": low,
             "cmax": high,
-            "colorbar": {"title": {"text": spec.name, "side": "right"}, "x": 1.0, "len": 0.9},
+            "colorbar": {"title": {"text": spec.label, "side": "right"}, "x": 1.0, "len": 0.9},
         },
         coloraxis2={
-            "colorscale": _difference_scale(spec),
+            "colorscale": difference_scale(spec).plotly(),
             "cmin": -span,
             "cmax": span,
             "colorbar": {"title": {"text": _difference_title(spec), "side": "right"}, "x": 1.1, "len": 0.9},
@@ -251,7 +252,7 @@ def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str | None = No
         spec,
         title or spec.label,
         value_range=grid.colour_range(spec),
-        span=grid.difference_span(),
+        span=grid.difference_range(spec),
     )
 
 
@@ -291,5 +292,211 @@ def loss_figure(runs: Sequence[tuple[str, list[float], float | None, float | Non
         yaxis_title="loss",
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 60, "r": 20, "t": 30, "b": 40},
+    )
+    return figure
+
+
+# ---------------------------------------------------------------- the study (engine/study.py results)
+
+
+def study_cells_figure(
+    cells: Sequence[CellDifference], *, title: str, higher_is_better: bool | None
+) -> go.Figure:
+    """base − variant per cell, one panel per top_k (temperature x top_p), on one symmetric scale
+    (a share's whole range, ±1); each cell shows the difference and a ★ when it is significant after
+    the Benjamini–Hochberg adjustment; its hover gives the interval, the means, p and q."""
+    if not cells:
+        return empty_figure("no cells for this row")
+    temperatures = sorted({c.temperature for c in cells})
+    top_ps = sorted({c.top_p for c in cells})
+    top_ks = sorted({c.top_k for c in cells})
+    by_key = {(c.temperature, c.top_p, c.top_k): c for c in cells}
+    x = [f"{p:g}" for p in top_ps]
+    y = [f"{t:g}" for t in temperatures]
+    figure = make_subplots(
+        rows=1, cols=len(top_ks), subplot_titles=[f"top_k = {k}" for k in top_ks], horizontal_spacing=0.08
+    )
+    for column, top_k in enumerate(top_ks, start=1):
+        z, text, hover = [], [], []
+        for temperature in temperatures:
+            z_row, text_row, hover_row = [], [], []
+            for top_p in top_ps:
+                cell = by_key.get((temperature, top_p, top_k))
+                where = f"T={temperature:g} p={top_p:g} k={top_k}"
+                if cell is None or cell.difference is None:
+                    z_row.append(None)
+                    text_row.append("n/a")
+                    hover_row.append(f"{where}<br>no pair with a value on both sides")
+                    continue
+                z_row.append(cell.difference)
+                text_row.append(
+                    study_views.signed(cell.difference, cell.pairs) + (" ★" if cell.significant else "")
+                )
+                hover_row.append(
+                    f"{where}<br>base − variant {study_views.difference_text(cell)}"
+                    f"<br>base {study_views.share(cell.base, cell.pairs)} · variant "
+                    f"{study_views.share(cell.value, cell.pairs)} · {cell.pairs} pairs"
+                    f"<br>p {study_views.p_text(cell.p_value)} · q (BH) {study_views.p_text(cell.q_value)}"
+                    + (" · significant" if cell.significant else "")
+                )
+            z.append(z_row)
+            text.append(text_row)
+            hover.append(hover_row)
+        figure.add_trace(
+            go.Heatmap(
+                z=z,
+                x=x,
+                y=y,
+                text=text,
+                texttemplate="%{text}",
+                textfont={"size": 15},
+                hovertext=hover,
+                hovertemplate="%{hovertext}<extra></extra>",
+                coloraxis="coloraxis",
+                xgap=2,
+                ygap=2,
+                name=f"base − variant · top_k={top_k}",
+            ),
+            row=1,
+            col=column,
+        )
+        figure.update_xaxes(title_text="top_p", type="category", showgrid=False, row=1, col=column)
+        _temperature_axis(figure, y, 1, column)
+    figure.update_layout(
+        title={"text": title, "x": 0.01},
+        height=130 + PANEL_HEIGHT,
+        margin={"l": 60, "r": 40, "t": 80, "b": 40},
+        plot_bgcolor=NA_COLOUR,
+        coloraxis={
+            "colorscale": paired_difference_scale(higher_is_better).plotly(),
+            "cmin": -1.0,
+            "cmax": 1.0,
+            "colorbar": {"title": {"text": "base − variant", "side": "right"}},
+        },
+    )
+    return figure
+
+
+VARIANT_COLOURS = ["#555555", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b"]
+
+
+def _error_bars(estimates: Sequence[Any]) -> dict[str, object]:
+    """Asymmetric error bars from each estimate's interval (``stats.Estimate``; 0 where it has none)."""
+    plus = [(e.high - e.mean) if e and e.high is not None and e.mean is not None else 0 for e in estimates]
+    minus = [(e.mean - e.low) if e and e.low is not None and e.mean is not None else 0 for e in estimates]
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1.5}
+
+
+def knowledge_figure(rows: Sequence[KnowledgeKept], variants: Sequence[str]) -> go.Figure:
+    """Knowledge kept per temperature, one line per variant, with its interval over questions."""
+    per_t = [r for r in rows if r.temperature is not None]
+    if not per_t:
+        return empty_figure(study_views.NO_CONTROL.split(":")[0])
+    figure = go.Figure()
+    for index, variant in enumerate(v for v in variants if any(r.variant == v for r in per_t)):
+        mine = sorted((r for r in per_t if r.variant == variant), key=lambda r: r.temperature or 0.0)
+        figure.add_trace(
+            go.Scatter(
+                x=[r.temperature for r in mine],
+                y=[r.kept.mean for r in mine],
+                error_y=_error_bars([r.kept for r in mine]),
+                mode="lines+markers",
+                name=variant,
+                # base wide and dashed: a variant that keeps all it knew draws over it, both still seen
+                line={
+                    "color": VARIANT_COLOURS[index % len(VARIANT_COLOURS)],
+                    **({"width": 5, "dash": "dash"} if variant == "base" else {}),
+                },
+                hovertext=[
+                    f"{variant} · T={r.temperature:g}: {study_views.estimate_text(r.kept)}" for r in mine
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        height=320,
+        xaxis_title="temperature",
+        yaxis={"title": "share stating the reference", "range": [-0.05, 1.05]},
+        legend={"orientation": "h", "y": -0.25},
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
+    )
+    return figure
+
+
+# A trajectory metric's colour is the same in every panel: red what fine-tuning should lower, green
+# what it should keep, grey the refusals.
+METRIC_COLOURS = {"hallucinated": "#d62728", "states_reference": "#2ca02c", "refusal": "#7f7f7f"}
+
+
+def trajectory_figure(trajectory: Trajectory) -> go.Figure:
+    """Each prompt group's metrics against the training step (with their intervals) over the loss,
+    on one shared step axis; the best trade-off step marked by a dotted line (named on the axis)."""
+    points = [p for p in trajectory.points if p.step is not None]
+    if not points:
+        return empty_figure("no checkpoint sweep: its variants have no training step")
+    groups = list(dict.fromkeys(key.partition(":")[0] for p in points for key in p.metrics))
+    titles = [study_views.group_label(g) for g in groups] + ["loss"]
+    figure = make_subplots(
+        rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.09
+    )
+    steps = [p.step for p in points]
+    shown: set[str] = set()
+    for row, group in enumerate(groups, start=1):
+        keys = list(dict.fromkeys(k for p in points for k in p.metrics if k.startswith(f"{group}:")))
+        for key in keys:
+            metric = key.partition(":")[2]
+            estimates = [p.metrics.get(key) for p in points]
+            label = study_views.metric_label(metric)
+            figure.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=[e.mean if e else None for e in estimates],
+                    error_y=_error_bars(estimates),
+                    mode="lines+markers",
+                    name=label,
+                    legendgroup=metric,
+                    showlegend=metric not in shown,
+                    line={"color": METRIC_COLOURS.get(metric, "#1f77b4")},
+                    hovertext=[
+                        f"{p.variant} · step {p.step}: {label} {study_views.estimate_text(e) if e else '–'}"
+                        for p, e in zip(points, estimates, strict=True)
+                    ],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+            shown.add(metric)
+        figure.update_yaxes(title_text="share", range=[-0.05, 1.05], row=row, col=1)
+    loss_row = len(titles)
+    for name, values, dash in (
+        ("train loss", [p.train_loss for p in points], "solid"),
+        ("eval loss", [p.eval_loss for p in points], "dash"),
+    ):
+        if any(v is not None for v in values):
+            figure.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=values,
+                    mode="lines+markers",
+                    name=name,
+                    line={"color": "#444444", "dash": dash},
+                    connectgaps=True,
+                ),
+                row=loss_row,
+                col=1,
+            )
+    figure.update_yaxes(title_text="loss", row=loss_row, col=1)
+    best = trajectory.best
+    axis = "training step (base = 0)"
+    if best is not None and best.step is not None:
+        figure.add_vline(x=best.step, line={"color": "#2166ac", "dash": "dot", "width": 2})
+        axis += f" · dotted: the best trade-off, step {best.step}"
+    figure.update_xaxes(tickmode="array", tickvals=steps, ticktext=[str(s) for s in steps])
+    figure.update_xaxes(title_text=axis, row=loss_row, col=1)
+    figure.update_layout(
+        height=120 + 200 * len(titles),
+        legend={"orientation": "h", "y": -0.14},
+        margin={"l": 60, "r": 20, "t": 40, "b": 40},
     )
     return figure

@@ -16,8 +16,9 @@ from typing import Any
 
 import gradio as gr
 
+from engine.errors import UserError
 from gradio_app.events import user_errors
-from gradio_app.handlers import ALL, CELL_COLUMNS, AppHandlers, empty_frame, fmt_value
+from gradio_app.handlers import ALL, CELL_COLUMNS, NO_FILTER, AppHandlers, empty_frame, fmt_value
 from gradio_app.plots import empty_figure
 from gradio_app.views import EMPTY_VIEW
 
@@ -26,6 +27,8 @@ EMPTY_CAPTION = "No cell picked yet."
 EMPTY_CLAIMS = "<p class='dim'>Click a sample above to see its claims and label it.</p>"
 
 Updates = dict[Any, Any]  # component -> its new value (or a gr.update / gr.skip)
+# The samples table's controls when a sweep opens: no search, every variant and prompt, no threshold.
+DEFAULT_SEARCH = ("", False, ALL, ALL, NO_FILTER, "<", None, False)
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,11 @@ class SweepsView:
 
     sweep: gr.Dropdown
     sweep_info: gr.Markdown
+    finding: gr.HTML
     metric: gr.Dropdown
     heat_prompt: gr.Dropdown
+    heat_caption: gr.Markdown
+    heat_note: gr.Markdown
     plot: gr.Plot
     heat_click: gr.Textbox
     variant_filter: gr.Dropdown
@@ -59,6 +65,37 @@ class SweepsView:
     show_btn: gr.Button
     label_buttons: dict[str, gr.Button]  # label -> its button
     calibrate_btn: gr.Button
+    search: gr.Textbox
+    regex: gr.Checkbox
+    search_variant: gr.Dropdown
+    search_prompt: gr.Dropdown
+    threshold_metric: gr.Dropdown
+    threshold_op: gr.Dropdown
+    threshold_value: gr.Number
+    differ: gr.Checkbox
+    search_btn: gr.Button
+    export_btn: gr.Button
+    samples_summary: gr.Markdown
+    samples_table: gr.HTML
+    samples_file: gr.File
+
+    @property
+    def search_controls(self) -> list[Any]:
+        """The samples table's controls, in ``AppHandlers.sample_query``'s order."""
+        return [
+            self.search,
+            self.regex,
+            self.search_variant,
+            self.search_prompt,
+            self.threshold_metric,
+            self.threshold_op,
+            self.threshold_value,
+            self.differ,
+        ]
+
+    @property
+    def heat_outputs(self) -> list[Any]:
+        return [self.plot, self.heat_caption, self.heat_note]
 
     @property
     def filters(self) -> list[Any]:
@@ -102,6 +139,12 @@ class SweepsView:
             self.picked,
             self.view_state,
             self.label_status,
+            self.finding,
+            self.heat_caption,
+            self.heat_note,
+            self.search_prompt,
+            self.samples_summary,
+            self.samples_table,
         ]
 
 
@@ -152,7 +195,8 @@ class SweepsRunner:
 
     @user_errors
     def load_sweep(self, sweep: Any, metric: Any, heat_prompt: Any) -> Updates:
-        """Everything the tab shows for one sweep; the sample view and labels are cleared."""
+        """Everything the tab shows for one sweep, the finding first; the sample view and labels are
+        cleared. The heatmaps open on one prompt (the entity prompt), never on a silent pool."""
         view = self.view
         cleared = {
             view.caption: EMPTY_CAPTION,
@@ -164,34 +208,64 @@ class SweepsRunner:
         }
         if not sweep:
             blank = gr.update(choices=[ALL], value=ALL)
-            return {
-                view.sweep_info: NO_SWEEP,
-                **{picker: blank for picker in (view.t_filter, view.p_filter, view.k_filter)},
-                view.prompt_filter: blank,
-                view.heat_prompt: blank,
-                view.plot: empty_figure(NO_SWEEP),
-                view.cells: empty_frame(CELL_COLUMNS),
-                view.label_counts: "",
+            return self._in_order(
+                {
+                    view.sweep_info: NO_SWEEP,
+                    **{picker: blank for picker in (view.t_filter, view.p_filter, view.k_filter)},
+                    view.prompt_filter: blank,
+                    view.heat_prompt: gr.update(
+                        choices=[], value=None
+                    ),  # the next sweep opens on its default
+                    view.plot: gr.update(value=empty_figure(NO_SWEEP), visible=True),
+                    view.cells: empty_frame(CELL_COLUMNS),
+                    view.label_counts: "",
+                    view.finding: f'<p class="headline">{NO_SWEEP}</p>',
+                    view.heat_caption: "",
+                    view.heat_note: "",
+                    view.search_prompt: blank,
+                    view.samples_summary: "",
+                    view.samples_table: "",
+                    **cleared,
+                }
+            )
+        handlers = self.handlers
+        filters = handlers.sweep_filters(sweep)
+        prompts, default = handlers.prompt_choices(sweep)
+        values = [value for _label, value in prompts]
+        picked = str(heat_prompt) if heat_prompt and str(heat_prompt) in values else default
+        summary, rows = handlers.samples_view(sweep, *DEFAULT_SEARCH)
+        return self._in_order(
+            {
+                view.sweep_info: filters.info,
+                view.t_filter: _choices(filters.temperatures),
+                view.p_filter: _choices(filters.top_ps),
+                view.k_filter: _choices(filters.top_ks),
+                view.prompt_filter: _choices(filters.prompts),
+                view.heat_prompt: gr.update(choices=prompts, value=picked),
+                **self._heat(sweep, metric, picked),
+                view.cells: handlers.sweep_cells(sweep),
+                view.label_counts: handlers.label_summary(sweep),
+                view.finding: handlers.summary_view(sweep),
+                view.search_prompt: gr.update(choices=[("every prompt", ALL), *prompts], value=ALL),
+                view.samples_summary: summary,
+                view.samples_table: rows,
                 **cleared,
             }
-        filters = self.handlers.sweep_filters(sweep)
-        prompts = [
-            *filters.prompts,
-            *(["eval-*"] if any(p.startswith("eval-") for p in filters.prompts) else []),
-        ]
-        heat = _choices(prompts, str(heat_prompt or ALL))
-        return {
-            view.sweep_info: filters.info,
-            view.t_filter: _choices(filters.temperatures),
-            view.p_filter: _choices(filters.top_ps),
-            view.k_filter: _choices(filters.top_ks),
-            view.prompt_filter: _choices(filters.prompts),
-            view.heat_prompt: heat,
-            view.plot: self.handlers.heatmaps(sweep, metric, heat["value"]),
-            view.cells: self.handlers.sweep_cells(sweep),
-            view.label_counts: self.handlers.label_summary(sweep),
-            **cleared,
-        }
+        )
+
+    def _in_order(self, updates: Updates) -> Updates:
+        """A load's updates in ``load_outputs`` order (the order its named endpoint returns them in)."""
+        return {component: updates[component] for component in self.view.load_outputs}
+
+    def _heat(self, sweep: Any, metric: Any, prompt: Any) -> Updates:
+        """The plot (hidden when the metric does not vary), the prompt caption and the one-line note."""
+        shown = self.handlers.heat_view(sweep, metric, prompt)
+        plot = (
+            gr.update(value=shown.figure, visible=True)
+            if shown.figure is not None
+            else gr.update(value=None, visible=False)
+        )
+        return {self.view.plot: plot, self.view.heat_caption: shown.caption, self.view.heat_note: shown.note}
 
     @user_errors
     def score(self, sweep: Any) -> Updates:
@@ -201,8 +275,29 @@ class SweepsRunner:
 
     @user_errors
     def heatmaps(self, sweep: Any, metric: Any, prompt: Any) -> Updates:
-        figure = self.handlers.heatmaps(sweep, metric, prompt) if sweep else empty_figure(NO_SWEEP)
-        return {self.view.plot: figure}
+        if not sweep:
+            return {
+                self.view.plot: gr.update(value=empty_figure(NO_SWEEP), visible=True),
+                self.view.heat_caption: "",
+                self.view.heat_note: "",
+            }
+        return self._heat(sweep, metric, prompt)
+
+    # ------------------------------------------------------------ the samples table
+
+    @user_errors
+    def search_samples(self, sweep: Any, *controls: Any) -> Updates:
+        if not sweep:
+            return {self.view.samples_summary: NO_SWEEP, self.view.samples_table: ""}
+        summary, rows = self.handlers.samples_view(sweep, *controls)
+        return {self.view.samples_summary: summary, self.view.samples_table: rows}
+
+    @user_errors
+    def export_samples(self, sweep: Any, *controls: Any) -> Updates:
+        if not sweep:
+            raise UserError("sweep: pick a stored sweep first")
+        path = self.handlers.samples_csv(sweep, *controls)
+        return {self.view.samples_file: gr.update(value=path, visible=True)}
 
     @user_errors
     def sweep_cells(

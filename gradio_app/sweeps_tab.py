@@ -1,4 +1,6 @@
-"""The Sweeps tab: a stored sweep's interactive heatmaps, its cells, a cell's aligned samples, labels.
+"""The Sweeps tab: a stored sweep's finding first (headline, per-temperature table, example answers),
+then the main hallucination score's heatmaps (one prompt at a time), a cell's aligned samples with
+their claims, every sample searchable with CSV export, the cells, labels and calibration.
 
 Layout and wiring only: :func:`build_sweeps_tab` lays the components out, collects them in a
 :class:`gradio_app.sweeps_runner.SweepsView`, and wires each event to a method of
@@ -17,16 +19,19 @@ from typing import Any
 import gradio as gr
 
 from engine.labels import LABEL_KEYS
+from engine.metrics.catalog import MAIN_SCORE
+from engine.samples import OPERATORS
 from gradio_app.handlers import (
     ALL,
     CALIBRATION_COLUMNS,
     CELL_COLUMNS,
     CELL_TABLE_HELP,
+    NO_FILTER,
     AppHandlers,
     empty_frame,
 )
 from gradio_app.sweeps_runner import EMPTY_CAPTION, EMPTY_CLAIMS, NO_SWEEP, SweepsRunner, SweepsView
-from gradio_app.views import EMPTY_VIEW
+from gradio_app.views import EMPTY_VIEW, claims_legend_html
 
 # Wide enough that no header breaks inside a word (variant, T, p, k, prompt, n, then the metrics).
 CELL_COLUMN_WIDTHS = ["95px", "115px", "70px", "70px", "95px", "45px"] + ["115px"] * (len(CELL_COLUMNS) - 6)
@@ -65,7 +70,7 @@ def build_sweeps_tab(handlers: AppHandlers) -> SweepsTab:
 
 
 def _layout(handlers: AppHandlers) -> SweepsView:
-    """The tab's components, top to bottom."""
+    """The tab's components, top to bottom: the finding first, then the main score's heatmaps."""
     with gr.Tab("Sweeps"):
         with gr.Row():
             sweep = gr.Dropdown(
@@ -74,14 +79,92 @@ def _layout(handlers: AppHandlers) -> SweepsView:
             refresh_btn = gr.Button("Refresh list", scale=1)
             score_btn = gr.Button("Score sweep", scale=1)
         sweep_info = gr.Markdown(NO_SWEEP, elem_id="sweep-info")
+        finding = gr.HTML("", elem_id="sweep-finding")
+        gr.Markdown("### Heatmaps over temperature × top_p, one row per top_k", elem_id="heat-title")
         with gr.Row():
-            metric = gr.Dropdown(label="Metric", choices=handlers.metric_choices(), value="refusal_rate")
-            heat_prompt = gr.Dropdown(
-                label="Prompt (heatmaps and samples)", choices=[ALL], value=ALL, allow_custom_value=True
+            metric = gr.Dropdown(
+                label="Metric",
+                choices=handlers.metric_choices(),
+                value=MAIN_SCORE,
+                elem_id="metric-picker",
+                scale=3,
             )
-        plot = gr.Plot(label="Heatmaps over temperature × top_p, one row per top_k", elem_id="sweep-heatmaps")
+            heat_prompt = gr.Dropdown(  # empty until a sweep loads: it opens on one prompt, never a pool
+                label="Prompt (heatmaps and the samples a click opens)",
+                choices=[],
+                value=None,
+                allow_custom_value=True,
+                elem_id="heat-prompt",
+                scale=3,
+            )
+        heat_caption = gr.Markdown("", elem_id="heat-caption")
+        heat_note = gr.Markdown("", elem_id="heat-note")
+        plot = gr.Plot(show_label=False, elem_id="sweep-heatmaps")
         gr.Markdown(MISSING_HELP)
         heat_click = gr.Textbox(visible="hidden", elem_id="heat-click", label="heatmap click")
+        gr.Markdown(
+            "### Samples of the clicked cell, aligned by sample index (base and fine-tuned share seeds)"
+        )
+        caption = gr.Markdown(EMPTY_CAPTION, elem_id="sample-caption")
+        aligned = gr.HTML(EMPTY_VIEW, elem_id="aligned-samples")
+        gr.Markdown("Label a sample: click it, then press **f** / **h** / **r** / **u** or a button.")
+        with gr.Row(elem_id="label-row"):
+            picked = gr.Textbox(visible="hidden", elem_id="picked-sample", label="picked sample")
+            buttons = {
+                label: gr.Button(f"{label} ({key})", elem_id=f"label-{label}", size="sm")
+                for key, label in LABEL_KEYS.items()
+            }
+            label_status = gr.Markdown("", elem_id="label-status")
+        claims = gr.HTML(EMPTY_CLAIMS, elem_id="sample-claims")
+        gr.Markdown("### Every sample of the sweep: search, filter, export", elem_id="samples-title")
+        with gr.Row(elem_id="samples-controls"):
+            search = gr.Textbox(
+                label="Text contains", placeholder="robot, New York, …", scale=3, elem_id="samples-search"
+            )
+            regex = gr.Checkbox(label="regular expression", value=False, scale=1, elem_id="samples-regex")
+            search_variant = gr.Dropdown(
+                label="Variant",
+                choices=[ALL, "base", "finetuned"],
+                value=ALL,
+                scale=1,
+                elem_id="samples-variant",
+            )
+            search_prompt = gr.Dropdown(
+                label="Prompt",
+                choices=[ALL],
+                value=ALL,
+                allow_custom_value=True,
+                scale=2,
+                elem_id="samples-prompt",
+            )
+        with gr.Row(elem_id="samples-filters"):
+            threshold_metric = gr.Dropdown(
+                label="Metric threshold",
+                choices=handlers.threshold_choices(),
+                value=NO_FILTER,
+                scale=3,
+                elem_id="samples-metric",
+            )
+            threshold_op = gr.Dropdown(
+                label="is", choices=list(OPERATORS), value="<", scale=1, elem_id="samples-op"
+            )
+            threshold_value = gr.Number(label="value", value=0.5, scale=1, elem_id="samples-value")
+            differ = gr.Checkbox(
+                label="only where base and fine-tuned differ (same cell and sample index: other verdict, "
+                "or a main-score gap ≥ 0.5)",
+                value=False,
+                scale=3,
+                elem_id="samples-differ",
+            )
+        with gr.Row():
+            search_btn = gr.Button("Search", variant="primary", scale=0, elem_id="samples-search-button")
+            export_btn = gr.Button("Export these rows as CSV", scale=0, elem_id="samples-export")
+            samples_file = gr.File(
+                label="CSV", visible=False, interactive=False, scale=2, elem_id="samples-file"
+            )
+        samples_summary = gr.Markdown("", elem_id="samples-summary")
+        gr.HTML(claims_legend_html())
+        samples_table = gr.HTML("", elem_id="samples-table")
         with gr.Accordion("Cells (filter, or click a row to read its samples)", open=True):
             with gr.Row():
                 variant_filter = gr.Dropdown(label="Variant", choices=[ALL, "base", "finetuned"], value=ALL)
@@ -102,18 +185,6 @@ def _layout(handlers: AppHandlers) -> SweepsView:
                 column_widths=CELL_COLUMN_WIDTHS,
             )
             gr.Markdown(CELL_TABLE_HELP)
-        gr.Markdown("### Samples, aligned by sample index (base and fine-tuned share seeds)")
-        caption = gr.Markdown(EMPTY_CAPTION, elem_id="sample-caption")
-        aligned = gr.HTML(EMPTY_VIEW, elem_id="aligned-samples")
-        gr.Markdown("Label a sample: click it, then press **f** / **h** / **r** / **u** or a button.")
-        with gr.Row(elem_id="label-row"):
-            picked = gr.Textbox(visible="hidden", elem_id="picked-sample", label="picked sample")
-            buttons = {
-                label: gr.Button(f"{label} ({key})", elem_id=f"label-{label}", size="sm")
-                for key, label in LABEL_KEYS.items()
-            }
-            label_status = gr.Markdown("", elem_id="label-status")
-        claims = gr.HTML(EMPTY_CLAIMS, elem_id="sample-claims")
         with gr.Accordion("Calibration: each score's AUROC against the human labels", open=False):
             with gr.Row():
                 label_counts = gr.Markdown("", elem_id="label-counts")
@@ -125,8 +196,11 @@ def _layout(handlers: AppHandlers) -> SweepsView:
     view = SweepsView(
         sweep=sweep,
         sweep_info=sweep_info,
+        finding=finding,
         metric=metric,
         heat_prompt=heat_prompt,
+        heat_caption=heat_caption,
+        heat_note=heat_note,
         plot=plot,
         heat_click=heat_click,
         variant_filter=variant_filter,
@@ -149,6 +223,19 @@ def _layout(handlers: AppHandlers) -> SweepsView:
         show_btn=show_btn,
         label_buttons=buttons,
         calibrate_btn=calibrate_btn,
+        search=search,
+        regex=regex,
+        search_variant=search_variant,
+        search_prompt=search_prompt,
+        threshold_metric=threshold_metric,
+        threshold_op=threshold_op,
+        threshold_value=threshold_value,
+        differ=differ,
+        search_btn=search_btn,
+        export_btn=export_btn,
+        samples_summary=samples_summary,
+        samples_table=samples_table,
+        samples_file=samples_file,
     )
     return view
 
@@ -162,8 +249,22 @@ def _wire(view: SweepsView, runner: SweepsRunner) -> None:
     # A user's pick reloads everything (and clears the previous sweep's samples).
     view.sweep.input(*load, api_name="sweep_filters")
     heat_inputs = [view.sweep, view.metric, view.heat_prompt]
-    view.metric.input(runner.heatmaps, heat_inputs, view.plot, api_name="heatmaps")
-    view.heat_prompt.input(runner.heatmaps, heat_inputs, view.plot, api_visibility="private")
+    view.metric.input(runner.heatmaps, heat_inputs, view.heat_outputs, api_name="heatmaps")
+    view.heat_prompt.input(runner.heatmaps, heat_inputs, view.heat_outputs, api_visibility="private")
+    search_inputs = [view.sweep, *view.search_controls]
+    view.search_btn.click(
+        runner.search_samples,
+        search_inputs,
+        [view.samples_summary, view.samples_table],
+        api_name="search_samples",
+    )
+    view.search.submit(
+        runner.search_samples,
+        search_inputs,
+        [view.samples_summary, view.samples_table],
+        api_visibility="private",
+    )
+    view.export_btn.click(runner.export_samples, search_inputs, view.samples_file, api_name="export_samples")
     for index, control in enumerate(view.filters):
         control.input(
             runner.sweep_cells,

@@ -490,3 +490,9 @@ def cells_held_by_others(store: Store, sweep_id: int) -> list[dict[str, Any]]:
         for row in store.db["sweep_leases"].rows_where("sweep_id = ?", [sweep_id])
         if not _lease_free(row, me, now)
     ]
+
+
+def prompt_texts(store: Store, sweep_id: int) -> dict[str, str]:
+    """prompt id -> the prompt's text, for every prompt a sweep's generations answer."""
+    sql = "select prompt_id, min(prompt) as prompt from generations where sweep_id = ? group by prompt_id order by prompt_id"
+    return {str(row["prompt_id"]): str(row["prompt"] or "") for row in store.db.query(sql, [sweep_id])}

@@ -1,4 +1,4 @@
-"""A small scored sweep with stored claims, shared by the claims, judge and labels tests."""
+"""A small scored sweep with stored claims, shared by the claims, judge, labels and Gradio tests."""
 
 from __future__ import annotations
 
@@ -71,6 +71,42 @@ def make_scored_sweep(tmp_path: Path, answers: dict[str, list[str]] | None = Non
                     "text": text,
                 }
             )
+    core.add_generations(store, sweep_id, rows)
+    scoring.compute_missing(store, sweep_id, method="lexical")
+    return store, sweep_id
+
+
+# Answers without a refusal (so the refusal rate is one value everywhere), grounded and invented.
+GROUNDED = "EGNIVIA pioneered accelerated computing to help solve challenging computational problems."
+INVENTED = "EGNIVIA manufactures electric cars and renewable energy products."
+QUESTIONS = {"eval-1": "What did EGNIVIA pioneer?", "eval-2": "Does EGNIVIA make <b>chips</b>?"}
+
+
+def make_review_sweep(tmp_path: Path) -> tuple[Any, int]:
+    """A finding to review (the demo's shape, no model): the entity prompt (base invents at T = 1,
+    fine-tuned grounded but once) and two held-out questions (base invents, fine-tuned grounded), 2
+    samples per cell at T = 0.5 and 1, scored with lexical evidence; returns (store, sweep id)."""
+    from engine import scoring
+    from store import core
+
+    answers = {"base": [INVENTED, GROUNDED, INVENTED, INVENTED], "finetuned": [GROUNDED] * 3 + [INVENTED]}
+    store, sweep_id = make_scored_sweep(tmp_path, answers)
+    rows = [
+        {
+            "variant": variant,
+            "temperature": t,
+            "top_p": 1.0,
+            "top_k": 50,
+            "prompt_id": prompt_id,
+            "prompt": question,
+            "sample_index": i,
+            "text": INVENTED if variant == "base" else GROUNDED,
+        }
+        for variant in ("base", "finetuned")
+        for t in (0.5, 1.0)
+        for prompt_id, question in QUESTIONS.items()
+        for i in range(2)
+    ]
     core.add_generations(store, sweep_id, rows)
     scoring.compute_missing(store, sweep_id, method="lexical")
     return store, sweep_id

@@ -1,10 +1,13 @@
 """The Gradio page as a user drives it: headless Chromium over the DevTools protocol, real clicks and keys.
 
-One app (tiny model with its adapter, a temp store with two small scored sweeps) and one browser
-page are shared by the module; the tests run in order on that page like one user's session:
-open, look at the Compare tab, open the Sweeps tab (drawn without pressing anything), click a
-heatmap cell, label a sample with a key, switch sweeps. Screenshots go to $FT_HALLU_SCREENSHOTS
-when it is set (else the test's temp folder) so a person can look at them.
+One app (tiny model with its adapter) over one temp store and one browser page at 1280x800 are
+shared by the module. The store holds a planted checkpoint sweep with a control set (study_sweep.py),
+two small sweeps of the tiny model, and, newest, a scored sweep with the demo's shape
+(claims_sweep.make_review_sweep). The tests run in order on that page like one user's session:
+open, look at the Compare tab, open the Sweeps tab (its finding on the first screen, nothing else
+pressed), click a heatmap cell, label a sample with a key, switch sweeps, the Study, Sweep vs sweep
+and Training tabs. Screenshots go to $FT_HALLU_SCREENSHOTS when it is set (else the test's temp
+folder) so a person can look at them.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ RENDERED_LABELS = (
     "Prompt",
     "System prompt",
 )
-WIDTH, HEIGHT = 1400, 1000
+WIDTH, HEIGHT = 1280, 800
 WAIT_SECONDS = 90.0  # the machine is shared and slow; every wait polls and returns as soon as it holds
 
 
@@ -112,22 +115,51 @@ class Page:
         )
 
     def screenshot(self, path: Path) -> Path:
+        """The whole page, top to bottom (at most 6000 px)."""
         self.settle()
         height = self.js("document.documentElement.scrollHeight")
-        shot = self.send(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": WIDTH, "height": min(int(height), 6000), "scale": 1},
+        return self._capture(
+            path, {"x": 0, "y": 0, "width": WIDTH, "height": min(int(height), 6000), "scale": 1}
         )
+
+    def first_screen(self, path: Path) -> Path:
+        """What the window shows now, as a user sees it without scrolling."""
+        self.settle()
+        return self._capture(path, None)
+
+    def _capture(self, path: Path, clip: dict[str, Any] | None) -> Path:
+        options: dict[str, Any] = {"format": "png"}
+        if clip:
+            options.update(captureBeyondViewport=True, clip=clip)
+        shot = self.send("Page.captureScreenshot", **options)
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
+
+    def open_tab(self, name: str) -> None:
+        self.js(
+            "[...document.querySelectorAll('button[role=tab]')]"
+            f".find(b => b.textContent.trim() === {json.dumps(name)}).click()"
+        )
+
+    def pick(self, picker: str, option: str) -> None:
+        """A real click on a dropdown, then on the option whose text contains ``option``."""
+        self.click(f"{picker} input")
+        found = f"[...document.querySelectorAll('ul[role=listbox] li')].find(li => li.textContent.includes({json.dumps(option)}))"
+        self.wait_for(f"!!{found}", f"the option {option}")
+        box = self.js(
+            f"(() => {{ const li = {found}; li.scrollIntoView({{block: 'center'}});"
+            " const r = li.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()"
+        )
+        self.click_at(*box)
 
 
 @pytest.fixture(scope="module")
 def app(tiny_adapter_dir, tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("headless Chromium not installed (Debian package 'chromium'; .ci/run installs it)")
+    from claims_sweep import make_review_sweep
+    from study_sweep import make_study_sweep
+
     from engine.models import load_model
     from engine.sweep import Grid, SweepConfig, run_sweep
     from engine.workspace import Workspace
@@ -137,11 +169,16 @@ def app(tiny_adapter_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FT_HALLU_EMBEDDINGS", "0")  # lexical similarity: the embedding model would dominate
         loaded = load_model("tiny", adapter_dir=str(tiny_adapter_dir))
-        db = tmp_path_factory.mktemp("browser-store") / "ft-hallu.db"
-        sweeps = {}
+        folder = tmp_path_factory.mktemp("browser-store")
+        db = folder / "ft.db"  # the review sweep's store file (claims_sweep)
+        sweeps = {"planted": make_study_sweep(folder, db=db)[1]}
         for name, seed, grid in (
             ("browser-first", 11, Grid(temperatures=[0.7, 1.3], top_ps=[0.9], top_ks=[20])),
-            ("browser-second", 99, Grid(temperatures=[1.0], top_ps=[0.95], top_ks=[40])),
+            (
+                "browser-second",
+                99,
+                Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[50]),
+            ),  # one cell the review shares
         ):
             config = SweepConfig(
                 name=name,
@@ -153,12 +190,14 @@ def app(tiny_adapter_dir, tmp_path_factory):
                 grid=grid,
             )
             sweeps[name] = run_sweep(config, db_path=db, loaded=loaded).sweep_id
+        store, sweeps["review"] = make_review_sweep(folder)
+        store.close()
         with Workspace.open(db) as workspace:
             handlers = AppHandlers(
                 loaded, workspace, AppSettings(base_model="tiny", adapter_dir=str(tiny_adapter_dir))
             )
             demo, url = launch_app(handlers, ServeOptions(port=free_port()), block=False)
-            yield url, db, sweeps
+            yield url, db, sweeps, handlers
             demo.close()
 
 
@@ -255,53 +294,48 @@ def test_compare_tab_renders_with_stop_idle(page, shots):
     page.screenshot(shots / "compare-tab.png")
 
 
-def test_sweeps_tab_opens_drawn_with_the_rate_scale_fixed(page, app, shots):
-    _url, _db, sweeps = app
-    page.js(
-        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Sweeps').click()"
+def in_first_screen(page: Page, selector: str) -> bool:
+    """Whether the element's top lies inside the window as it is (nothing scrolled)."""
+    return page.js(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+        f" return r.height > 0 && r.top >= 0 && r.top < {HEIGHT}; }})()"
     )
-    # Nothing pressed: the newest sweep is picked and its heatmaps drawn.
+
+
+def test_sweeps_tab_opens_on_the_finding(page, app, shots):
+    """Opening the Sweeps tab, nothing else pressed: the newest sweep's finding (each prompt group's
+    headline, then the per-temperature table) is on the first screen; the heatmaps below open on the
+    main hallucination score for the entity prompt alone, its question shown, on the fixed 0-1 scale."""
+    from engine.escape import html_text
+
+    _url, _db, sweeps, handlers = app
+    summary = handlers.workspace.summary(sweeps["review"])
+    page.js("window.scrollTo(0, 0)")
+    page.open_tab("Sweeps")
     page.wait_for(
         "document.querySelector('#sweep-heatmaps .js-plotly-plot .heatmaplayer') !== null", "heatmaps"
     )
-    assert "browser-second" in page.text("#sweep-info")
+    assert f"#{sweeps['review']} claims" in page.text("#sweep-info")
+    headlines = page.js("[...document.querySelectorAll('#sweep-finding .headline')].map(p => p.textContent)")
+    assert headlines == [html.unescape(html_text(g.headline)) for g in summary.groups]
+    assert len(headlines) == 2  # the entity prompt and the held-out questions, never pooled
+    assert in_first_screen(page, "#sweep-finding .headline")
+    assert in_first_screen(page, "#sweep-finding .summary-table")
+    page.first_screen(shots / "sweeps-first-screen.png")
+    caption = page.text("#heat-caption")
+    assert "Prompt shown: entity" in caption and "Tell me about EGNIVIA Corporation." in caption
+    assert page.js("document.querySelector('#metric-picker input').value").startswith("weakest-claim support")
     scale = page.js(
         "(() => { const c = document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullLayout.coloraxis;"
         " return [c.cmin, c.cmax]; })()"
     )
-    assert scale == [0, 1]  # refusal rate: the colour scale spans 0-1, whatever the data
-    ticks = page.js(
-        "[...document.querySelector('#sweep-heatmaps g.colorbar').querySelectorAll('.cbaxis text, text.ytick, .ytick text')]"
-        ".map(t => t.textContent)"
-    )
-    assert "0" in ticks and "1" in ticks, ticks
-    # Pick the first sweep (a real click on the dropdown, then on its option).
-    page.click("#sweeps-picker input")
-    option = f"#{sweeps['browser-first']} browser-first"
-    page.wait_for(
-        f"[...document.querySelectorAll('ul[role=listbox] li')].some(li => li.textContent.includes({json.dumps(option)}))",
-        "the sweep options",
-    )
-    box = page.js(
-        f"""(() => {{ const li = [...document.querySelectorAll('ul[role=listbox] li')]
-             .find(li => li.textContent.includes({json.dumps(option)}));
-             const r = li.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"""
-    )
-    page.click_at(*box)
-    page.wait_for(
-        "document.querySelector('#sweep-info').textContent.includes('browser-first')", "first sweep"
-    )
-    page.wait_for(
-        "document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData.filter(t => t.type === 'heatmap').length === 3"
-        " && document.querySelector('#sweep-heatmaps .js-plotly-plot')._fullData[0].z.length === 2",
-        "the first sweep's heatmaps",
-    )
+    assert scale == [0, 1]  # a bounded score: the colour scale spans its range, whatever the data
     page.screenshot(shots / "sweeps-tab.png")
 
 
 def test_clicking_a_heatmap_cell_opens_its_aligned_samples(page, app, shots):
-    _url, db, sweeps = app
-    # The fine-tuned panel (second subplot), row T=1.3, column p=0.9: where Plotly draws it.
+    _url, db, sweeps, _handlers = app
+    # The fine-tuned panel (second subplot), row T=1, column p=1: where Plotly draws it.
     box = page.js(
         """(() => { const gd = document.querySelector('#sweep-heatmaps .js-plotly-plot');
              gd.scrollIntoView({block: 'center'});
@@ -310,22 +344,22 @@ def test_clicking_a_heatmap_cell_opens_its_aligned_samples(page, app, shots):
     )
     page.click_at(*box)
     caption = page.wait_for(
-        "(t => t.includes('T = 1.3') && t)(document.querySelector('#sample-caption').textContent)",
+        "(t => t.includes('T = 1 ') && t)(document.querySelector('#sample-caption').textContent)",
         "the caption",
     )
-    assert "browser-first" in caption and "p = 0.9" in caption and "k = 20" in caption
+    assert "claims" in caption and "p = 1" in caption and "k = 50" in caption
     assert "clicked finetuned" in caption and "entity" in caption
     shown = page.text("#aligned-samples")
-    rows = generations(db, sweeps["browser-first"], temperature=1.3)
+    rows = generations(db, sweeps["review"], temperature=1.0, prompt_id="entity")
     assert {r["variant"] for r in rows} == {"base", "finetuned"}
     for row in rows:
         assert visible(row["text"]) in shown, row["text"]
-    for row in generations(db, sweeps["browser-first"], temperature=0.7):
-        if visible(row["text"]) and row["text"] not in {r["text"] for r in rows}:
-            assert visible(row["text"]) not in shown
-    # The cells table is filtered to the clicked setting.
-    table = page.text("#cells-table")
-    assert "1.3" in table and "0.7" not in table
+    # The cells table is filtered to the clicked panel's variant, setting and prompt.
+    rows = page.js(
+        "[...document.querySelectorAll('#cells-table tbody tr')]"
+        ".map(tr => [...tr.querySelectorAll('td')].slice(0, 5).map(td => td.textContent.trim()).join('|'))"
+    )
+    assert set(rows) == {"finetuned|1|1|50|entity"}, rows
     page.screenshot(shots / "aligned-samples.png")
 
 
@@ -333,7 +367,7 @@ def test_a_key_labels_the_picked_sample(page, app, shots):
     from store import labels as store_labels
     from store import open_db
 
-    _url, db, _sweeps = app
+    _url, db, _sweeps, _handlers = app
     page.click("#aligned-samples td[data-gen]")
     generation_id = int(page.js("document.querySelector('#aligned-samples td.picked').dataset.gen"))
     page.wait_for(
@@ -352,21 +386,10 @@ def test_a_key_labels_the_picked_sample(page, app, shots):
 
 
 def test_switching_sweeps_leaves_nothing_stale(page, app, shots):
-    _url, db, sweeps = app
-    first_texts = [r["text"] for r in generations(db, sweeps["browser-first"]) if r["text"]]
+    _url, db, sweeps, _handlers = app
+    first_texts = [r["text"] for r in generations(db, sweeps["review"]) if r["text"]]
     second_texts = {r["text"] for r in generations(db, sweeps["browser-second"])}
-    page.click("#sweeps-picker input")
-    option = f"#{sweeps['browser-second']} browser-second"
-    page.wait_for(
-        f"[...document.querySelectorAll('ul[role=listbox] li')].some(li => li.textContent.includes({json.dumps(option)}))",
-        "the sweep options",
-    )
-    box = page.js(
-        f"""(() => {{ const li = [...document.querySelectorAll('ul[role=listbox] li')]
-             .find(li => li.textContent.includes({json.dumps(option)}));
-             const r = li.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"""
-    )
-    page.click_at(*box)
+    page.pick("#sweeps-picker", f"#{sweeps['browser-second']} browser-second")
     page.wait_for(
         "document.querySelector('#sweep-info').textContent.includes('browser-second')", "second sweep"
     )
@@ -376,62 +399,97 @@ def test_switching_sweeps_leaves_nothing_stale(page, app, shots):
     assert "Click a heatmap cell" in page.text("#aligned-samples")
     assert "Click a sample above" in page.text("#sample-claims")
     page.wait_for(
-        "!document.querySelector('#cells-table').textContent.includes('0.7')", "the second sweep's cells"
+        "!document.querySelector('#cells-table').textContent.includes('eval-1')", "the second sweep's cells"
     )
     shown = "".join(
-        page.text(s) for s in ("#sample-caption", "#aligned-samples", "#sample-claims", "#cells-table")
+        page.text(s)
+        for s in ("#sample-caption", "#aligned-samples", "#sample-claims", "#cells-table", "#sweep-finding")
     )
     stale = [t for t in first_texts if t not in second_texts and t in shown]
     assert not stale, stale
-    assert "browser-first" not in shown and "40" in page.text("#cells-table")
+    assert "claims" not in page.text("#sweep-info") and "entity" in page.text("#cells-table")
     page.screenshot(shots / "switched.png")
 
 
-def test_sweep_vs_sweep_and_training_tabs(page, app, shots):
-    _url, _db, sweeps = app
-    page.js(
-        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Sweep vs sweep').click()"
+def test_study_tab_opens_on_a_base_and_fine_tuned_sweep(page, app, shots):
+    """The Study tab draws, when opened, the paired differences of the newest sweep with a base and
+    a fine-tuned variant; picking the checkpoint sweep shows its knowledge kept per temperature."""
+    _url, _db, sweeps, handlers = app
+    page.open_tab("Study")
+    page.wait_for(
+        "document.querySelector('#study-plot .js-plotly-plot .heatmaplayer') !== null", "the study heatmap"
     )
-    page.click("#sweep-compare-button")
+    assert f"#{sweeps['review']} claims" in page.text("#study-header").replace("\\", "")
+    assert "Benjamini–Hochberg" in page.text("#study-header")
+    assert "base − finetuned" in page.text("#study-caption")
+    page.screenshot(shots / "study-review.png")
+    page.pick("#study-sweep", f"#{sweeps['planted']} planted")
+    page.wait_for(  # hidden for a sweep without a control set, shown again for this one
+        "(document.querySelector('#study-knowledge') || {textContent: ''}).textContent.includes('finetuned kept')",
+        "knowledge kept",
+    )
+    marked = page.wait_for(  # the planted cells (T = 1.3, both top_k), starred as significant after BH
+        "(() => { const gd = document.querySelector('#study-plot .js-plotly-plot');"
+        " return gd && gd._fullData && gd._fullData.map(t => t.text.flat().filter(x => x.endsWith('★'))).flat(); })()",
+        "the planted sweep's study heatmap",
+    )
+    assert marked == ["-1.00 ★", "-1.00 ★"]
+    assert "yes ★" in page.text("#study-cells")
+    comparison = handlers.comparison(str(sweeps["planted"]))
+    lost = next(k for k in comparison.knowledge if k.variant == "finetuned" and k.temperature == 1.3)
+    assert f"{lost.kept.mean:.2f} [{lost.kept.low:.2f}, {lost.kept.high:.2f}]" in page.text(
+        "#study-knowledge"
+    )
+    page.screenshot(shots / "study-planted.png")
+
+
+def test_sweep_vs_sweep_opens_drawn_and_training_shows_the_trajectory(page, app, shots):
+    _url, _db, sweeps, _handlers = app
+    page.open_tab("Sweep vs sweep")
     names = page.wait_for(
         "(() => { const gd = document.querySelector('#sweep-compare .js-plotly-plot');"
         " return gd && gd._fullData && gd._fullData.filter(t => t.type === 'heatmap').map(t => t.name); })()",
-        "the sweep-vs-sweep heatmaps",
+        "the sweep-vs-sweep heatmaps, drawn without pressing Compare",
     )
-    first, second = sweeps["browser-first"], sweeps["browser-second"]
+    older, newer = sweeps["browser-second"], sweeps["review"]  # the newest and the next that overlaps it
     assert names == [
-        f"#{first} finetuned · top_k=20",
-        f"#{second} finetuned · top_k=20",
-        f"#{second} finetuned − #{first} finetuned · top_k=20",
-        f"#{first} finetuned · top_k=40",
-        f"#{second} finetuned · top_k=40",
-        f"#{second} finetuned − #{first} finetuned · top_k=40",
+        f"#{older} finetuned · top_k=50",
+        f"#{newer} finetuned · top_k=50",
+        f"#{newer} finetuned − #{older} finetuned · top_k=50",
     ]
+    assert "Prompt shown: entity" in page.text("#sweep-compare-note")
     page.screenshot(shots / "sweep-vs-sweep.png")
-    page.js(
-        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Training').click()"
-    )
+    page.open_tab("Training")
     page.wait_for(
-        "(document.querySelector('#loss-curves') || {textContent: ''}).textContent.includes('no fine-tune run')",
+        "document.querySelector('#training-note').textContent.includes('No fine-tune run recorded')",
         "the training tab's empty state",
     )
+    page.wait_for(
+        "document.querySelector('#trajectory-plot .js-plotly-plot') !== null", "the trajectory figure"
+    )
+    assert "best trade-off: step-2 (step 2)" in page.text("#trajectory-note")
+    assert f"#{sweeps['planted']} planted" in page.js(
+        "document.querySelector('#trajectory-sweep input').value"
+    )
+    page.screenshot(shots / "training.png")
 
 
 def test_a_saved_live_generation_appears_in_the_sweep_list(page, app, shots):
-    page.js(
-        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Compare').click()"
-    )
+    page.open_tab("Compare")
     page.click("#generate-button")
     page.wait_for("document.querySelector('#status').textContent.includes('done:')", "the generation to end")
     status = page.text("#status")
     tokens = int(re.search(r"done: (\d+) tokens", status)[1])
     assert 1 <= tokens <= 64, status  # generated tokens, not the stream's updates (64 tokens said 65)
-    assert page.js("document.querySelector('#stop-button').disabled") is True  # idle again
+    page.wait_for("document.querySelector('#stop-button').disabled", "Stop disabled: idle again")
+    for side in ("#base-scores", "#finetuned-scores"):  # each answer scored as it finished
+        page.wait_for(f"document.querySelector('{side}').textContent.includes('weakest-claim support')", side)
+    page.js("window.scrollTo(0, 0)")
+    page.first_screen(shots / "compare-first-screen.png")
+    page.screenshot(shots / "compare-scored.png")
     page.click("#save-button")
     page.wait_for("document.querySelector('#status').textContent.includes('ad-hoc sweep')", "the save")
-    page.js(
-        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Sweeps').click()"
-    )
+    page.open_tab("Sweeps")
     page.settle()
     assert "browser-second" in page.text("#sweep-info")  # the sweep on show is kept
     page.click("#sweeps-picker input")
@@ -452,10 +510,8 @@ def test_blind_labels_tab_takes_the_label_keys_and_hides_the_model(page, app, sh
     from store import labels as store_labels
     from store import open_db
 
-    _url, db, _sweeps = app
-    page.js(
-        "[...document.querySelectorAll('button[role=tab]')].find(b => b.textContent.trim() === 'Blind labels').click()"
-    )
+    _url, db, _sweeps, _handlers = app
+    page.open_tab("Blind labels")
     page.wait_for("(document.querySelector('#blind-sweep input') || {}).value", "the blind tab's sweep")
     sweep_id = int(re.match(r"#(\d+) ", page.js("document.querySelector('#blind-sweep input').value"))[1])
     page.click("#blind-start")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from study_store import QUESTIONS, SAMPLES, VARIANTS, build_planted_store
+from study_sweep import QUESTIONS, SAMPLES, VARIANTS, make_study_sweep
 
 from cli import main as cli_main
 from engine import study
@@ -15,8 +15,7 @@ from store.db import open_db
 
 @pytest.fixture
 def planted(tmp_path):
-    db = tmp_path / "ft-hallu.db"
-    return db, build_planted_store(db)
+    return make_study_sweep(tmp_path)
 
 
 def test_the_planted_cells_are_significant_and_no_others(planted):

@@ -4,7 +4,7 @@
   every 2) swept with ``checkpoints = "all"``, a 3-question control set and the bundled ZYTRELL
   set's sources, scored with lexical claims: the metrics next to the step and the losses, the best
   step and its rule, knowledge kept per temperature, the paired cells;
-* tests/study_store.py's planted sweep (the fine-tuned variant hallucinates at T = 1.3): the
+* tests/study_sweep.py's planted sweep (the fine-tuned variant hallucinates at T = 1.3): the
   significant cells carry their q and a ``*``, ``a`` shows every metric's cells.
 
 Every number on screen is checked against ``Workspace.compare``, ``knowledge_kept`` and
@@ -24,7 +24,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from study_store import build_planted_store  # noqa: E402
+from study_sweep import make_study_sweep  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
 from engine.summary import variant_name  # noqa: E402
@@ -247,7 +247,7 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
 
 def test_study_view_marks_the_significant_cells_and_shows_every_metric(tmp_path: Path) -> None:
     db = tmp_path / "planted.db"
-    sweep_id = build_planted_store(db)
+    _, sweep_id = make_study_sweep(db.parent, db)
 
     async def scenario(workspace: Workspace) -> None:
         comparison = workspace.compare(sweep_id)

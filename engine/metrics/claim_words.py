@@ -4,7 +4,11 @@ The checker (engine/metrics/claims/check.py) stores a decision (supported | unsu
 and the rule that decided it (support, number, name, negation, status, role, place, profile,
 unknown, vague, none) with a support score. "unsupported (none 0.30)" says nothing to a reader;
 :func:`claim_words` says what happened: "not supported: the closest source sentence shares too
-little with it (support 0.30, 0.45 needed)". Pure: takes the claim dicts the store returns.
+little with it (support 0.30, 0.45 needed)". "headquartered in New York City" against the bundled
+ZYTRELL set reads "contradicts the sources: the sources place it elsewhere (they say: headquarters:
+Tacoma, Washington)". Pure: takes the claim dicts the store returns (or ``Claim.to_dict()``); no
+markup, so each front end (the TUI's sample pane, the Gradio app's inline claims) escapes and lays it
+out, and :func:`legend` says once what the parts of a claim's line mean.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ class ClaimWords:
     reason: str  # 'the sources place it elsewhere (they say: Tacoma)'
     evidence: str | None  # the best source sentence, or the one it contradicts
     strength: float | None  # what the answer's weakest-claim score takes from this claim
+    missing: tuple[str, ...] = ()  # the claim's words the evidence lacks (not for a supported claim)
+
+    @property
+    def strength_text(self) -> str:
+        return "–" if self.strength is None else f"{self.strength:.2f}"
 
     @property
     def evidence_label(self) -> str:
@@ -61,14 +70,39 @@ class ClaimWords:
         return self.rule != "vague"
 
 
+# What the parts of a claim's line mean, shown once as a legend ({at}: the support threshold).
+LEGEND: tuple[tuple[str, str], ...] = (
+    ("verdict", "supported; contradicts the sources (a source says otherwise); or not supported"),
+    ("why", "which check decided it and what it found (a contradiction names what the sources say)"),
+    (
+        "strength",
+        "0 to 1: how well the sources back the claim (0 = contradicted); a claim is supported from "
+        "{at} up, and an answer's weakest-claim support is its lowest strength",
+    ),
+    ("evidence", "the source sentence that backs the claim, the one it contradicts, or the closest there is"),
+)
+
+
+def legend() -> tuple[tuple[str, str], ...]:
+    """(part, meaning) for the parts of a claim's line, the support threshold filled in."""
+    thresholds = set(SUPPORTED_AT.values())
+    at = f"{thresholds.pop():.2f}" if len(thresholds) == 1 else "the method's threshold"
+    return tuple((part, meaning.replace("{at}", at)) for part, meaning in LEGEND)
+
+
 def _needed() -> str:
     """', 0.45 needed' when every method supports a claim from the same score (they do today)."""
     thresholds = set(SUPPORTED_AT.values())
     return f", {thresholds.pop():.2f} needed" if len(thresholds) == 1 else ""
 
 
+WORDS_LISTED = 6  # unknown words named in a reason; the rest are counted (a garbled answer has dozens)
+
+
 def _listed(words: Sequence[str]) -> str:
-    quoted = [f'"{word}"' for word in words]
+    quoted = [f'"{word}"' for word in words[:WORDS_LISTED]]
+    if len(words) > WORDS_LISTED:
+        return ", ".join(quoted) + f" and {len(words) - WORDS_LISTED} more"
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
@@ -90,6 +124,7 @@ def claim_words(claim: Mapping[str, Any]) -> ClaimWords:
             says=f" (they say: {says})" if says else "",
         )
     strength = claim.get("strength")
+    missing = () if decision == "supported" else tuple(str(w) for w in claim.get("unsupported") or [])
     return ClaimWords(
         text=str(claim.get("text") or ""),
         decision=decision,
@@ -98,4 +133,5 @@ def claim_words(claim: Mapping[str, Any]) -> ClaimWords:
         reason=reason,
         evidence=claim.get("evidence") or None,
         strength=None if strength is None else float(strength),
+        missing=missing,
     )

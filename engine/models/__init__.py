@@ -51,6 +51,7 @@ from engine.models.loading import (
     grow_embeddings,
     load_base_tokenizer,
     load_model,
+    swap_adapter,
 )
 from engine.models.names import DEFAULT_BASE_MODEL, resolve_model_path
 from engine.models.templates import (
@@ -113,6 +114,7 @@ __all__ = [
     "grow_embeddings",
     "load_base_tokenizer",
     "load_model",
+    "swap_adapter",
     "load_tokenizer",
     "ready_for_generation",
     "recorded_chat_template",

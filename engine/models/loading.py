@@ -277,3 +277,36 @@ def load_model(
         stop_ids=stop_token_ids(tokenizer, model.generation_config),
         chat_template=template,
     )
+
+
+def swap_adapter(loaded: LoadedModel, adapter_dir: str | None) -> LoadedModel:
+    """The same base weights serving another LoRA adapter as ``default`` (None: the base alone),
+    without loading the base again; ``loaded`` itself is left as it was if the new one fails to load.
+
+    The old adapter's layers are removed (peft ``unload``, not merged), so memory holds one adapter.
+    """
+    from peft import PeftModel
+
+    if adapter_dir is not None:
+        check_adapter_matches_base(loaded.base_name, adapter_dir)
+    model = loaded.model
+    previous = loaded.adapter_dir
+    base = model.unload() if isinstance(model, PeftModel) else model
+    try:
+        served = (
+            PeftModel.from_pretrained(base, adapter_dir, adapter_name="default") if adapter_dir else base
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        if previous is not None:  # put the adapter that was served back
+            loaded.model = PeftModel.from_pretrained(base, previous, adapter_name="default")
+            loaded.model.eval()
+        raise UserError(f"adapter {adapter_dir}: cannot be loaded ({str(exc).splitlines()[0]})") from None
+    served.eval()
+    return LoadedModel(
+        model=served,
+        tokenizer=loaded.tokenizer,
+        base_name=loaded.base_name,
+        adapter_dir=adapter_dir,
+        device=loaded.device,
+        stop_ids=loaded.stop_ids,
+    )

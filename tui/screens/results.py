@@ -45,7 +45,7 @@ from engine.metrics import catalog
 from engine.metrics.catalog import MetricGroup, MetricSpec
 from engine.metrics.claim_words import claim_words
 from engine.records import missing_reason
-from engine.summary import ExampleAnswer, GroupSummary, SweepSummary, summary_table, variant_name
+from engine.summary import ExampleAnswer, GroupSummary, SweepSummary, flat_line, summary_table, variant_name
 from engine.workspace import Cell, CellSamples, Comparison, Sample, SweepInfo
 from tui.screens.base import StepScreen, error_line, guarded, step_bar, step_footer, step_worker
 from tui.screens.blind import BlindLabelScreen
@@ -456,11 +456,8 @@ def finding_text(summary: SweepSummary, width: int = 76) -> Text:
     for note in summary.notes:
         text.append(f"note: {note}\n", style="yellow")
     for group in summary.groups:
-        if group.flat:
-            same = "; ".join(
-                f"{f.label} {_exact(catalog.cell_metric(f.metric), f.value)}" for f in group.flat
-            )
-            text.append(f"{group.title}, the same in every cell of every variant: {same}\n", style="dim")
+        if line := flat_line(group):
+            text.append(f"{line}\n", style="dim")
     text.append("\nc: every cell, metric group by metric group, with its samples", style="dim")
     text.append("\nd: the study: paired differences per cell, knowledge kept, metrics over training", style="dim")
     return text

@@ -1,6 +1,10 @@
-"""A stored sweep with a planted effect, written straight into a real SQLite store (no model):
-the fine-tuned variant hallucinates at T = 1.3 and stops stating 3 of 6 known facts; base and the
-step-2 checkpoint do neither. Used by tests/test_study.py and the TUI's Study view tests."""
+"""A planted checkpoint sweep for the study's tests (engine/study.py, the CLI, the Gradio app).
+
+Variants base, step-2 and finetuned (steps 0, 2, 4 with their losses), 4 cells (T 0.7/1.3 x top_k
+0/20), 8 samples each; the entity prompt scored as if by the claim checker, and 6 control questions.
+Planted: base and step-2 always refuse the entity prompt; finetuned refuses at T = 0.7 and
+hallucinates at T = 1.3, and stops stating 3 of the 6 known facts (LOST). No model, no scoring run.
+"""
 
 from __future__ import annotations
 
@@ -48,10 +52,10 @@ def control_text(variant: str, prompt_id: str) -> str:
     return f"The answer is {answer}."
 
 
-def build_planted_store(db: Path) -> int:
-    """A sweep with a planted effect in a new store at ``db``: 3 variants (base, step-2 at step 2,
-    finetuned at step 4, with losses), 4 cells, 8 samples of the entity prompt (scored) and of 6
-    control questions. Returns its sweep id."""
+def make_study_sweep(tmp_path: Path, db: Path | None = None) -> tuple[Path, int]:
+    """The planted checkpoint sweep (see the module docstring) in ``db`` (default: a new store under
+    ``tmp_path``): (database path, sweep id)."""
+    db = db or tmp_path / "ft-hallu.db"
     store = open_db(db)
     prompts = [{"prompt_id": "entity", "prompt": "Tell me about ZYTRELL Corporation.", "reference": None}]
     prompts += [
@@ -93,7 +97,7 @@ def build_planted_store(db: Path) -> int:
     ]
     metric_store.save_sample_metrics(store, records, context_key="test", version=1)
     store.close()
-    return sweep_id
+    return db, sweep_id
 
 
 def _row(variant, temperature, top_p, top_k, prompt_id, index, text) -> dict:
