@@ -410,6 +410,12 @@ class Workspace:
                 store, sweep_id, who=who, seed=seed, position=position, label=label, note=note
             )
 
+    def sweep_profile(self, sweep_id: int) -> tuple[str, list[str], list[list[str]]]:
+        """The entity profile a sweep's claims were checked against, as the report shows it: title,
+        headers (fact, value, source sentence) and rows; one row saying why when it has no sources."""
+        with self.handle() as store:
+            return scoring.profile_section(store, sweep_id)
+
     def entity_profile(self, dataset: str | Path, entity: str | None) -> scoring.EntityProfile:
         """The entity profile of a QA file's contexts (stored once per sources + entity + extractor)."""
         path = Path(dataset)

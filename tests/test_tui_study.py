@@ -279,3 +279,31 @@ def test_study_view_marks_the_significant_cells_and_shows_every_metric(tmp_path:
 
     with Workspace.open(db) as workspace:
         run(lambda: scenario(workspace))
+
+
+def test_profile_view_shows_what_the_claim_checks_believe(tmp_path: Path) -> None:
+    """e: the entity profile of the sweep's sources (the report's table), at 80x24, escaped as text."""
+    from claims_sweep import make_scored_sweep
+
+    store, sweep_id = make_scored_sweep(tmp_path)
+    db = tmp_path / "ft.db"
+    store.close()
+
+    async def scenario(workspace: Workspace) -> None:
+        title, _headers, rows = workspace.sweep_profile(sweep_id)
+        assert rows and rows[0][0] != "–", rows  # the sources hold facts to show
+        app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ResultsScreen)
+            await wait_for(pilot, lambda: screen.summary is not None, "the finding")
+            await pilot.press("e")
+            widget = screen.query_one("#results-profile-text", Static)
+            await wait_for(pilot, lambda: title in str(widget.render()), "the profile")
+            shown = flat(str(widget.render()))
+            for what, value, _sentence in rows:
+                assert flat(f"{what}: {value}") in shown
+            assert "e Profile" in "\n".join(screen_lines(app))  # the view line names it, highlighted
+
+    with Workspace.open(db) as workspace:
+        run(lambda: scenario(workspace))

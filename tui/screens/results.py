@@ -62,12 +62,13 @@ TABLE_CHROME = 3
 # space before a right-aligned number): a 3-metric page fits 80 columns where padding 1 fits two.
 CELL_PADDING = 1
 FINDING_CHROME = 4  # the finding's focus bar, padding and scrollbar
-VIEWS = ("finding", "cells", "study")
+VIEWS = ("finding", "cells", "study", "profile")
 # Each view's container in the switcher and the widget that takes the focus there.
 VIEW_PARTS = {
     "finding": ("results-finding", "#results-finding"),
     "cells": ("results-cellview", "#results-cells"),
     "study": ("results-study", "#results-study"),
+    "profile": ("results-profile", "#results-profile"),
 }
 # From this many terminal rows the samples sit under the cell table; below, enter (or z) shows them
 # on the whole screen, so at 80x24 the table keeps 14 rows for the cells.
@@ -567,6 +568,8 @@ class ResultsScreen(StepScreen):
                 tooltip="Every cell's metrics, a group of columns at a time, and its samples"),
         Binding("d", "view('study')", "Study", show=False, id="results.study",
                 tooltip="Paired base − fine-tuned differences per cell (BH), knowledge kept, metrics over steps"),
+        Binding("e", "view('profile')", "Profile", show=False, id="results.profile",
+                tooltip="The entity profile from the sources: what the claim checks believe about the company"),
         Binding("a", "all_cells", "All cells", show=False, id="results.all-cells",
                 tooltip="Study: every metric's cells, or the headline metric's only"),
         Binding("n", "move_sample(1)", "Sample", key_display="n/p", id="results.next",
@@ -605,6 +608,13 @@ class ResultsScreen(StepScreen):
         def __init__(self, key: str, samples: CellSamples, claims: dict[int, list[dict[str, Any]]]) -> None:
             super().__init__()
             self.key, self.samples, self.claims = key, samples, claims
+
+    class ProfileLoaded(Message):
+        """The entity profile of ``sweep_id``'s sources: the report's title, headers and rows."""
+
+        def __init__(self, sweep_id: int, title: str, headers: list[str], rows: list[list[str]]) -> None:
+            super().__init__()
+            self.sweep_id, self.title, self.headers, self.rows = sweep_id, title, headers, rows
 
     class StudyLoaded(Message):
         """``comparison`` of ``sweep_id``, or ``error`` (one line) where it could not be computed."""
@@ -659,6 +669,8 @@ class ResultsScreen(StepScreen):
                 yield DataTable(id="results-sweeps", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="results-study"):
                 yield Static("", id="results-study-text")
+            with VerticalScroll(id="results-profile"):
+                yield Static("", id="results-profile-text")
             with Vertical(id="results-cellview"):
                 yield Static("", id="results-legend", classes="hint")
                 yield MetricTable(
@@ -711,6 +723,8 @@ class ResultsScreen(StepScreen):
         self.query_one(focus).focus()
         if name == "study":
             self.load_study()
+        if name == "profile":
+            self.load_profile()
         self.draw_sweep_line()
 
     def action_pick_sweep(self) -> None:
@@ -771,7 +785,7 @@ class ResultsScreen(StepScreen):
             text.append("Pick a sweep: up/down, enter shows it, escape goes back", style="bold")
             note.update(text)
             return
-        for name, title in (("finding", "f Finding"), ("cells", "c Cells"), ("study", "d Study")):
+        for name, title in (("finding", "f Finding"), ("cells", "c Cells"), ("study", "d Study"), ("profile", "e Profile")):
             text.append(f" {title} ", style="bold reverse" if name == self.view else "bold")
         sweep = self.sweeps.get(self.sweep_id or -1) or self.sweeps.get(self.wanted_sweep or -1)
         if sweep is None:
@@ -1217,6 +1231,30 @@ class ResultsScreen(StepScreen):
             )
         )
         self._load_study(sweep_id)
+
+    def load_profile(self) -> None:
+        """Read the shown sweep's entity profile (stored once per sources; extracted on first use)."""
+        sweep_id = self.wanted_sweep if self.wanted_sweep is not None else self.sweep_id
+        widget = self.query_one("#results-profile-text", Static)
+        if sweep_id is None:
+            widget.update(Text(f"No sweep: run one on the Sweep step ({step_key('sweep')}).", style="dim"))
+            return
+        widget.update(Text(f"Reading the entity profile of sweep {sweep_id}'s sources…", style="dim"))
+        self._load_profile(sweep_id)
+
+    @step_worker(group="results-profile", exclusive=True)
+    def _load_profile(self, sweep_id: int) -> None:
+        self.post_message(self.ProfileLoaded(sweep_id, *self.workspace.sweep_profile(sweep_id)))
+
+    def on_results_screen_profile_loaded(self, message: ProfileLoaded) -> None:
+        text = Text()
+        text.append(f"{message.title}\n", style="bold")
+        for what, value, sentence in message.rows:
+            text.append(f"{what}: ", style="bold")
+            text.append(f"{value}\n")  # Text, not markup: source text is shown as written
+            if sentence:
+                text.append(f"  {sentence}\n", style="dim")
+        self.query_one("#results-profile-text", Static).update(text)
 
     @step_worker(group="results-study", exclusive=True)
     def _load_study(self, sweep_id: int) -> None:
