@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 
 from cli.common import db_path_from
 from engine.workspace import Workspace
@@ -31,10 +32,19 @@ def run(args: argparse.Namespace) -> int:
         # returns, which left a blank terminal while a generation finished its chunk. Here the
         # screen is restored first, then what still finishes (or keeps running) is said, then we wait.
         loop = asyncio.new_event_loop()
+        # The terminal went away (an SSH connection dropped, tmux killed) or we were told to stop:
+        # nobody can answer a question any more, so quit at once (detached jobs keep running). The
+        # CLI's own handler raises inside whatever the loop runs, which Textual caught: a TUI left
+        # on a login node after its SSH session ended kept using half a core.
+        for signum in (signal.SIGHUP, signal.SIGTERM):
+            loop.add_signal_handler(signum, app.exit, None, 128 + signum)
         try:
             result = loop.run_until_complete(app.run_async())
             for line in [*app.left_stopping, *app.left_running]:
-                print(f"ft-hallu tui: {line}", flush=True)
+                try:
+                    print(f"ft-hallu tui: {line}", flush=True)
+                except OSError:  # no terminal left to say it on
+                    break
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()

@@ -379,3 +379,30 @@ def test_no_label_or_state_is_cut(tmp_path: Path, stocked_store: Path, size: tup
         tmux.keys("C-q")
     finally:
         tmux.run("kill-server")
+
+
+def test_the_tui_quits_when_its_terminal_goes_away(tmp_path):
+    """An SSH session that drops (here: the tmux server killed) hangs the TUI up; it must quit rather
+    than keep running without a terminal (it used to keep about half a core busy on the login node)."""
+    tmux = Tmux(f"ft-hallu-hup-{uuid.uuid4().hex[:8]}")
+    pid_file = tmp_path / "tui.pid"
+    command = (
+        f"echo $$ > {pid_file}; exec {sys.executable} -m cli --db {tmp_path / 'ft.db'} tui --step jobs"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run(
+        ["tmux", "-L", tmux.socket, "new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", command],
+        check=True, env=env, cwd=tmp_path, timeout=30,
+    )  # fmt: skip
+    try:
+        tmux.wait_for("Jobs: every fine-tune and sweep", timeout=90)
+        pid = int(pid_file.read_text())
+    finally:
+        tmux.run("kill-server")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.2)
+    alive = Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    if alive:
+        os.kill(pid, 9)
+    assert not alive, "the TUI kept running after its terminal went away"
