@@ -369,7 +369,7 @@ def test_errors_are_notifications_never_a_crash(
             monkeypatch.undo()
             monkeypatch.setattr(engine.job_kinds, "launch_sweep", explode("sweep engine"))
             await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: not sweep.running, 10, "the failed worker to be reported")
+            await wait_for(pilot, lambda: not sweep.running, 60, "the failed worker to be reported")
             assert "RuntimeError: sweep engine exploded" in notifications(app)
             assert "Failed: RuntimeError: sweep engine exploded" in static_text(app, "sweep-status")
             assert app.is_running
@@ -1020,11 +1020,11 @@ printf 'Dropping fully masked examples:   0%%|          | 0/8\rDropping fully ma
 echo "step 1/2 loss 2.5000"
 echo "step 2/2 loss 1.9000"
 cat > "$dir/finetune-result.json" <<JSON
-{"status": "completed", "name": "jobs-ft", "mode": "lora", "base_model": "tiny", "output_dir": "$OUT",
- "dataset": "$DATASET",
+{"status": "completed", "name": "jobs-ft", "mode": "lora", "base_model": "tiny", "output_dir": "$FT_HALLU_TEST_OUT",
+ "dataset": "$FT_HALLU_TEST_DATASET",
  "result": {"train_loss": 2.2, "eval_loss_before": 3.0, "eval_loss_after": 2.4}}
 JSON
-echo "saved adapter to $OUT"
+echo "saved adapter to $FT_HALLU_TEST_OUT"
 """
 SHARD_CRASH = 'echo "sweep shard 0: 4 of 4 rows to generate"; echo "RuntimeError: CUDA out of memory"; exit 1'
 
@@ -1037,14 +1037,14 @@ def test_jobs_step_lists_every_job_and_cancels_resubmits_ingests_and_opens(
     from engine.workspace import ClusterSettings
 
     adapter = tmp_path / "adapter"
-    monkeypatch.setenv("OUT", str(adapter))
+    monkeypatch.setenv("FT_HALLU_TEST_OUT", str(adapter))  # jobs get FT_HALLU_* (an allow-list)
     # The fine-tune trained on a masked file: Sweep gets that file and the name the mask gave.
     source = tmp_path / "qa.jsonl"
     source.write_text("".join(json.dumps(row) + "\n" for row in QA_ROWS), encoding="utf-8")
     masked = tmp_path / "qa.masked.jsonl"
     plan = workspace.plan_mask(str(source), entity="NVIDIA", new_name="QORVANT", ticker="NVDA", aliases=[])
     workspace.apply_mask(plan, masked, entity="NVIDIA", new_name="QORVANT")
-    monkeypatch.setenv("DATASET", str(masked))
+    monkeypatch.setenv("FT_HALLU_TEST_DATASET", str(masked))
     ft_script, shard_script = tmp_path / "ft.sh", tmp_path / "shard.sh"
     ft_script.write_text(FINETUNE_LIKE)
     shard_script.write_text(SHARD_CRASH)

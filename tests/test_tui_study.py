@@ -27,11 +27,12 @@ pytest.importorskip("textual")
 from study_sweep import make_study_sweep  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
+from engine import study_tables as tables  # noqa: E402
 from engine.summary import variant_name  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 from tui.app import FtHalluApp  # noqa: E402
 from tui.screens.results import ResultsScreen  # noqa: E402
-from tui.study_view import cell_name, difference_text, estimate_text, probability  # noqa: E402
+from tui.study_view import cell_name  # noqa: E402
 
 SIZE = (80, 24)
 FACTS = [
@@ -158,43 +159,39 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
             # Over training: each variant's step and losses next to its metrics, in step order.
             assert [p.step for p in trajectory.points] == [0, 2, 4, 6]
             for point in trajectory.points:
-                losses = [
-                    f"{loss:.3f}" if loss is not None else "–" for loss in (point.train_loss, point.eval_loss)
-                ]
-                hallucinated = point.metrics["entity:hallucinated"]
+                # The two headline metrics beside the losses: hallucinated, knowledge kept.
                 row_with(
                     text,
                     variant_name(point.variant),
                     str(point.step),
-                    *losses,
-                    estimate_text(hallucinated.mean, hallucinated.low, hallucinated.high),
+                    tables.number(point.train_loss, 3),
+                    tables.number(point.eval_loss, 3),
+                    tables.estimate(point.metrics["entity:hallucinated"]),
+                    tables.estimate(point.metrics["control:states_reference"]),
                 )
-                known = point.metrics["control:states_reference"]
-                row_with(
-                    text, variant_name(point.variant), str(point.step), estimate_text(known.mean, known.low, known.high)
-                )
+                for key in ("entity:refusal", "control:refusal"):
+                    row_with(
+                        text,
+                        variant_name(point.variant),
+                        str(point.step),
+                        tables.estimate(point.metrics[key]),
+                    )
             best = trajectory.best
             assert best is not None and best == comparison.best_step and best.variant is not None
-            row_with(text, "best trade-off:", f"{variant_name(best.variant)} (step {best.step})")
-            assert flat(f"rule: {best.rule}") in flat("\n".join(text))
+            assert flat(tables.best_step_text(best)) in flat("\n".join(text))
 
             # Knowledge kept per temperature and pooled, base vs each fine-tuned variant.
             part = text[next(i for i, line in enumerate(text) if line.startswith("Knowledge kept")) :]
             temperature = None
             for row in knowledge:
                 where = "all" if row.temperature is None else f"{row.temperature:g}"
-                shown_row = row_with(
-                    part, variant_name(row.variant), estimate_text(row.kept.mean, row.kept.low, row.kept.high)
-                )
+                shown_row = row_with(part, variant_name(row.variant), tables.estimate(row.kept))
                 part = part[part.index(shown_row) + 1 :]  # the rows come in the engine's order
                 if where != temperature:
                     assert shown_row.startswith(where), shown_row
                     temperature = where
                 if row.difference is not None:
-                    d = row.difference
-                    assert flat(
-                        f"{difference_text(d.difference, d.low, d.high)} {probability(d.p_value)}"
-                    ) in flat(shown_row)
+                    assert flat(tables.difference(row.difference)) in flat(shown_row)  # with its p
 
             # Per-cell paired differences: the headline metric's every cell, each variant, each group.
             for variant in ("finetuned", "step-4", "step-2"):
@@ -204,10 +201,10 @@ def test_study_view_of_a_checkpoint_sweep_at_80x24(checkpoint_sweep_db: Path, tm
                         row_with(
                             text,
                             cell_name(cell),
-                            f"{cell.base:.2f}",
-                            f"{cell.value:.2f}",
-                            difference_text(cell.difference, cell.low, cell.high),
-                            probability(cell.q_value),
+                            tables.number(cell.base),
+                            tables.number(cell.value),
+                            f"{tables.number(cell.difference)} {tables.interval(cell.low, cell.high)}",
+                            tables.p_value(cell.q_value),
                         )
             # n = 2 per cell: the engine's warning that no cell can be significant is on the first screen.
             assert any("per-cell significance is impossible" in w for w in comparison.warnings)
@@ -258,12 +255,16 @@ def test_study_view_marks_the_significant_cells_and_shows_every_metric(tmp_path:
             hot = [c for c in comparison.cells_for("finetuned", "entity", "hallucinated") if c.significant]
             assert [c.temperature for c in hot] == [1.3, 1.3]  # the planted effect, found by the engine
             for cell in comparison.cells_for("finetuned", "entity", "hallucinated"):
-                line = row_with(text, cell_name(cell), difference_text(cell.difference, cell.low, cell.high))
+                line = row_with(
+                    text,
+                    cell_name(cell),
+                    f"{tables.number(cell.difference)} {tables.interval(cell.low, cell.high)}",
+                )
                 assert line.rstrip().endswith("*") == cell.significant, line
-                assert probability(cell.q_value) in line
+                assert tables.p_value(cell.q_value) in line
             # The other metrics in one row each: significant cells and the largest difference.
             refusal = comparison.cells_for("finetuned", "entity", "refusal")
-            row_with(text, "refusal", f"{sum(c.significant for c in refusal)}/{len(refusal)}")
+            row_with(text, "refusal", f"{sum(c.significant for c in refusal)} / {len(refusal)}")
             assert not any(line.startswith("refusal (") or line.startswith("refusal:") for line in text)
             # a: every metric gets its table of cells; a again: back to the headline metrics.
             await pilot.press("a")
@@ -271,7 +272,11 @@ def test_study_view_marks_the_significant_cells_and_shows_every_metric(tmp_path:
             every = study_lines(screen)
             assert any(line.startswith("refusal") and "cells significant" in line for line in every)
             for cell in refusal:
-                row_with(every, cell_name(cell), difference_text(cell.difference, cell.low, cell.high))
+                row_with(
+                    every,
+                    cell_name(cell),
+                    f"{tables.number(cell.difference)} {tables.interval(cell.low, cell.high)}",
+                )
             assert all(len(line) <= SIZE[0] - 4 for line in every)
             await pilot.press("a")
             await pilot.pause()

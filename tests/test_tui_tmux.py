@@ -78,7 +78,7 @@ BASIC_LABELS = {
     "Generate": ["ticker", "year", "local filing", "SEC identity", "base URL", "model", "key file", "output folder"],
     "Check": ["QA file", "copy without duplicates"],
     "Mask": ["QA file", "entity", "new name", "ticker", "aliases", "output file"],
-    "Fine-tune": ["launcher", "config TOML", "name", "base_model", "dataset", "mode", "epochs", "max_steps",
+    "Fine-tune": ["launcher", "config TOML", "name", "base_model", "chat_template", "dataset", "mode", "epochs", "max_steps",
                   "learning_rate", "save_checkpoints", "output_dir"],
     "Sweep": ["launcher", "sweep TOML", "name", "base_model", "adapter", "dataset", "entity_name", "control",
               "temperatures", "top_ps", "top_ks", "samples_per_cell", "max_new_tokens"],

@@ -2,16 +2,17 @@
 
 Everything statistical is the engine's (engine/study.py over engine/stats.py: paired bootstrap
 intervals, sign-flip permutation p values, Benjamini–Hochberg q values, knowledge kept, the
-trajectory and its best step with the rule that chose it). This module only arranges those numbers
-as text, in three parts, compact ones first:
+trajectory and its best step with the rule that chose it), and so is every table's text:
+engine/study_tables.py, the layout the report and the demo print. This module only picks the
+columns that fit and arranges them, in three parts, compact ones first:
 
 * over training (a checkpoint sweep): per variant its step, train and eval loss next to each metric
   pooled over the grid with its interval, then the best trade-off step and its rule;
 * knowledge kept: per temperature (and pooled), each variant's share of control answers stating the
   reference, and base − variant with its interval and p;
 * per-cell paired differences, base − variant: for each variant and prompt group the headline
-  metric's every cell (base, variant, difference [interval], q, ``*`` where q ≤ alpha), and one line
-  for each other metric (how many cells are significant, the largest difference); ``all_cells``
+  metric's every cell (base, variant, difference [interval], q, ``*`` where q ≤ alpha), and one row
+  for each other metric (significant cells of those tested, the largest difference); ``all_cells``
   gives every metric its table.
 """
 
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from engine import study_tables as tables
 from engine.study import HEADLINE, STUDY_METRICS, CellDifference
 from engine.summary import variant_name
 from engine.workspace import Comparison
@@ -29,51 +31,26 @@ GROUP_TITLES = {"entity": "entity prompt", "eval": "held-out questions", "contro
 GAP = 2
 
 
-def signed(value: float | None) -> str:
-    """+0.25 / −0.25 (a true minus sign, as the Results cells), '–' without a value."""
-    if value is None:
-        return "–"
-    shown = f"{value:+.2f}"
-    if float(shown) == 0:
-        return "+0.00"
-    return shown.replace("-", "−")
+def pick(headers: Sequence[str], rows: Sequence[Sequence[str]], names: Sequence[str]) -> list[list[str]]:
+    """The columns ``names`` of an engine table, in that order."""
+    index = [list(headers).index(name) for name in names]
+    return [[row[i] for i in index] for row in rows]
 
 
-def share(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
-
-
-def interval(low: float | None, high: float | None, *, signs: bool) -> str:
-    if low is None or high is None:
-        return ""
-    shown = signed if signs else share
-    return f"[{shown(low)}, {shown(high)}]"
-
-
-def estimate_text(mean: float | None, low: float | None, high: float | None) -> str:
-    """'0.75 [0.25, 1.00]': a share with its interval."""
-    return f"{share(mean)} {interval(low, high, signs=False)}".strip()
-
-
-def difference_text(difference: float | None, low: float | None, high: float | None) -> str:
-    """'−0.50 [−1.00, +0.00]': base − variant with its interval."""
-    return f"{signed(difference)} {interval(low, high, signs=True)}".strip()
-
-
-def probability(value: float | None) -> str:
-    """0.012, or <0.001; '–' where no test ran (no pairs)."""
-    if value is None:
-        return "–"
-    return f"{value:.3f}" if value >= 0.001 else "<0.001"
-
-
-def cell_name(cell: CellDifference) -> str:
-    return f"T={cell.temperature:g} p={cell.top_p:g} k={cell.top_k}"
+def head_lines(head: str, values: Sequence[str]) -> str:
+    """A column head on two lines: a metric's group over its name ('entity:' over 'hallucinated'),
+    a head wider than its values at its first space ('train' over 'loss')."""
+    if ": " in head:
+        return head.replace(": ", ":\n", 1)
+    if " " not in head or len(head) <= max((len(v) for v in values), default=0):
+        return head
+    first, _, rest = head.partition(" ")
+    return f"{first}\n{rest}"
 
 
 def columns(heads: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> Text:
     """A table as aligned text: the first ``left`` columns left-aligned, the rest right-aligned;
-    a head may have two lines ('entity\\nhallucinated')."""
+    a head may have two lines ('entity:\\nhallucinated')."""
     split = [head.split("\n") for head in heads]
     depth = max(len(lines) for lines in split)
     split = [[""] * (depth - len(lines)) + lines for lines in split]
@@ -82,14 +59,11 @@ def columns(heads: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 
     ]
 
     def line(values: Sequence[str]) -> str:
-        return (
-            (" " * GAP)
-            .join(
-                value.ljust(width) if index < left else value.rjust(width)
-                for index, (value, width) in enumerate(zip(values, widths, strict=True))
-            )
-            .rstrip()
-        )
+        cells = [
+            value.ljust(width) if index < left else value.rjust(width)
+            for index, (value, width) in enumerate(zip(values, widths, strict=True))
+        ]
+        return (" " * GAP).join(cells).rstrip()
 
     text = Text()
     for level in range(depth):
@@ -110,25 +84,19 @@ def wrapped(text: str, width: int, style: str = "") -> Text:
     return Text("\n".join(lines) + "\n", style=style)
 
 
-# ------------------------------------------------------------------ over training
-
-
 def _width(head: str, values: Sequence[str]) -> int:
     return max([*(len(line) for line in head.split("\n")), *(len(value) for value in values)])
 
 
-def metric_head(key: str) -> str:
-    """'entity:hallucinated' as a two-line column head."""
-    group, _, metric = key.partition(":")
-    return f"{group}\n{metric}"
+# ------------------------------------------------------------------ over training
 
 
 def trajectory_text(comparison: Comparison, width: int) -> Text:
     points = comparison.trajectory
     text = Text()
     text.append("Over training", style="bold underline")
+    text.append("\n")
     if not any(point.step is not None for point in points):
-        text.append("\n")
         text.append_text(
             wrapped(
                 'not a checkpoint sweep: a fine-tune with save_checkpoints, swept with checkpoints = "all", '
@@ -138,58 +106,45 @@ def trajectory_text(comparison: Comparison, width: int) -> Text:
             )
         )
         return text
-    text.append("\n")
     text.append_text(
         wrapped(
             "each variant's metrics pooled over the grid [95%], next to its step and losses", width, "dim"
         )
     )
-    keys = list(dict.fromkeys(key for point in points for key in point.metrics))
-    fixed_heads = ["variant", "step", "train\nloss", "eval\nloss"]
-    fixed = [
-        [
-            variant_name(point.variant),
-            "–" if point.step is None else str(point.step),
-            "–" if point.train_loss is None else f"{point.train_loss:.3f}",
-            "–" if point.eval_loss is None else f"{point.eval_loss:.3f}",
-        ]
-        for point in points
-    ]
-    values = {
-        key: [
-            estimate_text(point.metrics[key].mean, point.metrics[key].low, point.metrics[key].high)
-            if key in point.metrics
-            else "–"
-            for point in points
-        ]
-        for key in keys
-    }
+    # Each group's headline metric first (hallucinated, knowledge kept): they sit beside the losses.
+    found = tables.trajectory_keys(points)
+    headlines = [key for key in found if key.partition(":")[2] == HEADLINE.get(key.partition(":")[0])]
+    keys = [*headlines, *(key for key in found if key not in headlines)]
+    headers, rows = tables.trajectory_table(points, keys)
+    fixed = ["variant", "step", "train loss", "eval loss"]
+    metrics = [tables.metric_key(key) for key in keys]
     # The losses and as many metrics as the width holds, then the others beside variant and step.
-    pending = list(keys)
-    heads = fixed_heads
+    pending = list(metrics)
+    names = fixed
     while True:
-        rows = [row[: len(heads)] for row in fixed]
-        used = sum(_width(head, [row[i] for row in rows]) + GAP for i, head in enumerate(heads))
+        used = 0
+        for name in names:
+            values = [row[headers.index(name)] for row in rows]
+            used += _width(head_lines(name, values), values) + GAP
         chosen: list[str] = []
-        for key in pending:
-            room = _width(metric_head(key), values[key]) + GAP
+        for name in pending:
+            values = [row[headers.index(name)] for row in rows]
+            room = _width(head_lines(name, values), values) + GAP
             if chosen and used + room > width:
                 break
-            chosen.append(key)
+            chosen.append(name)
             used += room
-        table = [row + [values[key][index] for key in chosen] for index, row in enumerate(rows)]
-        text.append_text(columns([*heads, *(metric_head(key) for key in chosen)], table))
+        shown = pick(headers, rows, [*names, *chosen])
+        heads = [head_lines(name, [row[i] for row in shown]) for i, name in enumerate([*names, *chosen])]
+        text.append_text(columns(heads, shown))
         pending = pending[len(chosen) :]
         if not pending:
             break
-        heads = fixed_heads[:2]
+        names = fixed[:2]
     best = comparison.best_step
     if best is not None:
-        chosen_step = f"{variant_name(best.variant)} (step {best.step})" if best.variant else "none"
-        text.append("best trade-off: ", style="bold")
-        text.append(chosen_step + "\n", style="bold green" if best.variant else "bold yellow")
         text.append_text(
-            wrapped(f"rule: {best.rule}" + (f"; {best.note}" if best.note else ""), width, "dim")
+            wrapped(tables.best_step_text(best), width, "bold green" if best.variant else "yellow")
         )
     return text
 
@@ -200,9 +155,8 @@ def trajectory_text(comparison: Comparison, width: int) -> Text:
 def knowledge_text(comparison: Comparison, width: int) -> Text:
     text = Text()
     text.append("Knowledge kept", style="bold underline")
-    rows_in = comparison.knowledge
-    if not rows_in:
-        text.append("\n")
+    text.append("\n")
+    if not comparison.knowledge:
         text.append_text(
             wrapped(
                 'no control set in this sweep: control = "builtin" (or a QA file) asks known facts over the '
@@ -212,38 +166,31 @@ def knowledge_text(comparison: Comparison, width: int) -> Text:
             )
         )
         return text
-    questions = max(row.questions for row in rows_in)
-    text.append("\n")
+    headers, rows = tables.knowledge_table(comparison.knowledge, long=True)
+    questions = max(row.questions for row in comparison.knowledge)
     text.append_text(
         wrapped(
             f"share of control answers stating the reference; {questions} questions; [95%] over questions; "
-            "base − variant paired by question, p from a sign-flip permutation test",
+            "base − variant paired by question (positive: the variant lost known facts), p from a "
+            "sign-flip permutation test",
             width,
             "dim",
         )
     )
-    rows = []
-    last = object()
-    for row in rows_in:
-        where = "all" if row.temperature is None else f"{row.temperature:g}"
-        difference = row.difference
-        rows.append(
-            [
-                where if where != last else "",
-                variant_name(row.variant),
-                estimate_text(row.kept.mean, row.kept.low, row.kept.high),
-                difference_text(difference.difference, difference.low, difference.high)
-                if difference is not None
-                else "",
-                probability(difference.p_value) if difference is not None else "",
-            ]
-        )
-        last = where
-    text.append_text(columns(["T", "variant", "kept", "base − variant", "p"], rows, left=2))
+    shown = pick(headers, rows, ["T", "variant", "knowledge kept", "base − variant"])
+    for index in range(len(shown) - 1, 0, -1):  # the temperature once, on its first row
+        if shown[index][0] == shown[index - 1][0]:
+            shown[index][0] = ""
+    text.append_text(columns(["T", "variant", "kept", "base − variant"], shown, left=2))
     return text
 
 
 # ------------------------------------------------------------------ per-cell paired differences
+
+
+def cell_name(cell: CellDifference) -> str:
+    """'T=0.7 p=1 k=20': a cell in the width of a terminal table."""
+    return f"T={cell.temperature:g} p={cell.top_p:g} k={cell.top_k}"
 
 
 def families(comparison: Comparison) -> dict[tuple[str, str, str], list[CellDifference]]:
@@ -255,37 +202,36 @@ def families(comparison: Comparison) -> dict[tuple[str, str, str], list[CellDiff
 
 
 def cell_table(cells: Sequence[CellDifference], variant: str) -> Text:
-    rows = [
-        [
-            cell_name(cell),
-            share(cell.base),
-            share(cell.value),
-            difference_text(cell.difference, cell.low, cell.high) if cell.pairs else "no pairs",
-            probability(cell.q_value),
-            "*" if cell.significant else "",
-        ]
-        for cell in cells
-    ]
+    headers, rows = tables.cells_table(cells)
+    values = pick(
+        headers, rows, ["base", "variant mean", "base − variant", "interval", "q (BH)", "significant"]
+    )
+    shown = [
+        [cell_name(cell), base, mean, f"{difference} {interval}".strip() if cell.pairs else "no pairs", q,
+         "*" if significant == "yes" else ""]
+        for cell, (base, mean, difference, interval, q, significant) in zip(cells, values, strict=True)
+    ]  # fmt: skip
     name = variant_name(variant)
-    return columns(["cell", "base", name, f"base − {name}", "q", ""], rows)
+    return columns(["cell", "base", name, f"base − {name}", "q", ""], shown)
 
 
 def others_table(found: dict[str, list[CellDifference]], variant: str) -> Text:
-    """One row per metric other than the headline: significant cells, the largest difference."""
-    rows = []
+    """One row per metric other than the headline: significant cells of those tested (the engine's
+    table), the largest difference and where."""
+    headers, rows = tables.tests_table([cell for cells in found.values() for cell in cells])
+    counts = dict(zip((row[1] for row in rows), (row[2] for row in rows), strict=True))
+    shown = []
     for metric, cells in found.items():
         tested = [cell for cell in cells if cell.difference is not None]
         largest = max(tested, key=lambda cell: abs(cell.difference or 0.0), default=None)
-        rows.append(
-            [
-                metric,
-                f"{sum(cell.significant for cell in tested)}/{len(tested)}",
-                difference_text(largest.difference, largest.low, largest.high) if largest else "no pairs",
-                probability(largest.q_value) if largest else "",
-                cell_name(largest) if largest else "",
-            ]
+        if largest is None:
+            shown.append([metric, counts[metric], "no pairs", "", ""])
+            continue
+        difference = f"{tables.number(largest.difference)} {tables.interval(largest.low, largest.high)}"
+        shown.append(
+            [metric, counts[metric], difference, tables.p_value(largest.q_value), cell_name(largest)]
         )
-    return columns(["other metrics", "signif.", f"largest base − {variant_name(variant)}", "q", "at"], rows)
+    return columns(["other metrics", "signif.", f"largest base − {variant_name(variant)}", "q", "at"], shown)
 
 
 def tuned_in_order(comparison: Comparison) -> list[str]:
@@ -354,7 +300,8 @@ def study_text(comparison: Comparison, width: int = 76, *, all_cells: bool = Fal
     text = Text()
     text.append_text(
         wrapped(
-            f"Study of sweep {comparison.sweep_id}: base vs {', '.join(map(variant_name, tuned)) or '(no fine-tuned variant)'}; "
+            f"Study of sweep {comparison.sweep_id}: base vs "
+            f"{', '.join(map(variant_name, tuned)) or '(no fine-tuned variant)'}; "
             f"{comparison.samples_per_cell} samples per cell; prompts: "
             + ", ".join(GROUP_TITLES.get(group, group) for group in comparison.groups),
             width,

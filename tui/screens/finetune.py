@@ -32,10 +32,11 @@ from tui.screens.base import StepScreen, guarded, parse_int, show_line, step_bar
 from tui.steps import step_key
 
 # Shown first, in this order; every other FinetuneConfig field (a new one too) goes under "advanced".
+# chat_template: a base model without one stops before loading (it names this field);
 # save_checkpoints: the adapters a study sweeps as variants (docs/STUDY.md).
 BASIC_FIELDS = (
-    "name", "base_model", "dataset", "mode", "epochs", "max_steps", "learning_rate", "save_checkpoints",
-    "output_dir",
+    "name", "base_model", "chat_template", "dataset", "mode", "epochs", "max_steps", "learning_rate",
+    "save_checkpoints", "output_dir",
 )  # fmt: skip
 FIELDS = forms.form_fields(FinetuneConfig, "ft")
 CLUSTER_FIELDS: tuple[tuple[str, str, str, str], ...] = (
