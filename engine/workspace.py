@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine import adapter_runs, job_kinds, job_report, live, scoring, study
+from engine import adapter_runs, job_report, live, scoring, study
 from engine import calibrate as calibrating
 from engine import dataset as ds
-from engine import finetune as finetune_engine
 from engine import generate as gen
 from engine import jobs as job_engine
 from engine import labels as labelling
@@ -30,7 +29,6 @@ from engine import mask as masking
 from engine import samples as sample_search
 from engine import summary as summarising
 from engine import sweep as sweep_engine
-from engine.configfile import write_launched_config
 from engine.errors import UserError
 from engine.grid import MetricGrid
 from engine.records import (
@@ -50,11 +48,12 @@ from engine.records import (
     grid_cell_info,
     missing_reason,
 )
-from store import checkpoints as checkpoint_store
+from engine.workspace_data import DataStepsMixin
+from engine.workspace_jobs import JobsMixin
+from engine.workspace_runs import StudyRunsMixin
 from store import claims as claim_store
 from store import core
 from store import labels as label_store
-from store import masks as mask_store
 from store import metrics as metric_store
 from store.db import Store, open_db
 
@@ -96,8 +95,11 @@ QaSource = gen.QaSource
 # ---------------------------------------------------------------- the workspace
 
 
-class Workspace:
-    """One store and the operations on it. ``Workspace.open(path)`` creates and migrates the file."""
+class Workspace(DataStepsMixin, JobsMixin, StudyRunsMixin):
+    """One store and the operations on it. ``Workspace.open(path)`` creates and migrates the file.
+
+    Data steps, jobs, and the study with fine-tune runs are methods of its mixins, one module per
+    concept (engine/workspace_data.py, workspace_jobs.py, workspace_runs.py); they use ``handle()``."""
 
     def __init__(self, db_path: str | Path) -> None:
         self._db_path = Path(db_path)
@@ -439,325 +441,6 @@ class Workspace:
             raise UserError("nothing to save yet: generate first")
         with self.handle() as store:
             return live.save_live(store, model, batch)
-
-    # ------------------------------------------------------------ generating QA items
-
-    def generate_qa(
-        self,
-        config: gen.GenerateConfig,
-        source: QaSource | gen.SourceTexts,
-        *,
-        on_progress: gen.ProgressCallback | None = None,
-    ) -> gen.GenerationResult:
-        """Read the source (unless already read), chunk it and generate (resuming in the same output folder).
-
-        A caller that must refuse a bad source before the store file exists reads it first
-        (``source.read()``) and passes what that gave.
-        """
-        gen.resolve_api_key(config.endpoint)  # fail before fetching anything
-        read = source.read()
-        chunks = read.chunks(chunk_chars=config.chunk_chars, overlap_chars=config.chunk_overlap_chars)
-        with self.handle() as store:
-            return gen.generate(chunks, config, source=read.described, store=store, on_progress=on_progress)
-
-    # ------------------------------------------------------------ masking
-
-    @staticmethod
-    def plan_mask(
-        path: str | Path,
-        *,
-        entity: str,
-        new_name: str,
-        ticker: str | None = None,
-        aliases: Sequence[str] = (),
-    ) -> MaskPlan:
-        """Propose the rules and plan every change in the file (nothing is written)."""
-        rules = masking.propose_rules(entity, new_name=new_name, ticker=ticker or None, aliases=list(aliases))
-        return masking.plan_file(Path(path).expanduser(), rules)
-
-    @staticmethod
-    def mask_leak_report(plan: MaskPlan) -> LeakReport:
-        """What the plan's accepted edits would leave: name leaks and identifying names (products,
-        people, tickers) learned from the unmasked rows. The CLI's `mask leaks` prints the same report."""
-        return masking.plan_leak_report(plan)
-
-    @staticmethod
-    def mask_identifying_names(plan: MaskPlan, names: Sequence[str] | None = None, *, seed: int = 0) -> MaskPlan:
-        """The plan again with a rule per identifying name (all the report lists, or ``names``),
-        each with an invented replacement deterministic from ``seed``."""
-        return masking.add_leak_rules(plan, names, seed=seed)
-
-    def recorded_mask_for(self, path: str | Path) -> masking.RecordedMask | None:
-        """The done masking that wrote this very file (same sha256), with its rules, or None."""
-        with self.handle() as store:
-            return masking.recorded_mask_for(store, path)
-
-    def apply_mask(
-        self,
-        plan: MaskPlan,
-        out_path: str | Path,
-        *,
-        entity: str | None = None,
-        new_name: str | None = None,
-        overwrite: bool = False,
-    ) -> MaskResult:
-        """Write the accepted edits to a new file and record the masking (the input is never written)."""
-        with self.handle() as store:
-            return masking.apply(plan, out_path, store, entity=entity, new_name=new_name, overwrite=overwrite)
-
-    def undo_mask(self, mask_id: int | None = None) -> MaskUndo:
-        """Undo a masking; without an id, the latest applied one."""
-        with self.handle() as store:
-            if mask_id is None:
-                done = [m for m in mask_store.list_masks(store) if m.get("status") == "done"]
-                if not done:
-                    raise UserError("undo: no applied masking to undo")
-                mask_id = int(done[0]["id"])
-            return MaskUndo(mask_id, masking.undo(store, mask_id))
-
-    def recover_masks(self) -> list[str]:
-        """Settle maskings a killed run left 'writing'; one line per masking settled."""
-        with self.handle() as store:
-            return masking.recover_interrupted(store)
-
-    def masks(self) -> list[MaskRecord]:
-        with self.handle() as store:
-            rows = mask_store.list_masks(store)
-        return [
-            MaskRecord(
-                id=int(row["id"]),
-                status=str(row.get("status") or ""),
-                entity=str(row.get("entity") or ""),
-                new_name=str(row.get("new_name") or ""),
-                source_path=row.get("source_path"),
-                output_path=str(row.get("output_path") or ""),
-                rows=row.get("rows"),
-                edits_applied=row.get("edits_applied"),
-                created_at=str(row.get("created_at") or ""),
-                leaks=row.get("leaks") or {},
-            )
-            for row in rows
-        ]
-
-    # ------------------------------------------------------------ datasets (engine.dataset)
-
-    @staticmethod
-    def check_dataset(path: str | Path, *, eval_fraction: float = 0.1, seed: int = 2024) -> DatasetReport:
-        """What ``ft-hallu dataset check`` prints: rows, duplicates, split leakage, lengths, ids."""
-        return ds.check(path, eval_fraction=eval_fraction, seed=seed)
-
-    @staticmethod
-    def drop_duplicates(path: str | Path, out: str | Path, *, overwrite: bool = False) -> DedupeResult:
-        """Write ``path`` without its exact duplicate rows to the NEW file ``out`` (atomic; the
-        input is never written)."""
-        return ds.write_deduplicated(path, out, overwrite=overwrite)
-
-    # ------------------------------------------------------------ jobs (engine.jobs, engine.job_kinds)
-
-    def launch(
-        self,
-        config_path: str | Path,
-        cluster: ClusterSettings | None,
-        launcher: str,
-        *,
-        name: str | None = None,
-        log_dir: str | Path | None = None,
-        workdir: str | Path | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> Job:
-        """Check a fine-tune config and settings, submit it and record the job (no store goes with it).
-
-        ``overrides`` are fine-tune settings given on the command line (distributed, nodes, ...).
-        """
-        chosen = job_engine.get_launcher(launcher)
-        with self.handle() as store:
-            return job_kinds.launch_finetune(
-                store, config_path, cluster, launcher=chosen, name=name, log_dir=log_dir, workdir=workdir,
-                overrides=overrides,
-            )  # fmt: skip
-
-    def launch_finetune(
-        self, config: finetune_engine.FinetuneConfig, cluster: ClusterSettings | None, launcher: str
-    ) -> Job:
-        """Write the config as ``<data>/configs/<name>.toml`` and launch it."""
-        return self.launch(write_launched_config("finetune", config), cluster, launcher)
-
-    def launch_sweep(
-        self, config: SweepConfig, cluster: ClusterSettings | None, launcher: str, *, shards: int = 1
-    ) -> Job:
-        """Write the config as ``<data>/configs/sweep-<name>.toml`` and launch it."""
-        path = write_launched_config("sweep", config)
-        return self.launch_sweep_file(path, cluster, launcher, shards=shards)
-
-    def launch_sweep_file(
-        self,
-        config_path: str | Path,
-        cluster: ClusterSettings | None,
-        launcher: str,
-        *,
-        shards: int = 1,
-        after: str | None = None,
-        name: str | None = None,
-        log_dir: str | Path | None = None,
-        overrides: dict[str, Any] | None = None,
-    ) -> Job:
-        """Submit a sweep TOML as a job (``shards`` > 1: a job array; ``after``: wait for that job)."""
-        chosen = job_engine.get_launcher(launcher)
-        with self.handle() as store:
-            return job_kinds.launch_sweep(
-                store, config_path, cluster, launcher=chosen, shards=shards, after=after, name=name,
-                log_dir=log_dir, overrides=overrides,
-            )  # fmt: skip
-
-    def resubmit(self, job: Job, task: int) -> Job:
-        """Queue one shard of a sweep job again."""
-        with self.handle() as store:
-            return job_engine.resubmit(store, job, task)
-
-    def jobs(self, *, refresh: bool = True) -> list[Job]:
-        """Every job, newest first; with ``refresh`` the active ones are asked for their state first.
-        Only reads: no results file, no ingest, no scoring (``settle_jobs()`` does those)."""
-        with self.handle() as store:
-            return job_engine.list_jobs(store, refresh_active=refresh)
-
-    def settle_jobs(self, job_ids: Sequence[int] | None = None) -> list[Job]:
-        """As ``jobs()``, and finished jobs' results files read into the store (which may score a sweep)."""
-        with self.handle() as store:
-            return job_engine.settle_jobs(store, job_ids)
-
-    def job(self, ref: str | int) -> Job:
-        """A job by store id or ``launcher:scheduler-id``."""
-        with self.handle() as store:
-            return job_engine.resolve_job(store, str(ref))
-
-    def refresh_job(self, job: Job) -> Job:
-        """The job's state from its launcher; a job seen ending here has its results read in."""
-        with self.handle() as store:
-            return job_engine.refresh(store, job)
-
-    def follow_job(self, job: Job, *, poll_seconds: float = 1.0) -> Iterator[Job]:
-        """The job each time it is polled, until it finishes (the last one yielded is final)."""
-        return job_engine.follow(self.refresh_job, job, poll_seconds=poll_seconds)
-
-    @staticmethod
-    def job_log(job: Job, lines: int = 50, *, task: int | None = None) -> str:
-        """The last ``lines`` lines of the job's output (of one array task, or of each)."""
-        return job_engine.tail(job, lines, task=task)
-
-    @staticmethod
-    def job_report(job: Job, lines: int = 40) -> JobReport:
-        """The job read for a person: progress, final losses or rows, a detail line that says what
-        finished, where its output is and how long it took (or why it failed), and the log's last
-        ``lines`` lines without progress bars. Reads the job's files only; writes nothing."""
-        return job_report.report(job, lines=lines)
-
-    @staticmethod
-    def job_progress(job: Job) -> SweepJobProgress | None:
-        """A sweep job's progress read from its results files (None for other jobs)."""
-        return job_engine.progress(job)
-
-    @staticmethod
-    def job_latest_rows(job: Job, limit: int = 8) -> list[dict[str, Any]]:
-        """The last rows a sweep job wrote (variant, cell, prompt, sample, text), read from its files."""
-        return job_engine.latest_rows(job, limit)
-
-    def ingest_job(self, job: Job) -> IngestResult:
-        """Read what the job's folder holds that the store lacks (sweep rows, the fine-tune record)."""
-        with self.handle() as store:
-            return job_engine.ingest(store, job)
-
-    def cancel_job(self, job: Job, *, task: int | None = None) -> Job:
-        with self.handle() as store:
-            return job_engine.cancel(store, job, task=task)
-
-    # ------------------------------------------------------------ the study (docs/STUDY.md)
-
-    def compare(self, sweep_id: int, settings: StudySettings | None = None) -> Comparison:
-        """Paired base − variant differences per cell (BH-adjusted), sampling-setting effects, operating
-        points, knowledge kept, the trajectory and the power analysis of one sweep."""
-        with self.handle() as store:
-            return study.compare(store, sweep_id, settings)
-
-    def knowledge_kept(self, sweep_id: int, settings: StudySettings | None = None) -> list[KnowledgeKept]:
-        """Per variant x temperature (temperature None: pooled): the share of control answers stating
-        the reference, with its interval over questions and the paired base − variant difference."""
-        settings = settings or StudySettings()
-        with self.handle() as store:
-            data = study.load_study_data(store, sweep_id, settings)
-        return study.knowledge_kept(data, settings)
-
-    def trajectory(self, sweep_id: int, settings: StudySettings | None = None) -> Trajectory:
-        """Each variant's metrics with intervals next to its training step and losses (checkpoint
-        sweeps), and the best trade-off step by the rule of ``study.best_step``."""
-        settings = settings or StudySettings()
-        with self.handle() as store:
-            data = study.load_study_data(store, sweep_id, settings)
-        points = study.trajectory(data, settings)
-        return Trajectory(points, study.best_step(points, settings) if data.trajectory else None)
-
-    def finetune_checkpoints(self, run_id: int) -> list[FinetuneCheckpoint]:
-        """The adapters fine-tune run ``run_id`` kept during training, by step."""
-        with self.handle() as store:
-            rows = checkpoint_store.list_checkpoints(store, run_id)
-        return [
-            FinetuneCheckpoint(
-                run_id=int(row["run_id"]),
-                label=str(row["label"]),
-                step=int(row["step"]),
-                epoch=row.get("epoch"),
-                train_loss=row.get("train_loss"),
-                eval_loss=row.get("eval_loss"),
-                path=str(row["path"]),
-            )
-            for row in rows
-        ]
-
-    # ------------------------------------------------------------ fine-tune runs
-
-    def adapters(self) -> list[AdapterChoice]:
-        """Every adapter the store knows, newest run first, each run's checkpoints after it
-        (``finetune_checkpoints``), for the app's adapter picker."""
-        with self.handle() as store:
-            runs = core.list_finetune_runs(store)
-        checkpoints = {int(run["id"]): self.finetune_checkpoints(int(run["id"])) for run in runs}
-        with self.handle() as store:
-            return adapter_runs.adapter_choices(store, checkpoints)
-
-    def adapter_entity(self, adapter_dir: str | Path, dataset: str | None = None) -> str | None:
-        """The masked entity name an adapter was trained on (its sweeps, its dataset's masking, or
-        the dataset's questions), None when nothing says."""
-        with self.handle() as store:
-            return adapter_runs.adapter_entity(store, adapter_dir, dataset)
-
-    def adapter_dataset(self, adapter_dir: str | Path) -> str | None:
-        """The QA file an adapter was trained on, when its record names one that still exists."""
-        with self.handle() as store:
-            return adapter_runs.adapter_dataset(store, adapter_dir)
-
-    def finetune_runs(self) -> list[FinetuneRun]:
-        """Fine-tunes recorded in this store (by ``ft-hallu finetune`` or a launched job), newest first."""
-        with self.handle() as store:
-            rows = core.list_finetune_runs(store)
-        return [
-            FinetuneRun(
-                id=int(row["id"]),
-                name=str(row.get("name") or ""),
-                mode=str(row.get("mode") or ""),
-                base_model=str(row.get("base_model") or ""),
-                dataset_path=str(row.get("dataset_path") or ""),
-                output_dir=str(row.get("output_dir") or ""),
-                status=str(row.get("status") or ""),
-                train_loss=row.get("train_loss"),
-                eval_loss_before=row.get("eval_loss_before"),
-                eval_loss_after=row.get("eval_loss_after"),
-                train_seconds=row.get("train_seconds"),
-                loss_history=list((row.get("result") or {}).get("loss_history") or []),
-                started_at=str(row.get("started_at") or ""),
-                finished_at=row.get("finished_at"),
-                error=row.get("error"),
-            )
-            for row in rows
-        ]
 
 
 __all__ = [

@@ -13,22 +13,12 @@ import sys
 from pathlib import Path
 
 import grimp
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("engine", "store", "tui", "gradio_app", "cli")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # Issue 23: no engine module holds more than this many lines; a bigger one is split by concept.
 ENGINE_MODULE_MAX_LINES = 600
-# Over the limit on this branch; they are being edited on other branches and the lead splits them
-# after those merge. Remove the xfail below once this tuple is empty.
-ENGINE_MODULES_STILL_OVER = (
-    "engine/finetune.py",
-    "engine/study.py",
-    "engine/summary.py",
-    "engine/sweep.py",
-    "engine/workspace.py",
-)
 
 PROBE = """
 import importlib, json, pkgutil, sys
@@ -169,11 +159,6 @@ def _engine_modules_over(limit: int) -> list[str]:
     return over
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="still over 600 lines, being edited on other branches, split by the lead later: "
-    + ", ".join(ENGINE_MODULES_STILL_OVER),
-)
 def test_no_engine_module_is_over_600_lines() -> None:
     over = _engine_modules_over(ENGINE_MODULE_MAX_LINES)
     assert over == [], f"engine modules over {ENGINE_MODULE_MAX_LINES} lines (split them by concept): {over}"
