@@ -401,10 +401,10 @@ echo "step 1/2 loss 2.5000"
 echo "step 2/2 loss 1.9000"
 cat > "$dir/finetune-result.json" <<JSON
 {"status": "completed", "name": "ws-report", "mode": "lora", "base_model": "tiny", "dataset": "qa.jsonl",
- "output_dir": "$OUT", "config": {}, "started_at": "2024-01-01T00:00:00+00:00",
+ "output_dir": "$FT_HALLU_TEST_OUT", "config": {}, "started_at": "2024-01-01T00:00:00+00:00",
  "result": {"train_loss": 2.2, "eval_loss_before": 3.0, "eval_loss_after": 2.4, "train_seconds": 1.5}}
 JSON
-echo "saved adapter to $OUT"
+echo "saved adapter to $FT_HALLU_TEST_OUT"
 """
 
 
@@ -412,7 +412,7 @@ def test_job_report_says_what_finished_where_and_why_one_failed(
     workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "adapter"
-    monkeypatch.setenv("OUT", str(out))
+    monkeypatch.setenv("FT_HALLU_TEST_OUT", str(out))  # jobs inherit allow-listed names only
     config = tmp_path / "ft.toml"
     config.write_text(
         f'[finetune]\nname = "ws-report"\nbase_model = "tiny"\ndataset = "{tmp_path / "qa.jsonl"}"\n'
