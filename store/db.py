@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -131,10 +133,24 @@ def _is_busy(exc: BaseException) -> bool:
 
 
 def _set_wal(db: sqlite_utils.Database) -> None:
-    """WAL mode, unless already set (setting it needs a lock another opener may hold)."""
-    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
-    if str(mode).lower() != "wal":
-        db.execute("PRAGMA journal_mode=WAL")
+    """WAL mode, unless already set (setting it needs a lock another opener may hold).
+
+    Openers that meet on a new file can each hold a shared lock while asking for the exclusive one;
+    SQLite then answers "locked" at once instead of waiting (its busy handler would deadlock), so
+    this waits and asks again, up to the busy timeout (seen once in the suite: 2 of 6 processes
+    opening a new store on a loaded 2-core machine failed here).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.08)  # apart, so the next try does not meet again
 
 
 def _migrate(db: sqlite_utils.Database) -> None:
