@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import threading
 
 from cli.common import db_path_from
 from engine.workspace import Workspace
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         # CLI's own handler raises inside whatever the loop runs, which Textual caught: a TUI left
         # on a login node after its SSH session ended kept using half a core.
         for signum in (signal.SIGHUP, signal.SIGTERM):
-            loop.add_signal_handler(signum, app.exit, None, 128 + signum)
+            loop.add_signal_handler(signum, _stop, app, signum)
         try:
             result = loop.run_until_complete(app.run_async())
             for line in [*app.left_stopping, *app.left_running]:
@@ -49,3 +51,13 @@ def run(args: argparse.Namespace) -> int:
         finally:
             loop.close()
     return int(result or 0)
+
+
+def _stop(app, signum: int) -> None:
+    """Quit now; and if a thread still runs 5 s later (a worker mid-poll, or Textual's input thread
+    reading a terminal that is gone: seen spinning a core after tmux was killed), end the process:
+    the store is transactional and jobs are detached, so nothing is lost that kill -9 would keep."""
+    app.exit(None, 128 + signum)
+    timer = threading.Timer(5.0, os._exit, args=(128 + signum,))
+    timer.daemon = True  # a clean exit before then is not held up
+    timer.start()
