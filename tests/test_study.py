@@ -120,3 +120,31 @@ def test_a_sweep_without_scores_says_so_and_still_compares_the_control_set(plant
     assert all(c.difference is None for c in comparison.cells if c.group == "entity")
     assert all(c.difference is not None for c in comparison.cells if c.group == "control")
     assert [k.kept.mean for k in comparison.knowledge if k.variant == "base"] == [1.0, 1.0, 1.0]
+
+
+def test_study_tables_lay_out_the_engines_numbers(planted):
+    """One layout for the report and the demo: signs a spreadsheet will not read as formulas, p and q
+    as the engine has them, a row per BH family."""
+    from engine import study_tables
+    from engine.escape import csv_text
+
+    assert study_tables.number(-0.125) == "−0.12" and study_tables.number(0.004) == "0.00"
+    assert study_tables.number(-0.001) == "0.00"  # rounds to zero: no minus sign
+    assert study_tables.interval(-0.5, 0.25) == "[−0.50, 0.25]" and study_tables.p_value(0.0004) == "<0.001"
+    assert csv_text(study_tables.number(-0.3)) == "−0.30"  # not defused as a formula
+    db, sweep_id = planted
+    with Workspace.open(db) as workspace:
+        comparison = workspace.compare(sweep_id, StudySettings(permutations=999, resamples=499))
+    headers, rows = study_tables.tests_table(comparison.cells)
+    assert headers[2:] == [f"significant / tested · {v}" for v in ("step-2", "fine-tuned")]
+    by_metric = {(r[0], r[1]): r[2:] for r in rows}
+    assert by_metric[("entity", "hallucinated")] == ["0 / 4", "2 / 4"]  # the two planted cells
+    headers, rows = study_tables.cells_table(comparison.cells)
+    hot = next(r for r, c in zip(rows, comparison.cells, strict=True) if c.significant)
+    assert hot[9:] == ["−1.00", "[−1.00, −1.00]", "0.008", "0.016", "yes"]
+    headers, rows = study_tables.knowledge_table(comparison.knowledge)
+    assert [r[0] for r in rows] == ["0.7", "1.3", "all"] and headers[1] == "knowledge kept · base"
+    assert rows[1][headers.index("base − variant · fine-tuned")].startswith("0.50 [")
+    headers, rows = study_tables.trajectory_table(comparison.trajectory)
+    assert [r[:2] for r in rows] == [["base", "0"], ["step-2", "2"], ["fine-tuned", "4"]]
+    assert study_tables.best_step_text(comparison.best_step).startswith("Best trade-off step: step-2 (step 2). Rule:")
