@@ -320,7 +320,7 @@ def test_no_label_or_state_is_cut(tmp_path: Path, stocked_store: Path, size: tup
         screens = [tmux.wait_for("^r Launch", timeout=30)]
         fields = [item.name for item in dataclasses.fields(FinetuneConfig)]
         labels = ["launcher", "cluster TOML", "config TOML", *fields]
-        for _ in range(len(fields) + 12):  # every field and the folds' titles
+        for _ in range(2 * len(fields) + 12):  # every field and the folds' titles, with room for a slow frame
             marked = marked_line(screens[-1])
             tmux.run("send-keys", "-t", "tui", "Tab")
             # The new focus drawn (a frame between may show no marker at all).
