@@ -352,6 +352,25 @@ def judge_claims(store: Any, sweep_id: int, judge: Judge, *, progress: Progress 
     return run
 
 
+def entailment_cell(sweep_id: int, key: tuple, model: str, labels: list[int]) -> dict[str, Any]:
+    """The stored row of one cell clustered by entailment (judge or verifier): its key, the model,
+    the cluster labels and the semantic entropy over them."""
+    variant, temperature, top_p, top_k, prompt_id = key
+    return {
+        "sweep_id": sweep_id,
+        "variant": variant,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "prompt_id": prompt_id,
+        "model": model,
+        "n": len(labels),
+        "semantic_entropy": semantic_entropy(labels),
+        "n_clusters": len(set(labels)),
+        "cluster_labels": labels,
+    }
+
+
 def cluster_by_entailment(
     texts: Sequence[str], refusals: Sequence[bool], entails: Callable[[int, int], bool | None]
 ) -> list[int]:
@@ -404,23 +423,7 @@ def judge_entropy(store: Any, sweep_id: int, judge: Judge, *, progress: Progress
             return None if verdict.label is None else verdict.label == "yes"
 
         labels = cluster_by_entailment(texts, refusals, entails)
-        variant, temperature, top_p, top_k, prompt_id = key
-        store_claims.save_judge_cell(
-            store,
-            {
-                "sweep_id": sweep_id,
-                "variant": variant,
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "prompt_id": prompt_id,
-                "model": judge.model,
-                "n": len(texts),
-                "semantic_entropy": semantic_entropy(labels),
-                "n_clusters": len(set(labels)),
-                "cluster_labels": labels,
-            },
-        )
+        store_claims.save_judge_cell(store, entailment_cell(sweep_id, key, judge.model, labels))
         run.cells_judged += 1
         if progress:
             progress(done, len(cells))

@@ -34,8 +34,7 @@ from typing import Any
 
 from engine.configfile import setting, validate_instance
 from engine.errors import UserError
-from engine.judge import cluster_by_entailment
-from engine.metrics import semantic_entropy
+from engine.judge import cluster_by_entailment, entailment_cell
 from engine.models.device import device_info
 from engine.models.folders import file_digest
 from engine.verifier_labels import LabelMap, label_map
@@ -379,23 +378,7 @@ def verify_entropy(
         labels = cluster_by_entailment(
             texts, refusals, lambda i, j, texts=texts: entailed.get((texts[j], texts[i]), False)
         )
-        variant, temperature, top_p, top_k, prompt_id = key
-        store_verifier.save_verifier_cell(
-            store,
-            {
-                "sweep_id": sweep_id,
-                "variant": variant,
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "prompt_id": prompt_id,
-                "model": verifier.name,
-                "n": len(texts),
-                "semantic_entropy": semantic_entropy(labels),
-                "n_clusters": len(set(labels)),
-                "cluster_labels": labels,
-            },
-        )
+        store_verifier.save_verifier_cell(store, entailment_cell(sweep_id, key, verifier.name, labels))
         run.cells += 1
     run.forward_calls = verifier.forward_calls - before[0]
     run.scored = verifier.pairs_scored - before[1]

@@ -306,23 +306,34 @@ def judge_models(store: Store, sweep_id: int) -> list[str]:
     return [row["model"] for row in store.db.query(sql, [sweep_id, sweep_id])]
 
 
-def save_judge_cell(store: Store, row: dict[str, Any]) -> None:
+def save_cluster_cell(store: Store, table: str, row: dict[str, Any]) -> None:
+    """Store one cell clustered by entailment (``judge_cells`` or ``verifier_cells``): its labels as JSON."""
     record = dict(row)
     record["cluster_labels_json"] = to_json(record.pop("cluster_labels", []))
     record["computed_at"] = utc_now()
     with store.db.conn:
-        store.db["judge_cells"].upsert(record, pk=_CELL_KEY)
+        store.db[table].upsert(record, pk=_CELL_KEY)
 
 
-def judge_cells(store: Store, sweep_id: int, *, model: str | None = None) -> list[dict[str, Any]]:
+def cluster_cells(
+    store: Store, table: str, sweep_id: int, *, model: str | None, order_by: str
+) -> list[dict[str, Any]]:
+    """A sweep's cells of ``table`` (of one model, or all), their cluster labels decoded."""
     where, params = "sweep_id = ?", [sweep_id]
     if model is not None:
         where += " and model = ?"
         params.append(model)
-    rows = store.db["judge_cells"].rows_where(where, params, order_by="variant, temperature, top_p, top_k")
     decoded = []
-    for row in rows:
+    for row in store.db[table].rows_where(where, params, order_by=order_by):
         item = dict(row)
         item["cluster_labels"] = from_json(item.pop("cluster_labels_json"), [])
         decoded.append(item)
     return decoded
+
+
+def save_judge_cell(store: Store, row: dict[str, Any]) -> None:
+    save_cluster_cell(store, "judge_cells", row)
+
+
+def judge_cells(store: Store, sweep_id: int, *, model: str | None = None) -> list[dict[str, Any]]:
+    return cluster_cells(store, "judge_cells", sweep_id, model=model, order_by="variant, temperature, top_p, top_k")

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlite_utils import Migrations
 
-from store.db import Store, from_json, to_json, utc_now
+from store.claims import cluster_cells, save_cluster_cell
+from store.db import Store, utc_now
 
 MIGRATIONS = Migrations("ft_hallu.verifier")
 
@@ -130,24 +131,10 @@ def verifier_models(store: Store, sweep_id: int) -> list[str]:
 
 
 def save_verifier_cell(store: Store, row: dict[str, Any]) -> None:
-    record = dict(row)
-    record["cluster_labels_json"] = to_json(record.pop("cluster_labels", []))
-    record["computed_at"] = utc_now()
-    with store.db.conn:
-        store.db["verifier_cells"].upsert(record, pk=_CELL_KEY)
+    save_cluster_cell(store, "verifier_cells", row)
 
 
 def verifier_cells(store: Store, sweep_id: int, *, model: str | None = None) -> list[dict[str, Any]]:
-    where, params = "sweep_id = ?", [sweep_id]
-    if model is not None:
-        where += " and model = ?"
-        params.append(model)
-    rows = store.db["verifier_cells"].rows_where(
-        where, params, order_by="model, variant, prompt_id, temperature, top_p, top_k"
+    return cluster_cells(
+        store, "verifier_cells", sweep_id, model=model, order_by="model, variant, prompt_id, temperature, top_p, top_k"
     )
-    decoded = []
-    for row in rows:
-        item = dict(row)
-        item["cluster_labels"] = from_json(item.pop("cluster_labels_json"), [])
-        decoded.append(item)
-    return decoded
