@@ -712,7 +712,11 @@ def test_slurm_hint_names_the_launcher_field_not_a_cli_flag(
     async def scenario() -> None:
         app = FtHalluApp(workspace, start="sweep", prefs_path=tmp_path / "prefs.json")
         async with app.run_test(size=SIZE) as pilot:
-            await fill(pilot, app, {"sw-launcher": "slurm", "sw-base_model": "tiny", "sw-name": "on-slurm"})
+            # No adapter: another test may have left a finished one in the shared home, and the form
+            # proposes the latest (its base would not fit "tiny" and the refusal would be about that).
+            await fill(
+                pilot, app, {"sw-launcher": "slurm", "sw-base_model": "tiny", "sw-name": "on-slurm", "sw-adapter": ""}
+            )
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: "Failed" in static_text(app, "sweep-status"), 30, "the refusal")
             status = static_text(app, "sweep-status")

@@ -8,7 +8,6 @@ Sync tests wrapping asyncio.run, as tests/test_tui.py. One sweep for the module,
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ pytest.importorskip("textual")
 
 from textual.widgets import DataTable, Static  # noqa: E402
 from textual.widgets._footer import FooterKey  # noqa: E402
+from tui_pilot import run, screen_lines, wait_for  # noqa: E402
 
 from engine.metrics import catalog  # noqa: E402
 from engine.metrics.claim_words import claim_words  # noqa: E402
@@ -71,23 +70,6 @@ def store_copy(results_db: Path, tmp_path: Path) -> Path:
     db = tmp_path / "ft.db"
     shutil.copy(results_db, db)
     return db
-
-
-def run(scenario: Callable) -> None:
-    asyncio.run(scenario())
-
-
-async def wait_for(pilot, predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await pilot.pause(0.2)
-
-
-def screen_lines(app: FtHalluApp) -> list[str]:
-    """What the terminal shows, line by line (the compositor's strips as plain text)."""
-    return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
 def flat(text: str) -> str:

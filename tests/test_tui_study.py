@@ -13,11 +13,8 @@ Every number on screen is checked against ``Workspace.compare``, ``knowledge_kep
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ pytest.importorskip("textual")
 
 from study_sweep import make_study_sweep  # noqa: E402
 from textual.widgets import Static  # noqa: E402
+from tui_pilot import run, screen_lines, wait_for  # noqa: E402
 
 from engine import study_tables as tables  # noqa: E402
 from engine.summary import variant_name  # noqa: E402
@@ -76,22 +74,6 @@ def checkpoint_sweep_db(tmp_path_factory, checkpointed_run, sample_dataset) -> P
                 )
             )
     return db
-
-
-def run(scenario: Callable) -> None:
-    asyncio.run(scenario())
-
-
-async def wait_for(pilot, predicate: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await pilot.pause(0.2)
-
-
-def screen_lines(app: FtHalluApp) -> list[str]:
-    return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
 def study_lines(screen: ResultsScreen) -> list[str]:
