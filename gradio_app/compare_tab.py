@@ -83,8 +83,9 @@ def build_compare_tab(handlers: AppHandlers) -> CompareTab:
 
 def _layout(handlers: AppHandlers) -> CompareView:
     settings = handlers.settings
-    last_run = gr.State(None)
     with gr.Tab("Compare"):
+        # Inside the tab: a State between two tabs would sit in their Tabs container as if it were one.
+        last_run = gr.State(None)
         with gr.Row():
             adapter = gr.Dropdown(
                 label="Fine-tuned side: the adapter served on the loaded base (any stored run, no restart)",

@@ -1,5 +1,5 @@
-"""The Gradio Blocks app: a header and the Compare, Sweeps, Study, Blind labels, Sweep vs sweep and
-Training tabs.
+"""The Gradio Blocks app: a header and the Sweeps, Compare, Study, Blind labels, Sweep vs sweep and
+Training tabs; it opens on Sweeps, the newest sweep's finding (on a new store: where answers come from).
 
 Each tab is one module that lays out and wires its components to
 :class:`gradio_app.handlers.AppHandlers`; this module puts them together, loads every tab's data
@@ -53,8 +53,9 @@ def build_app(handlers: AppHandlers) -> gr.Blocks:
             f"store {md(handlers.workspace.db_path)}",
             elem_id="header",
         )
-        compare = build_compare_tab(handlers)
+        # Results first: the page opens on the first tab, the newest sweep's finding.
         sweeps = build_sweeps_tab(handlers)
+        compare = build_compare_tab(handlers)
         build_study_tab(handlers)
         blind = build_blind_tab(handlers)
         versus = build_sweep_compare_tab(handlers)

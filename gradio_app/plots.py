@@ -43,7 +43,9 @@ class Panel:
 
 def empty_figure(message: str) -> go.Figure:
     figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, font={"size": 15}, x=0.5, y=0.5)
+    figure.add_annotation(
+        text=message, showarrow=False, font={"size": 15}, x=0.5, y=0.5, xref="paper", yref="paper"
+    )
     figure.update_layout(
         height=160,
         xaxis={"visible": False},

@@ -22,7 +22,12 @@ from gradio_app.handlers import ALL, CELL_COLUMNS, NO_FILTER, AppHandlers, empty
 from gradio_app.plots import empty_figure
 from gradio_app.views import EMPTY_VIEW
 
-NO_SWEEP = "no sweep stored yet: run `ft-hallu sweep`, import a log, or save a live generation"
+# Plain text: it is shown as Markdown, as HTML and as a figure title.
+NO_SWEEP = (
+    "No sweep stored yet: run ft-hallu sweep (or ft-hallu demo), import a log, or save a live "
+    "generation from the Compare tab."
+)
+NO_SWEEP_SHORT = "No sweep stored yet."  # beside the full hint above: said once, not in every pane
 EMPTY_CAPTION = "No cell picked yet."
 EMPTY_CLAIMS = "<p class='dim'>Click a sample above to see its claims and label it.</p>"
 
@@ -210,13 +215,13 @@ class SweepsRunner:
             blank = gr.update(choices=[ALL], value=ALL)
             return self._in_order(
                 {
-                    view.sweep_info: NO_SWEEP,
+                    view.sweep_info: NO_SWEEP_SHORT,
                     **{picker: blank for picker in (view.t_filter, view.p_filter, view.k_filter)},
                     view.prompt_filter: blank,
                     view.heat_prompt: gr.update(
                         choices=[], value=None
                     ),  # the next sweep opens on its default
-                    view.plot: gr.update(value=empty_figure(NO_SWEEP), visible=True),
+                    view.plot: gr.update(value=empty_figure(NO_SWEEP_SHORT), visible=True),
                     view.cells: empty_frame(CELL_COLUMNS),
                     view.label_counts: "",
                     view.finding: f'<p class="headline">{NO_SWEEP}</p>',
@@ -277,7 +282,7 @@ class SweepsRunner:
     def heatmaps(self, sweep: Any, metric: Any, prompt: Any) -> Updates:
         if not sweep:
             return {
-                self.view.plot: gr.update(value=empty_figure(NO_SWEEP), visible=True),
+                self.view.plot: gr.update(value=empty_figure(NO_SWEEP_SHORT), visible=True),
                 self.view.heat_caption: "",
                 self.view.heat_note: "",
             }
@@ -288,7 +293,7 @@ class SweepsRunner:
     @user_errors
     def search_samples(self, sweep: Any, *controls: Any) -> Updates:
         if not sweep:
-            return {self.view.samples_summary: NO_SWEEP, self.view.samples_table: ""}
+            return {self.view.samples_summary: NO_SWEEP_SHORT, self.view.samples_table: ""}
         summary, rows = self.handlers.samples_view(sweep, *controls)
         return {self.view.samples_summary: summary, self.view.samples_table: rows}
 

@@ -706,7 +706,7 @@ def test_sweeps_runner_names_every_output_of_a_load(app, store_with_sweep):
     assert list(loaded) == tab.load_outputs  # every output, in the endpoint's order
     assert "gradio-test" in loaded[tab.load_outputs[0]]
     empty = tab.load(None, "refusal_rate", "all")
-    assert list(empty) == tab.load_outputs and empty[tab.load_outputs[0]].startswith("no sweep stored")
+    assert list(empty) == tab.load_outputs and empty[tab.load_outputs[0]].startswith("No sweep stored")
     shown = tab.follow(str(sweep_id), "refusal_rate", "all")
     assert list(shown) == [tab.sweep] and shown[tab.sweep]["value"] == str(sweep_id)
     nothing_shown = tab.follow(None, "refusal_rate", "all")

@@ -4,9 +4,9 @@ One app (tiny model with its adapter) over one temp store and one browser page a
 shared by the module. The store holds a planted checkpoint sweep with a control set (study_sweep.py),
 two small sweeps of the tiny model, and, newest, a scored sweep with the demo's shape
 (claims_sweep.make_review_sweep). The tests run in order on that page like one user's session:
-open, look at the Compare tab, open the Sweeps tab (its finding on the first screen, nothing else
-pressed), click a heatmap cell, label a sample with a key, switch sweeps, the Study, Sweep vs sweep
-and Training tabs. Screenshots go to $FT_HALLU_SCREENSHOTS when it is set (else the test's temp
+open (on the Sweeps tab's finding, nothing pressed), look at the Compare tab, go back to the Sweeps
+tab, click a heatmap cell, label a sample with a key, switch sweeps, the Study, Sweep vs sweep and
+Training tabs. Screenshots go to $FT_HALLU_SCREENSHOTS when it is set (else the test's temp
 folder) so a person can look at them.
 """
 
@@ -136,6 +136,8 @@ class Page:
         return path
 
     def open_tab(self, name: str) -> None:
+        tabs = self.js("[...document.querySelectorAll('button[role=tab]')].map(b => b.textContent.trim())")
+        assert name in tabs, f"no tab {name!r} among {tabs}"
         self.js(
             "[...document.querySelectorAll('button[role=tab]')]"
             f".find(b => b.textContent.trim() === {json.dumps(name)}).click()"
@@ -246,7 +248,7 @@ def page(app, tmp_path_factory) -> Iterator[Page]:
                 mobile=False,
             )
             driven.send("Page.navigate", url=app[0])
-            driven.wait_for("document.querySelector('#base-pane') !== null", "the Compare tab")
+            driven.wait_for("document.querySelector('#sweep-finding .headline') !== null", "the finding")
             yield driven
     finally:
         process.terminate()
@@ -275,7 +277,28 @@ def generations(db: Path, sweep_id: int, **where: Any) -> list[dict[str, Any]]:
     return core.iter_generations(open_db(db), sweep_id, **where)
 
 
+def test_the_app_opens_on_the_finding(page, app, shots):
+    """The page opens on the Sweeps tab with the newest sweep's headline and summary table on the
+    first screen: nothing clicked, nothing scrolled."""
+    _url, _db, sweeps, _handlers = app
+    selected = page.js(
+        "[...document.querySelectorAll('button[role=tab]')]"
+        ".find(b => b.getAttribute('aria-selected') === 'true').textContent.trim()"
+    )
+    assert selected == "Sweeps"
+    tabs = page.js("[...document.querySelectorAll('button[role=tab]')].map(b => b.textContent.trim())")
+    assert tabs == ["Sweeps", "Compare", "Study", "Blind labels", "Sweep vs sweep", "Training"]
+    page.wait_for(
+        f"document.querySelector('#sweep-info').textContent.includes('#{sweeps['review']} ')", "the newest sweep"
+    )
+    assert in_first_screen(page, "#sweep-finding .headline")
+    assert in_first_screen(page, "#sweep-finding .summary-table")
+    page.first_screen(shots / "opening-screen.png")
+
+
 def test_compare_tab_renders_with_stop_idle(page, shots):
+    page.open_tab("Compare")
+    page.wait_for("document.querySelector('#base-pane') !== null", "the Compare tab")
     labels = set(
         page.js("[...document.querySelectorAll('[data-testid=block-info]')].map(e => e.textContent.trim())")
     )
