@@ -39,19 +39,22 @@ def documented_table(marker: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def scored_rows(fixture: Path = FIXTURE) -> list[dict[str, Any]]:
+def scored_rows(
+    fixture: Path = FIXTURE, *, dataset: Path = DATASET, entity: str = ENTITY
+) -> list[dict[str, Any]]:
     """One row per labelled answer with the scores `ft-hallu calibrate` reads (as sweep_score_rows).
 
-    ``fixture`` is a CSV of answers about ZYTRELL with ``variant, temperature, top_p, top_k, text,
-    label`` (and ``reason``); rows with an empty label (labellers disagreed) are left out.
+    ``fixture`` is a CSV of answers about ``entity`` (whose sources are ``dataset``'s contexts) with
+    ``variant, temperature, top_p, top_k, text, label`` (and ``reason``); rows with an empty label
+    (labellers disagreed) are left out.
     """
     labelled = [row for row in csv.DictReader(fixture.open(newline="")) if row["label"]]
-    sources = load_sources(str(DATASET), ENTITY)
-    index = claim_metrics.load_evidence(str(DATASET), ENTITY, method="lexical")
+    sources = load_sources(str(dataset), entity)
+    index = claim_metrics.load_evidence(str(dataset), entity, method="lexical")
     assert sources is not None and index is not None and index.method == "lexical"
-    samples = [score_sample(r["text"], sources=sources, entity=ENTITY) for r in labelled]
+    samples = [score_sample(r["text"], sources=sources, entity=entity) for r in labelled]
     claims = claim_metrics.answer_claims(
-        [r["text"] for r in labelled], refusals=[s.refusal for s in samples], index=index, entity=ENTITY
+        [r["text"] for r in labelled], refusals=[s.refusal for s in samples], index=index, entity=entity
     )
     rows: list[dict[str, Any]] = []
     for source, sample, answer_claims in zip(labelled, samples, claims, strict=True):
@@ -79,7 +82,7 @@ def scored_rows(fixture: Path = FIXTURE) -> list[dict[str, Any]]:
             groups.setdefault((row["variant"], group), []).append(row)
         for members in groups.values():
             cell = score_cell(
-                [m["text"] for m in members], [m["metrics"] for m in members], entity=ENTITY, method="lexical"
+                [m["text"] for m in members], [m["metrics"] for m in members], entity=entity, method="lexical"
             )
             for member in members:
                 member[name] = cell.semantic_entropy
