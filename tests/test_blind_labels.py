@@ -240,6 +240,11 @@ def test_kappa_equals_statsmodels_on_a_four_label_table() -> None:
     observed = sum(table[i][i] for i in range(4)) / n
     chance = sum(sum(table[i]) * sum(row[i] for row in table) for i in range(4)) / n**2
     assert pair.kappa == pytest.approx((observed - chance) / (1 - chance))
+    # Near-perfect agreement: statsmodels' Wald interval passes 1; the one shown stops at 1.
+    near = [[1, 0, 0, 0], [0, 127, 0, 1], [0, 0, 0, 0], [0, 1, 0, 14]]
+    (close,) = el.pairwise_agreement(_rows_from_table(near, el.LABEL_VALUES))
+    assert cohens_kappa(np.asarray(near, dtype=float)).kappa_upp > 1
+    assert close.kappa_low < close.kappa < close.kappa_high == 1.0
     # One label on both sides: chance agreement is 1 and kappa is undefined, not 1 or nan.
     (same,) = el.pairwise_agreement(_rows_from_table([[5]], ("faithful",)))
     assert same.kappa is None and "kappa undefined" in same.describe()

@@ -103,7 +103,8 @@ def contingency(pairs: Sequence[tuple[str, str]]) -> list[list[int]]:
 
 
 def cohens_kappa(table: Sequence[Sequence[int]]) -> tuple[float | None, float | None, float | None]:
-    """(kappa, low, high) of a square contingency table by statsmodels; None when undefined.
+    """(kappa, low, high) of a square contingency table by statsmodels (its asymptotic 95 %
+    interval, cut at [-1, 1]); None when undefined.
 
     Kappa is undefined when chance agreement is 1 (both raters used one and the same category).
     """
@@ -119,7 +120,9 @@ def cohens_kappa(table: Sequence[Sequence[int]]) -> tuple[float | None, float | 
         return None, None, None
     with np.errstate(divide="ignore", invalid="ignore"):
         result = sm_kappa(counts)
-    low, high = float(result.kappa_low), float(result.kappa_upp)
+    # The asymptotic (Wald) interval can pass 1 near perfect agreement (0.926 gave [0.82, 1.03]);
+    # kappa cannot, so the interval is cut at [-1, 1].
+    low, high = max(float(result.kappa_low), -1.0), min(float(result.kappa_upp), 1.0)
     finite = math.isfinite(low) and math.isfinite(high)
     return float(result.kappa), (low if finite else None), (high if finite else None)
 
