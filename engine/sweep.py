@@ -8,7 +8,6 @@ store as soon as its batch finishes; a re-run of the same config resumes and nev
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -331,7 +330,7 @@ def _run_recorded(
     if complete and config.compute_metrics:
         compute_metrics_if_available(store, sweep_id)
         if config.verifier:
-            verify_if_requested(store, sweep_id, config.verifier)
+            engine_verifier.verify_if_requested(store, sweep_id, config.verifier)
     return SweepResult(
         sweep_id, len(planned), claimed.written, skipped, time.perf_counter() - started, str(db_path),
         sampled_now=claimed.sampled,
@@ -496,15 +495,6 @@ def _extra(batch_rows: int, stats: TokenStats | None) -> dict[str, Any]:
     return extra
 
 
-def verify_if_requested(store, sweep_id: int, model: str) -> None:
-    """Run the sweep's verifier on its claims; a verifier failure is a warning (the sweep is kept)."""
-    try:
-        loaded = engine_verifier.Verifier(store, engine_verifier.VerifierSettings(model=model))
-        print(engine_verifier.verify_sweep(store, sweep_id, loaded).summary(), file=sys.stderr)
-    except Exception as exc:  # the generations are stored; `ft-hallu metrics --verifier` can run it again
-        print(f"warning: verifier for sweep {sweep_id} failed: {exc}", file=sys.stderr)
-
-
 __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
     "VARIANTS",
@@ -529,5 +519,4 @@ __all__ = [
     "stored_config",
     "sweep_config_from_dict",
     "validate",
-    "verify_if_requested",
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -477,3 +478,47 @@ def report_sections(store: Any, sweep_id: int) -> list[tuple[str, list[str], lis
         headers = ["variant", "prompt", "cell", "claim grounding", "semantic entropy", "clusters"]
         sections.append((title, headers, rows))
     return sections
+
+
+def verify_if_requested(store: Any, sweep_id: int, model: str) -> None:
+    """Run the sweep's verifier on its claims; a verifier failure is a warning (the sweep is kept)."""
+    try:
+        loaded = Verifier(store, VerifierSettings(model=model))
+        print(verify_sweep(store, sweep_id, loaded).summary(), file=sys.stderr)
+    except Exception as exc:  # the generations are stored; `ft-hallu metrics --verifier` can run it again
+        print(f"warning: verifier for sweep {sweep_id} failed: {exc}", file=sys.stderr)
+
+
+# (store path, sweep, model) this process has run or tried: a verifier that fails warns once, not on
+# every look at the jobs (Gradio settles them every 30 s).
+_TRIED_JOB_SWEEPS: set[tuple[str, int, str]] = set()
+
+
+def verify_job_sweeps(store: Any) -> list[int]:
+    """Run the verifier a job's sweep config names, once its rows are in and scored; returns the sweeps.
+
+    A job runs no verifier on its node (it opens no store, and the claims are scored at ingest), so
+    the login node does, here: completed sweeps read in from jobs (source ``*-job``), scored
+    (``compute_metrics``), whose verifier has no verdict on them yet.
+    """
+    from store import core as store_core
+
+    verified = []
+    for sweep in store_core.list_sweeps(store):
+        config = sweep.get("config") or {}
+        model = str(config.get("verifier") or "")
+        sweep_id = int(sweep["id"])
+        key = (str(getattr(store, "path", "")), sweep_id, model)
+        if (
+            not model
+            or sweep.get("status") != "completed"
+            or not str(sweep.get("source") or "").endswith("-job")
+            or not config.get("compute_metrics", True)
+            or key in _TRIED_JOB_SWEEPS
+            or model in store_verifier.verifier_models(store, sweep_id)
+        ):
+            continue
+        _TRIED_JOB_SWEEPS.add(key)
+        verify_if_requested(store, sweep_id, model)
+        verified.append(sweep_id)
+    return verified

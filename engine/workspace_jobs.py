@@ -10,6 +10,7 @@ from typing import Any
 from engine import finetune as finetune_engine
 from engine import job_kinds, job_report
 from engine import jobs as job_engine
+from engine import verifier as engine_verifier
 from engine.configfile import write_launched_config
 from engine.job_report import JobReport
 from engine.jobs import ClusterSettings, IngestResult, Job, SweepJobProgress
@@ -90,7 +91,9 @@ class JobsMixin:
     def settle_jobs(self, job_ids: Sequence[int] | None = None) -> list[Job]:
         """As ``jobs()``, and finished jobs' results files read into the store (which may score a sweep)."""
         with self.handle() as store:
-            return job_engine.settle_jobs(store, job_ids)
+            settled = job_engine.settle_jobs(store, job_ids)
+            engine_verifier.verify_job_sweeps(store)  # a sweep config's verifier, now its rows are in
+            return settled
 
     def job(self, ref: str | int) -> Job:
         """A job by store id or ``launcher:scheduler-id``."""
@@ -100,7 +103,10 @@ class JobsMixin:
     def refresh_job(self, job: Job) -> Job:
         """The job's state from its launcher; a job seen ending here has its results read in."""
         with self.handle() as store:
-            return job_engine.refresh(store, job)
+            refreshed = job_engine.refresh(store, job)
+            if refreshed.finished:
+                engine_verifier.verify_job_sweeps(store)
+            return refreshed
 
     def follow_job(self, job: Job, *, poll_seconds: float = 1.0) -> Iterator[Job]:
         """The job each time it is polled, until it finishes (the last one yielded is final)."""
@@ -131,7 +137,9 @@ class JobsMixin:
     def ingest_job(self, job: Job) -> IngestResult:
         """Read what the job's folder holds that the store lacks (sweep rows, the fine-tune record)."""
         with self.handle() as store:
-            return job_engine.ingest(store, job)
+            result = job_engine.ingest(store, job)
+            engine_verifier.verify_job_sweeps(store)
+            return result
 
     def cancel_job(self, job: Job, *, task: int | None = None) -> Job:
         with self.handle() as store:

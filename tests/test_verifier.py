@@ -273,6 +273,43 @@ def test_a_sweep_config_runs_its_verifier_after_scoring(
         store.close()
 
 
+def test_a_sweep_job_gets_its_verifier_on_the_login_node_once_ingested(
+    mnli_dir, tiny_model_dir, sample_dataset, tmp_path, monkeypatch
+) -> None:
+    """A job opens no store, so its node runs no verifier: the Workspace does, once the job's rows
+    are read in and scored, and only once."""
+    from engine.configfile import to_toml
+    from engine.sweep import Grid, SweepConfig
+    from engine.workspace import Workspace
+    from store import core
+
+    monkeypatch.setenv("FT_HALLU_EMBEDDINGS", "0")
+    config = SweepConfig(
+        name="verified-job",
+        base_model="tiny",
+        entity_name="ZYTRELL",
+        dataset=str(sample_dataset),
+        grid=Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0]),
+        samples_per_cell=2,
+        max_new_tokens=12,
+        verifier=str(mnli_dir),
+    )
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(to_toml("sweep", config))
+    with Workspace.open(tmp_path / "ws.db") as workspace:
+        job = workspace.launch_sweep_file(toml, None, "local", log_dir=tmp_path / "jobs")
+        final = list(workspace.follow_job(job, poll_seconds=0.2))[-1]
+        assert final.state == "COMPLETED", workspace.job_log(final, 40)
+        workspace.settle_jobs()
+        with workspace.handle() as store:
+            [sweep] = core.list_sweeps(store)
+            assert sweep["source"].endswith("-job") and sweep["status"] == "completed"
+            assert store_verifier.verifier_models(store, sweep["id"]) == [str(mnli_dir)]
+            claims = [c for c in store_claims.sweep_claims(store, sweep["id"]) if vf.claim_premise(c)]
+            assert len(store_verifier.sweep_claim_verdicts(store, sweep["id"])) == len(claims) > 0
+            assert vf.verify_job_sweeps(store) == []  # verified once: a later look runs nothing
+
+
 def test_a_custom_code_model_with_predict_runs_only_when_its_code_is_trusted(scored, tmp_path) -> None:
     """HHEM-2.1-open's interface: the folder's own code, predict(pairs) -> P(consistent)."""
     store, sweep_id = scored
