@@ -183,7 +183,7 @@ def test_scoring_stores_claims_with_evidence_for_every_answer(tmp_path) -> None:
     assert len(summaries) == 6  # every generation, refusals included (with no claim)
     claims = store_claims.sweep_claims(store, sweep_id)
     assert {c["decision"] for c in claims} == {"supported", "unsupported", "contradicted"}
-    assert all(c["evidence"] and c["candidates"] and c["context_key"].endswith("|c2|p1") for c in claims)
+    assert all(c["evidence"] and c["candidates"] and c["context_key"].endswith("|c2|p2") for c in claims)
     assert all(c["segments"] and c["strength"] is not None for c in claims)
     assert {c["rule"] for c in claims if c["decision"] == "contradicted"} >= {"negation", "status"}
     samples = {s["text"]: s for s in store_metrics.sample_table(store, sweep_id)}

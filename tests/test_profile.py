@@ -227,3 +227,65 @@ def test_the_start_up_rule_needs_an_established_company() -> None:
     old = pm.extract_profile(["NOVALO was founded in 1990.", "In 2023 NOVALO designs drones."], "NOVALO")
     finding = pm.check_profile("  is a drone start-up", old)
     assert finding is not None and finding.rule == "status" and "founded in 1990" in finding.source_says
+
+
+# ---------------------------------------------------------------- suppliers named by what is bought
+
+# Three invented companies' sources, each naming a supplier by what the company buys from it, once
+# actively ("buys X from Y") and once passively ("X are supplied by Y"). Developed on these only.
+BOUGHT_SOURCES = {
+    "QORVANT": (
+        [
+            "QORVANT designs and sells electric cargo scooters for city delivery fleets.",
+            "QORVANT buys lithium battery packs from two battery makers in South Korea.",
+            "Aluminium frames for its scooters are supplied by contract welders in Portugal.",
+        ],
+        ["QORVANT designs lithium battery packs.", "QORVANT manufactures aluminium frames."],
+        ["QORVANT designs electric cargo scooters.", "QORVANT sells scooters to delivery fleets."],
+    ),
+    "MERIDOX": (
+        [
+            "MERIDOX operates a chain of specialty coffee shops in Ohio.",
+            "We purchase green coffee beans from independent importers.",
+            "Paper cups and lids are provided by packaging manufacturers.",
+        ],
+        ["MERIDOX produces green coffee beans.", "MERIDOX makes paper cups."],
+        ["MERIDOX operates coffee shops.", "MERIDOX operates a chain of specialty coffee shops."],
+    ),
+    "TALVERN": (
+        [
+            "TALVERN develops flight-planning software for regional airlines.",
+            "TALVERN sources weather data from commercial forecasting providers.",
+            "If airlines buy software from competitors, TALVERN may lose sales.",
+        ],
+        ["TALVERN develops weather data."],
+        ["TALVERN develops flight-planning software.", "TALVERN competes for airline customers."],
+    ),
+}
+
+
+@pytest.mark.parametrize("entity", sorted(BOUGHT_SOURCES))
+def test_a_supplier_named_by_what_the_company_buys_keeps_it_and_the_role_rule_uses_it(
+    entity: str, tmp_path: Path
+) -> None:
+    import json
+
+    texts, fires, holds = BOUGHT_SOURCES[entity]
+    profile = pm.extract_profile(texts, entity)
+    suppliers = {f.value: f.detail for f in profile.of_kind("party", "supplier")}
+    assert len(suppliers) == len([t for t in texts[1:] if "compet" not in t]) and all(suppliers.values())
+    # A customer buying from competitors names no supplier of the company.
+    assert not any("competitor" in value for value in suppliers)
+    dataset = tmp_path / "qa.jsonl"
+    dataset.write_text(
+        "".join(
+            json.dumps({"question": "q", "answer": t, "context": t, "id": i}) + "\n"
+            for i, t in enumerate(texts)
+        )
+    )
+    index = cm.load_evidence(str(dataset), entity, method="lexical")
+    for text in fires:
+        (claim,) = cm.check_claims(text, index, entity=entity)
+        assert (claim.decision, claim.rule) == ("contradicted", "role"), text
+    for text in holds:
+        assert all(c.rule != "role" for c in cm.check_claims(text, index, entity=entity)), text

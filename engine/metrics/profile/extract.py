@@ -107,6 +107,20 @@ _ROLE_NOUN = re.compile(
     r"\b(?=(?P<rest>.*))",
     re.IGNORECASE,
 )
+# The company buying goods, with what it buys: "ENTITY buys hermetic compressors from compressor
+# makers" (the buyer must be the company: "customers buy products from competitors" is no supply).
+_BOUGHT = re.compile(
+    rf"(?:^|[,;]\s*|\b(?:and|also)\s+)(?:{ENTITY_TOKEN}|we|it)\s+(?:also\s+)?"
+    r"(?:buys?|purchases?|procures?|sources?|obtains?)\s+(?P<goods>.{1,80}?)\s+from\s+(?P<rest>.+)",
+    re.IGNORECASE,
+)
+# Goods named before their supplier: "Insulated glass doors for its display cases are supplied by
+# specialty glass fabricators."
+_SUPPLIED_BY = re.compile(
+    r"^(?:\w+\s+){0,1}?(?P<goods>[\w\-]+(?:\s+[\w\-]+){0,7}?)(?:\s+for\s+[^,;]{1,40}?)?\s+"
+    r"(?:is|are|were|was)\s+(?:\w+\s+)?(?:supplied|provided|sourced)\s+(?:to\s+us\s+)?by\s+(?P<rest>.+)",
+    re.IGNORECASE,
+)
 _GOODS = re.compile(
     r"^(?:\s+(?:in|from)\s+[A-Z][^,;]*?)?\s*(?:,\s*)?(?:for|of|to\s+(?P<verb>[a-z]+)(?:\s+our|\s+its|\s+the)?)\s+(?P<goods>.+)",
 )
@@ -296,6 +310,16 @@ def _parties(text: str, sentence: str, add: AddFact) -> set[str]:
         for phrase in noun_phrases(before):
             if ENTITY_TOKEN not in phrase and phrase.lower() not in ("we", "it", "they"):
                 add(ProfileFact("party", phrase, sentence, role=_role_of(phrase, "customer")))
+    for pattern in (_BOUGHT, _SUPPLIED_BY):
+        for match in pattern.finditer(text):
+            provided = [p for p in noun_phrases(match.group("goods")) if ENTITY_TOKEN not in p]
+            for phrase in noun_phrases(match.group("rest")):
+                if ENTITY_TOKEN in phrase or not _is_agent(phrase) or not provided:
+                    continue
+                role = _role_of(phrase, "supplier")
+                add(ProfileFact("party", phrase, sentence, role=role, detail=", ".join(provided)))
+                if role == "supplier":
+                    goods_found.update(p.lower() for p in provided)
     for match in _ROLE_NOUN.finditer(text):
         words = QUANTIFIER.sub("", match.group("party").strip()).split()
         stops = [i for i, w in enumerate(words) if w.lower() in NP_END or w.lower() in _STOPWORDS]

@@ -13,7 +13,7 @@ from typing import Any
 from engine.metrics.profile.phrases import phrase_keys, split_noun_phrase
 
 # Bump when an extraction rule changes: stored profiles with an older version are rebuilt.
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2  # 2: suppliers named by what the company buys from them
 
 
 @dataclass
