@@ -65,6 +65,14 @@ def check_base_url(url: str, *, source: str = "endpoint", label: str = "base_url
         raise UserError(
             f"{source}: {label} {shown!r}: expected http(s)://host[:port]/path, e.g. http://127.0.0.1:11434/v1"
         )
+    if parts.query or parts.fragment:
+        # The client appends /chat/completions to the URL as written, after any query: the request
+        # would go to ".../v1?key=.../chat/completions".
+        raise UserError(
+            f"{source}: {label} {shown!r}: a query string is not supported (the client appends "
+            "/chat/completions after it); give the key through the key variable or the env file, "
+            "server options through extra_body"
+        )
 
 
 @dataclass

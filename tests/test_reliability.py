@@ -208,6 +208,7 @@ RAW_CASES: dict[str, dict] = {
     "generate-url-password-scheme": gen("--base-url", f"ftp://user:{PASSWORD}@example.org/v1", expect="--base-url 'ftp://***@example.org/v1': expected http(s)://host", secrets=(PASSWORD,)),
     "generate-url-slash-in-password": gen("--base-url", f"http://:pa/{PASSWORD}@example.org:99999/v1", expect="'http://***@example.org:99999/v1': not a URL", secrets=(PASSWORD,)),
     "generate-url-query-key": gen("--base-url", f"http://example.org:99999/v1?api_key={QUERY_KEY}&x=1", expect="'http://example.org:99999/v1?api_key=***&x=1': not a URL", secrets=(QUERY_KEY,)),
+    "generate-url-query-refused": gen("--base-url", f"http://127.0.0.1:9/v1?key={QUERY_KEY}", expect="--base-url 'http://127.0.0.1:9/v1?key=***': a query string is not supported", secrets=(QUERY_KEY,)),
     "generate-url-signature": gen("--base-url", f"gopher://h/v1?sig={QUERY_KEY}", expect="'gopher://h/v1?sig=***': expected http(s)://host", secrets=(QUERY_KEY,)),
     "judge-url-password": judge("--model", "m", "--base-url", f"http://u:{PASSWORD}@h:99999/v1", expect="judge: base_url 'http://***@h:99999/v1': not a URL", secrets=(PASSWORD,)),
 }
