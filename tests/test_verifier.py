@@ -8,6 +8,7 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -234,25 +235,32 @@ def test_unreadable_labels_are_refused_in_one_line_before_anything_is_written(
         vf.check_verifier(vf.VerifierSettings(model=str(tmp_path / "no-such-folder")))
 
 
+def verified_sweep(name: str, dataset: Path, verifier: Path) -> Any:
+    """A one-cell sweep of the tiny model (2 samples) over the sample set that names ``verifier``."""
+    from engine.sweep import Grid, SweepConfig
+
+    return SweepConfig(
+        name=name,
+        base_model="tiny",
+        entity_name="ZYTRELL",
+        dataset=str(dataset),
+        grid=Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0]),
+        samples_per_cell=2,
+        max_new_tokens=12,
+        verifier=str(verifier),
+    )
+
+
 def test_a_sweep_config_runs_its_verifier_after_scoring(
     mnli_dir, tiny_model_dir, sample_dataset, tmp_path, monkeypatch
 ) -> None:
     import dataclasses
 
-    from engine.sweep import Grid, SweepConfig, run_sweep
+    from engine.sweep import run_sweep
     from store.db import open_db
 
     monkeypatch.setenv("FT_HALLU_EMBEDDINGS", "0")
-    config = SweepConfig(
-        name="verified",
-        base_model="tiny",
-        entity_name="ZYTRELL",
-        dataset=str(sample_dataset),
-        grid=Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0]),
-        samples_per_cell=2,
-        max_new_tokens=12,
-        verifier=str(mnli_dir),
-    )
+    config = verified_sweep("verified", sample_dataset, mnli_dir)
     result = run_sweep(config, db_path=tmp_path / "v.db")
     store = open_db(tmp_path / "v.db")
     try:
@@ -279,21 +287,11 @@ def test_a_sweep_job_gets_its_verifier_on_the_login_node_once_ingested(
     """A job opens no store, so its node runs no verifier: the Workspace does, once the job's rows
     are read in and scored, and only once."""
     from engine.configfile import to_toml
-    from engine.sweep import Grid, SweepConfig
     from engine.workspace import Workspace
     from store import core
 
     monkeypatch.setenv("FT_HALLU_EMBEDDINGS", "0")
-    config = SweepConfig(
-        name="verified-job",
-        base_model="tiny",
-        entity_name="ZYTRELL",
-        dataset=str(sample_dataset),
-        grid=Grid(temperatures=[1.0], top_ps=[1.0], top_ks=[0]),
-        samples_per_cell=2,
-        max_new_tokens=12,
-        verifier=str(mnli_dir),
-    )
+    config = verified_sweep("verified-job", sample_dataset, mnli_dir)
     toml = tmp_path / "sweep.toml"
     toml.write_text(to_toml("sweep", config))
     with Workspace.open(tmp_path / "ws.db") as workspace:
