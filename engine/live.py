@@ -157,7 +157,7 @@ class LiveScores:
 def score_live(batch: LiveBatch, variants: Sequence[str], *, entity: str, dataset: str | None) -> LiveScores:
     """Score each side's samples and its cell as a stored sweep's are (``dataset``: the QA file whose
     contexts are the sources; None scores without them): per sample its metrics and its atomic
-    claims with their decisions (engine/metrics/claims.py), which give the main score."""
+    claims with their decisions (engine/metrics/claims/), which give the main score."""
     sources = engine_metrics.load_sources(dataset, entity)
     evidence = claim_metrics.load_evidence(dataset, entity) if sources is not None else None
     samples: dict[str, list[ScoredLiveSample]] = {}

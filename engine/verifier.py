@@ -11,7 +11,7 @@ is refused with one line naming them, before anything is written.
 Two uses, both on a scored sweep:
 
 * **claims**: premise = the claim's evidence sentences (as stored with the claim by
-  engine/metrics/claims.py), hypothesis = the claim. Per answer: the entailment probability of
+  engine/metrics/claims/), hypothesis = the claim. Per answer: the entailment probability of
   its weakest claim (``verifier_claim_grounding``, continuous, so it ranks) and the share of its
   claims whose most likely label is entailment (``verifier_entailed_share``);
 * **semantic entropy** of each cell with clusters by bidirectional entailment (Farquhar et al.

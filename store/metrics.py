@@ -106,7 +106,7 @@ def _add_metric_columns(db, table: str, columns: dict[str, type]) -> None:
 
 @MIGRATIONS(name="002_claim_grounding")
 def _m002(db) -> None:
-    # Share of an answer's claims the sources support (engine/metrics/claims.py), and its cell mean.
+    # Share of an answer's claims the sources support (engine/metrics/claims/), and its cell mean.
     _add_metric_columns(db, "generation_metrics", {"claim_grounding": float})
     _add_metric_columns(db, "cell_metrics", {"claim_grounding": float})
 
