@@ -415,6 +415,14 @@ def test_names_are_masked_in_the_same_plan_and_a_rejected_one_is_kept(tmp_path):
     assert record["leaks"]["kept"] == {"Tern": 2} and record["leaks"]["names"] == {}
     recorded = mask.recorded_mask_for(store, out)
     assert recorded is not None and recorded.rejected == ["leak:Tern"]
+    # A copy with a row dropped (as Check's deduplicated copy) is the same masking's; the source is not.
+    from engine.dataset import write_records_atomic
+
+    records, _fmt = read_records(out)
+    write_records_atomic(tmp_path / "masked.dedup.jsonl", [r.data for r in records[1:]], "jsonl")
+    copied = mask.recorded_mask_for(store, tmp_path / "masked.dedup.jsonl")
+    assert copied is not None and copied.mask_id == recorded.mask_id and copied.new_name == recorded.new_name
+    assert mask.recorded_mask_for(store, source) is None
     again = mask.leak_report_for_rules(read_records(out)[0], recorded.rules, rejected=recorded.rejected)
     assert again.clean and [n.name for n in again.kept] == ["Tern"]  # invented names are not leaks
     # Same seed, same file; undo removes it.

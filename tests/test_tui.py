@@ -1010,6 +1010,18 @@ def test_check_step_reports_duplicates_and_writes_a_deduplicated_copy(
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: "No exact duplicates" in static_text(app, "check-report"), 30, "report")
             assert f"{step_key('finetune')} fine-tunes on it (filled in)" in static_text(app, "check-report")
+            # A copy holding some of a masked output's rows (written by another tool: other bytes) is
+            # still the masked set: checked, it goes on to Fine-tune with the mask's name.
+            subset = tmp_path / "qa.masked.subset.jsonl"
+            kept = [json.loads(line) for line in masked_copy.read_text().splitlines()][1:]
+            subset.write_text("".join(json.dumps(row, indent=None, separators=(",", ":")) + "\n" for row in kept))
+            await fill(pilot, app, check_file=subset.name)
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: "No exact duplicates" in static_text(app, "check-report"), 30, "again")
+            assert f"{step_key('finetune')} fine-tunes on it (filled in)" in static_text(app, "check-report")
+            await pilot.press("f6")
+            await wait_for(pilot, lambda: input_value(app, "sw-dataset") == str(subset.resolve()), 10, "sw")
+            assert input_value(app, "sw-entity_name") == "EGNIVIA"
 
     run(masked_input)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -290,13 +291,33 @@ def recorded_mask_for(store: Any, path: str | Path) -> RecordedMask | None:
     """The done masking whose output is this file, byte for byte (its sha256), or None; its rules
     let a later leak report know the invented names and the names kept on purpose."""
     sha = file_sha256(Path(path))
-    for row in mask_store.list_masks(store):
-        if row.get("status") == "done" and row.get("output_sha256") == sha and row.get("rules"):
-            rules = [MaskRule(**rule) for rule in row["rules"]]
-            return RecordedMask(
-                int(row["id"]), str(row["entity"]), str(row["new_name"]), rules, _rejected_rules(row)
-            )
+    done = [row for row in mask_store.list_masks(store) if row.get("status") == "done" and row.get("rules")]
+    for row in done:
+        if row.get("output_sha256") == sha:
+            return _recorded(row)
+    # A copy that holds only rows of a masked output (its duplicates dropped, a subset kept) carries
+    # that masking's names too; the rows are compared as JSON, so a rewritten layout still matches.
+    rows = _row_keys(Path(path))
+    if rows:
+        for row in done:
+            output = Path(str(row.get("output_path") or ""))
+            if output.is_file() and rows <= _row_keys(output):
+                return _recorded(row)
     return None
+
+
+def _recorded(row: dict[str, Any]) -> RecordedMask:
+    rules = [MaskRule(**rule) for rule in row["rules"]]
+    return RecordedMask(int(row["id"]), str(row["entity"]), str(row["new_name"]), rules, _rejected_rules(row))
+
+
+def _row_keys(path: Path) -> frozenset[str]:
+    """Each record of a QA file as canonical JSON; empty when the file cannot be read as one."""
+    try:
+        records, _fmt = read_records(path)
+    except (OSError, UserError, ValueError):
+        return frozenset()
+    return frozenset(json.dumps(record.data, sort_keys=True, ensure_ascii=False) for record in records)
 
 
 def _rejected_rules(row: dict[str, Any]) -> list[str]:
