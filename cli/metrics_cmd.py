@@ -188,7 +188,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "report",
         help="write a self-contained HTML and Markdown report of a sweep",
         description=(
-            "Headline and summary per prompt group first (hallucination, refusals, agreement with 95%% "
+            "Headline and summary per prompt group first (hallucination, refusals, agreement with 95% "
             "intervals), example answers, heatmaps with difference panels (PNG and SVG), tables as CSV "
             "and LaTeX, run metadata last."
         ),

@@ -56,3 +56,26 @@ def test_verbose_flag_is_a_global_option() -> None:
 
     args = build_parser().parse_args(["--verbose", "dataset", "check", "x.jsonl"])
     assert args.verbose is True
+
+
+def test_every_help_text_reads_as_written() -> None:
+    """Every command's --help, nested groups included, as argparse prints it: no doubled percent
+    sign (a description is printed as written, only argument help is %-formatted) and no
+    unexpanded %(default)s."""
+    import argparse
+
+    from cli import build_parser
+
+    def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = [parser]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in dict.fromkeys(action.choices.values()):
+                    found += parsers(child)
+        return found
+
+    every = parsers(build_parser())
+    assert len(every) > 30
+    for parser in every:
+        text = parser.format_help()
+        assert "%%" not in text and "%(" not in text, parser.prog
