@@ -115,6 +115,37 @@ def test_results_open_on_the_finding_at_80x24_without_a_key(store_copy: Path, tm
         run(lambda: scenario(workspace))
 
 
+def test_the_sweep_line_stays_one_row_with_a_long_name_and_several_sweeps(
+    store_copy: Path, tmp_path: Path
+) -> None:
+    """The keys, the sweep's id and its state on one row at 80 columns: a long name gives way."""
+    from store import core
+
+    long_name = "a-sweep-name-far-too-long-for-one-row-of-eighty-columns"
+    with Workspace.open(store_copy) as workspace:
+        with workspace.handle() as store:
+            store.db["sweeps"].update(1, {"name": long_name})
+            core.get_or_create_sweep(
+                store, name="second", source="sweep", base_model="tiny", adapter_dir=None,
+                config_hash="second", config={}, expected_rows=4,
+            )  # fmt: skip
+
+    async def scenario(workspace: Workspace) -> None:
+        app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")
+        app.handoff("results", {"sweep": 1})  # the long-named one, not the newest (empty) sweep
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.summary is not None and screen.sweep_id == 1, "sweep 1")
+            await pilot.pause()
+            lines = screen_lines(app)
+            assert "Finding" in lines[1] and "sweep 1 a-sweep-name" in lines[1], "\n".join(lines[:4])
+            assert "…" in lines[1] and "rows" in lines[1] and long_name not in lines[1]
+            assert "rows" not in lines[2] and "sweep" not in lines[2], "\n".join(lines[:4])
+
+    with Workspace.open(store_copy) as workspace:
+        run(lambda: scenario(workspace))
+
+
 def test_left_right_page_whole_metric_groups_with_decimals_from_n(store_copy: Path, tmp_path: Path) -> None:
     async def scenario(workspace: Workspace) -> None:
         app = FtHalluApp(workspace, start="results", prefs_path=tmp_path / "prefs.json")

@@ -791,14 +791,25 @@ class ResultsScreen(StepScreen):
         if sweep is None:
             note.update(text)
             return
-        text.append(f"  sweep {sweep.id} ", style="bold")
-        text.append(sweep.name)
-        text.append(
-            f" · {sweep.status} · {sweep.generation_count}/{sweep.expected_rows or '?'} rows"
-            + (" · reading…" if self.wanted_sweep != self.sweep_id or self.summary is None else "")
-            + (f" · s: {len(self.sweeps)} sweeps" if len(self.sweeps) > 1 else ""),
-            style="dim",
+        complete = sweep.status == "completed" and sweep.generation_count == sweep.expected_rows
+        rows = (
+            f"{sweep.generation_count} rows"
+            if complete
+            else f"{sweep.status} · {sweep.generation_count}/{sweep.expected_rows or '?'} rows"
         )
+        tail = f" · {rows}" + (" · reading…" if self.wanted_sweep != self.sweep_id or self.summary is None else "")
+        head = f"  sweep {sweep.id} "
+        # One row at 80 columns: the count of sweeps goes first (the footer's "s Sweeps" opens the
+        # list), then a long name gives way (cut with …); never the keys or the state.
+        width = note.size.width or self.app.size.width
+        room = width - len(text.plain) - len(head) - len(tail)
+        count = f" · s: {len(self.sweeps)} sweeps" if len(self.sweeps) > 1 else ""
+        if len(sweep.name) <= room - len(count):
+            tail += count
+        name = sweep.name if len(sweep.name) <= max(room, 1) else sweep.name[: max(room - 1, 1)] + "…"
+        text.append(head, style="bold")
+        text.append(name)
+        text.append(tail, style="dim")
         note.update(text)
 
     # ------------------------------------------------------------ sweeps
