@@ -139,8 +139,8 @@ def test_the_sweep_line_stays_one_row_with_a_long_name_and_several_sweeps(
             await pilot.pause()
             lines = screen_lines(app)
             assert "Finding" in lines[1] and "sweep 1 a-sweep-name" in lines[1], "\n".join(lines[:4])
-            assert "…" in lines[1] and "rows" in lines[1] and long_name not in lines[1]
-            assert "rows" not in lines[2] and "sweep" not in lines[2], "\n".join(lines[:4])
+            assert "…" in lines[1] and "completed" in lines[1] and long_name not in lines[1]
+            assert "completed" not in lines[2] and "sweep" not in lines[2], "\n".join(lines[:4])
 
     with Workspace.open(store_copy) as workspace:
         run(lambda: scenario(workspace))

@@ -792,21 +792,23 @@ class ResultsScreen(StepScreen):
             note.update(text)
             return
         complete = sweep.status == "completed" and sweep.generation_count == sweep.expected_rows
-        rows = (
-            f"{sweep.generation_count} rows"
-            if complete
-            else f"{sweep.status} · {sweep.generation_count}/{sweep.expected_rows or '?'} rows"
+        state = f" · {sweep.status}" + (
+            "" if complete else f" · {sweep.generation_count}/{sweep.expected_rows or '?'} rows"
         )
-        tail = f" · {rows}" + (" · reading…" if self.wanted_sweep != self.sweep_id or self.summary is None else "")
+        state += " · reading…" if self.wanted_sweep != self.sweep_id or self.summary is None else ""
         head = f"  sweep {sweep.id} "
-        # One row at 80 columns: the count of sweeps goes first (the footer's "s Sweeps" opens the
-        # list), then a long name gives way (cut with …); never the keys or the state.
-        width = note.size.width or self.app.size.width
-        room = width - len(text.plain) - len(head) - len(tail)
-        count = f" · s: {len(self.sweeps)} sweeps" if len(self.sweeps) > 1 else ""
-        if len(sweep.name) <= room - len(count):
-            tail += count
-        name = sweep.name if len(sweep.name) <= max(room, 1) else sweep.name[: max(room - 1, 1)] + "…"
+        # One row at 80 columns, never cutting the keys, the id or the state: a complete sweep's row
+        # count and the number of sweeps (the footer's "s Sweeps" lists them) are added only where
+        # the whole name still fits, then a long name gives way (cut with …, 8 characters kept).
+        room = (note.size.width or self.app.size.width) - len(text.plain) - len(head) - len(state)
+        tail = state
+        extras = [f" · {sweep.generation_count} rows" if complete else ""]
+        extras.append(f" · s: {len(self.sweeps)} sweeps" if len(self.sweeps) > 1 else "")
+        for extra in extras:
+            if extra and len(sweep.name) + len(tail) - len(state) + len(extra) <= room:
+                tail += extra
+        fits = room - (len(tail) - len(state))
+        name = sweep.name if len(sweep.name) <= fits else sweep.name[: max(fits - 1, 8)] + "…"
         text.append(head, style="bold")
         text.append(name)
         text.append(tail, style="dim")
