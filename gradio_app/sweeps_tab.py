@@ -30,7 +30,7 @@ from gradio_app.handlers import (
     AppHandlers,
     empty_frame,
 )
-from gradio_app.sweeps_runner import EMPTY_CAPTION, EMPTY_CLAIMS, NO_SWEEP_SHORT, SweepsRunner, SweepsView
+from gradio_app.sweeps_runner import EMPTY_CAPTION, EMPTY_CLAIMS, SweepsRunner, SweepsView
 from gradio_app.views import EMPTY_VIEW, claims_legend_html
 
 # Wide enough that no header breaks inside a word (variant, T, p, k, prompt, n, then the metrics).
@@ -78,7 +78,8 @@ def _layout(handlers: AppHandlers) -> SweepsView:
             )
             refresh_btn = gr.Button("Refresh list", scale=1)
             score_btn = gr.Button("Score sweep", scale=1)
-        sweep_info = gr.Markdown(NO_SWEEP_SHORT, elem_id="sweep-info")
+        # Until the page's load has read the store: never "no sweep" while one is being drawn.
+        sweep_info = gr.Markdown("Reading the stored sweeps…", elem_id="sweep-info")
         finding = gr.HTML("", elem_id="sweep-finding")
         gr.Markdown("### Heatmaps over temperature × top_p, one row per top_k", elem_id="heat-title")
         with gr.Row():
