@@ -72,19 +72,7 @@ def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str, name: str,
                 ax.set_xlim(0, data.shape[1])
                 ax.set_ylim(data.shape[0], 0)
                 ax.set_title(f"{variant_label(label)} · top_k={k}", fontsize=9)
-                ax.set_xticks(
-                    [j + 0.5 for j in range(len(grid.top_ps))], [f"{p:g}" for p in grid.top_ps], fontsize=8
-                )
-                ax.set_yticks(
-                    [i + 0.5 for i in range(len(grid.temperatures))],
-                    [f"{t:g}" for t in grid.temperatures] if col == 0 else [],
-                    fontsize=8,
-                )
-                ax.tick_params(length=0)
-                if row == len(top_ks) - 1:
-                    ax.set_xlabel("top_p", fontsize=8)
-                if col == 0:
-                    ax.set_ylabel("temperature", fontsize=8)
+                grid_axes(ax, grid.temperatures, grid.top_ps, first_col=col == 0, last_row=row == len(top_ks) - 1)
                 for i in range(data.shape[0]):
                     for j in range(data.shape[1]):
                         value = data[i, j]
@@ -133,3 +121,17 @@ def heatmap_figure(grid: MetricGrid, spec: MetricSpec, *, title: str, name: str,
             else "Difference panel: fine-tuned − base (purple lower, orange higher)"
         )
     return Figure(name, title, ". ".join(caption_parts) + ".", small_png(png.getvalue()), svg.getvalue())
+
+
+def grid_axes(ax, temperatures, top_ps, *, first_col: bool, last_row: bool) -> None:
+    """One temperature x top_p panel's ticks and labels: top_p under the bottom row, temperature
+    beside the first column (every figure of the report draws its grid panels this way)."""
+    ax.set_xticks([j + 0.5 for j in range(len(top_ps))], [f"{p:g}" for p in top_ps], fontsize=8)
+    ax.set_yticks(
+        [i + 0.5 for i in range(len(temperatures))], [f"{t:g}" for t in temperatures] if first_col else [], fontsize=8
+    )
+    ax.tick_params(length=0)
+    if last_row:
+        ax.set_xlabel("top_p", fontsize=8)
+    if first_col:
+        ax.set_ylabel("temperature", fontsize=8)

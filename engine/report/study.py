@@ -33,6 +33,7 @@ from engine.report.blocks import (
     Table,
     small_png,
 )
+from engine.report.heatmaps import grid_axes
 from engine.summary import variant_name
 
 DIFFERENCE_SPAN = 1.0  # every study metric lies in [0, 1]: differences in [−1, 1]
@@ -101,17 +102,7 @@ def difference_figure(
                 ax.set_xlim(0, len(top_ps))
                 ax.set_ylim(len(temperatures), 0)
                 ax.set_title(plot_text(f"{variant_name(variant)} · top_k={top_k}"), fontsize=9)
-                ax.set_xticks([j + 0.5 for j in range(len(top_ps))], [f"{p:g}" for p in top_ps], fontsize=8)
-                ax.set_yticks(
-                    [i + 0.5 for i in range(len(temperatures))],
-                    [f"{t:g}" for t in temperatures] if col == 0 else [],
-                    fontsize=8,
-                )
-                ax.tick_params(length=0)
-                if row == len(top_ks) - 1:
-                    ax.set_xlabel("top_p", fontsize=8)
-                if col == 0:
-                    ax.set_ylabel("temperature", fontsize=8)
+                grid_axes(ax, temperatures, top_ps, first_col=col == 0, last_row=row == len(top_ks) - 1)
                 for i, line in enumerate(found):
                     for j, cell in enumerate(line):
                         if cell is None or cell.difference is None:
