@@ -49,9 +49,9 @@ _LLAMA3 = (
     "{%- endif -%}"
 )
 
-# Gemma: BOS, <start_of_turn>user|model\n content <end_of_turn>\n; no system role, so the system
-# text opens the first user turn.
-_GEMMA = (
+# For templates without a system role: BOS, then each turn in order; a system message is held and
+# opens the next user turn's text (``text``), which the template then wraps in its own markers.
+_SYSTEM_OPENS_FIRST_USER_TURN = (
     "{%- if bos_token -%}{{- bos_token -}}{%- endif -%}"
     "{%- set pending = namespace(system='') -%}"
     "{%- for message in messages -%}"
@@ -61,7 +61,13 @@ _GEMMA = (
     "{%- set text = message['content'] | trim -%}"
     "{%- if pending.system -%}{%- set text = pending.system + '\\n\\n' + text -%}{%- endif -%}"
     "{%- set pending.system = '' -%}"
-    "{{- '<start_of_turn>user\\n' + text + '<end_of_turn>\\n' -}}"
+)
+
+# Gemma: BOS, <start_of_turn>user|model\n content <end_of_turn>\n; no system role, so the system
+# text opens the first user turn.
+_GEMMA = (
+    _SYSTEM_OPENS_FIRST_USER_TURN
+    + "{{- '<start_of_turn>user\\n' + text + '<end_of_turn>\\n' -}}"
     "{%- elif message['role'] == 'assistant' -%}"
     "{{- '<start_of_turn>model\\n' + message['content'] | trim + '<end_of_turn>\\n' -}}"
     "{%- else -%}"
@@ -86,16 +92,8 @@ _PHI3 = (
 # text in base tokenizers, the answer ends with EOS, and the system text opens the first user
 # turn. The prompt already ends with [/INST], so add_generation_prompt adds nothing.
 _MISTRAL = (
-    "{%- if bos_token -%}{{- bos_token -}}{%- endif -%}"
-    "{%- set pending = namespace(system='') -%}"
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'system' -%}"
-    "{%- set pending.system = message['content'] | trim -%}"
-    "{%- elif message['role'] == 'user' -%}"
-    "{%- set text = message['content'] | trim -%}"
-    "{%- if pending.system -%}{%- set text = pending.system + '\\n\\n' + text -%}{%- endif -%}"
-    "{%- set pending.system = '' -%}"
-    "{{- '[INST] ' + text + ' [/INST]' -}}"
+    _SYSTEM_OPENS_FIRST_USER_TURN
+    + "{{- '[INST] ' + text + ' [/INST]' -}}"
     "{%- elif message['role'] == 'assistant' -%}"
     "{{- ' ' + message['content'] | trim + eos_token -}}"
     "{%- else -%}"
