@@ -384,6 +384,18 @@ def test_local_job_cancel_kills_the_process_group(tmp_path, store):
         L.cancel(store, job)
 
 
+def test_cancelling_a_local_job_that_has_just_ended_keeps_its_end(tmp_path, store):
+    """A front end asks to cancel the job it last saw running; it ended meanwhile: it stays COMPLETED."""
+    import dataclasses
+
+    job = L.launch(store, local_spec(tmp_path, "echo done"), L.LocalLauncher())
+    seen_running = dataclasses.replace(job, state="RUNNING", finished_at=None)
+    wait_until(lambda: not L.LocalLauncher()._alive(job))
+    with pytest.raises(UserError, match="already finished: COMPLETED"):
+        L.cancel(store, seen_running)
+    assert L.get_job(store, job.id).state == "COMPLETED"
+
+
 def test_cli_launch_jobs_logs_cancel_and_reattach(tmp_path, capsys):
     """The CLI runs in a separate process (as after an SSH drop); this process reattaches via the store."""
     db = tmp_path / "ft-hallu.db"

@@ -540,7 +540,13 @@ def test_sweep_runs_as_a_job_survives_quit_and_hands_its_sweep_to_results(
             await pilot.press("ctrl+t")
             await answer(pilot, app, "y", expect=f"Cancel sweep job {screen.job.id}")
             await wait_for(pilot, lambda: screen.job.finished, 30, "the cancel")
-            assert screen.job.state == "CANCELLED"
+            if screen.job.state != "CANCELLED":
+                # The 8-row tiny job can end between the question and the kill (an idle machine did):
+                # then it keeps its own end and the refusal says so.
+                assert screen.job.state == "COMPLETED", screen.job.state
+                await wait_for(
+                    pilot, lambda: any("already finished" in " ".join(m.split()) for m in notifications(app)), 30, "refused"
+                )
             await pilot.press("ctrl+q")  # nothing runs any more: quits at once
         assert app.return_code == 0
 

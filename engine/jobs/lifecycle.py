@@ -316,9 +316,13 @@ def _auto_ingest(store: Store, job: Job) -> Job:
 def cancel(store: Store, job: Job, launcher: Launcher | None = None, task: int | None = None) -> Job:
     """Cancel a queued or running job (or one task of a job array); the store shows CANCELLED once
     the scheduler agrees."""
+    launcher = launcher or get_launcher(job.launcher)
+    if isinstance(launcher, LocalLauncher) and not job.finished:
+        # The caller's copy may be stale: a local job that has just ended must keep its own end,
+        # not be recorded as cancelled (no scheduler would correct it later).
+        job = refresh(store, job, launcher)
     if job.finished:
         raise UserError(f"job {job.id} ({job.ref}) already finished: {job.state}")
-    launcher = launcher or get_launcher(job.launcher)
     if task is not None:
         if not isinstance(launcher, SlurmLauncher) or task not in job.task_ids():
             raise UserError(
