@@ -377,9 +377,17 @@ def test_local_job_cancel_kills_the_process_group(tmp_path, store):
     child = int(pid_file.read_text())
     job = L.cancel(store, job)
     assert job.state == "CANCELLED" and job.finished_at
+    # Killed while waiting on its command, the wrapper records 143, never the 0 bash would pass on.
+    assert L.LocalLauncher.exit_file(job).read_text().strip() == "143"
     wait_until(lambda: not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text())
     # A later refresh keeps CANCELLED, and cancelling twice is a clear error.
     assert L.refresh(store, job).state == "CANCELLED"
+    # A poll holding a copy read before the cancel (another thread's, another process's) derives
+    # the same end from the job's files; it does not write FAILED "killed?" over it.
+    import dataclasses
+
+    stale = dataclasses.replace(job, state="RUNNING", finished_at=None, detail=None)
+    assert (L.poll(store, stale).state, L.get_job(store, job.id).detail) == ("CANCELLED", "cancelled by user")
     with pytest.raises(UserError, match="already finished"):
         L.cancel(store, job)
 

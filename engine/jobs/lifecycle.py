@@ -338,9 +338,11 @@ def cancel(store: Store, job: Job, launcher: Launcher | None = None, task: int |
         return job
     launcher.cancel(job)
     if isinstance(launcher, LocalLauncher):
-        # No scheduler keeps the reason for a local job, so the store records it.
-        values = {"state": "CANCELLED", "detail": "cancelled by user", "finished_at": utc_now()}
-        job_store.update_job(store, job.id, **values)
-        return dataclasses.replace(job, **values)
+        # The launcher's files say how it ended (a poll in another thread reads the same); rows it
+        # wrote before the kill are read in.
+        ended = refresh(store, job, launcher)
+        if ended.state != "CANCELLED":
+            raise UserError(f"job {job.id} ({job.ref}) already finished: {ended.state}")
+        return ended
     # scancel returns at once; the job passes through COMPLETING before Slurm reports CANCELLED.
     return wait(store, job, timeout=5.0, poll_seconds=0.2, launcher=launcher)

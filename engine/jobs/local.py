@@ -40,6 +40,12 @@ class LocalLauncher:
         script = Path(job_or_script.script_path if isinstance(job_or_script, Job) else job_or_script)
         return script.with_suffix(".exit")
 
+    @staticmethod
+    def cancel_file(job: Job) -> Path:
+        """Written before the kill: every reader of the job's files (a poll in another thread, another
+        process) then derives the same end, CANCELLED, unless the job had already exited 0."""
+        return Path(job.script_path).with_suffix(".cancel")
+
     def submit(self, spec: LaunchSpec) -> Submission:
         folder = spec.job_dir or spec.log_dir
         folder.mkdir(parents=True, exist_ok=True)
@@ -113,12 +119,14 @@ class LocalLauncher:
             code = int(exit_path.read_text().strip())
         except (OSError, ValueError):
             code = None
+        if code == 0:  # it finished on its own, even where a cancel came too late
+            return JobStatus("COMPLETED", 0)
+        if self.cancel_file(job).exists():
+            return JobStatus("CANCELLED", None, "cancelled by user")
         if job.state == "CANCELLED":
             return JobStatus("CANCELLED", None, job.detail)
         if code is None:
             return JobStatus("FAILED", None, "the process ended without writing an exit code (killed?)")
-        if code == 0:
-            return JobStatus("COMPLETED", 0)
         return JobStatus("FAILED", code, f"exit code {code}")
 
     def tail(self, job: Job, lines: int = 50) -> str:
@@ -127,6 +135,7 @@ class LocalLauncher:
     def cancel(self, job: Job) -> None:
         if not self._alive(job):
             return
+        write_atomic(self.cancel_file(job), "cancelled by user\n")
         pid = int(job.job_id)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:

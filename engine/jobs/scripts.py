@@ -85,6 +85,10 @@ def render_local_script(spec: LaunchSpec, exit_file: Path) -> str:
         "#!/bin/bash",
         f"exit_file={quoted}",
         'trap \'code=$?; printf "%s\\n" "$code" > "$exit_file.tmp" && mv -f -- "$exit_file.tmp" "$exit_file"\' EXIT',
+        # Killed while waiting on the job, bash would hand EXIT the status of its last finished
+        # command (0): a cancelled job would read as completed.
+        "trap 'exit 143' TERM",
+        "trap 'exit 130' INT",
         *_body_lines(spec),
     ]
     if spec.distributed is not None and spec.job_dir is not None:
