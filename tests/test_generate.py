@@ -316,7 +316,9 @@ def test_nothing_usable_says_what_came_back_and_no_next_chunk_is_sent(filing, tm
 def test_with_several_workers_no_new_chunk_starts_after_a_failure(filing, tmp_path, keyed_env) -> None:
     chunks = chunks_of(filing)
     assert len(chunks) >= 6
-    with running_stub(Behavior(script=["detail"], latency_s=0.3)) as stub:
+    # The failure answers at once, its two siblings 2 s later: a sibling that ends in the same
+    # instant as the failure may fairly start the next chunk (it has not seen the failure yet).
+    with running_stub(Behavior(script=["detail", "slow", "slow"], slow_s=2.0)) as stub:
         with pytest.raises(gen.GenerationError, match="HTTP 400: Server is pinned to 'local-model'"):
             gen.generate(chunks, config_for(stub, tmp_path / "out", workers=3))
         sent = stub.texts_requested()
