@@ -164,12 +164,7 @@ def run_finetune(
             "`ft-hallu job launch --config FILE --local` (torchrun on this machine) or through Slurm"
         )
     import torch
-    from transformers import AutoModelForCausalLM, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
 
-    say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
-    if not rank.is_main:
-        say = lambda _message: None  # noqa: E731 - rank 0 reports; the others would repeat every line
     device = device_info()
     parallel.check_device(config, device.device)
     if config.mode == "qlora" and device.device != "cuda":
@@ -177,6 +172,13 @@ def run_finetune(
             'mode = "qlora" loads the model in 4-bit NF4 with bitsandbytes, which needs a CUDA GPU; '
             'this machine has none. Use mode = "lora" here, or launch the job on a GPU node.'
         )
+    # Only now the trainer stack (trl, peft, transformers: seconds to import): a refusal above is quick.
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    say = progress or (lambda message: print(message, file=sys.stderr, flush=True))
+    if not rank.is_main:
+        say = lambda _message: None  # noqa: E731 - rank 0 reports; the others would repeat every line
     for leftover in remove_leftovers(output_dir) if rank.is_main else []:
         say(f"removed {leftover}: left by an interrupted fine-tune")
 
