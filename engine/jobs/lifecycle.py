@@ -317,10 +317,6 @@ def cancel(store: Store, job: Job, launcher: Launcher | None = None, task: int |
     """Cancel a queued or running job (or one task of a job array); the store shows CANCELLED once
     the scheduler agrees."""
     launcher = launcher or get_launcher(job.launcher)
-    if isinstance(launcher, LocalLauncher) and not job.finished:
-        # The caller's copy may be stale: a local job that has just ended must keep its own end,
-        # not be recorded as cancelled (no scheduler would correct it later).
-        job = refresh(store, job, launcher)
     if job.finished:
         raise UserError(f"job {job.id} ({job.ref}) already finished: {job.state}")
     if task is not None:
@@ -338,8 +334,9 @@ def cancel(store: Store, job: Job, launcher: Launcher | None = None, task: int |
         return job
     launcher.cancel(job)
     if isinstance(launcher, LocalLauncher):
-        # The launcher's files say how it ended (a poll in another thread reads the same); rows it
-        # wrote before the kill are read in.
+        # The launcher's files say how it ended, also where the caller's copy was stale (a job that
+        # exited by itself keeps its end); a poll in another thread reads the same. Rows it wrote
+        # before the kill are read in.
         ended = refresh(store, job, launcher)
         if ended.state != "CANCELLED":
             raise UserError(f"job {job.id} ({job.ref}) already finished: {ended.state}")

@@ -123,8 +123,6 @@ class LocalLauncher:
             return JobStatus("COMPLETED", 0)
         if self.cancel_file(job).exists():
             return JobStatus("CANCELLED", None, "cancelled by user")
-        if job.state == "CANCELLED":
-            return JobStatus("CANCELLED", None, job.detail)
         if code is None:
             return JobStatus("FAILED", None, "the process ended without writing an exit code (killed?)")
         return JobStatus("FAILED", code, f"exit code {code}")
